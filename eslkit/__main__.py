@@ -1,0 +1,3 @@
+from eslkit.cli import main
+
+main()

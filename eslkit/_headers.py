@@ -1,0 +1,46 @@
+"""Header-value encoding as FreeSWITCH does it (private to protocol/event).
+
+Plain and XML events carry URL-encoded header values; JSON events do not.
+Decoding happens after a header block is split into lines, so an encoded
+newline (``%0A``) can never forge a header.  Invalid UTF-8 is replaced, never
+raised.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+# switch_url_encode() in FreeSWITCH's switch_utils.c escapes these, plus every
+# byte below ' ' or above '~'.
+_UNSAFE = set(b'\r\n "#%&+:;<=>?@[\\]^`{|}')
+_ENCODE = [
+    (f"%{b:02X}" if (b < 0x20 or b > 0x7E or b in _UNSAFE) else chr(b)) for b in range(256)
+]
+
+ARRAY_PREFIX = "ARRAY::"
+
+
+def url_decode(value: str) -> str:
+    """Decode %XX escapes; bad UTF-8 inside them becomes U+FFFD."""
+    if "%" not in value:
+        return value
+    return unquote(value, errors="replace")
+
+
+def url_encode(value: str) -> str:
+    """Encode a header value byte for byte like switch_url_encode()."""
+    data = value.encode("utf-8", "surrogateescape")
+    if all(0x20 <= b <= 0x7E and b not in _UNSAFE for b in data):
+        return value
+    return "".join([_ENCODE[b] for b in data])
+
+
+def split_array(value: str) -> list[str] | str:
+    """FreeSWITCH's plain form of a multi-value header: ``ARRAY::a|:b|:c``."""
+    if value.startswith(ARRAY_PREFIX):
+        return value[len(ARRAY_PREFIX):].split("|:")
+    return value
+
+
+def join_array(values: list[str]) -> str:
+    return ARRAY_PREFIX + "|:".join(values)

@@ -1,0 +1,82 @@
+"""The `eslkit` command: a thin typer skin over the library.
+
+Each command lives in ``eslkit/commands/<name>.py`` as a plain function with
+typer annotations; this module registers them and owns the one place where a
+library error becomes one line on stderr and an exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from eslkit import __version__
+from eslkit.errors import EslkitError
+
+app = typer.Typer(
+    name="eslkit",
+    help="FreeSWITCH event-socket toolkit for call centres.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    # Locals can hold the ESL password: never show them in a traceback.
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"eslkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Optional[bool] = typer.Option(
+        None, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """FreeSWITCH event-socket toolkit for call centres.
+
+    Start with [bold]eslkit demo[/] (no switch needed), or point
+    [bold]eslkit watch[/] at a switch.
+    """
+
+
+def report_error(err: EslkitError, console: Optional[Console] = None) -> None:
+    """Print a library error as one sentence plus its fix, never a traceback."""
+    console = console or Console(stderr=True, highlight=False, soft_wrap=True)
+    console.print(f"[bold red]eslkit:[/] {escape(str(err))}")
+    if err.fix:
+        console.print(f"  [dim]fix:[/] {escape(err.fix)}")
+
+
+def _register() -> None:
+    # Imported here so that `eslkit --version` stays fast and a broken
+    # optional dependency of one command does not break the others.
+    from eslkit.commands import sim
+
+    app.command("sim")(sim.sim)
+    for name in ("watch", "popup", "demo", "build", "doctor", "relay"):
+        try:
+            module = __import__(f"eslkit.commands.{name}", fromlist=[name])
+        except ModuleNotFoundError as exc:  # command not written yet
+            if exc.name != f"eslkit.commands.{name}":
+                raise
+            continue
+        app.command(name)(getattr(module, name))
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except EslkitError as err:
+        report_error(err)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

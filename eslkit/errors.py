@@ -1,0 +1,123 @@
+"""One exception family for the whole library.
+
+Every user-facing failure is an ``EslkitError`` carrying one clear sentence
+(``str(err)``), the fix (``err.fix``) and a distinct process exit code
+(``err.exit_code``).  The CLI prints the first two and exits with the third;
+the library never imports typer.  Programming errors still raise ordinary
+exceptions.
+"""
+
+from __future__ import annotations
+
+
+class EslkitError(Exception):
+    """Base class: a failure a user can do something about."""
+
+    exit_code = 1
+    default_fix = ""
+
+    def __init__(self, message: str, fix: str | None = None):
+        super().__init__(message)
+        self.fix = self.default_fix if fix is None else fix
+
+
+# --- the event socket -------------------------------------------------------
+
+
+class ConnectError(EslkitError):
+    """Could not reach the switch at all."""
+
+    exit_code = 3
+    default_fix = "Check --host/--port and that mod_event_socket is loaded (fs_cli: 'module_exists mod_event_socket')."
+
+
+class ConnectionRefused(ConnectError):
+    exit_code = 3
+
+
+class ConnectTimeout(ConnectError):
+    exit_code = 4
+    default_fix = "Check that the host is reachable and the port is not firewalled, or raise --timeout."
+
+
+class AuthError(EslkitError):
+    """The switch said -ERR invalid to our password."""
+
+    exit_code = 5
+    default_fix = "Give the password from event_socket.conf.xml with ESL_PASSWORD, --profile or --password."
+
+
+class AclRejected(EslkitError):
+    """The switch answered with text/rude-rejection."""
+
+    exit_code = 6
+    default_fix = "Add this machine's address to the apply-inbound-acl list in event_socket.conf.xml."
+
+
+class Disconnected(EslkitError):
+    """The switch closed the connection (disconnect notice or EOF)."""
+
+    exit_code = 7
+    default_fix = "The switch may be restarting; eslkit reconnects by itself unless --no-reconnect is given."
+
+
+class ProtocolError(EslkitError):
+    """The peer sent bytes that are not the event-socket protocol."""
+
+    exit_code = 8
+    default_fix = "Check that --port points at mod_event_socket (default 8021), not SIP or HTTP."
+
+
+class FrameTooLarge(ProtocolError):
+    exit_code = 8
+
+
+class LocalProtocolError(EslkitError, ValueError):
+    """We were asked to send something the protocol cannot carry safely."""
+
+    exit_code = 2
+    default_fix = "Remove newlines and carriage returns from commands and header values."
+
+
+class CommandTimeout(EslkitError):
+    exit_code = 9
+    default_fix = "The switch is overloaded or the command blocks; raise --timeout or use bgapi."
+
+
+class CommandError(EslkitError):
+    """The switch answered a command with -ERR."""
+
+    exit_code = 10
+    default_fix = ""
+
+
+# --- files and configuration --------------------------------------------------
+
+
+class InputFileError(EslkitError):
+    """A recording, transcript, scenario or contacts file that cannot be used."""
+
+    exit_code = 11
+    default_fix = "Check the path and that the file is an eslkit recording (JSON lines) or a raw ESL transcript."
+
+
+class ConfigError(EslkitError):
+    exit_code = 12
+    default_fix = "Fix ~/.config/eslkit/config.toml or choose another --profile."
+
+
+# --- the broker ---------------------------------------------------------------
+
+
+class BrokerError(EslkitError):
+    exit_code = 13
+    default_fix = "Check the broker URL, that the broker runs, and its credentials."
+
+
+# --- the build ----------------------------------------------------------------
+
+
+class BuildError(EslkitError):
+    """Base of every `eslkit build` failure; subclasses pick the exit code."""
+
+    exit_code = 20

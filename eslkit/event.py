@@ -1,0 +1,404 @@
+"""One `Event` for all three wire formats (plain, json, xml).
+
+Plain events are decoded lazily: the first few header lookups scan the raw
+header block with ``str.find`` (cheap for the two or three headers most
+consumers read); after that the block is split into a dict once.  JSON and XML
+payloads are parsed when the frame arrives, so a malformed one is a protocol
+error at the parser, never later.
+
+Whatever the wire format, ``to_dict()`` gives FreeSWITCH's own ``event json``
+shape: header names as keys, decoded values (a list for a multi-value header),
+the body under ``_body``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Iterator, Union
+from xml.etree import ElementTree
+
+from eslkit._headers import join_array, split_array, url_decode, url_encode
+
+Value = Union[str, list]
+
+# After this many lookups on a plain event, split the whole block once.
+_LAZY_LOOKUPS = 3
+
+
+class Event:
+    """A FreeSWITCH event: decoded headers, an optional body, typed fields."""
+
+    __slots__ = ("_text", "_end", "_h", "_pairs", "_encoded", "_lookups", "body", "format")
+
+    def __init__(
+        self,
+        headers: dict[str, Value] | Iterable[tuple[str, Value]] | None = None,
+        body: str | None = None,
+        *,
+        format: str = "plain",
+    ):
+        """Make an event from decoded headers: a dict, or (name, value) pairs
+        when a header repeats (FreeSWITCH does send some twice)."""
+        self._h, self._pairs = _index(list(headers.items()) if isinstance(headers, dict) else list(headers or ()))
+        self._encoded = False
+        self._text = ""
+        self._end = 0
+        self._lookups = 0
+        self.body = body
+        self.format = format
+
+    # --- construction from the wire ------------------------------------------
+
+    @classmethod
+    def from_plain(cls, text: str) -> "Event":
+        ev = cls.__new__(cls)
+        end = text.find("\n\n")
+        if end < 0:
+            end = len(text.rstrip("\n"))
+            ev.body = None
+        else:
+            rest = text[end + 2:]
+            ev.body = rest if rest else None
+        ev._text = text
+        ev._end = end
+        ev._h = None
+        ev._pairs = None
+        ev._encoded = True
+        ev._lookups = 0
+        ev.format = "plain"
+        return ev
+
+    @classmethod
+    def from_json(cls, text: str) -> "Event":
+        pairs = json.loads(text, object_pairs_hook=_json_pairs)
+        if not isinstance(pairs, _JsonObject):
+            raise ValueError("a JSON event must be an object")
+        body = None
+        headers = []
+        for k, v in pairs:
+            if k == "_body":
+                body = v if isinstance(v, str) else json.dumps(v)
+            elif isinstance(v, list):
+                headers.append((k, [x if isinstance(x, str) else str(x) for x in v]))
+            else:
+                headers.append((k, v if isinstance(v, str) else str(v)))
+        return cls(headers, body, format="json")
+
+    @classmethod
+    def from_xml(cls, text: str) -> "Event":
+        root = ElementTree.fromstring(text)
+        if root.tag != "event":
+            raise ValueError("an XML event must be an <event> element")
+        # A multi-value header is a run of adjacent same-named tags; a header
+        # FreeSWITCH repeats (e.g. Hangup-Cause) appears again further down.
+        headers: list[tuple[str, Value]] = []
+        node = root.find("headers")
+        for child in node if node is not None else ():
+            value = child.text or ""
+            if headers and headers[-1][0] == child.tag:
+                prev = headers[-1][1]
+                headers[-1] = (child.tag, (prev if isinstance(prev, list) else [prev]) + [value])
+            else:
+                headers.append((child.tag, value))
+        body = None
+        body_node = root.find("body")
+        if body_node is not None:
+            body = body_node.text or ""
+            length = root.findtext("Content-Length")
+            if length and length.isdigit():
+                # FreeSWITCH indents the closing tag; the length says where the body ends.
+                body = body.encode("utf-8")[: int(length)].decode("utf-8", "replace")
+            headers.append(("Content-Length", str(len(body.encode("utf-8")))))
+        ev = cls.__new__(cls)
+        ev._h, ev._pairs = _index(headers)
+        ev._encoded = True
+        ev._text = ""
+        ev._end = 0
+        ev._lookups = 0
+        ev.body = body
+        ev.format = "xml"
+        return ev
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Event":
+        """The inverse of `to_dict` (recordings, broker messages)."""
+        data = dict(data)
+        body = data.pop("_body", None)
+        headers = [(k, v if isinstance(v, (str, list)) else str(v)) for k, v in data.items()]
+        return cls(headers, body, format="json")
+
+    # --- header access ----------------------------------------------------------
+
+    def _parse(self) -> dict[str, Value]:
+        lines = self._text[: self._end].split("\n")
+        try:
+            h: dict[str, Value] = dict([line.split(": ", 1) for line in lines])
+        except ValueError:
+            h = None  # a line without ": " — take the careful path below
+        if h is None or len(h) != len(lines):
+            pairs = []
+            for line in lines:
+                name, sep, value = line.partition(": ")
+                if not sep:
+                    name, sep, value = line.partition(":")
+                    if not sep:
+                        continue  # not a header line; FreeSWITCH never sends one
+                pairs.append((name, value))
+            h, self._pairs = _index(pairs)
+        self._h = h
+        return h
+
+    def _decode(self, raw: Value) -> Value:
+        if isinstance(raw, list):
+            return [url_decode(v) for v in raw] if self._encoded else raw
+        if self._encoded:
+            raw = url_decode(raw)
+            if self.format == "plain":
+                return split_array(raw)
+        return raw
+
+    def _raw(self, name: str) -> Value | None:
+        h = self._h
+        if h is not None:
+            return h.get(name)
+        if self._lookups >= _LAZY_LOOKUPS:
+            return self._parse().get(name)
+        self._lookups += 1
+        text, end = self._text, self._end
+        key = name + ": "
+        if text.startswith(key):
+            start = len(key)
+        else:
+            i = text.find("\n" + key, 0, end)
+            if i < 0:
+                return None
+            start = i + 1 + len(key)
+        stop = text.find("\n", start, end)
+        value = text[start: end if stop < 0 else stop]
+        if text.find("\n" + key, start, end) >= 0:
+            return self._parse().get(name)  # a repeated header: the careful path
+        return value
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The decoded value of a header (the first one of a multi-value header)."""
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        value = self._decode(raw)
+        if isinstance(value, list):
+            return value[0] if value else default
+        return value
+
+    __getitem__ = get
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of a header: all items of a multi-value header, and
+        each occurrence of a header that repeats."""
+        if self._h is None:
+            self._parse()
+        if self._pairs is None:
+            raws = [self._h[name]] if name in self._h else []
+        else:
+            raws = [v for k, v in self._pairs if k == name]
+        out: list[str] = []
+        for raw in raws:
+            value = self._decode(raw)
+            out.extend(value if isinstance(value, list) else [value])
+        return out
+
+    def __contains__(self, name: str) -> bool:
+        return self._raw(name) is not None
+
+    @property
+    def headers(self) -> dict[str, Value]:
+        """All headers, decoded, in wire order; a repeated header keeps its first value."""
+        h = self._h if self._h is not None else self._parse()
+        return {k: self._decode(v) for k, v in h.items()}
+
+    def pairs(self) -> list[tuple[str, Value]]:
+        """All headers as decoded (name, value) pairs, repeats included, in wire order."""
+        h = self._h if self._h is not None else self._parse()
+        raw = self._pairs if self._pairs is not None else h.items()
+        return [(k, self._decode(v)) for k, v in raw]
+
+    def items(self) -> Iterator[tuple[str, Value]]:
+        return iter(self.headers.items())
+
+    def to_dict(self) -> dict[str, Any]:
+        """FreeSWITCH's ``event json`` shape: headers, then ``_body`` if any."""
+        d: dict[str, Any] = self.headers
+        if self.body is not None:
+            d["_body"] = self.body
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    # --- typed fields everybody needs ----------------------------------------------
+
+    @property
+    def event_name(self) -> str:
+        return self.get("Event-Name") or ""
+
+    @property
+    def subclass(self) -> str | None:
+        return self.get("Event-Subclass")
+
+    @property
+    def name(self) -> str:
+        """`Event-Name`, or the `Event-Subclass` of a CUSTOM event."""
+        name = self.get("Event-Name") or ""
+        if name == "CUSTOM":
+            return self.get("Event-Subclass") or name
+        return name
+
+    @property
+    def unique_id(self) -> str | None:
+        return self.get("Unique-ID")
+
+    @property
+    def call_uuid(self) -> str | None:
+        return self.get("Channel-Call-UUID")
+
+    @property
+    def other_leg_uuid(self) -> str | None:
+        return self.get("Other-Leg-Unique-ID")
+
+    @property
+    def direction(self) -> str | None:
+        return self.get("Call-Direction")
+
+    @property
+    def caller_number(self) -> str | None:
+        return self.get("Caller-Caller-ID-Number")
+
+    @property
+    def caller_name(self) -> str | None:
+        return self.get("Caller-Caller-ID-Name")
+
+    @property
+    def destination(self) -> str | None:
+        return self.get("Caller-Destination-Number")
+
+    @property
+    def channel_name(self) -> str | None:
+        return self.get("Channel-Name")
+
+    @property
+    def channel_state(self) -> str | None:
+        return self.get("Channel-State")
+
+    @property
+    def call_state(self) -> str | None:
+        return self.get("Channel-Call-State")
+
+    @property
+    def answer_state(self) -> str | None:
+        return self.get("Answer-State")
+
+    @property
+    def hangup_cause(self) -> str | None:
+        return self.get("Hangup-Cause")
+
+    @property
+    def job_uuid(self) -> str | None:
+        return self.get("Job-UUID")
+
+    @property
+    def hostname(self) -> str | None:
+        return self.get("FreeSWITCH-Hostname")
+
+    @property
+    def sequence(self) -> int | None:
+        return _int(self.get("Event-Sequence"))
+
+    @property
+    def timestamp(self) -> float | None:
+        """`Event-Date-Timestamp` in seconds since the epoch."""
+        us = _int(self.get("Event-Date-Timestamp"))
+        return None if us is None else us / 1_000_000
+
+    def __repr__(self) -> str:
+        return f"<Event {self.name} {self.unique_id or ''} ({self.format})>".replace(" )", ")")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # --- serialising, as FreeSWITCH does (the simulator and tests use these) -----------
+
+    def _wire_pairs(self) -> list[tuple[str, Value]]:
+        return [(k, v) for k, v in self.pairs() if k != "Content-Length"]
+
+    def to_plain(self) -> str:
+        lines = []
+        for k, v in self._wire_pairs():
+            if isinstance(v, list):
+                v = join_array(v)
+            lines.append(f"{k}: {url_encode(v)}\n")
+        if self.body is not None:
+            lines.append(f"Content-Length: {len(self.body.encode('utf-8'))}\n\n{self.body}")
+        else:
+            lines.append("\n")
+        return "".join(lines)
+
+    def to_xml(self) -> str:
+        parts = ["<event>\n  <headers>\n"]
+        for k, v in self._wire_pairs():
+            for item in v if isinstance(v, list) else [v]:
+                parts.append(f"    <{k}>{_xml_text(url_encode(item))}</{k}>\n")
+        parts.append("  </headers>\n")
+        if self.body is not None:
+            parts.append(
+                f"  <Content-Length>{len(self.body.encode('utf-8'))}</Content-Length>\n"
+                f"  <body>{_xml_text(self.body)}  </body>\n"
+            )
+        parts.append("</event>\n")
+        return "".join(parts)
+
+    def serialize(self, format: str) -> str:
+        """The payload of a ``text/event-<format>`` frame."""
+        if format == "json":
+            pairs = self._wire_pairs()
+            if self.body is not None:
+                pairs += [("Content-Length", str(len(self.body.encode("utf-8")))), ("_body", self.body)]
+            # Written by hand so a repeated header stays repeated, as cJSON writes it.
+            dump = _json_string
+            return "{" + ",".join(f"{dump(k)}:{dump(v)}" for k, v in pairs) + "}"
+        if format == "xml":
+            return self.to_xml()
+        return self.to_plain()
+
+
+class _JsonObject(list):
+    """The (name, value) pairs of a JSON object, repeats kept."""
+
+
+def _json_pairs(pairs: list) -> _JsonObject:
+    return _JsonObject(pairs)
+
+
+def _json_string(value: Value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _index(pairs: list[tuple[str, Value]]) -> tuple[dict[str, Value], list | None]:
+    """First value of each name, plus the full pair list only when a name repeats."""
+    h: dict[str, Value] = {}
+    for k, v in pairs:
+        h.setdefault(k, v)
+    return h, (pairs if len(h) != len(pairs) else None)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _xml_text(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

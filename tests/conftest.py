@@ -1,0 +1,15 @@
+"""Shared test fixtures.  Helpers for one area live in tests/support/<area>.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CAPTURES = Path(__file__).parent / "data" / "fs-captures" / "1.10.12"
+
+
+@pytest.fixture(scope="session")
+def captures() -> Path:
+    """The real FreeSWITCH 1.10.12 transcripts (copied from shared/fs-captures, bytes unchanged)."""
+    return CAPTURES
