@@ -58,10 +58,7 @@ def report_error(err: EslkitError, console: Optional[Console] = None) -> None:
 def _register() -> None:
     # Imported here so that `eslkit --version` stays fast and a broken
     # optional dependency of one command does not break the others.
-    from eslkit.commands import sim
-
-    app.command("sim")(sim.sim)
-    for name in ("watch", "popup", "demo", "build", "doctor", "relay"):
+    for name in ("sim", "watch", "popup", "demo", "build", "doctor", "relay"):
         try:
             module = __import__(f"eslkit.commands.{name}", fromlist=[name])
         except ModuleNotFoundError as exc:  # command not written yet
