@@ -208,6 +208,11 @@ class Parser:
         while True:
             if self._pending is None:
                 end = buf.find(b"\n\n", max(pos, self._scan))
+                if end < 0 and self._scan <= pos:
+                    # Say "not the event socket" at the first bad line, not after 64 KiB.
+                    nl = buf.find(b"\n", pos)
+                    if nl > pos:
+                        _parse_head(bytes(buf[pos:nl]), self.max_frame_size)
                 if end < 0:
                     if size - pos > MAX_HEADER_BLOCK:
                         raise FrameTooLarge(

@@ -1,0 +1,92 @@
+"""Loopback TCP servers for client tests: one that answers with a real
+capture's bytes, and small misbehaving ones for fault injection.
+
+The transcript server is not a protocol mock: it sends the exact bytes the real
+FreeSWITCH sent, frame by frame, each reply when the client's command arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from eslkit.protocol import ApiResponse, CommandReply, Parser
+
+
+def _wire(frame) -> bytes:
+    head = "".join(f"{k}: {v}\n" for k, v in frame.headers)
+    return (head + "\n").encode() + frame.body
+
+
+def script_from_capture(raw: bytes) -> tuple[bytes, list[bytes], bool]:
+    """(greeting, one chunk per command, close_at_end) from a .raw capture.
+
+    Each chunk is a reply plus everything the switch sent after it until the
+    next reply (events, logs, the disconnect notice).
+    """
+    frames = Parser().feed(raw)
+    greeting = b""
+    chunks: list[bytes] = []
+    for frame in frames:
+        if isinstance(frame, (CommandReply, ApiResponse)):
+            chunks.append(_wire(frame))
+        elif chunks:
+            chunks[-1] += _wire(frame)
+        else:
+            greeting += _wire(frame)
+    return greeting, chunks, True
+
+
+@contextlib.asynccontextmanager
+async def serve(handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]):
+    """Run ``handler`` for each connection on a free loopback port; yield the port."""
+    tasks = set()
+
+    async def _wrapped(reader, writer):
+        task = asyncio.current_task()
+        tasks.add(task)
+        try:
+            await handler(reader, writer)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            tasks.discard(task)
+            writer.close()
+
+    server = await asyncio.start_server(_wrapped, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield port
+    finally:
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+        await server.wait_closed()
+
+
+async def read_command(reader: asyncio.StreamReader) -> bytes:
+    """One client command (up to and including its blank line); b"" at EOF."""
+    try:
+        return await reader.readuntil(b"\n\n")
+    except asyncio.IncompleteReadError:
+        return b""
+
+
+def transcript_handler(capture: Path):
+    """A handler that plays back ``capture`` (.raw) one reply per command."""
+    greeting, chunks, close_at_end = script_from_capture(capture.read_bytes())
+
+    async def handler(reader, writer):
+        writer.write(greeting)
+        await writer.drain()
+        for chunk in chunks:
+            if not await read_command(reader):
+                return
+            writer.write(chunk)
+            await writer.drain()
+        if close_at_end:
+            writer.close()
+
+    return handler
