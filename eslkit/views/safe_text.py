@@ -1,75 +1,71 @@
-"""Untrusted text (caller names, numbers, any header) made safe for a terminal.
+"""The one place where text from the network is made safe to show.
 
-Text from the network must never style, move, retitle or clear the terminal.
-Rich markup is harmless once the value is a ``rich.text.Text`` (never parsed as
-markup); what remains dangerous is the characters themselves: C0/C1 controls
-(ESC starts ANSI and OSC sequences, CR/BS overwrite), DEL, and the invisible
-Unicode format characters that reorder or hide text (bidi overrides and
-isolates, zero-width joiners, line/paragraph separators).  Each is replaced by
-a visible stand-in, so an operator sees that something odd was sent:
+Caller names, numbers and every other header value come from outside: a
+caller name may hold Rich markup (``[bold red]``), ANSI/OSC/DCS escape
+sequences that move the cursor, retitle or clear the terminal, C1 controls
+that some terminals obey as escapes, or bidirectional overrides that reorder
+what is shown.  Everything shown on a terminal goes through here:
 
-- C0 controls and DEL become their Control Pictures: ESC → ``␛``, LF → ``␊``;
-- C1 controls and format characters become ``<U+XXXX>``.
+- `visible(s)` -> ``str``: every control character replaced by a visible stand-in
+  (C0 -> its Unicode "control picture" such as ␛, DEL -> ␡, C1 and bidi
+  controls -> ``<U+202E>``), lone surrogates (undecodable bytes) -> U+FFFD;
+  optionally truncated with "…".
+- `safe_text(s)` -> ``rich.text.Text``: the same, as a Text so Rich never reads
+  markup in it.
 
-Long values are cut to a length the caller chooses, with an ellipsis.
+Printable text (the common case) is returned unchanged after one
+``str.isprintable()`` check.
 """
 
 from __future__ import annotations
 
-import unicodedata
-from typing import Optional
+import re
+from typing import Optional, Union
 
 from rich.text import Text
 
-__all__ = ["clean", "safe_text", "ELLIPSIS"]
+__all__ = ["visible", "safe_text", "ELLIPSIS"]
 
 ELLIPSIS = "…"
 
-# Unicode format characters (category Cf) also include harmless ones such as
-# the soft hyphen; all of them are invisible, so all of them are shown.
-_SEPARATORS = {"\u2028", "\u2029", "\x85"}
+_TABLE: dict[int, str] = {c: chr(0x2400 + c) for c in range(0x20)}  # ␀ … ␟
+_TABLE[0x7F] = "␡"
+for _c in range(0x80, 0xA0):  # C1: CSI (0x9B), OSC (0x9D), DCS (0x90) … on some terminals
+    _TABLE[_c] = f"<U+{_c:04X}>"
+for _c in (
+    0x061C, 0x200E, 0x200F,  # arabic letter mark, LRM, RLM
+    0x202A, 0x202B, 0x202C, 0x202D, 0x202E,  # LRE RLE PDF LRO RLO
+    0x2066, 0x2067, 0x2068, 0x2069,  # LRI RLI FSI PDI
+    0x2028, 0x2029,  # line and paragraph separators break lines
+    0xFEFF,
+):
+    _TABLE[_c] = f"<U+{_c:04X}>"
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
-def _visible(ch: str) -> str:
-    code = ord(ch)
-    if code < 0x20:
-        return chr(0x2400 + code)  # ␀..␟
-    if code == 0x7F:
-        return "\u2421"  # ␡
-    if 0x80 <= code < 0xA0 or ch in _SEPARATORS:
-        return f"<U+{code:04X}>"
-    if unicodedata.category(ch) in ("Cf", "Cs", "Co", "Cn") and not _is_plain_private(code):
-        return f"<U+{code:04X}>"
-    return ch
-
-
-def _is_plain_private(code: int) -> bool:
-    # Private-use glyphs (Powerline/Nerd fonts) and unassigned-but-printable
-    # code points do nothing to a terminal; only Cf/Cs really need showing.
-    return 0xE000 <= code <= 0xF8FF
-
-
-def clean(value: Optional[str], max_len: int = 120) -> str:
-    """`value` with every control/format character made visible, at most
-    `max_len` characters long (an ellipsis marks a cut)."""
-    if not value:
+def visible(value: Union[str, bytes, None], max_len: Optional[int] = None) -> str:
+    """`value` with every control character made visible; at most `max_len` characters."""
+    if value is None:
         return ""
-    # Cut first so a 10 kB value costs no more than a short one.
-    head = value[: max_len + 1]
-    out = []
-    length = 0
-    for ch in head:
-        shown = ch if (" " <= ch < "\x7f") else _visible(ch)
-        out.append(shown)
-        length += len(shown)
-        if length > max_len:
-            break
-    text = "".join(out)
-    if len(text) > max_len or len(value) > max_len:
-        return text[: max(max_len - 1, 0)] + ELLIPSIS
-    return text
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", "replace")
+    elif not isinstance(value, str):
+        value = str(value)
+    if not value.isprintable():
+        value = value.translate(_TABLE)
+        if not value.isascii():
+            value = _SURROGATES.sub("\ufffd", value)
+    if max_len is not None and len(value) > max_len:
+        value = value[: max(0, max_len - 1)] + ELLIPSIS if max_len > 0 else ""
+    return value
 
 
-def safe_text(value: Optional[str], style: str = "", max_len: int = 120) -> Text:
-    """A `rich.text.Text` showing `value` literally (never parsed as markup)."""
-    return Text(clean(value, max_len), style=style, no_wrap=True, overflow="ellipsis")
+def safe_text(
+    value: Union[str, bytes, None],
+    style: Union[str, None] = None,
+    *,
+    max_len: Optional[int] = None,
+) -> Text:
+    """A rich `Text` of `value`, shown literally: no markup, no escapes, no bidi tricks."""
+    return Text(visible(value, max_len), style=style or "", no_wrap=True, overflow="ellipsis", end="")

@@ -1,0 +1,80 @@
+"""Connection options shared by every command that talks to a switch.
+
+    from eslkit.commands.options import HostOpt, PortOpt, PasswordOpt, ProfileOpt, TimeoutOpt
+    from eslkit.commands.options import connection_settings
+
+    def popup(host: HostOpt = None, port: PortOpt = None, password: PasswordOpt = None,
+              profile: ProfileOpt = None, timeout: TimeoutOpt = 5.0, ...):
+        settings = connection_settings(host, port, password, profile, timeout)
+
+Host, port and password default to ``None`` so that a profile can fill them;
+`connection_settings` applies the precedence (option, ``ESL_PASSWORD``,
+profile, built-in default) and prints the warnings to stderr.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from eslkit.config import ConnectionSettings, resolve
+
+_PANEL = "Connection"
+
+HostOpt = Annotated[
+    Optional[str],
+    typer.Option("--host", help="Switch address (default 127.0.0.1, or the profile's).",
+                 rich_help_panel=_PANEL, show_default=False),
+]
+PortOpt = Annotated[
+    Optional[int],
+    typer.Option("--port", min=1, max=65535, help="mod_event_socket port (default 8021, or the profile's).",
+                 rich_help_panel=_PANEL, show_default=False),
+]
+PasswordOpt = Annotated[
+    Optional[str],
+    # Not typer's envvar=: eslkit reads ESL_PASSWORD itself, so that only a
+    # password typed on the command line earns the process-list warning.
+    typer.Option("--password", show_default=False,
+                 help="Event-socket password (default: ESL_PASSWORD, then the profile, then ClueCon). "
+                      "Prefer ESL_PASSWORD: options are visible in the process list.",
+                 rich_help_panel=_PANEL),
+]
+ProfileOpt = Annotated[
+    Optional[str],
+    typer.Option("--profile", help="A [profiles.NAME] of ~/.config/eslkit/config.toml, or an fs_cli "
+                 "profile from ~/.fs_cli_conf or /etc/fs_cli.conf.", rich_help_panel=_PANEL,
+                 show_default=False),
+]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option("--timeout", min=0.1, help="Seconds to wait for the connection and for replies.",
+                 rich_help_panel=_PANEL),
+]
+
+
+def connection_settings(
+    host: Optional[str],
+    port: Optional[int],
+    password: Optional[str],
+    profile: Optional[str],
+    timeout: Optional[float] = None,
+    *,
+    console: Optional[Console] = None,
+) -> ConnectionSettings:
+    """Resolve the shared options into `ConnectionSettings`; warnings go to stderr.
+
+    Raises `eslkit.errors.ConfigError` for an unknown profile or a broken config file.
+    """
+    settings = resolve(
+        host, port, password, profile, timeout,
+        password_from_command_line=password is not None,
+    )
+    if settings.warnings:
+        console = console or Console(stderr=True, highlight=False, soft_wrap=True)
+        for warning in settings.warnings:
+            console.print("[yellow]eslkit: warning:[/] ", end="")
+            console.out(warning, highlight=False)
+    return settings
