@@ -6,66 +6,85 @@ sequences that move the cursor, retitle or clear the terminal, C1 controls
 that some terminals obey as escapes, or bidirectional overrides that reorder
 what is shown.  Everything shown on a terminal goes through here:
 
-- `visible(s)` -> ``str``: every control character replaced by a visible stand-in
-  (C0 -> its Unicode "control picture" such as ␛, DEL -> ␡, C1 and bidi
-  controls -> ``<U+202E>``), lone surrogates (undecodable bytes) -> U+FFFD;
-  optionally truncated with "…".
-- `safe_text(s)` -> ``rich.text.Text``: the same, as a Text so Rich never reads
-  markup in it.
+- C0 controls and DEL become their Unicode "control pictures": ESC → ``␛``,
+  LF → ``␊``, NUL → ``␀``, DEL → ``␡``;
+- C1 controls, line/paragraph separators and every invisible format
+  character (bidi overrides and isolates, zero-width characters) become
+  ``<U+XXXX>``;
+- lone surrogates (what undecodable bytes become) and unassigned code points
+  are shown as ``<U+XXXX>`` too; bytes are decoded as UTF-8 with U+FFFD for
+  invalid sequences.
 
-Printable text (the common case) is returned unchanged after one
-``str.isprintable()`` check.
+`clean(s)` / `visible(s)` return a ``str``; `safe_text(s)` returns a
+``rich.text.Text``, which Rich never parses as markup.  Printable text (the
+common case) passes after a single ``str.isprintable()`` check.
 """
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from typing import Optional, Union
 
 from rich.text import Text
 
-__all__ = ["visible", "safe_text", "ELLIPSIS"]
+__all__ = ["clean", "visible", "safe_text", "ELLIPSIS"]
 
 ELLIPSIS = "…"
 
-_TABLE: dict[int, str] = {c: chr(0x2400 + c) for c in range(0x20)}  # ␀ … ␟
-_TABLE[0x7F] = "␡"
-for _c in range(0x80, 0xA0):  # C1: CSI (0x9B), OSC (0x9D), DCS (0x90) … on some terminals
-    _TABLE[_c] = f"<U+{_c:04X}>"
-for _c in (
-    0x061C, 0x200E, 0x200F,  # arabic letter mark, LRM, RLM
-    0x202A, 0x202B, 0x202C, 0x202D, 0x202E,  # LRE RLE PDF LRO RLO
-    0x2066, 0x2067, 0x2068, 0x2069,  # LRI RLI FSI PDI
-    0x2028, 0x2029,  # line and paragraph separators break lines
-    0xFEFF,
-):
-    _TABLE[_c] = f"<U+{_c:04X}>"
+_SEPARATORS = {"\u2028", "\u2029", "\x85"}
+_cache: dict[str, str] = {}
 
-_SURROGATES = re.compile("[\ud800-\udfff]")
+
+def _visible(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x20:
+        return chr(0x2400 + code)  # ␀..␟
+    if code == 0x7F:
+        return "\u2421"  # ␡
+    if 0x80 <= code < 0xA0 or ch in _SEPARATORS:
+        return f"<U+{code:04X}>"
+    if unicodedata.category(ch) in ("Cf", "Cs", "Cn", "Zl", "Zp"):
+        return f"<U+{code:04X}>"
+    return ch  # printable, private use (Nerd-font glyphs) or other harmless space
+
+
+def _show(ch: str) -> str:
+    shown = _cache.get(ch)
+    if shown is None:
+        shown = _visible(ch)
+        if len(_cache) < 4096:
+            _cache[ch] = shown
+    return shown
 
 
 def visible(value: Union[str, bytes, None], max_len: Optional[int] = None) -> str:
-    """`value` with every control character made visible; at most `max_len` characters."""
+    """`value` with every control/format character made visible; at most
+    `max_len` characters (an ellipsis marks a cut); ``None`` → ``""``."""
     if value is None:
         return ""
     if isinstance(value, (bytes, bytearray)):
         value = bytes(value).decode("utf-8", "replace")
     elif not isinstance(value, str):
         value = str(value)
-    if not value.isprintable():
-        value = value.translate(_TABLE)
-        if not value.isascii():
-            value = _SURROGATES.sub("\ufffd", value)
     if max_len is not None and len(value) > max_len:
-        value = value[: max(0, max_len - 1)] + ELLIPSIS if max_len > 0 else ""
+        # Cut before cleaning so a 10 kB value costs no more than a short one.
+        value = value[: max_len + 1]
+    if not value.isprintable():
+        value = "".join([ch if " " <= ch < "\x7f" else _show(ch) for ch in value])
+    if max_len is not None and len(value) > max_len:
+        value = value[: max(max_len - 1, 0)] + ELLIPSIS if max_len > 0 else ""
     return value
+
+
+def clean(value: Union[str, bytes, None], max_len: Optional[int] = 120) -> str:
+    """`visible` with a default cut at 120 characters."""
+    return visible(value, max_len)
 
 
 def safe_text(
     value: Union[str, bytes, None],
-    style: Union[str, None] = None,
-    *,
-    max_len: Optional[int] = None,
+    style: str = "",
+    max_len: Optional[int] = 120,
 ) -> Text:
-    """A rich `Text` of `value`, shown literally: no markup, no escapes, no bidi tricks."""
-    return Text(visible(value, max_len), style=style or "", no_wrap=True, overflow="ellipsis", end="")
+    """A `rich.text.Text` showing `value` literally (never parsed as markup)."""
+    return Text(visible(value, max_len), style=style or "", no_wrap=True, overflow="ellipsis")
