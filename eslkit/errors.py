@@ -121,3 +121,58 @@ class BuildError(EslkitError):
     """Base of every `eslkit build` failure; subclasses pick the exit code."""
 
     exit_code = 20
+
+
+class NotAFreeSwitchTree(BuildError):
+    exit_code = 21
+    default_fix = "Point --src at the top of a FreeSWITCH source tree (the folder holding configure.ac and libs/)."
+
+
+class EslSourcesMissing(BuildError):
+    exit_code = 22
+    default_fix = "Unpack the complete FreeSWITCH source (libs/esl ships with it) or point --src at another tree."
+
+
+class ToolMissing(BuildError):
+    """swig (missing or older than 4), gcc, g++ or make."""
+
+    exit_code = 23
+    default_fix = "apt-get install swig build-essential (or: pip install swig), or give --swig PATH."
+
+
+class PythonHeadersMissing(BuildError):
+    """The target interpreter cannot be run, or has no Python.h."""
+
+    exit_code = 24
+    default_fix = "Install the headers of the target Python (apt-get install python3.X-dev), or choose another --python."
+
+
+class TreeNotConfigured(BuildError):
+    exit_code = 25
+    default_fix = "Run ./bootstrap.sh && ./configure in the tree first, or use --mode standalone."
+
+
+class TreeMoved(BuildError):
+    exit_code = 26
+    default_fix = "Re-run ./configure in the tree's new location, or use --mode standalone."
+
+
+class TreeNotWritable(BuildError):
+    """Read-only tree, a tree owned by another user, or an output that cannot be written."""
+
+    exit_code = 27
+    default_fix = "Run eslkit as the tree's owner, make it writable (chmod u+w), or copy the tree somewhere writable."
+
+
+class BuildStepFailed(BuildError):
+    """A swig, compiler or make step exited non-zero; the message holds its tail."""
+
+    exit_code = 28
+    default_fix = "Read the lines above and the full log (--log FILE); `eslkit doctor` checks the toolchain."
+
+
+class VerifyFailed(BuildError):
+    """The built module does not import, or --check could not run `api status`."""
+
+    exit_code = 29
+    default_fix = "Run `eslkit doctor --python PATH`; rebuild with the interpreter that will import ESL."
