@@ -30,6 +30,13 @@ STYLES = {
     "esl.border": "blue",
     "esl.title": "bold",
     "esl.idle": "bright_black",
+    # watch: event kinds
+    "esl.answer": "bold green",
+    "esl.bridge": "bold cyan",
+    "esl.event": "default",
+    "esl.quiet": "bright_black",
+    "esl.heading": "bold",
+    "esl.count": "bold",
     # connection status
     "esl.connected": "green",
     "esl.disconnected": "bold red",
