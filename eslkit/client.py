@@ -323,11 +323,12 @@ class Connection:
             self.received += 1
             self._put(event)
         elif isinstance(frame, (CommandReply, ApiResponse)):
-            while self._replies:
+            # Replies come in command order; a timed-out command's late reply
+            # still belongs to it and is dropped here, not given to the next one.
+            if self._replies:
                 waiter = self._replies.popleft()
-                if not waiter.done():  # a timed-out command's late reply is skipped here
+                if not waiter.done():
                     waiter.set_result(frame)
-                    break
         elif isinstance(frame, LogData):
             self._put(frame)
 
