@@ -1,0 +1,13 @@
+"""Where events come from.  Every source is an async iterable of
+`eslkit.event.Event` and `eslkit.client.ConnectionStatus`:
+
+- `EslSource` — a live switch, through `eslkit.client.Connection`;
+- `ReplaySource` — an eslkit recording (JSON lines) or a raw ESL transcript.
+"""
+
+from __future__ import annotations
+
+from eslkit.sources.esl import EslSource
+from eslkit.sources.replay import ReplaySource, open_replay
+
+__all__ = ["EslSource", "ReplaySource", "open_replay"]

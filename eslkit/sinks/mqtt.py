@@ -1,0 +1,405 @@
+"""Publish to an MQTT broker (Mosquitto) with paho-mqtt 2.
+
+paho runs its network loop in its own thread: it reconnects by itself (with
+back-off) and re-sends unacknowledged QoS 1/2 messages after a reconnect.
+Our own thread moves messages from the relay's bounded `Buffer` into paho,
+at most ``window`` unacknowledged at a time, so the memory held while the
+broker is away is the buffer's bound plus one window, never more.
+
+After a reconnect, nothing new is handed to paho until its re-sent messages
+are acknowledged: that keeps the broker's copy in the switch's order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import ssl
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import unquote, urlsplit
+
+from eslkit.errors import BrokerError
+from eslkit.event import Event
+from eslkit.sinks.buffer import Buffer, Message
+
+EVENT_TOPIC = "freeswitch/{hostname}/events/{event}/{ext}"
+POPUP_TOPIC = "freeswitch/{hostname}/agents/{ext}/popup"
+STATUS_TOPIC = "freeswitch/relay/{client_id}/status"
+TOPIC_FIELDS = ("hostname", "event", "subclass", "name", "uuid", "call_uuid", "ext")
+
+
+@dataclass
+class MqttSettings:
+    """Where and how to reach the broker.  ``prefix`` is the URL's path (for --from)."""
+
+    host: str
+    port: int
+    tls: bool = False
+    tls_ca: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    client_id: str = ""
+    prefix: str = ""
+    keepalive: int = 30
+
+    def __repr__(self) -> str:  # the password never shows, even in a traceback
+        pw = "***" if self.password else None
+        return (f"MqttSettings(host={self.host!r}, port={self.port}, tls={self.tls}, "
+                f"username={self.username!r}, password={pw!r}, client_id={self.client_id!r}, "
+                f"prefix={self.prefix!r})")
+
+    @property
+    def where(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def password_from_env(var: str | None) -> str | None:
+    """The broker password, read from the environment variable the user named."""
+    if not var:
+        return None
+    value = os.environ.get(var)
+    if value is None:
+        raise BrokerError(
+            f"The environment variable {var} named by --password-env is not set.",
+            f"export {var}=... (the broker password) before starting eslkit.",
+        )
+    return value
+
+
+def parse_mqtt_url(
+    url: str,
+    *,
+    username: str | None = None,
+    password_env: str | None = None,
+    tls_ca: str | None = None,
+    client_id: str | None = None,
+) -> MqttSettings:
+    """``mqtt://[USER@]HOST[:PORT][/TOPIC-PREFIX]`` or ``mqtts://…`` (TLS)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise BrokerError(f"{url!r} is not an MQTT URL.", "Write it as mqtt://HOST:PORT or mqtts://HOST:PORT.")
+    if parts.password is not None:
+        # A password in a URL ends up in the process list and shell history.
+        raise BrokerError(
+            "The broker URL contains a password.",
+            "Remove it from the URL and name an environment variable holding it with --password-env.",
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise BrokerError(f"The port in {url!r} is not a number.", "Write it as mqtt://HOST:PORT.") from None
+    if not parts.hostname:
+        raise BrokerError(f"{url!r} has no host.", "Write it as mqtt://HOST:PORT.")
+    tls = parts.scheme == "mqtts"
+    return MqttSettings(
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        tls=tls,
+        tls_ca=tls_ca,
+        username=username or (unquote(parts.username) if parts.username else None),
+        password=password_from_env(password_env),
+        client_id=client_id or "",
+        prefix=unquote(parts.path.strip("/")),
+    )
+
+
+def topic_part(value: str | None) -> str:
+    """One topic level from network text: never empty, never a wildcard or an extra level."""
+    if not value:
+        return "-"
+    return "".join("_" if c in "/+#" or ord(c) < 32 or c == "\x7f" else c for c in value)
+
+
+def check_template(template: str, option: str) -> str:
+    try:
+        template.format(**{f: "x" for f in TOPIC_FIELDS})
+    except (KeyError, IndexError, ValueError) as exc:
+        raise BrokerError(
+            f"The {option} template {template!r} is not valid ({exc}).",
+            "Use only the fields {" + "}, {".join(TOPIC_FIELDS) + "}.",
+        ) from None
+    return template
+
+
+def event_fields(event: Event, ext: str | None) -> dict[str, str]:
+    return {
+        "hostname": topic_part(event.hostname),
+        "event": topic_part(event.event_name),
+        "subclass": topic_part(event.subclass),
+        "name": topic_part(event.name),
+        "uuid": topic_part(event.unique_id),
+        "call_uuid": topic_part(event.call_uuid),
+        "ext": topic_part(ext),
+    }
+
+
+def make_client(settings: MqttSettings, *, clean_session: bool = True, on_message: Callable | None = None):
+    """A configured paho client (not yet connected)."""
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError:
+        raise BrokerError("The MQTT support is not installed.", "pip install 'eslkit[mqtt]'") from None
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=settings.client_id,
+        clean_session=clean_session,
+        protocol=mqtt.MQTTv311,
+    )
+    if settings.username is not None or settings.password is not None:
+        client.username_pw_set(settings.username or "", settings.password)
+    if settings.tls:
+        try:
+            client.tls_set(ca_certs=settings.tls_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise BrokerError(f"Cannot use the CA file {settings.tls_ca!r}: {exc}.", "Give a PEM file with --tls-ca.") from None
+    if on_message is not None:
+        client.on_message = on_message
+    return client
+
+
+def connect_error(settings: MqttSettings, exc: BaseException) -> BrokerError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+    return BrokerError(f"Cannot reach the MQTT broker at {settings.where}: {reason}.")
+
+
+def refused_error(settings: MqttSettings, reason: Any) -> BrokerError:
+    text = str(reason)
+    if "authori" in text.lower() or "password" in text.lower():
+        return BrokerError(
+            f"The MQTT broker at {settings.where} refused the login ({text}).",
+            "Check --username and the password in the variable named by --password-env.",
+        )
+    return BrokerError(f"The MQTT broker at {settings.where} refused the connection ({text}).")
+
+
+class _FirstConnect:
+    """Waits (in a thread) for the first CONNACK, whatever it says."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.reason: Any = None
+        self.ok = False
+
+    def set(self, ok: bool, reason: Any) -> None:
+        if not self.done.is_set():
+            self.ok, self.reason = ok, reason
+            self.done.set()
+
+
+def start_client(client, settings: MqttSettings, first: _FirstConnect, timeout: float) -> None:
+    """Blocking: open the socket, start paho's thread, wait for the CONNACK.
+    Raises BrokerError when the broker cannot be reached or refuses us."""
+    try:
+        client.connect(settings.host, settings.port, keepalive=settings.keepalive)
+    except (OSError, ssl.SSLError, socket.timeout) as exc:
+        raise connect_error(settings, exc) from None
+    client.loop_start()
+    if not first.done.wait(timeout):
+        client.loop_stop()
+        client.disconnect()
+        raise BrokerError(f"The MQTT broker at {settings.where} did not answer within {timeout:g} s.")
+    if not first.ok:
+        client.loop_stop()
+        client.disconnect()
+        raise refused_error(settings, first.reason)
+
+
+class MqttSink:
+    """The relay's MQTT side: topics, a publishing thread, the status topic."""
+
+    protocol = "mqtt"
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        buffer: Buffer[Message],
+        *,
+        qos: int = 1,
+        topic: str = EVENT_TOPIC,
+        popup_topic: str = POPUP_TOPIC,
+        status_topic: str = STATUS_TOPIC,
+        window: int = 100,
+        reconnect_delay: tuple[int, int] = (1, 30),
+        connect_timeout: float = 10.0,
+    ):
+        if qos not in (0, 1, 2):
+            raise BrokerError(f"QoS {qos} does not exist.", "Use --qos 0, 1 or 2.")
+        self.settings = settings
+        if not settings.client_id:
+            settings.client_id = f"eslkit-relay-{socket.gethostname()}"
+        self.buffer = buffer
+        self.qos = qos
+        self.topic = check_template(topic, "--topic")
+        self.popup_topic = check_template(popup_topic, "--popup-topic")
+        self.status_topic = status_topic.format(client_id=topic_part(settings.client_id))
+        self.window = max(1, window)
+        self.reconnect_delay = reconnect_delay
+        self.connect_timeout = connect_timeout
+        self.published: Counter[str] = Counter()
+        self.connects = 0
+        self.disconnects = 0
+        self.last_error: str | None = None
+        self._cv = threading.Condition()
+        self._connected = False
+        self._resync = False  # after a reconnect: wait for paho's re-sends first
+        self._inflight: list = []  # (paho MQTTMessageInfo, kind), oldest first
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._first = _FirstConnect()
+        self._client = None
+        self.on_change: Callable[[str], None] | None = None
+
+    # --- addresses -------------------------------------------------------------
+
+    def event_address(self, event: Event, ext: str | None) -> str:
+        return self.topic.format(**event_fields(event, ext))
+
+    def popup_address(self, hostname: str | None, ext: str) -> str:
+        fields = dict.fromkeys(TOPIC_FIELDS, "-")
+        fields.update(hostname=topic_part(hostname), ext=topic_part(ext))
+        return self.popup_topic.format(**fields)
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    async def start(self) -> None:
+        client = make_client(self.settings)
+        client.will_set(self.status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
+        client.reconnect_delay_set(*self.reconnect_delay)
+        client.max_inflight_messages_set(self.window)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        self._client = client
+        await asyncio.to_thread(start_client, client, self.settings, self._first, self.connect_timeout)
+        self._thread = threading.Thread(target=self._pump, name="eslkit-mqtt-publish", daemon=True)
+        self._thread.start()
+
+    def send(self, message: Message) -> Message | None:
+        """Queue one message; returns the one dropped to make room, if any."""
+        return self.buffer.put(message)
+
+    def status(self, payload: dict) -> None:
+        """Best effort, retained: the next status replaces a missed one."""
+        if self._client is not None and self._connected:
+            self._client.publish(self.status_topic, json.dumps(payload), qos=1, retain=True)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until everything queued is acknowledged; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while len(self.buffer) or self._inflight:
+            with self._cv:
+                self._reap()
+            if not (len(self.buffer) or self._inflight):
+                break
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    @property
+    def unconfirmed(self) -> int:
+        return len(self.buffer) + len(self._inflight)
+
+    async def close(self, final_status: dict | None = None) -> None:
+        self._stop.set()
+        self.buffer.close()
+        with self._cv:
+            self._cv.notify_all()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5)
+        client = self._client
+        if client is None:
+            return
+        if final_status is not None and self._connected:
+            info = client.publish(self.status_topic, json.dumps(final_status), qos=1, retain=True)
+            await asyncio.to_thread(_wait_published, info, 3.0)
+        client.disconnect()
+        await asyncio.to_thread(client.loop_stop)
+
+    # --- paho's thread -----------------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+        ok = not reason.is_failure
+        self._first.set(ok, reason)
+        if not ok:
+            self.last_error = f"broker refused the connection: {reason}"
+            return
+        with self._cv:
+            self._connected = True
+            self.connects += 1
+            self._cv.notify_all()
+        if self.on_change:
+            self.on_change("connected")
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
+        with self._cv:
+            was = self._connected
+            self._connected = False
+            self._resync = True
+            if was:
+                self.disconnects += 1
+                self.last_error = f"broker connection lost: {reason}"
+        if was and self.on_change:
+            self.on_change("disconnected")
+
+    def _on_publish(self, client, userdata, mid, reason, properties) -> None:
+        # Called with paho's own lock held: only wake the pump, never call paho here.
+        with self._cv:
+            self._cv.notify_all()
+
+    def _reap(self) -> None:
+        """Count the messages paho has seen acknowledged (caller holds _cv)."""
+        if self._inflight and any(info.is_published() for info, _ in self._inflight):
+            still = []
+            for info, kind in self._inflight:
+                if info.is_published():
+                    self.published[kind] += 1
+                else:
+                    still.append((info, kind))
+            self._inflight = still
+        if not self._inflight:
+            self._resync = False
+
+    def _pump(self) -> None:
+        client = self._client
+        while not self._stop.is_set():
+            with self._cv:
+                self._reap()
+                ready = self._connected and not self._resync and len(self._inflight) < self.window
+                if not ready:
+                    self._cv.wait(0.2)
+                    continue
+            message = self.buffer.take(timeout=0.2)
+            if message is None:
+                continue
+            # Never hold our lock while calling paho (it calls us back under its own).
+            info = client.publish(message.address, message.payload, qos=self.qos)
+            if info.rc != 0 and self.qos == 0:
+                self.buffer.put_back([message])  # QoS 0 is not queued by paho: keep it ourselves
+                continue
+            with self._cv:
+                # QoS 1/2 while the link just dropped: paho keeps it and re-sends it.
+                self._inflight.append((info, message.kind))
+        with self._cv:
+            self._reap()
+
+
+def _wait_published(info, timeout: float) -> None:
+    try:
+        info.wait_for_publish(timeout)
+    except (RuntimeError, ValueError):
+        pass  # the link went; the Last Will says "offline" for us

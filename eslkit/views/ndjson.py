@@ -1,0 +1,47 @@
+"""``--format json``: one event per line, `Event.to_dict()` as JSON, nothing else.
+
+Lines are gathered and written in batches (one ``write`` per batch).  JSON is
+written with ``ensure_ascii`` so that no raw control or bidi character from
+the network can reach a terminal, even through ``less`` or ``cat``; ``jq``
+decodes the ``\\uXXXX`` escapes back.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, BinaryIO
+
+from eslkit.event import Event
+
+_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+
+
+def event_line(event: Event) -> str:
+    return _dumps(event.to_dict())
+
+
+class NdjsonWriter:
+    def __init__(self, stream: BinaryIO, batch: int = 512):
+        self.stream = stream
+        self.batch = batch
+        self._pending: list[str] = []
+        self.written = 0
+
+    def event(self, event: Event) -> None:
+        pending = self._pending
+        pending.append(_dumps(event.to_dict()))
+        if len(pending) >= self.batch:
+            self.flush()
+
+    def object(self, obj: Any) -> None:
+        self._pending.append(_dumps(obj))
+        self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._pending.append("")
+            data = "\n".join(self._pending).encode("ascii")
+            self.written += len(self._pending) - 1
+            self._pending.clear()
+            self.stream.write(data)
+            self.stream.flush()

@@ -1,0 +1,195 @@
+"""``--format table``: the newest events as a table, with a status line.
+
+`WatchScreen` is a renderable that reads a `WatchSnapshot` when it is drawn:
+the ingest task swaps in a new snapshot, the refresh task draws whichever is
+current, and the number of rows follows the height Rich gives it — so a
+terminal resize simply changes how many of the newest rows are shown.
+Every value from the network goes through `safe_text`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.table import Table
+from rich.text import Text
+
+from eslkit.event import Event
+from eslkit.views.safe_text import safe_text, visible
+
+# name: (heading, ratio); a name not listed here is taken as a header name.
+COLUMNS: dict[str, tuple[str, int]] = {
+    "time": ("Time", 0),
+    "event": ("Event", 5),
+    "direction": ("Dir", 0),
+    "channel": ("Channel", 5),
+    "caller": ("Caller", 2),
+    "name": ("Name", 2),
+    "destination": ("Destination", 2),
+    "state": ("State", 2),
+    "uuid": ("UUID", 0),
+}
+DEFAULT_COLUMNS = list(COLUMNS)
+
+_RINGING = {"CHANNEL_CREATE", "CHANNEL_ORIGINATE", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA",
+            "CHANNEL_OUTGOING"}
+_HANGUP = {"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"}
+_BRIDGE = {"CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE"}
+_QUIET = {"HEARTBEAT", "RE_SCHEDULE", "API", "MODULE_LOAD", "CHANNEL_STATE", "CODEC", "PRESENCE_IN",
+          "MESSAGE_WAITING", "CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE"}
+
+
+def parse_columns(spec: Optional[str]) -> list[str]:
+    """``"time,event,Caller-Caller-ID-Number"`` → column keys; known names are case-insensitive."""
+    if not spec:
+        return list(DEFAULT_COLUMNS)
+    out = []
+    for word in spec.replace(",", " ").split():
+        out.append(word.lower() if word.lower() in COLUMNS else word)
+    return out
+
+
+def event_style(event: Event) -> str:
+    name = event.get("Event-Name") or ""
+    if name == "CHANNEL_ANSWER":
+        return "esl.answered"
+    if name in _HANGUP:
+        return "esl.hangup"
+    if name in _BRIDGE:
+        return "esl.bridge"
+    if name in _RINGING or (name == "CHANNEL_CALLSTATE" and event.get("Channel-Call-State") == "RINGING"):
+        return "esl.ringing"
+    if name in _QUIET:
+        return "esl.quiet"
+    return "esl.event"
+
+
+def _clock(event: Event, received_at: float) -> str:
+    stamp = event.get("Event-Date-Timestamp")
+    t = received_at
+    if stamp and stamp.isdigit():
+        t = int(stamp) / 1_000_000
+    lt = time.localtime(t)
+    return time.strftime("%H:%M:%S", lt) + f".{int((t % 1) * 1000):03d}"
+
+
+def _cell(event: Event, key: str, received_at: float) -> str:
+    if key == "time":
+        return _clock(event, received_at)
+    if key == "event":
+        name = event.get("Event-Name") or ""
+        if name == "CUSTOM":
+            name = f"CUSTOM {event.get('Event-Subclass') or ''}"
+        if name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+            cause = event.get("Hangup-Cause")
+            if cause:
+                name = f"{name} {cause}"
+        return name
+    if key == "direction":
+        d = event.get("Call-Direction") or ""
+        return {"inbound": "in", "outbound": "out"}.get(d, d)
+    if key == "channel":
+        return event.get("Channel-Name") or ""
+    if key == "caller":
+        return event.get("Caller-Caller-ID-Number") or ""
+    if key == "name":
+        return event.get("Caller-Caller-ID-Name") or ""
+    if key == "destination":
+        return event.get("Caller-Destination-Number") or ""
+    if key == "state":
+        return event.get("Channel-Call-State") or event.get("Answer-State") or ""
+    if key == "uuid":
+        return (event.get("Unique-ID") or "")[:8]
+    return event.get(key) or ""
+
+
+def event_table(rows: Sequence[tuple[float, Event]], columns: Sequence[str]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False, show_edge=False,
+                  header_style="esl.heading", padding=(0, 1))
+    for key in columns:
+        heading, ratio = COLUMNS.get(key, (key, 2))
+        table.add_column(visible(heading), no_wrap=True, overflow="ellipsis",
+                         ratio=ratio or None, min_width=3)
+    for received_at, event in rows:
+        style = event_style(event)
+        table.add_row(*[safe_text(_cell(event, key, received_at), max_len=200) for key in columns],
+                      style=style)
+    return table
+
+
+@dataclass
+class WatchSnapshot:
+    """What the screen shows; replaced as a whole by the ingest side."""
+
+    rows: Sequence[tuple[float, Event]] = ()
+    state: str = "connecting"  # connecting | connected | disconnected | ended
+    source: str = ""
+    reason: str = ""
+    gap: Optional[float] = None
+    received: int = 0
+    shown: int = 0
+    dropped: int = 0
+    rate: float = 0.0
+    subscriptions: Sequence[str] = ()
+    filters: Sequence[tuple[str, str]] = ()
+    matches: Sequence[str] = ()
+    extra: Optional[object] = None  # e.g. the stats panel
+    extra_height: int = 0
+    since: float = field(default_factory=time.monotonic)
+
+
+def status_line(s: WatchSnapshot) -> Text:
+    state_style = {"connected": "esl.connected", "disconnected": "esl.disconnected"}.get(s.state, "esl.warning")
+    line = Text(no_wrap=True, overflow="ellipsis")
+    line.append("● ", state_style)
+    line.append(s.state, state_style)
+    if s.source:
+        line.append(" " + visible(s.source, 60), "esl.label")
+    if s.state == "disconnected":
+        line.append(f" for {time.monotonic() - s.since:.0f}s, retrying", "esl.disconnected")
+        if s.reason:
+            line.append(" (" + visible(s.reason, 80) + ")", "esl.label")
+    elif s.gap is not None:
+        line.append(f" (back after a {s.gap:.1f}s gap)", "esl.warning")
+    line.append("  │ ", "esl.label")
+    line.append(f"{s.received}", "esl.count")
+    line.append(" events ", "esl.label")
+    if s.matches:
+        line.append(f"({s.shown} matched) ", "esl.label")
+    line.append(f"{s.rate:.1f}", "esl.count")
+    line.append("/s  dropped ", "esl.label")
+    line.append(str(s.dropped), "esl.missed" if s.dropped else "esl.count")
+    if s.subscriptions:
+        line.append("  │ event ", "esl.label")
+        line.append(visible(" ".join(s.subscriptions), 80))
+    for header, value in s.filters:
+        line.append("  │ filter ", "esl.label")
+        line.append(visible(f"{header} {value}", 60))
+    for m in s.matches:
+        line.append("  │ match ", "esl.label")
+        line.append(visible(m, 60))
+    return line
+
+
+class WatchScreen:
+    """Draws the current snapshot at whatever size the terminal has now."""
+
+    def __init__(self, snapshot: Callable[[], WatchSnapshot], columns: Sequence[str]):
+        self.snapshot = snapshot
+        self.columns = list(columns)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        s = self.snapshot()
+        height = options.height or options.max_height or console.height
+        # status line + table heading (2 lines) + the optional panel
+        room = max(0, height - 3 - s.extra_height)
+        rows = list(s.rows[-room:]) if room else []
+        parts = [status_line(s)]
+        if s.extra is not None:
+            parts.append(s.extra)
+        parts.append(event_table(rows, self.columns))
+        yield Group(*parts)
