@@ -17,6 +17,7 @@ exactly ``Content-Length`` *bytes* of body.  Nothing separates frames.
 from __future__ import annotations
 
 from typing import Iterable, Sequence, Union
+from xml.etree import ElementTree
 
 from eslkit.errors import FrameTooLarge, LocalProtocolError, ProtocolError
 from eslkit.event import Event
@@ -165,7 +166,7 @@ def _decode_event(content_type: str, body: bytes) -> Event:
             return Event.from_json(text)
         if content_type == "text/event-xml":
             return Event.from_xml(text)
-    except ValueError as exc:  # json.JSONDecodeError and ElementTree.ParseError are ValueErrors
+    except (ValueError, ElementTree.ParseError) as exc:  # JSONDecodeError is a ValueError
         raise ProtocolError(f"The switch sent a malformed {content_type} event ({exc}).") from None
     return Event.from_plain(text)
 
@@ -214,7 +215,7 @@ class Parser:
                     if nl > pos:
                         _parse_head(bytes(buf[pos:nl]), self.max_frame_size)
                 if end < 0:
-                    if size - pos > MAX_HEADER_BLOCK:
+                    if size - pos > MAX_HEADER_BLOCK + 1:  # +1: the first "\n" of "\n\n" may be here
                         raise FrameTooLarge(
                             f"The peer sent {size - pos} bytes without finishing a header block "
                             f"(limit {MAX_HEADER_BLOCK})."
@@ -224,6 +225,10 @@ class Parser:
                 if end == pos:  # stray blank line between frames: tolerate it
                     pos += 1
                     continue
+                if end - pos > MAX_HEADER_BLOCK:  # same verdict however the bytes were chunked
+                    raise FrameTooLarge(
+                        f"The peer sent a {end - pos}-byte header block (limit {MAX_HEADER_BLOCK})."
+                    )
                 self._pending = _parse_head(bytes(buf[pos:end]), self.max_frame_size)
                 pos = end + 2
             headers, length = self._pending
