@@ -65,6 +65,7 @@ class ProtocolError(EslkitError):
     """The peer sent bytes that are not the event-socket protocol."""
 
     exit_code = 8
+    frames: list = []  # whole frames the parser read before the bad bytes
     default_fix = "Check that --port points at mod_event_socket (default 8021), not SIP or HTTP."
 
 
@@ -104,6 +105,13 @@ class InputFileError(EslkitError):
 class ConfigError(EslkitError):
     exit_code = 12
     default_fix = "Fix ~/.config/eslkit/config.toml or choose another --profile."
+
+
+class TemplateError(EslkitError):
+    """An `eslkit popup` --open-url or --exec template that cannot be used."""
+
+    exit_code = 14
+    default_fix = "Use {caller_number}, {caller_name}, {dialed}, {queue}, {ext}, {call_uuid} or {contact_<column>}."
 
 
 # --- the broker ---------------------------------------------------------------
