@@ -1,0 +1,134 @@
+"""What the popup does besides showing a panel: open a URL, run a program.
+
+Templates use ``{field}`` placeholders (``{{`` for a literal brace).  Fields:
+``ext``, ``state``, ``caller_number``, ``caller_name``, ``dialed``, ``queue``,
+``call_uuid``, ``leg_uuid``, and ``contact_<column>`` for a column of the
+contact record (``contact_name``, ``contact_company``...).  A field with no
+value is the empty string.
+
+- `--open-url`: every value is URL-encoded (``Caller 6208`` → ``Caller%206208``,
+  ``&``, ``/``, ``#`` and ``?`` included), so a caller name can never change
+  the address; the URL must be http or https; the default browser opens it.
+- `--exec CMD ARG...`: the program runs *without a shell*; each template
+  argument becomes exactly one argument whatever the value holds (quotes,
+  ``;``, ``$(...)``, newlines).  Control characters in values are made
+  visible first (many programs echo their arguments to a terminal) and values
+  are cut at 256 characters.  A value can still begin with ``-``: put ``--``
+  before such arguments if the program reads options.
+"""
+
+from __future__ import annotations
+
+import string
+import subprocess
+import threading
+import webbrowser
+from typing import Callable, Optional, Sequence
+from urllib.parse import quote, urlsplit
+
+from eslkit.calls import LegView
+from eslkit.errors import TemplateError
+from eslkit.views.safe_text import visible
+
+__all__ = ["TemplateError", "template_values", "render_template", "UrlAction", "ExecAction", "FIELDS"]
+
+FIELDS = ("ext", "state", "caller_number", "caller_name", "dialed", "queue", "call_uuid", "leg_uuid")
+MAX_VALUE = 256
+
+
+def check_template(template: str) -> list[str]:
+    """The field names a template uses; a TemplateError for anything else."""
+    names = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise TemplateError(f"The template {template!r} is malformed: {exc}.", "Write {{ and }} for literal braces.") from None
+    for _, name, spec, conv in parsed:
+        if name is None:
+            continue
+        if spec or conv or not (name in FIELDS or (name.startswith("contact_") and name[8:].isidentifier())):
+            raise TemplateError(f"The template {template!r} uses an unknown field {{{name}}}.")
+        names.append(name)
+    return names
+
+
+def template_values(leg: LegView) -> dict[str, str]:
+    values = {name: getattr(leg, name) or "" for name in FIELDS}
+    for key, value in (leg.contact or {}).items():
+        values[f"contact_{key}"] = "" if value is None else str(value)
+    return values
+
+
+class _Values(dict):
+    def __missing__(self, key: str) -> str:
+        return ""  # a contact column this record lacks
+
+
+def render_template(template: str, values: dict[str, str], encode: Callable[[str], str]) -> str:
+    """Fill `template`; every value passes through `encode` first."""
+    check_template(template)
+    return template.format_map(_Values({k: encode(v) for k, v in values.items()}))
+
+
+def _url_value(value: str) -> str:
+    return quote(value[:MAX_VALUE], safe="")
+
+
+def _arg_value(value: str) -> str:
+    return visible(value, MAX_VALUE)
+
+
+class UrlAction:
+    """Open the filled-in URL in the default browser (in a thread: it can block)."""
+
+    def __init__(self, template: str, opener: Callable[[str], object] = webbrowser.open):
+        check_template(template)
+        if urlsplit(template.split("{", 1)[0] or template).scheme not in ("http", "https"):
+            raise TemplateError(
+                f"The --open-url template {template!r} does not start with http:// or https://.",
+                "Write the full address, e.g. 'https://crm.example/search?phone={caller_number}'.",
+            )
+        self.template = template
+        self.opener = opener
+
+    def url(self, leg: LegView) -> str:
+        return render_template(self.template, template_values(leg), _url_value)
+
+    def __call__(self, leg: LegView) -> None:
+        url = self.url(leg)
+        threading.Thread(target=self.opener, args=(url,), daemon=True).start()
+
+
+class ExecAction:
+    """Run a program with filled-in arguments, no shell, never waiting for it."""
+
+    def __init__(self, argv: Sequence[str]):
+        if not argv or not argv[0]:
+            raise TemplateError("--exec needs a program to run.", "e.g. --exec notify-send 'Call from {caller_name}'")
+        for arg in argv:
+            check_template(arg)
+        self.argv = list(argv)
+        self.children: list[subprocess.Popen] = []
+
+    def args(self, leg: LegView) -> list[str]:
+        values = template_values(leg)
+        return [render_template(arg, values, _arg_value) for arg in self.argv]
+
+    def __call__(self, leg: LegView) -> Optional[subprocess.Popen]:
+        self.reap()
+        argv = self.args(leg)
+        try:
+            child = subprocess.Popen(
+                argv, shell=False, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+        except OSError as exc:
+            raise TemplateError(
+                f"Cannot run {argv[0]!r}: {exc.strerror or exc}.", "Check the program name given to --exec."
+            ) from None
+        self.children.append(child)
+        return child
+
+    def reap(self) -> None:
+        """Collect children that finished, so none is left a zombie."""
+        self.children = [c for c in self.children if c.poll() is None]
