@@ -48,6 +48,10 @@ class EslSource:
         )
 
     @property
+    def reconnects(self) -> bool:
+        return self.conn.reconnect
+
+    @property
     def description(self) -> str:
         return self.settings.address
 

@@ -142,8 +142,6 @@ def stats_panel(stats: CallStats, rate: float, max_names: int = 8) -> Group:
         ("  mean ring ", "esl.label"), ("-" if mean is None else f"{mean:.1f}s", "esl.count"),
         ("  ", ""), (f"{rate:.1f}", "esl.count"), (" events/s", "esl.label"),
     )
-    calls.no_wrap = True
-    calls.overflow = "ellipsis"
     table = Table.grid(padding=(0, 2), expand=False)
     top = stats.counts.most_common(max_names)
     per_row = 4

@@ -1,0 +1,459 @@
+"""``eslkit watch``: a live, filterable view of a switch's events.
+
+The typer function `watch` only parses options; `Watch` wires a source
+(a live switch or a replayed file) to one output (table, JSON lines, plain
+header blocks, or nothing with --quiet) plus the optional recorder and
+statistics.  One task takes events in; a ticker flushes output and redraws
+the table at a bounded rate, so drawing never holds up ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import os
+import re
+import signal
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Annotated, List, Optional, Sequence
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from eslkit.client import ConnectionStatus
+from eslkit.commands.options import (
+    HostOpt,
+    PasswordOpt,
+    PortOpt,
+    ProfileOpt,
+    TimeoutOpt,
+    connection_settings,
+)
+from eslkit.event import Event
+from eslkit.sinks.recorder import Recorder
+from eslkit.sources.esl import EslSource
+from eslkit.sources.replay import ReplaySource
+from eslkit.views.ndjson import NdjsonWriter
+from eslkit.views.plain import PlainWriter
+from eslkit.views.safe_text import visible
+from eslkit.views.stats import CallStats, stats_panel
+from eslkit.views.theme import THEME
+from eslkit.views.watch_table import WatchScreen, WatchSnapshot, parse_columns
+
+REFRESH_PER_SECOND = 4
+TABLE_ROWS_KEPT = 500
+_RATE_WINDOW = 2.0
+
+
+class OutputFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    plain = "plain"
+
+
+class WireFormat(str, enum.Enum):
+    plain = "plain"
+    json = "json"
+    xml = "xml"
+
+
+# --- option parsing (pure, tested directly) -------------------------------------------
+
+
+def parse_names(values: Optional[Sequence[str]]) -> list[str]:
+    """``--filter`` values → event names; commas or spaces separate, and the words
+    after CUSTOM are its subclasses (``CUSTOM sofia::register``)."""
+    words: list[str] = []
+    for value in values or ():
+        words += [w for w in value.replace(",", " ").split() if w]
+    return words or ["ALL"]
+
+
+def parse_header_filters(values: Optional[Sequence[str]]) -> list[tuple[str, str]]:
+    out = []
+    for value in values or ():
+        name, sep, wanted = value.partition("=")
+        name = name.strip()
+        if not sep or not name or " " in name:
+            raise typer.BadParameter(f"{value!r} is not NAME=VALUE (e.g. Caller-Destination-Number=1001).",
+                                     param_hint="--header")
+        out.append((name, wanted))
+    return out
+
+
+def parse_matches(values: Optional[Sequence[str]]) -> list[tuple[str, re.Pattern, str]]:
+    out = []
+    for value in values or ():
+        name, sep, pattern = value.partition("~")
+        name = name.strip()
+        if not sep or not name:
+            raise typer.BadParameter(f"{value!r} is not NAME~REGEX (e.g. Caller-Caller-ID-Name~^Acme).",
+                                     param_hint="--match")
+        try:
+            out.append((name, re.compile(pattern), value))
+        except re.error as exc:
+            raise typer.BadParameter(f"{pattern!r} is not a valid regular expression ({exc}).",
+                                     param_hint="--match") from None
+    return out
+
+
+class NameFilter:
+    """What ``event <names>`` does on the switch, for replays (which have no switch)."""
+
+    def __init__(self, names: Sequence[str]):
+        self.all = "ALL" in names
+        self.names = set()
+        self.subclasses: set[str] = set()
+        self.any_custom = False
+        custom = False
+        for word in names:
+            if word == "CUSTOM":
+                custom = True
+                self.any_custom = True
+            elif custom and word.isupper() is False or (custom and "::" in word):
+                self.subclasses.add(word)
+            else:
+                custom = False
+                self.names.add(word)
+        if self.subclasses:
+            self.any_custom = False
+
+    def __call__(self, event: Event) -> bool:
+        if self.all:
+            return True
+        name = event.get("Event-Name") or ""
+        if name == "CUSTOM":
+            return self.any_custom or (event.get("Event-Subclass") or "") in self.subclasses
+        return name in self.names
+
+
+def header_filter(filters: Sequence[tuple[str, str]]):
+    """mod_event_socket's ``filter``: with any installed, an event passes when one matches."""
+    compiled = []
+    for name, value in filters:
+        if len(value) > 1 and value.startswith("/") and value.endswith("/"):
+            compiled.append((name, re.compile(value[1:-1]), None))
+        else:
+            compiled.append((name, None, value))
+
+    def passes(event: Event) -> bool:
+        for name, rx, value in compiled:
+            got = event.get(name)
+            if got is not None and (got == value if rx is None else rx.search(got)):
+                return True
+        return False
+
+    return passes
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+class Watch:
+    def __init__(
+        self,
+        source,
+        *,
+        fmt: OutputFormat,
+        columns: Sequence[str],
+        matches: Sequence[tuple[str, re.Pattern, str]] = (),
+        count: Optional[int] = None,
+        quiet: bool = False,
+        record: Optional[Path] = None,
+        stats: bool = False,
+        local_filters=(),
+        out=None,
+        err: Optional[Console] = None,
+    ):
+        self.source = source
+        self.fmt = fmt
+        self.columns = list(columns)
+        self.matches = list(matches)
+        self.count = count
+        self.quiet = quiet
+        self.record_path = record
+        self.stats = CallStats() if stats else None
+        self.local_filters = list(local_filters)
+        self.out = out if out is not None else sys.stdout.buffer
+        self.err = err or Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
+        self.shown = 0
+        self.rows: deque = deque(maxlen=TABLE_ROWS_KEPT)
+        self.snapshot = WatchSnapshot(source=getattr(source, "description", ""))
+        self.started = time.monotonic()
+        self.broken_pipe = False
+        self._samples: deque = deque()
+        self._stop = asyncio.Event()
+        self.writer = None
+        if not quiet and fmt is OutputFormat.json:
+            self.writer = NdjsonWriter(self.out)
+        elif not quiet and fmt is OutputFormat.plain:
+            self.writer = PlainWriter(self.out)
+
+    # -- ingest ----------------------------------------------------------------------
+
+    async def ingest(self) -> None:
+        """Take events in as fast as they come; per event do only what was asked for."""
+        recorder = Recorder(self.record_path) if self.record_path else None
+        writer = self.writer
+        rows = self.rows if (self.fmt is OutputFormat.table and not self.quiet) else None
+        stats = self.stats
+        tests = self.local_filters + [
+            (lambda e, n=name, rx=rx: (lambda v: v is not None and rx.search(v) is not None)(e.get(n)))
+            for name, rx, _ in self.matches
+        ]
+        count = self.count or 0
+        shown = 0
+        now = time.time
+        try:
+            async for item in self.source:
+                if not isinstance(item, Event):
+                    self._status(item)
+                    if recorder is not None:
+                        recorder.status(item, now())
+                    continue
+                if recorder is not None:
+                    recorder.event(item, now())
+                if tests and not all(t(item) for t in tests):
+                    continue
+                shown += 1
+                if stats is not None:
+                    stats.add(item)
+                if writer is not None:
+                    writer.event(item)
+                elif rows is not None:
+                    rows.append((now(), item))
+                if shown == count:
+                    break
+        except BrokenPipeError:
+            self.broken_pipe = True
+        finally:
+            self.shown = shown
+            if recorder is not None:
+                recorder.close()
+
+    def _status(self, status: ConnectionStatus) -> None:
+        s = self.snapshot
+        s.state = status.state
+        s.reason = status.reason
+        s.since = time.monotonic()
+        if status.state == "connected":
+            s.gap = status.gap
+        if status.state == "disconnected" and self.fmt is not OutputFormat.table:
+            again = " — reconnecting" if getattr(self.source, "reconnects", False) else ""
+            self.err.print("[esl.warning]eslkit: disconnected:[/] ", end="")
+            self.err.out(visible(status.reason or "the link went down", 200) + again, highlight=False)
+        if status.state == "connected" and status.gap is not None and self.fmt is not OutputFormat.table:
+            self.err.out(f"eslkit: reconnected after a {status.gap:.1f}s gap", highlight=False)
+
+    # -- rates and snapshots -------------------------------------------------------------
+
+    @property
+    def received(self) -> int:
+        return self.source.received
+
+    def rate(self) -> float:
+        t = time.monotonic()
+        samples = self._samples
+        samples.append((t, self.received))
+        while len(samples) > 2 and t - samples[0][0] > _RATE_WINDOW:
+            samples.popleft()
+        t0, n0 = samples[0]
+        return (self.received - n0) / (t - t0) if t > t0 else 0.0
+
+    def make_snapshot(self) -> WatchSnapshot:
+        s = self.snapshot
+        s.rows = tuple(self.rows)
+        s.received = self.received
+        s.shown = self.shown_so_far()
+        s.dropped = getattr(self.source, "dropped", 0)
+        s.rate = self.rate()
+        s.subscriptions = getattr(self.source, "subscriptions", ())
+        s.filters = getattr(self.source, "filters", ())
+        s.matches = [m for _, _, m in self.matches]
+        if self.stats is not None:
+            s.extra = stats_panel(self.stats, s.rate)
+            s.extra_height = 1 + (min(8, len(self.stats.counts)) + 3) // 4
+        return s
+
+    def shown_so_far(self) -> int:
+        return self.stats.events if self.stats is not None else len(self.rows) if self.rows else self.shown
+
+    # -- the whole run ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._stop.set)
+        live = None
+        if self.fmt is OutputFormat.table and not self.quiet:
+            console = Console(theme=THEME, highlight=False)
+            live = Live(WatchScreen(self.make_snapshot, self.columns), console=console,
+                        auto_refresh=False, screen=True, transient=False,
+                        redirect_stdout=False, redirect_stderr=False)
+        ingest = asyncio.ensure_future(self.ingest())
+        ticker = asyncio.ensure_future(self._tick(live))
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            if live is not None:
+                live.start(refresh=True)
+            await asyncio.wait([ingest, stop], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (ticker, stop):
+                task.cancel()
+            if not ingest.done():
+                ingest.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ingest  # re-raises AuthError, Disconnected … from the source
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            if live is not None:
+                live.stop()
+                # Leave the last screenful behind the summary, sized to the terminal.
+                final = self.make_snapshot()
+                final.state = "stopped" if final.state == "connected" else final.state
+                live.console.print(WatchScreen(lambda: final, self.columns),
+                                   height=max(5, live.console.height - 2))
+            self._flush()
+
+    async def _tick(self, live: Optional[Live]) -> None:
+        period = 1 / REFRESH_PER_SECOND
+        while True:
+            await asyncio.sleep(period if live is not None else 0.1)
+            self._flush()
+            if live is not None:
+                live.refresh()
+
+    def _flush(self) -> None:
+        if self.writer is not None and not self.broken_pipe:
+            try:
+                self.writer.flush()
+            except BrokenPipeError:
+                self.broken_pipe = True
+                self._stop.set()
+
+    # -- the end -----------------------------------------------------------------------------
+
+    def summary(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        received = self.received
+        dropped = getattr(self.source, "dropped", 0)
+        extra = f", {self.shown} matched" if self.matches or self.local_filters else ""
+        return (f"{received} events received{extra}, {dropped} dropped, {elapsed:.2f} s, "
+                f"{received / elapsed:.1f} events/s")
+
+    def final_stats(self) -> Optional[dict]:
+        if self.stats is None:
+            return None
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return self.stats.to_dict(elapsed=elapsed, rate=self.received / elapsed)
+
+
+def _default_format() -> OutputFormat:
+    return OutputFormat.table if sys.stdout.isatty() else OutputFormat.json
+
+
+async def _run(watch: Watch) -> None:
+    try:
+        await watch.source.open()
+        await watch.run()
+    finally:
+        await watch.source.close()
+
+
+def watch(
+    filter: Annotated[Optional[List[str]], typer.Option(
+        "--filter", "-f", metavar="NAMES",
+        help="Subscribe to just these events (repeat, or separate with commas/spaces; "
+             "'CUSTOM sofia::register' for subclasses). Default ALL.")] = None,
+    header: Annotated[Optional[List[str]], typer.Option(
+        "--header", metavar="NAME=VALUE",
+        help="Install a server-side filter: only events whose header NAME equals VALUE (repeatable).")] = None,
+    match: Annotated[Optional[List[str]], typer.Option(
+        "--match", metavar="NAME~REGEX",
+        help="Show only events whose header NAME matches REGEX, checked here (repeatable; all must match).")] = None,
+    format: Annotated[Optional[OutputFormat], typer.Option(
+        "--format", case_sensitive=False,
+        help="table (default on a terminal), json (one event per line; default when piped) or plain "
+             "(header blocks, as fs_cli shows them).", show_default=False)] = None,
+    columns: Annotated[Optional[str], typer.Option(
+        "--columns", metavar="LIST",
+        help="Table columns: time,event,direction,channel,caller,name,destination,state,uuid "
+             "or any header name.")] = None,
+    count: Annotated[Optional[int], typer.Option("--count", "-n", min=1, help="Exit after N events.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q",
+        help="Print no events, only the summary line at exit.")] = False,
+    record: Annotated[Optional[Path], typer.Option("--record", metavar="FILE", dir_okay=False,
+        help="Write every event and connection change to FILE as JSON lines.")] = None,
+    replay: Annotated[Optional[Path], typer.Option("--replay", metavar="FILE",
+        help="Read a recording (--record) or a raw ESL transcript instead of a switch.")] = None,
+    speed: Annotated[Optional[float], typer.Option("--speed", min=0.001,
+        help="With --replay: keep the original timing, SPEED times faster (default: as fast as possible).")] = None,
+    stats: Annotated[bool, typer.Option("--stats",
+        help="Show call statistics; with --format json, print a final stats object.")] = False,
+    wire_format: Annotated[WireFormat, typer.Option("--wire-format", case_sensitive=False,
+        help="Event encoding to ask the switch for (event plain|json|xml).")] = WireFormat.plain,
+    reconnect: Annotated[bool, typer.Option("--reconnect/--no-reconnect",
+        help="Reconnect by itself when the link drops.")] = True,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    password: PasswordOpt = None,
+    profile: ProfileOpt = None,
+    timeout: TimeoutOpt = 5.0,
+) -> None:
+    """Watch a switch's events live: a table, JSON lines or fs_cli-style blocks.
+
+    [bold]eslkit watch[/]                                   table of every event
+    [bold]eslkit watch -f CHANNEL_ANSWER,CHANNEL_HANGUP_COMPLETE --format json | jq .[/]
+    [bold]eslkit watch --header Caller-Destination-Number=1001 --stats[/]
+    [bold]eslkit watch --replay calls.jsonl --speed 1[/]
+    """
+    names = parse_names(filter)
+    header_filters = parse_header_filters(header)
+    matches = parse_matches(match)
+    fmt = format or _default_format()
+    err = Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
+    local_filters = []
+    if replay is not None:
+        source = ReplaySource(replay, speed=speed)
+        if names != ["ALL"]:
+            local_filters.append(NameFilter(names))
+        if header_filters:
+            local_filters.append(header_filter(header_filters))
+        source.subscriptions = names
+        source.filters = header_filters
+    else:
+        if speed is not None:
+            raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
+        settings = connection_settings(host, port, password, profile, timeout, console=err)
+        source = EslSource(settings, names=names, filters=header_filters,
+                           format=wire_format.value, reconnect=reconnect)
+    runner = Watch(source, fmt=fmt, columns=parse_columns(columns), matches=matches, count=count,
+                   quiet=quiet, record=record, stats=stats, local_filters=local_filters, err=err)
+    try:
+        asyncio.run(_run(runner))
+    finally:
+        if runner.broken_pipe:
+            # The reader (head, jq -e …) went away: that is a normal end, not an error.
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        else:
+            _finish(runner, fmt)
+
+
+def _finish(runner: Watch, fmt: OutputFormat) -> None:
+    final = runner.final_stats()
+    if final is not None:
+        if fmt is OutputFormat.json:
+            writer = NdjsonWriter(sys.stdout.buffer)
+            with contextlib.suppress(BrokenPipeError):
+                writer.object({"stats": final})
+        elif fmt is OutputFormat.plain or runner.quiet:
+            runner.err.print(stats_panel(runner.stats, final["events_per_second"] or 0.0))
+    runner.err.out(f"eslkit watch: {runner.summary()}", highlight=False)
