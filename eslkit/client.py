@@ -91,8 +91,9 @@ class Backoff:
     """Exponential back-off with a cap and full jitter on the top fraction."""
 
     def __init__(self, initial: float = 0.5, factor: float = 2.0, cap: float = 30.0,
-                 jitter: float = 0.25, rng=random.random):
+                 jitter: float = 0.25, rng=random.random, reset_after: float = 10.0):
         self.initial, self.factor, self.cap, self.jitter, self.rng = initial, factor, cap, jitter, rng
+        self.reset_after = reset_after  # a session this long (s) starts the back-off over
 
     def delays(self) -> Iterator[float]:
         delay = self.initial
@@ -153,6 +154,8 @@ class Connection:
         self._connected = asyncio.Event()
         self._hidden_bgjob = False  # we subscribed BACKGROUND_JOB for bgapi, not the user
         self._exiting = False
+        self._delays: Iterator[float] | None = None
+        self._up_since = 0.0
 
     def __repr__(self) -> str:
         # Never the password.
@@ -180,6 +183,7 @@ class Connection:
             self.state = ConnState.IDLE
             raise
         self.state = ConnState.CONNECTED
+        self._up_since = time.monotonic()
         self._connected.set()
         self._task = asyncio.ensure_future(self._run())
 
@@ -218,24 +222,33 @@ class Connection:
         self._parser = Parser(self.max_frame_size)
         self._frames.clear()
         try:
-            greeting = await self._read_frame(self.timeout)
-            if isinstance(greeting, RudeRejection):
-                raise AclRejected(f"The switch at {self.address} refused this address by its ACL: "
-                                  f"{greeting.text.strip()!r}.")
-            if isinstance(greeting, DisconnectNotice):
-                raise Disconnected(f"The switch at {self.address} hung up at once: {greeting.text.strip()!r}.")
-            if not isinstance(greeting, AuthRequest):
-                raise ProtocolError(f"{self.address} did not greet with auth/request; "
-                                    "it does not look like mod_event_socket.")
-            self._writer.write(encode_command(f"auth {self._password}"))
-            reply = await self._read_frame(self.timeout)
-            if not isinstance(reply, CommandReply):
-                raise ProtocolError(f"{self.address} answered auth with {reply.content_type or 'garbage'}.")
-            if not reply.ok:
-                raise AuthError(f"The switch at {self.address} rejected the password ({reply.reply_text}).")
+            # One deadline for the whole handshake: a server dripping a byte at a time cannot stretch it.
+            await asyncio.wait_for(self._handshake(), self.timeout)
+        except asyncio.TimeoutError:
+            self._drop_socket()
+            raise ConnectTimeout(f"{self.address} did not complete the greeting and auth within "
+                                 f"{self.timeout:g} s.") from None
         except BaseException:
             self._drop_socket()
             raise
+
+    async def _handshake(self) -> None:
+        """Read the greeting, send auth, read its reply."""
+        greeting = await self._read_frame(self.timeout)
+        if isinstance(greeting, RudeRejection):
+            raise AclRejected(f"The switch at {self.address} refused this address by its ACL: "
+                              f"{greeting.text.strip()!r}.")
+        if isinstance(greeting, DisconnectNotice):
+            raise Disconnected(f"The switch at {self.address} hung up at once: {greeting.text.strip()!r}.")
+        if not isinstance(greeting, AuthRequest):
+            raise ProtocolError(f"{self.address} did not greet with auth/request; "
+                                "it does not look like mod_event_socket.")
+        self._writer.write(encode_command(f"auth {self._password}"))
+        reply = await self._read_frame(self.timeout)
+        if not isinstance(reply, CommandReply):
+            raise ProtocolError(f"{self.address} answered auth with {reply.content_type or 'garbage'}.")
+        if not reply.ok:
+            raise AuthError(f"The switch at {self.address} rejected the password ({reply.reply_text}).")
 
     async def _read_frame(self, timeout: float) -> Frame:
         """Read one frame directly (before the reader task runs: greeting, auth, restore)."""
@@ -291,7 +304,7 @@ class Connection:
                 if parser.buffered:
                     # Mid-frame: a peer that stalls here is broken, not idle.
                     try:
-                        data = await asyncio.wait_for(reader.read(READ_SIZE), max(self.timeout, 1.0) * 6)
+                        data = await asyncio.wait_for(reader.read(READ_SIZE), max(self.timeout * 3, 1.0))
                     except asyncio.TimeoutError:
                         return f"The switch at {self.address} stalled in the middle of a frame."
                 else:
@@ -307,6 +320,8 @@ class Connection:
                     else:
                         self._dispatch(frame)
         except ProtocolError as exc:
+            for frame in exc.frames:
+                self._dispatch(frame)
             return str(exc)
         except OSError as exc:
             return f"The connection to {self.address} broke: {exc.strerror or exc}."
@@ -351,11 +366,16 @@ class Connection:
         self._jobs.clear()
 
     async def _reconnect(self) -> EslkitError | None:
-        for attempt, delay in enumerate(self.backoff.delays(), 1):
+        # A switch that accepts and drops us at once must not be hammered: the
+        # back-off only starts over after a session that lasted a while.
+        if self._delays is None or time.monotonic() - self._up_since > self.backoff.reset_after:
+            self._delays = self.backoff.delays()
+        for attempt, delay in enumerate(self._delays, 1):
             await asyncio.sleep(delay)
             try:
                 await self._open()
                 await self._restore()
+                self._up_since = time.monotonic()
                 return None
             except (AuthError, AclRejected) as exc:
                 return exc

@@ -178,7 +178,8 @@ class Parser:
     """Feed bytes in any chunking, get whole frames back.
 
     ``feed(b"")`` means the peer closed: it raises `ProtocolError` if a frame
-    was cut off.  A frame bigger than ``max_frame_size`` raises `FrameTooLarge`
+    was cut off.  A `ProtocolError` carries the whole frames parsed before the
+    bad bytes in ``err.frames``.  A frame bigger than ``max_frame_size`` raises `FrameTooLarge`
     as soon as its ``Content-Length`` is read, so memory stays bounded.
     """
 
@@ -201,9 +202,17 @@ class Parser:
                     f"The connection closed in the middle of a frame ({len(self._buf)} bytes left unparsed)."
                 )
             return []
+        frames: list[Frame] = []
+        try:
+            self._parse_into(frames, data)
+        except ProtocolError as exc:
+            exc.frames = frames  # the good frames before the bad bytes still count
+            raise
+        return frames
+
+    def _parse_into(self, frames: list[Frame], data: bytes) -> None:
         buf = self._buf
         buf += data
-        frames: list[Frame] = []
         pos = 0
         size = len(buf)
         while True:
@@ -243,7 +252,6 @@ class Parser:
         if pos:
             del buf[:pos]
             self._scan = max(0, self._scan - pos)
-        return frames
 
     def __iter__(self):
         raise TypeError("use parser.feed(data), which returns a list of frames")

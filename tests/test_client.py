@@ -381,3 +381,120 @@ def test_backoff_is_capped_and_jittered():
 def test_repr_never_shows_password():
     conn = Connection(password="hunter2")
     assert "hunter2" not in repr(conn) and "hunter2" not in str(vars(conn).get("host"))
+
+
+# --- fault injection: a server that misbehaves, every case ending in bounded time ------------------
+
+
+def test_slow_drip_greeting_is_bounded_by_the_timeout():
+    async def drip(reader, writer):
+        for byte in b"Content-Type: auth/request\n\n":
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.1)
+
+    async def main():
+        async with serve(drip) as port:
+            started = time.monotonic()
+            with pytest.raises(ConnectTimeout, match="did not complete the greeting"):
+                await Connection(port=port, timeout=1.0).connect()
+            assert time.monotonic() - started < 2
+    run(main())
+
+
+def test_stall_mid_frame_ends_the_session():
+    async def stall(reader, writer):
+        writer.write(auth_request())
+        await read_command(reader)
+        writer.write(command_reply("+OK accepted"))
+        await read_command(reader)
+        writer.write(command_reply("+OK event listener enabled plain"))
+        writer.write(b"Content-Length: 500\nContent-Type: text/event-plain\n\nEvent-Na")
+        await writer.drain()
+        await asyncio.sleep(30)
+
+    async def main():
+        async with serve(stall) as port:
+            conn = Connection(port=port, timeout=0.3)
+            await conn.connect()
+            await conn.subscribe()
+            started = time.monotonic()
+            with pytest.raises(Disconnected, match="stalled in the middle of a frame"):
+                async for _ in conn.events():
+                    pass
+            assert time.monotonic() - started < 3
+            await conn.close()
+    run(main())
+
+
+def test_api_reply_that_never_comes_times_out():
+    async def mute(reader, writer):
+        writer.write(auth_request())
+        await read_command(reader)
+        writer.write(command_reply("+OK accepted"))
+        await asyncio.sleep(30)
+
+    async def main():
+        async with serve(mute) as port:
+            async with Connection(port=port) as conn:
+                started = time.monotonic()
+                with pytest.raises(CommandTimeout, match="no reply") as err:
+                    await conn.api("status", timeout=0.5)
+                assert time.monotonic() - started < 1.5 and err.value.exit_code == 9
+    run(main())
+
+
+def test_garbage_mid_session_ends_or_reconnects():
+    async def liar(reader, writer):
+        writer.write(auth_request())
+        await read_command(reader)
+        writer.write(command_reply("+OK accepted"))
+        await read_command(reader)
+        writer.write(command_reply("+OK event listener enabled plain"))
+        writer.write(b"\x00\x01 binary junk \xff\n\n")
+        await asyncio.sleep(30)
+
+    async def main():
+        async with serve(liar) as port:
+            conn = Connection(port=port)
+            await conn.connect()
+            await conn.subscribe()
+            with pytest.raises(Disconnected, match="not an event-socket header"):
+                async for _ in conn.events():
+                    pass
+            await conn.close()
+    run(main())
+
+
+def test_disconnects_in_a_loop_back_off_and_close_promptly():
+    accepted = []
+
+    async def flapping(reader, writer):
+        accepted.append(time.monotonic())
+        writer.write(auth_request())
+        await read_command(reader)
+        writer.write(command_reply("+OK accepted"))
+        await writer.drain()
+        writer.close()
+
+    async def main():
+        async with serve(flapping) as port:
+            conn = Connection(port=port, reconnect=True,
+                              backoff=Backoff(initial=0.05, factor=2, cap=0.4, jitter=0.0))
+            await conn.connect()
+            statuses = []
+
+            async def consume():
+                async for item in conn.events():
+                    statuses.append(item.state)
+
+            consumer = asyncio.ensure_future(consume())
+            await asyncio.sleep(1.5)
+            started = time.monotonic()
+            await conn.close()
+            await asyncio.wait_for(consumer, 2)
+            assert time.monotonic() - started < 1
+            # Back-off bounds the rate: 0.05 + 0.1 + 0.2 + 0.4 + 0.4 ... in 1.5 s is at most ~7 tries.
+            assert 3 <= len(accepted) <= 9
+            assert statuses[:4] == ["disconnected", "connected", "disconnected", "connected"]
+    run(main())
