@@ -363,10 +363,10 @@ class MqttSink:
 
     def _reap(self) -> None:
         """Count the messages paho has seen acknowledged (caller holds _cv)."""
-        if self._inflight and any(info.is_published() for info, _ in self._inflight):
+        if self._inflight and any(_acked(info) for info, _ in self._inflight):
             still = []
             for info, kind in self._inflight:
-                if info.is_published():
+                if _acked(info):
                     self.published[kind] += 1
                 else:
                     still.append((info, kind))
@@ -386,6 +386,9 @@ class MqttSink:
             message = self.buffer.take(timeout=0.2)
             if message is None:
                 continue
+            if not self._connected:
+                self.buffer.put_back([message])  # the link went while we waited: keep it in the bound
+                continue
             # Never hold our lock while calling paho (it calls us back under its own).
             info = client.publish(message.address, message.payload, qos=self.qos)
             if info.rc != 0 and self.qos == 0:
@@ -396,6 +399,16 @@ class MqttSink:
                 self._inflight.append((info, message.kind))
         with self._cv:
             self._reap()
+
+
+def _acked(info) -> bool:
+    """Has the broker acknowledged this message?  paho's is_published() raises
+    for a message handed over while the link was down, although paho queued it
+    and will re-send it; its flag still tells the truth once the ack comes."""
+    try:
+        return info.is_published()
+    except RuntimeError:
+        return bool(getattr(info, "_published", False))
 
 
 def _wait_published(info, timeout: float) -> None:

@@ -1,0 +1,249 @@
+"""The relay loop: events from one source → broker messages through one sink.
+
+For each event: the call tracker names the agent extension it belongs to
+(``ext``) and any popup state changes it causes; the event goes to its topic
+or routing key, each popup state change to its agent's address.  Messages wait
+in the sink's bounded buffer while the broker is away.  A status message says
+``online``/``offline``, whether the switch is connected, and the counters.
+
+Nothing is lost silently: every message dropped from a full buffer is counted,
+and at the end the summary says what was received, published, dropped and
+left unconfirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, AsyncIterable, Callable, Iterable, Protocol
+
+from eslkit.event import Event
+from eslkit.sinks.buffer import Message
+
+
+class Sink(Protocol):
+    """What MqttSink and AmqpSink both offer the relay."""
+
+    buffer: Any
+    published: Any
+    connected: bool
+    on_change: Callable[[str], None] | None
+
+    async def start(self) -> None: ...
+    def send(self, message: Message) -> Message | None: ...
+    def status(self, payload: dict) -> None: ...
+    def event_address(self, event: Event, ext: str | None) -> str: ...
+    def popup_address(self, hostname: str | None, ext: str) -> str: ...
+    async def drain(self, timeout: float) -> bool: ...
+    async def close(self, final_status: dict | None = None) -> None: ...
+    @property
+    def unconfirmed(self) -> int: ...
+
+
+class Attribution(Protocol):
+    """The call tracker, seen from the relay."""
+
+    def feed(self, event: Event) -> tuple[str | None, list[tuple[str, dict]]]:
+        """The event's agent extension (or None) and the popup state changes
+        it causes, as (ext, the JSON object `popup --format json` prints)."""
+
+
+@dataclass
+class EventSelector:
+    """`--filter NAMES` and `--header NAME=VALUE`, with ESL's own meaning:
+    a name matches Event-Name or a CUSTOM subclass; any header filter may match."""
+
+    names: frozenset[str] = frozenset()
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, names: Iterable[str] = (), headers: Iterable[str] = ()) -> "EventSelector":
+        from eslkit.errors import EslkitError
+
+        wanted = set()
+        for item in names:
+            for name in item.replace(",", " ").split():
+                wanted.add(name)
+        wanted.discard("CUSTOM")  # "CUSTOM sofia::register" names the subclass
+        pairs = []
+        for item in headers:
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                err = EslkitError(f"--header {item!r} is not NAME=VALUE.", "Write it as --header Caller-Destination-Number=1001.")
+                err.exit_code = 2
+                raise err
+            pairs.append((name.strip(), value))
+        return cls(frozenset(wanted), tuple(pairs))
+
+    def __call__(self, event: Event) -> bool:
+        if self.names and "ALL" not in self.names:
+            if event.event_name not in self.names and (event.subclass or "") not in self.names:
+                return False
+        if self.headers:
+            return any(event.get(name) == value for name, value in self.headers)
+        return True
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Summary:
+    received: int = 0
+    published_events: int = 0
+    published_popups: int = 0
+    dropped: int = 0
+    unconfirmed: int = 0
+    broker_disconnects: int = 0
+    switch_disconnects: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.dropped == 0 and self.unconfirmed == 0
+
+    def line(self) -> str:
+        text = (
+            f"received {self.received} events; published {self.published_events + self.published_popups} "
+            f"messages ({self.published_events} events, {self.published_popups} popup states); "
+            f"dropped {self.dropped}"
+        )
+        if self.unconfirmed:
+            text += f"; {self.unconfirmed} not confirmed by the broker"
+        return text
+
+
+@dataclass
+class Relay:
+    source: AsyncIterable
+    sink: Sink
+    attribution: Attribution | None = None
+    select: EventSelector = field(default_factory=EventSelector)
+    status_interval: float = 10.0
+    drain_timeout: float = 10.0
+    notice: Callable[[str], None] | None = None  # one line for the operator (stderr)
+
+    def __post_init__(self) -> None:
+        self.received = 0
+        self.switch = "unknown"
+        self.switch_disconnects = 0
+        self.hostname: str | None = None
+        self.started = _now()
+        self._stopping: asyncio.Event | None = None
+
+    # --- status -----------------------------------------------------------------
+
+    def counters(self) -> dict[str, int]:
+        published = self.sink.published
+        return {
+            "received": self.received,
+            "published": published["event"] + published["popup"],
+            "buffered": self.sink.unconfirmed,
+            "dropped": self.sink.buffer.dropped,
+        }
+
+    def status(self, state: str = "online") -> dict:
+        return {"state": state, "switch": self.switch, "hostname": self.hostname,
+                "since": self.started, "time": _now(), **self.counters()}
+
+    def _say(self, line: str) -> None:
+        if self.notice:
+            self.notice(line)
+
+    def _broker_changed(self, state: str) -> None:
+        if state == "connected":
+            self.sink.status(self.status())
+            self._say(f"broker connected again; sending {self.sink.unconfirmed} buffered messages")
+        else:
+            self._say(f"broker connection lost; buffering up to {self.sink.buffer.limit} messages")
+
+    def stop(self) -> None:
+        """Finish: stop reading, deliver what is buffered, say what happened."""
+        if self._stopping is not None:
+            self._stopping.set()
+
+    # --- the loop -----------------------------------------------------------------
+
+    def handle(self, item: Any) -> None:
+        if not isinstance(item, Event):
+            self._switch_status(item)
+            return
+        self.received += 1
+        if item.hostname:
+            self.hostname = item.hostname
+        ext, changes = self.attribution.feed(item) if self.attribution else (None, [])
+        if self.select(item):
+            headers = {"ext": ext} if ext else {}
+            self.sink.send(Message(self.sink.event_address(item, ext), item.to_json().encode(), "event", headers))
+        for agent, state in changes:
+            payload = json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode()
+            self.sink.send(Message(self.sink.popup_address(item.hostname, agent), payload, "popup", {"ext": agent}))
+
+    def _switch_status(self, item: Any) -> None:
+        state = getattr(item, "state", None)
+        state_name = getattr(state, "value", state)
+        if state_name not in ("connected", "disconnected"):
+            return
+        if state_name == "disconnected":
+            self.switch_disconnects += 1
+            self._say(f"switch disconnected ({getattr(item, 'reason', '')}); reconnecting")
+        elif self.switch == "disconnected":
+            gap = getattr(item, "gap", None)
+            self._say("switch connected again" + (f" after {gap:.1f} s" if gap else ""))
+        self.switch = state_name
+        self.sink.status(self.status())
+
+    async def _ingest(self) -> None:
+        async for item in self.source:
+            self.handle(item)
+            if self.switch == "unknown" and isinstance(item, Event):
+                self.switch = "connected"
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.status_interval)
+            self.sink.status(self.status())
+
+    async def run(self) -> Summary:
+        loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self.sink.on_change = lambda state: loop.call_soon_threadsafe(self._broker_changed, state)
+        await self.sink.start()
+        self.sink.status(self.status())
+        beat = asyncio.ensure_future(self._heartbeat())
+        ingest = asyncio.ensure_future(self._ingest())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({ingest, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (ingest, stopping, beat):
+                task.cancel()
+            await asyncio.gather(ingest, stopping, beat, return_exceptions=True)
+            if ingest.done() and not ingest.cancelled() and ingest.exception() is not None:
+                error = ingest.exception()
+            else:
+                error = None
+            summary = await self._finish()
+        if error is not None:
+            raise error
+        return summary
+
+    async def _finish(self) -> Summary:
+        if self.sink.unconfirmed:
+            self._say(f"delivering {self.sink.unconfirmed} buffered messages (up to {self.drain_timeout:g} s)")
+        await self.sink.drain(self.drain_timeout)
+        final = self.status("offline")
+        await self.sink.close(final)
+        published = self.sink.published
+        summary = Summary(
+            received=self.received,
+            published_events=published["event"],
+            published_popups=published["popup"],
+            dropped=self.sink.buffer.dropped,
+            unconfirmed=self.sink.unconfirmed,
+            broker_disconnects=getattr(self.sink, "disconnects", 0),
+            switch_disconnects=self.switch_disconnects,
+        )
+        return summary

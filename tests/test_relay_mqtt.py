@@ -1,0 +1,206 @@
+"""`relay` → a real Mosquitto: topics, order, status, Last Will, outages, overflow."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from eslkit.errors import BrokerError
+from eslkit.event import Event
+from eslkit.protocol import EventFrame, Parser
+from eslkit.relay import EventSelector, Relay
+from eslkit.sinks.buffer import Buffer
+from eslkit.sinks.mqtt import MqttSink, parse_mqtt_url
+from tests.support.brokers import MqttCollector, fresh_mosquitto, mosquitto  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.slow
+
+
+def capture_events(captures, name: str) -> list[Event]:
+    parser = Parser()
+    frames = parser.feed((captures / f"{name}.raw").read_bytes())
+    return [f.event for f in frames if isinstance(f, EventFrame)]
+
+
+async def from_list(events, gate=None, every=0):
+    """An event source; with a gate, pause at each multiple of `every` until told."""
+    for i, ev in enumerate(events):
+        if gate is not None and every and i and i % every == 0:
+            await gate(i)
+        yield ev
+        await asyncio.sleep(0)
+
+
+def make_sink(broker, *, limit=100_000, client_id="relay-test", **kw) -> MqttSink:
+    settings = parse_mqtt_url(broker.url, client_id=client_id)
+    return MqttSink(settings, Buffer(limit), reconnect_delay=(1, 1), **kw)
+
+
+def run(coro, timeout=30):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def test_capture_reaches_a_subscriber_in_order_with_topics(mosquitto, captures):
+    events = capture_events(captures, "scenario_queue_plain")
+    assert len(events) > 50
+    sub = MqttCollector(mosquitto, "freeswitch/vm/events/#")
+    try:
+        relay = Relay(from_list(events), make_sink(mosquitto, client_id="relay-order"))
+        summary = run(relay.run())
+        assert summary.received == len(events)
+        assert summary.published_events == len(events)
+        assert summary.dropped == 0 and summary.unconfirmed == 0
+        assert sub.wait_for(lambda m: len(m) >= len(events))
+        got = sub.messages[: len(events)]
+        assert [json.loads(p) for _, p, _ in got] == [ev.to_dict() for ev in events]
+        assert [t for t, _, _ in got] == [f"freeswitch/vm/events/{ev.event_name}/-" for ev in events]
+    finally:
+        sub.close()
+
+
+def test_filter_and_header_select_what_is_published(mosquitto, captures):
+    events = capture_events(captures, "scenario_queue_plain")
+    select = EventSelector.parse(["CHANNEL_ANSWER,CHANNEL_HANGUP_COMPLETE"], ["Call-Direction=outbound"])
+    want = [ev for ev in events if ev.event_name in ("CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")
+            and ev.get("Call-Direction") == "outbound"]
+    assert 0 < len(want) < len(events)
+    sub = MqttCollector(mosquitto, "sel/#")
+    try:
+        sink = make_sink(mosquitto, client_id="relay-select", topic="sel/{event}/{uuid}")
+        summary = run(Relay(from_list(events), sink, select=select).run())
+        assert summary.received == len(events) and summary.published_events == len(want)
+        assert sub.wait_for(lambda m: len(m) >= len(want))
+        assert [t for t, _, _ in sub.messages] == [f"sel/{ev.event_name}/{ev.unique_id}" for ev in want]
+    finally:
+        sub.close()
+
+
+def test_status_topic_online_then_offline_with_counters(mosquitto, captures):
+    events = capture_events(captures, "scenario_noanswer_plain")
+    sink = make_sink(mosquitto, client_id="relay-status")
+    sub = MqttCollector(mosquitto, sink.status_topic)
+    try:
+        summary = run(Relay(from_list(events), sink).run())
+        assert sub.wait_for(lambda m: any(json.loads(p)["state"] == "offline" for _, p, _ in m))
+        states = [json.loads(p) for _, p, _ in sub.messages]
+        assert states[0]["state"] == "online"
+        final = states[-1]
+        assert final["state"] == "offline"
+        assert final["received"] == summary.received == len(events)
+        assert final["published"] == len(events) and final["dropped"] == 0 and final["buffered"] == 0
+        assert final["hostname"] == "vm"
+    finally:
+        sub.close()
+    # Retained: a desktop that comes later still learns the relay's state.
+    late = MqttCollector(mosquitto, sink.status_topic)
+    try:
+        assert late.wait_for(lambda m: len(m) >= 1)
+        topic, payload, retained = late.messages[0]
+        assert retained and json.loads(payload)["state"] == "offline"
+    finally:
+        late.close()
+
+
+def test_broker_restart_mid_stream_loses_nothing_at_qos1(fresh_mosquitto, captures):
+    events = capture_events(captures, "scenario_queue_plain")
+    # A durable subscriber: the broker keeps its subscription and queue across the restart.
+    sub = MqttCollector(fresh_mosquitto, "freeswitch/vm/#", client_id="desk-restart", clean_session=False)
+    outage = len(events) // 3
+
+    async def scenario():
+        sink = make_sink(fresh_mosquitto, client_id="relay-restart", qos=1)
+
+        async def gate(i):
+            if i == outage:
+                # Let what was sent so far be acknowledged, then take the broker away.
+                assert await sink.drain(10)
+                await asyncio.to_thread(fresh_mosquitto.stop)
+                await asyncio.sleep(0.3)
+            if i == 2 * outage:
+                assert not sink.connected and sink.unconfirmed > 0
+                await asyncio.to_thread(fresh_mosquitto.start)
+
+        relay = Relay(from_list(events, gate, every=outage), sink, drain_timeout=20)
+        return await relay.run(), sink
+
+    try:
+        summary, sink = run(scenario(), timeout=60)
+        assert summary.received == len(events)
+        assert summary.dropped == 0 and summary.unconfirmed == 0
+        assert summary.published_events >= len(events)
+        assert sink.disconnects >= 1
+        assert sub.wait_for(lambda m: len({p for _, p, _ in m}) >= len(events), timeout=20)
+        # At least once: a re-sent message may come twice; first arrivals keep the switch's order.
+        seen, order = set(), []
+        for _, payload, _ in sub.messages:
+            if payload not in seen:
+                seen.add(payload)
+                order.append(json.loads(payload))
+        assert order == [ev.to_dict() for ev in events]
+    finally:
+        sub.close()
+
+
+def test_full_buffer_drops_oldest_counts_and_reports(fresh_mosquitto, captures):
+    events = capture_events(captures, "scenario_queue_plain")[:60]
+    limit = 10
+    sub = MqttCollector(fresh_mosquitto, "freeswitch/vm/#", client_id="desk-overflow", clean_session=False)
+
+    async def scenario():
+        sink = make_sink(fresh_mosquitto, client_id="relay-overflow", limit=limit, window=5)
+        relay = Relay(from_list(events), sink, drain_timeout=20)
+        await sink_started_then_broker_down(relay, sink)
+        return relay
+
+    async def sink_started_then_broker_down(relay, sink):
+        # Start the relay's broker side, then stop the broker before any event flows.
+        await sink.start()
+        sink.start = _noop_start
+        await asyncio.to_thread(fresh_mosquitto.stop)
+        while sink.connected:
+            await asyncio.sleep(0.05)
+        task = asyncio.ensure_future(relay.run())
+        while relay.received < len(events):
+            await asyncio.sleep(0.05)
+        assert len(sink.buffer) == limit and sink.buffer.dropped == len(events) - limit
+        await asyncio.to_thread(fresh_mosquitto.start)
+        relay.summary = await task
+
+    async def _noop_start():
+        return None
+
+    try:
+        relay = run(scenario(), timeout=60)
+        summary = relay.summary
+        assert summary.received == len(events)
+        assert summary.dropped == len(events) - limit
+        assert summary.published_events == limit and summary.unconfirmed == 0
+        assert "dropped 50" in summary.line()
+        newest = [ev.to_dict() for ev in events[-limit:]]
+        assert sub.wait_for(lambda m: len([1 for t, _, _ in m if "/events/" in t]) >= limit, timeout=20)
+        got = [json.loads(p) for t, p, _ in sub.messages if "/events/" in t]
+        assert got == newest
+    finally:
+        sub.close()
+
+
+def test_password_comes_from_the_environment_only(monkeypatch):
+    with pytest.raises(BrokerError, match="contains a password"):
+        parse_mqtt_url("mqtt://agent:s3cret@127.0.0.1:1883")
+    with pytest.raises(BrokerError, match="MQTT_PW_UNSET"):
+        parse_mqtt_url("mqtt://127.0.0.1", password_env="MQTT_PW_UNSET")
+    monkeypatch.setenv("MQTT_PW", "s3cret")
+    settings = parse_mqtt_url("mqtt://relay@127.0.0.1", password_env="MQTT_PW")
+    assert settings.password == "s3cret" and settings.username == "relay" and settings.port == 1883
+    assert "s3cret" not in repr(settings)
+
+
+def test_unreachable_broker_is_one_clear_error():
+    from tests.support.brokers import free_port
+
+    sink = MqttSink(parse_mqtt_url(f"mqtt://127.0.0.1:{free_port()}"), Buffer(10))
+    with pytest.raises(BrokerError, match="Cannot reach the MQTT broker") as err:
+        run(sink.start())
+    assert err.value.exit_code == 13
