@@ -183,7 +183,8 @@ class Watch:
         self.err = err or Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
         self.shown = 0
         self.rows: deque = deque(maxlen=TABLE_ROWS_KEPT)
-        self.snapshot = WatchSnapshot(source=getattr(source, "description", ""))
+        self.snapshot = WatchSnapshot(source=getattr(source, "description", ""),
+                                      retrying=getattr(source, "reconnects", False))
         self.started = time.monotonic()
         self.broken_pipe = False
         self._samples: deque = deque()
@@ -277,7 +278,6 @@ class Watch:
         s.matches = [m for _, _, m in self.matches]
         if self.stats is not None:
             s.extra = stats_panel(self.stats, s.rate)
-            s.extra_height = 1 + (min(8, len(self.stats.counts)) + 3) // 4
         return s
 
     def shown_so_far(self) -> int:

@@ -138,7 +138,7 @@ class WatchSnapshot:
     filters: Sequence[tuple[str, str]] = ()
     matches: Sequence[str] = ()
     extra: Optional[object] = None  # e.g. the stats panel
-    extra_height: int = 0
+    retrying: bool = True  # a live switch reconnects; a replay just reports what happened
     since: float = field(default_factory=time.monotonic)
 
 
@@ -150,7 +150,8 @@ def status_line(s: WatchSnapshot) -> Text:
     if s.source:
         line.append(" " + visible(s.source, 60), "esl.label")
     if s.state == "disconnected":
-        line.append(f" for {time.monotonic() - s.since:.0f}s, retrying", "esl.disconnected")
+        if s.retrying:
+            line.append(f" for {time.monotonic() - s.since:.0f}s, retrying", "esl.disconnected")
         if s.reason:
             line.append(" (" + visible(s.reason, 80) + ")", "esl.label")
     elif s.gap is not None:
@@ -181,15 +182,23 @@ class WatchScreen:
     def __init__(self, snapshot: Callable[[], WatchSnapshot], columns: Sequence[str]):
         self.snapshot = snapshot
         self.columns = list(columns)
+        self.auto = self.columns == DEFAULT_COLUMNS  # the user did not choose: we may drop some
+
+    def columns_for(self, width: int) -> list[str]:
+        if not self.auto or width >= 110:
+            return self.columns
+        drop = {"channel", "name"} if width >= 80 else {"channel", "name", "direction", "state"}
+        return [c for c in self.columns if c not in drop]
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         s = self.snapshot()
         height = options.height or options.max_height or console.height
-        # status line + table heading (2 lines) + the optional panel
-        room = max(0, height - 3 - s.extra_height)
-        rows = list(s.rows[-room:]) if room else []
-        parts = [status_line(s)]
+        top = [status_line(s)]
         if s.extra is not None:
-            parts.append(s.extra)
-        parts.append(event_table(rows, self.columns))
-        yield Group(*parts)
+            top.append(s.extra)
+        # Measure what sits above the table at this width, so the newest row
+        # always lands on the last line whatever the terminal's size.
+        used = len(console.render_lines(Group(*top), options.update(height=None), pad=False))
+        room = max(0, height - used - 2)  # the table's heading and its rule
+        rows = list(s.rows[-room:]) if room else []
+        yield Group(*top, event_table(rows, self.columns_for(options.max_width)))
