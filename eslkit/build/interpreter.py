@@ -1,0 +1,112 @@
+"""The target interpreter: the Python that will `import ESL`.
+
+It may differ from the one running eslkit, so everything comes from its own
+sysconfig, asked in a subprocess.  Never distutils (gone in 3.12).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from eslkit.errors import PythonHeadersMissing
+
+# -I: ignore PYTHON* variables and the user site; the answer must describe
+# the interpreter as `import ESL` will later see it.
+_PROBE = r"""
+import sys, sysconfig, json
+paths = sysconfig.get_paths()
+v = sysconfig.get_config_var
+print(json.dumps({
+    "executable": sys.executable,
+    "version": "%d.%d" % sys.version_info[:2],
+    "version_full": "%d.%d.%d" % sys.version_info[:3],
+    "include": paths["include"],
+    "platinclude": paths.get("platinclude") or paths["include"],
+    "platlib": paths["platlib"],
+    "ext_suffix": v("EXT_SUFFIX") or ".so",
+    "soabi": v("SOABI") or "",
+    "platform": sysconfig.get_platform(),
+    "in_venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
+    "implementation": sys.implementation.name,
+}))
+"""
+
+
+@dataclass(frozen=True)
+class Target:
+    executable: str
+    version: str
+    version_full: str
+    include: str
+    platinclude: str
+    platlib: str
+    ext_suffix: str
+    soabi: str
+    platform: str
+    in_venv: bool
+    implementation: str
+
+    @property
+    def module_name(self) -> str:
+        return "_ESL" + self.ext_suffix
+
+    @property
+    def has_headers(self) -> bool:
+        return (Path(self.include) / "Python.h").is_file()
+
+    @property
+    def dev_package(self) -> str:
+        return f"python{self.version}-dev"
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def default_python() -> str:
+    """The active virtualenv's python, else python3 on PATH."""
+    venv = os.environ.get("VIRTUAL_ENV")
+    if venv and (Path(venv) / "bin" / "python").exists():
+        return str(Path(venv) / "bin" / "python")
+    found = shutil.which("python3")
+    if not found:
+        raise PythonHeadersMissing("No python3 on PATH and no --python given.",
+                                   fix="Give the interpreter to build for with --python PATH.")
+    return found
+
+
+def probe(python: Optional[str] = None) -> Target:
+    """Ask the interpreter about itself (a ~20 ms subprocess)."""
+    python = python or default_python()
+    exe = shutil.which(python) if os.sep not in python else python
+    if not exe or not os.access(exe, os.X_OK):
+        raise PythonHeadersMissing(f"The target interpreter {python} does not exist or is not executable.",
+                                   fix="Give an existing interpreter with --python PATH (e.g. $(pyenv prefix 3.12.1)/bin/python3).")
+    exe = str(Path(exe).absolute())  # keep venv symlinks: they decide sys.prefix
+    try:
+        proc = subprocess.run([exe, "-I", "-S", "-c", _PROBE], capture_output=True, text=True,
+                              timeout=30, check=False)
+        facts = json.loads(proc.stdout)
+        # The interpreter's own sys.executable: a pyenv shim resolves to the real
+        # python (a shim may pick another version later), a venv keeps its bin/python.
+        facts["executable"] = facts.get("executable") or exe
+        # -S is safe: a venv's sys.prefix comes from pyvenv.cfg, not from site.
+        return Target(**{k: facts[k] for k in Target.__dataclass_fields__})
+    except (OSError, ValueError, KeyError, TypeError, subprocess.TimeoutExpired) as exc:
+        raise PythonHeadersMissing(
+            f"Cannot ask {exe} about itself ({exc.__class__.__name__}); it is not a working Python 3.",
+            fix="Give a working Python 3 interpreter with --python PATH.",
+        ) from None
+
+
+def require_headers(target: Target) -> None:
+    if not target.has_headers:
+        raise PythonHeadersMissing(
+            f"Python.h for Python {target.version} is missing (looked in {target.include}).",
+            fix=f"Install the headers: apt-get install {target.dev_package} (or dnf install python3-devel).",
+        )

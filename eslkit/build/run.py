@@ -1,0 +1,197 @@
+"""Execute a BuildPlan: write files (journaled), run the steps with `sh`, deliver, verify.
+
+Progress goes to a reporter (see report.py) and every command's full output
+to the log file.  A second run with nothing changed stops at the up-to-date
+check, which costs a few stat() calls.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+import time
+from collections import deque
+from pathlib import Path
+from typing import Optional
+
+import sh
+
+from eslkit.build import install
+from eslkit.build.diagnose import diagnose
+from eslkit.build.journal import Journal
+from eslkit.build.plan import BuildPlan, Step
+from eslkit.build.tools import find_tool
+from eslkit.errors import BuildStepFailed, TreeNotWritable
+
+TAIL_LINES = 25
+
+
+class Log:
+    """The full log (--log FILE); a no-op without a file."""
+
+    def __init__(self, path: Optional[Path]):
+        self.fh = open(path, "a", encoding="utf-8") if path else None
+
+    def write(self, text: str) -> None:
+        if self.fh:
+            self.fh.write(text if text.endswith("\n") else text + "\n")
+            self.fh.flush()
+
+    def close(self) -> None:
+        if self.fh:
+            self.fh.close()
+
+
+def _not_writable(path: Path) -> Optional[str]:
+    """Why ``path`` cannot be written (root ignores mode bits, so look at them too)."""
+    try:
+        st = path.stat()
+        vfs = os.statvfs(path)
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror})"
+    if vfs.f_flag & os.ST_RDONLY:
+        return f"{path} is on a read-only file system"
+    if st.st_uid != os.geteuid():
+        return f"{path} belongs to another user (uid {st.st_uid}); eslkit runs as uid {os.geteuid()}"
+    if not st.st_mode & stat.S_IWUSR or not os.access(path, os.W_OK):
+        return f"{path} is read-only (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def preflight(plan: BuildPlan) -> None:
+    """Every reason the build cannot write, found before it writes anything."""
+    paths = [plan.tree.esl]
+    paths += sorted({f.path.parent for f in plan.files if f.path.parent.exists()})
+    paths += [f.path for f in plan.files if f.path.exists()]
+    paths += [p for p in plan.overwrites if p.exists()]
+    if plan.state_dir.exists():
+        paths.append(plan.state_dir)
+    for path in paths:
+        why = _not_writable(path)
+        if why:
+            raise TreeNotWritable(f"Cannot build in {plan.tree.root}: {why}.")
+    what = {"install": "into site-packages", "wheel": "the wheel into", "out": "the module into"}[plan.output.kind]
+    install.check_writable_dir(plan.output.dest, what)
+    needed = {"make"} if plan.mode == "py3mod" else {"gcc", "g++"}
+    if plan.mode == "py3mod":
+        needed.add("g++")
+    for tool in sorted(needed):
+        find_tool(tool)
+
+
+def run_step(step: Step, log: Log, timeout: float = 900) -> None:
+    """Run one command with `sh`; on failure raise with its tail and a diagnosis."""
+    tail: deque = deque(maxlen=TAIL_LINES)
+    lines: list = []
+
+    def on_line(line: str) -> None:
+        log.write(line.rstrip("\n"))
+        tail.append(line.rstrip("\n"))
+        lines.append(line)
+
+    log.write(f"$ cd {shlex.quote(str(step.cwd))} && {shlex.join(step.argv)}")
+    step.cwd.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, LC_ALL="C", **dict(step.env))
+    try:
+        command = sh.Command(step.argv[0])
+    except sh.CommandNotFound:
+        raise BuildStepFailed(f"Step '{step.name}' cannot start: {step.argv[0]} was not found.",
+                              fix="Install it (apt-get install build-essential swig make) or run `eslkit doctor`.") from None
+    proc = command(*step.argv[1:], _cwd=str(step.cwd), _env=env, _err_to_out=True, _out=on_line,
+                   _bg=True, _bg_exc=False, _timeout=timeout)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        try:
+            proc.terminate()
+        except Exception:  # already gone
+            pass
+        raise
+    except sh.TimeoutException:
+        raise BuildStepFailed(f"Step '{step.name}' took longer than {timeout:.0f} s and was stopped.") from None
+    except sh.ErrorReturnCode as exc:
+        text = "".join(lines)
+        problem, fix = diagnose(text)
+        message = f"Step '{step.name}' failed (exit {exc.exit_code})"
+        message += f": {problem}" if problem else "."
+        err = BuildStepFailed(message, fix=fix)
+        err.tail = list(tail)
+        err.step = step
+        raise err from None
+
+
+class Result:
+    def __init__(self, plan: BuildPlan, *, up_to_date: bool, delivered: list, verified: dict):
+        self.plan, self.up_to_date, self.delivered, self.verified = plan, up_to_date, delivered, verified
+
+
+def _deliver(plan: BuildPlan) -> list:
+    if plan.output.kind == "wheel":
+        return [install.write_wheel(plan.products, plan.output.dest, plan.target, plan.tree.version)]
+    return install.copy_pair(plan.products, plan.output.dest)
+
+
+def _stamp(paths: list) -> dict:
+    return {str(p): [p.stat().st_size, p.stat().st_mtime_ns] for p in paths}
+
+
+def up_to_date(plan: BuildPlan, journal: Journal, fingerprint: str) -> bool:
+    last = journal.last
+    if last.get("fingerprint") != fingerprint:
+        return False
+    try:
+        return all(_stamp([Path(p)])[p] == v for p, v in last.get("delivered", {}).items()) and \
+            all(p.exists() for p in plan.products) and bool(last.get("delivered"))
+    except OSError:
+        return False
+
+
+def execute(plan: BuildPlan, reporter, log: Log, *, force: bool = False) -> Result:
+    journal = Journal(plan.tree.esl)
+    fingerprint = plan.fingerprint()
+    if not force and up_to_date(plan, journal, fingerprint):
+        reporter.up_to_date(plan, [Path(p) for p in journal.last["delivered"]])
+        return Result(plan, up_to_date=True, delivered=[Path(p) for p in journal.last["delivered"]], verified={})
+    preflight(plan)
+    log.write(f"# eslkit build: {plan.mode} ({plan.reason}) for {plan.target.executable}")
+    journal.data.pop("last", None)
+    journal.snapshot()
+    for change in plan.files:
+        started = time.monotonic()
+        journal.write(change.path, change.content, change.mode)
+        reporter.step_done(f"write {change.path.relative_to(plan.tree.esl)}", time.monotonic() - started)
+    for path in plan.overwrites:
+        journal.backup(path)
+    for step in plan.steps:
+        started = time.monotonic()
+        with reporter.running(step):
+            run_step(step, log)
+        reporter.step_done(step.name, time.monotonic() - started)
+    started = time.monotonic()
+    delivered = _deliver(plan)
+    reporter.step_done(plan.output.describe(), time.monotonic() - started)
+    started = time.monotonic()
+    if plan.output.kind == "wheel":
+        where = plan.products[0].parent  # the wheel holds exactly these two files
+    elif plan.output.kind == "out":
+        where = plan.output.dest
+    else:
+        where = None  # installed: the interpreter must find it by itself
+    verified = install.verify(plan.target, where, plan.check)
+    log.write(f"# verified: {verified}")
+    reporter.step_done(f"import ESL in Python {plan.target.version}"
+                       + (f", api status via {plan.check}" if plan.check else ""), time.monotonic() - started)
+    journal.data["last"] = {"fingerprint": fingerprint, "delivered": _stamp(delivered)}
+    journal.save()
+    return Result(plan, up_to_date=False, delivered=delivered, verified=verified)
+
+
+def restore(esl: Path) -> list:
+    journal = Journal(esl)
+    if not journal.exists:
+        return []
+    why = _not_writable(esl)
+    if why:
+        raise TreeNotWritable(f"Cannot restore {esl}: {why}.")
+    return journal.restore()

@@ -1,0 +1,67 @@
+"""The toolchain: swig (>= 4), gcc, g++ and make, found on PATH or given."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from eslkit.errors import ToolMissing
+
+MIN_SWIG = (4, 0)
+ABI3_SWIG = (4, 2)  # first swig whose Python wrappers build against the limited API
+
+
+@dataclass(frozen=True)
+class Swig:
+    path: str
+    version: str
+
+    @property
+    def version_tuple(self) -> tuple:
+        return tuple(int(p) for p in re.findall(r"\d+", self.version)[:3])
+
+
+def swig_version(path: str) -> Optional[str]:
+    try:
+        out = subprocess.run([path, "-version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"SWIG Version\s+(\S+)", out)
+    return match.group(1) if match else None
+
+
+def find_swig(given: Optional[str] = None) -> Swig:
+    """swig >= 4 (``--swig`` first, then swig, swig4.0 on PATH)."""
+    candidates = [given] if given else ["swig", "swig4.0"]
+    seen = []
+    for name in candidates:
+        path = shutil.which(name) if os.sep not in name else (name if os.access(name, os.X_OK) else None)
+        if not path:
+            continue
+        version = swig_version(path)
+        seen.append((path, version))
+        if version and Swig(path, version).version_tuple >= MIN_SWIG:
+            return Swig(str(Path(path).absolute()), version)
+    if seen:
+        path, version = seen[0]
+        raise ToolMissing(
+            f"{path} is SWIG {version or 'of unknown version'}; the Python 3 wrapper needs SWIG 4 or newer.",
+            fix="apt-get install swig (4.x on current distros) or pip install swig, then give --swig PATH if needed.",
+        )
+    raise ToolMissing(
+        f"swig was not found{' at ' + given if given else ' on PATH'}.",
+        fix="apt-get install swig, or pip install swig (then --swig $(python3 -m site --user-base)/bin/swig).",
+    )
+
+
+def find_tool(name: str) -> str:
+    path = shutil.which(name)
+    if not path:
+        package = "make" if name == "make" else "build-essential (gcc and g++)"
+        raise ToolMissing(f"{name} was not found on PATH.", fix=f"apt-get install {package} (or dnf install gcc gcc-c++ make).")
+    return path
