@@ -266,16 +266,18 @@ class CallTracker:
         self._learn(ch, event, when)
         changes: list[LegView] = []
 
+        touched = [ch]
         if name == "CHANNEL_BRIDGE":
-            self._bridge(event, changes, when)
+            touched += self._bridge(event, when)
         if name == "CHANNEL_ANSWER" and ch.answered_at is None:
             ch.answered_at = _usec(event.get("Caller-Channel-Answered-Time")) or when
         if name in _END_EVENTS and ch.ended_at is None:
             ch.ended_at = _usec(event.get("Caller-Channel-Hangup-Time")) or when
             ch.cause = _cap(event.hangup_cause)
 
-        if ch.outbound and not ch.loopback and ch.ext and self._watched(ch.ext):
-            self._advance(ch, changes, when)
+        for leg in touched:
+            if leg.outbound and not leg.loopback and leg.ext and self._watched(leg.ext):
+                self._advance(leg, changes, when)
         self._trim()
         return changes
 
@@ -346,11 +348,12 @@ class CallTracker:
                     ch.ext, ch.ext_rank = _cap(ext), rank
                     return
 
-    def _bridge(self, event: Event, changes: list, when: float) -> None:
+    def _bridge(self, event: Event, when: float) -> list[_Channel]:
+        """Both legs of a bridge know each other; returns the legs other than the event's own."""
         a = event.get("Bridge-A-Unique-ID") or event.unique_id
         b = event.get("Bridge-B-Unique-ID") or event.other_leg_uuid
-        if not a or not b:
-            return
+        if not a or not b or a == b:
+            return []
         self._channel(a), self._channel(b)
         for this, other in ((a, b), (b, a)):
             ch = self._channel(this)
@@ -361,6 +364,7 @@ class CallTracker:
                 ch.parent = other
             if ch.answered_at is None and ch.outbound:
                 ch.answered_at = _usec(event.get("Caller-Channel-Bridged-Time")) or when
+        return [self._channels[u] for u in (a, b) if u != event.unique_id]
 
     def _queue_event(self, event: Event, when: float) -> None:
         """mod_callcenter (callcenter::info) and mod_fifo (fifo::info) name the queue."""
