@@ -114,6 +114,13 @@ class TemplateError(EslkitError):
     default_fix = "Use {caller_number}, {caller_name}, {dialed}, {queue}, {ext}, {call_uuid} or {contact_<column>}."
 
 
+class ListenError(EslkitError):
+    """`eslkit sim` cannot listen on the address it was given."""
+
+    exit_code = 15
+    default_fix = "Choose a free --port (another switch or simulator may hold 8021) or another --host."
+
+
 # --- the broker ---------------------------------------------------------------
 
 
