@@ -1,0 +1,149 @@
+"""The popup panel and the JSON writer, rendered from snapshots the tracker made
+from the captures, at fixed widths, on a StringIO console (the view never
+looks at the terminal); and hostile caller names."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from rich.cells import cell_len
+from rich.console import Console
+
+from eslkit.calls import RECORD_KEYS, CallTracker, LegView
+from eslkit.protocol import EventFrame, Parser
+from eslkit.views.popup import JsonWriter, PopupSnapshot, PopupView, format_seconds
+from eslkit.views.theme import THEME
+
+
+def render(snapshot: PopupSnapshot, width: int = 80, color: bool = False) -> str:
+    console = Console(file=io.StringIO(), width=width, theme=THEME, force_terminal=color,
+                      color_system="truecolor" if color else None, legacy_windows=False)
+    console.print(PopupView(snapshot))
+    return console.file.getvalue()
+
+
+def states(captures, name, ext):
+    """One snapshot per state change, as the command would show it."""
+    parser = Parser()
+    tracker = CallTracker({ext})
+    out = []
+    for frame in parser.feed((captures / name).read_bytes()):
+        if isinstance(frame, EventFrame):
+            for leg in tracker.feed(frame.event):
+                legs = tuple(tracker.active(ext)) or (leg,)
+                out.append(PopupSnapshot(exts=(ext,), legs=legs, recent=tuple(tracker.recent(ext)),
+                                         connection="connected to 127.0.0.1:8021", now=tracker.now + 2))
+    return out
+
+
+def test_each_state_of_scenario_queue(captures):
+    ringing, answered, ended = states(captures, "scenario_queue_plain.raw", "1001")
+    text = render(ringing)
+    assert "1001 · Ringing" in text and "Caller 6208" in text and "6208" in text
+    assert "Dialled 2000" in text and "d9001bbd" in text and "0:02" in text
+    assert "● connected to 127.0.0.1:8021" in text
+    text = render(answered)
+    assert "1001 · Connected" in text and "Connected  0:02" in text
+    text = render(ended)
+    assert "1001 · Ended" in text and "talked 0:05" in text and "NORMAL_CLEARING" in text
+    assert "Recent calls" in text and "Answered" in text
+
+
+def test_answered_elsewhere_names_the_winner(captures):
+    _, ended = states(captures, "scenario_queue_plain.raw", "1002")
+    # the tracker saw the whole call, so it knows 1001 took it
+    text = render(ended)
+    assert "1002 · Answered by 1001" in text and "LOSE_RACE" in text
+
+
+def test_missed(captures):
+    _, missed = states(captures, "scenario_noanswer_plain.raw", "1002")
+    text = render(missed)
+    assert "1002 · Missed" in text and "rang 0:06" in text and "ORIGINATOR_CANCEL" in text
+
+
+def test_missed_calls_are_highlighted_in_recent(captures):
+    _, missed = states(captures, "scenario_noanswer_plain.raw", "1002")
+    plain = render(missed)
+    coloured = render(missed, color=True)
+    assert "Missed" in plain
+    # the recent row carries the esl.missed style (bold red) — a colour from the theme
+    row = next(line for line in coloured.splitlines() if "Caller 6208" in line and "Missed" in line and "0:06" in line)
+    assert "\x1b[1;31m" in row
+
+
+def test_idle_line():
+    text = render(PopupSnapshot(exts=("1001",), connection="connected to 127.0.0.1:8021", now=0))
+    assert "waiting for calls on 1001" in text
+    text = render(PopupSnapshot(exts=("1001",), connection="disconnected from x: gone — reconnecting",
+                                connected=False, now=0))
+    assert "○ disconnected from x: gone" in text
+
+
+@pytest.mark.parametrize("width", [40, 80, 160])
+def test_width_comes_from_the_render_options(captures, width):
+    ringing = states(captures, "scenario_queue_plain.raw", "1001")[0]
+    lines = render(ringing, width).splitlines()
+    assert max(len(line) for line in lines) <= width
+    assert lines[0].startswith("╭─ 1001")
+
+
+HOSTILE = {
+    "markup": "[bold red]BOSS[/] [link=http://evil]x[/link]",
+    "ansi": "\x1b[2J\x1b[H\x1b[31mred",
+    "osc": "\x1b]0;retitled\x07\x1b]8;;http://evil\x1b\\click",
+    "bidi": "\u202eevil\u202c \u2066x\u2069",
+    "c1": "\x9b2J \x85 x",
+    "huge": "N" * 10_000,
+}
+
+
+def hostile_leg(name: str) -> LegView:
+    return LegView(ext="1001", state="ringing", leg_uuid="b" * 36, call_uuid="a" * 36,
+                   caller_name=name, caller_number=name[:40], created=0.0, time=0.0,
+                   contact={"number": "1", "name": name, "company": name})
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_hostile_caller_names_never_reach_the_terminal(kind):
+    name = HOSTILE[kind]
+    snap = PopupSnapshot(exts=("1001",), legs=(hostile_leg(name),), now=1.0,
+                         recent=(LegView(ext="1001", state="ended", outcome="missed", leg_uuid="c", call_uuid="d",
+                                         caller_name=name, caller_number=name, ended_at=0.5),),
+                         connection="connected")
+    for color in (False, True):
+        out = render(snap, 80, color=color)
+        if not color:
+            assert "\x1b" not in out
+            assert max(cell_len(line) for line in out.splitlines()) <= 80
+        else:  # only the theme's own SGR sequences: no clear, no cursor move, no OSC, no title
+            for bad in ("\x1b[2J", "\x1b[H", "\x1b]", "\x07", "\x9b", "\u202e", "\u2066", "\x85"):
+                assert bad not in out
+        assert len(out) < 6000  # 10 kB names are cut
+    plain = render(snap, 80)
+    if kind == "markup":
+        assert "[bold red]BOSS[/]" in plain  # shown literally
+    if kind == "ansi":
+        assert "␛[2J" in plain
+    if kind == "bidi":
+        assert "<U+202E>" in plain
+    if kind == "huge":
+        assert "…" in plain
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_hostile_caller_names_in_json(kind):
+    stream = io.StringIO()
+    JsonWriter(stream).write(hostile_leg(HOSTILE[kind]))
+    line = stream.getvalue()
+    assert line.endswith("\n") and line.count("\n") == 1
+    assert line.isascii() and "\x1b" not in line and "\x07" not in line
+    record = json.loads(line)
+    assert tuple(record) == RECORD_KEYS
+    assert record["caller_name"] == HOSTILE[kind]  # the value itself, for scripts
+
+
+def test_format_seconds():
+    assert [format_seconds(s) for s in (None, 0, 5.4, 65, 3725)] == ["–", "0:00", "0:05", "1:05", "1:02:05"]
