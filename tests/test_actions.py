@@ -1,0 +1,76 @@
+"""--open-url and --exec: values encoded, programs run for real without a shell."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from eslkit.actions import ExecAction, UrlAction, check_template
+from eslkit.calls import LegView
+from eslkit.errors import TemplateError
+
+NASTY = 'Bob & "Alice" $(touch /tmp/pwned); `id` | x\n#frag?q=1 \x1b]0;t\x07'
+
+
+def leg(name=NASTY, contact=None):
+    return LegView(ext="1001", state="ringing", leg_uuid="leg-1", call_uuid="call-1", caller_name=name,
+                   caller_number="+44 20 7946", dialed="2000", queue=None, contact=contact)
+
+
+def test_url_values_are_encoded_and_cannot_change_the_address():
+    url = UrlAction("https://crm.example/search?phone={caller_number}&name={caller_name}&q={queue}").url(leg())
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path, parts.fragment) == ("https", "crm.example", "/search", "")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    assert query["phone"] == ["+44 20 7946"]
+    assert query["name"] == [NASTY]
+    assert query["q"] == [""]
+    assert set(query) == {"phone", "name", "q"}
+
+
+def test_url_opened_with_the_opener():
+    opened = []
+    action = UrlAction("https://crm.example/c/{contact_id}", opener=opened.append)
+    action(leg(contact={"number": "1", "id": "42/../x"}))
+    deadline = time.monotonic() + 5
+    while not opened and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert opened == ["https://crm.example/c/42%2F..%2Fx"]
+
+
+@pytest.mark.parametrize("template", ["ftp://x/{caller_number}", "{caller_number}", "javascript:alert(1)"])
+def test_url_must_be_http(template):
+    with pytest.raises(TemplateError):
+        UrlAction(template)
+
+
+@pytest.mark.parametrize("template", ["{nope}", "{caller_name.__class__}", "{caller_name!r}", "{caller_name:>9}", "{"])
+def test_bad_templates(template):
+    with pytest.raises(TemplateError) as info:
+        check_template(template)
+    assert info.value.exit_code == 14
+
+
+def test_exec_runs_without_a_shell_each_value_one_argument(tmp_path):
+    out = tmp_path / "argv.json"
+    script = "import json,sys; json.dump(sys.argv[1:], open(sys.argv[1], 'w'))"
+    action = ExecAction([sys.executable, "-c", script, str(out), "Call from {caller_name}", "{caller_number}",
+                         "{contact_name}"])
+    child = action(leg())
+    assert child.wait(timeout=10) == 0
+    argv = json.loads(out.read_text())
+    # one argument each; no shell ran $(...) or `id`; control characters made visible
+    assert argv[1:] == ['Call from Bob & "Alice" $(touch /tmp/pwned); `id` | x␊#frag?q=1 ␛]0;t␇',
+                        "+44 20 7946", ""]
+    action.reap()
+    assert action.children == []
+
+
+def test_exec_program_missing_is_a_clean_error(tmp_path):
+    action = ExecAction([str(tmp_path / "no-such-program")])
+    with pytest.raises(TemplateError, match="Cannot run"):
+        action(leg())
