@@ -244,11 +244,13 @@ class Watch:
         s.since = time.monotonic()
         if status.state == "connected":
             s.gap = status.gap
-        if status.state == "disconnected" and self.fmt is not OutputFormat.table:
+        if self.quiet or self.fmt is OutputFormat.table:
+            return  # the table shows it in its status line; --quiet shows only the summary
+        if status.state == "disconnected":
             again = " — reconnecting" if getattr(self.source, "reconnects", False) else ""
             self.err.print("[esl.warning]eslkit: disconnected:[/] ", end="")
             self.err.out(visible(status.reason or "the link went down", 200) + again, highlight=False)
-        if status.state == "connected" and status.gap is not None and self.fmt is not OutputFormat.table:
+        if status.state == "connected" and status.gap is not None:
             self.err.out(f"eslkit: reconnected after a {status.gap:.1f}s gap", highlight=False)
 
     # -- rates and snapshots -------------------------------------------------------------
