@@ -279,3 +279,33 @@ def tree_digest(root: Path) -> str:
             if path.is_file() and not path.is_symlink():
                 digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+REPO = Path(__file__).resolve().parents[2]
+ESLKIT = REPO / ".venv" / "bin" / "eslkit"
+
+
+def run_eslkit(*args, env: Optional[dict] = None, timeout: float = 300, cwd=None, exe: Path = ESLKIT):
+    """Run the real `eslkit` command; returns the CompletedProcess (text)."""
+    import subprocess
+
+    full_env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    full_env.update({"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
+    full_env.update(env or {})
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          env=full_env, cwd=cwd)
+
+
+def pyenv_python(*versions: str) -> Optional[str]:
+    """The first of ``versions`` that pyenv has, as an interpreter path (None if none)."""
+    import subprocess
+
+    for version in versions:
+        try:
+            prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True,
+                                    timeout=30).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if prefix and (Path(prefix) / "bin" / "python3").exists():
+            return str(Path(prefix) / "bin" / "python3")
+    return None

@@ -1,0 +1,291 @@
+"""eslkit build: tree inspection, the plan's exact argv, --dry-run, and every bad input.
+
+Fast: nothing here compiles (the compiling tests are in test_build_run.py).
+Trees are assembled from the real ESL sources (tests/support/fstree.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from eslkit.build import prepare
+from eslkit.build.interpreter import probe
+from eslkit.build.tree import inspect_tree
+from eslkit.errors import (
+    BuildError, EslSourcesMissing, NotAFreeSwitchTree, PythonHeadersMissing, ToolMissing, TreeMoved,
+    TreeNotConfigured,
+)
+from tests.support.esl_sdist import EslSdistUnavailable
+from tests.support.fstree import make_tree, pyenv_python, run_eslkit, tree_digest
+
+SYSTEM_PY = shutil.which("python3")
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory):
+    base = tmp_path_factory.mktemp("trees")
+    try:
+        return {
+            "1.6": make_tree(base / "fs-1.6", "1.6"),
+            "1.10.12": make_tree(base / "fs-1.10.12", "1.10.12"),
+            "1.11": make_tree(base / "fs-1.11", "1.11"),
+            "1.10.12c": make_tree(base / "fs-1.10.12c", "1.10.12", configured=True),
+            "1.6c": make_tree(base / "fs-1.6c", "1.6", configured=True),
+        }
+    except EslSdistUnavailable as exc:  # pragma: no cover - offline machine
+        pytest.skip(f"python-ESL sdist unavailable: {exc}")
+
+
+@pytest.fixture(scope="module")
+def target():
+    return probe(SYSTEM_PY)
+
+
+# --- inspecting trees -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout, version, bindings, configured", [
+    ("1.6", "1.6.20", ("python",), False),
+    ("1.10.12", "1.10.12", ("python", "python3"), False),
+    ("1.11", "1.11.0", ("python3",), False),
+    ("1.10.12c", "1.10.12", ("python", "python3"), True),
+    ("1.6c", "1.6.20", ("python",), True),
+])
+def test_inspect_layouts(trees, layout, version, bindings, configured):
+    tree = inspect_tree(trees[layout])
+    assert tree.version == version
+    assert tree.bindings == bindings
+    assert tree.configured is configured
+    assert tree.moved is False
+    assert tree.c_sources == ("src/esl.c", "src/esl_buffer.c", "src/esl_config.c", "src/esl_event.c",
+                              "src/esl_json.c", "src/esl_threadmutex.c")
+    if configured:
+        assert tree.switch_srcdir == str(trees[layout])
+        assert tree.recorded_python3 == "/usr/bin/python3"
+        assert tree.has_py3mod_target is (layout == "1.10.12c")
+
+
+def test_inspect_moved_tree(tmp_path, trees):
+    moved = tmp_path / "moved"
+    shutil.copytree(trees["1.10.12c"], moved, symlinks=True)
+    tree = inspect_tree(moved)
+    assert tree.configured and tree.moved
+    with pytest.raises(TreeMoved) as err:
+        prepare(moved, python=SYSTEM_PY, mode="py3mod", out=str(tmp_path / "o"))
+    assert err.value.exit_code == 26 and "configure" in err.value.fix
+    plan = prepare(moved, python=SYSTEM_PY, out=str(tmp_path / "o"))
+    assert plan.mode == "standalone" and "moved" in plan.reason
+
+
+def test_not_a_tree_and_no_esl(tmp_path):
+    with pytest.raises(NotAFreeSwitchTree):
+        inspect_tree(tmp_path)
+    (tmp_path / "configure.ac").write_text("AC_INIT([freeswitch], [1.10.12-release])\n")
+    (tmp_path / "libs").mkdir()
+    with pytest.raises(EslSourcesMissing):
+        inspect_tree(tmp_path)
+
+
+# --- the plan: exact argv ---------------------------------------------------------
+
+
+def test_standalone_plan_argv(trees, target, tmp_path):
+    plan = prepare(trees["1.6"], python=SYSTEM_PY, out=str(tmp_path / "out"))
+    esl = trees["1.6"] / "libs" / "esl"
+    inc = esl / "src" / "include"
+    bd = esl / ".eslkit" / "build" / target.soabi
+    assert plan.mode == "standalone" and "not configured" in plan.reason
+    assert plan.files == ()
+    argv = [list(s.argv) for s in plan.steps]
+    assert argv[0] == ["/usr/bin/swig" if plan.swig.path == "/usr/bin/swig" else plan.swig.path,
+                       "-python", "-c++", "-DMULTIPLICITY", "-threads", f"-I{inc}", "-outdir", str(bd),
+                       "-o", str(bd / "esl_wrap.cpp"), str(esl / "ESL.i")]
+    assert argv[1] == ["gcc", "-fPIC", "-O2", f"-I{inc}", "-c", str(esl / "src/esl.c"), "-o", str(bd / "esl.o")]
+    assert [a[0] for a in argv[1:7]] == ["gcc"] * 6
+    assert argv[7] == ["g++", "-fPIC", "-O2", f"-I{inc}", "-c", str(esl / "src/esl_oop.cpp"), "-o", str(bd / "esl_oop.o")]
+    assert argv[8] == ["g++", "-fPIC", "-O2", f"-I{inc}", f"-I{target.include}", "-c", str(bd / "esl_wrap.cpp"),
+                       "-o", str(bd / "esl_wrap.o")]
+    link = argv[9]
+    assert link[:4] == ["g++", "-shared", "-o", str(bd / target.module_name)]
+    assert link[-1] == "-lpthread"
+    assert not any(a.startswith("-lpython") for a in link), "an extension module must not link libpython"
+    assert all("-classic" not in a for a in argv)
+    assert plan.products == (bd / "ESL.py", bd / target.module_name)
+
+
+def test_py3mod_plan_argv_and_files(trees, target, tmp_path):
+    root = trees["1.6c"]  # configured, but 1.6 has no py3mod target: the plan adds one
+    plan = prepare(root, python=SYSTEM_PY, out=str(tmp_path / "out"))
+    esl = root / "libs" / "esl"
+    assert plan.mode == "py3mod" and "configured" in plan.reason
+    assert [list(s.argv) for s in plan.steps] == [
+        [plan.swig.path, "-python", "-c++", "-DMULTIPLICITY", "-threads", "-I../src/include",
+         "-o", "esl_wrap.cpp", "../ESL.i"],
+        ["make", "py3mod", f"PYTHON3={target.executable}", f"SWIG={plan.swig.path}"],
+    ]
+    assert [s.cwd for s in plan.steps] == [esl / "python3", esl]
+    files = {f.path.relative_to(esl).as_posix(): f for f in plan.files}
+    assert set(files) == {"python3/python-config", "python3/Makefile", "Makefile"}
+    assert "from distutils" not in files["python3/python-config"].content
+    assert "import sysconfig" in files["python3/python-config"].content
+    rules = "\n".join(ln for ln in files["python3/Makefile"].content.splitlines() if not ln.startswith("#"))
+    assert "-classic" not in rules and "-lpython" not in rules and "distutils" not in rules
+    assert "\t$(SWIG) -python -c++ -DMULTIPLICITY -threads -I../src/include -o esl_wrap.cpp ../ESL.i" in rules
+    makefile = files["Makefile"].content
+    original = (esl / "Makefile").read_text()
+    assert makefile.startswith(original) and "\npy3mod: $(MYLIB)\n" in makefile[len(original):]
+    assert all(f.path.name != "Makefile.am" for f in plan.files)
+    # 1.10.12 already has the target: the plan must not add a second one.
+    plan = prepare(trees["1.10.12c"], python=SYSTEM_PY, out=str(tmp_path / "out"))
+    assert {f.path.name for f in plan.files} == {"python-config", "Makefile"}
+    assert all(f.path.parent.name == "python3" for f in plan.files)
+    # configure recorded /usr/bin/python3; make gets the target instead, and the plan says so
+    assert plan.notes == (f"configure recorded PYTHON3=/usr/bin/python3; make is given PYTHON3={target.executable} instead",)
+
+
+def test_rendered_python_config_runs_without_distutils(tmp_path):
+    """The rendered python-config works on 3.12+, where FreeSWITCH's fails ('No module named distutils')."""
+    import subprocess
+
+    from eslkit.build import templates
+
+    py312 = pyenv_python("3.12.1", "3.13.0", "3.12", "3.13")
+    if py312 is None:
+        pytest.skip("no Python 3.12+ from pyenv on this machine")
+    shipped = tmp_path / "shipped-python-config"
+    from tests.support.fstree import PY3_CONFIG
+    shipped.write_text(PY3_CONFIG)
+    broken = subprocess.run([py312, str(shipped), "--includes"], capture_output=True, text=True, timeout=30)
+    assert broken.returncode != 0 and "distutils" in broken.stderr  # the failure the template fixes
+    script = tmp_path / "python-config"
+    script.write_text(templates.render("python-config.j2"))
+    facts = probe(py312)
+    answers = {}
+    for opt in ("--includes", "--extension-suffix", "--ldflags", "--site-dir"):
+        out = subprocess.run([py312, str(script), opt], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        answers[opt] = out.stdout.strip()
+    assert answers["--includes"].split()[0] == f"-I{facts.include}"
+    assert answers["--extension-suffix"] == facts.ext_suffix
+    assert answers["--ldflags"] == ""  # never -lpython3.X
+    assert answers["--site-dir"] == facts.platlib
+    assert subprocess.run([py312, str(script), "--bogus"], capture_output=True, timeout=30).returncode == 1
+
+
+def test_prepare_rejects_two_outputs(trees, tmp_path):
+    with pytest.raises(BuildError) as err:
+        prepare(trees["1.6"], python=SYSTEM_PY, out=str(tmp_path), wheel=str(tmp_path))
+    assert err.value.exit_code == 20
+
+
+# --- the CLI: --dry-run and bad input (exit code, one sentence + fix, no traceback, tree untouched) ---
+
+
+def test_dry_run_changes_nothing(trees, tmp_path):
+    shown = {}
+    for name in ("1.6", "1.10.12c", "1.6c"):
+        before = tree_digest(trees[name])
+        proc = run_eslkit("build", "--src", trees[name], "--dry-run", "--out", tmp_path / "out",
+                          "--python", SYSTEM_PY)
+        assert proc.returncode == 0, proc.stderr
+        assert "dry run: nothing was changed" in proc.stdout
+        assert tree_digest(trees[name]) == before
+        assert not (tmp_path / "out").exists()
+        shown[name] = proc.stdout
+    # The dry runs show the mode with its reason, the diffs and the commands.
+    assert "mode        standalone: the tree is not configured" in shown["1.6"]
+    assert "$ gcc -fPIC -O2 -I" in shown["1.6"]
+    assert "+py3mod: $(MYLIB)" in shown["1.6c"]
+    assert "--- /dev/null" in shown["1.6c"]  # python3/ is new in a 1.6 tree
+    assert "-from distutils import sysconfig" in shown["1.10.12c"]
+    assert "+py3mod" not in shown["1.10.12c"]
+    assert f"$ make py3mod PYTHON3={probe(SYSTEM_PY).executable} SWIG=" in shown["1.10.12c"]
+
+
+def _fails(proc, code: int, words: str):
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert words in proc.stderr, proc.stderr
+    assert "fix:" in proc.stderr
+
+
+def test_bad_input_exit_codes(trees, tmp_path):
+    out = tmp_path / "out"
+    digests = {k: tree_digest(v) for k, v in trees.items()}
+    _fails(run_eslkit("build", "--src", tmp_path, "--out", out), 21, "not a FreeSWITCH source tree")
+    bare = tmp_path / "fs-no-esl"
+    (bare / "libs").mkdir(parents=True)
+    (bare / "configure.ac").write_text("AC_INIT([freeswitch], [1.10.12-release])\n")
+    _fails(run_eslkit("build", "--src", bare, "--out", out), 22, "has no libs/esl")
+    _fails(run_eslkit("build", "--src", trees["1.11"], "--mode", "py3mod", "--out", out), 25,
+           "needs a configured tree")
+    _fails(run_eslkit("build", "--src", trees["1.11"], "--swig", tmp_path / "nope", "--out", out), 23,
+           "swig was not found")
+    old_swig = tmp_path / "swig3.0"
+    old_swig.write_text("#!/bin/sh\necho\necho 'SWIG Version 3.0.12'\n")
+    old_swig.chmod(0o755)
+    _fails(run_eslkit("build", "--src", trees["1.11"], "--swig", old_swig, "--out", out), 23,
+           "SWIG 4 or newer")
+    # An interpreter whose include dir has no Python.h (a stand-in that answers the probe).
+    fake = tmp_path / "python3.99"
+    facts = probe(SYSTEM_PY).as_dict()
+    facts.update(include=str(tmp_path / "no-headers"), platinclude=str(tmp_path / "no-headers"), version="3.99")
+    import json
+    fake.write_text(f"#!/bin/sh\ncat <<'EOF'\n{json.dumps(facts)}\nEOF\n")
+    fake.chmod(0o755)
+    _fails(run_eslkit("build", "--src", trees["1.11"], "--python", fake, "--out", out), 24, "Python.h")
+    assert "python3.99-dev" in run_eslkit("build", "--src", trees["1.11"], "--python", fake, "--out", out).stderr
+    _fails(run_eslkit("build", "--src", trees["1.11"], "--python", tmp_path / "nopython", "--out", out), 24,
+           "does not exist")
+    _fails(run_eslkit("build", "--src", trees["1.11"], "--check", "nohostport", "--out", out), 20, "HOST:PORT")
+    assert {k: tree_digest(v) for k, v in trees.items()} == digests
+    assert not out.exists()
+
+
+def test_read_only_tree_fails_before_writing(trees, tmp_path):
+    root = tmp_path / "ro"
+    shutil.copytree(trees["1.10.12c"], root)
+    esl = root / "libs" / "esl"
+    # make the whole of libs/esl read-only (root ignores modes, so eslkit checks them itself)
+    for top, dirs, files in os.walk(esl):
+        for name in files:
+            os.chmod(Path(top) / name, 0o444)
+    for top, dirs, files in os.walk(esl, topdown=False):
+        os.chmod(top, 0o555)
+    before = tree_digest(root)
+    try:
+        proc = run_eslkit("build", "--src", root, "--out", tmp_path / "out", "--python", SYSTEM_PY)
+        _fails(proc, 27, "read-only")
+        assert tree_digest(root) == before
+        assert not (tmp_path / "out").exists()
+    finally:
+        for top, dirs, files in os.walk(esl):
+            os.chmod(top, 0o755)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the tree to another user")
+def test_tree_of_another_user_fails_before_writing(trees, tmp_path):
+    root = tmp_path / "theirs"
+    shutil.copytree(trees["1.6"], root)
+    for top, dirs, files in os.walk(root):
+        os.chown(top, 65534, 65534)
+        for name in files:
+            os.chown(Path(top) / name, 65534, 65534)
+    before = tree_digest(root)
+    proc = run_eslkit("build", "--src", root, "--out", tmp_path / "out", "--python", SYSTEM_PY)
+    _fails(proc, 27, "belongs to another user")
+    assert tree_digest(root) == before
+    assert stat.S_IMODE(os.stat(root / "libs" / "esl").st_mode)  # still there, untouched
+
+
+def test_restore_without_build_is_a_no_op(trees):
+    before = tree_digest(trees["1.11"])
+    proc = run_eslkit("build", "--src", trees["1.11"], "--restore")
+    assert proc.returncode == 0 and "nothing to restore" in proc.stdout
+    assert tree_digest(trees["1.11"]) == before
