@@ -1,0 +1,105 @@
+"""`eslkit sim`: run the simulated switch."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+from typing import Annotated, List, Optional
+
+import typer
+from rich.console import Console
+
+from eslkit.errors import ListenError
+
+
+def _speed(value: str) -> Optional[float]:
+    if value.lower() == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number or 'max'.") from None
+    if not speed > 0:
+        raise typer.BadParameter("the speed must be above 0 (or 'max').")
+    return speed
+
+
+def _cidrs(values: List[str]) -> List[str]:
+    out = []
+    for value in values:
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise typer.BadParameter(f"{item!r} is not an address or CIDR such as 127.0.0.1/32.") from None
+            out.append(item)
+    return out
+
+
+def sim(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free port).")] = 8021,
+    password: Annotated[
+        Optional[str],
+        typer.Option("--password", show_default=False,
+                     help="Password clients must send (default: ESL_PASSWORD, else ClueCon). "
+                          "Prefer ESL_PASSWORD: options are visible in the process list."),
+    ] = None,
+    scenario: Annotated[
+        str,
+        typer.Option("--scenario", metavar="NAME|FILE",
+                     help="queue, noanswer, busy, load[:calls=N,cps=X,concurrent=N,agents=N], or a scenario file."),
+    ] = "queue",
+    loop: Annotated[bool, typer.Option("--loop", help="Play the scenario again and again.")] = False,
+    replay: Annotated[
+        Optional[str],
+        typer.Option("--replay", metavar="FILE",
+                     help="Play a raw transcript (.raw) or an eslkit recording (JSON lines) to each client instead."),
+    ] = None,
+    speed: Annotated[str, typer.Option("--speed", metavar="X|max", help="Time scale; max = no delays.")] = "1",
+    allow: Annotated[
+        Optional[List[str]],
+        typer.Option("--allow", metavar="CIDR", help="Only these addresses may connect (repeatable); "
+                     "others get text/rude-rejection."),
+    ] = None,
+) -> None:
+    """Run a simulated FreeSWITCH event socket that plays call scenarios.
+
+    The scenario starts when the first client subscribes to events.
+
+    Example: [bold]eslkit sim --scenario noanswer --loop[/], then
+    [bold]eslkit watch[/] in another terminal.
+    """
+    from eslkit.sim import SimServer
+
+    secret = password if password is not None else os.environ.get("ESL_PASSWORD") or "ClueCon"
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    server = SimServer(
+        host, port, secret,
+        scenario=None if replay else scenario,
+        loop=loop,
+        replay=replay,
+        speed=_speed(speed),
+        allow=_cidrs(allow or []),
+    )
+
+    async def run() -> None:
+        try:
+            await server.start()
+        except OSError as exc:
+            raise ListenError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from None
+        what = f"replaying {replay}" if replay else f"scenario {scenario}" + (" (looping)" if loop else "")
+        console.out(f"eslkit sim: listening on {server.host}:{server.port}, {what}. Ctrl-C stops.",
+                    highlight=False)
+        try:
+            await server.serve_forever()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await server.close()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        console.out("eslkit sim: stopped.", highlight=False)

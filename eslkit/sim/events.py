@@ -1,0 +1,188 @@
+"""Events as the simulator fires them: serialised once per format, shared by every connection.
+
+A `SimEvent` answers the three questions the fan-out asks of every event —
+its name (for subscriptions), a header value (for filters and ``myevents``),
+and its frame bytes in a format — and caches those bytes, so a thousand
+connections in plain format cost one serialisation.
+
+A `Template` is one event of a scenario file with ``~~TOKEN~~`` slots (see
+`eslkit.sim.derive`).  It is serialised with `Event.serialize` once per format
+and split at the tokens; a fresh call then only joins strings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Callable, Optional, Union
+
+from eslkit._headers import url_encode
+from eslkit.event import Event
+
+FORMATS = ("plain", "json", "xml")
+TOKEN_RE = re.compile(r"~~(U\d+|AGENT[12]|[A-Z]+)(-?\d*)~~")
+
+# Every name switch_name_event() knows (switch_event.c, EVENT_NAMES), in order.
+EVENT_NAMES = (
+    "CUSTOM CLONE CHANNEL_CREATE CHANNEL_DESTROY CHANNEL_STATE CHANNEL_CALLSTATE CHANNEL_ANSWER "
+    "CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE CHANNEL_HOLD "
+    "CHANNEL_UNHOLD CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA "
+    "CHANNEL_OUTGOING CHANNEL_PARK CHANNEL_UNPARK CHANNEL_APPLICATION CHANNEL_ORIGINATE CHANNEL_UUID "
+    "API LOG INBOUND_CHAN OUTBOUND_CHAN STARTUP SHUTDOWN PUBLISH UNPUBLISH TALK NOTALK SESSION_CRASH "
+    "MODULE_LOAD MODULE_UNLOAD DTMF MESSAGE PRESENCE_IN NOTIFY_IN PRESENCE_OUT PRESENCE_PROBE "
+    "MESSAGE_WAITING MESSAGE_QUERY ROSTER CODEC BACKGROUND_JOB DETECTED_SPEECH DETECTED_TONE "
+    "PRIVATE_COMMAND HEARTBEAT TRAP ADD_SCHEDULE DEL_SCHEDULE EXE_SCHEDULE RE_SCHEDULE RELOADXML "
+    "NOTIFY PHONE_FEATURE PHONE_FEATURE_SUBSCRIBE SEND_MESSAGE RECV_MESSAGE REQUEST_PARAMS "
+    "CHANNEL_DATA GENERAL COMMAND SESSION_HEARTBEAT CLIENT_DISCONNECTED SERVER_DISCONNECTED "
+    "SEND_INFO RECV_INFO RECV_RTCP_MESSAGE SEND_RTCP_MESSAGE CALL_SECURE NAT RECORD_START "
+    "RECORD_STOP PLAYBACK_START PLAYBACK_STOP CALL_UPDATE FAILURE SOCKET_DATA MEDIA_BUG_START "
+    "MEDIA_BUG_STOP CONFERENCE_DATA_QUERY CONFERENCE_DATA CALL_SETUP_REQ CALL_SETUP_RESULT "
+    "CALL_DETAIL DEVICE_STATE TEXT SHUTDOWN_REQUESTED ALL"
+).split()
+EVENT_IDS = {name: i for i, name in enumerate(EVENT_NAMES)}
+
+
+def event_type(word: str) -> Optional[str]:
+    """switch_name_event(): case-insensitive, also with a ``SWITCH_EVENT_`` prefix."""
+    up = word.upper()
+    if up in EVENT_IDS:
+        return up
+    if len(up) > 13 and up[13:] in EVENT_IDS:
+        return up[13:]
+    return None
+
+
+def frame_bytes(payload: str, fmt: str) -> bytes:
+    data = payload.encode("utf-8")
+    return b"Content-Length: %d\nContent-Type: text/event-%s\n\n" % (len(data), fmt.encode()) + data
+
+
+class SimEvent:
+    """One fired event: name, header lookup, and per-format frame bytes (cached)."""
+
+    __slots__ = ("event_name", "subclass", "_get", "_render", "_frames", "_lower")
+
+    def __init__(self, event_name: str, subclass: Optional[str], get: Callable[[str], Optional[str]],
+                 render: Callable[[str], str]):
+        self.event_name = event_name
+        self.subclass = subclass
+        self._get = get
+        self._render = render
+        self._frames: dict[str, bytes] = {}
+
+    @classmethod
+    def from_event(cls, event: Event) -> "SimEvent":
+        lower: dict[str, str] = {}
+        for k, v in event.pairs():
+            lower.setdefault(k.lower(), v if isinstance(v, str) else "|".join(v))
+        return cls(event.get("Event-Name") or "", event.get("Event-Subclass"), lambda n: lower.get(n.lower()),
+                   event.serialize)
+
+    def get(self, name: str) -> Optional[str]:
+        """A decoded header value, looked up case-insensitively like switch_event_get_header()."""
+        return self._get(name)
+
+    @property
+    def name(self) -> str:
+        return self.subclass if self.event_name == "CUSTOM" and self.subclass else self.event_name
+
+    def frame(self, fmt: str) -> bytes:
+        data = self._frames.get(fmt)
+        if data is None:
+            data = self._frames[fmt] = frame_bytes(self._render(fmt), fmt)
+        return data
+
+    def to_event(self) -> Event:
+        return Event.from_plain(self._render("plain"))
+
+
+# --- scenario templates -----------------------------------------------------------------
+
+
+class Template:
+    """One scenario event with ``~~TOKEN~~`` slots, pre-split per wire format."""
+
+    __slots__ = ("at", "event", "event_name", "subclass", "_parts", "_lower")
+
+    def __init__(self, at: float, headers: list, body: Optional[str]):
+        self.at = at
+        self.event = Event([(k, v) for k, v in headers], body)
+        self.event_name = self.event.get("Event-Name") or ""
+        self.subclass = self.event.get("Event-Subclass")
+        self._parts: dict[str, list] = {}
+        self._lower: dict[str, str] = {}
+        for k, v in headers:
+            self._lower.setdefault(k.lower(), v if isinstance(v, str) else "|".join(v))
+
+    def parts(self, fmt: str) -> list:
+        parts = self._parts.get(fmt)
+        if parts is None:
+            text = self.event.serialize(fmt)
+            parts = []
+            pos = 0
+            for m in TOKEN_RE.finditer(text):
+                parts.append(text[pos:m.start()])
+                parts.append((m.group(1), int(m.group(2)) if m.group(2) else 0))
+                pos = m.end()
+            parts.append(text[pos:])
+            self._parts[fmt] = parts
+        return parts
+
+    def instantiate(self, values: "CallValues", seq: int) -> SimEvent:
+        lower = self._lower
+
+        def get(name: str) -> Optional[str]:
+            raw = lower.get(name.lower())
+            if raw is None or "~~" not in raw:
+                return raw
+            return TOKEN_RE.sub(lambda m: values.value(m.group(1), int(m.group(2) or 0), seq), raw)
+
+        def render(fmt: str) -> str:
+            out = []
+            encode = values.json_value if fmt == "json" else values.url_value
+            for part in self.parts(fmt):
+                if part.__class__ is str:
+                    out.append(part)
+                else:
+                    out.append(encode(part[0], part[1], seq))
+            return "".join(out)
+
+        return SimEvent(self.event_name, self.subclass, get, render)
+
+
+class CallValues:
+    """What one run of a scenario fills into the tokens: uuids, numbers, times."""
+
+    def __init__(self, base_us: int, uuids: list[str], core_uuid: str,
+                 numbers: Optional[dict[str, str]] = None):
+        self.base_us = base_us
+        self.simple: dict[str, str] = {f"U{i}": u for i, u in enumerate(uuids)}
+        self.simple["CORE"] = core_uuid
+        self.simple.update(numbers or {"CALLER": "6208", "AGENT1": "1001", "AGENT2": "1002"})
+
+    def value(self, kind: str, off: int, seq: int) -> str:
+        if kind == "SEQ":
+            return str(seq)
+        simple = self.simple.get(kind)
+        if simple is not None:
+            return simple
+        t = self.base_us + off
+        if kind == "US":
+            return str(t)
+        if kind == "S":
+            return str(t // 1_000_000)
+        secs = t // 1_000_000
+        if kind == "LOCAL":
+            return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(secs))
+        if kind == "GMT":
+            return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(secs))
+        if kind == "RFC":
+            return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(secs))
+        raise KeyError(kind)
+
+    def url_value(self, kind: str, off: int, seq: int) -> str:
+        return url_encode(self.value(kind, off, seq))
+
+    def json_value(self, kind: str, off: int, seq: int) -> str:
+        return json.dumps(self.value(kind, off, seq), ensure_ascii=False)[1:-1]

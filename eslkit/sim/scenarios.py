@@ -1,0 +1,340 @@
+"""Scenarios: the simulated calls, and the calls the switch has up right now.
+
+A scenario is a data file in ``eslkit/sim/scenarios/`` (made by
+`eslkit.sim.derive` from real transcripts) or any file of the same shape:
+
+* ``queue`` (default) — 6208 calls queue 2000, 1001 and 1002 ring, 1001 answers
+  after 3 s, 1002's leg ends LOSE_RACE, 5 s of talk;
+* ``noanswer`` — 6208 calls 1002, nobody answers, ORIGINATOR_CANCEL after 6 s;
+* ``busy`` — 6208 calls 1002, which is busy: USER_BUSY;
+* ``load`` — the call-centre load generator: queue calls from different callers
+  over a pool of agents.  Parameters after a colon, e.g.
+  ``load:calls=1000,cps=20,concurrent=100,agents=50`` (``calls=0`` runs until
+  stopped), or a JSON file ``{"kind": "load", "calls": ..., ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Union
+
+from eslkit.errors import InputFileError
+from eslkit.sim.events import CallValues, SimEvent, Template
+
+if TYPE_CHECKING:  # pragma: no cover
+    from eslkit.sim.server import SimServer
+
+DATA = Path(__file__).parent / "scenarios"
+CALL_SCENARIOS = ("queue", "noanswer", "busy")
+
+
+@dataclass
+class Scenario:
+    """One recorded call as templates, played with fresh uuids and times."""
+
+    name: str
+    description: str
+    templates: list
+    uuids: int
+    start_fraction_us: int = 0
+
+    @property
+    def duration(self) -> float:
+        return self.templates[-1].at if self.templates else 0.0
+
+    @classmethod
+    def from_data(cls, data: dict, where: str) -> "Scenario":
+        try:
+            templates = [Template(ev["at"], ev["headers"], ev.get("body")) for ev in data["events"]]
+            return cls(data.get("name", where), data.get("description", ""), templates, int(data["uuids"]),
+                       int(data.get("start_fraction_us", 0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputFileError(f"{where} is not a scenario file ({exc.__class__.__name__}: {exc}).") from None
+
+
+@dataclass
+class LoadSpec:
+    """The load generator: queue calls at ``cps`` per second, at most ``concurrent`` at once."""
+
+    calls: int = 100
+    cps: float = 5.0
+    concurrent: int = 50
+    agents: int = 20
+    first_agent: int = 1001
+    first_caller: int = 6200
+    template: str = "queue"
+    name: str = "load"
+    description: str = field(default="call-centre load generator")
+
+    @classmethod
+    def parse(cls, text: str) -> "LoadSpec":
+        spec = cls()
+        for item in filter(None, text.split(",")):
+            key, sep, value = item.partition("=")
+            key = key.strip()
+            if not sep or key not in ("calls", "cps", "concurrent", "agents", "first_agent", "first_caller",
+                                       "template"):
+                raise InputFileError(
+                    f"Unknown load generator setting {item!r}.",
+                    "Use e.g. load:calls=1000,cps=20,concurrent=100,agents=50 "
+                    "(settings: calls, cps, concurrent, agents, first_agent, first_caller, template).",
+                )
+            try:
+                setattr(spec, key, value.strip() if key == "template" else (float(value) if key == "cps" else int(value)))
+            except ValueError:
+                raise InputFileError(f"The load generator setting {key} needs a number, not {value!r}.",
+                                     "Use e.g. load:calls=1000,cps=20") from None
+        if spec.cps <= 0 or spec.concurrent < 1 or spec.agents < 2 or spec.calls < 0:
+            raise InputFileError("The load generator needs cps > 0, concurrent >= 1, agents >= 2 and calls >= 0.",
+                                 "Use e.g. load:calls=1000,cps=20,concurrent=100,agents=50")
+        return spec
+
+
+_cache: dict[str, Scenario] = {}
+
+
+def load_scenario(name: Union[str, Path]) -> Union[Scenario, LoadSpec]:
+    """A built-in scenario by name, ``load[:settings]``, or a scenario/load file."""
+    text = str(name)
+    if text == "load" or text.startswith("load:"):
+        return LoadSpec.parse(text[5:])
+    if text in CALL_SCENARIOS:
+        if text not in _cache:
+            _cache[text] = Scenario.from_data(json.loads((DATA / f"{text}.json").read_text()), text)
+        return _cache[text]
+    path = Path(text)
+    if not path.is_file():
+        raise InputFileError(
+            f"There is no scenario called {text!r} and no such file.",
+            f"Use one of {', '.join(CALL_SCENARIOS)}, load[:calls=N,cps=X,concurrent=N,agents=N], or a scenario file.",
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputFileError(f"Cannot read the scenario file {text}: {exc}.",
+                             "A scenario file is JSON as written by `python -m eslkit.sim.derive`.") from None
+    if isinstance(data, dict) and data.get("kind") == "load":
+        settings = ",".join(f"{k}={v}" for k, v in data.items() if k not in ("kind", "name", "description"))
+        return LoadSpec.parse(settings)
+    if not isinstance(data, dict):
+        raise InputFileError(f"{text} is not a scenario file (not a JSON object).")
+    return Scenario.from_data(data, text)
+
+
+# --- playing -------------------------------------------------------------------------------
+
+
+async def play(server: "SimServer", scenario) -> None:
+    if isinstance(scenario, LoadSpec):
+        await run_load(server, scenario)
+    else:
+        await play_call(server, scenario)
+
+
+async def play_call(server: "SimServer", scenario: Scenario, numbers: Optional[dict] = None) -> None:
+    """One call: every template in order, at its time (scaled by the server's speed)."""
+    loop = asyncio.get_running_loop()
+    # Start on the capture's fraction of a second, so that its dates (whole seconds)
+    # and its microsecond times still agree.
+    base_us = int(time.time()) * 1_000_000 + scenario.start_fraction_us
+    values = CallValues(base_us, [str(uuidlib.uuid4()) for _ in range(scenario.uuids)],
+                        server.core_uuid, numbers)
+    start = loop.time()
+    speed = server.speed
+    for template in scenario.templates:
+        if speed is not None:
+            delay = start + template.at / speed - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        else:
+            await _pace(server)
+        server.fire(template.instantiate(values, server.next_seq()))
+
+
+async def _pace(server: "SimServer") -> None:
+    """At full speed, yield to the network; wait while every subscriber is full."""
+    await asyncio.sleep(0)
+    subscribers = [c for c in server.connections if c.session.events_on]
+    while subscribers and all(c.backlog > server.max_buffer // 2 for c in subscribers):
+        await asyncio.sleep(0.001)
+        subscribers = [c for c in server.connections if c.session.events_on]
+
+
+async def run_load(server: "SimServer", spec: LoadSpec) -> None:
+    """Start calls at spec.cps over the agent pool, never more than spec.concurrent at once."""
+    template = load_scenario(spec.template)
+    if not isinstance(template, Scenario):
+        raise InputFileError("The load generator's template must be a call scenario such as queue.")
+    agents = [str(spec.first_agent + i) for i in range(spec.agents)]
+    load = {a: 0 for a in agents}
+    active: set[asyncio.Task] = set()
+    started = 0
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    while spec.calls == 0 or started < spec.calls:
+        while len(active) >= spec.concurrent:
+            await asyncio.wait(active, return_when=asyncio.FIRST_COMPLETED)
+        # the two least busy agents ring together, as in the queue scenario
+        first, second = sorted(agents, key=lambda a: (load[a], agents.index(a)))[:2]
+        load[first] += 1
+        load[second] += 1
+        numbers = {"CALLER": str(spec.first_caller + started % 3800), "AGENT1": first, "AGENT2": second}
+
+        async def call(first=first, second=second, numbers=numbers) -> None:
+            try:
+                await play_call(server, template, numbers)
+            finally:
+                load[first] -= 1
+                load[second] -= 1
+
+        task = loop.create_task(call())
+        active.add(task)
+        task.add_done_callback(active.discard)
+        started += 1
+        if server.speed is not None:
+            delay = t0 + started / (spec.cps * server.speed) - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        else:
+            await asyncio.sleep(0)
+    if active:
+        await asyncio.wait(active)
+
+
+# --- the channels the switch has up: `show channels`, `show calls`, myevents, uuid_kill ------
+
+
+CHANNEL_COLUMNS = (
+    "uuid,direction,created,created_epoch,name,state,cid_name,cid_num,ip_addr,dest,application,"
+    "application_data,dialplan,context,read_codec,read_rate,read_bit_rate,write_codec,write_rate,"
+    "write_bit_rate,secure,hostname,presence_id,presence_data,accountcode,callstate,callee_name,"
+    "callee_num,callee_direction,call_uuid,sent_callee_name,sent_callee_num,initial_cid_name,"
+    "initial_cid_num,initial_ip_addr,initial_dest,initial_dialplan,initial_context"
+).split(",")
+
+# switch_core_sqldb.c: the basic_calls view behind `show calls`.
+CALL_COLUMNS = (
+    "uuid,direction,created,created_epoch,name,state,cid_name,cid_num,ip_addr,dest,presence_id,"
+    "presence_data,accountcode,callstate,callee_name,callee_num,callee_direction,call_uuid,hostname,"
+    "sent_callee_name,sent_callee_num"
+).split(",")
+
+
+class CallRegistry:
+    """Channel rows kept from the events the switch fires, in creation order."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, str]] = {}
+        self.bridges: dict[str, tuple[str, str]] = {}  # caller uuid -> (callee uuid, epoch)
+        self.created_total = 0
+        self.peak = 0
+        self._recent: list[float] = []
+        self.peak_sps = 0
+
+    def __contains__(self, uuid: str) -> bool:
+        return uuid in self.rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def track(self, ev: SimEvent) -> None:
+        name = ev.event_name
+        if not name.startswith("CHANNEL_") and name not in ("CALL_UPDATE", "CODEC"):
+            return
+        uuid = ev.get("Unique-ID")
+        if not uuid:
+            return
+        if name == "CHANNEL_DESTROY":
+            self.rows.pop(uuid, None)
+            self.bridges.pop(uuid, None)
+            for a, (b, _) in list(self.bridges.items()):
+                if b == uuid:
+                    del self.bridges[a]
+            return
+        row = self.rows.get(uuid)
+        if row is None:
+            if name != "CHANNEL_CREATE":
+                return
+            row = self._new_row(ev)
+            self.rows[uuid] = row
+            self._count_new()
+        self._update(row, ev)
+        if name == "CHANNEL_BRIDGE":
+            other = ev.get("Other-Leg-Unique-ID") or ev.get("Bridge-B-Unique-ID")
+            if other:
+                self.bridges[uuid] = (other, str(int(time.time())))
+
+    def _count_new(self) -> None:
+        self.created_total += 1
+        self.peak = max(self.peak, len(self.rows))
+        now = time.monotonic()
+        self._recent = [t for t in self._recent if now - t < 1.0] + [now]
+        self.peak_sps = max(self.peak_sps, len(self._recent))
+
+    @property
+    def sessions_per_second(self) -> int:
+        now = time.monotonic()
+        return sum(1 for t in self._recent if now - t < 1.0)
+
+    def _new_row(self, ev: SimEvent) -> dict[str, str]:
+        g = lambda n: ev.get(n) or ""  # noqa: E731
+        ts = g("Caller-Channel-Created-Time") or g("Event-Date-Timestamp")
+        epoch = str(int(ts) // 1_000_000) if ts.isdigit() else ""
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(epoch))) if epoch else ""
+        row = {c: "" for c in CHANNEL_COLUMNS}
+        row.update(
+            uuid=g("Unique-ID"), direction=g("Call-Direction"), created=created, created_epoch=epoch,
+            name=g("Channel-Name"), ip_addr=g("Caller-Network-Addr"), dialplan=g("Caller-Dialplan"),
+            context=g("Caller-Context"), hostname=g("FreeSWITCH-Hostname"),
+            presence_id=g("Channel-Presence-ID"),
+            initial_cid_name=g("Caller-Caller-ID-Name"), initial_cid_num=g("Caller-Caller-ID-Number"),
+            initial_ip_addr=g("Caller-Network-Addr"), initial_dest=g("Caller-Destination-Number"),
+            initial_dialplan=g("Caller-Dialplan"), initial_context=g("Caller-Context"),
+        )
+        return row
+
+    def _update(self, row: dict[str, str], ev: SimEvent) -> None:
+        g = ev.get
+        for column, header in (
+            ("state", "Channel-State"), ("callstate", "Channel-Call-State"),
+            ("cid_name", "Caller-Caller-ID-Name"), ("cid_num", "Caller-Caller-ID-Number"),
+            ("dest", "Caller-Destination-Number"), ("callee_name", "Caller-Callee-ID-Name"),
+            ("callee_num", "Caller-Callee-ID-Number"),
+            ("read_codec", "Channel-Read-Codec-Name"), ("read_rate", "Channel-Read-Codec-Rate"),
+            ("read_bit_rate", "Channel-Read-Codec-Bit-Rate"), ("write_codec", "Channel-Write-Codec-Name"),
+            ("write_rate", "Channel-Write-Codec-Rate"), ("write_bit_rate", "Channel-Write-Codec-Bit-Rate"),
+        ):
+            value = g(header)
+            if value is not None:
+                row[column] = value
+        if ev.event_name == "CHANNEL_EXECUTE":
+            row["application"] = g("Application") or ""
+            row["application_data"] = g("Application-Data") or ""
+        call_uuid = g("Channel-Call-UUID")
+        if call_uuid and call_uuid != row["uuid"]:
+            row["call_uuid"] = call_uuid
+
+    def channel_rows(self) -> list[dict[str, str]]:
+        return list(self.rows.values())
+
+    def call_rows(self) -> list[dict[str, str]]:
+        """basic_calls: every channel that is not the callee of a bridge, with its callee as b_*."""
+        callees = {b for b, _ in self.bridges.values()}
+        out = []
+        for uuid, row in self.rows.items():
+            if uuid in callees:
+                continue
+            call = {c: row.get(c, "") for c in CALL_COLUMNS}
+            bridge = self.bridges.get(uuid)
+            b = self.rows.get(bridge[0], {}) if bridge else {}
+            for c in CALL_COLUMNS:
+                call["b_" + c] = b.get(c, "") if c != "call_uuid" and c != "hostname" else None
+            call = {k: v for k, v in call.items() if v is not None}
+            call["call_created_epoch"] = bridge[1] if bridge else ""
+            out.append(call)
+        return out

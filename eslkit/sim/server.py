@@ -1,0 +1,465 @@
+"""The simulated switch: an asyncio TCP server that speaks mod_event_socket.
+
+    server = SimServer(port=0, scenario="queue")       # port 0: pick a free port
+    await server.start()
+    print(server.host, server.port)
+    ...
+    await server.close()                               # SHUTDOWN + disconnect notice, like FreeSWITCH
+
+Fan-out is built for many clients: each fired event is serialised once per
+wire format (`SimEvent.frame`) and the same bytes go to every connection that
+wants it; writes are batched per connection once per loop turn; a connection
+whose socket buffer is over ``max_buffer`` loses events (counted in
+``lost_events``) instead of slowing the others.  Commands are bounded in size
+and an unauthenticated connection is closed after ``auth_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+import uuid as uuidlib
+from typing import Iterable, Optional, Union
+
+from eslkit.event import Event
+from eslkit.protocol import command_reply, disconnect_notice, log_data, parse_command, rude_rejection
+from eslkit.sim.events import SimEvent
+from eslkit.sim.session import Session
+
+HOSTNAME = "vm"  # the scenario files come from a switch called vm; keep them consistent
+IPV4 = "192.0.2.2"
+IPV6 = "fd00::2"
+MAX_COMMAND = 64 * 1024  # header block of one command
+MAX_COMMAND_BODY = 1024 * 1024
+SHUTDOWN_TEXT = "The system is being shut down.\n"
+
+Speed = Optional[float]  # None = as fast as possible ("max")
+
+
+class SimServer:
+    """A FreeSWITCH-shaped event socket with simulated calls.
+
+    ``scenario`` is a scenario name or file (see `eslkit.sim.scenarios`), a
+    loaded `Scenario`, or None; it starts when the first connection
+    subscribes to events (``autostart``), and repeats with ``loop``.
+    ``replay`` is a transcript or recording that every connection gets played
+    from its start instead.  ``speed`` scales scenario and replay timing
+    (None = no delays).  ``allow`` lists CIDRs; other peers get the rude
+    rejection.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8021,
+        password: str = "ClueCon",
+        *,
+        scenario=None,
+        loop: bool = False,
+        replay: Union[str, None, object] = None,
+        speed: Speed = 1.0,
+        allow: Iterable[str] = (),
+        autostart: bool = True,
+        max_buffer: int = 16 * 1024 * 1024,
+        auth_timeout: float = 25.0,
+    ):
+        from eslkit.sim.scenarios import CallRegistry, load_scenario
+
+        if not password:
+            raise ValueError("the simulator always requires a password")
+        self.host = host
+        self.port = port
+        self.password = password
+        self.speed = speed
+        self.loop_scenario = loop
+        self.autostart = autostart
+        self.max_buffer = max_buffer
+        self.auth_timeout = auth_timeout
+        self.allow = [ipaddress.ip_network(c, strict=False) for c in allow]
+        self.scenario = load_scenario(scenario) if isinstance(scenario, str) else scenario
+        self.replay = None
+        if replay is not None:
+            from eslkit.sim.replay import load_replay
+
+            self.replay = load_replay(replay) if isinstance(replay, str) else replay
+        self.core_uuid = str(uuidlib.uuid4())
+        self.started_at = time.time()
+        self.channels = CallRegistry()
+        self.connections: set[_Connection] = set()
+        self._server: Optional[asyncio.base_events.Server] = None
+        self._seq = 0
+        self._tasks: set[asyncio.Task] = set()
+        self._scenario_task: Optional[asyncio.Task] = None
+        self.lost_events = 0
+        self.events_fired = 0
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> "SimServer":
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), self.host, self.port,
+                                                reuse_address=True, backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def serve_forever(self) -> None:
+        if self._server is None:
+            await self.start()
+        await self._server.serve_forever()
+
+    async def __aenter__(self) -> "SimServer":
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Shut down like FreeSWITCH: SHUTDOWN event, then a disconnect notice to everyone."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        self.fire(self.switch_event("SHUTDOWN", "switch_core.c", "switch_core_destroy", 3023,
+                                    [("Event-Info", "System Shutting Down")]))
+        for conn in list(self.connections):
+            conn.hang_up(SHUTDOWN_TEXT)
+        if self._server is not None:
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+            except asyncio.TimeoutError:
+                pass
+        await asyncio.sleep(0)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    def spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- scenarios ---------------------------------------------------------------------
+
+    def _first_subscribe(self, session: Session) -> None:
+        conn = session.connection  # type: ignore[attr-defined]
+        if self.replay is not None:
+            from eslkit.sim.replay import play_to
+
+            self.spawn(play_to(self, conn, self.replay))
+        elif self.scenario is not None and self.autostart and self._scenario_task is None:
+            self._scenario_task = self.spawn(self.run_scenario())
+
+    async def run_scenario(self, scenario=None, loop: Optional[bool] = None) -> None:
+        """Play the scenario (once, or forever with loop)."""
+        from eslkit.sim.scenarios import play
+
+        scenario = scenario or self.scenario
+        loop = self.loop_scenario if loop is None else loop
+        while True:
+            await play(self, scenario)
+            if not loop:
+                return
+            await asyncio.sleep(0 if self.speed is None else 2.0 / self.speed)
+
+    async def play(self, scenario=None) -> None:
+        """Play one run of a scenario (name, file or `Scenario`) and return when it ends."""
+        from eslkit.sim.scenarios import load_scenario, play
+
+        if isinstance(scenario, str):
+            scenario = load_scenario(scenario)
+        await play(self, scenario or self.scenario)
+
+    # --- events ----------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def new_uuid(self) -> str:
+        return str(uuidlib.uuid4())
+
+    def switch_event(self, name: str, file: str, func: str, line: int,
+                     extra: Iterable[tuple[str, str]] = (), body: Optional[str] = None) -> Event:
+        """An event the switch itself fires, with the standard headers in FreeSWITCH's order."""
+        now = time.time()
+        secs = int(now)
+        headers = [
+            ("Event-Name", name),
+            ("Core-UUID", self.core_uuid),
+            ("FreeSWITCH-Hostname", HOSTNAME),
+            ("FreeSWITCH-Switchname", HOSTNAME),
+            ("FreeSWITCH-IPv4", IPV4),
+            ("FreeSWITCH-IPv6", IPV6),
+            ("Event-Date-Local", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(secs))),
+            ("Event-Date-GMT", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(secs))),
+            ("Event-Date-Timestamp", str(int(now * 1_000_000))),
+            ("Event-Calling-File", file),
+            ("Event-Calling-Function", func),
+            ("Event-Calling-Line-Number", str(line)),
+            ("Event-Sequence", str(self.next_seq())),
+            *extra,
+        ]
+        return Event(headers, body)
+
+    def fire(self, event: Union[Event, SimEvent]) -> SimEvent:
+        """Send an event to every connection that wants it (and track calls)."""
+        ev = event if isinstance(event, SimEvent) else SimEvent.from_event(event)
+        self.events_fired += 1
+        self.channels.track(ev)
+        for conn in self.connections:
+            session = conn.session
+            if session.events_on and session.wants(ev):
+                conn.send_event(ev.frame(session.format))
+        return ev
+
+    publish = fire
+
+    def log(self, level: int, text: str, file: str = "switch_cpp.cpp", func: str = "log",
+            line: int = 1, uuid: Optional[str] = None) -> None:
+        """A log line to every connection that asked for `log` at this level or above."""
+        names = {0: "CONSOLE", 1: "ALERT", 2: "CRIT", 3: "ERR", 4: "WARNING", 5: "NOTICE", 6: "INFO", 7: "DEBUG"}
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f".{int(now * 1e6) % 1_000_000:06d}"
+        line_text = f"{stamp} 99.00% [{names.get(level, 'DEBUG')}] {file}:{line} {text}"
+        if not line_text.endswith("\n"):
+            line_text += "\n"
+        headers = [("Text-Channel", "3" if uuid else "0"), ("Log-File", file), ("Log-Func", func),
+                   ("Log-Line", str(line)), ("User-Data", "")]
+        if uuid:
+            headers.append(("Log-UUID", uuid))
+        data = None
+        for conn in self.connections:
+            lvl = conn.session.log_level
+            if lvl is not None and lvl >= level:
+                data = data or log_data(line_text, level, headers)
+                conn.send(data)
+
+    # --- commands that reach the switch ---------------------------------------------------
+
+    def api(self, name: str, arg: Optional[str], session: Optional[Session] = None) -> str:
+        from eslkit.sim.commands import run_api
+
+        self.fire(self.switch_event("API", "switch_loadable_module.c", "switch_api_execute", 2954,
+                                    [("API-Command", name)] + ([("API-Command-Argument", arg)] if arg else [])))
+        return run_api(self, name, arg)
+
+    def bgapi(self, job_uuid: str, name: str, arg: Optional[str], session: Optional[Session] = None) -> None:
+        async def job() -> None:
+            await asyncio.sleep(0)  # after the command/reply, as in FreeSWITCH
+            body = self.api(name, arg)
+            extra = [("Job-UUID", job_uuid), ("Job-Command", name)]
+            if arg:
+                extra.append(("Job-Command-Arg", arg))
+            self.fire(self.switch_event("BACKGROUND_JOB", "mod_event_socket.c", "api_exec", 1572, extra, body))
+
+        self.spawn(job())
+
+    def sendevent(self, name: str, headers: list[tuple[str, str]]) -> str:
+        from eslkit.sim.events import event_type
+
+        event_uuid = self.new_uuid()
+        ename = event_type(name) or "CUSTOM" if name else "COMMAND"
+        extra = [(k, v) for k, v in headers if k.lower() not in ("event-name", "content-length")]
+        extra.append(("Event-UUID", event_uuid))
+        self.fire(self.switch_event(ename, "mod_event_socket.c", "parse_command", 2245, extra))
+        return f"+OK {event_uuid}"
+
+
+# --- one connection ------------------------------------------------------------------------
+
+
+class _Connection(asyncio.Protocol):
+    """Bytes in → commands → Session; events and replies out, batched."""
+
+    def __init__(self, server: SimServer):
+        self.server = server
+        self.session = Session(server, server._first_subscribe)
+        self.session.connection = self  # type: ignore[attr-defined]
+        self.transport: Optional[asyncio.Transport] = None
+        self._buf = bytearray()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._flush_scheduled = False
+        self._closing = False
+        self._paused = False
+        self._drained: Optional[asyncio.Event] = None
+        self._auth_timer: Optional[asyncio.TimerHandle] = None
+        self.replaying = False
+        self.lost_events = 0
+        self.peer = ("", 0)
+
+    # asyncio callbacks
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername") or ("", 0)
+        transport.set_write_buffer_limits(high=min(self.server.max_buffer, 1024 * 1024))
+        if self.server.allow and not self._allowed(self.peer[0]):
+            transport.write(rude_rejection() + disconnect_notice())
+            transport.close()
+            self._closing = True
+            return
+        self.server.connections.add(self)
+        transport.write(b"Content-Type: auth/request\n\n")
+        loop = asyncio.get_running_loop()
+        self._auth_timer = loop.call_later(self.server.auth_timeout, self._auth_expired)
+
+    def _allowed(self, ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip.split("%")[0])
+        except ValueError:
+            return False
+        if addr.version == 6 and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self.server.allow)
+
+    def _auth_expired(self) -> None:
+        if not self.session.authed:
+            self.hang_up()
+
+    def connection_lost(self, exc) -> None:
+        self._closing = True
+        self.server.connections.discard(self)
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+        if self._drained is not None:
+            self._drained.set()
+
+    def pause_writing(self) -> None:
+        # The peer is not reading: stop reading its commands too (replies are never dropped).
+        self._paused = True
+        if self.transport is not None and not self._closing:
+            self.transport.pause_reading()
+        if self._drained is None:
+            self._drained = asyncio.Event()
+        self._drained.clear()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self.transport is not None and not self._closing:
+            self.transport.resume_reading()
+        if self._drained is not None:
+            self._drained.set()
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        buf = self._buf
+        buf += data
+        while buf and not self._closing:
+            # mod_event_socket skips newlines between commands
+            start = 0
+            while start < len(buf) and buf[start] in (10, 13):
+                start += 1
+            if start:
+                del buf[:start]
+                continue
+            end, skip = _block_end(buf)
+            if end < 0:
+                if len(buf) > MAX_COMMAND:
+                    self.hang_up()
+                return
+            cmd, headers = parse_command(bytes(buf[:end]))
+            length = 0
+            for k, v in headers:
+                if k.lower() == "content-length":
+                    length = int(v) if v.isdigit() else 0
+            if length > MAX_COMMAND_BODY:
+                self.hang_up()
+                return
+            if len(buf) < end + skip + length:
+                return
+            del buf[: end + skip + length]
+            self._command(cmd, headers)
+
+    # commands and output
+
+    def _command(self, cmd: str, headers: list[tuple[str, str]]) -> None:
+        try:
+            reply, hang_up = self.session.handle(cmd, headers)
+        except Exception:  # a bug must not take the whole switch down
+            reply, hang_up = command_reply("-ERR internal error in eslkit sim"), False
+        self.send(reply)
+        if self.session.authed and self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
+        if hang_up:
+            self.hang_up()
+
+    def send(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def send_event(self, data: bytes) -> bool:
+        """Queue an event frame unless this client is too far behind (then count it lost)."""
+        if self._closing:
+            return False
+        transport = self.transport
+        if transport.get_write_buffer_size() + self._pending_size > self.server.max_buffer:
+            self.lost_events += 1
+            self.server.lost_events += 1
+            return False
+        self.send(data)
+        return True
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._pending or self.transport is None or self.transport.is_closing():
+            self._pending.clear()
+            self._pending_size = 0
+            return
+        data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending.clear()
+        self._pending_size = 0
+        self.transport.write(data)
+
+    @property
+    def backlog(self) -> int:
+        """Bytes written but not yet taken by the peer."""
+        if self.transport is None:
+            return 0
+        return self.transport.get_write_buffer_size() + self._pending_size
+
+    async def drain(self) -> None:
+        """Wait until the socket buffer is below its high-water mark (for per-connection replay)."""
+        if self._flush_scheduled:
+            self._flush()
+        while self._paused and not self._closing:
+            if self._drained is None:
+                self._drained = asyncio.Event()
+            await self._drained.wait()
+
+    def hang_up(self, text: Optional[str] = None) -> None:
+        """Disconnect notice, then close once everything queued is written."""
+        if self._closing or self.transport is None:
+            return
+        if text is None:
+            self.send(disconnect_notice())
+        else:
+            self.send(disconnect_notice(text))
+        self._flush()
+        self._closing = True
+        self.transport.close()
+
+
+def _block_end(buf: bytearray) -> tuple[int, int]:
+    """End of a command's header block: two newlines with only CRs between them."""
+    i = buf.find(b"\n")
+    while i >= 0:
+        j = i + 1
+        while j < len(buf) and buf[j] == 13:
+            j += 1
+        if j < len(buf) and buf[j] == 10:
+            return i, j + 1 - i
+        if j >= len(buf):
+            return -1, 0
+        i = buf.find(b"\n", j)
+    return -1, 0
