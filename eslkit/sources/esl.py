@@ -74,9 +74,11 @@ class EslSource:
     async def open(self) -> None:
         await self.conn.connect()
         try:
-            await self.conn.subscribe(self.names, format=self.format)
+            # Filters first: between `event` and `filter` the switch would
+            # otherwise send everything, unfiltered.
             for header, value in self.wanted_filters:
                 await self.conn.filter(header, value)
+            await self.conn.subscribe(self.names, format=self.format)
         except BaseException:
             await self.conn.close()
             raise

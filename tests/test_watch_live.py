@@ -1,0 +1,160 @@
+"""`eslkit watch` against the simulated switch (eslkit.sim) over real sockets,
+in all three wire formats; errors, server-side filters and reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from eslkit.sim.server import SimServer
+
+ESLKIT = [sys.executable, "-m", "eslkit"]
+
+
+class SimThread:
+    """A SimServer running on its own event loop in a background thread."""
+
+    def __init__(self, **kwargs):
+        self.kwargs = {"port": 0, **kwargs}
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.server = None
+
+    def __enter__(self) -> "SimThread":
+        self.thread.start()
+        self.server = self._call(SimServer(**self.kwargs).start())
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def _call(self, coro, timeout=10):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self._call(self.server.close())
+            self.server = None
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def watch_cli(port, *args, timeout=30, **env):
+    full = {**os.environ, "HOME": "/nonexistent", **env}
+    full.pop("ESL_PASSWORD", None) if "ESL_PASSWORD" not in env else None
+    return subprocess.run(ESLKIT + ["watch", "--port", str(port), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=full)
+
+
+CALL_EVENTS = "CHANNEL_CREATE,CHANNEL_ANSWER,CHANNEL_BRIDGE,CHANNEL_HANGUP_COMPLETE"
+
+
+@pytest.mark.parametrize("wire", ["plain", "json", "xml"])
+def test_queue_call_in_each_wire_format(wire):
+    with SimThread(scenario="queue", speed=20) as sim:
+        r = watch_cli(sim.port, "--wire-format", wire, "--filter", CALL_EVENTS, "--count", 9, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(x) for x in r.stdout.splitlines()]
+    names = [e["Event-Name"] for e in events]
+    assert sorted(names) == sorted(["CHANNEL_CREATE"] * 3 + ["CHANNEL_ANSWER"] * 2 + ["CHANNEL_BRIDGE"]
+                                   + ["CHANNEL_HANGUP_COMPLETE"] * 3)
+    answer = next(e for e in events if e["Event-Name"] == "CHANNEL_ANSWER")
+    assert answer["Caller-Caller-ID-Name"] == "Caller 6208"  # decoded in every wire format
+    assert "9 events received" in r.stderr or "events received" in r.stderr
+
+
+@pytest.mark.parametrize("wire", ["plain", "json", "xml"])
+def test_plain_output_and_stats_in_each_wire_format(wire):
+    with SimThread(scenario="queue", speed=20) as sim:
+        r = watch_cli(sim.port, "--wire-format", wire, "--format", "plain", "--filter", CALL_EVENTS,
+                      "--count", 9, "--stats")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("RECV EVENT\n") == 9
+    assert "Caller-Caller-ID-Name: Caller 6208\n" in r.stdout
+    assert "answered 1" in r.stderr
+
+
+def test_busy_call_counts_as_busy():
+    with SimThread(scenario="busy", speed=20) as sim:
+        r = watch_cli(sim.port, "--filter", "CHANNEL_CREATE CHANNEL_HANGUP_COMPLETE CHANNEL_DESTROY",
+                      "--count", 6, "--format", "json", "--stats", "--quiet")
+    stats = json.loads(r.stdout)["stats"]
+    assert (stats["calls_busy"], stats["calls_answered"], stats["calls_missed"]) == (1, 0, 0)
+    assert stats["active_calls"] == 0
+
+
+def test_header_filter_is_installed_on_the_switch():
+    with SimThread(scenario="queue", speed=10) as sim:
+        r = watch_cli(sim.port, "--header", "Caller-Destination-Number=1001", "--filter", CALL_EVENTS,
+                      "--count", 3, "--format", "json")
+    events = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [e["Event-Name"] for e in events] == ["CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE"]
+    assert {e["Caller-Destination-Number"] for e in events} == {"1001"}
+
+
+def test_wrong_password_is_exit_5_without_retry():
+    with SimThread(password="Secret1") as sim:
+        t0 = time.monotonic()
+        r = watch_cli(sim.port, "--format", "json", ESL_PASSWORD="wrong")
+    assert r.returncode == 5
+    assert "rejected the password" in r.stderr and "fix:" in r.stderr
+    assert "wrong" not in r.stderr.replace("wrong password", "")
+    assert time.monotonic() - t0 < 10  # no back-off loop
+
+
+def test_acl_rejection_is_exit_6():
+    with SimThread(allow=["192.0.2.0/24"]) as sim:
+        r = watch_cli(sim.port, "--format", "json")
+    assert r.returncode == 6
+    assert "ACL" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_nothing_listening_is_exit_3():
+    r = watch_cli(1, "--format", "json")
+    assert r.returncode == 3 and "refused" in r.stderr
+
+
+def test_reconnects_after_switch_restart_and_ctrl_c_prints_summary():
+    with SimThread(scenario=None) as first:
+        port = first.port
+        proc = subprocess.Popen(ESLKIT + ["watch", "--port", str(port), "--format", "json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "HOME": "/nonexistent"})
+        time.sleep(1.5)
+        first.stop()  # SHUTDOWN event + disconnect notice, as FreeSWITCH does
+        time.sleep(0.5)
+    with SimThread(port=port, scenario="noanswer", speed=20):
+        time.sleep(3.5)  # back-off starts at 0.5 s; the scenario plays once we re-subscribe
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "disconnected" in err and "reconnecting" in err
+    assert "reconnected after a" in err
+    names = [json.loads(x)["Event-Name"] for x in out.splitlines()]
+    assert names[0] == "SHUTDOWN"  # from the first switch
+    assert "CHANNEL_CREATE" in names  # from the second, after re-subscribing
+    assert "events received" in err.splitlines()[-1]
+
+
+def test_no_reconnect_ends_with_disconnected_exit_code():
+    with SimThread(scenario=None) as sim:
+        proc = subprocess.Popen(ESLKIT + ["watch", "--port", str(sim.port), "--format", "json", "--no-reconnect"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "HOME": "/nonexistent"})
+        time.sleep(1.5)
+        sim.stop()
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 7, err
+    assert "shut down" in err
