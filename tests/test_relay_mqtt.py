@@ -131,7 +131,11 @@ def test_broker_restart_mid_stream_loses_nothing_at_qos1(fresh_mosquitto, captur
         assert summary.dropped == 0 and summary.unconfirmed == 0
         assert summary.published_events >= len(events)
         assert sink.disconnects >= 1
-        assert sub.wait_for(lambda m: len({p for _, p, _ in m}) >= len(events), timeout=20)
+        if not sub.wait_for(lambda m: len({p for _, p, _ in m}) >= len(events), timeout=20):
+            want = [ev.to_json().encode() for ev in events]
+            got = {p for _, p, _ in sub.messages}
+            missing = [i for i, w in enumerate(want) if json.loads(w) not in [json.loads(g) for g in got]]
+            pytest.fail(f"outage at {outage}; missing {missing} of {len(events)}; got {len(sub.messages)}\n{fresh_mosquitto.log()}")
         # At least once: a re-sent message may come twice; first arrivals keep the switch's order.
         seen, order = set(), []
         for _, payload, _ in sub.messages:

@@ -250,6 +250,7 @@ class MqttSink:
         self._resync = False  # after a reconnect: wait for paho's re-sends first
         self._inflight: list = []  # (paho MQTTMessageInfo, kind), oldest first
         self._stop = threading.Event()
+        self._closing = False
         self._thread: threading.Thread | None = None
         self._first = _FirstConnect()
         self._client = None
@@ -300,21 +301,23 @@ class MqttSink:
     async def drain(self, timeout: float) -> bool:
         """Wait until everything queued is acknowledged; False on timeout."""
         deadline = time.monotonic() + timeout
-        while len(self.buffer) or self._inflight:
+        while True:
             with self._cv:
                 self._reap()
-            if not (len(self.buffer) or self._inflight):
-                break
+            if not self.unconfirmed:
+                return True
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.05)
-        return True
 
     @property
     def unconfirmed(self) -> int:
-        return len(self.buffer) + len(self._inflight)
+        """Messages accepted and neither acknowledged nor dropped: waiting in
+        the buffer, held by the publishing thread, or in flight."""
+        return self.buffer.added - self.buffer.dropped - sum(self.published.values())
 
     async def close(self, final_status: dict | None = None) -> None:
+        self._closing = True
         self._stop.set()
         self.buffer.close()
         with self._cv:
@@ -350,10 +353,10 @@ class MqttSink:
             was = self._connected
             self._connected = False
             self._resync = True
-            if was:
+            if was and not self._closing:
                 self.disconnects += 1
                 self.last_error = f"broker connection lost: {reason}"
-        if was and self.on_change:
+        if was and self.on_change and not self._closing:
             self.on_change("disconnected")
 
     def _on_publish(self, client, userdata, mid, reason, properties) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -82,6 +83,9 @@ class Mosquitto:
         self.proc: subprocess.Popen | None = None
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         lines = [
+            # Run as root, mosquitto switches to the user "mosquitto", who cannot
+            # write our temp dir: stay the user who runs the tests.
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
             f"listener {self.port} {self.host}",
             "persistence true",
             f"persistence_location {self.dir / 'data'}/",
