@@ -1,0 +1,74 @@
+"""``eslkit demo``: the popup against a simulated switch, no FreeSWITCH needed.
+
+It starts the simulated switch in this process on a free port of 127.0.0.1,
+playing the default scenario (6208 calls queue 2000; 1001 and 1002 ring;
+1001 answers) over and over, connects to it exactly as `eslkit popup` connects
+to a real switch, and shows the popup for 1001 and 1002 until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Annotated, Optional
+
+import typer
+
+from eslkit.calls import POPUP_EVENTS, CallTracker
+from eslkit.commands.popup import PopupFormat, PopupRun
+from eslkit.config import ConnectionSettings
+
+DEMO_EXTS = ("1001", "1002")
+DEFAULT_SCENARIO = "queue"
+
+
+async def run_demo(fmt: PopupFormat, speed: Optional[float], scenario: str, loops: Optional[int] = None) -> None:
+    from eslkit.sim import SimServer
+    from eslkit.sources.esl import EslSource
+
+    # A fresh password per run: the demo's switch listens on localhost only,
+    # and nothing else should find it open.
+    password = secrets.token_urlsafe(12)
+    server = SimServer("127.0.0.1", 0, password, scenario=scenario, loop=True, speed=speed)
+    await server.start()
+    try:
+        settings = _settings(server.port, password)
+        source = EslSource(settings, names=POPUP_EVENTS, reconnect=False)
+        run = PopupRun(source, CallTracker(DEMO_EXTS), DEMO_EXTS, fmt=fmt)
+        await source.open()
+        try:
+            await run.run()
+        finally:
+            await source.close()
+    finally:
+        await server.close()
+
+
+def _settings(port: int, password: str) -> ConnectionSettings:
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(ConnectionSettings)}
+    values = {"host": "127.0.0.1", "port": port, "password": password, "timeout": 5.0}
+    return ConnectionSettings(**{k: v for k, v in values.items() if k in fields})
+
+
+def demo(
+    format: Annotated[PopupFormat, typer.Option(
+        "--format", case_sensitive=False,
+        help="panel (the screen popup) or json (one object per state change).")] = PopupFormat.panel,
+    speed: Annotated[float, typer.Option(
+        "--speed", min=0.01, help="Play the calls this many times faster than real time.")] = 1.0,
+    scenario: Annotated[str, typer.Option(
+        "--scenario", help="Which simulated call to play (see eslkit sim --help).")] = DEFAULT_SCENARIO,
+) -> None:
+    """See a screen popup right now: a simulated switch rings 1001 and 1002, over and over.
+
+    No FreeSWITCH needed; Ctrl-C to stop.
+
+    [bold]eslkit demo[/]
+    [bold]eslkit demo --format json --speed 4[/]
+    """
+    try:
+        asyncio.run(run_demo(format, speed, scenario))
+    except KeyboardInterrupt:
+        pass

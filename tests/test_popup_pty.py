@@ -1,0 +1,145 @@
+"""`eslkit popup` in a real pseudo-terminal (pexpect), against `eslkit sim` running
+as its own process, and a replayed transcript full of hostile caller names."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pexpect = pytest.importorskip("pexpect", reason="pexpect is in the test extras: pip install -e '.[test]'")
+
+from eslkit.event import Event  # noqa: E402
+from eslkit.protocol import EventFrame, Parser, event_frame  # noqa: E402
+from tests.support.sim import ESLKIT, sim_subprocess  # noqa: E402
+
+EXE = str(ESLKIT) if ESLKIT.exists() else sys.executable
+PREFIX = [] if ESLKIT.exists() else ["-m", "eslkit"]
+
+
+def spawn(*args: str, env_extra=None, rows=40, cols=100):
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
+    env.pop("NO_COLOR", None)
+    env.update(env_extra or {})
+    child = pexpect.spawn(EXE, [*PREFIX, *args], env=env, dimensions=(rows, cols), timeout=20,
+                          encoding="utf-8", codec_errors="replace")
+    return child
+
+
+CSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class Screen:
+    """Everything a child printed: raw bytes (as text) and the same without SGR/cursor codes."""
+
+    def __init__(self, child):
+        self.child = child
+        self.raw = ""
+
+    @property
+    def text(self) -> str:
+        return CSI.sub("", self.raw)
+
+    def wait_for(self, needle: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        start = len(self.text)
+        while needle not in self.text[max(start - len(needle) - 200, 0):]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needle!r} not shown; last output: {self.text[-600:]!r}")
+            try:
+                self.raw += self.child.read_nonblocking(65536, timeout=0.2)
+            except pexpect.TIMEOUT:
+                continue
+
+    def until_eof(self, timeout: float = 20.0) -> None:
+        self.child.expect(pexpect.EOF, timeout=timeout)
+        self.raw += self.child.before or ""
+        self.child.close()
+
+
+def stop(child) -> str:
+    """Ctrl-C as a user would; returns what was printed after it."""
+    child.sendintr()
+    child.expect(pexpect.EOF, timeout=10)
+    child.close()
+    return child.before or ""
+
+
+def test_panel_in_a_terminal_against_the_simulator():
+    with sim_subprocess("--scenario", "queue", "--loop", "--speed", "4") as (host, port):
+        child = spawn("popup", "--ext", "1001", "--host", host, "--port", str(port),
+                      env_extra={"ESL_PASSWORD": "ClueCon"})
+        screen = Screen(child)
+        try:
+            screen.wait_for("connected to 127.0.0.1")
+            screen.wait_for("1001 · Ringing")
+            for shown in ("Caller 6208", "Dialled 2000", "Ringing  0:0"):
+                assert shown in screen.text
+            screen.wait_for("1001 · Connected")
+            screen.wait_for("1001 · Ended")
+            assert "NORMAL_CLEARING" in screen.text[screen.text.rindex("1001 · Ended"):]
+            screen.wait_for("Recent calls")
+        finally:
+            rest = stop(child)
+    assert child.exitstatus == 0, rest
+    assert "Traceback" not in rest
+
+
+def test_panel_shows_what_happened_to_1002():
+    with sim_subprocess("--scenario", "queue", "--loop", "--speed", "4") as (host, port):
+        child = spawn("popup", "--ext", "1002", "--host", host, "--port", str(port),
+                      env_extra={"ESL_PASSWORD": "ClueCon"})
+        screen = Screen(child)
+        try:
+            screen.wait_for("1002 · Ringing")
+            screen.wait_for("1002 · Answered by 1001")
+        finally:
+            stop(child)
+    assert child.exitstatus == 0
+
+
+def test_wrong_password_is_one_line_and_an_exit_code():
+    with sim_subprocess("--scenario", "queue") as (host, port):
+        child = spawn("popup", "--ext", "1001", "--host", host, "--port", str(port),
+                      env_extra={"ESL_PASSWORD": "not-the-password"})
+        child.expect(pexpect.EOF)
+        child.close()
+    assert child.exitstatus == 5
+    assert "Traceback" not in (child.before or "")
+
+
+OSC_TITLE = "\x1b]0;PWNED\x07"
+HOSTILE_NAME = OSC_TITLE + "\x1b[2J\x1b[31m[bold]Boss[/bold]\u202eevil" + "X" * 10_000
+
+
+def hostile_transcript(captures: Path, out: Path) -> Path:
+    parser = Parser()
+    data = bytearray()
+    for frame in parser.feed((captures / "scenario_queue_plain.raw").read_bytes()):
+        if isinstance(frame, EventFrame):
+            pairs = [(k, HOSTILE_NAME if k == "Caller-Caller-ID-Name" else v) for k, v in frame.event.pairs()]
+            data += event_frame(Event(pairs, frame.event.body), "plain")
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_hostile_caller_name_in_a_real_terminal(captures, tmp_path):
+    path = hostile_transcript(captures, tmp_path / "hostile.raw")
+    child = spawn("popup", "--ext", "1001", "--replay", str(path), "--speed", "10", "--format", "panel")
+    screen = Screen(child)
+    screen.wait_for("1001 · Ringing")
+    screen.until_eof()
+    out, seen = screen.raw, screen.text
+    assert child.exitstatus == 0
+    # shown, made visible and cut...
+    assert "␛]0;PWNED␇" in seen or "␛]0;PWNED" in seen
+    assert "[bold]Boss[/bold]" in seen
+    assert "<U+202E>" in seen
+    # ...and never obeyed: no title change, no clear screen, no red from the caller, no bidi override
+    for bad in ("\x1b]0;PWNED", "\x1b[2J", "\x1b[31m[bold]", "\u202e"):
+        assert bad not in out
+    assert "X" * 200 not in out
