@@ -83,6 +83,11 @@ def call_events(raw: bytes) -> list[Any]:
 
 
 def derive(raw: bytes, name: str, description: str, source: str) -> dict:
+    return derive_with_tokens(raw, name, description, source)[0]
+
+
+def derive_with_tokens(raw: bytes, name: str, description: str, source: str) -> tuple[dict, "_Tokenizer"]:
+    """The scenario, and the tokenizer that knows which captured uuid became which token."""
     events = call_events(raw)
     base = min(int(e.get("Event-Date-Timestamp")) for e in events)
     tok = _Tokenizer(base, events[0].get("Core-UUID"))
@@ -96,7 +101,7 @@ def derive(raw: bytes, name: str, description: str, source: str) -> dict:
                 pairs.append([k, tok.value(k, v)])
         at = (int(e.get("Event-Date-Timestamp")) - base) / 1e6
         out.append({"at": round(at, 6), "headers": pairs, "body": e.body})
-    return {
+    data = {
         "name": name,
         "description": description,
         "source": source,
@@ -105,6 +110,7 @@ def derive(raw: bytes, name: str, description: str, source: str) -> dict:
         "start_fraction_us": base % 1_000_000,
         "events": out,
     }
+    return data, tok
 
 
 # --- busy: the no-answer call, refused with 486 Busy Here instead of cancelled ---------
@@ -195,28 +201,35 @@ def static_api(raw: bytes) -> dict:
     return {cmd: bodies[i] for cmd, i in STATIC_API.items()}
 
 
+DESCRIPTIONS = {
+    "queue": ("scenario_queue_plain.raw",
+              "Screen popup: 6208 calls queue 2000, which rings 1001 and 1002 at once; 1001 answers "
+              "after 3 s, 1002's leg ends LOSE_RACE; the caller hangs up after 5 s of talk."),
+    "noanswer": ("scenario_noanswer_plain.raw",
+                 "6208 calls 1002 directly; it rings; the caller gives up after 6 s (ORIGINATOR_CANCEL)."),
+}
+
+
+def build_all(captures: Path) -> dict[str, dict]:
+    """Every data file, by file name, from a directory of captures."""
+    out = {}
+    for name, (capture, description) in DESCRIPTIONS.items():
+        out[f"{name}.json"] = derive((captures / capture).read_bytes(), name, description,
+                                     f"FreeSWITCH 1.10.12 {capture}")
+    out["busy.json"] = busy_from_noanswer(out["noanswer.json"])
+    out["api.json"] = static_api((captures / "api_large_responses.raw").read_bytes())
+    return out
+
+
+def dump(data: dict) -> str:
+    return json.dumps(data, indent=0, ensure_ascii=False) + "\n"
+
+
 def main(argv: list[str]) -> int:
     captures = Path(argv[1] if len(argv) > 1 else "tests/data/fs-captures/1.10.12")
     HERE.mkdir(exist_ok=True)
-    queue = derive(
-        (captures / "scenario_queue_plain.raw").read_bytes(),
-        "queue",
-        "Screen popup: 6208 calls queue 2000, which rings 1001 and 1002 at once; 1001 answers "
-        "after 3 s, 1002's leg ends LOSE_RACE; the caller hangs up after 5 s of talk.",
-        "FreeSWITCH 1.10.12 scenario_queue_plain.raw",
-    )
-    noanswer = derive(
-        (captures / "scenario_noanswer_plain.raw").read_bytes(),
-        "noanswer",
-        "6208 calls 1002 directly; it rings; the caller gives up after 6 s (ORIGINATOR_CANCEL).",
-        "FreeSWITCH 1.10.12 scenario_noanswer_plain.raw",
-    )
-    busy = busy_from_noanswer(noanswer)
-    for data in (queue, noanswer, busy):
-        (HERE / f"{data['name']}.json").write_text(json.dumps(data, indent=0, ensure_ascii=False) + "\n")
-    (HERE / "api.json").write_text(
-        json.dumps(static_api((captures / "api_large_responses.raw").read_bytes()), indent=0) + "\n"
-    )
+    for filename, data in build_all(captures).items():
+        (HERE / filename).write_text(dump(data), encoding="utf-8")
     return 0
 
 
