@@ -17,7 +17,14 @@ import json
 from typing import Any, Iterable, Iterator, Union
 from xml.etree import ElementTree
 
-from eslkit._headers import join_array, split_array, url_decode, url_encode
+from eslkit._headers import (
+    ARRAY_PREFIX,
+    join_array,
+    split_array,
+    url_decode,
+    url_decode_block,
+    url_encode,
+)
 
 Value = Union[str, list]
 
@@ -213,6 +220,10 @@ class Event:
     def headers(self) -> dict[str, Value]:
         """All headers, decoded, in wire order; a repeated header keeps its first value."""
         h = self._h if self._h is not None else self._parse()
+        if self._encoded and self.format == "plain":
+            fast = _decode_plain_values(h)
+            if fast is not None:
+                return fast
         return {k: self._decode(v) for k, v in h.items()}
 
     def pairs(self) -> list[tuple[str, Value]]:
@@ -391,6 +402,25 @@ def _index(pairs: list[tuple[str, Value]]) -> tuple[dict[str, Value], list | Non
     for k, v in pairs:
         h.setdefault(k, v)
     return h, (pairs if len(h) != len(pairs) else None)
+
+
+def _decode_plain_values(h: dict[str, Value]) -> dict[str, Value] | None:
+    """Decode every value of a plain event at once (what ``watch --format json``
+    needs): one pass over the joined values instead of ~100 calls to unquote.
+    None when a value holds the NUL the values are joined with."""
+    values = list(h.values())
+    joined = "\0".join(values)  # plain values are strings, never lists
+    decoded = url_decode_block(joined)
+    if decoded is not joined:
+        values = decoded.split("\0")
+    if len(values) != len(h):
+        return None
+    d = dict(zip(h, values))
+    if ARRAY_PREFIX in decoded:
+        for k, v in d.items():
+            if v.startswith(ARRAY_PREFIX):
+                d[k] = split_array(v)
+    return d
 
 
 def _int(value: str | None) -> int | None:
