@@ -1,0 +1,129 @@
+"""`eslkit popup` as a command: one test per option, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.support.sim import ESLKIT, sim_in_thread
+
+EXE = [str(ESLKIT)] if ESLKIT.exists() else [sys.executable, "-m", "eslkit"]
+
+
+def popup(*args: str, timeout: float = 30, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([*EXE, "popup", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def records(result) -> list[dict]:
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json", "xml"])
+def test_replay_json_ends_with_the_file(captures, fmt):
+    result = popup("--ext", "1001", "--format", "json", "--replay", str(captures / f"scenario_queue_{fmt}.raw"))
+    assert result.returncode == 0, result.stderr
+    got = [(r["ext"], r["state"], r["outcome"], r["hangup_cause"], r["caller_number"], r["caller_name"], r["dialed"])
+           for r in records(result)]
+    assert got == [
+        ("1001", "ringing", None, None, "6208", "Caller 6208", "2000"),
+        ("1001", "answered", None, None, "6208", "Caller 6208", "2000"),
+        ("1001", "ended", "answered", "NORMAL_CLEARING", "6208", "Caller 6208", "2000"),
+    ]
+
+
+def test_several_extensions_either_way(captures):
+    path = str(captures / "scenario_queue_plain.raw")
+    a = records(popup("--ext", "1001,1002", "--format", "json", "--replay", path))
+    b = records(popup("--ext", "1001", "--ext", "1002", "--format", "json", "--replay", path))
+    assert a == b
+    assert [(r["ext"], r["state"], r["outcome"]) for r in a if r["ext"] == "1002"] == [
+        ("1002", "ringing", None), ("1002", "ended", "answered_elsewhere")]
+
+
+def test_json_is_the_default_when_piped(captures):
+    result = popup("--ext", "1002", "--replay", str(captures / "scenario_noanswer_plain.raw"))
+    assert [(r["state"], r["outcome"]) for r in records(result)] == [("ringing", None), ("ended", "missed")]
+
+
+def test_panel_when_asked(captures):
+    result = popup("--ext", "1002", "--format", "panel", "--replay", str(captures / "scenario_noanswer_plain.raw"))
+    assert result.returncode == 0
+    assert "1002 · Missed" in result.stdout and "ORIGINATOR_CANCEL" in result.stdout
+
+
+def test_contacts(captures, tmp_path):
+    csv = tmp_path / "contacts.csv"
+    csv.write_text("number,name,company\n6208,Ada Lovelace,Analytical Engines\n")
+    out = records(popup("--ext", "1001", "--format", "json", "--contacts", str(csv),
+                        "--replay", str(captures / "scenario_queue_plain.raw")))
+    assert out[0]["contact"] == {"number": "6208", "name": "Ada Lovelace", "company": "Analytical Engines"}
+    panel = popup("--ext", "1001", "--format", "panel", "--contacts", str(csv),
+                  "--replay", str(captures / "scenario_queue_plain.raw"))
+    assert "Ada Lovelace" in panel.stdout
+
+
+def write_argv_script(tmp_path):
+    script = tmp_path / "argv.py"
+    script.write_text("import json, sys\nwith open(sys.argv[1], 'a') as f:\n"
+                      "    f.write(json.dumps(sys.argv[2:]) + '\\n')\n")
+    return script
+
+
+def wait_lines(path, n, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= n:
+            return [json.loads(line) for line in path.read_text().splitlines()]
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not get {n} lines")
+
+
+@pytest.mark.parametrize("on,state", [("ring", "ringing"), ("answer", "answered")])
+def test_exec_on_ring_or_answer(captures, tmp_path, on, state):
+    out = tmp_path / "calls.txt"
+    script = write_argv_script(tmp_path)
+    result = popup("--ext", "1001", "--format", "json", "--on", on,
+                   "--replay", str(captures / "scenario_queue_plain.raw"),
+                   "--exec", sys.executable, str(script), str(out), "Call from {caller_name}", "{state}", "{dialed}")
+    assert result.returncode == 0, result.stderr
+    assert wait_lines(out, 1) == [["Call from Caller 6208", state, "2000"]]
+
+
+def test_bad_options_are_one_line_and_a_code(captures, tmp_path):
+    cases = [
+        (["--ext", "1001", "--replay", str(tmp_path / "missing.jsonl")], 11, "There is no file"),
+        (["--ext", "1001", "--open-url", "https://x/{nope}"], 14, "unknown field {nope}"),
+        (["--ext", "1001", "--exec", "no-such-program-eslkit"], 14, "no program"),
+        (["--ext", "1001", "--contacts", str(tmp_path / "none.csv")], 11, "Cannot read the contacts file"),
+        (["--ext", ","], 2, "at least one extension"),
+    ]
+    for args, code, words in cases:
+        result = popup(*args)
+        assert result.returncode == code, (args, result.stderr)
+        assert words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_subscribes_only_to_what_it_needs():
+    with sim_in_thread(scenario="queue", speed=None) as sim:
+        proc = subprocess.Popen([*EXE, "popup", "--ext", "1001", "--format", "json", "--host", sim.host,
+                                 "--port", str(sim.port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env={**os.environ, "ESL_PASSWORD": "ClueCon"})
+        try:
+            line = proc.stdout.readline()  # the first popup: subscribed by now
+            assert json.loads(line)["state"] == "ringing"
+            sessions = [c.session for c in list(sim.server.connections)]
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=10)
+    assert len(sessions) == 1
+    events = sessions[0].event_list
+    assert "ALL" not in events
+    assert {"CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_HANGUP_COMPLETE"} <= events
+    assert not events & {"CHANNEL_STATE", "CHANNEL_CALLSTATE", "CHANNEL_EXECUTE", "HEARTBEAT", "RE_SCHEDULE"}
+    assert {"callcenter::info", "fifo::info"} <= sessions[0].custom
