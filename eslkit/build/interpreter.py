@@ -17,7 +17,8 @@ from typing import Optional
 from eslkit.errors import PythonHeadersMissing
 
 # -I: ignore PYTHON* variables and the user site; the answer must describe
-# the interpreter as `import ESL` will later see it.
+# the interpreter as `import ESL` will later see it.  Not -S: site.py is what
+# sets a virtualenv's sys.prefix, and with it platlib.
 _PROBE = r"""
 import sys, sysconfig, json
 paths = sysconfig.get_paths()
@@ -89,13 +90,12 @@ def probe(python: Optional[str] = None) -> Target:
                                    fix="Give an existing interpreter with --python PATH (e.g. $(pyenv prefix 3.12.1)/bin/python3).")
     exe = str(Path(exe).absolute())  # keep venv symlinks: they decide sys.prefix
     try:
-        proc = subprocess.run([exe, "-I", "-S", "-c", _PROBE], capture_output=True, text=True,
+        proc = subprocess.run([exe, "-I", "-c", _PROBE], capture_output=True, text=True,
                               timeout=30, check=False)
         facts = json.loads(proc.stdout)
         # The interpreter's own sys.executable: a pyenv shim resolves to the real
         # python (a shim may pick another version later), a venv keeps its bin/python.
         facts["executable"] = facts.get("executable") or exe
-        # -S is safe: a venv's sys.prefix comes from pyvenv.cfg, not from site.
         return Target(**{k: facts[k] for k in Target.__dataclass_fields__})
     except (OSError, ValueError, KeyError, TypeError, subprocess.TimeoutExpired) as exc:
         raise PythonHeadersMissing(

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from eslkit.build.plan import BuildPlan
+from eslkit.views.safe_text import visible
 
 
 def plan_renderable(plan: BuildPlan) -> Group:
@@ -61,7 +62,7 @@ def plan_renderable(plan: BuildPlan) -> Group:
 
 def failure_renderable(err) -> Panel:
     tail = getattr(err, "tail", None) or []
-    return Panel(Text("\n".join(tail)), title=Text(f"last {len(tail)} lines of '{err.step.name}'"),
+    return Panel(Text("\n".join(visible(line) for line in tail)), title=Text(f"last {len(tail)} lines of '{err.step.name}'"),
                  title_align="left", border_style="red")
 
 
@@ -88,10 +89,10 @@ class Progress:
                                 f"({', '.join(str(p) for p in delivered)})", style="green"))
 
     def finished(self, result) -> None:
-        if result.up_to_date:
-            return
-        self.console.print(Text(f"done in {time.monotonic() - self.started:.1f} s: ", style="bold green")
-                           + Text(", ".join(str(p) for p in result.delivered)))
+        if not result.up_to_date:
+            self.console.print(Text(f"done in {time.monotonic() - self.started:.1f} s: ", style="bold green")
+                               + Text(", ".join(str(p) for p in result.delivered)))
         status = result.verified.get("status")
-        if status:
-            self.console.print(Text(status.strip()))
+        if status:  # from the switch: untrusted, shown with control characters made visible
+            for line in status.strip().splitlines():
+                self.console.print(Text(visible(line, max_len=200)))

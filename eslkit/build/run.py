@@ -99,7 +99,7 @@ def run_step(step: Step, log: Log, timeout: float = 900) -> None:
         raise BuildStepFailed(f"Step '{step.name}' cannot start: {step.argv[0]} was not found.",
                               fix="Install it (apt-get install build-essential swig make) or run `eslkit doctor`.") from None
     proc = command(*step.argv[1:], _cwd=str(step.cwd), _env=env, _err_to_out=True, _out=on_line,
-                   _bg=True, _bg_exc=False, _timeout=timeout)
+                   _bg=True, _bg_exc=False, _timeout=timeout, _tty_out=False)
     try:
         proc.wait()
     except KeyboardInterrupt:
@@ -132,6 +132,14 @@ def _deliver(plan: BuildPlan) -> list:
     return install.copy_pair(plan.products, plan.output.dest)
 
 
+def _verify_path(plan: BuildPlan) -> Optional[Path]:
+    if plan.output.kind == "wheel":
+        return plan.products[0].parent  # the wheel holds exactly these two files
+    if plan.output.kind == "out":
+        return plan.output.dest
+    return None  # installed: the interpreter must find it by itself
+
+
 def _stamp(paths: list) -> dict:
     return {str(p): [p.stat().st_size, p.stat().st_mtime_ns] for p in paths}
 
@@ -151,8 +159,15 @@ def execute(plan: BuildPlan, reporter, log: Log, *, force: bool = False) -> Resu
     journal = Journal(plan.tree.esl)
     fingerprint = plan.fingerprint()
     if not force and up_to_date(plan, journal, fingerprint):
-        reporter.up_to_date(plan, [Path(p) for p in journal.last["delivered"]])
-        return Result(plan, up_to_date=True, delivered=[Path(p) for p in journal.last["delivered"]], verified={})
+        delivered = [Path(p) for p in journal.last["delivered"]]
+        reporter.up_to_date(plan, delivered)
+        verified = {}
+        if plan.check:  # nothing to build, but the connection test was asked for
+            started = time.monotonic()
+            verified = install.verify(plan.target, _verify_path(plan), plan.check)
+            reporter.step_done(f"import ESL in Python {plan.target.version}, api status via {plan.check}",
+                               time.monotonic() - started)
+        return Result(plan, up_to_date=True, delivered=delivered, verified=verified)
     preflight(plan)
     log.write(f"# eslkit build: {plan.mode} ({plan.reason}) for {plan.target.executable}")
     journal.data.pop("last", None)
@@ -172,13 +187,7 @@ def execute(plan: BuildPlan, reporter, log: Log, *, force: bool = False) -> Resu
     delivered = _deliver(plan)
     reporter.step_done(plan.output.describe(), time.monotonic() - started)
     started = time.monotonic()
-    if plan.output.kind == "wheel":
-        where = plan.products[0].parent  # the wheel holds exactly these two files
-    elif plan.output.kind == "out":
-        where = plan.output.dest
-    else:
-        where = None  # installed: the interpreter must find it by itself
-    verified = install.verify(plan.target, where, plan.check)
+    verified = install.verify(plan.target, _verify_path(plan), plan.check)
     log.write(f"# verified: {verified}")
     reporter.step_done(f"import ESL in Python {plan.target.version}"
                        + (f", api status via {plan.check}" if plan.check else ""), time.monotonic() - started)
