@@ -129,6 +129,13 @@ class BrokerError(EslkitError):
     default_fix = "Check the broker URL, that the broker runs, and its credentials."
 
 
+class DeliveryIncomplete(BrokerError):
+    """`eslkit relay` ended with messages dropped or never confirmed by the broker."""
+
+    exit_code = 16
+    default_fix = "Raise --buffer, keep the broker reachable, or give it longer with --drain-timeout."
+
+
 # --- the build ----------------------------------------------------------------
 
 
