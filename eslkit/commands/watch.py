@@ -294,7 +294,9 @@ class Watch:
                 loop.add_signal_handler(sig, self._stop.set)
         live = None
         if self.fmt is OutputFormat.table and not self.quiet:
-            console = Console(theme=THEME, highlight=False)
+            # Follow the real terminal size (and its resizes) even if COLUMNS/LINES are exported.
+            environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+            console = Console(theme=THEME, highlight=False, _environ=environ)
             live = Live(WatchScreen(self.make_snapshot, self.columns), console=console,
                         auto_refresh=False, screen=True, transient=False,
                         redirect_stdout=False, redirect_stderr=False)

@@ -24,7 +24,7 @@ from eslkit.views.safe_text import safe_text, visible
 # name: (heading, ratio); a name not listed here is taken as a header name.
 COLUMNS: dict[str, tuple[str, int]] = {
     "time": ("Time", 0),
-    "event": ("Event", 5),
+    "event": ("Event", 4),
     "direction": ("Dir", 0),
     "channel": ("Channel", 5),
     "caller": ("Caller", 2),
