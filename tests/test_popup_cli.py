@@ -127,3 +127,25 @@ def test_subscribes_only_to_what_it_needs():
     assert {"CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_HANGUP_COMPLETE"} <= events
     assert not events & {"CHANNEL_STATE", "CHANNEL_CALLSTATE", "CHANNEL_EXECUTE", "HEARTBEAT", "RE_SCHEDULE"}
     assert {"callcenter::info", "fifo::info"} <= sessions[0].custom
+
+
+@pytest.mark.parametrize("scenario,ext,expected", [
+    ("busy", "1002", [("ringing", None, None), ("ended", "busy", "USER_BUSY")]),
+    ("noanswer", "1002", [("ringing", None, None), ("ended", "missed", "ORIGINATOR_CANCEL")]),
+])
+def test_live_against_the_simulator(scenario, ext, expected):
+    with sim_in_thread(scenario=scenario, speed=None) as sim:
+        proc = subprocess.Popen([*EXE, "popup", "--ext", ext, "--format", "json", "--host", sim.host,
+                                 "--port", str(sim.port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env={**os.environ, "ESL_PASSWORD": "ClueCon"})
+        got = []
+        try:
+            for line in proc.stdout:
+                record = json.loads(line)
+                got.append((record["state"], record["outcome"], record["hangup_cause"]))
+                if record["state"] == "ended":
+                    break
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=10)
+    assert got == expected
