@@ -113,7 +113,7 @@ def test_standalone_plan_argv(trees, target, tmp_path):
                        "-o", str(bd / "esl_wrap.o")]
     link = argv[9]
     assert link[:4] == ["g++", "-shared", "-o", str(bd / target.module_name)]
-    assert link[-1] == "-lpthread"
+    assert link[-2:] == ["-lpthread", "-lm"]
     assert not any(a.startswith("-lpython") for a in link), "an extension module must not link libpython"
     assert all("-classic" not in a for a in argv)
     assert plan.products == (bd / "ESL.py", bd / target.module_name)

@@ -163,7 +163,7 @@ def standalone_steps(tree: Tree, target: Target, swig: Swig) -> tuple:
                                            "-o", str(wrap)), out, f"compile the wrapper for Python {target.version}"))
     objects.append(str(wrap))
     steps.append(Step(f"link {target.module_name}", ("g++", "-shared", "-o", str(out / target.module_name),
-                                                     *objects, "-lpthread"),
+                                                     *objects, "-lpthread", "-lm"),
                       out, "link without libpython: the interpreter provides its symbols"))
     return tuple(steps)
 
