@@ -1,0 +1,58 @@
+"""Run the eslkit benchmark suite and print one table.
+
+    .venv/bin/python benchmarks/run.py            # the full suite (several minutes)
+    .venv/bin/python benchmarks/run.py --smoke    # tiny N, 1 repetition: checks it all still works
+    .venv/bin/python benchmarks/run.py --only throughput --json results.json
+
+Everything is set up here: the firehose (a separate process replaying the real
+1.10.12 captures), the C ESL module built from the python-ESL sdist,
+greenswitch and genesis in their own virtualenv under ~/.cache/eslkit-bench.
+Targets are ratios to anchors measured in the same run (median of the
+repetitions), never absolute timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness import Figure, table  # noqa: E402
+
+SECTIONS = ("throughput",)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny N, one repetition, no verdicts that matter")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5; 1 with --smoke)")
+    ap.add_argument("--count", type=int, default=None, help="events per throughput run (default 100,000)")
+    ap.add_argument("--only", action="append", choices=SECTIONS, help="run only these sections")
+    ap.add_argument("--json", type=Path, help="also write every figure, with its checks, to this file")
+    args = ap.parse_args(argv)
+    smoke = args.smoke
+    reps = args.reps or (1 if smoke else 5)
+    count = args.count or (2_000 if smoke else 100_000)
+    timeout = 120 if smoke else 600
+    sections = args.only or list(SECTIONS)
+    figures: list[Figure] = []
+    started = time.monotonic()
+    if "throughput" in sections:
+        from benchmarks import throughput
+
+        figures += throughput.measure(count, reps, timeout)
+    print(table(figures))
+    print(f"\n{'smoke run: ratios are not meaningful. ' if smoke else ''}"
+          f"{reps} repetition(s), N={count:,} events per throughput run, {time.monotonic() - started:.0f} s.")
+    if args.json:
+        args.json.write_text(json.dumps({"smoke": smoke, "reps": reps, "count": count,
+                                         "figures": [f.to_dict() for f in figures]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
