@@ -115,8 +115,9 @@ def _arrival(spans: list[tuple[int, int, float]], offset: int) -> Optional[float
     return None
 
 
-async def play_to(server: "SimServer", conn: "_Connection", replay: Replay) -> None:
+async def play_to(server: "SimServer", conn: "_Connection", replay: Replay, delay: float = 0.0) -> None:
     """One connection's own playback, from the start; then the disconnect notice."""
+    await asyncio.sleep(delay)
     loop = asyncio.get_running_loop()
     conn.replaying = True
     start = loop.time()

@@ -33,6 +33,9 @@ IPV6 = "fd00::2"
 MAX_COMMAND = 64 * 1024  # header block of one command
 MAX_COMMAND_BODY = 1024 * 1024
 SHUTDOWN_TEXT = "The system is being shut down.\n"
+# Playback starts this long after a client's first subscription, so that the
+# filters it sends right after `event ...` apply from the first event.
+START_GRACE = 0.25
 
 Speed = Optional[float]  # None = as fast as possible ("max")
 
@@ -148,14 +151,15 @@ class SimServer:
         if self.replay is not None:
             from eslkit.sim.replay import play_to
 
-            self.spawn(play_to(self, conn, self.replay))
+            self.spawn(play_to(self, conn, self.replay, START_GRACE))
         elif self.scenario is not None and self.autostart and self._scenario_task is None:
-            self._scenario_task = self.spawn(self.run_scenario())
+            self._scenario_task = self.spawn(self.run_scenario(delay=START_GRACE))
 
-    async def run_scenario(self, scenario=None, loop: Optional[bool] = None) -> None:
+    async def run_scenario(self, scenario=None, loop: Optional[bool] = None, delay: float = 0.0) -> None:
         """Play the scenario (once, or forever with loop)."""
         from eslkit.sim.scenarios import play
 
+        await asyncio.sleep(delay)
         scenario = scenario or self.scenario
         loop = self.loop_scenario if loop is None else loop
         while True:
@@ -447,6 +451,7 @@ class _Connection(asyncio.Protocol):
             self.send(disconnect_notice(text))
         self._flush()
         self._closing = True
+        self.server.connections.discard(self)
         self.transport.close()
 
 
