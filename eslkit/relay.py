@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, AsyncIterable, Callable, Iterable, Protocol
@@ -48,6 +49,47 @@ class Attribution(Protocol):
     def feed(self, event: Event) -> tuple[str | None, list[tuple[str, dict]]]:
         """The event's agent extension (or None) and the popup state changes
         it causes, as (ext, the JSON object `popup --format json` prints)."""
+
+
+class TrackerAttribution:
+    """`Attribution` from eslkit.calls.CallTracker, following every agent.
+
+    An agent leg's events belong to its extension; the caller's leg belongs to
+    the agent it is bridged to (before that, to nobody: ``-``)."""
+
+    def __init__(self, tracker: Any = None):
+        if tracker is None:
+            from eslkit.calls import CallTracker
+
+            tracker = CallTracker(None)
+        self.tracker = tracker
+
+    def feed(self, event: Event) -> tuple[str | None, list[tuple[str, dict]]]:
+        from eslkit.calls import popup_record
+
+        changes = self.tracker.feed(event)
+        return self.ext_for(event), [(leg.ext, popup_record(leg)) for leg in changes]
+
+    def ext_for(self, event: Event) -> str | None:
+        public = getattr(self.tracker, "ext_for", None)
+        if public is not None:
+            return public(event)
+        # Until CallTracker offers ext_for(): the same rule it uses for agent legs.
+        channels = getattr(self.tracker, "_channels", {})
+        ch = channels.get(event.unique_id or "")
+        for leg in (ch, channels.get(ch.bridged_to) if ch is not None and ch.bridged_to else None):
+            if leg is not None and leg.outbound and not leg.loopback and leg.ext:
+                return leg.ext
+        return None
+
+    def expire(self, now: float | None = None) -> list[tuple[str, dict]]:
+        from eslkit.calls import popup_record
+
+        return [(leg.ext, popup_record(leg)) for leg in self.tracker.expire(now)]
+
+    @property
+    def now(self) -> float:
+        return getattr(self.tracker, "now", 0.0)
 
 
 @dataclass
@@ -131,6 +173,8 @@ class Relay:
         self.switch_disconnects = 0
         self.hostname: str | None = None
         self.started = _now()
+        self._last_event_clock = time.monotonic()
+        self._broker_down = False
         self._stopping: asyncio.Event | None = None
 
     # --- status -----------------------------------------------------------------
@@ -155,8 +199,11 @@ class Relay:
     def _broker_changed(self, state: str) -> None:
         if state == "connected":
             self.sink.status(self.status())
-            self._say(f"broker connected again; sending {self.sink.unconfirmed} buffered messages")
+            if self._broker_down:
+                self._broker_down = False
+                self._say(f"broker connected again; sending {self.sink.unconfirmed} buffered messages")
         else:
+            self._broker_down = True
             self._say(f"broker connection lost; buffering up to {self.sink.buffer.limit} messages")
 
     def stop(self) -> None:
@@ -171,15 +218,30 @@ class Relay:
             self._switch_status(item)
             return
         self.received += 1
+        self._last_event_clock = time.monotonic()
         if item.hostname:
             self.hostname = item.hostname
         ext, changes = self.attribution.feed(item) if self.attribution else (None, [])
         if self.select(item):
             headers = {"ext": ext} if ext else {}
             self.sink.send(Message(self.sink.event_address(item, ext), item.to_json().encode(), "event", headers))
+        self._send_popups(item.hostname, changes)
+
+    def _send_popups(self, hostname: str | None, changes: list[tuple[str, dict]]) -> None:
         for agent, state in changes:
-            payload = json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode()
-            self.sink.send(Message(self.sink.popup_address(item.hostname, agent), payload, "popup", {"ext": agent}))
+            # ensure_ascii like `popup --format json`: no raw control or bidi characters.
+            payload = json.dumps(state, ensure_ascii=True).encode()
+            self.sink.send(Message(self.sink.popup_address(hostname, agent), payload, "popup", {"ext": agent}))
+
+    def expire(self) -> None:
+        """End the legs whose end was lost, on the switch's clock (as the popup does)."""
+        expire = getattr(self.attribution, "expire", None)
+        if expire is None:
+            return
+        now = getattr(self.attribution, "now", 0.0)
+        if now:
+            now += time.monotonic() - self._last_event_clock
+        self._send_popups(self.hostname, expire(now or None))
 
     def _switch_status(self, item: Any) -> None:
         state = getattr(item, "state", None)
@@ -188,7 +250,8 @@ class Relay:
             return
         if state_name == "disconnected":
             self.switch_disconnects += 1
-            self._say(f"switch disconnected ({getattr(item, 'reason', '')}); reconnecting")
+            again = "; reconnecting" if getattr(self.source, "reconnects", False) else ""
+            self._say(f"switch disconnected ({getattr(item, 'reason', '')}){again}")
         elif self.switch == "disconnected":
             gap = getattr(item, "gap", None)
             self._say("switch connected again" + (f" after {gap:.1f} s" if gap else ""))
@@ -202,9 +265,13 @@ class Relay:
                 self.switch = "connected"
 
     async def _heartbeat(self) -> None:
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(self.status_interval)
-            self.sink.status(self.status())
+            await asyncio.sleep(1.0)
+            self.expire()
+            if time.monotonic() - last >= self.status_interval:
+                last = time.monotonic()
+                self.sink.status(self.status())
 
     async def run(self) -> Summary:
         loop = asyncio.get_running_loop()

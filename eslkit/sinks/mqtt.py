@@ -72,6 +72,18 @@ def password_from_env(var: str | None) -> str | None:
     return value
 
 
+def safe_url(url: str) -> str:
+    """The URL as it may be shown: any password in it replaced by ***."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+        return parts._replace(netloc=netloc).geturl()
+    except ValueError:
+        return "(the URL given)"
+
+
 def parse_mqtt_url(
     url: str,
     *,
@@ -83,7 +95,7 @@ def parse_mqtt_url(
     """``mqtt://[USER@]HOST[:PORT][/TOPIC-PREFIX]`` or ``mqtts://…`` (TLS)."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts"):
-        raise BrokerError(f"{url!r} is not an MQTT URL.", "Write it as mqtt://HOST:PORT or mqtts://HOST:PORT.")
+        raise BrokerError(f"{safe_url(url)!r} is not an MQTT URL.", "Write it as mqtt://HOST:PORT or mqtts://HOST:PORT.")
     if parts.password is not None:
         # A password in a URL ends up in the process list and shell history.
         raise BrokerError(
@@ -93,9 +105,9 @@ def parse_mqtt_url(
     try:
         port = parts.port
     except ValueError:
-        raise BrokerError(f"The port in {url!r} is not a number.", "Write it as mqtt://HOST:PORT.") from None
+        raise BrokerError(f"The port in {safe_url(url)!r} is not a number.", "Write it as mqtt://HOST:PORT.") from None
     if not parts.hostname:
-        raise BrokerError(f"{url!r} has no host.", "Write it as mqtt://HOST:PORT.")
+        raise BrokerError(f"{safe_url(url)!r} has no host.", "Write it as mqtt://HOST:PORT.")
     tls = parts.scheme == "mqtts"
     return MqttSettings(
         host=parts.hostname,

@@ -1,0 +1,145 @@
+"""`eslkit relay` as a user runs it: a real process, a real Mosquitto."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.support.brokers import MqttCollector, fresh_mosquitto, mosquitto  # noqa: F401 (fixtures)
+from tests.support.sim import ESLKIT
+
+pytestmark = pytest.mark.slow
+
+QUEUE = "scenario_queue_plain"
+AGENT_1001_LEG = "43776d3b-2666-488e-8278-331d8aebd289"
+
+
+def eslkit(*args, env=None, timeout=60):
+    return subprocess.run([str(ESLKIT), *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def start(*args, env=None):
+    return subprocess.Popen([str(ESLKIT), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+
+
+def popup_json(capture, exts) -> list[dict]:
+    done = eslkit("popup", "--ext", exts, "--format", "json", "--replay", str(capture))
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_replay_publishes_events_per_agent_and_the_popup_states_of_popup_json(mosquitto, captures):
+    cap = captures / f"{QUEUE}.raw"
+    sub = MqttCollector(mosquitto, "freeswitch/vm/#")
+    try:
+        done = eslkit("relay", "--to", mosquitto.url, "--replay", str(cap), "--client-id", "cli-replay")
+        assert done.returncode == 0, done.stderr
+        assert "received 88 events; published 93 messages (88 events, 5 popup states); dropped 0" in done.stderr
+        assert sub.wait_for(lambda m: len(m) >= 93)
+        popups = [(t, json.loads(p)) for t, p, _ in sub.messages if "/agents/" in t]
+        for ext in ("1001", "1002"):
+            mine = [rec for t, rec in popups if t == f"freeswitch/vm/agents/{ext}/popup"]
+            assert mine == popup_json(cap, ext)
+            assert {rec["ext"] for rec in mine} == {ext}
+        events = [(t, json.loads(p)) for t, p, _ in sub.messages if "/events/" in t]
+        leg = [t for t, ev in events if ev.get("Unique-ID") == AGENT_1001_LEG]
+        assert leg and all(t.endswith("/1001") for t in leg)
+        assert all(t == f"freeswitch/vm/events/{ev['Event-Name']}/{t.rsplit('/', 1)[1]}" for t, ev in events)
+    finally:
+        sub.close()
+
+
+def test_sigterm_delivers_prints_summary_and_leaves_offline(mosquitto, captures):
+    status = "freeswitch/relay/cli-term/status"
+    sub = MqttCollector(mosquitto, status)
+    proc = start("relay", "--to", mosquitto.url, "--replay", str(captures / f"{QUEUE}.raw"), "--speed", "0.05",
+                 "--client-id", "cli-term")
+    try:
+        assert sub.wait_for(lambda m: any(json.loads(p)["state"] == "online" for _, p, _ in m))
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "eslkit relay: received" in err and "dropped 0" in err
+        assert sub.wait_for(lambda m: json.loads(m[-1][1])["state"] == "offline")
+        final = json.loads(sub.messages[-1][1])
+        assert final["dropped"] == 0 and final["buffered"] == 0 and final["published"] >= final["received"] > 0
+    finally:
+        proc.kill()
+        sub.close()
+
+
+def test_last_will_says_offline_when_the_relay_dies(mosquitto, captures):
+    status = "freeswitch/relay/cli-will/status"
+    sub = MqttCollector(mosquitto, status)
+    proc = start("relay", "--to", mosquitto.url, "--replay", str(captures / f"{QUEUE}.raw"), "--speed", "0.05",
+                 "--client-id", "cli-will")
+    try:
+        assert sub.wait_for(lambda m: any(json.loads(p)["state"] == "online" for _, p, _ in m))
+        proc.kill()  # no DISCONNECT: the broker publishes the Last Will
+        proc.wait(10)
+        assert sub.wait_for(lambda m: json.loads(m[-1][1]) == {"state": "offline"}, timeout=10)
+    finally:
+        proc.kill()
+        sub.close()
+
+
+def test_broker_gone_at_exit_is_reported_not_silent(fresh_mosquitto, captures):
+    sub = MqttCollector(fresh_mosquitto, "freeswitch/relay/cli-gone/status")
+    proc = start("relay", "--to", fresh_mosquitto.url, "--replay", str(captures / f"{QUEUE}.raw"),
+                 "--speed", "4", "--client-id", "cli-gone", "--drain-timeout", "1")
+    try:
+        assert sub.wait_for(lambda m: len(m) >= 1)
+        sub.close()
+        fresh_mosquitto.stop()
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 16, err
+        assert "broker connection lost" in err
+        assert "not confirmed by the broker" in err and "did not reach the broker" in err
+    finally:
+        proc.kill()
+
+
+def test_password_from_env_only_never_shown(tmp_path, captures):
+    from tests.support.brokers import Mosquitto
+
+    secret = "pw-Zq81-secret"
+    broker = Mosquitto(tmp_path / "auth", users={"relay": secret}).start()
+    try:
+        cap = str(captures / "scenario_noanswer_plain.raw")
+        proc = start("relay", "--to", f"mqtt://relay@127.0.0.1:{broker.port}", "--password-env", "RELAY_PW",
+                     "--replay", cap, "--speed", "0.2", "--client-id", "cli-auth", env={"RELAY_PW": secret})
+        time.sleep(1.0)
+        with open(f"/proc/{proc.pid}/cmdline", "rb") as fh:
+            assert secret.encode() not in fh.read()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert secret not in out + err
+
+        wrong = eslkit("relay", "--to", f"mqtt://relay@127.0.0.1:{broker.port}", "--password-env", "RELAY_PW",
+                       "--replay", cap, env={"RELAY_PW": "not-" + secret})
+        assert wrong.returncode == 13
+        assert "refused the login" in wrong.stderr and secret not in wrong.stderr
+        unset = eslkit("relay", "--to", broker.url, "--password-env", "NO_SUCH_VAR_X", "--replay", cap)
+        assert unset.returncode == 13 and "NO_SUCH_VAR_X" in unset.stderr
+        in_url = eslkit("relay", "--to", f"mqtp://relay:{secret}@127.0.0.1:1", "--replay", cap)
+        assert in_url.returncode == 13 and secret not in in_url.stderr
+    finally:
+        broker.stop()
+
+
+def test_unreachable_broker_exit_13_no_traceback(captures):
+    from tests.support.brokers import free_port
+
+    done = eslkit("relay", "--to", f"mqtt://127.0.0.1:{free_port()}", "--replay",
+                  str(captures / f"{QUEUE}.raw"))
+    assert done.returncode == 13
+    assert "Cannot reach the MQTT broker" in done.stderr and "Traceback" not in done.stderr
