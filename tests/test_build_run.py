@@ -55,9 +55,16 @@ def standalone(tmp_path_factory):
     base = tmp_path_factory.mktemp("standalone")
     root = _tree(base / "fs", "1.6")
     before = tree_digest(root)
-    out, log = base / "out", base / "build.log"
-    proc = run_eslkit("build", "--src", root, "--out", out, "--log", log)
+    out, log, tmp = base / "out", base / "build.log", base / "tmp"
+    tmp.mkdir()
+    proc = run_eslkit("build", "--src", root, "--out", out, "--log", log, env={"TMPDIR": str(tmp)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # nothing written beside the tree, the output and the log; nothing left in TMPDIR
+    assert sorted(p.name for p in base.iterdir()) == ["build.log", "fs", "out", "tmp"]
+    assert list(tmp.iterdir()) == []
+    assert sorted(p.name for p in out.iterdir()) == sorted(["ESL.py", next(out.glob("_ESL*.so")).name])
+    changed = {p.relative_to(root).parts[:3] for p in root.rglob("*") if ".eslkit" in p.parts}
+    assert changed == {("libs", "esl", ".eslkit")}
     return {"root": root, "before": before, "out": out, "log": log, "proc": proc}
 
 
