@@ -7,17 +7,40 @@ import os
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 import pytest
+
+from eslkit import cli
 
 from tests.support.sim import ESLKIT, sim_in_thread
 
 EXE = [str(ESLKIT)] if ESLKIT.exists() else [sys.executable, "-m", "eslkit"]
 
 
-def popup(*args: str, timeout: float = 30, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([*EXE, "popup", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+class Result(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def popup(capsys, monkeypatch):
+    """Run `eslkit popup ARGS` through the real entry point (`eslkit.cli.main`), in this
+    process to save start-up time; the live and terminal tests run real processes."""
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["eslkit", "popup", *args])
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
 
 
 def records(result) -> list[dict]:
@@ -25,7 +48,7 @@ def records(result) -> list[dict]:
 
 
 @pytest.mark.parametrize("fmt", ["plain", "json", "xml"])
-def test_replay_json_ends_with_the_file(captures, fmt):
+def test_replay_json_ends_with_the_file(captures, fmt, popup):
     result = popup("--ext", "1001", "--format", "json", "--replay", str(captures / f"scenario_queue_{fmt}.raw"))
     assert result.returncode == 0, result.stderr
     got = [(r["ext"], r["state"], r["outcome"], r["hangup_cause"], r["caller_number"], r["caller_name"], r["dialed"])
@@ -37,7 +60,7 @@ def test_replay_json_ends_with_the_file(captures, fmt):
     ]
 
 
-def test_several_extensions_either_way(captures):
+def test_several_extensions_either_way(captures, popup):
     path = str(captures / "scenario_queue_plain.raw")
     a = records(popup("--ext", "1001,1002", "--format", "json", "--replay", path))
     b = records(popup("--ext", "1001", "--ext", "1002", "--format", "json", "--replay", path))
@@ -46,18 +69,18 @@ def test_several_extensions_either_way(captures):
         ("1002", "ringing", None), ("1002", "ended", "answered_elsewhere")]
 
 
-def test_json_is_the_default_when_piped(captures):
+def test_json_is_the_default_when_piped(captures, popup):
     result = popup("--ext", "1002", "--replay", str(captures / "scenario_noanswer_plain.raw"))
     assert [(r["state"], r["outcome"]) for r in records(result)] == [("ringing", None), ("ended", "missed")]
 
 
-def test_panel_when_asked(captures):
+def test_panel_when_asked(captures, popup):
     result = popup("--ext", "1002", "--format", "panel", "--replay", str(captures / "scenario_noanswer_plain.raw"))
     assert result.returncode == 0
     assert "1002 · Missed" in result.stdout and "ORIGINATOR_CANCEL" in result.stdout
 
 
-def test_contacts(captures, tmp_path):
+def test_contacts(captures, tmp_path, popup):
     csv = tmp_path / "contacts.csv"
     csv.write_text("number,name,company\n6208,Ada Lovelace,Analytical Engines\n")
     out = records(popup("--ext", "1001", "--format", "json", "--contacts", str(csv),
@@ -85,7 +108,7 @@ def wait_lines(path, n, timeout=10.0):
 
 
 @pytest.mark.parametrize("on,state", [("ring", "ringing"), ("answer", "answered")])
-def test_exec_on_ring_or_answer(captures, tmp_path, on, state):
+def test_exec_on_ring_or_answer(captures, tmp_path, on, state, popup):
     out = tmp_path / "calls.txt"
     script = write_argv_script(tmp_path)
     result = popup("--ext", "1001", "--format", "json", "--on", on,
@@ -95,7 +118,7 @@ def test_exec_on_ring_or_answer(captures, tmp_path, on, state):
     assert wait_lines(out, 1) == [["Call from Caller 6208", state, "2000"]]
 
 
-def test_bad_options_are_one_line_and_a_code(captures, tmp_path):
+def test_bad_options_are_one_line_and_a_code(captures, tmp_path, popup):
     cases = [
         (["--ext", "1001", "--replay", str(tmp_path / "missing.jsonl")], 11, "There is no file"),
         (["--ext", "1001", "--open-url", "https://x/{nope}"], 14, "unknown field {nope}"),
