@@ -88,7 +88,8 @@ def sim(
         try:
             await server.start()
         except OSError as exc:
-            raise ListenError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from None
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(f"Cannot listen on {host}:{port}: {reason}.") from None
         what = f"replaying {replay}" if replay else f"scenario {scenario}" + (" (looping)" if loop else "")
         console.out(f"eslkit sim: listening on {server.host}:{server.port}, {what}. Ctrl-C stops.",
                     highlight=False)
