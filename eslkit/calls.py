@@ -301,6 +301,29 @@ class CallTracker:
                 self._forget(uuid)
         return changes
 
+    def resync(self, live: Iterable[str], now: Optional[float] = None) -> list[LegView]:
+        """After a reconnect: end what the switch no longer has up.
+
+        `live` holds the uuids of `show channels as json`.  Events lost while
+        the link was down are gone for good, so an agent leg that vanished ends
+        with outcome `answered` if the agent had answered, else `failed`, and no
+        cause (the real one was never seen).
+        """
+        now = self.now if now is None else now
+        up = set(live)
+        changes: list[LegView] = []
+        for ch in list(self._channels.values()):
+            if ch.uuid in up or ch.ended_at is not None:
+                continue
+            ch.ended_at = now
+            if ch.emitted and ch.state != "ended":
+                ch.state = "ended"
+                outcome = "answered" if ch.answered_at is not None else "failed"
+                view = self._view(ch, time=now, outcome=outcome)
+                self._remember(view)
+                changes.append(view)
+        return changes
+
     # --- internals ---------------------------------------------------------------------
 
     def _watched(self, ext: str) -> bool:

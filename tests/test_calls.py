@@ -316,3 +316,15 @@ def test_outcome_table():
     assert outcome_for("ORIGINATOR_CANCEL", False, False) == "missed"
     assert outcome_for("USER_BUSY", False, False) == "busy"
     assert outcome_for(None, False, False) == "failed"
+
+
+def test_resync_after_a_reconnect_ends_what_the_switch_no_longer_has():
+    tracker = CallTracker({"1001", "1002"})
+    tracker.feed(agent_leg("b1", "1001"))
+    tracker.feed(agent_leg("b2", "1002"))
+    tracker.feed(ev("CHANNEL_ANSWER", "b2", 2.0, Call_Direction="outbound"))
+    tracker.feed(agent_leg("b3", "1001", caller="B", t=3.0))
+    ended = tracker.resync(["b3", "A", "B"], now=tracker.now + 30)
+    assert sorted((c.leg_uuid, c.state, c.outcome, c.hangup_cause) for c in ended) == [
+        ("b1", "ended", "failed", None), ("b2", "ended", "answered", None)]
+    assert [leg.leg_uuid for leg in tracker.active()] == ["b3"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import json
 import shlex
 import shutil
 import signal
@@ -29,7 +30,7 @@ from eslkit.calls import POPUP_EVENTS, CallTracker, LegView
 from eslkit.client import ConnectionStatus
 from eslkit.commands.options import HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt, connection_settings
 from eslkit.contacts import load_contacts
-from eslkit.errors import TemplateError
+from eslkit.errors import EslkitError, TemplateError
 from eslkit.event import Event
 from eslkit.views.popup import SHOW_ENDED_FOR, JsonWriter, PopupSnapshot, PopupView
 from eslkit.views.safe_text import visible
@@ -111,6 +112,7 @@ class PopupRun:
         self._last: dict[str, LegView] = {}  # the latest ended leg per extension
         self._stop = asyncio.Event()
         self._ring = False
+        self._resync_task: Optional[asyncio.Future] = None
 
     # --- ingest -----------------------------------------------------------------------
 
@@ -124,6 +126,23 @@ class PopupRun:
                     self._changed(leg)
             elif isinstance(item, ConnectionStatus):
                 self._status(item)
+                if item.state == "connected" and item.gap is not None:
+                    self._resync_task = asyncio.ensure_future(self._resync())
+
+    async def _resync(self) -> None:
+        """After a reconnect, ask the switch which channels are still up: calls that
+        ended while the link was down must not stay 'Ringing' or 'Connected'."""
+        conn = getattr(self.source, "conn", None)
+        if conn is None:
+            return
+        try:
+            body = await conn.api("show channels as json", timeout=10)
+            rows = json.loads(body or "{}").get("rows") or []
+        except (EslkitError, ValueError, AttributeError):
+            return  # the next events and the expiry will sort it out
+        live = {row.get("uuid") for row in rows if isinstance(row, dict)}
+        for leg in self.tracker.resync(live, self.switch_now()):
+            self._changed(leg)
 
     def _changed(self, leg: LegView) -> None:
         self.changes += 1
@@ -210,8 +229,9 @@ class PopupRun:
                 live.start(refresh=True)
             done, _ = await asyncio.wait([ingest, stop], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (ticker, stop):
-                task.cancel()
+            for task in (ticker, stop, self._resync_task):
+                if task is not None:
+                    task.cancel()
             if not ingest.done():
                 ingest.cancel()
             with contextlib.suppress(asyncio.CancelledError):
