@@ -143,3 +143,16 @@ def test_hostile_caller_name_in_a_real_terminal(captures, tmp_path):
     for bad in ("\x1b]0;PWNED", "\x1b[2J", "\x1b[31m[bold]", "\u202e"):
         assert bad not in out
     assert "X" * 200 not in out
+
+
+def test_bell_rings_only_when_asked(captures):
+    path = str(captures / "scenario_queue_plain.raw")
+    outputs = {}
+    for flag in ([], ["--bell"]):
+        child = spawn("popup", "--ext", "1001", "--replay", path, "--speed", "20", "--format", "panel", *flag)
+        screen = Screen(child)
+        screen.until_eof()
+        assert child.exitstatus == 0
+        outputs[bool(flag)] = screen.raw
+    assert "\x07" in outputs[True]
+    assert "\x07" not in outputs[False]
