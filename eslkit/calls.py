@@ -12,7 +12,7 @@ says, when it ends, what happened::
     missed              the caller gave up or nobody answered
                         (ORIGINATOR_CANCEL, NO_ANSWER, timeouts)
     busy                USER_BUSY
-    failed              anything else (and a leg whose end was never seen)
+    failed              anything else (and an unanswered leg whose end was never seen)
 
     tracker = CallTracker(exts={"1001"})
     for event in events:
@@ -282,7 +282,8 @@ class CallTracker:
         return changes
 
     def expire(self, now: Optional[float] = None) -> list[LegView]:
-        """Forget what is old; end (outcome `failed`, no cause) legs whose end was lost."""
+        """Forget what is old; end the legs whose end was lost (outcome `answered` if
+        the agent had answered, else `failed`; no cause)."""
         now = self.now if now is None else now
         changes: list[LegView] = []
         for uuid, ch in list(self._channels.items()):
@@ -295,7 +296,8 @@ class CallTracker:
                 ch.ended_at = now
                 if ch.emitted and ch.state != "ended":
                     ch.state = "ended"
-                    view = self._view(ch, time=now, outcome="failed")
+                    outcome = "answered" if ch.answered_at is not None else "failed"
+                    view = self._view(ch, time=now, outcome=outcome)
                     self._remember(view)
                     changes.append(view)
                 self._forget(uuid)

@@ -328,3 +328,11 @@ def test_resync_after_a_reconnect_ends_what_the_switch_no_longer_has():
     assert sorted((c.leg_uuid, c.state, c.outcome, c.hangup_cause) for c in ended) == [
         ("b1", "ended", "failed", None), ("b2", "ended", "answered", None)]
     assert [leg.leg_uuid for leg in tracker.active()] == ["b3"]
+
+
+def test_an_answered_leg_whose_end_was_lost_expires_as_answered():
+    tracker, _ = track([agent_leg("b1", "1001"), ev("CHANNEL_ANSWER", "b1", 1.0, Call_Direction="outbound")],
+                       exts={"1001"}, idle_timeout=600)
+    assert tracker.expire(tracker.now + 599) == []
+    [ended] = tracker.expire(tracker.now + 601)
+    assert (ended.state, ended.outcome, ended.hangup_cause) == ("ended", "answered", None)
