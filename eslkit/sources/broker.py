@@ -215,6 +215,8 @@ class BrokerSource:
                 item = self.decode(a, b)
             except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
                 item = None
+            if item is SKIP:
+                continue
             if item is None:
                 self.invalid += 1
                 self.dropped += 1
@@ -229,7 +231,12 @@ class BrokerSource:
         await asyncio.to_thread(self.client.stop)
 
 
-def decode_event(address: str, payload: bytes) -> Optional[Event]:
+SKIP = object()  # a message that is not for this source (not an error)
+
+
+def decode_event(address: str, payload: bytes) -> Any:
+    if ".agents." in address and address.endswith(".popup"):
+        return SKIP  # AMQP: popup states share the exchange with the events
     data = json.loads(payload)
     if not isinstance(data, dict) or not isinstance(data.get("Event-Name"), str):
         return None

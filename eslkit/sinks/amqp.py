@@ -1,0 +1,392 @@
+"""Publish to RabbitMQ (AMQP 0-9-1) with pika, as FreeSWITCH's mod_amqp does.
+
+Events go to a topic exchange (default ``freeswitch``) with mod_amqp's routing
+keys, ``Hostname.Event-Name.Event-Subclass.Unique-ID``: each part encoded the
+way mod_amqp encodes it (letters, digits, ``-~_`` kept, ``.`` → ``%2E``, space →
+``+``, anything else ``%XX``), an empty part as ``_``.  So consumers written for
+mod_amqp (``*.CHANNEL_ANSWER.#``) work unchanged.  Popup states go to
+``Hostname.agents.EXT.popup`` and the relay's status to ``relay.CLIENT-ID.status``.
+
+pika is not thread-safe, so one thread owns the connection: it takes messages
+from the relay's bounded buffer and publishes each with publisher confirms;
+a message leaves our hands only when RabbitMQ has confirmed it.  If the
+connection breaks, the unconfirmed message goes back to the front of the
+buffer and the thread reconnects with capped back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import socket
+import ssl
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+from urllib.parse import unquote, urlsplit
+
+from eslkit.errors import BrokerError
+from eslkit.event import Event
+from eslkit.sinks.buffer import Buffer, Message
+from eslkit.sinks.mqtt import password_from_env, safe_url
+
+AMQP_EVENT_FIELDS = ("FreeSWITCH-Hostname", "Event-Name", "Event-Subclass", "Unique-ID")
+AMQP_POPUP_KEY = "{hostname}.agents.{ext}.popup"
+AMQP_STATUS_KEY = "relay.{client_id}.status"
+
+_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-~_")
+
+
+def key_part(value: str | None) -> str:
+    """One routing-key word, encoded as mod_amqp's amqp_util_encode does; empty → ``_``."""
+    if not value:
+        return "_"
+    out = []
+    for byte in value.encode("utf-8"):
+        if byte in _SAFE:
+            out.append(chr(byte))
+        elif byte == 0x2E:
+            out.append("%2E")
+        elif byte == 0x20:
+            out.append("+")
+        else:
+            out.append(f"%{byte:02X}")
+    return "".join(out)
+
+
+def routing_key(event: Event) -> str:
+    return ".".join(key_part(event.get(name)) for name in AMQP_EVENT_FIELDS)
+
+
+@dataclass
+class AmqpSettings:
+    host: str
+    port: int
+    vhost: str = "/"
+    username: str = "guest"
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    tls_ca: str | None = None
+    exchange: str = "freeswitch"
+
+    def __repr__(self) -> str:
+        pw = "***" if self.password else None
+        return (f"AmqpSettings(host={self.host!r}, port={self.port}, vhost={self.vhost!r}, "
+                f"username={self.username!r}, password={pw!r}, tls={self.tls}, exchange={self.exchange!r})")
+
+    @property
+    def where(self) -> str:
+        vhost = "" if self.vhost == "/" else self.vhost
+        return f"{'amqps' if self.tls else 'amqp'}://{self.username}@{self.host}:{self.port}/{vhost}"
+
+
+def parse_amqp_url(url: str, *, username: str | None = None, password_env: str | None = None,
+                   exchange: str = "freeswitch", tls_ca: str | None = None) -> AmqpSettings:
+    """``amqp://USER@HOST:PORT/VHOST`` (or ``amqps://``); the password only from the environment."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps"):
+        raise BrokerError(f"{safe_url(url)!r} is not an AMQP URL.", "Write it as amqp://USER@HOST:PORT/VHOST.")
+    if parts.password is not None:
+        raise BrokerError(
+            "The broker URL contains a password.",
+            "Remove it from the URL and name an environment variable holding it with --password-env.",
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise BrokerError(f"The port in {safe_url(url)!r} is not a number.") from None
+    if not parts.hostname:
+        raise BrokerError(f"{safe_url(url)!r} has no host.", "Write it as amqp://USER@HOST:PORT/VHOST.")
+    tls = parts.scheme == "amqps"
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    user = username or (unquote(parts.username) if parts.username else "guest")
+    return AmqpSettings(host=parts.hostname, port=port or (5671 if tls else 5672), vhost=vhost, username=user,
+                        password=password_from_env(password_env), tls=tls, tls_ca=tls_ca, exchange=exchange)
+
+
+def _pika():
+    try:
+        import pika
+    except ImportError:
+        raise BrokerError("The AMQP support is not installed.", "pip install 'eslkit[amqp]'") from None
+    # pika logs each failed attempt with a traceback; eslkit says it once, in one sentence.
+    log = logging.getLogger("pika")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
+    return pika
+
+
+def connection_parameters(settings: AmqpSettings, timeout: float = 10.0):
+    pika = _pika()
+    options = None
+    if settings.tls:
+        context = ssl.create_default_context(cafile=settings.tls_ca)
+        options = pika.SSLOptions(context, settings.host)
+    return pika.ConnectionParameters(
+        host=settings.host, port=settings.port, virtual_host=settings.vhost,
+        credentials=pika.PlainCredentials(settings.username, settings.password or ""),
+        heartbeat=30, blocked_connection_timeout=30, connection_attempts=1,
+        socket_timeout=timeout, stack_timeout=timeout, ssl_options=options,
+    )
+
+
+def connect(settings: AmqpSettings, timeout: float = 10.0):
+    """A BlockingConnection, or one BrokerError that says why not."""
+    pika = _pika()
+    from pika import exceptions as px
+
+    try:
+        return pika.BlockingConnection(connection_parameters(settings, timeout))
+    except px.ProbableAuthenticationError:
+        raise BrokerError(
+            f"RabbitMQ at {settings.where} refused the login.",
+            "Check the user name in the URL and the password in the variable named by --password-env.",
+        ) from None
+    except px.ProbableAccessDeniedError:
+        raise BrokerError(f"RabbitMQ at {settings.where} denied access to the virtual host {settings.vhost!r}.",
+                          "Give the user permissions on it (rabbitmqctl set_permissions).") from None
+    except (px.AMQPError, OSError, socket.timeout) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise BrokerError(f"Cannot reach RabbitMQ at {settings.where}: {reason}.") from None
+
+
+class AmqpSink:
+    """The relay's AMQP side; the same face as MqttSink."""
+
+    protocol = "amqp"
+
+    def __init__(self, settings: AmqpSettings, buffer: Buffer[Message], *, client_id: str | None = None,
+                 reconnect_delay: tuple[float, float] = (1.0, 30.0), connect_timeout: float = 10.0):
+        self.settings = settings
+        self.buffer = buffer
+        self.client_id = client_id or f"eslkit-relay-{socket.gethostname()}"
+        self.status_key = AMQP_STATUS_KEY.format(client_id=key_part(self.client_id))
+        self.reconnect_delay = reconnect_delay
+        self.connect_timeout = connect_timeout
+        self.published: Counter[str] = Counter()
+        self.connects = 0
+        self.disconnects = 0
+        self.last_error: str | None = None
+        self.on_change: Callable[[str], None] | None = None
+        self._connected = False
+        self._conn = None
+        self._channel = None
+        self._status: dict | None = None
+        self._status_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- addresses --------------------------------------------------------------
+
+    def event_address(self, event: Event, ext: str | None) -> str:
+        return routing_key(event)
+
+    def popup_address(self, hostname: str | None, ext: str) -> str:
+        return AMQP_POPUP_KEY.format(hostname=key_part(hostname), ext=key_part(ext))
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def unconfirmed(self) -> int:
+        return self.buffer.added - self.buffer.dropped - sum(self.published.values())
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._open)
+        self._thread = threading.Thread(target=self._work, name="eslkit-amqp-publish", daemon=True)
+        self._thread.start()
+
+    def send(self, message: Message) -> Message | None:
+        return self.buffer.put(message)
+
+    def status(self, payload: dict) -> None:
+        with self._status_lock:
+            self._status = payload  # the publishing thread sends the latest one
+
+    async def drain(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.unconfirmed:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    async def close(self, final_status: dict | None = None) -> None:
+        if final_status is not None:
+            self.status(final_status)
+            deadline = time.monotonic() + 3
+            while self._status is not None and self._connected and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        self._stop.set()
+        self.buffer.close()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 10)
+
+    # --- the publishing thread --------------------------------------------------------
+
+    def _open(self) -> None:
+        """Connect, declare the exchange as mod_amqp does (topic, durable), confirm mode."""
+        conn = connect(self.settings, self.connect_timeout)
+        try:
+            channel = conn.channel()
+            channel.exchange_declare(self.settings.exchange, exchange_type="topic", durable=True)
+            channel.confirm_delivery()
+        except Exception as exc:
+            _close_quietly(conn)
+            raise BrokerError(f"RabbitMQ at {self.settings.where} refused the exchange "
+                              f"{self.settings.exchange!r}: {exc}.",
+                              "Use another --exchange, or delete the existing one of another type.") from None
+        self._conn, self._channel = conn, channel
+        self._connected = True
+        self.connects += 1
+
+    def _lost(self, exc: BaseException) -> None:
+        self._connected = False
+        self.disconnects += 1
+        self.last_error = f"broker connection lost: {exc or type(exc).__name__}"
+        _close_quietly(self._conn)
+        self._conn = self._channel = None
+        if self.on_change:
+            self.on_change("disconnected")
+
+    def _reconnect(self) -> None:
+        low, high = self.reconnect_delay
+        delay = low
+        while not self._stop.is_set():
+            try:
+                self._open()
+            except BrokerError as exc:
+                self.last_error = str(exc)
+                self._stop.wait(delay * (0.8 + 0.4 * random.random()))
+                delay = min(delay * 2, high)
+                continue
+            if self.on_change:
+                self.on_change("connected")
+            return
+
+    def _publish(self, key: str, body: bytes, headers: dict) -> None:
+        pika = _pika()
+        props = pika.BasicProperties(content_type="text/json", delivery_mode=2, headers=headers or None,
+                                     timestamp=int(time.time()))
+        # In confirm mode this returns once RabbitMQ has confirmed (or raises).
+        self._channel.basic_publish(self.settings.exchange, key, body, properties=props)
+
+    def _work(self) -> None:
+        from pika import exceptions as px
+
+        while not self._stop.is_set():
+            if not self._connected:
+                self._reconnect()
+                continue
+            try:
+                with self._status_lock:
+                    status, self._status = self._status, None
+                if status is not None:
+                    self._publish(self.status_key, json.dumps(status).encode(), {})
+                message = self.buffer.take(timeout=0.2)
+                if message is None:
+                    self._conn.process_data_events(0)  # heartbeats while idle
+                    continue
+                try:
+                    self._publish(message.address, message.payload, message.headers)
+                except px.NackError:
+                    self.buffer.put_back([message])  # RabbitMQ could not take it: try again
+                    self._stop.wait(0.5)
+                    continue
+                except BaseException:
+                    self.buffer.put_back([message])
+                    raise
+                self.published[message.kind] += 1
+            except (px.AMQPError, OSError) as exc:
+                self._lost(exc)
+        if self._connected and self._status is not None:
+            try:
+                self._publish(self.status_key, json.dumps(self._status).encode(), {})
+            except (px.AMQPError, OSError):
+                pass
+        _close_quietly(self._conn)
+        self._connected = False
+
+
+def _close_quietly(conn) -> None:
+    if conn is None:
+        return
+    try:
+        if conn.is_open:
+            conn.close()
+    except Exception:  # closing a broken connection: nothing more to learn
+        pass
+
+
+class AmqpSubscriber:
+    """`--from amqp://…`: a private queue bound to the exchange, consumed in its own thread."""
+
+    def __init__(self, settings: AmqpSettings, keys: Sequence[str]):
+        self.settings = settings
+        self.keys = list(keys)
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._up = False
+
+    def _session(self, deliver, link, again: bool) -> None:
+        conn = connect(self.settings)
+        try:
+            channel = conn.channel()
+            channel.exchange_declare(self.settings.exchange, exchange_type="topic", durable=True)
+            queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+            for key in self.keys:
+                channel.queue_bind(queue, self.settings.exchange, routing_key=key)
+            channel.basic_consume(queue, lambda ch, method, props, body: deliver(method.routing_key, body),
+                                  auto_ack=True)
+            self._up = True
+            if again:
+                link("connected", f"connected again to {self.settings.where}")
+            self._ready.set()
+            while not self._stop.is_set():
+                conn.process_data_events(0.2)
+        finally:
+            _close_quietly(conn)
+
+    def start(self, deliver: Callable[[str, bytes], None], link: Callable[[str, str], None]) -> None:
+        error: list[BaseException] = []
+
+        def run() -> None:
+            from pika import exceptions as px
+
+            attempt = 0
+            while not self._stop.is_set():
+                try:
+                    self._session(deliver, link, again=attempt > 0)
+                except BrokerError as exc:
+                    if attempt == 0:
+                        error.append(exc)
+                        self._ready.set()
+                        return
+                except (px.AMQPError, OSError) as exc:
+                    if self._up:
+                        self._up = False
+                        link("disconnected", f"broker connection lost ({exc or type(exc).__name__})")
+                attempt += 1
+                self._stop.wait(1.0)
+
+        self._thread = threading.Thread(target=run, name="eslkit-amqp-consume", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(20):
+            self.stop()
+            raise BrokerError(f"RabbitMQ at {self.settings.where} did not answer within 20 s.")
+        if error:
+            raise error[0]
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)

@@ -1,0 +1,191 @@
+"""`relay --to amqp://…` → a real RabbitMQ: mod_amqp routing keys, confirms, restart, --from amqp."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+
+import pytest
+
+from eslkit.event import Event
+from eslkit.relay import Relay, TrackerAttribution
+from eslkit.sinks.amqp import AmqpSink, key_part, parse_amqp_url, routing_key
+from eslkit.sinks.buffer import Buffer
+from eslkit.sources.broker import open_broker_source
+from tests.support.brokers import rabbitmq  # noqa: F401 (fixture)
+from tests.support.sim import ESLKIT
+from tests.test_relay_mqtt import capture_events, from_list, run
+
+pytestmark = pytest.mark.slow
+
+ENV = "ESLKIT_TEST_AMQP_PW"
+
+
+def test_key_parts_are_encoded_like_mod_amqp():
+    assert key_part("CHANNEL_ANSWER") == "CHANNEL_ANSWER"
+    assert key_part("") == "_" and key_part(None) == "_"
+    assert key_part("sofia::register") == "sofia%3A%3Aregister"
+    assert key_part("a.b c#*") == "a%2Eb+c%23%2A"
+    assert key_part("é") == "%C3%A9"
+
+
+@pytest.fixture
+def amqp_env(rabbitmq, monkeypatch):
+    monkeypatch.setenv(ENV, rabbitmq.password)
+    return rabbitmq
+
+
+def queue(rabbitmq, *keys, durable=False, name=""):
+    """A test consumer's own queue bound to the exchange; returns (connection, channel, queue name)."""
+    import pika
+
+    params = pika.ConnectionParameters(rabbitmq.host, rabbitmq.port, "/",
+                                       pika.PlainCredentials(rabbitmq.user, rabbitmq.password))
+    conn = pika.BlockingConnection(params)
+    ch = conn.channel()
+    ch.exchange_declare("freeswitch", exchange_type="topic", durable=True)
+    q = ch.queue_declare(name, durable=durable, exclusive=not durable, auto_delete=not durable).method.queue
+    for key in keys:
+        ch.queue_bind(q, "freeswitch", routing_key=key)
+    return conn, ch, q
+
+
+def drain(ch, q, want: int, timeout: float = 15.0):
+    import time
+
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < deadline:
+        method, props, body = ch.basic_get(q, auto_ack=True)
+        if method is None:
+            ch.connection.process_data_events(0.05)
+            continue
+        got.append((method.routing_key, json.loads(body), props))
+    return got
+
+
+def sink_for(rabbitmq, **kw) -> AmqpSink:
+    settings = parse_amqp_url(rabbitmq.url(), password_env=ENV)
+    return AmqpSink(settings, Buffer(kw.pop("limit", 100_000)), client_id="amqp-test",
+                    reconnect_delay=(0.5, 1.0), **kw)
+
+
+def test_events_carry_mod_amqp_routing_keys_in_order(amqp_env, captures):
+    events = capture_events(captures, "scenario_queue_plain") + capture_events(captures, "agents_register_plain")
+    conn, ch, q = queue(amqp_env, "*.*.*.*")
+    answers_conn, answers, aq = queue(amqp_env, "*.CHANNEL_ANSWER.#")
+    try:
+        summary = run(Relay(from_list(events), sink_for(amqp_env)).run(), timeout=60)
+        assert summary.received == len(events) == summary.published_events and summary.complete
+        got = drain(ch, q, len(events))
+        assert [body for _, body, _ in got] == [ev.to_dict() for ev in events]
+        for (key, body, props), ev in zip(got, events):
+            sub = body.get("Event-Subclass")
+            want = f"vm.{body['Event-Name']}.{key_part(sub)}.{body.get('Unique-ID') or '_'}"
+            assert key == want == routing_key(ev)
+            assert props.content_type == "text/json"
+        assert any(".CUSTOM.sofia%3A%3Aregister." in key for key, _, _ in got)
+        only = drain(answers, aq, 100, timeout=1.0)
+        assert only and {body["Event-Name"] for _, body, _ in only} == {"CHANNEL_ANSWER"}
+    finally:
+        conn.close()
+        answers_conn.close()
+
+
+def test_popup_states_on_per_agent_keys_match_popup_json(amqp_env, captures):
+    cap = captures / "scenario_queue_plain.raw"
+    conn, ch, q = queue(amqp_env, "*.agents.1001.popup")
+    try:
+        done = subprocess.run([str(ESLKIT), "relay", "--to", amqp_env.url(), "--password-env", ENV,
+                               "--replay", str(cap), "--client-id", "amqp-cli"],
+                              capture_output=True, text=True, timeout=60, env=dict(os.environ))
+        assert done.returncode == 0, done.stderr
+        assert amqp_env.password not in done.stderr + done.stdout
+        popup = subprocess.run([str(ESLKIT), "popup", "--ext", "1001", "--format", "json", "--replay", str(cap)],
+                               capture_output=True, text=True, timeout=60)
+        want = [json.loads(line) for line in popup.stdout.splitlines()]
+        got = drain(ch, q, len(want))
+        assert [body for _, body, _ in got] == want and len(want) == 3
+        assert {key for key, _, _ in got} == {"vm.agents.1001.popup"}
+        assert all(props.headers == {"ext": "1001"} for _, _, props in got)
+    finally:
+        conn.close()
+
+
+def test_from_amqp_gives_watch_the_same_events(amqp_env, captures):
+    events = capture_events(captures, "scenario_noanswer_plain")
+
+    async def scenario():
+        source = open_broker_source(amqp_env.url() + f"?password_env={ENV}")
+        await source.open()
+        got = []
+
+        async def read():
+            async for item in source:
+                if isinstance(item, Event):
+                    got.append(item)
+                    if len(got) == len(events):
+                        return
+
+        reader = asyncio.ensure_future(read())
+        summary = await Relay(from_list(events), sink_for(amqp_env), attribution=TrackerAttribution()).run()
+        await asyncio.wait_for(reader, 15)
+        await source.close()
+        return summary, got, source
+
+    summary, got, source = run(scenario(), timeout=60)
+    assert summary.published_popups > 0  # they share the exchange, and the watch source skips them
+    assert [ev.to_dict() for ev in got] == [ev.to_dict() for ev in events]
+    assert source.invalid == 0 and source.dropped == 0
+
+
+def test_wrong_password_is_one_clear_error(rabbitmq, monkeypatch):
+    from eslkit.errors import BrokerError
+
+    monkeypatch.setenv(ENV, "not-" + rabbitmq.password)
+    sink = sink_for(rabbitmq)
+    with pytest.raises(BrokerError, match="refused the login") as err:
+        run(sink.start())
+    assert rabbitmq.password not in str(err.value) and err.value.exit_code == 13
+
+
+def test_rabbitmq_restart_mid_stream_loses_nothing(amqp_env, captures):
+    events = capture_events(captures, "scenario_queue_plain")
+    # A durable queue, bound before, keeps the persistent messages across the restart.
+    conn, ch, q = queue(amqp_env, "#", durable=True, name="eslkit-restart-test")
+    conn.close()
+    third = len(events) // 3
+
+    async def scenario():
+        sink = sink_for(amqp_env)
+
+        async def gate(i):
+            if i == third:
+                assert await sink.drain(10)
+                await asyncio.to_thread(amqp_env.stop)
+            if i == 2 * third:
+                await asyncio.sleep(1.5)
+                assert not sink.connected and sink.unconfirmed > 0
+                await asyncio.to_thread(amqp_env.start)
+
+        relay = Relay(from_list(events, gate, every=third), sink, drain_timeout=30)
+        return await relay.run(), sink
+
+    summary, sink = run(scenario(), timeout=120)
+    assert summary.complete and summary.received == len(events)
+    assert sink.disconnects >= 1 and sink.connects >= 2
+    conn, ch, q = queue(amqp_env, durable=True, name="eslkit-restart-test")
+    try:
+        got = drain(ch, q, len(events) + 5, timeout=5)
+        bodies = [body for key, body, _ in got if not key.startswith("relay.")]
+        seen, order = [], []
+        for body in bodies:
+            if body not in seen:
+                seen.append(body)
+                order.append(body)
+        assert order == [ev.to_dict() for ev in events]
+    finally:
+        ch.queue_delete(q)
+        conn.close()
