@@ -147,3 +147,39 @@ def test_hostile_caller_names_in_json(kind):
 
 def test_format_seconds():
     assert [format_seconds(s) for s in (None, 0, 5.4, 65, 3725)] == ["–", "0:00", "0:05", "1:05", "1:02:05"]
+
+
+def test_docs_show_what_the_view_renders(captures, monkeypatch):
+    """docs/popup.md's renderings of ended / answered elsewhere / missed / idle are the real view."""
+    import time as _time
+    from pathlib import Path
+
+    monkeypatch.setenv("TZ", "UTC")
+    _time.tzset()
+    try:
+        docs = Path(__file__).resolve().parents[1] / "docs" / "popup.md"
+        text = "\n".join(line.rstrip() for line in docs.read_text(encoding="utf-8").splitlines())
+
+        def block(snap):
+            return "\n".join(line.rstrip() for line in render(snap, 72).rstrip().splitlines())
+
+        def lookup(number):
+            return {"number": number, "name": "Ada Lovelace", "company": "Analytical Engines Ltd"}
+
+        parser = Parser()
+        tracker = CallTracker({"1001"}, lookup=lookup)
+        snaps = []
+        for frame in parser.feed((captures / "scenario_queue_plain.raw").read_bytes()):
+            if isinstance(frame, EventFrame):
+                for leg in tracker.feed(frame.event):
+                    snaps.append(PopupSnapshot(exts=("1001",), legs=tuple(tracker.active("1001")) or (leg,),
+                                               recent=tuple(tracker.recent("1001")),
+                                               connection="connected to 127.0.0.1:8021", now=tracker.now + 2))
+        assert block(snaps[1]) in text  # connected
+        assert block(snaps[2]) in text  # ended
+        assert block(states(captures, "scenario_queue_plain.raw", "1002")[-1]) in text
+        assert block(states(captures, "scenario_noanswer_plain.raw", "1002")[-1]) in text
+        assert block(PopupSnapshot(exts=("1001",), connection="connected to 127.0.0.1:8021", now=0)) in text
+    finally:
+        monkeypatch.delenv("TZ")
+        _time.tzset()
