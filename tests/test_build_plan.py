@@ -289,3 +289,19 @@ def test_restore_without_build_is_a_no_op(trees):
     proc = run_eslkit("build", "--src", trees["1.11"], "--restore")
     assert proc.returncode == 0 and "nothing to restore" in proc.stdout
     assert tree_digest(trees["1.11"]) == before
+
+
+def test_wheel_plan_is_abi3_only_with_swig_42(trees, target, tmp_path):
+    new_swig = Path(sys.executable).parent / "swig"  # the swig>=4.2 package of the test extras
+    if not new_swig.exists():
+        pytest.skip("the swig>=4.2 package of the test extras is not installed in this venv")
+    plan = prepare(trees["1.11"], python=SYSTEM_PY, wheel=str(tmp_path), swig=str(new_swig))
+    assert plan.abi3 and plan.products[1].name == "_ESL.abi3.so"
+    wrap = next(s for s in plan.steps if s.name == "g++ esl_wrap.cpp")
+    assert wrap.argv[:4] == ("g++", "-fPIC", "-O2", "-DPy_LIMITED_API=0x03070000")
+    assert plan.products[0].parent.name == "abi3"
+    # --out stays version-specific (an installed abi3 module would lose to an older cpython-3XX one)
+    assert not prepare(trees["1.11"], python=SYSTEM_PY, out=str(tmp_path), swig=str(new_swig)).abi3
+    old = prepare(trees["1.11"], python=SYSTEM_PY, wheel=str(tmp_path), swig="/usr/bin/swig")
+    if old.swig.version_tuple < (4, 2):
+        assert not old.abi3 and any("abi3" in note for note in old.notes)

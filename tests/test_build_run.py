@@ -281,3 +281,29 @@ def test_compile_error_shows_tail_diagnosis_and_fix(tmp_path):
     assert not (tmp_path / "out").exists()
     assert run_eslkit("build", "--src", root, "--restore").returncode == 0
     assert tree_digest(root) == before
+
+
+# --- abi3: one wheel for every CPython >= 3.7 (swig >= 4.2 from the test extras) --------
+
+
+def test_abi3_wheel_with_swig_from_the_package_index(tmp_path):
+    swig = Path(sys.executable).parent / "swig"  # the `swig` package in the test extras
+    if not swig.exists():
+        pytest.skip("the swig>=4.2 package of the test extras is not installed in this venv")
+    others = [p for p in (pyenv_python("3.13.0", "3.13"), pyenv_python("3.10.13", "3.10")) if p]
+    root = _tree(tmp_path / "fs", "1.11")
+    wheels = tmp_path / "wheels"
+    proc = run_eslkit("build", "--src", root, "--swig", swig, "--wheel", wheels, "--python", SYSTEM_PY)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "✓ link _ESL.abi3.so" in proc.stdout
+    (wheel,) = wheels.glob("*.whl")
+    assert wheel.name == "freeswitch_esl-1.11.0-cp37-abi3-linux_x86_64.whl"
+    assert "_ESL.abi3.so" in zipfile.ZipFile(wheel).namelist()
+    for python in [SYSTEM_PY, *others]:  # the same wheel in several Pythons
+        venv = tmp_path / f"venv-{Path(python).parent.parent.name}"
+        subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+        vpy = str(venv / "bin" / "python")
+        subprocess.run([sys.executable, "-m", "pip", "--python", vpy, "--disable-pip-version-check", "-q",
+                        "install", "--no-index", str(wheel)], check=True, timeout=120)
+        info = import_esl(vpy)
+        assert info["conn"] and info["file"].startswith(str(venv))

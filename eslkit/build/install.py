@@ -46,12 +46,14 @@ def copy_pair(products: tuple, dest: Path) -> list:
     return [dest / module.name, dest / "ESL.py"]
 
 
-def wheel_tags(target: Target) -> str:
+def wheel_tags(target: Target, abi3: bool = False) -> str:
+    platform = re.sub(r"[-.]", "_", target.platform)
+    if abi3:
+        return f"cp37-abi3-{platform}"
     impl = {"cpython": "cp", "pypy": "pp"}.get(target.implementation, "py")
     version = impl + target.version.replace(".", "")
     match = re.match(r"cpython-(\d+t?)", target.soabi)
     abi = f"cp{match.group(1)}" if match else "none"
-    platform = re.sub(r"[-.]", "_", target.platform)
     return f"{version}-{abi}-{platform}"
 
 
@@ -62,8 +64,10 @@ def _record_hash(data: bytes) -> str:
 def write_wheel(products: tuple, dest: Path, target: Target, version: Optional[str]) -> Path:
     """An installable wheel pip can uninstall: ESL.py + _ESL at the top level."""
     esl_py, module = products
+    abi3 = module.name == "_ESL.abi3.so"
+    tags = wheel_tags(target, abi3)
     version = version or "0"
-    name = f"{DIST}-{version}-{wheel_tags(target)}.whl"
+    name = f"{DIST}-{version}-{tags}.whl"
     info = f"{DIST}-{version}.dist-info"
     files = {
         "ESL.py": esl_py.read_bytes(),
@@ -71,11 +75,11 @@ def write_wheel(products: tuple, dest: Path, target: Target, version: Optional[s
         f"{info}/METADATA": (
             f"Metadata-Version: 2.1\nName: {DIST.replace('_', '-')}\nVersion: {version}\n"
             f"Summary: FreeSWITCH Event Socket Library (ESL) Python binding, built by eslkit {__version__}\n"
-            f"Requires-Python: =={target.version}.*\n"
+            + ("Requires-Python: >=3.7\n" if abi3 else f"Requires-Python: =={target.version}.*\n")
         ).encode(),
         f"{info}/WHEEL": (
             f"Wheel-Version: 1.0\nGenerator: eslkit {__version__}\nRoot-Is-Purelib: false\n"
-            f"Tag: {wheel_tags(target)}\n"
+            f"Tag: {tags}\n"
         ).encode(),
         f"{info}/top_level.txt": b"ESL\n_ESL\n",
     }

@@ -16,7 +16,7 @@ from typing import Optional
 
 from eslkit.build import templates
 from eslkit.build.interpreter import Target
-from eslkit.build.tools import Swig
+from eslkit.build.tools import ABI3_SWIG, Swig
 from eslkit.build.tree import Tree
 from eslkit.errors import BuildError, TreeMoved, TreeNotConfigured
 
@@ -89,6 +89,10 @@ class BuildPlan:
     notes: tuple = field(default=())
 
     @property
+    def abi3(self) -> bool:
+        return self.products[1].name == ABI3_MODULE
+
+    @property
     def state_dir(self) -> Path:
         return self.tree.esl / STATE_DIR
 
@@ -135,13 +139,26 @@ def choose_mode(tree: Tree, requested: str) -> tuple:
     return "standalone", "the tree is not configured (no libs/esl/Makefile), so libesl is compiled directly"
 
 
-def build_dir(tree: Tree, target: Target) -> Path:
-    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", target.soabi or target.version)
+ABI3_MODULE = "_ESL.abi3.so"
+LIMITED_API = "0x03070000"  # abi3 modules load in CPython 3.7 and every later version
+
+
+def abi3_possible(target: Target, swig: Swig) -> bool:
+    """swig >= 4.2 wraps against the limited API; free-threaded builds have none."""
+    return (swig.version_tuple >= ABI3_SWIG and target.implementation == "cpython"
+            and tuple(int(p) for p in target.version.split(".")) >= (3, 7)
+            and not re.match(r"cpython-\d+t", target.soabi))
+
+
+def build_dir(tree: Tree, target: Target, abi3: bool = False) -> Path:
+    tag = "abi3" if abi3 else re.sub(r"[^A-Za-z0-9_.-]", "_", target.soabi or target.version)
     return tree.esl / STATE_DIR / "build" / tag
 
 
-def standalone_steps(tree: Tree, target: Target, swig: Swig) -> tuple:
-    esl, inc, out = tree.esl, tree.include_dir, build_dir(tree, target)
+def standalone_steps(tree: Tree, target: Target, swig: Swig, abi3: bool = False) -> tuple:
+    esl, inc, out = tree.esl, tree.include_dir, build_dir(tree, target, abi3)
+    module = ABI3_MODULE if abi3 else target.module_name
+    limited = (f"-DPy_LIMITED_API={LIMITED_API}",) if abi3 else ()
     steps = [Step(
         "swig", (swig.path, *SWIG_ARGS, f"-I{inc}", "-outdir", str(out), "-o", str(out / "esl_wrap.cpp"),
                  str(esl / "ESL.i")),
@@ -159,10 +176,12 @@ def standalone_steps(tree: Tree, target: Target, swig: Swig) -> tuple:
     objects.append(str(oop))
     py_inc = [f"-I{target.include}"] + ([f"-I{target.platinclude}"] if target.platinclude != target.include else [])
     wrap = out / "esl_wrap.o"
-    steps.append(Step("g++ esl_wrap.cpp", ("g++", *CFLAGS, f"-I{inc}", *py_inc, "-c", str(out / "esl_wrap.cpp"),
-                                           "-o", str(wrap)), out, f"compile the wrapper for Python {target.version}"))
+    steps.append(Step("g++ esl_wrap.cpp", ("g++", *CFLAGS, *limited, f"-I{inc}", *py_inc, "-c",
+                                           str(out / "esl_wrap.cpp"), "-o", str(wrap)), out,
+                      "compile the wrapper for the stable ABI (CPython >= 3.7)" if abi3
+                      else f"compile the wrapper for Python {target.version}"))
     objects.append(str(wrap))
-    steps.append(Step(f"link {target.module_name}", ("g++", "-shared", "-o", str(out / target.module_name),
+    steps.append(Step(f"link {module}", ("g++", "-shared", "-o", str(out / module),
                                                      *objects, "-lpthread", "-lm"),
                       out, "link without libpython: the interpreter provides its symbols"))
     return tuple(steps)
@@ -201,14 +220,20 @@ def make_plan(tree: Tree, target: Target, swig: Swig, *, mode: str = "auto", out
     if tree.recorded_python3 and mode == "py3mod" and tree.recorded_python3 != target.executable:
         notes.append(f"configure recorded PYTHON3={tree.recorded_python3}; "
                      f"make is given PYTHON3={target.executable} instead")
+    # abi3 only for wheels: an installed _ESL.abi3.so would lose to an older
+    # _ESL.cpython-3XX.so beside it (the import system prefers EXT_SUFFIX).
+    abi3 = output.kind == "wheel" and mode == "standalone" and abi3_possible(target, swig)
+    if output.kind == "wheel" and not abi3:
+        notes.append("the wheel is for Python " + target.version + " only; an abi3 wheel (any CPython >= 3.7) "
+                     "needs swig >= 4.2 (pip install swig) and --mode standalone")
     if mode == "py3mod":
         files, steps, overwrites = py3mod_parts(tree, target, swig)
         where = tree.esl / "python3"
     else:
-        files, steps, overwrites = (), standalone_steps(tree, target, swig), ()
-        where = build_dir(tree, target)
+        files, steps, overwrites = (), standalone_steps(tree, target, swig, abi3), ()
+        where = build_dir(tree, target, abi3)
     return BuildPlan(
         tree=tree, target=target, swig=swig, mode=mode, reason=reason, files=files, steps=steps,
-        overwrites=overwrites, products=(where / "ESL.py", where / target.module_name),
+        overwrites=overwrites, products=(where / "ESL.py", where / (ABI3_MODULE if abi3 else target.module_name)),
         output=output, check=check, notes=tuple(notes),
     )
