@@ -1,0 +1,152 @@
+"""End to end: eslkit sim → eslkit relay → Mosquitto → popup/watch from the broker.
+
+The popup that reads the broker must print the same JSON state changes as a
+popup connected to the switch itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from eslkit.event import Event
+from eslkit.sources.broker import open_broker_source, popup_from_broker
+from tests.support.brokers import MqttCollector, mosquitto  # noqa: F401 (fixtures)
+from tests.support.sim import ESLKIT, sim_in_thread
+
+pytestmark = pytest.mark.slow
+
+
+def counting_subscribers(server):
+    """Count the connections that subscribed, so the test plays the calls only
+    once the relay and the direct popup both listen."""
+    seen = []
+    original = server._first_subscribe
+
+    def first_subscribe(session):
+        seen.append(session)
+        original(session)
+
+    server._first_subscribe = first_subscribe
+    return seen
+
+
+def wait_until(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class LineReader:
+    def __init__(self, proc):
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
+
+    def _read(self, proc):
+        for line in proc.stdout:
+            self.lines.append(line)
+
+
+def popup_from_broker_json(url: str, exts, want: int, started: threading.Event, timeout: float = 30):
+    """`popup --ext EXTS --from URL --format json`, in process: the same PopupRun the command uses."""
+    from eslkit.commands.popup import PopupFormat, PopupRun
+
+    out = io.StringIO()
+
+    async def main():
+        source, tracker = popup_from_broker(url, exts)
+        run = PopupRun(source, tracker, exts, fmt=PopupFormat.json, out=out)
+        await source.open()
+        started.set()
+        task = asyncio.ensure_future(run.run())
+        while out.getvalue().count("\n") < want and not task.done():
+            await asyncio.sleep(0.05)
+        run.stop()
+        await asyncio.wait_for(task, 10)
+        await source.close()
+
+    asyncio.run(asyncio.wait_for(main(), timeout))
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_sim_relay_mosquitto_popup_from_mqtt_equals_popup_on_the_switch(mosquitto):
+    env = {**os.environ, "ESL_PASSWORD": "ClueCon"}
+    with sim_in_thread(scenario="queue", speed=None, autostart=False) as sim:
+        subscribed = counting_subscribers(sim.server)
+        where = ["--host", sim.host, "--port", str(sim.port)]
+        status = MqttCollector(mosquitto, "freeswitch/relay/e2e/status")
+        relay = subprocess.Popen([str(ESLKIT), "relay", "--to", mosquitto.url, "--client-id", "e2e", *where],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        direct = subprocess.Popen([str(ESLKIT), "popup", "--ext", "1001,1002", "--format", "json", *where],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            reader = LineReader(direct)
+            assert wait_until(lambda: len(subscribed) >= 2), "relay and popup did not subscribe"
+            assert status.wait_for(lambda m: any(json.loads(p)["switch"] == "connected" for _, p, _ in m))
+
+            # Five state changes in the queue scenario: two ringing, one answered, two ended.
+            want = 5
+            started = threading.Event()
+            result: dict = {}
+            broker_popup = threading.Thread(target=lambda: result.update(
+                got=popup_from_broker_json(f"{mosquitto.url}/freeswitch/+", ["1001", "1002"], want, started)))
+            broker_popup.start()
+            assert started.wait(10)
+            sim.call(sim.server.play("queue"))
+            assert wait_until(lambda: len(reader.lines) >= want), reader.lines
+            broker_popup.join(30)
+            direct_states = [json.loads(line) for line in reader.lines]
+            assert len(direct_states) == want
+            assert result["got"] == direct_states
+            assert {(s["ext"], s["state"]) for s in direct_states} >= {("1001", "answered"), ("1002", "ended")}
+        finally:
+            for proc in (relay, direct):
+                proc.terminate()
+            out, err = relay.communicate(timeout=20)
+            direct.communicate(timeout=20)
+            status.close()
+        assert relay.returncode == 0, err
+        assert "dropped 0" in err and "ClueCon" not in err
+
+
+def test_watch_from_mqtt_gets_the_events_the_relay_read(mosquitto, captures):
+    cap = captures / "scenario_noanswer_plain.raw"
+    from tests.test_relay_mqtt import capture_events
+
+    events = capture_events(captures, "scenario_noanswer_plain")
+
+    async def main():
+        source = open_broker_source(f"{mosquitto.url}/freeswitch/vm")
+        await source.open()
+        got = []
+
+        async def read():
+            async for item in source:
+                if isinstance(item, Event):
+                    got.append(item)
+                    if len(got) == len(events):
+                        return
+
+        reader = asyncio.ensure_future(read())
+        done = await asyncio.to_thread(subprocess.run, [str(ESLKIT), "relay", "--to", mosquitto.url, "--replay",
+                                                        str(cap), "--client-id", "e2e-watch"],
+                                       capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        await asyncio.wait_for(reader, 15)
+        await source.close()
+        return got, source
+
+    got, source = asyncio.run(asyncio.wait_for(main(), 60))
+    assert [ev.to_dict() for ev in got] == [ev.to_dict() for ev in events]
+    assert source.received == len(events) and source.dropped == 0
