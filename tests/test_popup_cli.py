@@ -172,3 +172,28 @@ def test_live_against_the_simulator(scenario, ext, expected):
             proc.terminate()
             proc.communicate(timeout=10)
     assert got == expected
+
+
+def test_closed_pipe_ends_quietly(captures, tmp_path):
+    """`eslkit popup --format json --replay big | head -1`: no traceback, no complaint."""
+    from eslkit.event import Event
+    from eslkit.protocol import EventFrame, Parser, event_frame
+
+    parser = Parser()
+    events = [f.event for f in parser.feed((captures / "scenario_queue_plain.raw").read_bytes())
+              if isinstance(f, EventFrame) and f.event.event_name != "CHANNEL_EXECUTE"]
+    ids = ("Unique-ID", "Channel-Call-UUID", "Other-Leg-Unique-ID", "Bridge-A-Unique-ID", "Bridge-B-Unique-ID")
+    big = tmp_path / "many-calls.raw"
+    with big.open("wb") as out:
+        for i in range(100):  # 500 records, far more than a pipe holds
+            for e in events:
+                pairs = [(k, f"{v}-{i}" if k in ids else v) for k, v in e.pairs()]
+                out.write(event_frame(Event(pairs, e.body), "plain"))
+    proc = subprocess.Popen([*EXE, "popup", "--ext", "1001,1002", "--format", "json", "--replay", str(big)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=30)
+    assert json.loads(first)["state"] == "ringing"
+    assert proc.returncode == 0 and err == ""

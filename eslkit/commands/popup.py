@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import enum
 import json
+import os
 import shlex
 import shutil
 import signal
@@ -350,5 +351,8 @@ def popup(
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:
-        with contextlib.suppress(Exception):
-            sys.stdout = None  # type: ignore[assignment]  # nothing more can be written
+        # The reader went away (`| head`): stop quietly, and keep Python's final
+        # flush of stdout from complaining about the closed pipe.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
