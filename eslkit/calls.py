@@ -239,6 +239,17 @@ class CallTracker:
     def __len__(self) -> int:
         return len(self._channels)
 
+    def ext_for(self, event: Event) -> Optional[str]:
+        """The agent extension an (already fed) event belongs to: an agent leg's own,
+        or for the caller's leg the agent it is bridged to; None otherwise."""
+        ch = self._channels.get(event.unique_id or "")
+        if ch is None:
+            return None
+        for leg in (ch, self._channels.get(ch.bridged_to) if ch.bridged_to else None):
+            if leg is not None and leg.outbound and not leg.loopback and leg.ext:
+                return leg.ext
+        return None
+
     # --- feeding -----------------------------------------------------------------------
 
     def feed(self, event: Event) -> list[LegView]:

@@ -336,3 +336,17 @@ def test_an_answered_leg_whose_end_was_lost_expires_as_answered():
     assert tracker.expire(tracker.now + 599) == []
     [ended] = tracker.expire(tracker.now + 601)
     assert (ended.state, ended.outcome, ended.hangup_cause) == ("ended", "answered", None)
+
+
+def test_ext_for_names_the_agent_an_event_belongs_to(captures):
+    tracker = CallTracker({"1001", "1002"})
+    owners = []
+    for event in capture_events(captures / "scenario_queue_plain.raw"):
+        tracker.feed(event)
+        owners.append((event.event_name, event.direction, tracker.ext_for(event)))
+    assert ("CHANNEL_ORIGINATE", "outbound", "1001") in owners
+    assert ("CHANNEL_ORIGINATE", "outbound", "1002") in owners
+    # the caller's leg belongs to nobody until bridged, then to the agent who took it
+    assert ("CHANNEL_CREATE", "inbound", None) in owners
+    assert ("CHANNEL_BRIDGE", "inbound", "1001") in owners
+    assert ("CHANNEL_HANGUP_COMPLETE", "inbound", "1001") in owners
