@@ -53,9 +53,8 @@ def event_type(word: str) -> Optional[str]:
     return None
 
 
-def frame_bytes(payload: str, fmt: str) -> bytes:
-    data = payload.encode("utf-8")
-    return b"Content-Length: %d\nContent-Type: text/event-%s\n\n" % (len(data), fmt.encode()) + data
+def frame_bytes(payload: bytes, fmt: str) -> bytes:
+    return b"Content-Length: %d\nContent-Type: text/event-%s\n\n%s" % (len(payload), fmt.encode(), payload)
 
 
 class SimEvent:
@@ -64,7 +63,7 @@ class SimEvent:
     __slots__ = ("event_name", "subclass", "_get", "_render", "_frames", "_lower")
 
     def __init__(self, event_name: str, subclass: Optional[str], get: Callable[[str], Optional[str]],
-                 render: Callable[[str], str]):
+                 render: Callable[[str], bytes]):
         self.event_name = event_name
         self.subclass = subclass
         self._get = get
@@ -77,7 +76,7 @@ class SimEvent:
         for k, v in event.pairs():
             lower.setdefault(k.lower(), v if isinstance(v, str) else "|".join(v))
         return cls(event.get("Event-Name") or "", event.get("Event-Subclass"), lambda n: lower.get(n.lower()),
-                   event.serialize)
+                   lambda fmt: event.serialize(fmt).encode("utf-8"))
 
     def get(self, name: str) -> Optional[str]:
         """A decoded header value, looked up case-insensitively like switch_event_get_header()."""
@@ -94,7 +93,7 @@ class SimEvent:
         return data
 
     def to_event(self) -> Event:
-        return Event.from_plain(self._render("plain"))
+        return Event.from_plain(self._render("plain").decode("utf-8"))
 
 
 # --- scenario templates -----------------------------------------------------------------
@@ -115,19 +114,22 @@ class Template:
         for k, v in headers:
             self._lower.setdefault(k.lower(), v if isinstance(v, str) else "|".join(v))
 
-    def parts(self, fmt: str) -> list:
-        parts = self._parts.get(fmt)
-        if parts is None:
+    def compiled(self, fmt: str) -> tuple[list, tuple]:
+        """The serialised event as UTF-8 pieces with a None slot for each token, and the tokens."""
+        done = self._parts.get(fmt)
+        if done is None:
             text = self.event.serialize(fmt)
-            parts = []
+            pieces: list = []
+            keys = []
             pos = 0
             for m in TOKEN_RE.finditer(text):
-                parts.append(text[pos:m.start()])
-                parts.append((m.group(1), int(m.group(2)) if m.group(2) else 0))
+                pieces.append(text[pos:m.start()].encode("utf-8"))
+                pieces.append(None)
+                keys.append((m.group(1), int(m.group(2)) if m.group(2) else 0))
                 pos = m.end()
-            parts.append(text[pos:])
-            self._parts[fmt] = parts
-        return parts
+            pieces.append(text[pos:].encode("utf-8"))
+            done = self._parts[fmt] = (pieces, tuple(keys))
+        return done
 
     def instantiate(self, values: "CallValues", seq: int) -> SimEvent:
         lower = self._lower
@@ -136,23 +138,31 @@ class Template:
             raw = lower.get(name.lower())
             if raw is None or "~~" not in raw:
                 return raw
-            return TOKEN_RE.sub(lambda m: values.value(m.group(1), int(m.group(2) or 0), seq), raw)
+            return values.resolve(raw, seq)
 
-        def render(fmt: str) -> str:
-            out = []
-            encode = values.json_value if fmt == "json" else values.url_value
-            for part in self.parts(fmt):
-                if part.__class__ is str:
-                    out.append(part)
-                else:
-                    out.append(encode(part[0], part[1], seq))
-            return "".join(out)
+        def render(fmt: str) -> bytes:
+            pieces, keys = self.compiled(fmt)
+            cache = values.encoded[fmt]
+            cache[SEQ] = b"%d" % seq  # rendering is synchronous: safe to share the slot
+            out = pieces[:]
+            try:
+                out[1::2] = [cache[k] for k in keys]
+            except KeyError:
+                out[1::2] = [cache[k] if k in cache else values.encode(fmt, k) for k in keys]
+            return b"".join(out)
 
         return SimEvent(self.event_name, self.subclass, get, render)
 
 
+SEQ = ("SEQ", 0)
+
+
 class CallValues:
-    """What one run of a scenario fills into the tokens: uuids, numbers, times."""
+    """What one run of a scenario fills into the tokens: uuids, numbers, times.
+
+    Each token is computed and encoded once per call and format; the events of
+    a call share it (a uuid appears dozens of times in a call).
+    """
 
     def __init__(self, base_us: int, uuids: list[str], core_uuid: str,
                  numbers: Optional[dict[str, str]] = None):
@@ -160,8 +170,10 @@ class CallValues:
         self.simple: dict[str, str] = {f"U{i}": u for i, u in enumerate(uuids)}
         self.simple["CORE"] = core_uuid
         self.simple.update(numbers or {"CALLER": "6208", "AGENT1": "1001", "AGENT2": "1002"})
+        self.encoded: dict[str, dict] = {fmt: {} for fmt in FORMATS}
+        self._resolved: dict[str, str] = {}
 
-    def value(self, kind: str, off: int, seq: int) -> str:
+    def value(self, kind: str, off: int, seq: int = 0) -> str:
         if kind == "SEQ":
             return str(seq)
         simple = self.simple.get(kind)
@@ -181,8 +193,17 @@ class CallValues:
             return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(secs))
         raise KeyError(kind)
 
-    def url_value(self, kind: str, off: int, seq: int) -> str:
-        return url_encode(self.value(kind, off, seq))
+    def encode(self, fmt: str, token: tuple) -> bytes:
+        raw = self.value(token[0], token[1])
+        text = json.dumps(raw, ensure_ascii=False)[1:-1] if fmt == "json" else url_encode(raw)
+        data = self.encoded[fmt][token] = text.encode("utf-8")
+        return data
 
-    def json_value(self, kind: str, off: int, seq: int) -> str:
-        return json.dumps(self.value(kind, off, seq), ensure_ascii=False)[1:-1]
+    def resolve(self, raw: str, seq: int) -> str:
+        """A header value with its tokens filled in (decoded, for filters)."""
+        if raw == "~~SEQ~~":
+            return str(seq)
+        text = self._resolved.get(raw)
+        if text is None:
+            text = self._resolved[raw] = TOKEN_RE.sub(lambda m: self.value(m.group(1), int(m.group(2) or 0)), raw)
+        return text
