@@ -91,3 +91,28 @@ def test_c_esl_module_from_the_python_esl_sdist(captures: Path) -> None:
     with sim_subprocess("--speed", "max") as (host, port):
         result = run_client(C_ESL, host, str(port), str(module_dir))
     check(result, captures)
+
+
+def test_eslkit_client(captures: Path) -> None:
+    """eslkit's own asyncio client against the simulator in a thread."""
+    import asyncio
+
+    from eslkit.client import Connection
+    from tests.support.sim import sim_in_thread
+
+    async def session(host: str, port: int) -> dict:
+        async with Connection(host, port, "ClueCon") as conn:
+            reply = await conn.subscribe(list(WANTED), format="json")
+            status = await conn.api("status")
+            version = await conn.bgapi("version")
+            events = []
+            async for item in conn.events():
+                events.append(item.to_dict())
+                if len(events) == 8:
+                    break
+        return {"reply": reply.replace("json", "plain"), "status": status, "version": version, "events": events}
+
+    with sim_in_thread(scenario="queue", speed=None) as sim:
+        result = asyncio.run(asyncio.wait_for(session(sim.host, sim.port), 20))
+    assert result["version"] == "FreeSWITCH Version 1.10.12-release~64bit ( 64bit)\n"
+    check(result, captures)
