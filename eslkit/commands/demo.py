@@ -13,10 +13,13 @@ import secrets
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 
 from eslkit.calls import POPUP_EVENTS, CallTracker
 from eslkit.commands.popup import PopupFormat, PopupRun
 from eslkit.config import ConnectionSettings
+from eslkit.views.theme import THEME
 
 DEMO_EXTS = ("1001", "1002")
 DEFAULT_SCENARIO = "queue"
@@ -32,7 +35,11 @@ async def run_demo(fmt: PopupFormat, speed: Optional[float], scenario: str, loop
     server = SimServer("127.0.0.1", 0, password, scenario=scenario, loop=True, speed=speed)
     await server.start()
     try:
-        settings = _settings(server.port, password)
+        Console(stderr=True, highlight=False, theme=THEME).print(
+            f"[esl.heading]eslkit demo[/]: a simulated switch on 127.0.0.1:{server.port} plays "
+            f"'{escape(scenario)}' calls to 1001 and 1002, again and again. [esl.label]Ctrl-C stops.[/]"
+        )
+        settings = ConnectionSettings(host="127.0.0.1", port=server.port, password=password, timeout=5.0)
         source = EslSource(settings, names=POPUP_EVENTS, reconnect=False)
         run = PopupRun(source, CallTracker(DEMO_EXTS), DEMO_EXTS, fmt=fmt)
         await source.open()
@@ -42,14 +49,6 @@ async def run_demo(fmt: PopupFormat, speed: Optional[float], scenario: str, loop
             await source.close()
     finally:
         await server.close()
-
-
-def _settings(port: int, password: str) -> ConnectionSettings:
-    import dataclasses
-
-    fields = {f.name for f in dataclasses.fields(ConnectionSettings)}
-    values = {"host": "127.0.0.1", "port": port, "password": password, "timeout": 5.0}
-    return ConnectionSettings(**{k: v for k, v in values.items() if k in fields})
 
 
 def demo(
