@@ -25,7 +25,7 @@ DEMO_EXTS = ("1001", "1002")
 DEFAULT_SCENARIO = "queue"
 
 
-async def run_demo(fmt: PopupFormat, speed: Optional[float], scenario: str, loops: Optional[int] = None) -> None:
+async def run_demo(fmt: PopupFormat, speed: Optional[float], scenario: str) -> None:
     from eslkit.sim import SimServer
     from eslkit.sources.esl import EslSource
 
