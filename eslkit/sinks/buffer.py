@@ -82,6 +82,14 @@ class Buffer(Generic[T]):
                 return self._items.popleft()
             return None
 
+    def take_many(self, most: int, timeout: float | None = None) -> list[T]:
+        """Up to ``most`` of the oldest items (waiting like ``take`` for the first)."""
+        with self._cond:
+            if not self._items and not self._closed:
+                self._cond.wait(timeout)
+            items = self._items
+            return [items.popleft() for _ in range(min(most, len(items)))]
+
     def peek_all(self) -> list[T]:
         with self._cond:
             return list(self._items)

@@ -19,7 +19,7 @@ import socket
 import ssl
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
@@ -260,7 +260,8 @@ class MqttSink:
         self._cv = threading.Condition()
         self._connected = False
         self._resync = False  # after a reconnect: wait for paho's re-sends first
-        self._inflight: list = []  # (paho MQTTMessageInfo, kind), oldest first
+        self._inflight: deque = deque()  # (paho MQTTMessageInfo, kind), oldest first
+        self._acks = 0  # PUBACKs seen since the last count
         self._stop = threading.Event()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -374,18 +375,20 @@ class MqttSink:
     def _on_publish(self, client, userdata, mid, reason, properties) -> None:
         # Called with paho's own lock held: only wake the pump, never call paho here.
         with self._cv:
+            self._acks += 1
             self._cv.notify_all()
 
     def _reap(self) -> None:
-        """Count the messages paho has seen acknowledged (caller holds _cv)."""
-        if self._inflight and any(_acked(info) for info, _ in self._inflight):
-            still = []
-            for info, kind in self._inflight:
-                if _acked(info):
-                    self.published[kind] += 1
-                else:
-                    still.append((info, kind))
-            self._inflight = still
+        """Count the messages the broker has acknowledged (caller holds _cv).
+
+        PUBACKs come in publishing order, so look at the oldest first; one
+        that is acknowledged late (re-sent after a reconnect) only delays the
+        count of those behind it, never loses them."""
+        if self._acks:
+            self._acks = 0
+            inflight = self._inflight
+            while inflight and _acked(inflight[0][0]):
+                self.published[inflight.popleft()[1]] += 1
         if not self._inflight:
             self._resync = False
 
@@ -394,25 +397,29 @@ class MqttSink:
         while not self._stop.is_set():
             with self._cv:
                 self._reap()
-                ready = self._connected and not self._resync and len(self._inflight) < self.window
-                if not ready:
+                room = self.window - len(self._inflight)
+                if not (self._connected and not self._resync and room > 0):
                     self._cv.wait(0.2)
                     continue
-            message = self.buffer.take(timeout=0.2)
-            if message is None:
+            batch = self.buffer.take_many(room, timeout=0.2)
+            if not batch:
                 continue
             if not self._connected:
-                self.buffer.put_back([message])  # the link went while we waited: keep it in the bound
+                self.buffer.put_back(batch)  # the link went while we waited: keep them in the bound
                 continue
             # Never hold our lock while calling paho (it calls us back under its own).
-            info = client.publish(message.address, message.payload, qos=self.qos)
-            if info.rc != 0 and self.qos == 0:
-                self.buffer.put_back([message])  # QoS 0 is not queued by paho: keep it ourselves
-                continue
-            with self._cv:
+            sent = []
+            for i, message in enumerate(batch):
+                info = client.publish(message.address, message.payload, qos=self.qos)
+                if info.rc != 0 and self.qos == 0:
+                    self.buffer.put_back(batch[i:])  # QoS 0 is not queued by paho: keep them ourselves
+                    break
                 # QoS 1/2 while the link just dropped: paho keeps it and re-sends it.
-                self._inflight.append((info, message.kind))
+                sent.append((info, message.kind))
+            with self._cv:
+                self._inflight.extend(sent)
         with self._cv:
+            self._acks += 1
             self._reap()
 
 
