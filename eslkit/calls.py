@@ -124,7 +124,7 @@ class LegView:
 def popup_record(leg: LegView) -> dict[str, Any]:
     """The JSON object `eslkit popup --format json` writes (and `relay` publishes)."""
     when = None
-    if leg.time is not None:
+    if leg.time:  # 0 means the events carried no Event-Date-Timestamp
         when = datetime.fromtimestamp(leg.time, timezone.utc).isoformat(timespec="milliseconds")
         when = when.replace("+00:00", "Z")
     return {

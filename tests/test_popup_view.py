@@ -183,3 +183,17 @@ def test_docs_show_what_the_view_renders(captures, monkeypatch):
     finally:
         monkeypatch.delenv("TZ")
         _time.tzset()
+
+
+def test_every_style_the_popup_names_is_in_the_theme():
+    import re
+    from pathlib import Path
+
+    import eslkit.commands.demo as demo_module
+    import eslkit.views.popup as popup_module
+
+    used = set()
+    for module in (popup_module, demo_module):
+        used |= set(re.findall(r"esl\.[a-z_]+", Path(module.__file__).read_text()))
+    missing = {name for name in used if name not in THEME.styles}
+    assert used and not missing
