@@ -40,8 +40,10 @@ def test_output_never_contains_the_password_and_ctrl_c_stops_cleanly() -> None:
         wait_for_port("127.0.0.1", port, 15, proc)
         client = talk("127.0.0.1", port, b"auth hunter2-xyz\n\napi status\n\nexit\n\n")
         assert client.replies()[1].reply_text == "+OK accepted"
+        listener = talk("127.0.0.1", port, b"auth hunter2-xyz\n\nevent plain SHUTDOWN\n\n")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
+        listener.read_until(lambda: listener.eof, timeout=5)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -49,6 +51,9 @@ def test_output_never_contains_the_password_and_ctrl_c_stops_cleanly() -> None:
     assert "hunter2-xyz" not in out + err
     assert "listening on 127.0.0.1:%d" % port in err
     assert "Traceback" not in err
+    # like a switch shutting down: SHUTDOWN, then the disconnect notice
+    assert [f.event.name for f in listener.frames if isinstance(f, EventFrame)] == ["SHUTDOWN"]
+    assert listener.frames[-1].text == "The system is being shut down.\n" and listener.eof
 
 
 def test_replay_option_plays_a_transcript(captures: Path) -> None:
