@@ -90,13 +90,22 @@ class UrlAction:
             )
         self.template = template
         self.opener = opener
+        self._threads: list[threading.Thread] = []
 
     def url(self, leg: LegView) -> str:
         return render_template(self.template, template_values(leg), _url_value)
 
     def __call__(self, leg: LegView) -> None:
         url = self.url(leg)
-        threading.Thread(target=self.opener, args=(url,), daemon=True).start()
+        self._threads = [t for t in self._threads if t.is_alive()]
+        thread = threading.Thread(target=self.opener, args=(url,), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def wait(self, timeout: float = 5.0) -> None:
+        """Give browsers still being started a moment (a replay can end right after a ring)."""
+        for thread in self._threads:
+            thread.join(timeout)
 
 
 class ExecAction:

@@ -197,3 +197,16 @@ def test_closed_pipe_ends_quietly(captures, tmp_path):
     proc.wait(timeout=30)
     assert json.loads(first)["state"] == "ringing"
     assert proc.returncode == 0 and err == ""
+
+
+def test_open_url_through_the_browser_python_would_use(captures, tmp_path):
+    """--open-url ends in webbrowser.open; $BROWSER points it at a recorder script."""
+    out = tmp_path / "opened.txt"
+    script = write_argv_script(tmp_path)
+    env = {**os.environ, "BROWSER": f"{sys.executable} {script} {out} %s"}
+    result = subprocess.run([*EXE, "popup", "--ext", "1001", "--format", "json",
+                             "--replay", str(captures / "scenario_queue_plain.raw"),
+                             "--open-url", "https://crm.example/search?phone={caller_number}&name={caller_name}"],
+                            capture_output=True, text=True, timeout=30, env=env)
+    assert result.returncode == 0, result.stderr
+    assert wait_lines(out, 1) == [["https://crm.example/search?phone=6208&name=Caller%206208"]]

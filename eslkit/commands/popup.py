@@ -248,6 +248,8 @@ class PopupRun:
             for action in self.actions:
                 if isinstance(action, ExecAction):
                     action.reap()
+                elif isinstance(action, UrlAction):
+                    action.wait()
 
     async def _tick(self, live: Optional[Live]) -> None:
         while True:
