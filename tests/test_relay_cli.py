@@ -116,7 +116,11 @@ def test_password_from_env_only_never_shown(tmp_path, captures):
         cap = str(captures / "scenario_noanswer_plain.raw")
         proc = start("relay", "--to", f"mqtt://relay@127.0.0.1:{broker.port}", "--password-env", "RELAY_PW",
                      "--replay", cap, "--speed", "0.2", "--client-id", "cli-auth", env={"RELAY_PW": secret})
-        time.sleep(1.0)
+        sub = MqttCollector(broker, "freeswitch/relay/cli-auth/status", username="relay", password=secret)
+        try:
+            assert sub.wait_for(lambda m: any(json.loads(p)["state"] == "online" for _, p, _ in m))
+        finally:
+            sub.close()
         with open(f"/proc/{proc.pid}/cmdline", "rb") as fh:
             assert secret.encode() not in fh.read()
         proc.send_signal(signal.SIGTERM)
