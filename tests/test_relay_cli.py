@@ -147,3 +147,37 @@ def test_unreachable_broker_exit_13_no_traceback(captures):
                   str(captures / f"{QUEUE}.raw"))
     assert done.returncode == 13
     assert "Cannot reach the MQTT broker" in done.stderr and "Traceback" not in done.stderr
+
+
+def documented_acl() -> str:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "relay.md").read_text()
+    after = text.split("<!-- acl-example", 1)[1]
+    return after.split("```\n", 1)[1].split("```", 1)[0]
+
+
+def test_documented_mosquitto_acl_lets_each_agent_read_only_its_own_topics(tmp_path, captures):
+    from tests.support.brokers import Mosquitto
+
+    users = {"relay": "relay-pw", "1001": "pw-1001", "1002": "pw-1002"}
+    broker = Mosquitto(tmp_path / "acl", users=users, acl=documented_acl()).start()
+    agents = {ext: MqttCollector(broker, "freeswitch/#", username=ext, password=users[ext]) for ext in ("1001", "1002")}
+    try:
+        done = eslkit("relay", "--to", f"mqtt://relay@127.0.0.1:{broker.port}", "--password-env", "RELAY_PW",
+                      "--replay", str(captures / f"{QUEUE}.raw"), "--client-id", "acl-relay",
+                      env={"RELAY_PW": users["relay"]})
+        assert done.returncode == 0, done.stderr
+        for ext, sub in agents.items():
+            mine = popup_json(captures / f"{QUEUE}.raw", ext)
+            assert sub.wait_for(lambda m: len([t for t, _, _ in m if "/agents/" in t]) >= len(mine))
+            time.sleep(0.3)  # anything not allowed would have come by now
+            topics = [t for t, _, _ in sub.messages]
+            assert all(t.endswith("/" + ext) or t == f"freeswitch/vm/agents/{ext}/popup"
+                       or t.startswith("freeswitch/relay/") for t in topics), topics
+            assert [json.loads(p) for t, p, _ in sub.messages if "/agents/" in t] == mine
+            assert any("/events/" in t for t in topics)
+    finally:
+        for sub in agents.values():
+            sub.close()
+        broker.stop()
