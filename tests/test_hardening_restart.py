@@ -1,0 +1,184 @@
+"""The switch dies and comes back while `eslkit watch`, `eslkit popup` and
+`eslkit relay` run, all as real processes.
+
+`eslkit sim` runs as a process on a fixed free port; it is SIGKILLed (a crash:
+no SHUTDOWN event, no disconnect notice) while a call rings for 1002, and a new
+one is started on the same port with another scenario.  Each client must
+notice, reconnect, subscribe and filter again (the new switch knows nothing of
+the old session), say that there was a gap, and the popups (the terminal's and
+the relay's) must not keep showing the call that rang on the dead switch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.support.brokers import MqttCollector, mosquitto  # noqa: F401 (fixture)
+from tests.support.sim import ESLKIT, free_port, wait_for_port
+
+PASSWORD = "restart-Secret-77"
+ENV = {**os.environ, "ESL_PASSWORD": PASSWORD, "HOME": "/nonexistent"}
+
+
+class Child:
+    """An eslkit process whose stdout and stderr lines are collected as they come."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen([str(ESLKIT), *args], env=ENV, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._cv = threading.Condition()
+        for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
+            threading.Thread(target=self._pump, args=(stream, lines), daemon=True).start()
+
+    def _pump(self, stream, lines: list[str]) -> None:
+        for line in stream:
+            with self._cv:
+                lines.append(line.rstrip("\n"))
+                self._cv.notify_all()
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cv.wait(min(left, 0.2))
+            return True
+
+    def records(self) -> list[dict]:
+        with self._cv:
+            return [json.loads(line) for line in self.out if line.startswith("{")]
+
+    def stop(self, sig=signal.SIGINT, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def start_sim(port: int, *args: str) -> Child:
+    sim = Child("sim", "--port", str(port), *args)
+    wait_for_port("127.0.0.1", port, 15, sim.proc)
+    return sim
+
+
+def ringing_legs(records: list[dict]) -> set[str]:
+    """Legs whose latest record says ringing."""
+    latest: dict[str, str] = {}
+    for rec in records:
+        latest[rec["leg_uuid"]] = rec["state"]
+    return {leg for leg, state in latest.items() if state == "ringing"}
+
+
+@pytest.fixture
+def restart():
+    """A port, and the processes to clean up whatever happens."""
+    children: list[Child] = []
+    yield free_port(), children
+    for child in children:
+        child.kill()
+
+
+def _crash_and_restart(port: int, children: list[Child], first: Child) -> Child:
+    first.kill()  # SIGKILL: the TCP connections just drop
+    time.sleep(1.0)
+    second = start_sim(port, "--scenario", "busy", "--speed", "1")
+    children.append(second)
+    return second
+
+
+def test_watch_and_popup_survive_a_switch_crash(restart):
+    port, children = restart
+    first = start_sim(port, "--scenario", "noanswer", "--loop", "--speed", "1")
+    children.append(first)
+    names = "CHANNEL_CREATE,CHANNEL_STATE,CHANNEL_HANGUP_COMPLETE"
+    watch = Child("watch", "--port", str(port), "--format", "json", "-f", names,
+                  "--header", "Caller-Destination-Number=1002")
+    popup = Child("popup", "--port", str(port), "--ext", "1002", "--format", "json")
+    children += [watch, popup]
+
+    # A call rings for 1002 on the first switch, and both clients see it.
+    assert popup.wait_for(lambda: ringing_legs(popup.records()), 20), popup.err
+    assert watch.wait_for(lambda: watch.out, 10), watch.err
+    stale = ringing_legs(popup.records())
+    seen_before = len(watch.out)
+
+    second = _crash_and_restart(port, children, first)
+
+    # watch: says the link went down and how long the gap was, then gets the new
+    # switch's events, through the same subscription and the same filter.
+    assert watch.wait_for(lambda: any("reconnected after a" in e for e in watch.err), 15), watch.err
+    assert any("disconnected" in e for e in watch.err)
+    assert watch.wait_for(
+        lambda: any(r.get("Hangup-Cause") == "USER_BUSY" for r in watch.records()[seen_before:]), 15), watch.err
+    after = watch.records()[seen_before:]
+    assert {r["Event-Name"] for r in after} <= set(names.split(","))  # re-subscribed to just these
+    assert all(r.get("Caller-Destination-Number") == "1002" for r in after)  # and re-filtered
+
+    # popup: the call that rang on the dead switch ends (the new switch has no such
+    # channel), and the new switch's call shows up.
+    assert popup.wait_for(lambda: not (stale & ringing_legs(popup.records())), 15), popup.out[-5:]
+    ended = [r for r in popup.records() if r["leg_uuid"] in stale and r["state"] == "ended"]
+    assert ended and all(r["outcome"] in ("failed", "missed", "answered") for r in ended), popup.records()
+    assert popup.wait_for(lambda: any(r["hangup_cause"] == "USER_BUSY" for r in popup.records()), 15)
+    assert any("link lost" in e for e in popup.err)
+
+    assert watch.stop() == 0 and popup.stop() == 0
+    assert "events received" in watch.err[-1]
+    assert not [e for e in watch.err + popup.err if "Traceback" in e]
+    second.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "relay (eslkit/relay.py, relay owner): after the switch reconnects the relay does not ask the switch "
+    "which channels are still up (popup does: PopupRun._resync), so an agent's published popup state "
+    "stays 'ringing' until the 300 s ring timeout"))
+def test_relay_survives_a_switch_crash_and_ends_the_stale_ringing(restart, mosquitto):  # noqa: F811
+    port, children = restart
+    first = start_sim(port, "--scenario", "noanswer", "--loop", "--speed", "1")
+    children.append(first)
+    sub = MqttCollector(mosquitto, ["freeswitch/+/agents/1002/popup", "freeswitch/+/events/#"])
+    try:
+        relay = Child("relay", "--port", str(port), "--to", mosquitto.url, "--client-id", f"restart-{port}",
+                      "--drain-timeout", "2")
+        children.append(relay)
+
+        def popups():
+            return [json.loads(p) for t, p, _ in list(sub.messages) if t.endswith("/popup")]
+
+        assert sub.wait_for(lambda m: ringing_legs(popups()), 20), relay.err
+        stale = ringing_legs(popups())
+
+        second = _crash_and_restart(port, children, first)
+
+        assert relay.wait_for(lambda: any("switch connected again" in e for e in relay.err), 15), relay.err
+        assert any("switch disconnected" in e for e in relay.err)
+        # Re-subscribed: the new switch's busy call reaches the broker.
+        assert sub.wait_for(lambda m: any(b"USER_BUSY" in p for t, p, _ in m if "/events/" in t), 15)
+        assert relay.stop(signal.SIGTERM) == 0, relay.err
+        second.stop()
+        # The call that rang on the dead switch does not stay ringing on the agents' desktops.
+        assert sub.wait_for(lambda m: not (stale & ringing_legs(popups())), 10), popups()[-3:]
+    finally:
+        sub.close()
