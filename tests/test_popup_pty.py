@@ -156,3 +156,19 @@ def test_bell_rings_only_when_asked(captures):
         outputs[bool(flag)] = screen.raw
     assert "\x07" in outputs[True]
     assert "\x07" not in outputs[False]
+
+
+def test_panel_says_when_the_switch_goes_away():
+    with sim_subprocess("--scenario", "queue", "--speed", "max") as (host, port):
+        child = spawn("popup", "--ext", "1001", "--host", host, "--port", str(port),
+                      env_extra={"ESL_PASSWORD": "ClueCon"})
+        screen = Screen(child)
+        screen.wait_for(f"connected to {host}:{port}")
+    # the simulator has shut down like FreeSWITCH does: the popup stays, says so, retries
+    try:
+        screen.wait_for("○ reconnecting — The switch at")
+        assert "The system is being shut down" in screen.text
+    finally:
+        rest = stop(child)
+    assert child.exitstatus == 0
+    assert "Traceback" not in screen.text + rest

@@ -77,9 +77,9 @@ def test_missed_calls_are_highlighted_in_recent(captures):
 def test_idle_line():
     text = render(PopupSnapshot(exts=("1001",), connection="connected to 127.0.0.1:8021", now=0))
     assert "waiting for calls on 1001" in text
-    text = render(PopupSnapshot(exts=("1001",), connection="disconnected from x: gone — reconnecting",
+    text = render(PopupSnapshot(exts=("1001",), connection="reconnecting — the switch at x disconnected: gone",
                                 connected=False, now=0))
-    assert "○ disconnected from x: gone" in text
+    assert "○ reconnecting — the switch at x disconnected: gone" in text
 
 
 @pytest.mark.parametrize("width", [40, 80, 160])

@@ -172,7 +172,8 @@ class PopupRun:
         if self.connected:
             self.connection = f"connected to {where}"
         else:
-            self.connection = f"disconnected from {where}: {status.reason.strip()} — reconnecting"
+            reason = status.reason.strip() or f"disconnected from {where}"
+            self.connection = f"reconnecting — {reason}"
         if self.fmt is PopupFormat.json and not self.connected:
             self.err.print("[esl.warning]eslkit: link lost:[/] ", end="")
             self.err.out(visible(status.reason, 200) + " — reconnecting", highlight=False)

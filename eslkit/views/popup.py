@@ -102,7 +102,7 @@ class PopupView:
             parts.append(line)
         if snap.recent:
             parts.append(self._recent(snap, width))
-        parts.append(self._status(snap, width))
+        parts.append(self._status(snap, max(options.max_width, 20)))
         yield Group(*parts)
 
     # --- pieces ----------------------------------------------------------------------
