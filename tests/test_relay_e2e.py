@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -150,3 +151,54 @@ def test_watch_from_mqtt_gets_the_events_the_relay_read(mosquitto, captures):
     got, source = asyncio.run(asyncio.wait_for(main(), 60))
     assert [ev.to_dict() for ev in got] == [ev.to_dict() for ev in events]
     assert source.received == len(events) and source.dropped == 0
+
+
+def test_switch_restart_is_shown_on_the_status_topic_and_the_relay_carries_on(mosquitto):
+    from tests.support.sim import free_port, wait_for_port
+
+    port = free_port()
+    env = {**os.environ, "ESL_PASSWORD": "ClueCon"}
+
+    def switch():
+        proc = subprocess.Popen([str(ESLKIT), "sim", "--port", str(port), "--scenario", "queue", "--loop",
+                                 "--speed", "max"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port("127.0.0.1", port, 15, proc)
+        return proc
+
+    def states(m):
+        return [json.loads(p)["switch"] for _, p, _ in m if json.loads(p)["state"] == "online"]
+
+    first = switch()
+    status = MqttCollector(mosquitto, "freeswitch/relay/e2e-restart/status")
+    relay = subprocess.Popen([str(ESLKIT), "relay", "--to", mosquitto.url, "--client-id", "e2e-restart",
+                              "--host", "127.0.0.1", "--port", str(port)],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = None
+    try:
+        assert status.wait_for(lambda m: "connected" in states(m))
+        first.send_signal(signal.SIGINT)
+        first.wait(10)
+        assert status.wait_for(lambda m: "disconnected" in states(m), timeout=15)
+        before = len(status.messages)
+        second = switch()
+        assert status.wait_for(lambda m: "connected" in states(m[before:]), timeout=30)
+        # Events flow again after the gap: the relay re-subscribed.
+        received = json.loads(status.messages[-1][1])["received"]
+        relay_events = MqttCollector(mosquitto, "freeswitch/+/events/#")
+        try:
+            assert relay_events.wait_for(lambda m: len(m) >= 5, timeout=15)
+        finally:
+            relay_events.close()
+        relay.terminate()
+        out, err = relay.communicate(timeout=20)
+        assert relay.returncode == 0, err
+        assert "switch disconnected" in err and "reconnecting" in err and "switch connected again" in err
+        final = json.loads(status.messages[-1][1])
+        assert final["state"] == "offline" and final["received"] > received and final["dropped"] == 0
+    finally:
+        relay.kill()
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+        status.close()
