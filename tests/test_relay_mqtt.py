@@ -208,3 +208,54 @@ def test_unreachable_broker_is_one_clear_error():
     with pytest.raises(BrokerError, match="Cannot reach the MQTT broker") as err:
         run(sink.start())
     assert err.value.exit_code == 13
+
+
+def test_network_text_cannot_add_topic_levels_or_wildcards(mosquitto):
+    hostile = Event({"Event-Name": "CHANNEL_ANSWER", "FreeSWITCH-Hostname": "evil/+/#\x1b[2J",
+                     "Unique-ID": "u/1"})
+    sub = MqttCollector(mosquitto, "freeswitch/#")
+    try:
+        sink = make_sink(mosquitto, client_id="relay-hostile", topic="freeswitch/{hostname}/{event}/{uuid}/{ext}")
+        summary = run(Relay(from_list([hostile]), sink).run())
+        assert summary.published_events == 1
+        assert sub.wait_for(lambda m: any("CHANNEL_ANSWER" in t for t, _, _ in m))
+        topic = next(t for t, _, _ in sub.messages if "CHANNEL_ANSWER" in t)
+        assert topic == "freeswitch/evil_____[2J/CHANNEL_ANSWER/u_1/-"
+    finally:
+        sub.close()
+
+
+def test_broker_source_skips_and_counts_what_is_not_an_event(mosquitto, captures):
+    from eslkit.sources.broker import open_broker_source
+
+    good = capture_events(captures, "scenario_noanswer_plain")[0]
+    junk = [b"not json", b"[1, 2]", b'{"no": "name"}', b"\xff\xfe", b"{" * 5000]
+
+    async def scenario():
+        source = open_broker_source(f"{mosquitto.url}/junk/vm")
+        await source.open()
+        got = []
+
+        async def read():
+            async for item in source:
+                if isinstance(item, Event):
+                    got.append(item)
+                    return
+
+        reader = asyncio.ensure_future(read())
+        import paho.mqtt.client as mqtt
+
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="junk-pub")
+        pub.connect(mosquitto.host, mosquitto.port)
+        pub.loop_start()
+        for payload in junk + [good.to_json().encode()]:
+            pub.publish("junk/vm/events/X/-", payload, qos=1).wait_for_publish(5)
+        await asyncio.wait_for(reader, 10)
+        pub.disconnect()
+        pub.loop_stop()
+        await source.close()
+        return got, source
+
+    got, source = run(scenario())
+    assert [ev.to_dict() for ev in got] == [good.to_dict()]
+    assert source.invalid == len(junk) == source.dropped and source.received == 1
