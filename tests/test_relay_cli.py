@@ -181,3 +181,41 @@ def test_documented_mosquitto_acl_lets_each_agent_read_only_its_own_topics(tmp_p
         for sub in agents.values():
             sub.close()
         broker.stop()
+
+
+def test_mqtts_with_a_private_ca(tmp_path, captures):
+    import shutil
+
+    from tests.support.brokers import Mosquitto, make_tls_files
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: no certificate for the TLS broker")
+    ca, cert, key = make_tls_files(tmp_path / "tls")
+    broker = Mosquitto(tmp_path / "tls-broker", tls=(ca, cert, key)).start()
+    try:
+        import paho.mqtt.client as mqtt
+
+        got = []
+        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-sub")
+        sub.tls_set(ca_certs=str(ca))
+        subscribed = __import__("threading").Event()
+        sub.on_message = lambda c, u, m: got.append(m.topic)
+        sub.on_subscribe = lambda *a: subscribed.set()
+        sub.connect(broker.host, broker.port)
+        sub.subscribe("freeswitch/vm/#", 1)
+        sub.loop_start()
+        assert subscribed.wait(10)
+        cap = str(captures / "scenario_noanswer_plain.raw")
+        done = eslkit("relay", "--to", broker.url, "--tls-ca", str(ca), "--replay", cap, "--client-id", "tls")
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 10
+        while not any("/agents/1002/popup" in t for t in got) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any("/events/" in t for t in got) and any("/agents/1002/popup" in t for t in got)
+        sub.disconnect()
+        sub.loop_stop()
+        # Without our CA the broker's certificate is not trusted: one clear error.
+        untrusted = eslkit("relay", "--to", broker.url, "--replay", cap)
+        assert untrusted.returncode == 13 and "certificate" in untrusted.stderr.lower(), untrusted.stderr
+    finally:
+        broker.stop()

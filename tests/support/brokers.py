@@ -72,11 +72,30 @@ def mosquitto_password_line(user: str, password: str) -> str:
     return f"{user}:$6${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}\n"
 
 
+def make_tls_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1 (openssl, no passphrases)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, cert = (d / n for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt"))
+    ext = d / "san.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
+        "-subj", "/CN=eslkit test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(cert),
+        "-days", "2", "-extfile", str(ext))
+    for path in (key, ca_key):
+        path.chmod(0o644)  # mosquitto may read it as another user
+    return ca, cert, key
+
+
 class Mosquitto:
     """One Mosquitto on 127.0.0.1:<free port>, persistent so that a restart keeps
     durable subscriptions and the messages queued for them."""
 
-    def __init__(self, directory: Path, *, users: dict[str, str] | None = None, acl: str | None = None):
+    def __init__(self, directory: Path, *, users: dict[str, str] | None = None, acl: str | None = None,
+                 tls: tuple[Path, Path, Path] | None = None):
         self.dir = Path(directory)
         self.host = "127.0.0.1"
         self.port = free_port()
@@ -102,6 +121,10 @@ class Mosquitto:
             lines += ["allow_anonymous false", f"password_file {self.dir / 'passwd'}"]
         else:
             lines.append("allow_anonymous true")
+        if tls is not None:
+            ca, cert, key = tls
+            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
+        self.tls = tls is not None
         if acl is not None:
             (self.dir / "acl").write_text(acl)
             lines.append(f"acl_file {self.dir / 'acl'}")
@@ -110,7 +133,7 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> "Mosquitto":
         self.proc = subprocess.Popen(
