@@ -68,6 +68,13 @@ _MISSED = {
     "PROGRESS_TIMEOUT", "RECOVERY_ON_TIMER_EXPIRE",
 }
 _END_EVENTS = {"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"}
+# The channel events that can tell the tracker something.  The rest (CHANNEL_STATE,
+# CHANNEL_CALLSTATE, CHANNEL_EXECUTE...) are skipped before any header is read:
+# under `event ALL` they are most of the traffic.
+_CHANNEL_EVENTS = _END_EVENTS | {
+    "CHANNEL_CREATE", "CHANNEL_OUTGOING", "CHANNEL_ORIGINATE", "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CALL_UPDATE",
+}
 # No caller name or number is worth more than this; a hostile 10 kB name is cut.
 MAX_VALUE = 1024
 
@@ -152,7 +159,7 @@ class _Channel:
         "uuid", "parent", "outbound", "loopback", "loopback_peer", "ext", "ext_rank",
         "caller_number", "caller_name", "destination", "origin_dest", "queue", "cc_name",
         "cc_number", "joined", "left", "created", "answered_at", "bridged_to", "ended_at",
-        "cause", "state", "emitted", "last_seen", "contact_done", "contact",
+        "cause", "state", "emitted", "last_seen", "contact_done", "contact", "call_key",
     )
 
     def __init__(self, uuid: str):
@@ -182,6 +189,7 @@ class _Channel:
         self.last_seen = 0.0
         self.contact_done = False
         self.contact: Optional[dict] = None
+        self.call_key: Optional[str] = None  # where this agent leg is in CallTracker._calls
 
 
 class CallTracker:
@@ -219,6 +227,7 @@ class CallTracker:
         self._history_len = history
         self._history: dict[str, deque] = {}
         self._forgotten: deque = deque(maxlen=1000)
+        self._calls: dict[str, set] = {}  # call uuid -> uuids of its agent legs
 
     # --- reading state ---------------------------------------------------------------
 
@@ -254,15 +263,15 @@ class CallTracker:
 
     def feed(self, event: Event) -> list[LegView]:
         """Take one event; return the agent-leg state changes it caused."""
+        name = event.event_name
+        if name not in _CHANNEL_EVENTS and name != "CUSTOM":
+            return []
         ts = event.timestamp
         if ts is not None and ts > self.now:
             self.now = ts
         when = ts if ts is not None else self.now
-        name = event.event_name
         if name == "CUSTOM":
             self._queue_event(event, when)
-            return []
-        if not name.startswith("CHANNEL_") and name != "CALL_UPDATE":
             return []
         uuid = event.unique_id
         if not uuid:
@@ -287,8 +296,10 @@ class CallTracker:
             ch.cause = _cap(event.hangup_cause)
 
         for leg in touched:
-            if leg.outbound and not leg.loopback and leg.ext and self._watched(leg.ext):
-                self._advance(leg, changes, when)
+            if leg.outbound and not leg.loopback:
+                self._index(leg)
+                if leg.ext and self._watched(leg.ext):
+                    self._advance(leg, changes, when)
         self._trim()
         return changes
 
@@ -451,12 +462,29 @@ class CallTracker:
         root = self._chain(ch)[-1]
         return root.parent or root.uuid
 
+    def _index(self, leg: _Channel) -> None:
+        """Keep `_calls` (the agent legs of each call) current: a leg's call can become
+        known later (a bridge, a queue event), so it is looked up again each time."""
+        key = self._call_uuid(leg)
+        if key == leg.call_key:
+            return
+        self._unindex(leg)
+        leg.call_key = key
+        self._calls.setdefault(key, set()).add(leg.uuid)
+
+    def _unindex(self, leg: _Channel) -> None:
+        legs = self._calls.get(leg.call_key or "")
+        if legs is not None:
+            legs.discard(leg.uuid)
+            if not legs:
+                del self._calls[leg.call_key]
+        leg.call_key = None
+
     def _siblings(self, ch: _Channel) -> list[_Channel]:
-        call = self._call_uuid(ch)
-        return [
-            o for o in self._channels.values()
-            if o is not ch and o.outbound and not o.loopback and self._call_uuid(o) == call
-        ]
+        """The other agent legs of this leg's call."""
+        self._index(ch)
+        found = (self._channels.get(u) for u in self._calls.get(ch.call_key or "", ()))
+        return [o for o in found if o is not None and o is not ch]
 
     def _advance(self, ch: _Channel, changes: list, when: float) -> None:
         if ch.state == "ended":
@@ -535,12 +563,13 @@ class CallTracker:
         h.append(view)
 
     def _forget(self, uuid: str) -> None:
-        del self._channels[uuid]
+        self._unindex(self._channels.pop(uuid))
         self._forgotten.append(uuid)
 
     def _trim(self) -> None:
         while len(self._channels) > self.max_channels:
-            uuid, _ = self._channels.popitem(last=False)
+            uuid, ch = self._channels.popitem(last=False)
+            self._unindex(ch)
             self._forgotten.append(uuid)
 
 

@@ -274,6 +274,7 @@ def test_ended_calls_are_forgotten_after_linger(captures):
     assert len(tracker) == 3
     assert tracker.expire(tracker.now + 61) == []
     assert len(tracker) == 0
+    assert tracker._calls == {}  # the per-call index of agent legs empties too
     assert [leg.outcome for leg in tracker.recent("1001")] == ["answered"]  # history stays, bounded
 
 
