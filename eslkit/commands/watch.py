@@ -187,6 +187,7 @@ class Watch:
                                       retrying=getattr(source, "reconnects", False))
         self.started = time.monotonic()
         self.broken_pipe = False
+        self.opened = False
         self._samples: deque = deque()
         self._stop = asyncio.Event()
         self.writer = None
@@ -366,6 +367,7 @@ def _default_format() -> OutputFormat:
 async def _run(watch: Watch) -> None:
     try:
         await watch.source.open()
+        watch.opened = True
         await watch.run()
     finally:
         await watch.source.close()
@@ -447,7 +449,7 @@ def watch(
             # The reader (head, jq -e …) went away: that is a normal end, not an error.
             with contextlib.suppress(OSError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        else:
+        elif runner.opened:  # a failed connect says why, not "0 events received"
             _finish(runner, fmt)
 
 
