@@ -112,8 +112,8 @@ class PopupView:
         label, style = state_label(leg)
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="esl.label", no_wrap=True)
-        grid.add_column(no_wrap=True, overflow="ellipsis", max_width=max(inner - 10, 8))
-        value_len = max(inner - 10, 8)
+        value_len = max(inner - 8, 8)  # the labels take 7 columns and a space
+        grid.add_column(no_wrap=True, overflow="ellipsis", max_width=value_len)
 
         name = leg.caller_name or ""
         grid.add_row(Text("Caller"), safe_text(name or "(no name)", "esl.caller", max_len=value_len))
