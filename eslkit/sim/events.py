@@ -71,12 +71,21 @@ class SimEvent:
         self._frames: dict[str, bytes] = {}
 
     @classmethod
-    def from_event(cls, event: Event) -> "SimEvent":
+    def from_event(cls, event: Event, payloads: Optional[dict[str, bytes]] = None) -> "SimEvent":
+        """Wrap an `Event`; ``payloads`` are serialisations already at hand (a replayed frame's body)."""
         lower: dict[str, str] = {}
-        for k, v in event.pairs():
-            lower.setdefault(k.lower(), v if isinstance(v, str) else "|".join(v))
-        return cls(event.get("Event-Name") or "", event.get("Event-Subclass"), lambda n: lower.get(n.lower()),
-                   lambda fmt: event.serialize(fmt).encode("utf-8"))
+
+        def get(name: str) -> Optional[str]:
+            if not lower:  # decoded on first use: a replay file may hold many events never filtered
+                for k, v in event.pairs():
+                    lower.setdefault(k.lower(), v if isinstance(v, str) else "|".join(v))
+            return lower.get(name.lower())
+
+        ev = cls(event.get("Event-Name") or "", event.get("Event-Subclass"), get,
+                 lambda fmt: event.serialize(fmt).encode("utf-8"))
+        for fmt, payload in (payloads or {}).items():
+            ev._frames[fmt] = frame_bytes(payload, fmt)
+        return ev
 
     def get(self, name: str) -> Optional[str]:
         """A decoded header value, looked up case-insensitively like switch_event_get_header()."""

@@ -58,7 +58,8 @@ def load_replay(path_text: str) -> Replay:
     if not items:
         raise InputFileError(f"The replay file {path_text} holds no events.")
     t0 = items[0][0]
-    return Replay([(max(0.0, t - t0), SimEvent.from_event(ev)) for t, ev in items], path_text)
+    return Replay([(max(0.0, t - t0), ev if isinstance(ev, SimEvent) else SimEvent.from_event(ev))
+                   for t, ev in items], path_text)
 
 
 def _from_recording(data: bytes, where: str) -> list[tuple[float, Event]]:
@@ -79,7 +80,7 @@ def _from_recording(data: bytes, where: str) -> list[tuple[float, Event]]:
     return items
 
 
-def _from_transcript(data: bytes, path: Path) -> list[tuple[float, Event]]:
+def _from_transcript(data: bytes, path: Path) -> list[tuple[float, SimEvent]]:
     try:
         frames = Parser().feed(data)
     except EslkitError as exc:
@@ -94,7 +95,9 @@ def _from_transcript(data: bytes, path: Path) -> list[tuple[float, Event]]:
             when = _arrival(timeline, offset) if timeline else None
             if when is None:
                 when = ev.timestamp or 0.0
-            items.append((when, ev))
+            # FreeSWITCH's own bytes serve clients that asked for the same format
+            fmt = frame.content_type.rsplit("-", 1)[-1]
+            items.append((when, SimEvent.from_event(ev, {fmt: frame.body})))
         offset += size
     return items
 
