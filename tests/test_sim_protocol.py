@@ -169,3 +169,17 @@ def test_shutdown_like_freeswitch(captures: Path) -> None:
     assert [k for k, _ in events[-1].pairs()] == [k for k, _ in real_shutdown.pairs()]
     assert normalise(client.frames[-1]) == normalise(real[-1])  # "The system is being shut down."
     assert client.eof
+
+
+def test_sendevent_reaches_subscribers(bare_sim) -> None:
+    listener = talk(bare_sim.host, bare_sim.port, b"auth ClueCon\n\nevent json CUSTOM callcenter::info\n\n")
+    sender = talk(bare_sim.host, bare_sim.port, b"auth ClueCon\n\n")
+    sender.sock.sendall(b"sendevent CUSTOM\nEvent-Subclass: callcenter::info\n"
+                        b"CC-Queue: support@default\nContent-Length: 5\n\nhello")
+    sender.read_until(lambda: len(sender.replies()) == 3)
+    listener.read_until(lambda: any(isinstance(f, EventFrame) for f in listener.frames))
+    listener.close()
+    sender.close()
+    assert re.fullmatch(r"\+OK " + UUID.pattern, sender.replies()[-1].reply_text)
+    event = next(f.event for f in listener.frames if isinstance(f, EventFrame))
+    assert (event.name, event.get("CC-Queue"), event.body) == ("callcenter::info", "support@default", "hello")

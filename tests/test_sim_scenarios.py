@@ -214,3 +214,24 @@ def test_scenario_file_and_loop(tmp_path: Path) -> None:
     assert len(creates) >= 6  # 2 legs a call, and it came round at least three times
     assert len({e.unique_id for e in creates}) == len(creates)
 
+
+
+def test_myevents_follows_one_live_channel() -> None:
+    with sim_in_thread(scenario="queue", speed=4.0, autostart=False) as sim:
+        watcher = talk(sim.host, sim.port, b"auth ClueCon\n\nevent plain CHANNEL_CREATE\n\n")
+        sim.call_soon(sim.server.spawn, sim.server.play("queue"))
+        watcher.read_until(lambda: any(isinstance(f, EventFrame) for f in watcher.frames), timeout=5)
+        caller = next(f.event for f in watcher.frames if isinstance(f, EventFrame))
+        mine = talk(sim.host, sim.port, f"auth ClueCon\n\nmyevents {caller.unique_id} json\n\n".encode())
+        bad = talk(sim.host, sim.port, b"auth ClueCon\n\nmyevents json 00000000-0000-0000-0000-000000000000\n\n")
+        mine.read_until(lambda: any(isinstance(f, EventFrame) and f.event.name == "CHANNEL_DESTROY"
+                                    for f in mine.frames), timeout=8)
+        watcher.close()
+        mine.close()
+        bad.close()
+    assert mine.replies()[-1].reply_text == "+OK Events Enabled"
+    assert bad.replies()[-1].reply_text == "-ERR invalid uuid"
+    events = [f for f in mine.frames if isinstance(f, EventFrame)]
+    assert events and {f.event.unique_id for f in events} == {caller.unique_id}
+    assert {f.content_type for f in events} == {"text/event-json"}
+    assert "CHANNEL_ANSWER" in [f.event.name for f in events]

@@ -261,14 +261,16 @@ class SimServer:
 
         self.spawn(job())
 
-    def sendevent(self, name: str, headers: list[tuple[str, str]]) -> str:
+    def sendevent(self, name: str, headers: list[tuple[str, str]], body: Optional[bytes] = None) -> str:
+        """``sendevent NAME`` with the command's headers (and body): fired to every listener."""
         from eslkit.sim.events import event_type
 
         event_uuid = self.new_uuid()
-        ename = event_type(name) or "CUSTOM" if name else "COMMAND"
+        ename = (event_type(name) or "CUSTOM") if name else "COMMAND"
         extra = [(k, v) for k, v in headers if k.lower() not in ("event-name", "content-length")]
         extra.append(("Event-UUID", event_uuid))
-        self.fire(self.switch_event(ename, "mod_event_socket.c", "parse_command", 2245, extra))
+        text = body.decode("utf-8", "replace") if body else None
+        self.fire(self.switch_event(ename, "mod_event_socket.c", "parse_command", 2245, extra, text))
         return f"+OK {event_uuid}"
 
 
@@ -376,14 +378,15 @@ class _Connection(asyncio.Protocol):
                 return
             if len(buf) < end + skip + length:
                 return
+            body = bytes(buf[end + skip: end + skip + length]) if length else None
             del buf[: end + skip + length]
-            self._command(cmd, headers)
+            self._command(cmd, headers, body)
 
     # commands and output
 
-    def _command(self, cmd: str, headers: list[tuple[str, str]]) -> None:
+    def _command(self, cmd: str, headers: list[tuple[str, str]], body: Optional[bytes] = None) -> None:
         try:
-            reply, hang_up = self.session.handle(cmd, headers)
+            reply, hang_up = self.session.handle(cmd, headers, body)
         except Exception:  # a bug must not take the whole switch down
             reply, hang_up = command_reply("-ERR internal error in eslkit sim"), False
         self.send(reply)

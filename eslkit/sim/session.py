@@ -52,7 +52,7 @@ class Session:
 
     # --- commands ------------------------------------------------------------------
 
-    def handle(self, cmd: str, headers: list[tuple[str, str]]) -> tuple[bytes, bool]:
+    def handle(self, cmd: str, headers: list[tuple[str, str]], body: Optional[bytes] = None) -> tuple[bytes, bool]:
         """One command → (bytes to send, hang up afterwards?)."""
         low = cmd.lower()
         if low.startswith("exit") or low.startswith("..."):
@@ -75,7 +75,7 @@ class Session:
         if low.startswith("sendmsg"):
             return command_reply(self._sendmsg(cmd, headers)), False
         if low.startswith("sendevent"):
-            return command_reply(self.switch.sendevent(cmd[9:].strip(" \t"), headers)), False
+            return command_reply(self.switch.sendevent(cmd[9:].strip(" \t"), headers, body)), False
         if low.startswith("api "):
             name, _, arg = cmd[4:].partition(" ")
             return api_response(self.switch.api(name, arg or None, session=self)), False
