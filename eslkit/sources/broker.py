@@ -159,7 +159,8 @@ class BrokerSource:
 
     def __init__(self, client, *, decode: Callable[[str, bytes], Optional[Event]],
                  description: str, subscriptions: Sequence[str], queue_size: int = QUEUE_SIZE):
-        self.client = client  # an _MqttSubscriber or an _AmqpSubscriber
+        self.client = client  # an _MqttSubscriber or an AmqpSubscriber
+        self.conn = client  # views treat a source with a `conn` as live (it reconnects), not a file
         self.decode = decode
         self.description = description
         self.subscriptions = list(subscriptions)
