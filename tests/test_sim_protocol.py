@@ -183,3 +183,19 @@ def test_sendevent_reaches_subscribers(bare_sim) -> None:
     assert re.fullmatch(r"\+OK " + UUID.pattern, sender.replies()[-1].reply_text)
     event = next(f.event for f in listener.frames if isinstance(f, EventFrame))
     assert (event.name, event.get("CC-Queue"), event.body) == ("callcenter::info", "support@default", "hello")
+
+
+def test_log_lines_follow_the_calls() -> None:
+    with sim_in_thread(scenario="queue", speed=None, autostart=False) as sim:
+        client = talk(sim.host, sim.port, b"auth ClueCon\n\nlog notice\n\n")
+        quiet = talk(sim.host, sim.port, b"auth ClueCon\n\nlog 4\n\n")
+        sim.call(sim.server.play("queue"))
+        client.read_until(lambda: sum(isinstance(f, LogData) for f in client.frames) >= 8, timeout=5)
+        quiet.read_until(lambda: False, timeout=0.2)
+    assert client.replies()[-1].reply_text == "+OK log level notice [5]"
+    lines = [f.text for f in client.frames if isinstance(f, LogData)]
+    assert sum("New Channel sofia/" in t for t in lines) == 3
+    assert sum("has been answered" in t for t in lines) == 2
+    assert any("Hangup sofia/internal/1002@127.0.0.1:5072 [CS_CONSUME_MEDIA] [LOSE_RACE]" in t for t in lines)
+    assert all(t.endswith("\n") and " [NOTICE] switch_channel.c:" in t for t in lines)
+    assert not any(isinstance(f, LogData) for f in quiet.frames)  # NOTICE is above level 4

@@ -36,6 +36,11 @@ SHUTDOWN_TEXT = "The system is being shut down.\n"
 # Playback starts this long after a client's first subscription, so that the
 # filters it sends right after `event ...` apply from the first event.
 START_GRACE = 0.25
+CHANNEL_LOG_LINES = {
+    "CHANNEL_CREATE": ("switch_channel.c", 1142, "New Channel {name} [{uuid}]"),
+    "CHANNEL_ANSWER": ("switch_channel.c", 3846, "Channel [{name}] has been answered"),
+    "CHANNEL_HANGUP": ("switch_channel.c", 3992, "Hangup {name} [{state}] [{cause}]"),
+}
 
 Speed = Optional[float]  # None = as fast as possible ("max")
 
@@ -213,11 +218,22 @@ class SimServer:
         ev = event if isinstance(event, SimEvent) else SimEvent.from_event(event)
         self.events_fired += 1
         self.channels.track(ev)
+        logging = False
         for conn in self.connections:
             session = conn.session
             if session.events_on and session.wants(ev):
                 conn.send_event(ev.frame(session.format))
+            logging = logging or session.log_level is not None
+        if logging and ev.event_name in CHANNEL_LOG_LINES:
+            self._log_channel_event(ev)
         return ev
+
+    def _log_channel_event(self, ev: SimEvent) -> None:
+        """The NOTICE lines FreeSWITCH logs as a channel comes, answers and goes."""
+        file, line, text = CHANNEL_LOG_LINES[ev.event_name]
+        self.log(5, text.format(name=ev.get("Channel-Name") or "", uuid=ev.get("Unique-ID") or "",
+                                state=ev.get("Channel-State") or "", cause=ev.get("Hangup-Cause") or ""),
+                 file, "switch_channel_perform", line, ev.get("Unique-ID"))
 
     publish = fire
 
