@@ -82,11 +82,20 @@ def test_allow_option_rejects_other_addresses() -> None:
     (["--scenario", "load:cps=-1"], 11, "The load generator needs"),
     (["--replay", "/nonexistent/x.raw"], 11, "Cannot read the replay file"),
 ])
-def test_bad_options_end_with_one_clear_sentence(args: list[str], code: int, text: str) -> None:
-    result = run("--port", "0", *args)
-    assert result.returncode == code
-    assert text in " ".join(result.stderr.split())
-    assert "Traceback" not in result.stderr
+def test_bad_options_end_with_one_clear_sentence(args: list[str], code: int, text: str, monkeypatch,
+                                                 capfd) -> None:
+    """In-process through eslkit.cli.main (the same path as the installed command, minus the
+    interpreter start-up that makes subprocesses slow)."""
+    from eslkit import cli
+
+    monkeypatch.setattr("sys.argv", ["eslkit", "sim", "--port", "0", *args])
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    err = capfd.readouterr().err
+    assert exit_info.value.code == code
+    assert text in " ".join(err.split())
+    assert "Traceback" not in err
 
 
 def test_port_in_use_is_a_clear_error() -> None:
