@@ -98,7 +98,14 @@ async def _already() -> None:
     return None
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(broker, events, n: int, qos: int) -> dict:
+    broker_cpu = cpu_seconds(broker.proc.pid)
     proc = subprocess.Popen([sys.executable, "-c", SUBSCRIBERS, broker.host, str(broker.port), str(n),
                              str(len(events)), str(qos)], stdout=subprocess.PIPE, text=True)
     try:
@@ -111,7 +118,8 @@ def measure(broker, events, n: int, qos: int) -> dict:
     if status != "done":
         raise RuntimeError(f"{n} subscribers: only {least} of {len(events)} events reached the slowest one")
     elapsed = float(last) - start
-    return {"subscribers": n, "events": len(events), "seconds": round(elapsed, 3),
+    broker_cpu = cpu_seconds(broker.proc.pid) - broker_cpu
+    return {"broker_cpu_percent": round(100 * broker_cpu / elapsed),"subscribers": n, "events": len(events), "seconds": round(elapsed, 3),
             "events_per_s": round(len(events) / elapsed), "deliveries_per_s": round(int(total) / elapsed),
             "relay_publish_s": round(published - start, 3)}
 
@@ -138,10 +146,11 @@ def main(argv=None) -> None:
             print(json.dumps(row))
         return
     print(f"Mosquitto {broker.port}, QoS {args.qos}, {args.events} events, {os.cpu_count()} CPUs")
-    print("| subscribers | events/s (relay → every desktop) | deliveries/s | seconds |")
-    print("|---:|---:|---:|---:|")
+    print("| subscribers | events/s (relay → every desktop) | deliveries/s | seconds | Mosquitto CPU |")
+    print("|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['subscribers']} | {r['events_per_s']:,} | {r['deliveries_per_s']:,} | {r['seconds']} |")
+        print(f"| {r['subscribers']} | {r['events_per_s']:,} | {r['deliveries_per_s']:,} | {r['seconds']} "
+              f"| {r['broker_cpu_percent']} % |")
 
 
 if __name__ == "__main__":
