@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Callable, Optional, Union
+from typing import Callable, Optional
 
 from eslkit._headers import url_encode
 from eslkit.event import Event

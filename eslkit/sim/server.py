@@ -152,7 +152,7 @@ class SimServer:
     # --- scenarios ---------------------------------------------------------------------
 
     def _first_subscribe(self, session: Session) -> None:
-        conn = session.connection  # type: ignore[attr-defined]
+        conn = session.connection
         if self.replay is not None:
             from eslkit.sim.replay import play_to
 
@@ -299,7 +299,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, server: SimServer):
         self.server = server
         self.session = Session(server, server._first_subscribe)
-        self.session.connection = self  # type: ignore[attr-defined]
+        self.session.connection = self
         self.transport: Optional[asyncio.Transport] = None
         self._buf = bytearray()
         self._pending: list[bytes] = []

@@ -16,10 +16,10 @@ import re
 from typing import TYPE_CHECKING, Callable, Optional
 
 from eslkit.protocol import api_response, command_reply
-from eslkit.sim.events import SimEvent, event_type
+from eslkit.sim.events import EVENT_NAMES, SimEvent, event_type
 
 if TYPE_CHECKING:  # pragma: no cover
-    from eslkit.sim.server import Switch
+    from eslkit.sim.server import SimServer
 
 # switch_log_str2level(): names, or a number.
 LOG_LEVELS = {"CONSOLE": 0, "ALERT": 1, "CRIT": 2, "ERR": 3, "WARNING": 4, "NOTICE": 5, "INFO": 6, "DEBUG": 7}
@@ -35,7 +35,7 @@ def str2level(text: str) -> Optional[int]:
 class Session:
     """Subscriptions, filters, format and log level of one connection."""
 
-    def __init__(self, switch: "Switch", on_first_subscribe: Optional[Callable[["Session"], None]] = None):
+    def __init__(self, switch: "SimServer", on_first_subscribe: Optional[Callable[["Session"], None]] = None):
         self.switch = switch
         self.authed = False
         self.format = "plain"
@@ -49,6 +49,7 @@ class Session:
         self.log_level: Optional[int] = None
         self.subscribed_once = False
         self._on_first_subscribe = on_first_subscribe
+        self.connection = None  # the server's connection object, for replay and scenarios
 
     # --- commands ------------------------------------------------------------------
 
@@ -151,8 +152,6 @@ class Session:
             else:
                 if "ALL" in self.event_list:
                     # From "everything" to "everything but": list every type explicitly.
-                    from eslkit.sim.events import EVENT_NAMES
-
                     self.event_list = set(EVENT_NAMES[:-1])
                 self.event_list.discard(name)
         if not keys:
