@@ -239,28 +239,34 @@ def test_py3mod_adds_target_to_old_configured_tree(tmp_path):
 # --- interrupted and failed builds ---------------------------------------------------
 
 
-def test_ctrl_c_then_rerun_or_restore(tmp_path):
+@pytest.mark.parametrize("mode, marker", [
+    ("py3mod", "-c src/esl"),           # while make compiles libesl
+    ("standalone", "esl_event.c -o"),   # while gcc compiles one file
+])
+def test_ctrl_c_then_rerun_or_restore(tmp_path, mode, marker):
     root = _tree(tmp_path / "fs", "1.11", configured=True)
     esl = root / "libs" / "esl"
     before = tree_digest(root)
     log = tmp_path / "log"
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     proc = subprocess.Popen([str(ESLKIT), "build", "--src", str(root), "--out", str(tmp_path / "out"),
-                             "--mode", "py3mod", "--log", str(log)], env=env,
+                             "--mode", mode, "--log", str(log)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # interrupt while make compiles libesl
-        if log.exists() and "make py3mod" in log.read_text() and "-c src/esl" in log.read_text():
+        if log.exists() and marker in log.read_text():
             break
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stdout + stderr
     assert "interrupted" in stdout and "--restore" in stdout
-    assert (esl / ".eslkit" / "backup" / "python3" / "Makefile").exists()
+    if mode == "py3mod":
+        assert (esl / ".eslkit" / "backup" / "python3" / "Makefile").exists()
+    assert (esl / ".eslkit" / "state.json").exists()
     assert not (tmp_path / "out" / "ESL.py").exists()
     # rerun finishes the job
-    again = run_eslkit("build", "--src", root, "--out", tmp_path / "out", "--mode", "py3mod")
+    again = run_eslkit("build", "--src", root, "--out", tmp_path / "out", "--mode", mode)
     assert again.returncode == 0, again.stdout + again.stderr
     assert import_esl(SYSTEM_PY, tmp_path / "out")["conn"]
     # and --restore still restores the original, byte for byte

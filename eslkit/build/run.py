@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import stat
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -80,7 +82,7 @@ def preflight(plan: BuildPlan) -> None:
         find_tool(tool)
 
 
-def run_step(step: Step, log: Log, timeout: float = 900) -> None:
+def run_step(step: Step, log: Log, timeout: float = 900, interrupts: Optional["Interrupts"] = None) -> None:
     """Run one command with `sh`; on failure raise with its tail and a diagnosis."""
     tail: deque = deque(maxlen=TAIL_LINES)
     lines: list = []
@@ -99,18 +101,22 @@ def run_step(step: Step, log: Log, timeout: float = 900) -> None:
         raise BuildStepFailed(f"Step '{step.name}' cannot start: {step.argv[0]} was not found.",
                               fix="Install it (apt-get install build-essential swig make) or run `eslkit doctor`.") from None
     proc = command(*step.argv[1:], _cwd=str(step.cwd), _env=env, _err_to_out=True, _out=on_line,
-                   _bg=True, _bg_exc=False, _timeout=timeout, _tty_out=False)
+                   _bg=True, _bg_exc=False, _timeout=timeout, _tty_out=False,
+                   _new_group=True)  # its own process group: Ctrl-C is ours to pass on, all at once
+    if interrupts is not None:
+        interrupts.running = proc
+        if interrupts.seen:  # Ctrl-C came while the command was starting
+            stop(proc)
     try:
         proc.wait()
-    except KeyboardInterrupt:
-        try:
-            proc.terminate()
-        except Exception:  # already gone
-            pass
+    except KeyboardInterrupt:  # SIGINT with the default handler (no Interrupts in use)
+        stop(proc)
         raise
     except sh.TimeoutException:
         raise BuildStepFailed(f"Step '{step.name}' took longer than {timeout:.0f} s and was stopped.") from None
     except sh.ErrorReturnCode as exc:
+        if (interrupts is not None and interrupts.seen) or exc.exit_code in (-signal.SIGINT, 128 + signal.SIGINT):
+            raise KeyboardInterrupt from None  # we stopped it, or Ctrl-C reached the command too
         text = "".join(lines)
         problem, fix = diagnose(text)
         message = f"Step '{step.name}' failed (exit {exc.exit_code})"
@@ -119,6 +125,52 @@ def run_step(step: Step, log: Log, timeout: float = 900) -> None:
         err.tail = list(tail)
         err.step = step
         raise err from None
+    finally:
+        if interrupts is not None:
+            interrupts.running = None
+
+
+def stop(proc) -> None:
+    """SIGTERM the step's whole process group (make and the compilers it runs)."""
+    if proc is None:
+        return
+    try:
+        proc.signal_group(signal.SIGTERM)
+    except Exception:  # already finished
+        pass
+
+
+class Interrupts:
+    """Ctrl-C that cannot get lost.
+
+    Raising KeyboardInterrupt from the handler is unreliable: a SIGINT that
+    lands while `sh` forks is raised inside an at-fork hook, where Python
+    prints and drops it.  So the handler only records it and stops the running
+    command; the build raises at the next step boundary, in a known place.
+    """
+
+    def __init__(self):
+        self.seen = False
+        self.running = None  # the sh process of the current step
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        self.seen = True
+        stop(self.running)
+
+    def check(self) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
 class Result:
@@ -169,6 +221,12 @@ def execute(plan: BuildPlan, reporter, log: Log, *, force: bool = False) -> Resu
                                time.monotonic() - started)
         return Result(plan, up_to_date=True, delivered=delivered, verified=verified)
     preflight(plan)
+    with Interrupts() as interrupts:
+        return _execute(plan, reporter, log, journal, fingerprint, interrupts)
+
+
+def _execute(plan: BuildPlan, reporter, log: Log, journal: Journal, fingerprint: str,
+             interrupts: Interrupts) -> Result:
     log.write(f"# eslkit build: {plan.mode} ({plan.reason}) for {plan.target.executable}")
     journal.data.pop("last", None)
     journal.snapshot()
@@ -179,15 +237,18 @@ def execute(plan: BuildPlan, reporter, log: Log, *, force: bool = False) -> Resu
     for path in plan.overwrites:
         journal.backup(path)
     for step in plan.steps:
+        interrupts.check()
         started = time.monotonic()
         with reporter.running(step):
-            run_step(step, log)
+            run_step(step, log, interrupts=interrupts)
+        interrupts.check()
         reporter.step_done(step.name, time.monotonic() - started)
     started = time.monotonic()
     delivered = _deliver(plan)
     reporter.step_done(plan.output.describe(), time.monotonic() - started)
     started = time.monotonic()
     verified = install.verify(plan.target, _verify_path(plan), plan.check)
+    interrupts.check()
     log.write(f"# verified: {verified}")
     reporter.step_done(f"import ESL in Python {plan.target.version}"
                        + (f", api status via {plan.check}" if plan.check else ""), time.monotonic() - started)
