@@ -40,6 +40,15 @@ class SimThread:
     def _call(self, coro, timeout=10):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def wait_connected(self, timeout: float = 30.0) -> None:
+        """Until a client is connected (a loaded machine can take seconds to start Python)."""
+        deadline = time.monotonic() + timeout
+        while not self.server.connections:
+            if time.monotonic() > deadline:
+                raise AssertionError("no client connected")
+            time.sleep(0.05)
+        time.sleep(0.5)  # let it authenticate and subscribe
+
     def stop(self) -> None:
         if self.server is not None:
             self._call(self.server.close())
@@ -132,17 +141,24 @@ def test_reconnects_after_switch_restart_and_ctrl_c_prints_summary():
         proc = subprocess.Popen(ESLKIT + ["watch", "--port", str(port), "--format", "json"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "HOME": "/nonexistent"})
-        time.sleep(1.5)
+        first.wait_connected()
         first.stop()  # SHUTDOWN event + disconnect notice, as FreeSWITCH does
         time.sleep(0.5)
-    with SimThread(port=port, scenario="noanswer", speed=20):
-        time.sleep(3.5)  # back-off starts at 0.5 s; the scenario plays once we re-subscribe
+    with SimThread(port=port, scenario="noanswer", speed=20) as second:
+        second.wait_connected()  # the back-off starts at 0.5 s
+        time.sleep(2.0)  # the scenario plays once watch has re-subscribed
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert "disconnected" in err and "reconnecting" in err
     assert "reconnected after a" in err
-    names = [json.loads(x)["Event-Name"] for x in out.splitlines()]
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        try:
+            json.loads(line)
+        except ValueError:
+            raise AssertionError(f"line {i} of {len(lines)} is not JSON: {line[:200]!r} … {line[-200:]!r}")
+    names = [json.loads(x)["Event-Name"] for x in lines]
     assert names[0] == "SHUTDOWN"  # from the first switch
     assert "CHANNEL_CREATE" in names  # from the second, after re-subscribing
     assert "events received" in err.splitlines()[-1]
@@ -153,8 +169,18 @@ def test_no_reconnect_ends_with_disconnected_exit_code():
         proc = subprocess.Popen(ESLKIT + ["watch", "--port", str(sim.port), "--format", "json", "--no-reconnect"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "HOME": "/nonexistent"})
-        time.sleep(1.5)
+        sim.wait_connected()
         sim.stop()
-        out, err = proc.communicate(timeout=10)
+        out, err = proc.communicate(timeout=20)
     assert proc.returncode == 7, err
     assert "shut down" in err
+
+
+def test_custom_subclass_and_plain_names_together_subscribe_on_the_switch(captures):
+    """`CUSTOM sofia::register,MESSAGE_QUERY` must reach the switch as
+    `event plain MESSAGE_QUERY CUSTOM sofia::register` (every word after CUSTOM is a subclass)."""
+    with SimThread(replay=str(captures / "agents_register_plain.raw"), speed=None) as sim:
+        r = watch_cli(sim.port, "--filter", "CUSTOM sofia::register,MESSAGE_QUERY", "--count", 4, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    got = [(e["Event-Name"], e.get("Event-Subclass")) for e in map(json.loads, r.stdout.splitlines())]
+    assert sorted(got, key=str) == sorted([("CUSTOM", "sofia::register")] * 2 + [("MESSAGE_QUERY", None)] * 2, key=str)

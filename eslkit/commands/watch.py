@@ -65,13 +65,38 @@ class WireFormat(str, enum.Enum):
 # --- option parsing (pure, tested directly) -------------------------------------------
 
 
+def _is_subclass(word: str) -> bool:
+    # Event names are upper case (CHANNEL_ANSWER); subclasses look like sofia::register.
+    return "::" in word or not word.isupper()
+
+
 def parse_names(values: Optional[Sequence[str]]) -> list[str]:
-    """``--filter`` values → event names; commas or spaces separate, and the words
-    after CUSTOM are its subclasses (``CUSTOM sofia::register``)."""
+    """``--filter`` values → the words of ``event <format> …``.
+
+    Commas or spaces separate; the words after CUSTOM are its subclasses
+    (``CUSTOM sofia::register``).  The switch reads every word after CUSTOM as
+    a subclass, so CUSTOM and its subclasses are moved to the end:
+    ``CUSTOM sofia::register,CHANNEL_ANSWER`` → ``CHANNEL_ANSWER CUSTOM sofia::register``.
+    """
     words: list[str] = []
     for value in values or ():
         words += [w for w in value.replace(",", " ").split() if w]
-    return words or ["ALL"]
+    names: list[str] = []
+    subclasses: list[str] = []
+    custom = in_custom = False
+    for word in words:
+        if word == "CUSTOM":
+            custom = in_custom = True
+        elif in_custom and _is_subclass(word):
+            if word not in subclasses:
+                subclasses.append(word)
+        else:
+            in_custom = False
+            if word not in names:
+                names.append(word)
+    if custom:
+        names += ["CUSTOM"] + subclasses
+    return names or ["ALL"]
 
 
 def parse_header_filters(values: Optional[Sequence[str]]) -> list[tuple[str, str]]:
@@ -103,25 +128,16 @@ def parse_matches(values: Optional[Sequence[str]]) -> list[tuple[str, re.Pattern
 
 
 class NameFilter:
-    """What ``event <names>`` does on the switch, for replays (which have no switch)."""
+    """What ``event <names>`` does on the switch, for sources without a switch."""
 
     def __init__(self, names: Sequence[str]):
         self.all = "ALL" in names
-        self.names = set()
-        self.subclasses: set[str] = set()
-        self.any_custom = False
-        custom = False
-        for word in names:
-            if word == "CUSTOM":
-                custom = True
-                self.any_custom = True
-            elif custom and word.isupper() is False or (custom and "::" in word):
-                self.subclasses.add(word)
-            else:
-                custom = False
-                self.names.add(word)
-        if self.subclasses:
-            self.any_custom = False
+        words = list(names)
+        cut = words.index("CUSTOM") if "CUSTOM" in words else len(words)
+        self.names = set(words[:cut])
+        self.subclasses = set(words[cut + 1:])
+        # a bare CUSTOM subscribes to every subclass
+        self.any_custom = "CUSTOM" in words and not self.subclasses
 
     def __call__(self, event: Event) -> bool:
         if self.all:
@@ -399,6 +415,9 @@ def watch(
         help="Write every event and connection change to FILE as JSON lines.")] = None,
     replay: Annotated[Optional[Path], typer.Option("--replay", metavar="FILE",
         help="Read a recording (--record) or a raw ESL transcript instead of a switch.")] = None,
+    from_url: Annotated[Optional[str], typer.Option("--from", metavar="URL",
+        help="Read the events `eslkit relay` publishes to a broker (mqtt://HOST:PORT[/PREFIX], "
+             "amqp://USER@HOST:PORT/VHOST) instead of a switch.")] = None,
     speed: Annotated[Optional[float], typer.Option("--speed", min=0.001,
         help="With --replay: keep the original timing, SPEED times faster (default: as fast as possible).")] = None,
     stats: Annotated[bool, typer.Option("--stats",
@@ -426,17 +445,25 @@ def watch(
     fmt = format or _default_format()
     err = Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
     local_filters = []
-    if replay is not None:
-        source = ReplaySource(replay, speed=speed)
+    if replay is not None and from_url is not None:
+        raise typer.BadParameter("give either --replay or --from, not both.", param_hint="--from")
+    if speed is not None and replay is None:
+        raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
+    if replay is not None or from_url is not None:
+        if replay is not None:
+            source = ReplaySource(replay, speed=speed)
+            source.subscriptions = names
+        else:
+            from eslkit.sources.broker import open_broker_source
+
+            source = open_broker_source(from_url)
+        # No switch to filter for us: apply --filter and --header here, with the switch's meaning.
         if names != ["ALL"]:
             local_filters.append(NameFilter(names))
         if header_filters:
             local_filters.append(header_filter(header_filters))
-        source.subscriptions = names
         source.filters = header_filters
     else:
-        if speed is not None:
-            raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
         settings = connection_settings(host, port, password, profile, timeout, console=err)
         source = EslSource(settings, names=names, filters=header_filters,
                            format=wire_format.value, reconnect=reconnect)
