@@ -111,3 +111,16 @@ def test_a_hundred_clients_each_with_their_own_filter() -> None:
     for agent, fmt, client in clients:
         events = [f for f in client.frames if isinstance(f, EventFrame)]
         assert [(f.content_type, f.event.destination) for f in events] == [(f"text/event-{fmt}", agent)]
+
+
+def test_filters_per_connection_are_bounded() -> None:
+    from eslkit.sim.session import MAX_FILTERS
+
+    with sim_in_thread(scenario=None) as sim:
+        client = talk(sim.host, sim.port, b"auth ClueCon\n\n")
+        client.sock.sendall(b"".join(b"filter Unique-ID %d\n\n" % i for i in range(MAX_FILTERS + 1)))
+        client.read_until(lambda: len(client.replies()) == 2 + MAX_FILTERS + 1, timeout=5)
+        client.close()
+    replies = [f.reply_text for f in client.replies()[2:]]
+    assert replies[:-1] == [f"+OK filter added. [Unique-ID]=[{i}]" for i in range(MAX_FILTERS)]
+    assert replies[-1].startswith("-ERR too many filters")

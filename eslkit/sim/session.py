@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # switch_log_str2level(): names, or a number.
 LOG_LEVELS = {"CONSOLE": 0, "ALERT": 1, "CRIT": 2, "ERR": 3, "WARNING": 4, "NOTICE": 5, "INFO": 6, "DEBUG": 7}
 MAX_FILTER_REGEX = 512  # a client's regex runs on every event: keep it small
+MAX_FILTERS = 256  # each filter costs every event a lookup; FreeSWITCH has no limit, one client must not stall all
 
 
 def str2level(text: str) -> Optional[int]:
@@ -221,6 +222,8 @@ class Session:
         if sep:
             if name.lower() == "add":
                 name, _, value = value.partition(" ")
+            if len(self.filters) >= MAX_FILTERS:
+                return f"-ERR too many filters (eslkit sim keeps at most {MAX_FILTERS} per connection)"
             self.filters.append((name, value))
             return f"+OK filter added. [{name}]=[{value}]"
         return "-ERR invalid syntax"
