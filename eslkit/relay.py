@@ -104,11 +104,10 @@ class EventSelector:
     def parse(cls, names: Iterable[str] = (), headers: Iterable[str] = ()) -> "EventSelector":
         from eslkit.errors import EslkitError
 
-        wanted = set()
-        for item in names:
-            for name in item.replace(",", " ").split():
-                wanted.add(name)
-        wanted.discard("CUSTOM")  # "CUSTOM sofia::register" names the subclass
+        words = [w for item in names for w in item.replace(",", " ").split()]
+        wanted = set(words)
+        if "CUSTOM" in words and words.index("CUSTOM") < len(words) - 1:
+            wanted.discard("CUSTOM")  # "CUSTOM sofia::register": only those subclasses
         pairs = []
         for item in headers:
             name, sep, value = item.partition("=")
@@ -175,6 +174,7 @@ class Relay:
         self.started = _now()
         self._last_event_clock = time.monotonic()
         self._broker_down = False
+        self.summary: Summary | None = None
         self._stopping: asyncio.Event | None = None
 
     # --- status -----------------------------------------------------------------
@@ -313,4 +313,5 @@ class Relay:
             broker_disconnects=getattr(self.sink, "disconnects", 0),
             switch_disconnects=self.switch_disconnects,
         )
+        self.summary = summary
         return summary

@@ -202,3 +202,24 @@ def test_switch_restart_is_shown_on_the_status_topic_and_the_relay_carries_on(mo
                 proc.kill()
                 proc.wait(5)
         status.close()
+
+
+def test_filtered_relay_still_publishes_every_popup_state(mosquitto):
+    env = {**os.environ, "ESL_PASSWORD": "ClueCon"}
+    sub = MqttCollector(mosquitto, "freeswitch/+/#")
+    with sim_in_thread(scenario="queue", speed=None) as sim:
+        relay = subprocess.Popen([str(ESLKIT), "relay", "--to", mosquitto.url, "--client-id", "e2e-filter",
+                                  "--filter", "CHANNEL_ANSWER", "--host", sim.host, "--port", str(sim.port)],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert sub.wait_for(lambda m: len([t for t, _, _ in m if "/agents/" in t]) >= 5, timeout=20)
+            time.sleep(0.3)
+        finally:
+            relay.terminate()
+            out, err = relay.communicate(timeout=20)
+            sub.close()
+    assert relay.returncode == 0, err
+    events = {t.split("/")[3] for t, _, _ in sub.messages if "/events/" in t}
+    assert events == {"CHANNEL_ANSWER"}
+    states = [json.loads(p)["state"] for t, p, _ in sub.messages if "/agents/" in t]
+    assert sorted(states) == ["answered", "ended", "ended", "ringing", "ringing"]

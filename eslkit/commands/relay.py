@@ -48,6 +48,28 @@ def make_sink(to: str, *, topic: Optional[str], popup_topic: Optional[str], stat
                       "Use mqtt://HOST:PORT, mqtts://HOST:PORT or amqp://USER@HOST:PORT/VHOST.")
 
 
+def merge_subscriptions(names: list[str], needed: list[str]) -> list[str]:
+    """One `event` command for both lists.  FreeSWITCH reads every word after
+    CUSTOM as a subclass, so plain names come first, then CUSTOM and the subclasses."""
+    plain: list[str] = []
+    subclasses: list[str] = []
+    for words in (names, needed):
+        custom = False
+        for word in words:
+            if word == "CUSTOM":
+                custom = True
+            elif custom:
+                subclasses.append(word)
+            else:
+                plain.append(word)
+    if "ALL" in plain:
+        return ["ALL"]
+    merged = list(dict.fromkeys(plain))
+    if subclasses or "CUSTOM" in names or "CUSTOM" in needed:
+        merged += ["CUSTOM", *dict.fromkeys(subclasses)]
+    return merged
+
+
 async def _run(relay: Relay) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -141,7 +163,7 @@ def relay(
 
         settings = connection_settings(host, port, password, profile, timeout, console=err)
         # The call tracker needs the channel events whatever --filter publishes.
-        wanted = ["ALL"] if names == ["ALL"] else list(dict.fromkeys(names + POPUP_EVENTS))
+        wanted = merge_subscriptions(names, list(POPUP_EVENTS))
         source = EslSource(settings, names=wanted, reconnect=True)
 
     def notice(line: str) -> None:
@@ -149,14 +171,17 @@ def relay(
 
     runner = Relay(source, sink, attribution=TrackerAttribution(), select=select,
                    status_interval=status_interval, drain_timeout=drain_timeout, notice=notice)
-    summary = None
     try:
-        summary = asyncio.run(_run(runner))
+        asyncio.run(_run(runner))
     except KeyboardInterrupt:
         pass
+    finally:
+        # Said even when the switch or the broker ended the run with an error.
+        if runner.summary is not None:
+            err.out(f"eslkit relay: {runner.summary.line()}", highlight=False)
+    summary = runner.summary
     if summary is None:
         return
-    err.out(f"eslkit relay: {summary.line()}", highlight=False)
     if not summary.complete:
         raise DeliveryIncomplete(
             f"{summary.dropped + summary.unconfirmed} messages did not reach the broker "
