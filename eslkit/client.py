@@ -154,6 +154,7 @@ class Connection:
         self._connected = asyncio.Event()
         self._hidden_bgjob = False  # we subscribed BACKGROUND_JOB for bgapi, not the user
         self._exiting = False
+        self._stalled = False
         self._delays: Iterator[float] | None = None
         self._up_since = 0.0
 
@@ -191,13 +192,15 @@ class Connection:
         if self.state is ConnState.CLOSED:
             return
         self.state = ConnState.CLOSED
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        # Close the socket first: a pending read then returns even if a cancel is lost.
         self._drop_socket()
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            for _ in range(3):
+                task.cancel()
+                done, _ = await asyncio.wait({task}, timeout=1.0)
+                if done:
+                    break
         self._fail_waiters(Disconnected("The connection was closed."))
         self._ready.set()
 
@@ -300,15 +303,21 @@ class Connection:
                 self._dispatch(frame)
             self._frames.clear()
             reader, parser = self._reader, self._parser
+            loop = asyncio.get_running_loop()
+            stall_after = max(self.timeout * 3, 1.0)
+            self._stalled = False
             while True:
                 if parser.buffered:
-                    # Mid-frame: a peer that stalls here is broken, not idle.
-                    try:
-                        data = await asyncio.wait_for(reader.read(READ_SIZE), max(self.timeout * 3, 1.0))
-                    except asyncio.TimeoutError:
-                        return f"The switch at {self.address} stalled in the middle of a frame."
+                    # Mid-frame: a peer that stalls here is broken, not idle.  A timer
+                    # that closes the socket, not wait_for: wait_for can swallow a
+                    # cancel (bpo-42130) and costs a task per read on the hot path.
+                    timer = loop.call_later(stall_after, self._on_stall)
+                    data = await reader.read(READ_SIZE)
+                    timer.cancel()
                 else:
                     data = await reader.read(READ_SIZE)
+                if self._stalled:
+                    return f"The switch at {self.address} stalled in the middle of a frame."
                 if not data:
                     parser.feed(b"")
                     return reason
@@ -325,6 +334,11 @@ class Connection:
             return str(exc)
         except OSError as exc:
             return f"The connection to {self.address} broke: {exc.strerror or exc}."
+
+    def _on_stall(self) -> None:
+        self._stalled = True
+        if self._writer is not None:
+            self._writer.close()  # the pending read returns and the loop reports the stall
 
     def _dispatch(self, frame: Frame) -> None:
         if isinstance(frame, EventFrame):

@@ -498,3 +498,35 @@ def test_disconnects_in_a_loop_back_off_and_close_promptly():
             assert 3 <= len(accepted) <= 9
             assert statuses[:4] == ["disconnected", "connected", "disconnected", "connected"]
     run(main())
+
+
+def test_close_while_events_stream_never_hangs():
+    """Regression: a cancel lost inside wait_for left close() waiting for ever."""
+    async def firehose(reader, writer):
+        writer.write(auth_request())
+        await read_command(reader)
+        writer.write(command_reply("+OK accepted"))
+        await read_command(reader)
+        writer.write(command_reply("+OK event listener enabled plain"))
+        frame = event_frame(Event([("Event-Name", "HEARTBEAT"), ("Event-Info", "x" * 3000)]))
+        while True:
+            writer.write(frame * 20 + frame[:100])  # always leave a frame half-sent
+            await writer.drain()
+            writer.write(frame[100:])
+            await asyncio.sleep(0.001)
+
+    async def main():
+        async with serve(firehose) as port:
+            for _ in range(15):
+                conn = Connection(port=port)
+                await conn.connect()
+                await conn.subscribe()
+                n = 0
+                async for _ in conn.events():
+                    n += 1
+                    if n == 30:
+                        break
+                started = time.monotonic()
+                await conn.close()
+                assert time.monotonic() - started < 1.5
+    run(main(), timeout=60)
