@@ -217,12 +217,13 @@ CHANNEL_COLUMNS = (
     "initial_cid_num,initial_ip_addr,initial_dest,initial_dialplan,initial_context"
 ).split(",")
 
-# switch_core_sqldb.c: the basic_calls view behind `show calls`.
+# switch_core_sqldb.c: the basic_calls view behind `show calls` (a = the caller, b = its bridged callee).
 CALL_COLUMNS = (
     "uuid,direction,created,created_epoch,name,state,cid_name,cid_num,ip_addr,dest,presence_id,"
-    "presence_data,accountcode,callstate,callee_name,callee_num,callee_direction,call_uuid,hostname,"
+    "presence_data,callstate,callee_name,callee_num,callee_direction,call_uuid,hostname,"
     "sent_callee_name,sent_callee_num"
 ).split(",")
+CALLEE_COLUMNS = [c for c in CALL_COLUMNS if c != "hostname"]
 
 
 class CallRegistry:
@@ -343,9 +344,8 @@ class CallRegistry:
             call = {c: row.get(c, "") for c in CALL_COLUMNS}
             bridge = self.bridges.get(uuid)
             b = self.rows.get(bridge[0], {}) if bridge else {}
-            for c in CALL_COLUMNS:
-                call["b_" + c] = b.get(c, "") if c != "call_uuid" and c != "hostname" else None
-            call = {k: v for k, v in call.items() if v is not None}
+            for c in CALLEE_COLUMNS:
+                call["b_" + c] = b.get(c, "")
             call["call_created_epoch"] = bridge[1] if bridge else ""
             out.append(call)
         return out
