@@ -124,11 +124,45 @@ def measure(broker, events, n: int, qos: int) -> dict:
             "relay_publish_s": round(published - start, 3)}
 
 
+def amqp_rate(events) -> dict:
+    """`relay --to amqp://…`: confirmed publishes per second into a RabbitMQ on loopback."""
+    from eslkit.relay import Relay
+    from eslkit.sinks.amqp import AmqpSink, parse_amqp_url
+    from eslkit.sinks.buffer import Buffer
+    from tests.support.brokers import RabbitMQ
+
+    async def run(url: str) -> float:
+        async def source():
+            for i, ev in enumerate(events):
+                yield ev
+                if i % 256 == 0:
+                    await asyncio.sleep(0)
+
+        sink = AmqpSink(parse_amqp_url(url, password_env="ESLKIT_BENCH_AMQP_PW"), Buffer(len(events) + 10))
+        start = time.time()
+        summary = await Relay(source(), sink, drain_timeout=600).run()
+        assert summary.complete, summary.line()
+        return time.time() - start
+
+    with tempfile.TemporaryDirectory(prefix="eslkit-fanout-amqp-") as d:
+        broker = RabbitMQ(Path(d))
+        os.environ["ESLKIT_BENCH_AMQP_PW"] = broker.password
+        broker.start()
+        try:
+            elapsed = asyncio.run(run(broker.url()))
+        finally:
+            broker.close()
+    return {"broker": "rabbitmq", "events": len(events), "seconds": round(elapsed, 3),
+            "confirmed_per_s": round(len(events) / elapsed)}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--subscribers", default="1,10,100")
     parser.add_argument("--qos", type=int, default=1, choices=(0, 1, 2))
+    parser.add_argument("--amqp", action="store_true",
+                        help="also measure confirmed publishes/s into a RabbitMQ (relay --to amqp://)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -141,8 +175,9 @@ def main(argv=None) -> None:
             rows = [measure(broker, events, int(n), args.qos) for n in args.subscribers.split(",")]
         finally:
             broker.stop()
+    amqp = amqp_rate(events) if args.amqp else None
     if args.json:
-        for row in rows:
+        for row in rows + ([amqp] if amqp else []):
             print(json.dumps(row))
         return
     print(f"Mosquitto {broker.port}, QoS {args.qos}, {args.events} events, {os.cpu_count()} CPUs")
@@ -151,6 +186,8 @@ def main(argv=None) -> None:
     for r in rows:
         print(f"| {r['subscribers']} | {r['events_per_s']:,} | {r['deliveries_per_s']:,} | {r['seconds']} "
               f"| {r['broker_cpu_percent']} % |")
+    if amqp:
+        print(f"RabbitMQ, publisher confirms: {amqp['confirmed_per_s']:,} events/s ({amqp['seconds']} s)")
 
 
 if __name__ == "__main__":
