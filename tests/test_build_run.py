@@ -232,7 +232,20 @@ def test_py3mod_adds_target_to_old_configured_tree(tmp_path):
     forced = run_eslkit("build", "--src", root, "--out", tmp_path / "out", "--force")
     assert forced.returncode == 0, forced.stderr
     assert (esl / "Makefile").read_text().count("\npy3mod: $(MYLIB)") == 1
-    assert run_eslkit("build", "--src", root, "--restore").returncode == 0
+    # configure runs again (a new Makefile without the target), then eslkit again:
+    # --restore must bring back the *new* Makefile, not the first one.
+    reconfigured = (esl / ".eslkit" / "backup" / "Makefile").read_text() + "# configure, second run\n"
+    (esl / "Makefile").write_text(reconfigured)
+    third = run_eslkit("build", "--src", root, "--out", tmp_path / "out")
+    assert third.returncode == 0 and "✓ write Makefile" in third.stdout, third.stdout + third.stderr
+    # a later `make` leaves files of its own in libs/esl: --restore must keep them
+    (esl / "fs_cli").write_bytes(b"\x7fELF user's binary")
+    restored = run_eslkit("build", "--src", root, "--restore")
+    assert restored.returncode == 0, restored.stderr
+    assert (esl / "Makefile").read_text() == reconfigured
+    assert (esl / "fs_cli").read_bytes() == b"\x7fELF user's binary"
+    (esl / "fs_cli").unlink()
+    (esl / "Makefile").write_text(reconfigured.replace("# configure, second run\n", ""))
     assert tree_digest(root) == before
 
 

@@ -7,6 +7,7 @@ file that was not there before the first build, and removes .eslkit itself.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -47,10 +48,8 @@ class Journal:
             json.dump(self.data, fh, indent=1, sort_keys=True)
         os.replace(tmp, self.dir / STATE)
 
-    def snapshot(self) -> None:
-        """Remember every file and folder of libs/esl once, before the first change."""
-        if "files" in self.data:
-            return
+    def _walk(self) -> tuple:
+        """(files, dirs) of libs/esl, relative, leaving out the journal itself."""
         files, dirs = [], []
         for top, dirnames, filenames in os.walk(self.esl):
             rel_top = Path(top).relative_to(self.esl)
@@ -58,24 +57,57 @@ class Journal:
                 dirnames[:] = [d for d in dirnames if d != self.dir.name]
             dirs.extend((rel_top / d).as_posix() for d in dirnames)
             files.extend((rel_top / f).as_posix() for f in filenames)
+        return files, dirs
+
+    def snapshot(self) -> None:
+        """Remember every file and folder of libs/esl once, before the first change."""
+        if "files" in self.data:
+            return
+        files, dirs = self._walk()
         self.data["files"], self.data["dirs"] = sorted(files), sorted(dirs)
         self.save()
 
+    def begin(self, step: str) -> None:
+        """A command is about to create files we cannot name in advance."""
+        self.data["pending"] = step
+        self.save()
+
+    def end(self) -> None:
+        """Record what the build created so far (so --restore removes exactly that)."""
+        files, dirs = self._walk()
+        known_files, known_dirs = set(self.data.get("files", [])), set(self.data.get("dirs", []))
+        created = set(self.data.get("created", [])) | {f for f in files if f not in known_files}
+        created_dirs = set(self.data.get("created_dirs", [])) | {d for d in dirs if d not in known_dirs}
+        self.data["created"], self.data["created_dirs"] = sorted(created), sorted(created_dirs)
+        self.data.pop("pending", None)
+        self.save()
+
     def backup(self, path: Path) -> None:
-        """Keep the original of ``path`` (first time only), then record it."""
+        """Keep the original of ``path`` (first time only, or again if someone changed it since), then record it."""
         rel = path.relative_to(self.esl).as_posix()
         modified = self.data.setdefault("modified", {})
+        written = self.data.setdefault("written", {})
+        copy = self.dir / BACKUP / rel
         if rel in modified:
-            return
-        if path.exists():
-            copy = self.dir / BACKUP / rel
-            if not copy.exists():  # an interrupted earlier run may have made it already
-                copy.parent.mkdir(parents=True, exist_ok=True)
-                tmp = copy.with_name(copy.name + ".tmp")
-                shutil.copy2(path, tmp)
-                os.replace(tmp, copy)
-        modified[rel] = path.exists()
+            if not (path.exists() and rel in written and _digest(path) != written[rel]):
+                return
+            # Changed by someone else since eslkit wrote it (say, configure ran
+            # again): that is the version --restore must bring back now.
+            copy.unlink(missing_ok=True)
+        if path.exists() and not copy.exists():  # an interrupted earlier run may have made it already
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            tmp = copy.with_name(copy.name + ".tmp")
+            shutil.copy2(path, tmp)
+            os.replace(tmp, copy)
+        modified[rel] = path.exists() or modified.get(rel, False)
+        written.pop(rel, None)
         self.save()
+
+    def remember(self, path: Path) -> None:
+        """Note the bytes eslkit (or its command) left in ``path``."""
+        if path.exists():
+            self.data.setdefault("written", {})[path.relative_to(self.esl).as_posix()] = _digest(path)
+            self.save()
 
     def write(self, path: Path, content: str, mode: Optional[int]) -> None:
         self.backup(path)
@@ -89,36 +121,51 @@ class Journal:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        self.remember(path)
 
     # --- undoing ---------------------------------------------------------
     def restore(self) -> list:
-        """Put libs/esl back as the snapshot found it; returns what was done."""
+        """Put back every original and remove what the builds created; returns what was done.
+
+        Files that appeared in libs/esl after the build (say, a later `make`)
+        are left alone - unless a command was interrupted, when every file
+        the snapshot did not have is removed, since nobody recorded them.
+        """
         done = []
-        for rel, existed in sorted(self.data.get("modified", {}).items()):
+        modified = self.data.get("modified", {})
+        for rel, existed in sorted(modified.items()):
             path, copy = self.esl / rel, self.dir / BACKUP / rel
             if existed and copy.exists():
                 tmp = path.with_name(path.name + ".eslkit-restore")
                 shutil.copy2(copy, tmp)  # copy2 keeps the mtime: make sees no change
                 os.replace(tmp, path)
                 done.append(f"restored {rel}")
-        known_files = set(self.data.get("files", []))
-        known_dirs = set(self.data.get("dirs", []))
         if "files" in self.data:
-            for top, dirnames, filenames in os.walk(self.esl, topdown=False):
-                rel_top = Path(top).relative_to(self.esl)
-                if rel_top.parts and rel_top.parts[0] == self.dir.name:
+            known_files, known_dirs = set(self.data["files"]), set(self.data.get("dirs", []))
+            files, dirs = self._walk()
+            interrupted = "pending" in self.data
+            remove = set(self.data.get("created", [])) | {r for r, existed in modified.items() if not existed}
+            for rel in sorted(files):
+                if rel in known_files:
                     continue
-                for name in filenames:
-                    rel = (rel_top / name).as_posix()
-                    if rel not in known_files:
-                        (Path(top) / name).unlink()
-                        done.append(f"removed {rel}")
-                rel = rel_top.as_posix()
-                if rel != "." and rel not in known_dirs:
-                    shutil.rmtree(top, ignore_errors=True)
+                if interrupted or rel in remove or Path(rel).name.startswith(".eslkit-tmp-"):
+                    (self.esl / rel).unlink()
+                    done.append(f"removed {rel}")
+            created_dirs = set(self.data.get("created_dirs", []))
+            for rel in sorted(dirs, key=lambda d: d.count("/"), reverse=True):  # deepest first
+                if rel in known_dirs or not (interrupted or rel in created_dirs):
+                    continue
+                try:
+                    os.rmdir(self.esl / rel)  # only if empty: never someone else's files
                     done.append(f"removed {rel}/")
+                except OSError:
+                    pass
         if self.dir.exists():
             shutil.rmtree(self.dir)
             done.append(f"removed {self.dir.name}/")
         self.data = {}
         return done
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -234,15 +234,20 @@ def _execute(plan: BuildPlan, reporter, log: Log, journal: Journal, fingerprint:
         started = time.monotonic()
         journal.write(change.path, change.content, change.mode)
         reporter.step_done(f"write {change.path.relative_to(plan.tree.esl)}", time.monotonic() - started)
+    journal.end()  # e.g. python3/ created in a 1.6 tree
     for path in plan.overwrites:
         journal.backup(path)
     for step in plan.steps:
         interrupts.check()
         started = time.monotonic()
+        journal.begin(step.name)
         with reporter.running(step):
             run_step(step, log, interrupts=interrupts)
         interrupts.check()
+        journal.end()
         reporter.step_done(step.name, time.monotonic() - started)
+    for path in plan.overwrites:  # now holding swig 4's output
+        journal.remember(path)
     started = time.monotonic()
     delivered = _deliver(plan)
     reporter.step_done(plan.output.describe(), time.monotonic() - started)
