@@ -10,7 +10,7 @@ import pytest
 from eslkit.errors import BrokerError
 from eslkit.event import Event
 from eslkit.protocol import EventFrame, Parser
-from eslkit.relay import EventSelector, Relay
+from eslkit.relay import EventSelector, Relay, TrackerAttribution
 from eslkit.sinks.buffer import Buffer
 from eslkit.sinks.mqtt import MqttSink, parse_mqtt_url
 from tests.support.brokers import MqttCollector, fresh_mosquitto, mosquitto  # noqa: F401 (fixtures)
@@ -281,3 +281,38 @@ def test_live_subscription_keeps_what_the_tracker_needs():
     # Every word after CUSTOM is a subclass to FreeSWITCH: CUSTOM and its subclasses go last.
     assert merged[merged.index("CUSTOM") + 1:] == ["sofia::register", "callcenter::info", "fifo::info"]
     assert set(merged[: merged.index("CUSTOM")]) == {n for n in POPUP_EVENTS if n.isupper() and n != "CUSTOM"}
+
+
+def test_popup_desktop_gets_the_states_it_missed_while_away(mosquitto, captures):
+    from eslkit.sources.broker import PopupState, popup_from_broker
+
+    events = capture_events(captures, "scenario_queue_plain")
+    url = f"{mosquitto.url}/freeswitch/vm"
+
+    async def scenario():
+        # The desktop subscribes once (its session is kept), then goes away.
+        source, _ = popup_from_broker(url, ["1001"])
+        await source.open()
+        await source.close()
+        summary = await Relay(from_list(events), make_sink(mosquitto, client_id="relay-away"),
+                              attribution=TrackerAttribution()).run()
+        # Back: the broker hands over what came meanwhile.
+        source, tracker = popup_from_broker(url, ["1001"])
+        await source.open()
+        got = []
+
+        async def read():
+            async for item in source:
+                if isinstance(item, PopupState):
+                    got.extend(tracker.feed(item))
+                    if len(got) == 3:
+                        return
+
+        await asyncio.wait_for(read(), 10)
+        await source.close()
+        return summary, got, tracker
+
+    summary, got, tracker = run(scenario())
+    assert summary.published_popups == 5
+    assert [leg.state for leg in got] == ["ringing", "answered", "ended"]
+    assert tracker.active("1001") == [] and tracker.recent("1001")[0].outcome == "answered"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import time
 from collections import deque
 from datetime import datetime
@@ -283,7 +284,12 @@ def open_broker_source(
             topics = [f"{prefix}/agents/{ext}/popup" for ext in popup_exts]
         else:
             topics = [f"{prefix}/events/#"]
-        client = _MqttSubscriber(settings, topics)
+        persistent = False
+        if popup_exts and not settings.client_id:
+            # A desktop keeps one session: the broker queues its popup states while it is away.
+            settings.client_id = f"eslkit-popup-{socket.gethostname()}-{'-'.join(popup_exts)}"[:128]
+            persistent = True
+        client = _MqttSubscriber(settings, topics, persistent=persistent or bool(client_id))
         where = f"{settings.where}/{prefix}"
     elif scheme in ("amqp", "amqps"):
         from eslkit.sinks.amqp import AMQP_POPUP_KEY, parse_amqp_url
@@ -313,7 +319,8 @@ def popup_from_broker(url: str, exts: Sequence[str], *, lookup=None, **kw) -> tu
 
 
 class _MqttSubscriber:
-    def __init__(self, settings, topics: Sequence[str], qos: int = 1):
+    def __init__(self, settings, topics: Sequence[str], qos: int = 1, persistent: bool = False):
+        self.persistent = persistent
         self.settings = settings
         self.topics = list(topics)
         self.qos = qos
@@ -343,7 +350,7 @@ class _MqttSubscriber:
         def on_message(client, userdata, msg):
             deliver(msg.topic, msg.payload)
 
-        client = make_client(self.settings, on_message=on_message)
+        client = make_client(self.settings, on_message=on_message, clean_session=not self.persistent)
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
         client.reconnect_delay_set(1, 30)
