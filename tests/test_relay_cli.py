@@ -219,3 +219,13 @@ def test_mqtts_with_a_private_ca(tmp_path, captures):
         assert untrusted.returncode == 13 and "certificate" in untrusted.stderr.lower(), untrusted.stderr
     finally:
         broker.stop()
+
+
+def test_bad_options_are_usage_errors_before_any_connection():
+    bad_header = eslkit("relay", "--to", "mqtt://127.0.0.1:1", "--header", "no-equals-sign", "--replay", "x")
+    assert bad_header.returncode == 2 and "NAME=VALUE" in bad_header.stderr
+    bad_scheme = eslkit("relay", "--to", "http://127.0.0.1:1", "--replay", "x")
+    assert bad_scheme.returncode == 13 and "not a broker URL" in bad_scheme.stderr
+    bad_template = eslkit("relay", "--to", "mqtt://127.0.0.1:1", "--topic", "x/{nope}", "--replay", "x")
+    assert bad_template.returncode == 13 and "{nope}" in bad_template.stderr
+    assert "Traceback" not in bad_header.stderr + bad_scheme.stderr + bad_template.stderr
