@@ -6,7 +6,8 @@ playing the default scenario (6208 calls queue 2000; 1001 and 1002 ring;
 to a real switch, and shows the popup for 1001 and 1002 until Ctrl-C.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer reads these signatures at run time,
+# and on Python 3.9 it cannot see the Annotated options inside string annotations.
 
 import asyncio
 import secrets

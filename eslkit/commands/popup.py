@@ -7,7 +7,8 @@ pulls a fresh snapshot at its own refresh rate, so drawing never holds up
 ingest.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer reads these signatures at run time,
+# and on Python 3.9 it cannot see the Annotated options inside string annotations.
 
 import asyncio
 import contextlib
@@ -111,7 +112,9 @@ class PopupRun:
         self.changes = 0
         self._last_event_clock = time.monotonic()
         self._last: dict[str, LegView] = {}  # the latest ended leg per extension
-        self._stop = asyncio.Event()
+        # Made in run(): on Python 3.9 an asyncio.Event belongs to the loop current
+        # when it is created, and there is none before asyncio.run().
+        self._stop: Optional[asyncio.Event] = None
         self._ring = False
         self._resync_task: Optional[asyncio.Future] = None
 
@@ -214,6 +217,7 @@ class PopupRun:
     # --- the whole run ---------------------------------------------------------------
 
     async def run(self) -> None:
+        self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -264,7 +268,8 @@ class PopupRun:
                 live.refresh()
 
     def stop(self) -> None:
-        self._stop.set()
+        if self._stop is not None:
+            self._stop.set()
 
 
 async def _run(run: PopupRun) -> None:
