@@ -22,6 +22,8 @@ from eslkit.event import Event
 
 FORMATS = ("plain", "json", "xml")
 TOKEN_RE = re.compile(r"~~(U\d+|AGENT[12]|[A-Z]+)(-?\d*)~~")
+TOKEN_KEY_RE = re.compile(r"(U\d+|AGENT[12]|[A-Z]+)(-?\d*)$")
+_PLAIN_VALUE = re.compile(r"[0-9A-Za-z.\-]*")
 
 # Every name switch_name_event() knows (switch_event.c, EVENT_NAMES), in order.
 EVENT_NAMES = (
@@ -123,7 +125,7 @@ class Template:
         for k, v in headers:
             self._lower.setdefault(k.lower(), v if isinstance(v, str) else "|".join(v))
 
-    def compiled(self, fmt: str) -> tuple[list, tuple]:
+    def compiled(self, fmt: str) -> tuple[list, tuple[str, ...]]:
         """The serialised event as UTF-8 pieces with a None slot for each token, and the tokens."""
         done = self._parts.get(fmt)
         if done is None:
@@ -134,7 +136,7 @@ class Template:
             for m in TOKEN_RE.finditer(text):
                 pieces.append(text[pos:m.start()].encode("utf-8"))
                 pieces.append(None)
-                keys.append((m.group(1), int(m.group(2)) if m.group(2) else 0))
+                keys.append(m.group(1) + m.group(2))  # a str key: its hash is cached, a tuple's is not
                 pos = m.end()
             pieces.append(text[pos:].encode("utf-8"))
             done = self._parts[fmt] = (pieces, tuple(keys))
@@ -163,7 +165,7 @@ class Template:
         return SimEvent(self.event_name, self.subclass, get, render)
 
 
-SEQ = ("SEQ", 0)
+SEQ = "SEQ"
 
 
 class CallValues:
@@ -202,9 +204,13 @@ class CallValues:
             return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(secs))
         raise KeyError(kind)
 
-    def encode(self, fmt: str, token: tuple) -> bytes:
-        raw = self.value(token[0], token[1])
-        text = json.dumps(raw, ensure_ascii=False)[1:-1] if fmt == "json" else url_encode(raw)
+    def encode(self, fmt: str, token: str) -> bytes:
+        m = TOKEN_KEY_RE.match(token)
+        raw = self.value(m.group(1), int(m.group(2) or 0))
+        if _PLAIN_VALUE.fullmatch(raw):  # uuids, numbers: the same in every format
+            text = raw
+        else:
+            text = json.dumps(raw, ensure_ascii=False)[1:-1] if fmt == "json" else url_encode(raw)
         data = self.encoded[fmt][token] = text.encode("utf-8")
         return data
 
