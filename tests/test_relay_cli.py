@@ -29,6 +29,24 @@ def start(*args, env=None):
                             env={**os.environ, **(env or {})})
 
 
+def wait_connected(pid: int, port: int, timeout: float = 20.0) -> bool:
+    """Has process `pid` an established TCP connection to 127.0.0.1:`port`? (Linux /proc)"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")}
+        except OSError:
+            inodes = set()
+        with open("/proc/net/tcp") as fh:
+            for line in fh.readlines()[1:]:
+                f = line.split()
+                if f[2].endswith(f":{port:04X}") and f[3] == "01" and f[9] in inodes:
+                    time.sleep(0.3)  # CONNECT, then SUBSCRIBE: a few round trips on loopback
+                    return True
+        time.sleep(0.05)
+    return False
+
+
 def popup_json(capture, exts) -> list[dict]:
     done = eslkit("popup", "--ext", exts, "--format", "json", "--replay", str(capture))
     assert done.returncode == 0, done.stderr
@@ -229,3 +247,22 @@ def test_bad_options_are_usage_errors_before_any_connection():
     bad_template = eslkit("relay", "--to", "mqtt://127.0.0.1:1", "--topic", "x/{nope}", "--replay", "x")
     assert bad_template.returncode == 13 and "{nope}" in bad_template.stderr
     assert "Traceback" not in bad_header.stderr + bad_scheme.stderr + bad_template.stderr
+
+
+def test_watch_from_mqtt_prints_what_watch_prints_for_the_switch(mosquitto, captures):
+    cap = captures / "scenario_noanswer_plain.raw"
+    direct = eslkit("watch", "--replay", str(cap), "--format", "json")
+    assert direct.returncode == 0, direct.stderr
+    want = [json.loads(line) for line in direct.stdout.splitlines()]
+    watcher = start("watch", "--from", f"{mosquitto.url}/freeswitch/vm", "--format", "json",
+                    "--count", str(len(want)))
+    try:
+        # The broker keeps nothing for a fresh session: wait until it is subscribed.
+        assert wait_connected(watcher.pid, mosquitto.port)
+        relayed = eslkit("relay", "--to", mosquitto.url, "--replay", str(cap), "--client-id", "cli-watch-from")
+        assert relayed.returncode == 0, relayed.stderr
+        out, err = watcher.communicate(timeout=30)
+    finally:
+        watcher.kill()
+    assert watcher.returncode == 0, err
+    assert [json.loads(line) for line in out.splitlines()] == want
