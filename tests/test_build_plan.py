@@ -17,10 +17,7 @@ import pytest
 from eslkit.build import prepare
 from eslkit.build.interpreter import probe
 from eslkit.build.tree import inspect_tree
-from eslkit.errors import (
-    BuildError, EslSourcesMissing, NotAFreeSwitchTree, PythonHeadersMissing, ToolMissing, TreeMoved,
-    TreeNotConfigured,
-)
+from eslkit.errors import BuildError, EslSourcesMissing, NotAFreeSwitchTree, TreeMoved
 from tests.support.esl_sdist import EslSdistUnavailable
 from tests.support.fstree import make_tree, pyenv_python, run_eslkit, tree_digest
 
@@ -305,3 +302,48 @@ def test_wheel_plan_is_abi3_only_with_swig_42(trees, target, tmp_path):
     old = prepare(trees["1.11"], python=SYSTEM_PY, wheel=str(tmp_path), swig="/usr/bin/swig")
     if old.swig.version_tuple < (4, 2):
         assert not old.abi3 and any("abi3" in note for note in old.notes)
+
+
+def test_diagnoses_of_real_upstream_failures(trees, tmp_path):
+    """The failures people meet, produced for real, are recognised with the right fix."""
+    import subprocess
+
+    from eslkit.build.diagnose import diagnose
+
+    def output(argv, cwd=None):
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=cwd,
+                              env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+        assert proc.returncode != 0
+        return proc.stdout + proc.stderr
+
+    esl = trees["1.10.12"] / "libs" / "esl"
+    # swig 4 and -classic
+    cause, fix = diagnose(output(["swig", "-classic", "-python", "-c++", "-o", str(tmp_path / "w.cpp"),
+                                  str(esl / "ESL.i")]))
+    assert "-classic" in cause and "python3/Makefile" in fix
+    # the shipped python3/Makefile asks for swig3.0
+    work = tmp_path / "python3"
+    shutil.copytree(esl / "python3", work)
+    shutil.copy2(esl / "ESL.i", tmp_path / "ESL.i")
+    (work / "esl_wrap.cpp").unlink()
+    cause, fix = diagnose(output(["make", "esl_wrap.cpp"], cwd=work))
+    assert "swig3.0" in cause
+    # the shipped python-config on Python 3.12+
+    py312 = pyenv_python("3.12.1", "3.13.0", "3.12", "3.13")
+    if py312:
+        cause, fix = diagnose(output([py312, str(esl / "python3" / "python-config"), "--includes"]))
+        assert "distutils" in cause and "python-config" in fix
+    # a tree moved after configure: the include path is gone
+    src = tmp_path / "t.c"
+    src.write_text('#include "esl.h"\n')
+    cause, fix = diagnose(output(["gcc", "-I/nonexistent/libs/esl/src/include", "-c", str(src), "-o",
+                                  str(tmp_path / "t.o")]))
+    assert "moved" in cause and "configure" in fix
+    # Python.h missing
+    src.write_text("#include <Python.h>\n")
+    cause, fix = diagnose(output(["gcc", "-c", str(src), "-o", str(tmp_path / "t.o")]))
+    assert "Python.h" in cause and "-dev" in fix
+    # linking libpython of a Python that has none
+    cause, fix = diagnose(output(["g++", "-shared", "-o", str(tmp_path / "x.so"), "-lpython3.6m"]))
+    assert "libpython" in cause
+    assert diagnose("all fine\n") == (None, None)

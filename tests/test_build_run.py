@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.esl_sdist import EslSdistUnavailable
-from tests.support.fstree import ESLKIT, REPO, make_tree, pyenv_python, run_eslkit, tree_digest
+from tests.support.fstree import ESLKIT, make_tree, pyenv_python, run_eslkit, tree_digest
 
 pytestmark = pytest.mark.slow
 
