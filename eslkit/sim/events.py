@@ -113,7 +113,7 @@ class SimEvent:
 class Template:
     """One scenario event with ``~~TOKEN~~`` slots, pre-split per wire format."""
 
-    __slots__ = ("at", "event", "event_name", "subclass", "_parts", "_lower")
+    __slots__ = ("at", "event", "event_name", "subclass", "_parts", "_lower", "_exact")
 
     def __init__(self, at: float, headers: list, body: Optional[str]):
         self.at = at
@@ -122,8 +122,11 @@ class Template:
         self.subclass = self.event.get("Event-Subclass")
         self._parts: dict[str, list] = {}
         self._lower: dict[str, str] = {}
+        self._exact: dict[str, str] = {}  # most lookups use the header's own spelling
         for k, v in headers:
-            self._lower.setdefault(k.lower(), v if isinstance(v, str) else "|".join(v))
+            value = v if isinstance(v, str) else "|".join(v)
+            self._lower.setdefault(k.lower(), value)
+            self._exact.setdefault(k, value)
 
     def compiled(self, fmt: str) -> tuple[list, tuple[str, ...]]:
         """The serialised event as UTF-8 pieces with a None slot for each token, and the tokens."""
@@ -144,10 +147,15 @@ class Template:
 
     def instantiate(self, values: "CallValues", seq: int) -> SimEvent:
         lower = self._lower
+        exact = self._exact
 
         def get(name: str) -> Optional[str]:
-            raw = lower.get(name.lower())
-            if raw is None or "~~" not in raw:
+            raw = exact.get(name)
+            if raw is None:
+                raw = lower.get(name.lower())
+                if raw is None:
+                    return None
+            if "~~" not in raw:
                 return raw
             return values.resolve(raw, seq)
 
