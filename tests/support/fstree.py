@@ -2,13 +2,18 @@
 
 The C sources come from the python-ESL sdist (tests/support/esl_sdist.py);
 the small per-version files (Makefiles, python-config) are written here in
-the shape each FreeSWITCH release ships them, checked against
-signalwire/freeswitch at v1.6.20 and v1.10.12:
+the shape FreeSWITCH ships them, from the versions of libs/esl/python/Makefile,
+python3/Makefile and python*/python-config in signalwire/freeswitch that the
+project's search index holds (python3/ ones as in 1.10.x; the python/Makefile
+install target is inferred from Makefile.am's pymod-install):
 
 * ``"1.6"``     libs/esl/python/ only (Python 2 era), pymod target only.
 * ``"1.10.12"`` python/ and python3/; python3/Makefile calls ``swig3.0 ... -classic``,
   python3/python-config imports distutils, SITE_DIR is computed with distutils.
 * ``"1.11"``    python3/ only.
+
+The sdist (python-ESL 1.4.18) predates cJSON: every layout gets esl_json.c and
+no cJSON.c, unlike real 1.8+ trees (standalone mode compiles any src/*.c).
 
 ``make_tree(dest, layout, configured=True)`` adds what ./configure leaves
 behind: a ``libtool`` script at the top and a ``libs/esl/Makefile`` with
