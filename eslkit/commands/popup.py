@@ -93,7 +93,6 @@ class PopupRun:
         out=None,
         console: Optional[Console] = None,
         err: Optional[Console] = None,
-        stop_at_end: bool = True,
     ):
         self.source = source
         self.tracker = tracker
@@ -106,7 +105,6 @@ class PopupRun:
         self.console = console
         self.err = err or Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
         self.writer = JsonWriter(self.out) if fmt is PopupFormat.json else None
-        self.stop_at_end = stop_at_end
         self.connection = f"connecting to {getattr(source, 'description', '')}"
         self.connected = False
         self.changes = 0
@@ -124,8 +122,10 @@ class PopupRun:
         tracker = self.tracker
         async for item in self.source:
             if isinstance(item, Event):
+                before = tracker.now
                 changes = tracker.feed(item)
-                self._last_event_clock = time.monotonic()
+                if tracker.now != before:  # the switch's clock moved: restart the local count
+                    self._last_event_clock = time.monotonic()
                 for leg in changes:
                     self._changed(leg)
             elif isinstance(item, ConnectionStatus):
