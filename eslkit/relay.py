@@ -140,10 +140,11 @@ class Summary:
     unconfirmed: int = 0
     broker_disconnects: int = 0
     switch_disconnects: int = 0
+    source_dropped: int = 0  # events the switch connection's own queue dropped (relay too slow)
 
     @property
     def complete(self) -> bool:
-        return self.dropped == 0 and self.unconfirmed == 0
+        return self.dropped == 0 and self.unconfirmed == 0 and self.source_dropped == 0
 
     def line(self) -> str:
         text = (
@@ -153,6 +154,8 @@ class Summary:
         )
         if self.unconfirmed:
             text += f"; {self.unconfirmed} not confirmed by the broker"
+        if self.source_dropped:
+            text += f"; {self.source_dropped} events dropped before the relay could read them"
         return text
 
 
@@ -186,6 +189,8 @@ class Relay:
             "published": published["event"] + published["popup"],
             "buffered": self.sink.unconfirmed,
             "dropped": self.sink.buffer.dropped,
+            # Events the switch connection dropped because the relay fell behind.
+            "source_dropped": getattr(self.source, "dropped", 0) or 0,
         }
 
     def status(self, state: str = "online") -> dict:
@@ -312,6 +317,7 @@ class Relay:
             unconfirmed=self.sink.unconfirmed,
             broker_disconnects=getattr(self.sink, "disconnects", 0),
             switch_disconnects=self.switch_disconnects,
+            source_dropped=getattr(self.source, "dropped", 0) or 0,
         )
         self.summary = summary
         return summary

@@ -316,3 +316,19 @@ def test_popup_desktop_gets_the_states_it_missed_while_away(mosquitto, captures)
     assert summary.published_popups == 5
     assert [leg.state for leg in got] == ["ringing", "answered", "ended"]
     assert tracker.active("1001") == [] and tracker.recent("1001")[0].outcome == "answered"
+
+
+def test_events_the_switch_connection_dropped_are_reported(mosquitto, captures):
+    events = capture_events(captures, "scenario_noanswer_plain")
+
+    class BehindSource:
+        """A source whose bounded queue had to drop 3 events (as the ESL client counts them)."""
+
+        dropped = 3
+
+        def __aiter__(self):
+            return from_list(events).__aiter__()
+
+    summary = run(Relay(BehindSource(), make_sink(mosquitto, client_id="relay-behind")).run())
+    assert summary.source_dropped == 3 and not summary.complete
+    assert "3 events dropped before the relay could read them" in summary.line()

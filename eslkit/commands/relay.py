@@ -183,8 +183,13 @@ def relay(
     if summary is None:
         return
     if not summary.complete:
+        if summary.dropped or summary.unconfirmed:
+            raise DeliveryIncomplete(
+                f"{summary.dropped + summary.unconfirmed} messages did not reach the broker "
+                f"({summary.dropped} dropped from a full buffer, {summary.unconfirmed} not confirmed)."
+            )
         raise DeliveryIncomplete(
-            f"{summary.dropped + summary.unconfirmed} messages did not reach the broker "
-            f"({summary.dropped} dropped from a full buffer, {summary.unconfirmed} not confirmed)."
+            f"{summary.source_dropped} events were dropped before the relay could read them.",
+            "The relay fell behind the switch: relay fewer events (--filter) or give it more CPU.",
         )
     sys.stderr.flush()
