@@ -15,6 +15,9 @@ value is the empty string.
   visible first (many programs echo their arguments to a terminal) and values
   are cut at 256 characters.  A value can still begin with ``-``: put ``--``
   before such arguments if the program reads options.
+
+While 8 browser launches or programs are still running, further ones are
+skipped: a flood of calls must not become a flood of processes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import string
 import subprocess
 import threading
+import time
 import webbrowser
 from typing import Callable, Optional, Sequence
 from urllib.parse import quote, urlsplit
@@ -34,6 +38,9 @@ __all__ = ["TemplateError", "template_values", "render_template", "UrlAction", "
 
 FIELDS = ("ext", "state", "caller_number", "caller_name", "dialed", "queue", "call_uuid", "leg_uuid")
 MAX_VALUE = 256
+# A flood of rings (a test rig, a looping simulator) must not become a flood of
+# browser tabs or processes: beyond this many still running, an action is skipped.
+MAX_RUNNING = 8
 
 
 def check_template(template: str) -> list[str]:
@@ -95,17 +102,22 @@ class UrlAction:
     def url(self, leg: LegView) -> str:
         return render_template(self.template, template_values(leg), _url_value)
 
-    def __call__(self, leg: LegView) -> None:
+    def __call__(self, leg: LegView) -> bool:
+        """Open the browser; False when skipped (too many still starting)."""
         url = self.url(leg)
         self._threads = [t for t in self._threads if t.is_alive()]
+        if len(self._threads) >= MAX_RUNNING:
+            return False
         thread = threading.Thread(target=self.opener, args=(url,), daemon=True)
         thread.start()
         self._threads.append(thread)
+        return True
 
     def wait(self, timeout: float = 5.0) -> None:
         """Give browsers still being started a moment (a replay can end right after a ring)."""
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(deadline - time.monotonic(), 0))
 
 
 class ExecAction:
@@ -124,7 +136,10 @@ class ExecAction:
         return [render_template(arg, values, _arg_value) for arg in self.argv]
 
     def __call__(self, leg: LegView) -> Optional[subprocess.Popen]:
+        """Start the program; None when skipped (too many still running)."""
         self.reap()
+        if len(self.children) >= MAX_RUNNING:
+            return None
         argv = self.args(leg)
         try:
             child = subprocess.Popen(

@@ -74,3 +74,22 @@ def test_exec_program_missing_is_a_clean_error(tmp_path):
     action = ExecAction([str(tmp_path / "no-such-program")])
     with pytest.raises(TemplateError, match="Cannot run"):
         action(leg())
+
+
+def test_a_flood_of_rings_starts_a_bounded_number_of_programs(tmp_path):
+    from eslkit.actions import MAX_RUNNING
+
+    action = ExecAction([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        started = [action(leg()) for _ in range(MAX_RUNNING + 5)]
+        assert sum(p is not None for p in started) == MAX_RUNNING
+        assert started[-1] is None
+    finally:
+        for child in action.children:
+            child.kill()
+            child.wait(5)
+    action.reap()
+    assert action.children == []
+    assert action(leg()) is not None  # room again once they finished
+    action.children[0].kill()
+    action.children[0].wait(5)
