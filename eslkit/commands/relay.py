@@ -3,8 +3,8 @@
 The typer function only parses options; `eslkit.relay.Relay` does the work.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: typer reads these signatures at
+# run time, and on Python 3.9 it cannot see through string annotations.
 import asyncio
 import contextlib
 import signal
