@@ -81,6 +81,7 @@ def test_allow_option_rejects_other_addresses() -> None:
     (["--scenario", "nosuch"], 11, "There is no scenario called 'nosuch'"),
     (["--scenario", "load:cps=-1"], 11, "The load generator needs"),
     (["--replay", "/nonexistent/x.raw"], 11, "Cannot read the replay file"),
+    (["--password", ""], 2, "always requires a password"),
 ])
 def test_bad_options_end_with_one_clear_sentence(args: list[str], code: int, text: str, monkeypatch,
                                                  capfd) -> None:

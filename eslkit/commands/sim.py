@@ -74,6 +74,9 @@ def sim(
     from eslkit.sim import SimServer
 
     secret = password if password is not None else os.environ.get("ESL_PASSWORD") or "ClueCon"
+    if not secret:
+        raise typer.BadParameter("the simulator always requires a password; give a non-empty one.",
+                                 param_hint="--password")
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     server = SimServer(
         host, port, secret,
