@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# The simulated switch fixtures (`sim`: in a thread; `sim_process`: `eslkit sim` as a process).
+from tests.support.sim import sim, sim_process  # noqa: F401
+
 CAPTURES = Path(__file__).parent / "data" / "fs-captures" / "1.10.12"
 
 
