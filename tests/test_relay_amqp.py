@@ -189,3 +189,40 @@ def test_rabbitmq_restart_mid_stream_loses_nothing(amqp_env, captures):
     finally:
         ch.queue_delete(q)
         conn.close()
+
+
+def test_status_messages_and_popup_from_amqp(amqp_env, captures):
+    from eslkit.sources.broker import PopupState, popup_from_broker
+
+    events = capture_events(captures, "scenario_queue_plain")
+    conn, ch, q = queue(amqp_env, "relay.*.status")
+
+    async def scenario():
+        source, tracker = popup_from_broker(amqp_env.url() + f"?password_env={ENV}", ["1002"])
+        await source.open()
+        got = []
+
+        async def read():
+            async for item in source:
+                if isinstance(item, PopupState):
+                    got.extend(tracker.feed(item))
+                    if len(got) == 2:
+                        return
+
+        reader = asyncio.ensure_future(read())
+        summary = await Relay(from_list(events), sink_for(amqp_env), attribution=TrackerAttribution()).run()
+        await asyncio.wait_for(reader, 15)
+        await source.close()
+        return summary, got
+
+    try:
+        summary, got = run(scenario(), timeout=60)
+        assert [(leg.state, leg.outcome) for leg in got] == [("ringing", None), ("ended", "answered_elsewhere")]
+        statuses = drain(ch, q, 2, timeout=5)
+        assert {key for key, _, _ in statuses} == {"relay.amqp-test.status"}
+        assert statuses[0][1]["state"] == "online"
+        final = statuses[-1][1]
+        assert final["state"] == "offline" and final["received"] == len(events)
+        assert final["published"] == summary.published_events + summary.published_popups and final["dropped"] == 0
+    finally:
+        conn.close()

@@ -42,12 +42,13 @@ def run(coro, timeout=30):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-def test_capture_reaches_a_subscriber_in_order_with_topics(mosquitto, captures):
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_capture_reaches_a_subscriber_in_order_with_topics(mosquitto, captures, qos):
     events = capture_events(captures, "scenario_queue_plain")
     assert len(events) > 50
-    sub = MqttCollector(mosquitto, "freeswitch/vm/events/#")
+    sub = MqttCollector(mosquitto, "freeswitch/vm/events/#", qos=qos)
     try:
-        relay = Relay(from_list(events), make_sink(mosquitto, client_id="relay-order"))
+        relay = Relay(from_list(events), make_sink(mosquitto, client_id=f"relay-order-{qos}", qos=qos))
         summary = run(relay.run())
         assert summary.received == len(events)
         assert summary.published_events == len(events)
