@@ -40,6 +40,7 @@ from eslkit.protocol import (
     disconnect_notice,
     encode_frame,
 )
+from tests.support.brokers import mosquitto  # noqa: F401 (fixture)
 from tests.support.sim import ESLKIT
 from tests.support.transcript_server import read_command
 
@@ -399,3 +400,31 @@ def test_network_text_in_errors_is_shown_safely(case):
     assert watch.returncode in (5, 7), watch.stderr
     no_raw_control(watch.stderr)
     assert b"Traceback" not in watch.stderr
+
+
+# --- eslkit relay: network text in MQTT topics ------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "relay MQTT sink (eslkit/sinks/mqtt.py, relay owner): topic_part() does not bound a level's length, so "
+    "a 70 kB header value in the topic makes paho raise ValueError('Publish topic is too long.') in the "
+    "publishing thread (_pump): a traceback, the thread dies, and nothing after that event is delivered"))
+def test_relay_survives_a_topic_too_long_for_mqtt(tmp_path, mosquitto):  # noqa: F811
+    from tests.support.brokers import MqttCollector
+
+    recording = tmp_path / "long.jsonl"
+    with recording.open("w") as fh:
+        for i, host in enumerate(["h" * 70_000, "vm"]):
+            event = {"Event-Name": "CHANNEL_CREATE", "Unique-ID": f"uuid-{i}", "FreeSWITCH-Hostname": host,
+                     "Caller-Caller-ID-Name": "x"}
+            fh.write(json.dumps({"time": 1000 + i, "event": event}) + "\n")
+    sub = MqttCollector(mosquitto, "freeswitch/vm/#")
+    try:
+        r = run("relay", "--to", mosquitto.url, "--replay", str(recording), "--client-id", "hostile-long",
+                "--drain-timeout", "3")
+        assert b"Traceback" not in r.stderr, r.stderr[-800:]
+        assert sub.wait_for(lambda m: any(b"uuid-1" in p for _, p, _ in m), 5)  # the next event still goes out
+        assert r.returncode in (0, 16), r.stderr
+    finally:
+        sub.close()
