@@ -13,6 +13,7 @@ import pytest
 
 from eslkit import cli
 
+from tests.support.brokers import mosquitto  # noqa: F401 (fixture)
 from tests.support.sim import ESLKIT, sim_in_thread
 
 EXE = [str(ESLKIT)] if ESLKIT.exists() else [sys.executable, "-m", "eslkit"]
@@ -210,3 +211,43 @@ def test_open_url_through_the_browser_python_would_use(captures, tmp_path):
                             capture_output=True, text=True, timeout=30, env=env)
     assert result.returncode == 0, result.stderr
     assert wait_lines(out, 1) == [["https://crm.example/search?phone=6208&name=Caller%206208"]]
+
+
+def test_from_a_broker_shows_what_the_relay_published(captures, mosquitto):
+    """`popup --from mqtt://…` prints the popup states a relay published, unchanged."""
+    import paho.mqtt.client as mqtt
+
+    from eslkit.calls import popup_record
+    from tests.test_calls import capture_events, track
+
+    _, changes = track(capture_events(captures / "scenario_queue_plain.raw"), exts={"1001"})
+    published = [popup_record(leg) for leg in changes]
+    topic = "freeswitch/vm/agents/1001/popup"
+    proc = subprocess.Popen([*EXE, "popup", "--ext", "1001", "--format", "json",
+                             "--from", f"mqtt://{mosquitto.host}:{mosquitto.port}/freeswitch/+"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect(mosquitto.host, mosquitto.port)
+    client.loop_start()
+    got: list[dict] = []
+    reader = __import__("threading").Thread(target=lambda: got.extend(json.loads(line) for line in proc.stdout),
+                                            daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not got and time.monotonic() < deadline:  # until the popup has subscribed
+            client.publish(topic, json.dumps(published[0]), qos=1).wait_for_publish(5)
+            time.sleep(0.3)
+        for record in published[1:]:
+            client.publish(topic, json.dumps(record), qos=1).wait_for_publish(5)
+        while not any(r["state"] == "ended" for r in got) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        proc.send_signal(__import__("signal").SIGINT)
+        err = proc.communicate(timeout=10)[1]
+    assert proc.returncode == 0, err
+    states = [r["state"] for r in got]
+    assert states[-2:] == ["answered", "ended"] and set(states[:-2]) == {"ringing"}
+    assert got[-1] == published[-1]

@@ -137,8 +137,8 @@ class PopupRun:
         """After a reconnect, ask the switch which channels are still up: calls that
         ended while the link was down must not stay 'Ringing' or 'Connected'."""
         conn = getattr(self.source, "conn", None)
-        if conn is None:
-            return
+        if not hasattr(conn, "api"):
+            return  # a broker: the relay's tracker resyncs and publishes the outcome
         try:
             body = await conn.api("show channels as json", timeout=10)
             rows = json.loads(body or "{}").get("rows") or []
@@ -315,6 +315,10 @@ def popup(
     speed: Annotated[Optional[float], typer.Option(
         "--speed", min=0.001,
         help="With --replay: keep the original timing, SPEED times faster (default: as fast as possible).")] = None,
+    from_url: Annotated[Optional[str], typer.Option(
+        "--from", metavar="URL",
+        help="Show the popup states `eslkit relay` publishes, from a broker (mqtt://HOST:PORT[/PREFIX] "
+             "or amqp://…) instead of a switch; broker password in ESLKIT_BROKER_PASSWORD.")] = None,
     bell: Annotated[bool, typer.Option("--bell", help="Ring the terminal bell when a call rings.")] = False,
     match: Annotated[Optional[str], typer.Option(
         "--match", metavar="HEADER",
@@ -333,6 +337,7 @@ def popup(
     [bold]eslkit popup --ext 1001 --open-url 'https://crm.example/search?phone={caller_number}'[/]
     [bold]eslkit popup --ext 1001 --exec notify-send 'Call from {caller_name}'[/]
     [bold]eslkit popup --ext 1001 --format json --replay calls.jsonl[/]
+    [bold]eslkit popup --ext 1001 --from mqtt://broker:1883[/]      (what eslkit relay publishes)
     """
     exts = parse_exts(ext)
     fmt = format or _default_format()
@@ -344,7 +349,14 @@ def popup(
         actions.append(ExecAction(argv))
     lookup = load_contacts(contacts).lookup if contacts else None
     tracker = CallTracker(exts, match=match, lookup=lookup)
-    if replay is not None:
+    if replay is not None and from_url is not None:
+        raise typer.BadParameter("give --replay FILE or --from URL, not both", param_hint="--from")
+    if from_url is not None:
+        from eslkit.sources.broker import popup_from_broker
+
+        # The relay's tracker already decided the states: a stand-in keeps them for the view.
+        source, tracker = popup_from_broker(from_url, exts, lookup=lookup)
+    elif replay is not None:
         from eslkit.sources.replay import ReplaySource
 
         source = ReplaySource(replay, speed=speed)
