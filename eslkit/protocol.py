@@ -24,7 +24,7 @@ from eslkit.event import Event
 
 __all__ = [
     "Frame", "AuthRequest", "CommandReply", "ApiResponse", "EventFrame", "LogData",
-    "DisconnectNotice", "RudeRejection", "Parser", "Event", "encode_command",
+    "DisconnectNotice", "RudeRejection", "Parser", "CommandParser", "Event", "encode_command",
     "encode_frame", "auth_request", "command_reply", "api_response", "event_frame",
     "log_data", "disconnect_notice", "rude_rejection", "DEFAULT_MAX_FRAME_SIZE",
     "GOODBYE", "ACCESS_DENIED",
@@ -333,6 +333,72 @@ def parse_command(data: bytes) -> tuple[str, list[tuple[str, str]]]:
         if sep:
             headers.append((name.strip(), value.strip()))
     return lines[0].rstrip("\r"), headers
+
+
+MAX_COMMAND = 64 * 1024  # one command's header block
+MAX_COMMAND_BODY = 1024 * 1024
+
+
+class CommandParser:
+    """The switch's side: feed a client's bytes, get whole commands back.
+
+    Each command is ``(command, headers, body)``; like mod_event_socket it skips
+    blank lines between commands, accepts ``\r\n``, and reads a body when the
+    command has a Content-Length (sendevent, sendmsg).  A command block over
+    ``MAX_COMMAND`` bytes or a body over ``MAX_COMMAND_BODY`` raises
+    `FrameTooLarge`, so a client sending megabytes without a newline is bounded.
+    """
+
+    def __init__(self, max_command: int = MAX_COMMAND, max_body: int = MAX_COMMAND_BODY):
+        self.max_command, self.max_body = max_command, max_body
+        self._buf = bytearray()
+        self._scan = 0  # where the search for the blank line resumes
+
+    def feed(self, data: bytes) -> list[tuple[str, list[tuple[str, str]], bytes | None]]:
+        buf = self._buf
+        buf += data
+        out = []
+        while buf:
+            start = 0
+            while start < len(buf) and buf[start] in (10, 13):  # blank lines between commands
+                start += 1
+            if start:
+                del buf[:start]
+                self._scan = 0
+                continue
+            end, skip = self._block_end()
+            if end < 0:
+                if len(buf) > self.max_command:
+                    raise FrameTooLarge(f"A client sent {len(buf)} bytes without ending a command.")
+                break
+            command, headers = parse_command(bytes(buf[:end]))
+            length = next((int(v) for k, v in headers if k.lower() == "content-length" and v.isdigit()), 0)
+            if length > self.max_body:
+                raise FrameTooLarge(f"A client announced a {length}-byte command body.")
+            if len(buf) < end + skip + length:
+                break
+            body = bytes(buf[end + skip: end + skip + length]) if length else None
+            del buf[: end + skip + length]
+            self._scan = 0
+            out.append((command, headers, body))
+        return out
+
+    def _block_end(self) -> tuple[int, int]:
+        """End of the header block: two newlines with only CRs between them."""
+        buf = self._buf
+        i = buf.find(b"\n", self._scan)
+        while i >= 0:
+            j = i + 1
+            while j < len(buf) and buf[j] == 13:
+                j += 1
+            if j >= len(buf):
+                self._scan = i
+                return -1, 0
+            if buf[j] == 10:
+                return i, j + 1 - i
+            i = buf.find(b"\n", j)
+        self._scan = max(0, len(buf) - 1)
+        return -1, 0
 
 
 # --- encoding: what a switch sends (the simulator uses these) -------------------------

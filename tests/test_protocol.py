@@ -308,3 +308,34 @@ def test_server_side_encoders_roundtrip():
     frames = parse(command_reply("+OK accepted") + rude_rejection() + disconnect_notice())
     assert [type(f) for f in frames] == [CommandReply, RudeRejection, DisconnectNotice]
     assert frames_of("acl_rejected_from_127.0.0.2") == frames[1:]
+
+
+# --- the switch's side: splitting a client's commands ---------------------------------------------
+
+
+def test_command_parser_splits_every_capture_sent_file_in_any_chunking():
+    from eslkit.protocol import CommandParser
+
+    for path in sorted(CAPTURES.glob("*.sent")):
+        data = path.read_bytes()
+        whole = CommandParser().feed(data)
+        parser = CommandParser()
+        drip = [c for i in range(len(data)) for c in parser.feed(data[i: i + 1])]
+        assert drip == whole, path.name
+        assert len(whole) == data.count(b"\n\n"), path.name
+    bg = CommandParser().feed((CAPTURES / "bgapi_status_plain.sent").read_bytes())
+    assert ("bgapi version", [("Job-UUID", "be4b51a9-2652-4da8-ae24-a436b7edcfec")], None) in bg
+
+
+def test_command_parser_crlf_body_and_bounds():
+    from eslkit.protocol import CommandParser
+
+    parser = CommandParser(max_command=1000, max_body=10)
+    got = parser.feed(b"\r\n\napi status\r\n\r\nsendevent CUSTOM\nContent-Length: 2\n\nhiexit\n\n")
+    assert got == [("api status", [], None),
+                   ("sendevent CUSTOM", [("Content-Length", "2")], b"hi"),
+                   ("exit", [], None)]
+    with pytest.raises(FrameTooLarge):
+        CommandParser(max_command=1000).feed(b"x" * 2000)
+    with pytest.raises(FrameTooLarge):
+        CommandParser(max_body=10).feed(b"sendmsg\nContent-Length: 11\n\n")

@@ -23,15 +23,14 @@ import uuid as uuidlib
 from typing import Iterable, Optional, Union
 
 from eslkit.event import Event
-from eslkit.protocol import command_reply, disconnect_notice, log_data, parse_command, rude_rejection
+from eslkit.errors import FrameTooLarge
+from eslkit.protocol import CommandParser, command_reply, disconnect_notice, log_data, rude_rejection
 from eslkit.sim.events import SimEvent
 from eslkit.sim.session import Session
 
 HOSTNAME = "vm"  # the scenario files come from a switch called vm; keep them consistent
 IPV4 = "192.0.2.2"
 IPV6 = "fd00::2"
-MAX_COMMAND = 64 * 1024  # header block of one command
-MAX_COMMAND_BODY = 1024 * 1024
 SHUTDOWN_TEXT = "The system is being shut down.\n"
 # Playback starts this long after a client's first subscription, so that the
 # filters it sends right after `event ...` apply from the first event.
@@ -301,7 +300,7 @@ class _Connection(asyncio.Protocol):
         self.session = Session(server, server._first_subscribe)
         self.session.connection = self
         self.transport: Optional[asyncio.Transport] = None
-        self._buf = bytearray()
+        self._commands = CommandParser()
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._flush_scheduled = False
@@ -369,33 +368,14 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
-        buf = self._buf
-        buf += data
-        while buf and not self._closing:
-            # mod_event_socket skips newlines between commands
-            start = 0
-            while start < len(buf) and buf[start] in (10, 13):
-                start += 1
-            if start:
-                del buf[:start]
-                continue
-            end, skip = _block_end(buf)
-            if end < 0:
-                if len(buf) > MAX_COMMAND:
-                    self.hang_up()
+        try:
+            commands = self._commands.feed(data)
+        except FrameTooLarge:
+            self.hang_up()  # megabytes without a newline, or a huge body: this client goes
+            return
+        for cmd, headers, body in commands:
+            if self._closing:
                 return
-            cmd, headers = parse_command(bytes(buf[:end]))
-            length = 0
-            for k, v in headers:
-                if k.lower() == "content-length":
-                    length = int(v) if v.isdigit() else 0
-            if length > MAX_COMMAND_BODY:
-                self.hang_up()
-                return
-            if len(buf) < end + skip + length:
-                return
-            body = bytes(buf[end + skip: end + skip + length]) if length else None
-            del buf[: end + skip + length]
             self._command(cmd, headers, body)
 
     # commands and output
@@ -472,18 +452,3 @@ class _Connection(asyncio.Protocol):
         self._closing = True
         self.server.connections.discard(self)
         self.transport.close()
-
-
-def _block_end(buf: bytearray) -> tuple[int, int]:
-    """End of a command's header block: two newlines with only CRs between them."""
-    i = buf.find(b"\n")
-    while i >= 0:
-        j = i + 1
-        while j < len(buf) and buf[j] == 13:
-            j += 1
-        if j < len(buf) and buf[j] == 10:
-            return i, j + 1 - i
-        if j >= len(buf):
-            return -1, 0
-        i = buf.find(b"\n", j)
-    return -1, 0
