@@ -13,7 +13,6 @@ from contextlib import contextmanager
 
 from rich.console import Console, Group
 from rich.panel import Panel
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
@@ -22,6 +21,7 @@ from eslkit.views.safe_text import visible
 
 
 def plan_renderable(plan: BuildPlan) -> Group:
+    from rich.syntax import Syntax  # pygments: only --dry-run needs it
     tree, target = plan.tree, plan.target
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")

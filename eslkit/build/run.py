@@ -17,7 +17,6 @@ from collections import deque
 from pathlib import Path
 from typing import Optional
 
-import sh
 
 from eslkit.build import install
 from eslkit.build.diagnose import diagnose
@@ -91,6 +90,8 @@ def run_step(step: Step, log: Log, timeout: float = 900, interrupts: Optional["I
         log.write(line.rstrip("\n"))
         tail.append(line.rstrip("\n"))
         lines.append(line)
+
+    import sh  # here, not at the top: it costs ~0.1 s and the up-to-date path never runs a command
 
     log.write(f"$ cd {shlex.quote(str(step.cwd))} && {shlex.join(step.argv)}")
     step.cwd.mkdir(parents=True, exist_ok=True)
