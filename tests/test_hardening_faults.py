@@ -1,0 +1,205 @@
+"""A misbehaving switch against the commands as users run them (real processes).
+
+tests/test_client.py injects the same faults into the library's Connection
+(close/stall mid-frame, garbage, 2 GB Content-Length, slow drip, a reply that
+never comes, disconnects in a loop).  Here the question is what the user sees:
+`eslkit watch --no-reconnect` ends within a bounded time with one clear line
+and the documented exit code, never a traceback or a hang; with reconnecting
+on (watch's default, popup always) the command keeps trying with back-off and
+Ctrl-C still ends it at once with its summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from eslkit.protocol import auth_request, command_reply
+from tests.support.sim import ESLKIT
+from tests.support.transcript_server import read_command
+
+EVENT = b'{"Event-Name":"HEARTBEAT","Event-Info":"System Ready","Unique-ID":"u-1"}'
+EVENT_FRAME = b"Content-Length: %d\nContent-Type: text/event-json\n\n%s" % (len(EVENT), EVENT)
+
+
+class MisbehavingSwitch:
+    """Greets, accepts any password, replies +OK to each command; once the client
+    subscribes, `act(writer)` misbehaves.  Counts the connections it accepted."""
+
+    def __init__(self, act):
+        self.act = act
+        self.accepted = 0
+        self.loop = asyncio.new_event_loop()
+
+    async def _handle(self, reader, writer):
+        self.accepted += 1
+        try:
+            writer.write(auth_request())
+            while True:
+                cmd = await read_command(reader)
+                if not cmd:
+                    return
+                if cmd.startswith(b"event "):
+                    writer.write(command_reply("+OK event listener enabled json"))
+                    await writer.drain()
+                    await self.act(writer)
+                    return
+                writer.write(command_reply("+OK accepted" if cmd.startswith(b"auth") else "+OK"))
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    def __enter__(self):
+        ready = threading.Event()
+
+        async def start():
+            self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self.port = self.server.sockets[0].getsockname()[1]
+            ready.set()
+
+        def run():
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(start())
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        assert ready.wait(10)
+        return self
+
+    def __exit__(self, *exc):
+        async def stop():
+            self.server.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+async def close_mid_frame(writer):
+    writer.write(EVENT_FRAME[:-20])
+    await writer.drain()
+
+
+async def stall_mid_frame(writer):
+    writer.write(EVENT_FRAME[:-20])
+    await writer.drain()
+    await asyncio.sleep(60)
+
+
+async def garbage(writer):
+    writer.write(b"\x00\x01\x02 \xff\xfe binary junk\n\n")
+    await writer.drain()
+    await asyncio.sleep(60)
+
+
+async def two_gigabytes(writer):
+    writer.write(b"Content-Length: 2147483648\nContent-Type: text/event-json\n\n{")
+    await writer.drain()
+    await asyncio.sleep(60)
+
+
+async def endless_headers(writer):
+    for _ in range(64):  # 4 MB of header lines without the blank line that ends them
+        writer.write(b"X-Junk: " + b"j" * 65000 + b"\n")
+        await writer.drain()
+    await asyncio.sleep(60)
+
+
+async def slow_drip(writer):
+    """One event, one byte every 20 ms, then the switch goes away."""
+    for byte in EVENT_FRAME:
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.5)
+
+
+async def event_then_close(writer):
+    writer.write(EVENT_FRAME)
+    await writer.drain()
+
+
+def watch(port: int, *args: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ESL_PASSWORD": "ClueCon", "HOME": "/nonexistent"}
+    return subprocess.run([str(ESLKIT), "watch", "--port", str(port), "--format", "json", *args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("act, code, words", [
+    (close_mid_frame, 7, "middle of a frame"),
+    (stall_mid_frame, 7, "stalled"),
+    (garbage, 8, ""),
+    (two_gigabytes, 8, ""),
+    (endless_headers, 8, ""),
+], ids=lambda v: getattr(v, "__name__", str(v)))
+def test_watch_without_reconnect_ends_with_the_documented_code(act, code, words):
+    with MisbehavingSwitch(act) as switch:
+        started = time.monotonic()
+        r = watch(switch.port, "--no-reconnect", "--timeout", "1")
+        elapsed = time.monotonic() - started
+    assert r.returncode in (code, 7), (r.returncode, r.stderr)  # a protocol error may surface as the link lost
+    assert words in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    assert "eslkit: " in r.stderr and "fix:" in r.stderr
+    assert elapsed < 15
+
+
+def test_a_slow_drip_still_delivers_the_event():
+    with MisbehavingSwitch(slow_drip) as switch:
+        r = watch(switch.port, "--no-reconnect", "--timeout", "1")
+    assert r.stdout.strip() and '"Event-Name":"HEARTBEAT"' in r.stdout, r.stderr
+    assert r.returncode == 7 and "Traceback" not in r.stderr  # then the switch went away
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "watch (eslkit/commands/watch.py Watch.run, watch owner): when ingest ends with Disconnected, "
+    "`await ingest` in the finally block re-raises before self._flush(), so the JSON/plain lines still "
+    "batched (up to 0.1 s of events) are never written: the summary says 1 event received, stdout is empty"))
+def test_the_last_events_before_the_switch_closes_are_not_lost():
+    with MisbehavingSwitch(event_then_close) as switch:
+        r = watch(switch.port, "--no-reconnect", "--timeout", "1")
+    assert r.returncode == 7 and "1 events received" in r.stderr, r.stderr
+    assert '"Event-Name":"HEARTBEAT"' in r.stdout
+
+
+@pytest.mark.parametrize("command", ["watch", "popup"])
+def test_disconnects_in_a_loop_back_off_and_ctrl_c_ends_at_once(command):
+    async def hang_up(writer):
+        pass  # straight after the subscription
+
+    env = {**os.environ, "ESL_PASSWORD": "ClueCon", "HOME": "/nonexistent"}
+    extra = ["--ext", "1001"] if command == "popup" else []
+    with MisbehavingSwitch(hang_up) as switch:
+        proc = subprocess.Popen([str(ESLKIT), command, "--port", str(switch.port), "--format", "json", *extra],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            time.sleep(4)
+            tries = switch.accepted
+            started = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=10)
+            stopped_in = time.monotonic() - started
+        finally:
+            proc.kill()
+    assert 2 <= tries <= 12, tries  # it kept trying, with back-off, not in a tight loop
+    assert stopped_in < 3
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    if command == "watch":
+        assert "reconnecting" in err and "events received" in err.splitlines()[-1]
+    else:
+        assert "link lost" in err
