@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.support.brokers import MqttCollector, fresh_mosquitto, mosquitto  # noqa: F401 (fixtures)
+from tests.support.brokers import MqttCollector, fresh_mosquitto, mosquitto, wait_connected  # noqa: F401
 from tests.support.sim import ESLKIT
 
 pytestmark = pytest.mark.slow
@@ -27,24 +27,6 @@ def eslkit(*args, env=None, timeout=60):
 def start(*args, env=None):
     return subprocess.Popen([str(ESLKIT), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
-
-
-def wait_connected(pid: int, port: int, timeout: float = 20.0) -> bool:
-    """Has process `pid` an established TCP connection to 127.0.0.1:`port`? (Linux /proc)"""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")}
-        except OSError:
-            inodes = set()
-        with open("/proc/net/tcp") as fh:
-            for line in fh.readlines()[1:]:
-                f = line.split()
-                if f[2].endswith(f":{port:04X}") and f[3] == "01" and f[9] in inodes:
-                    time.sleep(0.3)  # CONNECT, then SUBSCRIBE: a few round trips on loopback
-                    return True
-        time.sleep(0.05)
-    return False
 
 
 def popup_json(capture, exts) -> list[dict]:

@@ -19,7 +19,7 @@ import pytest
 
 from eslkit.event import Event
 from eslkit.sources.broker import open_broker_source, popup_from_broker
-from tests.support.brokers import MqttCollector, mosquitto  # noqa: F401 (fixtures)
+from tests.support.brokers import MqttCollector, mosquitto, wait_connected  # noqa: F401 (fixtures)
 from tests.support.sim import ESLKIT, sim_in_thread
 
 pytestmark = pytest.mark.slow
@@ -66,7 +66,7 @@ def popup_from_broker_json(url: str, exts, want: int, started: threading.Event, 
     out = io.StringIO()
 
     async def main():
-        source, tracker = popup_from_broker(url, exts)
+        source, tracker = popup_from_broker(url, exts, client_id="e2e-in-process-desktop")
         run = PopupRun(source, tracker, exts, fmt=PopupFormat.json, out=out)
         await source.open()
         started.set()
@@ -223,3 +223,38 @@ def test_filtered_relay_still_publishes_every_popup_state(mosquitto):
     assert events == {"CHANNEL_ANSWER"}
     states = [json.loads(p)["state"] for t, p, _ in sub.messages if "/agents/" in t]
     assert sorted(states) == ["answered", "ended", "ended", "ringing", "ringing"]
+
+
+def test_the_popup_command_from_mqtt_prints_what_popup_on_the_switch_prints(mosquitto):
+    """All four as a user runs them: eslkit sim, relay, popup on the switch, popup --from mqtt."""
+    env = {**os.environ, "ESL_PASSWORD": "ClueCon"}
+    with sim_in_thread(scenario="queue", speed=None, autostart=False) as sim:
+        subscribed = counting_subscribers(sim.server)
+        where = ["--host", sim.host, "--port", str(sim.port)]
+        procs = {
+            "relay": [str(ESLKIT), "relay", "--to", mosquitto.url, "--client-id", "e2e-cli", *where],
+            "direct": [str(ESLKIT), "popup", "--ext", "1001,1002", "--format", "json", *where],
+            "broker": [str(ESLKIT), "popup", "--ext", "1001,1002", "--format", "json",
+                       "--from", f"{mosquitto.url}/freeswitch/+"],
+        }
+        # The desktop gets no ESL password at all.
+        started = {name: subprocess.Popen(cmd, env=env if name != "broker" else dict(os.environ),
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for name, cmd in procs.items()}
+        try:
+            readers = {name: LineReader(p) for name, p in started.items() if name != "relay"}
+            assert wait_until(lambda: len(subscribed) >= 2), "relay and popup did not subscribe"
+            assert wait_connected(started["broker"].pid, mosquitto.port)
+            sim.call(sim.server.play("queue"))
+            assert wait_until(lambda: all(len(r.lines) >= 5 for r in readers.values()), timeout=20), \
+                {n: r.lines for n, r in readers.items()}
+            time.sleep(0.3)
+            direct = [json.loads(line) for line in readers["direct"].lines]
+            assert len(direct) == 5
+            assert [json.loads(line) for line in readers["broker"].lines] == direct
+        finally:
+            for p in started.values():
+                p.terminate()
+            errs = {name: p.communicate(timeout=20)[1] for name, p in started.items()}
+        assert started["relay"].returncode == 0, errs["relay"]
+        assert "dropped 0" in errs["relay"]

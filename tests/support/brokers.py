@@ -49,6 +49,25 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
     return False
 
 
+def wait_connected(pid: int, port: int, timeout: float = 20.0) -> bool:
+    """Has process `pid` an established TCP connection to port `port`? (Linux /proc)
+    Then give it a moment to subscribe: CONNECT and SUBSCRIBE are a few round trips."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")}
+        except OSError:
+            inodes = set()
+        with open("/proc/net/tcp") as fh:
+            for line in fh.readlines()[1:]:
+                f = line.split()
+                if f[2].endswith(f":{port:04X}") and f[3] == "01" and f[9] in inodes:
+                    time.sleep(0.3)
+                    return True
+        time.sleep(0.05)
+    return False
+
+
 def _stop(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
     """Stop a process we started, and its process group (its own children)."""
     if proc is None or proc.poll() is not None:
