@@ -333,3 +333,19 @@ def test_events_the_switch_connection_dropped_are_reported(mosquitto, captures):
     summary = run(Relay(BehindSource(), make_sink(mosquitto, client_id="relay-behind")).run())
     assert summary.source_dropped == 3 and not summary.complete
     assert "3 events dropped before the relay could read them" in summary.line()
+
+
+def test_from_url_parameters(monkeypatch):
+    from eslkit.sources.broker import open_broker_source
+
+    monkeypatch.setenv("DESK_PW", "desk-secret")
+    source = open_broker_source("mqtt://agent@127.0.0.1:1883/freeswitch/vm?password_env=DESK_PW&client_id=desk-7",
+                                popup_exts=["1001"])
+    settings = source.client.settings
+    assert settings.password == "desk-secret" and settings.client_id == "desk-7" and settings.prefix == "freeswitch/vm"
+    assert source.subscriptions == ["freeswitch/vm/agents/1001/popup"]
+    assert "desk-secret" not in repr(settings)
+    with pytest.raises(BrokerError, match="unknown parameter 'password'"):
+        open_broker_source("mqtt://127.0.0.1/?password=oops")
+    with pytest.raises(BrokerError, match="contains a password"):
+        open_broker_source("mqtt://agent:oops@127.0.0.1/")

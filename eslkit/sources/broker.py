@@ -254,12 +254,15 @@ def decode_popup(address: str, payload: bytes) -> Optional[Event]:
 # --- choosing the broker -----------------------------------------------------------------
 
 
-def _split(url: str) -> tuple[str, Optional[str]]:
-    """The URL without its query, and the ``password_env`` the query names."""
+def _split(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without its query, and the query's ``password_env`` / ``client_id``."""
     parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    env = query.get("password_env", [None])[-1]
-    return urlunsplit(parts._replace(query="")), env
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"password_env", "client_id"}
+    if unknown:
+        raise BrokerError(f"The broker URL has an unknown parameter {sorted(unknown)[0]!r}.",
+                          "Only ?password_env=VAR and ?client_id=ID are understood.")
+    return urlunsplit(parts._replace(query="")), query
 
 
 def open_broker_source(
@@ -272,8 +275,9 @@ def open_broker_source(
 ) -> BrokerSource:
     """A source for `--from URL`: events for watch, or (with ``popup_exts``) the
     popup states of those extensions.  Call ``await source.open()`` next."""
-    bare, named = _split(url)
-    env = password_env or named or (PASSWORD_ENV if PASSWORD_ENV in os.environ else None)
+    bare, query = _split(url)
+    env = password_env or query.get("password_env") or (PASSWORD_ENV if PASSWORD_ENV in os.environ else None)
+    client_id = client_id or query.get("client_id")
     scheme = urlsplit(bare).scheme
     if scheme in ("mqtt", "mqtts"):
         from eslkit.sinks.mqtt import parse_mqtt_url
