@@ -304,3 +304,56 @@ def test_sim_refuses_an_empty_password_cleanly(tmp_path):
     r = eslkit(tmp_path, "sim", "--port", "0", "--password", "", timeout=15)
     assert r.returncode == 2, r.stderr
     assert "password" in r.stderr and "Traceback" not in r.stderr
+
+
+def _descendants(root: int) -> dict[int, bytes]:
+    """{pid: cmdline} of every live process below `root`."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    parents[int(entry)] = int(fh.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found = {}
+    for pid in parents:
+        p = pid
+        while p in parents and p not in (0, 1):
+            p = parents[p]
+            if p == root:
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                        found[pid] = fh.read()
+                except OSError:
+                    pass
+                break
+    return found
+
+
+@pytest.mark.slow
+def test_real_build_with_check_never_puts_the_password_in_argv_log_or_output(tmp_path):
+    from tests.support.esl_sdist import EslSdistUnavailable
+    from tests.support.fstree import make_tree
+
+    try:
+        root = make_tree(tmp_path / "fs", "1.6")
+    except EslSdistUnavailable as exc:
+        pytest.skip(f"python-ESL sdist unavailable: {exc}")
+    log = tmp_path / "build.log"
+    seen: dict[int, bytes] = {}
+    with sim_in_thread(password=SECRET, scenario=None) as sim:
+        proc = subprocess.Popen([str(ESLKIT), "build", "--src", str(root), "--out", str(tmp_path / "out"),
+                                 "--log", str(log), "--check", f"127.0.0.1:{sim.port}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=base_env(tmp_path, ESL_PASSWORD=SECRET))
+        deadline = time.monotonic() + 180
+        while proc.poll() is None and time.monotonic() < deadline:
+            seen.update(_descendants(proc.pid))  # swig, gcc, g++, the verifying python ...
+            time.sleep(0.01)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out + err
+    assert f"api status via 127.0.0.1:{sim.port}" in out  # it did log in, with the password
+    assert len(seen) >= 5, seen  # the poller did see the build's children
+    assert_hidden(SECRET, out, err, log.read_text(errors="replace"),
+                  *(c.replace(b"\0", b" ").decode(errors="replace") for c in seen.values()))
