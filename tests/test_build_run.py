@@ -326,3 +326,56 @@ def test_abi3_wheel_with_swig_from_the_package_index(tmp_path):
                         "install", "--no-index", str(wheel)], check=True, timeout=120)
         info = import_esl(vpy)
         assert info["conn"] and info["file"].startswith(str(venv))
+
+
+class _StopAt:
+    """A progress reporter that plays Ctrl-C at the n-th event (before a step or after one)."""
+
+    def __init__(self, n: int):
+        self.n, self.events = n, 0
+
+    def _tick(self):
+        self.events += 1
+        if self.events == self.n:
+            raise KeyboardInterrupt
+
+    def running(self, step):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def cm():
+            self._tick()
+            yield
+        return cm()
+
+    def step_done(self, name, elapsed):
+        self._tick()
+
+    def up_to_date(self, plan, delivered):
+        raise AssertionError("expected a build")
+
+
+def test_ctrl_c_at_every_step_boundary(tmp_path):
+    """py3mod on a configured 1.6 tree: interrupted before/after each step, a rerun finishes
+    and --restore gives back the original tree byte for byte."""
+    from eslkit.build import prepare
+    from eslkit.build.report import Progress
+    from eslkit.build.run import Log, execute, restore
+    from rich.console import Console
+    import io
+
+    root = _tree(tmp_path / "fs", "1.6", configured=True)
+    before = tree_digest(root)
+    out = tmp_path / "out"
+    quiet = Progress(Console(file=io.StringIO()))
+    # events: write x3, then (start, done) for swig and make, then deliver, then verify
+    for n in range(1, 10):
+        plan = prepare(root, python=SYSTEM_PY, out=str(out))
+        with pytest.raises(KeyboardInterrupt):
+            execute(plan, _StopAt(n), Log(None))
+        if n % 2:  # rerun finishes the job...
+            result = execute(prepare(root, python=SYSTEM_PY, out=str(out)), quiet, Log(None))
+            assert not result.up_to_date and import_esl(SYSTEM_PY, out)["conn"]
+        restore(root / "libs" / "esl")  # ...and either way --restore recovers
+        assert tree_digest(root) == before, f"not restored after an interruption at event {n}"
+        shutil.rmtree(out, ignore_errors=True)

@@ -74,11 +74,10 @@ class Journal:
 
     def end(self) -> None:
         """Record what the build created so far (so --restore removes exactly that)."""
-        files, dirs = self._walk()
-        known_files, known_dirs = set(self.data.get("files", [])), set(self.data.get("dirs", []))
+        files, _ = self._walk()
+        known_files = set(self.data.get("files", []))
         created = set(self.data.get("created", [])) | {f for f in files if f not in known_files}
-        created_dirs = set(self.data.get("created_dirs", [])) | {d for d in dirs if d not in known_dirs}
-        self.data["created"], self.data["created_dirs"] = sorted(created), sorted(created_dirs)
+        self.data["created"] = sorted(created)  # (new folders go when empty: see restore)
         self.data.pop("pending", None)
         self.save()
 
@@ -136,7 +135,7 @@ class Journal:
         for rel, existed in sorted(modified.items()):
             path, copy = self.esl / rel, self.dir / BACKUP / rel
             if existed and copy.exists():
-                tmp = path.with_name(path.name + ".eslkit-restore")
+                tmp = path.with_name(".eslkit-tmp-restore-" + path.name)  # a leftover is removed next time
                 shutil.copy2(copy, tmp)  # copy2 keeps the mtime: make sees no change
                 os.replace(tmp, path)
                 done.append(f"restored {rel}")
@@ -151,9 +150,8 @@ class Journal:
                 if interrupted or rel in remove or Path(rel).name.startswith(".eslkit-tmp-"):
                     (self.esl / rel).unlink()
                     done.append(f"removed {rel}")
-            created_dirs = set(self.data.get("created_dirs", []))
             for rel in sorted(dirs, key=lambda d: d.count("/"), reverse=True):  # deepest first
-                if rel in known_dirs or not (interrupted or rel in created_dirs):
+                if rel in known_dirs:
                     continue
                 try:
                     os.rmdir(self.esl / rel)  # only if empty: never someone else's files
