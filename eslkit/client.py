@@ -142,16 +142,18 @@ class Connection:
         self.filters: list[tuple[str, str]] = []
         self._queue: deque = deque()
         self._queue_size = queue_size
-        self._ready = asyncio.Event()
+        # asyncio primitives are made in connect(): on Python 3.9 they bind to the
+        # loop current at construction, and a Connection may be made before asyncio.run().
+        self._ready: asyncio.Event | None = None
+        self._lock: asyncio.Lock | None = None
+        self._connected: asyncio.Event | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._parser = Parser(max_frame_size)
         self._frames: deque = deque()  # parsed but not yet handled (handshake reads)
         self._replies: deque = deque()  # futures waiting for command/reply or api/response, in order
         self._jobs: dict[str, asyncio.Future] = {}
-        self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
-        self._connected = asyncio.Event()
         self._hidden_bgjob = False  # we subscribed BACKGROUND_JOB for bgapi, not the user
         self._exiting = False
         self._stalled = False
@@ -177,6 +179,7 @@ class Connection:
 
     async def connect(self) -> None:
         """Connect and authenticate; errors here are raised, never retried."""
+        self._ready, self._lock, self._connected = asyncio.Event(), asyncio.Lock(), asyncio.Event()
         self.state = ConnState.CONNECTING
         try:
             await self._open()
@@ -202,13 +205,15 @@ class Connection:
                 if done:
                     break
         self._fail_waiters(Disconnected("The connection was closed."))
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
 
     def _drop_socket(self) -> None:
         if self._writer is not None:
             self._writer.close()
         self._writer = self._reader = None
-        self._connected.clear()
+        if self._connected is not None:
+            self._connected.clear()
 
     async def _open(self) -> None:
         """Open the socket, read the greeting, authenticate."""
@@ -415,6 +420,8 @@ class Connection:
 
     async def events(self) -> AsyncIterator[QueueItem]:
         """Events (and link changes) until the connection is closed."""
+        if self._ready is None:
+            raise Disconnected(f"Not connected to {self.address}: call connect() first.")
         queue, ready = self._queue, self._ready
         while True:
             while queue:
@@ -431,6 +438,8 @@ class Connection:
 
     async def _request(self, data: bytes, timeout: float | None, what: str) -> Frame:
         timeout = self.timeout if timeout is None else timeout
+        if self._lock is None:
+            raise Disconnected(f"Not connected to {self.address}: call connect() first.")
         async with self._lock:
             if self._writer is None or self.state is not ConnState.CONNECTED:
                 raise Disconnected(f"Not connected to {self.address} right now; cannot send {what!r}.")
