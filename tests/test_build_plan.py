@@ -89,6 +89,12 @@ def test_not_a_tree_and_no_esl(tmp_path):
         inspect_tree(tmp_path)
 
 
+def test_src_pointing_at_libs_esl(trees):
+    with pytest.raises(NotAFreeSwitchTree) as err:
+        inspect_tree(trees["1.6"] / "libs" / "esl")
+    assert err.value.fix == f"Use --src {trees['1.6']}."
+
+
 # --- the plan: exact argv ---------------------------------------------------------
 
 

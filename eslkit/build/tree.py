@@ -96,6 +96,9 @@ def inspect_tree(src: os.PathLike | str) -> Tree:
         or (root / "libs").is_dir() and (root / "bootstrap.sh").exists()
     )
     if not esl.is_dir():
+        if (root / "ESL.i").is_file() and root.name == "esl":
+            raise NotAFreeSwitchTree(f"{root} is libs/esl itself; --src wants the top of the FreeSWITCH tree.",
+                                     fix=f"Use --src {root.parent.parent}.")
         if looks_like_fs or (root / "libs").is_dir():
             raise EslSourcesMissing(f"{root} has no libs/esl folder, so there is nothing to build.")
         raise NotAFreeSwitchTree(
