@@ -41,7 +41,9 @@ class Figure:
 def fmt_num(value: Optional[float], unit: str = "") -> str:
     if value is None:
         return "—"
-    if abs(value) >= 1000:
+    if float(value).is_integer() and abs(value) < 1000:
+        text = f"{value:.0f}"
+    elif abs(value) >= 1000:
         text = f"{value:,.0f}"
     elif abs(value) >= 100:
         text = f"{value:.0f}"

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import Figure, table  # noqa: E402
 
-SECTIONS = ("throughput",)
+SECTIONS = ("throughput", "latency", "memory", "sim", "build")
 
 
 def main(argv=None) -> int:
@@ -45,6 +45,24 @@ def main(argv=None) -> int:
         from benchmarks import throughput
 
         figures += throughput.measure(count, reps, timeout)
+    if "latency" in sections:
+        from benchmarks import latency
+
+        figures += latency.measure(calls=3 if smoke else 100, rate=2000, timeout=timeout)
+    if "memory" in sections:
+        from benchmarks import memory
+
+        figures += memory.measure(count=20_000 if smoke else 1_000_000, calls=300 if smoke else 100_000,
+                                  timeout=timeout if smoke else 1800)
+    if "sim" in sections:
+        from benchmarks import simload
+
+        figures += simload.measure(seconds=2 if smoke else 5, clients=50 if smoke else 500, check=smoke,
+                                   timeout=timeout)
+    if "build" in sections:
+        from benchmarks import buildbench
+
+        figures += buildbench.measure(reps=1 if smoke else 3, timeout=timeout)
     print(table(figures))
     print(f"\n{'smoke run: ratios are not meaningful. ' if smoke else ''}"
           f"{reps} repetition(s), N={count:,} events per throughput run, {time.monotonic() - started:.0f} s.")

@@ -1,0 +1,84 @@
+"""Target 5: `eslkit sim` as a load generator.
+
+(a) One client: `eslkit sim --scenario load:calls=0,... --speed max`, read by
+a client that only counts frames (benchmarks/clients/sim_load.py), events/s
+over ``seconds``.  (b) 500 clients connected and subscribed at once, all
+receiving: how many got events, and the total rate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+from benchmarks.harness import PASSWORD_ENV, PYTHON, ROOT, Figure
+
+LOAD = "load:calls=0,cps=2000,concurrent=2000,agents=200"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"eslkit sim did not listen on {port}")
+
+
+def _run(clients: int, seconds: float, check: bool, scenario: str, timeout: float) -> dict:
+    port = _free_port()
+    sim = subprocess.Popen([PYTHON, "-m", "eslkit", "sim", "--port", str(port), "--scenario", scenario,
+                            "--speed", "max"], cwd=ROOT, env=dict(os.environ, **PASSWORD_ENV),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_listening(port, sim)
+        argv = [PYTHON, str(ROOT / "benchmarks" / "clients" / "sim_load.py"), str(port),
+                "--clients", str(clients), "--seconds", str(seconds)] + (["--check"] if check else [])
+        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            return {"error": proc.stderr[-300:]}
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        return {"error": str(exc) + sim.stderr.read().decode("utf-8", "replace")[-300:] if sim.poll() is not None else str(exc)}
+    finally:
+        sim.terminate()
+        try:
+            sim.wait(10)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+            sim.wait(5)
+
+
+def measure(seconds: float, clients: int, check: bool, timeout: float) -> list[Figure]:
+    one = Figure("sim_one", "T5 eslkit sim → one client (load, --speed max)", unit="ev/s",
+                 target="≥ 100,000 ev/s")
+    r = _run(1, seconds, check, LOAD, timeout)
+    one.checks = r
+    if r.get("rate_one"):
+        one.value = r["rate_one"]
+        one.passed = one.value >= 100_000 and r.get("bad", 0) == 0
+    else:
+        one.note = r.get("error", "no events")[:200]
+    many = Figure("sim_many", f"T5 eslkit sim → {clients} clients subscribed at once", unit="receiving",
+                  target=f"all {clients} receiving")
+    r = _run(clients, seconds, check, "load:calls=0,cps=50,concurrent=200,agents=50", timeout)
+    many.checks = r
+    if "receiving" in r:
+        many.value = r["receiving"]
+        many.note = (f"{r['rate_total']:,.0f} ev/s delivered in all, {r['min_events']:,}–{r['max_events']:,} "
+                     f"events each, {r['connect_failures']} failed")
+        many.passed = r["receiving"] == clients and r.get("bad", 0) == 0
+    else:
+        many.note = r.get("error", "no result")[:200]
+    return [one, many]
