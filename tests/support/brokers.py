@@ -271,6 +271,19 @@ class RabbitMQ:
         return p.read_text(errors="replace")[-3000:] if p.exists() else ""
 
 
+def started(make, directory: Path, attempts: int = 2):
+    """`make(dir).start()`, once more on new ports if the first try fails (a free port
+    can be taken by someone else between choosing it and the broker binding it)."""
+    for attempt in range(attempts):
+        broker = make(Path(directory) / f"try{attempt}")
+        try:
+            return broker.start()
+        except RuntimeError:
+            getattr(broker, "close", broker.stop)()
+            if attempt == attempts - 1:
+                raise
+
+
 def _require(path: str, what: str) -> None:
     if not os.access(path, os.X_OK):
         pytest.skip(f"{what} is not installed ({path}); scripts/setup --test installs it")
@@ -281,7 +294,7 @@ def mosquitto():
     """A Mosquitto shared by the session's relay tests (do not restart it)."""
     _require(MOSQUITTO, "mosquitto")
     with tempfile.TemporaryDirectory(prefix="eslkit-mosquitto-") as d:
-        broker = Mosquitto(Path(d)).start()
+        broker = started(Mosquitto, Path(d))
         try:
             yield broker
         finally:
@@ -292,7 +305,7 @@ def mosquitto():
 def fresh_mosquitto(tmp_path):
     """A Mosquitto of this test alone: restart or stop it at will."""
     _require(MOSQUITTO, "mosquitto")
-    broker = Mosquitto(tmp_path / "mosquitto").start()
+    broker = started(Mosquitto, tmp_path / "mosquitto")
     try:
         yield broker
     finally:
@@ -304,9 +317,8 @@ def rabbitmq():
     _require(RABBITMQ_SERVER, "rabbitmq-server")
     _require(EPMD, "epmd (erlang-base)")
     with tempfile.TemporaryDirectory(prefix="eslkit-rabbitmq-") as d:
-        broker = RabbitMQ(Path(d))
+        broker = started(RabbitMQ, Path(d))
         try:
-            broker.start()
             yield broker
         finally:
             broker.close()
