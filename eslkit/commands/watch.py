@@ -205,7 +205,7 @@ class Watch:
         self.broken_pipe = False
         self.opened = False
         self._samples: deque = deque()
-        self._stop = asyncio.Event()
+        self._stop: Optional[asyncio.Event] = None  # made in run(): on 3.9 it binds to a loop
         self.writer = None
         if not quiet and fmt is OutputFormat.json:
             self.writer = NdjsonWriter(self.out)
@@ -245,6 +245,7 @@ class Watch:
                     writer.event(item)
                 elif rows is not None:
                     rows.append((now(), item))
+                    self.shown = shown  # for the status line; only the table pays for it
                 if shown == count:
                     break
         except BrokenPipeError:
@@ -300,12 +301,13 @@ class Watch:
         return s
 
     def shown_so_far(self) -> int:
-        return self.stats.events if self.stats is not None else len(self.rows) if self.rows else self.shown
+        return self.stats.events if self.stats is not None else self.shown
 
     # -- the whole run ---------------------------------------------------------------------
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stop.set)
@@ -416,7 +418,7 @@ def watch(
     replay: Annotated[Optional[Path], typer.Option("--replay", metavar="FILE",
         help="Read a recording (--record) or a raw ESL transcript instead of a switch.")] = None,
     from_url: Annotated[Optional[str], typer.Option("--from", metavar="URL",
-        help="Read the events `eslkit relay` publishes to a broker (mqtt://HOST:PORT[/PREFIX], "
+        help="Read the events `eslkit relay` publishes to a broker (mqtt://HOST:PORT\\[/PREFIX], "
              "amqp://USER@HOST:PORT/VHOST) instead of a switch.")] = None,
     speed: Annotated[Optional[float], typer.Option("--speed", min=0.001,
         help="With --replay: keep the original timing, SPEED times faster (default: as fast as possible).")] = None,
