@@ -292,8 +292,10 @@ def test_compile_error_shows_tail_diagnosis_and_fix(tmp_path):
     bad = root / "libs" / "esl" / "src" / "esl_buffer.c"
     bad.write_text(bad.read_text() + "\nthis is not C;\n")
     before = tree_digest(root)
-    proc = run_eslkit("build", "--src", root, "--out", tmp_path / "out")
+    proc = run_eslkit("build", "--src", root, "--out", tmp_path / "out", "--log", tmp_path / "log")
     assert proc.returncode == 28, proc.stdout + proc.stderr
+    log = (tmp_path / "log").read_text()
+    assert "this is not C" in log and "esl_buffer.c" in log  # the full compiler output
     assert "Step 'gcc esl_buffer.c' failed (exit 1): the compiler reported an error" in proc.stderr
     assert "last " in proc.stderr and "esl_buffer.c" in proc.stderr and "error:" in proc.stderr
     assert "fix:" in proc.stderr and "Traceback" not in proc.stderr

@@ -92,3 +92,19 @@ def test_cli_table_and_exit_codes(trees, tmp_path):
     proc = run_eslkit("doctor", "--src", tmp_path, "--python", py)
     assert proc.returncode == 1
     assert "│ fail " in proc.stdout and "1 check(s) failed: FreeSWITCH tree" in proc.stderr
+
+
+def test_read_only_site_packages_warns(tmp_path):
+    import subprocess
+
+    venv = tmp_path / "venv"
+    subprocess.run([SYSTEM_PY, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = probe(str(venv / "bin" / "python")).platlib
+    assert site.startswith(str(venv))
+    import os
+    os.chmod(site, 0o555)
+    try:
+        row = by_name(run_checks(python=str(venv / "bin" / "python")))["install location"]
+        assert row.status == WARN and "read-only" in row.detail and "--out" in row.fix
+    finally:
+        os.chmod(site, 0o755)

@@ -91,8 +91,12 @@ def run_checks(src: Optional[str] = None, python: Optional[str] = None, swig: Op
         else:
             rows.append(Check("Python.h", FAIL, f"missing in {target.include}",
                               f"apt-get install {target.dev_package} (or dnf install python3-devel)"))
-        rows.append(Check("install location", OK, f"{target.platlib}"
-                          + (" (virtualenv)" if target.in_venv else "")))
+        from eslkit.build.run import _not_writable
+
+        why = _not_writable(Path(target.platlib)) if Path(target.platlib).exists() else None
+        rows.append(Check("install location", WARN if why else OK,
+                          why or f"{target.platlib}" + (" (virtualenv)" if target.in_venv else ""),
+                          "--install would fail: use a virtualenv, or --wheel DIR / --out DIR." if why else ""))
     except EslkitError as err:
         rows.append(Check("target Python", FAIL, str(err), err.fix))
     if src:
