@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from eslkit import __version__
 from eslkit.errors import EslkitError
+from eslkit.views.safe_text import visible
 
 app = typer.Typer(
     name="eslkit",
@@ -50,9 +51,10 @@ def _root(
 def report_error(err: EslkitError, console: Optional[Console] = None) -> None:
     """Print a library error as one sentence plus its fix, never a traceback."""
     console = console or Console(stderr=True, highlight=False, soft_wrap=True)
-    console.print(f"[bold red]eslkit:[/] {escape(str(err))}")
+    # Messages can quote the switch (an -ERR reply, a disconnect notice): show them literally.
+    console.print(f"[bold red]eslkit:[/] {escape(visible(str(err)))}")
     if err.fix:
-        console.print(f"  [dim]fix:[/] {escape(err.fix)}")
+        console.print(f"  [dim]fix:[/] {escape(visible(err.fix))}")
 
 
 def _register() -> None:

@@ -14,6 +14,7 @@ the body under ``_body``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterable, Iterator, Union
 from xml.etree import ElementTree
 
@@ -78,6 +79,8 @@ class Event:
     @classmethod
     def from_json(cls, text: str) -> "Event":
         pairs = json.loads(text, object_pairs_hook=_json_pairs)
+        if "\\u" in text and _LONE_SURROGATE_ESCAPE.search(text):
+            pairs = _JsonObject([(k, _scrub(v)) for k, v in pairs])
         if not isinstance(pairs, _JsonObject):
             raise ValueError("a JSON event must be an object")
         body = None
@@ -129,7 +132,7 @@ class Event:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Event":
         """The inverse of `to_dict` (recordings, broker messages)."""
-        data = dict(data)
+        data = {k: _scrub(v) for k, v in data.items()}
         body = data.pop("_body", None)
         headers = [(k, v if isinstance(v, (str, list)) else str(v)) for k, v in data.items()]
         return cls(headers, body, format="json")
@@ -382,6 +385,20 @@ class Event:
         if format == "xml":
             return self.to_xml()
         return self.to_plain()
+
+
+# A JSON "\ud800" escape decodes to a lone surrogate, which no UTF-8 writer
+# accepts: such values get U+FFFD, like invalid bytes on the plain wire.
+_LONE_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _scrub(value):
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
 
 
 class _JsonObject(list):

@@ -386,10 +386,6 @@ def test_exec_runs_without_a_shell_one_argument_per_value(tmp_path):
 HOSTILE_REASON = "\x1b]0;PWNED\x07\x1b[2J[bold]reason[/bold]\u202e"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli.report_error (eslkit/cli.py, lead) escapes Rich markup but prints the error message's control "
-    "characters raw; client.py puts the switch's -ERR reply / disconnect-notice text in AuthError / "
-    "Disconnected: ESC ] (OSC) and U+202E reach the terminal. Fix: visible() the message in report_error"))
 @pytest.mark.parametrize("case", ["auth reply", "disconnect notice"])
 def test_network_text_in_errors_is_shown_safely(case):
     kw = ({"auth_reply": "-ERR " + HOSTILE_REASON} if case == "auth reply"
@@ -460,10 +456,6 @@ def test_watch_and_popup_take_a_lone_surrogate(tmp_path):
     assert p.returncode == 0 and json.loads(p.stdout.splitlines()[0])["state"] == "ringing", p.stderr[-500:]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "eslkit sim --replay (eslkit/sim/replay.py play_to, sim owner; root cause eslkit/event.py url_encode / "
-    "serialize, lead): a recording with a lone surrogate ('\\ud800') makes Event.serialize raise "
-    "UnicodeEncodeError in the replay task: 'Task exception was never retrieved', the client gets no events"))
 def test_sim_replay_survives_a_lone_surrogate(tmp_path):
     from tests.support.sim import sim_subprocess
     from tests.test_sim_protocol import Client
@@ -479,10 +471,6 @@ def test_sim_replay_survives_a_lone_surrogate(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "relay (eslkit/relay.py Relay.handle: item.to_json().encode(), relay owner; root cause Event.to_json "
-    "with ensure_ascii=False, lead): a lone surrogate in an event (recording, JSON wire, --from broker) "
-    "raises UnicodeEncodeError out of the relay: a traceback instead of publishing"))
 def test_relay_survives_a_lone_surrogate(tmp_path, mosquitto):  # noqa: F811
     from tests.support.brokers import MqttCollector
 

@@ -339,3 +339,15 @@ def test_command_parser_crlf_body_and_bounds():
         CommandParser(max_command=1000).feed(b"x" * 2000)
     with pytest.raises(FrameTooLarge):
         CommandParser(max_body=10).feed(b"sendmsg\nContent-Length: 11\n\n")
+
+
+def test_lone_surrogates_from_json_become_replacement_characters():
+    """A JSON "\\ud800" escape (from a switch, a recording or a broker) must not poison output."""
+    payload = b'{"Event-Name":"CUSTOM","Event-Subclass":"a\\ud800b","Caller-Caller-ID-Name":"\\ud83d\\ude00"}'
+    frame = parse(b"Content-Length: %d\nContent-Type: text/event-json\n\n" % len(payload) + payload)[0]
+    assert frame.event.name == "a\ufffdb"
+    assert frame.event.caller_name == "\U0001F600"  # a proper pair stays what it is
+    for fmt in ("plain", "json", "xml"):
+        frame.event.serialize(fmt).encode("utf-8")
+    assert Event.from_dict({"Event-Name": "X", "A": ["\udfff"]}).to_json().encode() == \
+        '{"Event-Name":"X","A":["\ufffd"]}'.encode()
