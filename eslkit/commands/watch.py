@@ -441,6 +441,8 @@ def watch(
     [bold]eslkit watch --header Caller-Destination-Number=1001 --stats[/]
     [bold]eslkit watch --replay calls.jsonl --speed 1[/]
     """
+    if count is not None and count < 1:  # older typers skip min= on Optional options
+        raise typer.BadParameter("must be at least 1.", param_hint="--count")
     names = parse_names(filter)
     header_filters = parse_header_filters(header)
     matches = parse_matches(match)
