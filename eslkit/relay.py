@@ -112,7 +112,8 @@ class EventSelector:
         for item in headers:
             name, sep, value = item.partition("=")
             if not sep or not name.strip():
-                err = EslkitError(f"--header {item!r} is not NAME=VALUE.", "Write it as --header Caller-Destination-Number=1001.")
+                err = EslkitError(f"--header {item!r} is not NAME=VALUE.",
+                                  "Write it as --header Caller-Destination-Number=1001.")
                 err.exit_code = 2
                 raise err
             pairs.append((name.strip(), value))

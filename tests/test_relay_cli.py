@@ -170,7 +170,8 @@ def test_documented_mosquitto_acl_lets_each_agent_read_only_its_own_topics(tmp_p
         assert done.returncode == 0, done.stderr
         for ext, sub in agents.items():
             mine = popup_json(captures / f"{QUEUE}.raw", ext)
-            assert sub.wait_for(lambda m: len([t for t, _, _ in m if "/agents/" in t]) >= len(mine))
+            count = len(mine)
+            assert sub.wait_for(lambda m, n=count: len([t for t, _, _ in m if "/agents/" in t]) >= n)
             time.sleep(0.3)  # anything not allowed would have come by now
             topics = [t for t, _, _ in sub.messages]
             assert all(t.endswith("/" + ext) or t == f"freeswitch/vm/agents/{ext}/popup"

@@ -26,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 from urllib.parse import unquote, urlsplit
 
 from eslkit.errors import BrokerError

@@ -169,7 +169,8 @@ def make_client(settings: MqttSettings, *, clean_session: bool = True, on_messag
         try:
             client.tls_set(ca_certs=settings.tls_ca)
         except (OSError, ssl.SSLError) as exc:
-            raise BrokerError(f"Cannot use the CA file {settings.tls_ca!r}: {exc}.", "Give a PEM file with --tls-ca.") from None
+            raise BrokerError(f"Cannot use the CA file {settings.tls_ca!r}: {exc}.",
+                              "Give a PEM file with --tls-ca.") from None
     if on_message is not None:
         client.on_message = on_message
     return client

@@ -97,7 +97,8 @@ def leg_from_record(record: Any):
         created = when
     contact = record.get("contact")
     return LegView(
-        ext=ext, state=state, leg_uuid=_str(record.get("leg_uuid")) or "", call_uuid=_str(record.get("call_uuid")) or "",
+        ext=ext, state=state, leg_uuid=_str(record.get("leg_uuid")) or "",
+        call_uuid=_str(record.get("call_uuid")) or "",
         time=when, outcome=_str(record.get("outcome")), caller_number=_str(record.get("caller_number")),
         caller_name=_str(record.get("caller_name")), dialed=_str(record.get("dialed")), queue=_str(record.get("queue")),
         hangup_cause=_str(record.get("hangup_cause")), created=created, answered_at=answered_at, ended_at=ended_at,
