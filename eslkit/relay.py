@@ -157,6 +157,11 @@ class Summary:
             text += f"; {self.unconfirmed} not confirmed by the broker"
         if self.source_dropped:
             text += f"; {self.source_dropped} events dropped before the relay could read them"
+        outages = [f"{what} {n} time{'s' if n > 1 else ''}" for what, n in
+                   (("the broker went away", self.broker_disconnects),
+                    ("the switch went away", self.switch_disconnects)) if n]
+        if outages:
+            text += "; " + ", ".join(outages)
         return text
 
 
