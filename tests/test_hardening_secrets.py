@@ -296,10 +296,6 @@ def test_sim_listens_on_loopback_only_by_default_and_wants_the_password(tmp_path
     assert proc.returncode == 0 and SECRET not in out + err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "eslkit sim (eslkit/commands/sim.py, sim owner): `--password ''` reaches SimServer, which raises "
-    "ValueError('the simulator always requires a password') -> a traceback and exit 1 instead of one "
-    "clear sentence and a usage exit code"))
 def test_sim_refuses_an_empty_password_cleanly(tmp_path):
     r = eslkit(tmp_path, "sim", "--port", "0", "--password", "", timeout=15)
     assert r.returncode == 2, r.stderr
