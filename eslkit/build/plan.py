@@ -58,6 +58,7 @@ class Step:
     cwd: Path
     why: str = ""
     env: tuple = ()  # extra (NAME, value) pairs; never secrets
+    group: str = ""  # consecutive steps of one group may run at the same time
 
 
 @dataclass(frozen=True)
@@ -168,18 +169,18 @@ def standalone_steps(tree: Tree, target: Target, swig: Swig, abi3: bool = False)
     for rel in tree.c_sources:
         obj = out / (Path(rel).stem + ".o")
         steps.append(Step(f"gcc {Path(rel).name}", ("gcc", *CFLAGS, f"-I{inc}", "-c", str(esl / rel), "-o", str(obj)),
-                          out, "compile libesl"))
+                          out, "compile libesl", group="compile"))
         objects.append(str(obj))
     oop = out / "esl_oop.o"
     steps.append(Step("g++ esl_oop.cpp", ("g++", *CFLAGS, f"-I{inc}", "-c", str(esl / "src" / "esl_oop.cpp"),
-                                          "-o", str(oop)), out, "compile the ESLconnection classes"))
+                                          "-o", str(oop)), out, "compile the ESLconnection classes", group="compile"))
     objects.append(str(oop))
     py_inc = [f"-I{target.include}"] + ([f"-I{target.platinclude}"] if target.platinclude != target.include else [])
     wrap = out / "esl_wrap.o"
     steps.append(Step("g++ esl_wrap.cpp", ("g++", *CFLAGS, *limited, f"-I{inc}", *py_inc, "-c",
                                            str(out / "esl_wrap.cpp"), "-o", str(wrap)), out,
                       "compile the wrapper for the stable ABI (CPython >= 3.7)" if abi3
-                      else f"compile the wrapper for Python {target.version}"))
+                      else f"compile the wrapper for Python {target.version}", group="compile"))
     objects.append(str(wrap))
     steps.append(Step(f"link {module}", ("g++", "-shared", "-o", str(out / module),
                                                      *objects, "-lpthread", "-lm"),

@@ -33,11 +33,13 @@ class Log:
 
     def __init__(self, path: Optional[Path]):
         self.fh = open(path, "a", encoding="utf-8") if path else None
+        self.lock = threading.Lock()  # compile steps run in parallel
 
     def write(self, text: str) -> None:
         if self.fh:
-            self.fh.write(text if text.endswith("\n") else text + "\n")
-            self.fh.flush()
+            with self.lock:
+                self.fh.write(text if text.endswith("\n") else text + "\n")
+                self.fh.flush()
 
     def close(self) -> None:
         if self.fh:
@@ -81,13 +83,19 @@ def preflight(plan: BuildPlan) -> None:
         find_tool(tool)
 
 
-def run_step(step: Step, log: Log, timeout: float = 900, interrupts: Optional["Interrupts"] = None) -> None:
-    """Run one command with `sh`; on failure raise with its tail and a diagnosis."""
+def run_step(step: Step, log: Log, timeout: float = 900, interrupts: Optional["Interrupts"] = None,
+             stream: bool = True) -> None:
+    """Run one command with `sh`; on failure raise with its tail and a diagnosis.
+
+    ``stream=False`` (parallel steps) writes the output to the log in one
+    block when the command ends, so outputs never interleave.
+    """
     tail: deque = deque(maxlen=TAIL_LINES)
     lines: list = []
 
     def on_line(line: str) -> None:
-        log.write(line.rstrip("\n"))
+        if stream:
+            log.write(line.rstrip("\n"))
         tail.append(line.rstrip("\n"))
         lines.append(line)
 
@@ -105,7 +113,7 @@ def run_step(step: Step, log: Log, timeout: float = 900, interrupts: Optional["I
                    _bg=True, _bg_exc=False, _timeout=timeout, _tty_out=False,
                    _new_group=True)  # its own process group: Ctrl-C is ours to pass on, all at once
     if interrupts is not None:
-        interrupts.running = proc
+        interrupts.running[id(proc)] = proc
         if interrupts.seen:  # Ctrl-C came while the command was starting
             stop(proc)
     try:
@@ -128,7 +136,9 @@ def run_step(step: Step, log: Log, timeout: float = 900, interrupts: Optional["I
         raise err from None
     finally:
         if interrupts is not None:
-            interrupts.running = None
+            interrupts.running.pop(id(proc), None)
+        if not stream and lines:
+            log.write("".join(lines))
 
 
 def stop(proc) -> None:
@@ -152,12 +162,16 @@ class Interrupts:
 
     def __init__(self):
         self.seen = False
-        self.running = None  # the sh process of the current step
+        self.running: dict = {}  # id -> sh process of the current step(s)
         self._previous = None
 
     def _handler(self, signum, frame):
         self.seen = True
-        stop(self.running)
+        self.stop_all()
+
+    def stop_all(self) -> None:
+        for proc in list(self.running.values()):
+            stop(proc)
 
     def check(self) -> None:
         if self.seen:
@@ -172,6 +186,47 @@ class Interrupts:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return False
+
+
+def _batches(steps) -> list:
+    """Consecutive steps of one group form a batch; every other step is a batch of one."""
+    batches: list = []
+    for step in steps:
+        if step.group and batches and batches[-1][0].group == step.group:
+            batches[-1].append(step)
+        else:
+            batches.append([step])
+    return batches
+
+
+class _Label:
+    def __init__(self, name: str):
+        self.name = name
+
+
+def _run_parallel(steps: list, reporter, log: Log, interrupts: "Interrupts") -> None:
+    """Run independent compile steps at once, one per core; the first failure stops the rest."""
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    def one(step):
+        started = time.monotonic()
+        run_step(step, log, interrupts=interrupts, stream=False)
+        reporter.step_done(step.name, time.monotonic() - started)
+
+    workers = max(1, min(len(steps), os.cpu_count() or 1))
+    with reporter.running(_Label(f"compile {len(steps)} files ({workers} at a time)")):
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            # the wrapper takes longest: start it first so it never runs alone at the end
+            ordered = sorted(steps, key=lambda step: "esl_wrap" not in step.name)
+            futures = [pool.submit(one, step) for step in ordered]
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in futures if f.done() and not f.cancelled() and f.exception()), None)
+            if failed is not None:
+                for future in pending:
+                    future.cancel()
+                interrupts.stop_all()
+                wait(futures)
+                raise failed.exception()
 
 
 class Result:
@@ -238,15 +293,19 @@ def _execute(plan: BuildPlan, reporter, log: Log, journal: Journal, fingerprint:
     journal.end()  # e.g. python3/ created in a 1.6 tree
     for path in plan.overwrites:
         journal.backup(path)
-    for step in plan.steps:
+    for batch in _batches(plan.steps):
         interrupts.check()
         started = time.monotonic()
-        journal.begin(step.name)
-        with reporter.running(step):
-            run_step(step, log, interrupts=interrupts)
-        interrupts.check()
+        journal.begin(batch[0].name)
+        if len(batch) == 1:
+            with reporter.running(batch[0]):
+                run_step(batch[0], log, interrupts=interrupts)
+            interrupts.check()
+            reporter.step_done(batch[0].name, time.monotonic() - started)
+        else:
+            _run_parallel(batch, reporter, log, interrupts)
+            interrupts.check()
         journal.end()
-        reporter.step_done(step.name, time.monotonic() - started)
     for path in plan.overwrites:  # now holding swig 4's output
         journal.remember(path)
     started = time.monotonic()
