@@ -43,7 +43,7 @@ def _compiler(name: str, purpose: str) -> Check:
 
 
 def _tree_checks(src: str, target) -> list:
-    from eslkit.build.run import _not_writable  # the same test the build applies
+    from eslkit.build.run import why_not_writable  # the same test the build applies
 
     try:
         tree = inspect_tree(src)
@@ -71,7 +71,7 @@ def _tree_checks(src: str, target) -> list:
                               + ("" if same else f"; the target is {target.executable if target else 'unknown'}"),
                               "" if same else "eslkit build passes PYTHON3=<target> to make, so this is harmless; "
                               "plain `make py3mod` would build for the recorded one."))
-    why = _not_writable(tree.esl)
+    why = why_not_writable(tree.esl)
     rows.append(Check("write permission", FAIL if why else OK, why or f"{tree.esl} is writable",
                       "Run as the tree's owner, chmod u+w, or copy the tree somewhere writable." if why else ""))
     return rows
@@ -91,9 +91,9 @@ def run_checks(src: Optional[str] = None, python: Optional[str] = None, swig: Op
         else:
             rows.append(Check("Python.h", FAIL, f"missing in {target.include}",
                               f"apt-get install {target.dev_package} (or dnf install python3-devel)"))
-        from eslkit.build.run import _not_writable
+        from eslkit.build.run import why_not_writable
 
-        why = _not_writable(Path(target.platlib)) if Path(target.platlib).exists() else None
+        why = why_not_writable(Path(target.platlib)) if Path(target.platlib).exists() else None
         rows.append(Check("install location", WARN if why else OK,
                           why or f"{target.platlib}" + (" (virtualenv)" if target.in_venv else ""),
                           "--install would fail: use a virtualenv, or --wheel DIR / --out DIR." if why else ""))

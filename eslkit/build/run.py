@@ -17,7 +17,6 @@ from collections import deque
 from pathlib import Path
 from typing import Optional
 
-
 from eslkit.build import install
 from eslkit.build.diagnose import diagnose
 from eslkit.build.journal import Journal
@@ -46,7 +45,7 @@ class Log:
             self.fh.close()
 
 
-def _not_writable(path: Path) -> Optional[str]:
+def why_not_writable(path: Path) -> Optional[str]:
     """Why ``path`` cannot be written (root ignores mode bits, so look at them too)."""
     try:
         st = path.stat()
@@ -71,7 +70,7 @@ def preflight(plan: BuildPlan) -> None:
     if plan.state_dir.exists():
         paths.append(plan.state_dir)
     for path in paths:
-        why = _not_writable(path)
+        why = why_not_writable(path)
         if why:
             raise TreeNotWritable(f"Cannot build in {plan.tree.root}: {why}.")
     what = {"install": "into site-packages", "wheel": "the wheel into", "out": "the module into"}[plan.output.kind]
@@ -326,7 +325,7 @@ def restore(esl: Path) -> list:
     journal = Journal(esl)
     if not journal.exists:
         return []
-    why = _not_writable(esl)
+    why = why_not_writable(esl)
     if why:
         raise TreeNotWritable(f"Cannot restore {esl}: {why}.")
     return journal.restore()
