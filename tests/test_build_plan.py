@@ -221,6 +221,8 @@ def _fails(proc, code: int, words: str):
 def test_bad_input_exit_codes(trees, tmp_path):
     out = tmp_path / "out"
     digests = {k: tree_digest(v) for k, v in trees.items()}
+    missing = run_eslkit("build", "--out", out)
+    assert missing.returncode == 2 and "'--src'" in missing.stderr and "required" in missing.stderr
     _fails(run_eslkit("build", "--src", tmp_path, "--out", out), 21, "not a FreeSWITCH source tree")
     bare = tmp_path / "fs-no-esl"
     (bare / "libs").mkdir(parents=True)

@@ -22,7 +22,9 @@ class Mode(str, Enum):
 
 
 def build(
-    src: Annotated[Path, typer.Option("--src", help="FreeSWITCH source tree (holds libs/esl).")],
+    # Optional + checked below, not a bare required option: with postponed annotations,
+    # typer on Python 3.9 turns a required Annotated option into an argument.
+    src: Annotated[Optional[Path], typer.Option("--src", help="FreeSWITCH source tree (holds libs/esl). Required.")] = None,
     python: Annotated[Optional[str], typer.Option("--python", help="Interpreter to build for (default: the active virtualenv's, else python3).")] = None,
     mode: Annotated[Mode, typer.Option("--mode", help="py3mod (configured trees, make), standalone (any tree, gcc/g++), or auto.")] = Mode.auto,
     install: Annotated[bool, typer.Option("--install", help="Install ESL.py and _ESL into the interpreter's site-packages.", rich_help_panel=_OUT)] = False,
@@ -45,6 +47,9 @@ def build(
     from eslkit.build.run import restore as restore_tree
     from eslkit.build.tree import inspect_tree
 
+    if src is None:
+        raise typer.BadParameter("is required: the FreeSWITCH source tree, e.g. --src /usr/local/src/freeswitch",
+                                 param_hint="'--src'")
     console = Console(highlight=False)
     if restore:
         done = restore_tree(inspect_tree(src).esl)
