@@ -175,6 +175,16 @@ def test_install_into_active_venv(tmp_path, venv313):
     info = import_esl(str(venv313 / "bin" / "python"))
     assert info["conn"] and info["file"].startswith(str(venv313))
     assert info["version"] in ("3.12", "3.13")
+    # an older ESL.py earlier on sys.path (here through a .pth) would shadow the new one: say so
+    site = Path(info["file"]).parent
+    old = tmp_path / "old-esl"
+    old.mkdir()
+    (old / "ESL.py").write_text("ESLconnection = object  # an old copy\n")
+    (site / "zz-old-esl.pth").write_text(f"import sys; sys.path.insert(0, {str(old)!r})\n")
+    shadowed = run_eslkit("build", "--src", root, "--install", "--force", env={"VIRTUAL_ENV": str(venv313)})
+    assert shadowed.returncode == 29, shadowed.stdout + shadowed.stderr
+    assert "shadows the new" in shadowed.stderr and str(old / "ESL.py") in shadowed.stderr
+    (site / "zz-old-esl.pth").unlink()
     assert run_eslkit("build", "--src", root, "--restore").returncode == 0
     assert tree_digest(root) == before
 

@@ -117,7 +117,7 @@ where = os.environ.get("ESLKIT_VERIFY_PATH")
 if where:
     sys.path.insert(0, where)
 import ESL
-out = {"file": ESL.__file__, "module": ESL._ESL.__file__,
+out = {"file": ESL.__file__, "module": getattr(getattr(ESL, "_ESL", None), "__file__", None),
        "has_connection": hasattr(ESL, "ESLconnection")}
 check = os.environ.get("ESLKIT_CHECK")
 if check:
@@ -132,8 +132,13 @@ print("ESLKIT-VERIFY " + json.dumps(out))
 """
 
 
-def verify(target: Target, where: Optional[Path], check: Optional[str] = None, timeout: float = 30) -> dict:
-    """Import ESL in the target interpreter (from ``where``, or its own sys.path)."""
+def verify(target: Target, where: Optional[Path], check: Optional[str] = None, timeout: float = 30,
+           expect: Optional[Path] = None) -> dict:
+    """Import ESL in the target interpreter (from ``where``, or its own sys.path).
+
+    ``expect``: the ESL.py just delivered; another one found first (say in the
+    user's site-packages) would shadow it, and `import ESL` would not get the new build.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.pop("ESLKIT_CHECK", None)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave no __pycache__ beside the module
@@ -155,6 +160,10 @@ def verify(target: Target, where: Optional[Path], check: Optional[str] = None, t
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
         raise VerifyFailed(f"`import ESL` failed in {target.executable}: {tail}")
     result = json.loads(line[len("ESLKIT-VERIFY "):])
+    if expect is not None and Path(result["file"]).resolve() != Path(expect).resolve():
+        raise VerifyFailed(f"Python {target.version} imports another ESL module first: {result['file']} "
+                           f"shadows the new {expect}.",
+                           fix=f"Remove {result['file']} (and the _ESL module beside it), then run the build again.")
     if not result.get("has_connection"):
         raise VerifyFailed(f"The built ESL module ({result['file']}) has no ESLconnection class.")
     if check and not result.get("connected"):

@@ -239,6 +239,11 @@ def _deliver(plan: BuildPlan) -> list:
     return install.copy_pair(plan.products, plan.output.dest)
 
 
+def _verify(plan: BuildPlan, delivered: list) -> dict:
+    esl_py = next((p for p in delivered if p.name == "ESL.py"), None)  # none for a wheel
+    return install.verify(plan.target, _verify_path(plan), plan.check, expect=esl_py)
+
+
 def _verify_path(plan: BuildPlan) -> Optional[Path]:
     if plan.output.kind == "wheel":
         return plan.products[0].parent  # the wheel holds exactly these two files
@@ -271,7 +276,7 @@ def execute(plan: BuildPlan, reporter, log: Log, *, force: bool = False) -> Resu
         verified = {}
         if plan.check:  # nothing to build, but the connection test was asked for
             started = time.monotonic()
-            verified = install.verify(plan.target, _verify_path(plan), plan.check)
+            verified = _verify(plan, delivered)
             reporter.step_done(f"import ESL in Python {plan.target.version}, api status via {plan.check}",
                                time.monotonic() - started)
         return Result(plan, up_to_date=True, delivered=delivered, verified=verified)
@@ -311,7 +316,7 @@ def _execute(plan: BuildPlan, reporter, log: Log, journal: Journal, fingerprint:
     delivered = _deliver(plan)
     reporter.step_done(plan.output.describe(), time.monotonic() - started)
     started = time.monotonic()
-    verified = install.verify(plan.target, _verify_path(plan), plan.check)
+    verified = _verify(plan, delivered)
     interrupts.check()
     log.write(f"# verified: {verified}")
     reporter.step_done(f"import ESL in Python {plan.target.version}"
