@@ -141,6 +141,7 @@ def verify(target: Target, where: Optional[Path], check: Optional[str] = None, t
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.pop("ESLKIT_CHECK", None)
+    env.pop("ESL_PASSWORD", None)  # only --check gets it, as ESLKIT_CHECK_PASSWORD
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave no __pycache__ beside the module
     if where:
         env["ESLKIT_VERIFY_PATH"] = str(where)

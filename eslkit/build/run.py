@@ -103,6 +103,7 @@ def run_step(step: Step, log: Log, timeout: float = 900, interrupts: Optional["I
     log.write(f"$ cd {shlex.quote(str(step.cwd))} && {shlex.join(step.argv)}")
     step.cwd.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, LC_ALL="C", **dict(step.env))
+    env.pop("ESL_PASSWORD", None)  # compilers have no business with it
     try:
         command = sh.Command(step.argv[0])
     except sh.CommandNotFound:
