@@ -120,8 +120,9 @@ def _free_port() -> int:
 @pytest.mark.skipif(not _sim_available(), reason="eslkit sim is not written yet (eslkit/commands/sim.py)")
 def test_check_against_eslkit_sim(standalone):
     port = _free_port()
+    secret = "S3cret-not-ClueCon"
     sim = subprocess.Popen([str(ESLKIT), "sim", "--port", str(port)], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, env={**os.environ, "ESL_PASSWORD": "ClueCon"})
+                           stderr=subprocess.PIPE, env={**os.environ, "ESL_PASSWORD": secret})
     try:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -130,9 +131,15 @@ def test_check_against_eslkit_sim(standalone):
                 break
             except OSError:
                 time.sleep(0.1)
-        proc = run_eslkit("build", "--src", standalone["root"], "--out", standalone["out"],
-                          "--check", f"127.0.0.1:{port}", env={"ESL_PASSWORD": "ClueCon"}, timeout=120)
+        log = standalone["out"].parent / "check.log"
+        proc = run_eslkit("build", "--src", standalone["root"], "--out", standalone["out"], "--log", log,
+                          "--check", f"127.0.0.1:{port}", env={"ESL_PASSWORD": secret}, timeout=120)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert secret not in proc.stdout + proc.stderr + (log.read_text() if log.exists() else "")
+        # the wrong password is a clear failure, not a hang
+        wrong = run_eslkit("build", "--src", standalone["root"], "--out", standalone["out"],
+                           "--check", f"127.0.0.1:{port}", env={"ESL_PASSWORD": "wrong"}, timeout=120)
+        assert wrong.returncode == 29 and "could not connect and log in" in wrong.stderr
         assert f"api status via 127.0.0.1:{port}" in proc.stdout
         assert "UP 0 years" in proc.stdout and "is ready" in proc.stdout  # the api status body
     finally:
