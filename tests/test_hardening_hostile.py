@@ -40,7 +40,7 @@ from eslkit.protocol import (
     disconnect_notice,
     encode_frame,
 )
-from tests.support.brokers import mosquitto  # noqa: F401 (fixture)
+from tests.support.brokers import mosquitto, rabbitmq  # noqa: F401 (fixtures)
 from tests.support.sim import ESLKIT
 from tests.support.transcript_server import read_command
 
@@ -398,7 +398,17 @@ def test_network_text_in_errors_is_shown_safely(case):
     assert b"Traceback" not in watch.stderr
 
 
-# --- eslkit relay: network text in MQTT topics ------------------------------------------------------
+# --- eslkit relay: network text in MQTT topics and AMQP routing keys ---------------------------------
+
+
+def long_value_recording(path: Path) -> Path:
+    """A 70 kB hostname (which the default topic / routing key holds), then a normal event."""
+    with path.open("w") as fh:
+        for i, host in enumerate(["h" * 70_000, "vm"]):
+            event = {"Event-Name": "CHANNEL_CREATE", "Unique-ID": f"uuid-{i}", "FreeSWITCH-Hostname": host,
+                     "Caller-Caller-ID-Name": "x"}
+            fh.write(json.dumps({"time": 1000 + i, "event": event}) + "\n")
+    return path
 
 
 @pytest.mark.slow
@@ -409,12 +419,7 @@ def test_network_text_in_errors_is_shown_safely(case):
 def test_relay_survives_a_topic_too_long_for_mqtt(tmp_path, mosquitto):  # noqa: F811
     from tests.support.brokers import MqttCollector
 
-    recording = tmp_path / "long.jsonl"
-    with recording.open("w") as fh:
-        for i, host in enumerate(["h" * 70_000, "vm"]):
-            event = {"Event-Name": "CHANNEL_CREATE", "Unique-ID": f"uuid-{i}", "FreeSWITCH-Hostname": host,
-                     "Caller-Caller-ID-Name": "x"}
-            fh.write(json.dumps({"time": 1000 + i, "event": event}) + "\n")
+    recording = long_value_recording(tmp_path / "long.jsonl")
     sub = MqttCollector(mosquitto, "freeswitch/vm/#")
     try:
         r = run("relay", "--to", mosquitto.url, "--replay", str(recording), "--client-id", "hostile-long",
@@ -424,6 +429,41 @@ def test_relay_survives_a_topic_too_long_for_mqtt(tmp_path, mosquitto):  # noqa:
         assert r.returncode in (0, 16), r.stderr
     finally:
         sub.close()
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "relay AMQP sink (eslkit/sinks/amqp.py routing_key/key_part, relay owner): no bound on the routing key; "
+    "AMQP allows 255 bytes (mod_amqp cuts its key there), so a 70 kB hostname makes every publish fail: "
+    "the relay reconnects ~60 times a second re-sending the same message, and nothing after it is delivered"))
+def test_relay_survives_a_routing_key_too_long_for_amqp(tmp_path, rabbitmq):  # noqa: F811
+    import pika
+
+    recording = long_value_recording(tmp_path / "long.jsonl")
+    params = pika.ConnectionParameters(rabbitmq.host, rabbitmq.port, "/",
+                                       pika.PlainCredentials(rabbitmq.user, rabbitmq.password))
+    conn = pika.BlockingConnection(params)
+    try:
+        ch = conn.channel()
+        ch.exchange_declare("freeswitch", exchange_type="topic", durable=True)
+        q = ch.queue_declare("", exclusive=True).method.queue
+        ch.queue_bind(q, "freeswitch", routing_key="vm.#")
+        proc = subprocess.run([str(ESLKIT), "relay", "--to", rabbitmq.url(), "--password-env", "HOSTILE_AMQP_PW",
+                               "--replay", str(recording), "--drain-timeout", "3"], capture_output=True,
+                              timeout=60, env=env(HOSTILE_AMQP_PW=rabbitmq.password))
+        bodies = []
+        deadline = time.monotonic() + 5
+        while not any(b"uuid-1" in b for b in bodies) and time.monotonic() < deadline:
+            method, _, body = ch.basic_get(q, auto_ack=True)
+            if method is None:
+                conn.process_data_events(0.05)
+            else:
+                bodies.append(body)
+    finally:
+        conn.close()
+    assert b"Traceback" not in proc.stderr, proc.stderr[-800:]
+    assert any(b"uuid-1" in b for b in bodies), proc.stderr[-800:]  # the next event still goes out
+    assert proc.returncode == 0, proc.stderr[-800:]
 
 
 # --- lone surrogates: a JSON "\ud800" escape (a JSON-speaking switch, a recording, a broker) -------------
