@@ -184,3 +184,16 @@ def test_custom_subclass_and_plain_names_together_subscribe_on_the_switch(captur
     assert r.returncode == 0, r.stderr
     got = [(e["Event-Name"], e.get("Event-Subclass")) for e in map(json.loads, r.stdout.splitlines())]
     assert sorted(got, key=str) == sorted([("CUSTOM", "sofia::register")] * 2 + [("MESSAGE_QUERY", None)] * 2, key=str)
+
+
+def test_a_watch_recording_served_by_the_simulator_comes_back_the_same(captures, tmp_path):
+    """watch --record → eslkit sim --replay → watch: the same events, field for field."""
+    rec = tmp_path / "rec.jsonl"
+    first = subprocess.run(ESLKIT + ["watch", "--replay", str(captures / "scenario_queue_plain.raw"),
+                                     "--record", str(rec), "--format", "json"],
+                           capture_output=True, text=True, timeout=30)
+    assert first.returncode == 0, first.stderr
+    with SimThread(replay=str(rec), speed=None) as sim:
+        again = watch_cli(sim.port, "--count", 88, "--format", "json")
+    assert again.returncode == 0, again.stderr
+    assert [json.loads(x) for x in again.stdout.splitlines()] == [json.loads(x) for x in first.stdout.splitlines()]
