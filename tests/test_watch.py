@@ -341,3 +341,41 @@ def test_name_filter_means_what_the_switch_means():
 def test_replay_and_from_together_are_refused(captures):
     result = watch("--replay", captures / "greeting.raw", "--from", "mqtt://127.0.0.1:1")
     assert result.exit_code == 2
+
+
+# --- the table as a renderable, at fixed sizes ------------------------------------------------------
+
+
+def render_screen(rows, width, height, **snap):
+    import io
+
+    from rich.console import Console
+
+    from eslkit.views.theme import THEME
+    from eslkit.views.watch_table import DEFAULT_COLUMNS, WatchScreen, WatchSnapshot
+
+    out = io.StringIO()
+    console = Console(file=out, width=width, height=height, theme=THEME, color_system=None)
+    console.print(WatchScreen(lambda: WatchSnapshot(rows=rows, **snap), DEFAULT_COLUMNS), height=height)
+    return out.getvalue().rstrip("\n").split("\n")
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_table_shows_the_newest_rows_at_the_bottom(captures, width):
+    events = [f.event for f in frames(captures / "scenario_queue_plain.raw")]
+    rows = [(0.0, e) for e in events]
+    lines = render_screen(rows, width, 20, state="connected", source="127.0.0.1:8021", received=88)
+    assert len(lines) == 20 and all(len(x) <= width for x in lines)
+    assert lines[0].startswith("● connected 127.0.0.1:8021") and "88 events" in lines[0]
+    # the last capture event (the agent leg's final CHANNEL_STATE) is on the last line
+    assert "CHANNEL_STATE" in lines[-1] and events[-1].unique_id[:8] in lines[-1]
+    assert ("Channel" in lines[1]) == (width >= 110)  # narrow terminals drop the channel column
+
+
+def test_status_line_shows_disconnection_and_gap():
+    lines = render_screen([], 120, 5, state="disconnected", source="pbx:8021", reason="The system is being shut down.")
+    assert "disconnected pbx:8021" in lines[0] and "retrying" in lines[0] and "shut down" in lines[0]
+    lines = render_screen([], 180, 5, state="connected", source="pbx:8021", gap=2.5, dropped=7,
+                          subscriptions=["CHANNEL_ANSWER"], filters=[("Caller-Destination-Number", "1001")])
+    assert "back after a 2.5s gap" in lines[0] and "dropped 7" in lines[0]
+    assert "event CHANNEL_ANSWER" in lines[0] and "filter Caller-Destination-Number 1001" in lines[0]

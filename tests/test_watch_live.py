@@ -135,10 +135,11 @@ def test_nothing_listening_is_exit_3():
     assert r.returncode == 3 and "refused" in r.stderr
 
 
-def test_reconnects_after_switch_restart_and_ctrl_c_prints_summary():
+def test_reconnects_after_switch_restart_and_ctrl_c_prints_summary(tmp_path):
+    rec = tmp_path / "rec.jsonl"
     with SimThread(scenario=None) as first:
         port = first.port
-        proc = subprocess.Popen(ESLKIT + ["watch", "--port", str(port), "--format", "json"],
+        proc = subprocess.Popen(ESLKIT + ["watch", "--port", str(port), "--format", "json", "--record", str(rec)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "HOME": "/nonexistent"})
         first.wait_connected()
@@ -162,6 +163,11 @@ def test_reconnects_after_switch_restart_and_ctrl_c_prints_summary():
     assert names[0] == "SHUTDOWN"  # from the first switch
     assert "CHANNEL_CREATE" in names  # from the second, after re-subscribing
     assert "events received" in err.splitlines()[-1]
+    # the recording has the link changes, with the gap, between the events
+    records = [json.loads(x) for x in rec.read_text().splitlines()]
+    statuses = [r["status"] for r in records if "status" in r]
+    assert [s["state"] for s in statuses] == ["connected", "disconnected", "connected"]
+    assert "shut down" in statuses[1]["reason"] and statuses[2]["gap"] > 0
 
 
 def test_no_reconnect_ends_with_disconnected_exit_code():
