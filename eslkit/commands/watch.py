@@ -204,8 +204,11 @@ class Watch:
         self.started = time.monotonic()
         self.broken_pipe = False
         self.opened = False
+        self._final_console: Optional[Console] = None
         self._samples: deque = deque()
         self._stop: Optional[asyncio.Event] = None  # made in run(): on 3.9 it binds to a loop
+        # Opened now, so an unwritable path is reported before connecting.
+        self.recorder = Recorder(record) if record else None
         self.writer = None
         if not quiet and fmt is OutputFormat.json:
             self.writer = NdjsonWriter(self.out)
@@ -216,7 +219,7 @@ class Watch:
 
     async def ingest(self) -> None:
         """Take events in as fast as they come; per event do only what was asked for."""
-        recorder = Recorder(self.record_path) if self.record_path else None
+        recorder = self.recorder
         writer = self.writer
         rows = self.rows if (self.fmt is OutputFormat.table and not self.quiet) else None
         stats = self.stats
@@ -319,6 +322,8 @@ class Watch:
             live = Live(WatchScreen(self.make_snapshot, self.columns), console=console,
                         auto_refresh=False, screen=True, transient=False,
                         redirect_stdout=False, redirect_stderr=False)
+            if not console.is_terminal:  # --format table into a file: just the last screenful
+                self._final_console, live = console, None
         ingest = asyncio.ensure_future(self.ingest())
         ticker = asyncio.ensure_future(self._tick(live))
         stop = asyncio.ensure_future(self._stop.wait())
@@ -336,13 +341,15 @@ class Watch:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
+            console = self._final_console
             if live is not None:
                 live.stop()
+                console = live.console
+            if console is not None:
                 # Leave the last screenful behind the summary, sized to the terminal.
                 final = self.make_snapshot()
                 final.state = "stopped" if final.state == "connected" else final.state
-                live.console.print(WatchScreen(lambda: final, self.columns),
-                                   height=max(5, live.console.height - 2))
+                console.print(WatchScreen(lambda: final, self.columns), height=max(5, console.height - 2))
             self._flush()
 
     async def _tick(self, live: Optional[Live]) -> None:
