@@ -379,3 +379,17 @@ def test_status_line_shows_disconnection_and_gap():
                           subscriptions=["CHANNEL_ANSWER"], filters=[("Caller-Destination-Number", "1001")])
     assert "back after a 2.5s gap" in lines[0] and "dropped 7" in lines[0]
     assert "event CHANNEL_ANSWER" in lines[0] and "filter Caller-Destination-Number 1001" in lines[0]
+
+
+def test_unwritable_record_path_fails_before_anything_else(captures, tmp_path):
+    r = run_cli("--replay", captures / "scenario_queue_plain.raw", "--record", tmp_path / "no" / "such" / "dir.jsonl")
+    assert r.returncode == 11 and b"Cannot write the recording" in r.stderr
+    assert r.stdout == b""
+
+
+def test_table_format_into_a_file_is_one_final_screen(captures):
+    r = run_cli("--replay", captures / "scenario_noanswer_plain.raw", "--format", "table", "--columns", "time,event")
+    lines = r.stdout.decode().splitlines()
+    assert r.returncode == 0 and lines[0].startswith("● ")
+    assert "CHANNEL_HANGUP_COMPLETE ORIGINATOR_CANCEL" in r.stdout.decode()
+    assert b"\x1b[?1049h" not in r.stdout  # no alternate screen when not on a terminal
