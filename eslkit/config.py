@@ -266,11 +266,10 @@ def resolve(
             f"prefer the {PASSWORD_ENV} environment variable or a profile in "
             f"{eslkit_config_path(env)} (chmod 600)."
         )
-    if source == "profile" and prof is not None and _readable_by_others(prof.source):
-        warnings.append(
-            f"{prof.source} holds a password and is readable by other users; "
-            f"run: chmod 600 {prof.source}"
-        )
+    # Every file read that holds a password should be private, used this time or not.
+    for path in sorted({p.source for p in profiles.values() if p.password is not None}, key=str):
+        if _readable_by_others(path):
+            warnings.append(f"{path} holds a password and is readable by other users; run: chmod 600 {path}")
     return ConnectionSettings(
         host=host or (prof.host if prof and prof.host else DEFAULT_HOST),
         port=port or (prof.port if prof and prof.port else DEFAULT_PORT),

@@ -89,7 +89,15 @@ def test_world_readable_config_with_password_warns(home):
     path = write_toml(home, '[profiles.p]\npassword = "pw"\n', mode=0o644)
     s = resolve(profile="p", env=env_for(home))
     assert any(str(path) in w and "chmod 600" in w for w in s.warnings)
+    # the file is exposed even when ESL_PASSWORD wins this time
+    s = resolve(profile="p", env=env_for(home, ESL_PASSWORD="x"))
+    assert any("chmod 600" in w for w in s.warnings)
     path.chmod(0o600)
+    assert resolve(profile="p", env=env_for(home)).warnings == ()
+
+
+def test_world_readable_config_without_password_is_fine(home):
+    write_toml(home, '[profiles.p]\nhost = "h"\n', mode=0o644)
     assert resolve(profile="p", env=env_for(home)).warnings == ()
 
 
