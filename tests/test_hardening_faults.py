@@ -18,6 +18,7 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -225,3 +226,25 @@ def test_table_gives_the_terminal_back_when_the_switch_goes_away():
     last_enter = out.rindex(b"\x1b[?1049h")
     assert b"\x1b[?1049l" in out[last_enter:] and b"\x1b[?25h" in out[last_enter:]  # ...and gave it back
     assert out.index(b"closed the connection") > out.rindex(b"\x1b[?1049l")  # the error after, on the real screen
+
+
+# --- the local side fails: a full disk -----------------------------------------------------------------
+
+NOANSWER = Path(__file__).parent / "data" / "fs-captures" / "1.10.12" / "scenario_noanswer_plain.raw"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "watch/popup (eslkit/sinks/recorder.py Recorder, eslkit/views/ndjson.py NdjsonWriter, eslkit/views/popup.py "
+    "JsonWriter; watch and popup owners): OSError ENOSPC from a full disk is not turned into an EslkitError: "
+    "a traceback and exit 1"))
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux) to make a write fail")
+@pytest.mark.parametrize("case", ["watch-record", "watch-stdout", "popup-stdout"])
+def test_a_full_disk_is_one_clear_error(case):
+    args = {"watch-record": ["watch", "--format", "json", "--record", "/dev/full"],
+            "watch-stdout": ["watch", "--format", "json"],
+            "popup-stdout": ["popup", "--ext", "1002", "--format", "json"]}[case]
+    with open("/dev/full" if case.endswith("stdout") else os.devnull, "wb") as out:
+        r = subprocess.run([str(ESLKIT), *args, "--replay", str(NOANSWER)], stdout=out, stderr=subprocess.PIPE,
+                           text=True, timeout=30, env={**os.environ, "HOME": "/nonexistent"})
+    assert "Traceback" not in r.stderr, r.stderr[-600:]
+    assert r.returncode not in (0, 1) and "No space left on device" in r.stderr, r.stderr
