@@ -56,6 +56,14 @@ class SimThread:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+        async def cancel_rest():
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self._call(cancel_rest())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
 

@@ -115,3 +115,20 @@ def test_hostile_caller_names_cannot_clear_or_retitle_the_terminal(tmp_path):
         assert tmux.title() != "pwned"
     finally:
         tmux.kill()
+
+
+def test_table_keeps_up_with_a_flood():
+    """Hundreds of calls as fast as the simulator can send them: the table draws at its own
+    pace while every event is taken in (nothing dropped), and the last screen shows the count."""
+    with SimThread(scenario="load:calls=300,cps=2000,concurrent=100,agents=20", speed=None) as sim:
+        tmux = Tmux(_watch_command(f"--port {sim.port} --stats --count 5000"), 120, 30)
+        try:
+            lines = tmux.wait_for(lambda ls: any("events received" in x for x in ls), timeout=60)
+        finally:
+            tmux.kill()
+    summary = next(x for x in lines if "events received" in x)
+    received = int(summary.split("eslkit watch: ")[1].split(" ")[0])
+    assert received >= 5000 and ", 0 dropped," in summary
+    status = next(x for x in lines if x.startswith("● "))
+    assert f"│ {received} events" in status and "dropped 0" in status
+    assert any(x.startswith("calls active") for x in lines)
