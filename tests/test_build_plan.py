@@ -355,3 +355,28 @@ def test_diagnoses_of_real_upstream_failures(trees, tmp_path):
     cause, fix = diagnose(output(["g++", "-shared", "-o", str(tmp_path / "x.so"), "-lpython3.6m"]))
     assert "libpython" in cause
     assert diagnose("all fine\n") == (None, None)
+
+
+def test_probe_answer_is_reused_only_for_the_same_interpreter(tmp_path):
+    """An up-to-date run need not start the target Python: the journal's probe is reused
+    while the binary and pyvenv.cfg are unchanged; scripts (pyenv shims) are always asked."""
+    import subprocess
+
+    from eslkit.build.interpreter import identity
+
+    venv = tmp_path / "venv"
+    subprocess.run([SYSTEM_PY, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    exe = str(venv / "bin" / "python")
+    real = probe(exe)
+    assert real.executable == exe and real.platlib.startswith(str(venv))
+    remembered = {"identity": identity(exe), "facts": dict(real.as_dict(), version_full="9.9.9")}
+    assert probe(exe, known=remembered).version_full == "9.9.9"  # reused, not asked
+    cfg = venv / "pyvenv.cfg"
+    os.utime(cfg, ns=(cfg.stat().st_atime_ns, cfg.stat().st_mtime_ns + 10**9))
+    assert probe(exe, known=remembered).version_full == real.version_full  # changed: asked again
+    shim = tmp_path / "python3"
+    shim.write_text(f"#!/bin/sh\nexec {exe} \"$@\"\n")
+    shim.chmod(0o755)
+    assert identity(str(shim)) is None
+    remembered = {"identity": None, "facts": dict(real.as_dict(), version_full="9.9.9")}
+    assert probe(str(shim), known=remembered).version_full == real.version_full

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from eslkit.build.interpreter import probe, require_headers
+from eslkit.build.journal import Journal
 from eslkit.build.plan import BuildPlan, Output, make_plan
 from eslkit.build.tools import find_swig
 from eslkit.build.tree import inspect_tree
@@ -30,7 +31,7 @@ def prepare(src, *, python: Optional[str] = None, mode: str = "auto", install: b
     if check and (":" not in check or not check.rpartition(":")[2].isdigit()):
         raise BuildError(f"--check wants HOST:PORT, got {check!r}.", fix="For example --check 127.0.0.1:8021.")
     tree = inspect_tree(src)
-    target = probe(python)
+    target = probe(python, known=Journal(tree.esl).data.get("probe"))
     require_headers(target)
     tools = find_swig(swig)
     if wheel:

@@ -81,14 +81,49 @@ def default_python() -> str:
     return found
 
 
-def probe(python: Optional[str] = None) -> Target:
-    """Ask the interpreter about itself (a ~20 ms subprocess)."""
+def resolve(python: Optional[str] = None) -> str:
+    """The interpreter's absolute path (venv symlinks kept: they decide sys.prefix)."""
     python = python or default_python()
     exe = shutil.which(python) if os.sep not in python else python
     if not exe or not os.access(exe, os.X_OK):
         raise PythonHeadersMissing(f"The target interpreter {python} does not exist or is not executable.",
                                    fix="Give an existing interpreter with --python PATH (e.g. $(pyenv prefix 3.12.1)/bin/python3).")
-    exe = str(Path(exe).absolute())  # keep venv symlinks: they decide sys.prefix
+    return str(Path(exe).absolute())
+
+
+def identity(exe: str) -> Optional[list]:
+    """What the probe's answer depends on, when it is cheap to tell; else None.
+
+    Only for a real binary (or a symlink to one, as in a venv): a script such
+    as a pyenv shim may pick another Python at every call, so it is always asked.
+    """
+    try:
+        real = os.path.realpath(exe)
+        with open(real, "rb") as fh:
+            if fh.read(4) != b"\x7fELF":
+                return None
+        st = os.stat(real)
+        cfg = Path(exe).parent.parent / "pyvenv.cfg"
+        cfg_st = os.stat(cfg) if cfg.exists() else None
+    except OSError:
+        return None
+    return [exe, real, st.st_ino, st.st_size, st.st_mtime_ns,
+            [cfg_st.st_ino, cfg_st.st_size, cfg_st.st_mtime_ns] if cfg_st else None]
+
+
+def probe(python: Optional[str] = None, known: Optional[dict] = None) -> Target:
+    """Ask the interpreter about itself (a 20-60 ms subprocess).
+
+    ``known``: ``{"identity": ..., "facts": ...}`` from an earlier probe (the build
+    journal keeps one); reused when the interpreter's identity is unchanged, so an
+    up-to-date build need not start the interpreter at all.
+    """
+    exe = resolve(python)
+    if known and known.get("identity") is not None and known.get("identity") == identity(exe):
+        try:
+            return Target(**{k: known["facts"][k] for k in Target.__dataclass_fields__})
+        except (KeyError, TypeError):
+            pass  # an older journal: ask again
     try:
         proc = subprocess.run([exe, "-I", "-c", _PROBE], capture_output=True, text=True,
                               timeout=30, check=False)

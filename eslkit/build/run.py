@@ -19,6 +19,7 @@ from typing import Optional
 
 from eslkit.build import install
 from eslkit.build.diagnose import diagnose
+from eslkit.build.interpreter import identity
 from eslkit.build.journal import Journal
 from eslkit.build.plan import BuildPlan, Step
 from eslkit.build.tools import find_tool
@@ -323,6 +324,7 @@ def _execute(plan: BuildPlan, reporter, log: Log, journal: Journal, fingerprint:
     reporter.step_done(f"import ESL in Python {plan.target.version}"
                        + (f", api status via {plan.check}" if plan.check else ""), time.monotonic() - started)
     journal.data["last"] = {"fingerprint": fingerprint, "delivered": _stamp(delivered)}
+    journal.data["probe"] = {"identity": identity(plan.target.executable), "facts": plan.target.as_dict()}
     journal.save()
     return Result(plan, up_to_date=False, delivered=delivered, verified=verified)
 
