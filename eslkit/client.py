@@ -404,10 +404,10 @@ class Connection:
 
     async def _restore(self) -> None:
         """Send the subscriptions and filters again on a fresh link."""
-        commands = []
+        # Filters first: otherwise the switch streams unfiltered events in between.
+        commands = [f"filter {h} {v}" for h, v in self.filters]
         if self.subscriptions:
-            commands.append(f"event {self.format} {' '.join(self.subscriptions)}")
-        commands += [f"filter {h} {v}" for h, v in self.filters]
+            commands.append(f"event {self.format} {' '.join(_event_words(self.subscriptions))}")
         for command in commands:
             self._writer.write(encode_command(command))
             while True:
@@ -495,7 +495,7 @@ class Connection:
 
     async def subscribe(self, names: Iterable[str] = ("ALL",), format: str = "plain") -> str:
         names = _words(names) or ["ALL"]
-        reply = await self.command(f"event {format} {' '.join(names)}")
+        reply = await self.command(f"event {format} {' '.join(_event_words(names))}")
         self.format = format
         for name in names:
             if name not in self.subscriptions:
@@ -543,6 +543,17 @@ class Connection:
             await self.command("exit", check=False)
         except Disconnected:
             pass
+
+
+def _event_words(words: list[str]) -> list[str]:
+    """Order words for an ``event`` line: the switch reads every word after
+    CUSTOM as a subclass, so event names go first and CUSTOM plus the
+    subclasses (the words with ``::``) last."""
+    names = [w for w in words if w != "CUSTOM" and "::" not in w]
+    subclasses = [w for w in words if "::" in w]
+    if subclasses or "CUSTOM" in words:
+        names += ["CUSTOM"] + subclasses
+    return names
 
 
 def _words(names: Iterable[str]) -> list[str]:

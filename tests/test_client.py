@@ -338,8 +338,8 @@ def test_reconnect_resubscribes_refilters_and_reports_gap():
             gaps = [i.gap for i in seen if isinstance(i, ConnectionStatus) and i.state == "connected"]
             assert all(0.03 < g < 2 for g in gaps)
             for later in sessions[1:]:
-                assert later == ["event plain CHANNEL_CREATE CHANNEL_ANSWER",
-                                 "filter Caller-Destination-Number 1001"]
+                assert later == ["filter Caller-Destination-Number 1001",
+                                 "event plain CHANNEL_CREATE CHANNEL_ANSWER"]
             await conn.close()
     run(main())
 
@@ -530,3 +530,13 @@ def test_close_while_events_stream_never_hangs():
                 await conn.close()
                 assert time.monotonic() - started < 1.5
     run(main(), timeout=60)
+
+
+def test_custom_subclasses_go_last_on_the_event_line():
+    from eslkit.client import _event_words
+
+    assert _event_words(["CUSTOM", "sofia::register", "CHANNEL_ANSWER"]) == \
+        ["CHANNEL_ANSWER", "CUSTOM", "sofia::register"]
+    assert _event_words(["callcenter::info", "CHANNEL_CREATE"]) == ["CHANNEL_CREATE", "CUSTOM", "callcenter::info"]
+    assert _event_words(["ALL"]) == ["ALL"]
+    assert _event_words(["CUSTOM"]) == ["CUSTOM"]
