@@ -140,12 +140,16 @@ class Event:
     # --- header access ----------------------------------------------------------
 
     def _parse(self) -> dict[str, Value]:
-        lines = self._text[: self._end].split("\n")
-        try:
-            h: dict[str, Value] = dict([line.split(": ", 1) for line in lines])
-        except ValueError:
-            h = None  # a line without ": " — take the careful path below
-        if h is None or len(h) != len(lines):
+        block = self._text[: self._end]
+        n = block.count("\n") + 1
+        h: dict[str, Value] | None = None
+        # Plain values are URL-encoded, so ": " only ever separates a name from
+        # its value: one split of the whole block, paired up, is the fast path.
+        if block.count(": ") == n:
+            parts = iter(block.replace(": ", "\n").split("\n"))
+            h = dict(zip(parts, parts))
+        if h is None or len(h) != n:
+            lines = block.split("\n")
             pairs = []
             for line in lines:
                 name, sep, value = line.partition(": ")
