@@ -91,6 +91,10 @@ def hostile_events() -> list[Event]:
             pairs.append((k, v))
         pairs.append(("X-Hostile", NAME))
         events.append(Event(pairs, frame.event.body))
+    # And an event whose very name is hostile (anyone may sendevent a CUSTOM subclass),
+    # often enough to be among the names --stats shows.
+    events += [Event([("Event-Name", "CUSTOM"), ("Event-Subclass", COMBO), ("Core-UUID", "c-1"),
+                      ("Event-Sequence", str(900000 + i))]) for i in range(40)]
     return events
 
 
@@ -238,9 +242,11 @@ def test_watch_plain_shows_hostile_text_only_as_visible_text(wire_format):
     with HostileSwitch() as switch:
         n = len(switch.events)
         r = run("watch", "--port", str(switch.port), "--format", "plain", "--wire-format", wire_format,
-                "--count", str(n))
+                "--count", str(n), "--stats")
     assert r.returncode == 0, r.stderr[-500:]
     no_raw_control(r.stdout)
+    no_raw_control(r.stderr)  # the --stats panel names the events, the hostile subclass too
+    assert "[bold red]Boss" in r.stderr.decode()
     text = r.stdout.decode("utf-8")
     assert "[bold red]Boss[/bold red]␛[2J␛[H␛[6n␛]0;PWNED␇" in text
     assert "<U+202E>RLO" in text and "nul␀bel" in text and "\ufffd" in text
