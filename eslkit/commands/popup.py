@@ -317,7 +317,7 @@ def popup(
         help="With --replay: keep the original timing, SPEED times faster (default: as fast as possible).")] = None,
     from_url: Annotated[Optional[str], typer.Option(
         "--from", metavar="URL",
-        help="Show the popup states `eslkit relay` publishes, from a broker (mqtt://HOST:PORT[/PREFIX] "
+        help="Show the popup states `eslkit relay` publishes, from a broker (mqtt://HOST:PORT\\[/PREFIX] "
              "or amqp://…) instead of a switch; broker password in ESLKIT_BROKER_PASSWORD.")] = None,
     bell: Annotated[bool, typer.Option("--bell", help="Ring the terminal bell when a call rings.")] = False,
     match: Annotated[Optional[str], typer.Option(
