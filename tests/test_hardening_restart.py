@@ -211,3 +211,29 @@ def test_popup_after_a_network_blip_keeps_the_call_that_is_still_up():
             popup.stop()
     mine = [(r["state"], r["outcome"], r["hangup_cause"]) for r in popup.records() if r["leg_uuid"] == leg]
     assert mine == [("ringing", None, None), ("ended", "missed", "ORIGINATOR_CANCEL")], mine
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "popup (eslkit/commands/popup.py PopupRun._status, popup owner): after a reconnect `popup --format json` "
+    "says nothing: 'link lost … reconnecting' is printed, but not that (or after how long a gap) it is back, "
+    "as watch ('reconnected after a N s gap') and relay ('switch connected again after N s') do"))
+def test_popup_json_says_when_it_is_back_and_how_long_the_gap_was():
+    import re
+
+    from tests.support.sim import sim_in_thread
+
+    with sim_in_thread(password=PASSWORD, scenario="noanswer", speed=1) as sim:
+        popup = Child("popup", "--port", str(sim.port), "--ext", "1002", "--format", "json")
+        try:
+            assert popup.wait_for(lambda: popup.out, 15), popup.err
+
+            def blip():
+                for conn in list(sim.server.connections):
+                    conn.transport.abort()
+
+            sim.call_soon(blip)
+            assert popup.wait_for(lambda: any("link lost" in e for e in popup.err), 5), popup.err
+            back = re.compile(r"(reconnected|connected again|back).*\d+(\.\d+)? ?s")
+            assert popup.wait_for(lambda: any(back.search(e) for e in popup.err), 10), popup.err
+        finally:
+            popup.stop()
