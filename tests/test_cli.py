@@ -47,3 +47,40 @@ def test_unknown_option_is_a_usage_error_without_traceback():
     result = run("watch", "--no-such-option")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "No such option" in result.stderr
+
+
+# --- the oldest Python eslkit supports ----------------------------------------------------------------
+
+PY39 = Path(os.popen("pyenv prefix 3.9.18 2>/dev/null").read().strip() or "/nonexistent") / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def venv39(tmp_path_factory):
+    if not PY39.exists():
+        pytest.skip("no Python 3.9 here (pyenv 3.9.18): the oldest supported version is not checked")
+    venv = tmp_path_factory.mktemp("py39") / "venv"
+    subprocess.run([str(PY39), "-m", "venv", str(venv)], check=True, timeout=300)
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+                           "--disable-pip-version-check", str(root)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return venv / "bin" / "eslkit"
+
+
+@pytest.mark.slow
+def test_every_command_works_on_python_39(venv39, tmp_path):
+    for name in COMMANDS:
+        result = subprocess.run([str(venv39), name, "--help"], capture_output=True, text=True,
+                                timeout=60, env=ENV)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (name, result.stderr[-1500:])
+        assert "[OPTIONS]" in result.stdout and f"eslkit {name}" in result.stdout, name
+    capture = Path(__file__).parent / "data" / "fs-captures" / "1.10.12" / "scenario_queue_plain.raw"
+    watch = subprocess.run([str(venv39), "watch", "--replay", str(capture), "--format", "json",
+                            "-f", "CHANNEL_ANSWER"], capture_output=True, text=True, timeout=60, env=ENV)
+    assert watch.returncode == 0, watch.stderr[-1500:]
+    assert len(watch.stdout.splitlines()) == 2
+    popup = subprocess.run([str(venv39), "popup", "--ext", "1001", "--replay", str(capture), "--format", "json"],
+                           capture_output=True, text=True, timeout=60, env=ENV)
+    assert popup.returncode == 0, popup.stderr[-1500:]
+    assert '"state": "answered"' in popup.stdout or '"state":"answered"' in popup.stdout

@@ -1,6 +1,7 @@
 """`eslkit sim`: run the simulated switch."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer on Python 3.9 would
+# then ignore the Annotated options (their aliases such as -f vanish).
 
 import asyncio
 import ipaddress

@@ -7,7 +7,8 @@ statistics.  One task takes events in; a ticker flushes output and redraws
 the table at a bounded rate, so drawing never holds up ingest.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer on Python 3.9 would
+# then ignore the Annotated options (their aliases such as -f vanish).
 
 import asyncio
 import contextlib
