@@ -57,21 +57,28 @@ def report_error(err: EslkitError, console: Optional[Console] = None) -> None:
         console.print(f"  [dim]fix:[/] {escape(visible(err.fix))}")
 
 
-def _register() -> None:
-    # Imported here so that `eslkit --version` stays fast and a broken
-    # optional dependency of one command does not break the others.
-    for name in ("sim", "watch", "popup", "demo", "build", "doctor", "relay"):
-        try:
-            module = __import__(f"eslkit.commands.{name}", fromlist=[name])
-        except ModuleNotFoundError as exc:  # command not written yet
-            if exc.name != f"eslkit.commands.{name}":
-                raise
+COMMANDS = ("sim", "watch", "popup", "demo", "build", "doctor", "relay")
+
+
+def _register(only: Optional[str] = None) -> None:
+    # Imported here, and only the command being run when we know it: `eslkit
+    # build` on an up-to-date tree should not pay for importing the others.
+    for name in COMMANDS:
+        if only is not None and name != only:
             continue
+        module = __import__(f"eslkit.commands.{name}", fromlist=[name])
         app.command(name)(getattr(module, name))
 
 
+def _command_in(argv: list) -> Optional[str]:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
 def main() -> None:
-    _register()
+    _register(_command_in(sys.argv[1:]))
     try:
         app()
     except EslkitError as err:
