@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from eslkit.calls import POPUP_EVENTS, CallTracker
-from eslkit.commands.popup import PopupFormat, PopupRun
+from eslkit.commands.popup import PopupFormat, PopupRun, default_format
 from eslkit.config import ConnectionSettings
 from eslkit.views.theme import THEME
 
@@ -53,9 +53,10 @@ async def run_demo(fmt: PopupFormat, speed: Optional[float], scenario: str) -> N
 
 
 def demo(
-    format: Annotated[PopupFormat, typer.Option(
-        "--format", case_sensitive=False,
-        help="panel (the screen popup) or json (one object per state change).")] = PopupFormat.panel,
+    format: Annotated[Optional[PopupFormat], typer.Option(
+        "--format", case_sensitive=False, show_default=False,
+        help="panel (the screen popup; default on a terminal) or json (one object per state change; "
+             "default when piped).")] = None,
     speed: Annotated[float, typer.Option(
         "--speed", min=0.01, help="Play the calls this many times faster than real time.")] = 1.0,
     scenario: Annotated[str, typer.Option(
@@ -69,6 +70,6 @@ def demo(
     [bold]eslkit demo --format json --speed 4[/]
     """
     try:
-        asyncio.run(run_demo(format, speed, scenario))
+        asyncio.run(run_demo(format or default_format(), speed, scenario))
     except KeyboardInterrupt:
         pass

@@ -280,7 +280,7 @@ async def _run(run: PopupRun) -> None:
         await run.source.close()
 
 
-def _default_format() -> PopupFormat:
+def default_format() -> PopupFormat:
     return PopupFormat.panel if sys.stdout.isatty() else PopupFormat.json
 
 
@@ -340,7 +340,7 @@ def popup(
     [bold]eslkit popup --ext 1001 --from mqtt://broker:1883[/]      (what eslkit relay publishes)
     """
     exts = parse_exts(ext)
-    fmt = format or _default_format()
+    fmt = format or default_format()
     actions: list = []
     if open_url:
         actions.append(UrlAction(open_url))
