@@ -198,7 +198,7 @@ def test_disconnects_in_a_loop_back_off_and_ctrl_c_ends_at_once(command):
             tries = switch.accepted - first
             started = time.monotonic()
             proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=10)
+            _, err = proc.communicate(timeout=10)
             stopped_in = time.monotonic() - started
         finally:
             proc.kill()

@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import threading
@@ -276,7 +275,9 @@ def test_sim_listens_on_loopback_only_by_default_and_wants_the_password(tmp_path
         # 127.0.0.2 is this machine too, but not the address the simulator bound.
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.2", port), timeout=2).close()
-        listening = [line.split()[1] for line in open("/proc/net/tcp").read().splitlines()[1:]
+        with open("/proc/net/tcp") as fh:
+            table = fh.read().splitlines()[1:]
+        listening = [line.split()[1] for line in table
                      if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A"]
         assert listening == ["0100007F:%04X" % port], listening  # 127.0.0.1 only
         # No command before auth; no auth without the password (nor with an empty one).

@@ -54,7 +54,7 @@ async def honest(host: str, port: int, i: int) -> str:
 
 
 async def never_authenticates(host: str, port: int, hold: asyncio.Event) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+    _, writer = await asyncio.open_connection(host, port)
     await hold.wait()
     writer.close()
 
@@ -76,7 +76,7 @@ async def floods(host: str, port: int) -> bool:
 
 
 async def hangs_up_mid_command(host: str, port: int, i: int) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+    _, writer = await asyncio.open_connection(host, port)
     partial = (b"auth Clue", b"auth ClueCon\n\napi sta", b"auth ClueCon\n\nsendevent X\nContent-Length: 50\n\nab",
                b"auth ClueCon\n\nevent plain ALL\n\nfilter Unique-ID")[i % 4]
     writer.write(partial)
@@ -88,7 +88,7 @@ async def hangs_up_mid_command(host: str, port: int, i: int) -> None:
 
 
 async def never_reads(host: str, port: int, hold: asyncio.Event) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+    _, writer = await asyncio.open_connection(host, port)
     writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     writer.write(b"auth ClueCon\n\nevent xml ALL\n\n")
     await hold.wait()
@@ -110,9 +110,10 @@ async def storm(host: str, port: int) -> list:
 
 
 def rss_kib(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
     return 0
 
 
@@ -136,7 +137,9 @@ def _pid_listening_on(port: int) -> int | None:
     import os
 
     inode = None
-    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+    with open("/proc/net/tcp") as fh:
+        table = fh.read().splitlines()[1:]
+    for line in table:
         parts = line.split()
         if parts[1].endswith(f":{port:04X}") and parts[3] == "0A":
             inode = parts[9]
