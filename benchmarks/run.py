@@ -32,6 +32,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5; 1 with --smoke)")
     ap.add_argument("--count", type=int, default=None, help="events per throughput run (default 100,000)")
     ap.add_argument("--only", action="append", choices=SECTIONS, help="run only these sections")
+    ap.add_argument("--client", action="append", metavar="KEY",
+                    help="throughput: only this client (and the C anchor), e.g. watch_json")
     ap.add_argument("--json", type=Path, help="also write every figure, with its checks, to this file")
     args = ap.parse_args(argv)
     smoke = args.smoke
@@ -44,7 +46,7 @@ def main(argv=None) -> int:
     if "throughput" in sections:
         from benchmarks import throughput
 
-        figures += throughput.measure(count, reps, timeout)
+        figures += throughput.measure(count, reps, timeout, only=args.client)
     if "latency" in sections:
         from benchmarks import latency
 

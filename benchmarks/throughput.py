@@ -121,11 +121,12 @@ def check_watch_json(server: Server, count: int, expected: Path, timeout: float)
             "first_error": first}
 
 
-def measure(count: int, reps: int, timeout: float) -> list[Figure]:
+def measure(count: int, reps: int, timeout: float, only: Optional[list] = None) -> list[Figure]:
+    """Every client (or the anchor plus ``only``), ``reps`` times each."""
     work = Path(tempfile.mkdtemp(prefix="eslkit-bench-"))
     expected = work / "expected.json"
     write_expected(expected)
-    cls = clients(count, expected)
+    cls = [c for c in clients(count, expected) if not only or c.key in only or c.key == "c_esl"]
     runs: dict[str, list[dict]] = {c.key: [] for c in cls}
     with Server("firehose", "--count", str(count)) as server:
         json_check = check_watch_json(server, min(count, 20_000), expected, timeout)
