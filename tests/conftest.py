@@ -8,6 +8,8 @@ import pytest
 
 # The simulated switch fixtures (`sim`: in a thread; `sim_process`: `eslkit sim` as a process).
 from tests.support.sim import sim, sim_process  # noqa: F401
+# Real brokers started by the tests (session-wide: one Mosquitto, one RabbitMQ for the whole run).
+from tests.support.brokers import fresh_mosquitto, mosquitto, rabbitmq  # noqa: F401
 
 CAPTURES = Path(__file__).parent / "data" / "fs-captures" / "1.10.12"
 

@@ -40,7 +40,6 @@ from eslkit.protocol import (
     disconnect_notice,
     encode_frame,
 )
-from tests.support.brokers import mosquitto, rabbitmq  # noqa: F401 (fixtures)
 from tests.support.sim import ESLKIT
 from tests.support.transcript_server import read_command
 

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from tests.support.brokers import MqttCollector, mosquitto  # noqa: F401 (fixture)
+from tests.support.brokers import MqttCollector
 from tests.support.sim import ESLKIT, free_port, wait_for_port
 
 PASSWORD = "restart-Secret-77"

@@ -13,6 +13,7 @@ import pytest
 
 from eslkit import cli
 
+# Its own Mosquitto: the relay tests leave persistent sessions on the shared one.
 from tests.support.brokers import mosquitto  # noqa: F401 (fixture)
 from tests.support.sim import ESLKIT, sim_in_thread
 

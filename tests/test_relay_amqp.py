@@ -14,7 +14,6 @@ from eslkit.relay import Relay, TrackerAttribution
 from eslkit.sinks.amqp import AmqpSink, key_part, parse_amqp_url, routing_key
 from eslkit.sinks.buffer import Buffer
 from eslkit.sources.broker import open_broker_source
-from tests.support.brokers import rabbitmq  # noqa: F401 (fixture)
 from tests.support.sim import ESLKIT
 from tests.test_relay_mqtt import capture_events, from_list, run
 

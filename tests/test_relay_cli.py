@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.support.brokers import MqttCollector, fresh_mosquitto, mosquitto, wait_connected  # noqa: F401
+from tests.support.brokers import MqttCollector, wait_connected
 from tests.support.sim import ESLKIT
 
 pytestmark = pytest.mark.slow

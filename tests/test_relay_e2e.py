@@ -19,7 +19,7 @@ import pytest
 
 from eslkit.event import Event
 from eslkit.sources.broker import open_broker_source, popup_from_broker
-from tests.support.brokers import MqttCollector, mosquitto, wait_connected  # noqa: F401 (fixtures)
+from tests.support.brokers import MqttCollector, wait_connected
 from tests.support.sim import ESLKIT, sim_in_thread
 
 pytestmark = pytest.mark.slow

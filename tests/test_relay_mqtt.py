@@ -13,7 +13,7 @@ from eslkit.protocol import EventFrame, Parser
 from eslkit.relay import EventSelector, Relay, TrackerAttribution
 from eslkit.sinks.buffer import Buffer
 from eslkit.sinks.mqtt import MqttSink, parse_mqtt_url
-from tests.support.brokers import MqttCollector, fresh_mosquitto, mosquitto  # noqa: F401 (fixtures)
+from tests.support.brokers import MqttCollector
 
 pytestmark = pytest.mark.slow
 
