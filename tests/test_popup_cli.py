@@ -214,7 +214,7 @@ def test_open_url_through_the_browser_python_would_use(captures, tmp_path):
     assert wait_lines(out, 1) == [["https://crm.example/search?phone=6208&name=Caller%206208"]]
 
 
-def test_from_a_broker_shows_what_the_relay_published(captures, mosquitto):
+def test_from_a_broker_shows_what_the_relay_published(captures, mosquitto):  # noqa: F811
     """`popup --from mqtt://…` prints the popup states a relay published, unchanged."""
     import paho.mqtt.client as mqtt
 
