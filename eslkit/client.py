@@ -389,7 +389,7 @@ class Connection:
         # back-off only starts over after a session that lasted a while.
         if self._delays is None or time.monotonic() - self._up_since > self.backoff.reset_after:
             self._delays = self.backoff.delays()
-        for attempt, delay in enumerate(self._delays, 1):
+        for delay in self._delays:
             await asyncio.sleep(delay)
             try:
                 await self._open()
