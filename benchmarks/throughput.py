@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -128,14 +129,17 @@ def measure(count: int, reps: int, timeout: float, only: Optional[list] = None) 
     write_expected(expected)
     cls = [c for c in clients(count, expected) if not only or c.key in only or c.key == "c_esl"]
     runs: dict[str, list[dict]] = {c.key: [] for c in cls}
-    with Server("firehose", "--count", str(count)) as server:
-        json_check = check_watch_json(server, min(count, 20_000), expected, timeout)
-        for rep in range(reps):
-            order = cls[rep % len(cls):] + cls[:rep % len(cls)]
-            for client in order:
-                if client.unavailable:
-                    continue
-                runs[client.key].append(_one(client, server, count, timeout))
+    try:
+        with Server("firehose", "--count", str(count)) as server:
+            json_check = check_watch_json(server, min(count, 20_000), expected, timeout)
+            for rep in range(reps):
+                order = cls[rep % len(cls):] + cls[:rep % len(cls)]
+                for client in order:
+                    if client.unavailable:
+                        continue
+                    runs[client.key].append(_one(client, server, count, timeout))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     anchor = runs["c_esl"]
     figures = []
     for client in cls:
