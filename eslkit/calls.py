@@ -29,6 +29,7 @@ is decided once, from the originator, and kept).
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -190,6 +191,18 @@ class _Channel:
         self.contact_done = False
         self.contact: Optional[dict] = None
         self.call_key: Optional[str] = None  # where this agent leg is in CallTracker._calls
+
+
+def live_uuids(body: Optional[str]) -> set[str]:
+    """The channel uuids in the body of `api show channels as json` (what resync() takes).
+    Raises ValueError when the body is not that JSON."""
+    data = json.loads(body or "{}")
+    if not isinstance(data, dict):
+        raise ValueError("not the JSON of show channels")
+    rows = data.get("rows") or []
+    if not isinstance(rows, list):
+        raise ValueError("not the JSON of show channels")
+    return {row["uuid"] for row in rows if isinstance(row, dict) and isinstance(row.get("uuid"), str)}
 
 
 class CallTracker:
