@@ -31,6 +31,8 @@ Value = Union[str, list]
 
 # After this many lookups on a plain event, split the whole block once.
 _LAZY_LOOKUPS = 3
+# A line holding ": " twice (not FreeSWITCH's shape, whose values are URL-encoded).
+_TWO_SEPARATORS = re.compile(r": [^\n]*: ")
 
 
 class Event:
@@ -145,7 +147,9 @@ class Event:
         h: dict[str, Value] | None = None
         # Plain values are URL-encoded, so ": " only ever separates a name from
         # its value: one split of the whole block, paired up, is the fast path.
-        if block.count(": ") == n:
+        # It needs exactly one ": " on every line: n of them, none twice on a line
+        # (else a line with none and one with two would pair names with values wrongly).
+        if block.count(": ") == n and _TWO_SEPARATORS.search(block) is None:
             parts = iter(block.replace(": ", "\n").split("\n"))
             h = dict(zip(parts, parts))
         if h is None or len(h) != n:
