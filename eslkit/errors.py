@@ -121,6 +121,13 @@ class ListenError(EslkitError):
     default_fix = "Choose a free --port (another switch or simulator may hold 8021) or another --host."
 
 
+class OutputError(EslkitError):
+    """Events cannot be written out: a full disk or an I/O error on --record or standard output."""
+
+    exit_code = 17
+    default_fix = "Free some disk space (or raise the quota), or send the output to another disk."
+
+
 # --- the broker ---------------------------------------------------------------
 
 
