@@ -71,16 +71,13 @@ class TrackerAttribution:
         return self.ext_for(event), [(leg.ext, popup_record(leg)) for leg in changes]
 
     def ext_for(self, event: Event) -> str | None:
-        public = getattr(self.tracker, "ext_for", None)
-        if public is not None:
-            return public(event)
-        # Until CallTracker offers ext_for(): the same rule it uses for agent legs.
-        channels = getattr(self.tracker, "_channels", {})
-        ch = channels.get(event.unique_id or "")
-        for leg in (ch, channels.get(ch.bridged_to) if ch is not None and ch.bridged_to else None):
-            if leg is not None and leg.outbound and not leg.loopback and leg.ext:
-                return leg.ext
-        return None
+        return self.tracker.ext_for(event)
+
+    def resync(self, live: Iterable[str], now: float | None = None) -> list[tuple[str, dict]]:
+        """After a reconnect: end the legs the switch no longer has up."""
+        from eslkit.calls import popup_record
+
+        return [(leg.ext, popup_record(leg)) for leg in self.tracker.resync(live, now)]
 
     def expire(self, now: float | None = None) -> list[tuple[str, dict]]:
         from eslkit.calls import popup_record
@@ -142,10 +139,11 @@ class Summary:
     broker_disconnects: int = 0
     switch_disconnects: int = 0
     source_dropped: int = 0  # events the switch connection's own queue dropped (relay too slow)
+    rejected: int = 0  # messages no broker would take (e.g. a topic it refuses): counted, not re-sent
 
     @property
     def complete(self) -> bool:
-        return self.dropped == 0 and self.unconfirmed == 0 and self.source_dropped == 0
+        return self.dropped == 0 and self.unconfirmed == 0 and self.source_dropped == 0 and self.rejected == 0
 
     def line(self) -> str:
         text = (
@@ -153,6 +151,8 @@ class Summary:
             f"messages ({self.published_events} events, {self.published_popups} popup states); "
             f"dropped {self.dropped}"
         )
+        if self.rejected:
+            text += f"; {self.rejected} refused (not publishable)"
         if self.unconfirmed:
             text += f"; {self.unconfirmed} not confirmed by the broker"
         if self.source_dropped:
@@ -185,6 +185,8 @@ class Relay:
         self._broker_down = False
         self.summary: Summary | None = None
         self._stopping: asyncio.Event | None = None
+        self._resync_task: asyncio.Future | None = None
+        self._rejects_said = 0
 
     # --- status -----------------------------------------------------------------
 
@@ -266,8 +268,34 @@ class Relay:
         elif self.switch == "disconnected":
             gap = getattr(item, "gap", None)
             self._say("switch connected again" + (f" after {gap:.1f} s" if gap else ""))
+            self._resync_task = asyncio.ensure_future(self._resync())
         self.switch = state_name
         self.sink.status(self.status())
+
+    async def _resync(self) -> None:
+        """After a reconnect, ask the switch which channels are still up: calls that
+        ended while the link was down must not stay 'ringing' on the agents' desktops."""
+        from eslkit.calls import live_uuids
+        from eslkit.errors import EslkitError
+
+        conn = getattr(self.source, "conn", None)
+        resync = getattr(self.attribution, "resync", None)
+        if not hasattr(conn, "api") or resync is None:
+            return  # a recording or a broker: nothing to ask
+        try:
+            live = live_uuids(await conn.api("show channels as json", timeout=10))
+        except (EslkitError, ValueError, asyncio.TimeoutError):
+            return  # the next events and the ring timeout will sort it out
+        now = getattr(self.attribution, "now", 0.0)
+        if now:
+            now += time.monotonic() - self._last_event_clock
+        self._send_popups(self.hostname, resync(live, now or None))
+
+    def _rejected(self, line: str) -> None:
+        # A flood of refused messages must not flood the operator: the summary counts them all.
+        self._rejects_said += 1
+        if self._rejects_said <= 5:
+            self._say(line + ("; further refusals are only counted" if self._rejects_said == 5 else ""))
 
     async def _ingest(self) -> None:
         async for item in self.source:
@@ -288,6 +316,8 @@ class Relay:
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self.sink.on_change = lambda state: loop.call_soon_threadsafe(self._broker_changed, state)
+        if hasattr(self.sink, "on_reject"):
+            self.sink.on_reject = lambda line: loop.call_soon_threadsafe(self._rejected, line)
         await self.sink.start()
         self.sink.status(self.status())
         beat = asyncio.ensure_future(self._heartbeat())
@@ -296,9 +326,10 @@ class Relay:
         try:
             await asyncio.wait({ingest, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (ingest, stopping, beat):
+            tasks = [t for t in (ingest, stopping, beat, self._resync_task) if t is not None]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(ingest, stopping, beat, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             if ingest.done() and not ingest.cancelled() and ingest.exception() is not None:
                 error = ingest.exception()
             else:
@@ -324,6 +355,7 @@ class Relay:
             broker_disconnects=getattr(self.sink, "disconnects", 0),
             switch_disconnects=self.switch_disconnects,
             source_dropped=getattr(self.source, "dropped", 0) or 0,
+            rejected=sum(getattr(self.sink, "rejected", {}).values()),
         )
         self.summary = summary
         return summary

@@ -417,10 +417,6 @@ def long_value_recording(path: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "relay MQTT sink (eslkit/sinks/mqtt.py, relay owner): topic_part() does not bound a level's length, so "
-    "a 70 kB header value in the topic makes paho raise ValueError('Publish topic is too long.') in the "
-    "publishing thread (_pump): a traceback, the thread dies, and nothing after that event is delivered"))
 def test_relay_survives_a_topic_too_long_for_mqtt(tmp_path, mosquitto):  # noqa: F811
     from tests.support.brokers import MqttCollector
 
@@ -437,10 +433,6 @@ def test_relay_survives_a_topic_too_long_for_mqtt(tmp_path, mosquitto):  # noqa:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "relay AMQP sink (eslkit/sinks/amqp.py routing_key/key_part, relay owner): no bound on the routing key; "
-    "AMQP allows 255 bytes (mod_amqp cuts its key there), so a 70 kB hostname makes every publish fail: "
-    "the relay reconnects ~60 times a second re-sending the same message, and nothing after it is delivered"))
 def test_relay_survives_a_routing_key_too_long_for_amqp(tmp_path, rabbitmq):  # noqa: F811
     import pika
 
@@ -532,10 +524,6 @@ def test_relay_survives_a_lone_surrogate(tmp_path, mosquitto):  # noqa: F811
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "relay MQTT sink (eslkit/sinks/mqtt.py topic_part, relay owner): C1 controls (U+0080-U+009F) are left in "
-    "topic levels; Mosquitto rejects such a PUBLISH as a malformed packet and drops the connection, the relay "
-    "reconnects and re-sends the same message forever (15 times in 6 s): nothing after it is delivered"))
 def test_relay_publishes_hostile_events_as_valid_json_on_safe_topics(mosquitto):  # noqa: F811
     """The hostile call over a live socket, through `relay` to Mosquitto: every payload is
     valid JSON with the values kept, every topic has exactly its levels and no wildcard."""

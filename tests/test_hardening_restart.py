@@ -154,10 +154,6 @@ def test_watch_and_popup_survive_a_switch_crash(restart):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "relay (eslkit/relay.py, relay owner): after the switch reconnects the relay does not ask the switch "
-    "which channels are still up (popup does: PopupRun._resync), so an agent's published popup state "
-    "stays 'ringing' until the 300 s ring timeout"))
 def test_relay_survives_a_switch_crash_and_ends_the_stale_ringing(restart, mosquitto):  # noqa: F811
     port, children = restart
     first = start_sim(port, "--scenario", "noanswer", "--loop", "--speed", "1")

@@ -183,10 +183,11 @@ def relay(
     if summary is None:
         return
     if not summary.complete:
-        if summary.dropped or summary.unconfirmed:
+        if summary.dropped or summary.unconfirmed or summary.rejected:
+            lost = summary.dropped + summary.unconfirmed + summary.rejected
             raise DeliveryIncomplete(
-                f"{summary.dropped + summary.unconfirmed} messages did not reach the broker "
-                f"({summary.dropped} dropped from a full buffer, {summary.unconfirmed} not confirmed)."
+                f"{lost} messages did not reach the broker ({summary.dropped} dropped from a full buffer, "
+                f"{summary.unconfirmed} not confirmed, {summary.rejected} refused as not publishable)."
             )
         raise DeliveryIncomplete(
             f"{summary.source_dropped} events were dropped before the relay could read them.",

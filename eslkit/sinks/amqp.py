@@ -17,6 +17,7 @@ buffer and the thread reconnects with capped back-off.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
@@ -58,8 +59,25 @@ def key_part(value: str | None) -> str:
     return "".join(out)
 
 
+MAX_ROUTING_KEY = 255  # AMQP's short string; mod_amqp's MAX_AMQP_ROUTING_KEY_LENGTH
+MAX_KEY_WORD = 64  # one word of our own keys (popup, status), so their fixed words survive
+
+
 def routing_key(event: Event) -> str:
-    return ".".join(key_part(event.get(name)) for name in AMQP_EVENT_FIELDS)
+    """mod_amqp's key: the encoded words joined by dots, cut at 255 bytes as it cuts it."""
+    return ".".join(key_part(event.get(name)) for name in AMQP_EVENT_FIELDS)[:MAX_ROUTING_KEY]
+
+
+def short_key_part(value: str | None) -> str:
+    """key_part, at most MAX_KEY_WORD bytes: a longer word is cut and ends in ``~`` and
+    8 hex digits of its SHA-1 (deterministic; two long values stay apart)."""
+    word = key_part(value)
+    if len(word) <= MAX_KEY_WORD:
+        return word
+    digest = hashlib.sha1(word.encode()).hexdigest()[:8]
+    head = word[:MAX_KEY_WORD - 9]
+    cut = head.rfind("%", len(head) - 2)  # never half a %XX escape
+    return f"{head[:cut] if cut >= 0 else head}~{digest}"
 
 
 @dataclass
@@ -165,10 +183,13 @@ class AmqpSink:
         self.settings = settings
         self.buffer = buffer
         self.client_id = client_id or f"eslkit-relay-{socket.gethostname()}"
-        self.status_key = AMQP_STATUS_KEY.format(client_id=key_part(self.client_id))
+        self.status_key = AMQP_STATUS_KEY.format(client_id=short_key_part(self.client_id))
         self.reconnect_delay = reconnect_delay
         self.connect_timeout = connect_timeout
         self.published: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()  # messages RabbitMQ would not take: counted, never re-sent
+        self.on_reject: Callable[[str], None] | None = None
+        self._strikes = 0  # failed attempts in a row at the oldest message
         self.connects = 0
         self.disconnects = 0
         self.last_error: str | None = None
@@ -187,7 +208,7 @@ class AmqpSink:
         return routing_key(event)
 
     def popup_address(self, hostname: str | None, ext: str) -> str:
-        return AMQP_POPUP_KEY.format(hostname=key_part(hostname), ext=key_part(ext))
+        return AMQP_POPUP_KEY.format(hostname=short_key_part(hostname), ext=short_key_part(ext))
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -197,7 +218,8 @@ class AmqpSink:
 
     @property
     def unconfirmed(self) -> int:
-        return self.buffer.added - self.buffer.dropped - sum(self.published.values())
+        return (self.buffer.added - self.buffer.dropped - sum(self.published.values())
+                - sum(self.rejected.values()))
 
     async def start(self) -> None:
         await asyncio.to_thread(self._open)
@@ -297,13 +319,22 @@ class AmqpSink:
                     continue
                 try:
                     self._publish(message.address, message.payload, message.headers)
-                except px.NackError:
-                    self.buffer.put_back([message])  # RabbitMQ could not take it: try again
-                    self._stop.wait(0.5)
+                except (ValueError, TypeError, px.ShortStringTooLong) as exc:
+                    self._reject(message, str(exc) or type(exc).__name__)  # it can never be sent
                     continue
-                except BaseException:
-                    self.buffer.put_back([message])
+                except px.ChannelClosedByBroker as exc:
+                    # RabbitMQ refused this message and closed the channel: not again.
+                    self._reject(message, str(exc) or type(exc).__name__)
                     raise
+                except px.NackError:
+                    if self._strike(message, "RabbitMQ did not accept it"):
+                        continue
+                    self._stop.wait(0.5)  # RabbitMQ could not take it: try again
+                    continue
+                except BaseException as exc:
+                    self._strike(message, f"the connection failed each time it was sent ({exc!r})")
+                    raise
+                self._strikes = 0
                 self.published[message.kind] += 1
             except (px.AMQPError, OSError) as exc:
                 self._lost(exc)
@@ -314,6 +345,27 @@ class AmqpSink:
                 pass
         _close_quietly(self._conn)
         self._connected = False
+
+
+    def _reject(self, message: Message, why: str) -> None:
+        self._strikes = 0
+        self.rejected[message.kind] += 1
+        self.last_error = f"a message to {message.address[:80]!r} was not published: {why}"
+        if self.on_reject:
+            self.on_reject(f"{message.kind} not published ({why}); routing key {message.address[:80]!r}")
+
+    def _strike(self, message: Message, why: str) -> bool:
+        """One more failed attempt at `message`: give it up (True) after MAX_ATTEMPTS in a
+        row, so one message RabbitMQ refuses cannot hold up everything behind it for ever."""
+        self._strikes += 1
+        if self._strikes >= MAX_ATTEMPTS:
+            self._reject(message, f"{why}; {MAX_ATTEMPTS} attempts")
+            return True
+        self.buffer.put_back([message])
+        return False
+
+
+MAX_ATTEMPTS = 5
 
 
 def _close_quietly(conn) -> None:

@@ -13,6 +13,7 @@ are acknowledged: that keeps the broker's copy in the switch's order.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import socket
@@ -121,11 +122,48 @@ def parse_mqtt_url(
     )
 
 
+MAX_LEVEL_BYTES = 128  # one topic level from network text; MQTT allows 65535 bytes for a whole topic
+MAX_TOPIC_BYTES = 65535
+
+
+def _unsafe(c: str) -> bool:
+    """Characters a broker refuses in a topic (MQTT 1.5.4, as Mosquitto checks it):
+    controls (C0, DEL, C1), surrogates, non-characters; plus our level separator
+    and the wildcards."""
+    o = ord(c)
+    return (c in "/+#" or o < 0x20 or 0x7F <= o <= 0x9F or 0xD800 <= o <= 0xDFFF
+            or 0xFDD0 <= o <= 0xFDEF or (o & 0xFFFE) == 0xFFFE)
+
+
 def topic_part(value: str | None) -> str:
-    """One topic level from network text: never empty, never a wildcard or an extra level."""
+    """One topic level from network text: never empty, never a wildcard or an extra level,
+    nothing a broker refuses, at most MAX_LEVEL_BYTES of UTF-8.
+
+    A longer value is cut and ends in ``~`` and 8 hex digits of its SHA-1, so the
+    same value always gives the same level and two long values stay apart."""
     if not value:
         return "-"
-    return "".join("_" if c in "/+#" or ord(c) < 32 or c == "\x7f" else c for c in value)
+    safe = "".join("_" if _unsafe(c) else c for c in value)
+    raw = safe.encode("utf-8")
+    if len(raw) <= MAX_LEVEL_BYTES:
+        return safe
+    digest = hashlib.sha1(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    head = raw[:MAX_LEVEL_BYTES - 9].decode("utf-8", "ignore")  # never half a character
+    return f"{head}~{digest}"
+
+
+def topic_problem(topic: str) -> str | None:
+    """Why a broker would refuse this topic (it would drop our connection), or None."""
+    if not topic:
+        return "the topic is empty"
+    if "+" in topic or "#" in topic:
+        return "the topic holds a wildcard"
+    bad = next((c for c in topic if c != "/" and _unsafe(c)), None)
+    if bad is not None:
+        return f"the topic holds the character U+{ord(bad):04X}"
+    if len(topic.encode("utf-8")) > MAX_TOPIC_BYTES:
+        return f"the topic is longer than {MAX_TOPIC_BYTES} bytes"
+    return None
 
 
 def check_template(template: str, option: str) -> str:
@@ -255,6 +293,8 @@ class MqttSink:
         self.reconnect_delay = reconnect_delay
         self.connect_timeout = connect_timeout
         self.published: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()  # messages no broker would take: counted, never re-sent
+        self.on_reject: Callable[[str], None] | None = None
         self.connects = 0
         self.disconnects = 0
         self.last_error: str | None = None
@@ -328,7 +368,8 @@ class MqttSink:
     def unconfirmed(self) -> int:
         """Messages accepted and neither acknowledged nor dropped: waiting in
         the buffer, held by the publishing thread, or in flight."""
-        return self.buffer.added - self.buffer.dropped - sum(self.published.values())
+        return (self.buffer.added - self.buffer.dropped - sum(self.published.values())
+                - sum(self.rejected.values()))
 
     async def close(self, final_status: dict | None = None) -> None:
         self._closing = True
@@ -411,7 +452,15 @@ class MqttSink:
             # Never hold our lock while calling paho (it calls us back under its own).
             sent = []
             for i, message in enumerate(batch):
-                info = client.publish(message.address, message.payload, qos=self.qos)
+                problem = topic_problem(message.address)
+                if problem is not None:  # the broker would drop the link and we would re-send it forever
+                    self._reject(message, problem)
+                    continue
+                try:
+                    info = client.publish(message.address, message.payload, qos=self.qos)
+                except Exception as exc:  # one bad message must never end the publishing thread
+                    self._reject(message, str(exc) or type(exc).__name__)
+                    continue
                 if info.rc != 0 and self.qos == 0:
                     self.buffer.put_back(batch[i:])  # QoS 0 is not queued by paho: keep them ourselves
                     break
@@ -422,6 +471,15 @@ class MqttSink:
         with self._cv:
             self._acks += 1
             self._reap()
+
+
+    def _reject(self, message: Message, why: str) -> None:
+        """Count a message that cannot be published, and say so (on_reject)."""
+        with self._cv:
+            self.rejected[message.kind] += 1
+        self.last_error = f"a message to {message.address[:80]!r} was not published: {why}"
+        if self.on_reject:
+            self.on_reject(f"{message.kind} not published ({why}); topic {message.address[:80]!r}")
 
 
 def _acked(info) -> bool:
