@@ -351,3 +351,10 @@ def test_lone_surrogates_from_json_become_replacement_characters():
         frame.event.serialize(fmt).encode("utf-8")
     assert Event.from_dict({"Event-Name": "X", "A": ["\udfff"]}).to_json().encode() == \
         '{"Event-Name":"X","A":["\ufffd"]}'.encode()
+
+
+def test_malformed_plain_block_never_pairs_names_with_wrong_values():
+    """One line with two ": " and one with none: the fast split must not shift the pairs."""
+    ev = Event.from_plain("a: x: y\nb\nc: z\n\n")
+    assert ev.headers == {"a": "x: y", "c": "z"}
+    assert ev.get("c") == "z" and ev.get("b") is None
