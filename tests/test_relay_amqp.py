@@ -225,3 +225,41 @@ def test_status_messages_and_popup_from_amqp(amqp_env, captures):
         assert final["published"] == summary.published_events + summary.published_popups and final["dropped"] == 0
     finally:
         conn.close()
+
+
+def test_routing_keys_are_cut_at_255_bytes_as_mod_amqp_cuts_them():
+    from eslkit.sinks.amqp import MAX_KEY_WORD, short_key_part
+
+    event = Event({"Event-Name": "CHANNEL_CREATE", "FreeSWITCH-Hostname": "h" * 70_000, "Unique-ID": "u"})
+    assert routing_key(event) == "h" * 255
+    normal = Event({"Event-Name": "CHANNEL_CREATE", "FreeSWITCH-Hostname": "vm", "Unique-ID": "u"})
+    assert routing_key(normal) == "vm.CHANNEL_CREATE._.u"
+    # Our own keys (popup, status) bound each word, so ".agents.<ext>.popup" survives.
+    word = short_key_part("é" * 100)
+    assert len(word) <= MAX_KEY_WORD and word == short_key_part("é" * 100) and "%C3%A9~" in word
+    assert short_key_part("1002") == "1002"
+
+
+def test_a_message_rabbitmq_cannot_take_is_counted_and_the_next_still_goes(amqp_env):
+    from eslkit.sinks.buffer import Message
+
+    conn, ch, q = queue(amqp_env, "refuse.#")
+    said = []
+    try:
+        async def go():
+            sink = sink_for(amqp_env)
+            sink.on_reject = said.append
+            await sink.start()
+            sink.send(Message("refuse." + "x" * 300, b"{}", "event", {}))  # longer than AMQP allows
+            sink.send(Message("refuse.ok", b'{"n": 1}', "event", {}))
+            assert await sink.drain(5)
+            await sink.close()
+            return sink
+
+        sink = run(go())
+        assert sink.rejected["event"] == 1 and sink.published["event"] == 1 and sink.unconfirmed == 0
+        assert len(said) == 1 and sink.disconnects == 0
+        got = drain(ch, q, 1)
+        assert [(key, body) for key, body, _ in got] == [("refuse.ok", {"n": 1})]
+    finally:
+        conn.close()

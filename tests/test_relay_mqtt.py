@@ -349,3 +349,51 @@ def test_from_url_parameters(monkeypatch):
         open_broker_source("mqtt://127.0.0.1/?password=oops")
     with pytest.raises(BrokerError, match="contains a password"):
         open_broker_source("mqtt://agent:oops@127.0.0.1/")
+
+
+def test_topic_levels_are_bounded_and_deterministic():
+    from eslkit.sinks.mqtt import MAX_LEVEL_BYTES, topic_part
+
+    long = topic_part("h" * 70_000)
+    assert len(long.encode()) == MAX_LEVEL_BYTES and long == topic_part("h" * 70_000)
+    assert long != topic_part("h" * 70_001)  # two long values stay apart
+    wide = topic_part("é" * 200)  # cut on a character boundary, still valid UTF-8
+    assert len(wide.encode()) <= MAX_LEVEL_BYTES and wide.startswith("é" * 50)
+    # Everything Mosquitto refuses in a topic becomes "_"; bidi marks are valid topic text.
+    assert topic_part("a\x85b\x9fc\ud800d\ufdd0e\uffff") == "a_b_c_d_e_"
+    assert topic_part("a\u202eb") == "a\u202eb"
+
+
+def test_a_template_no_broker_would_take_is_refused_at_start(mosquitto):
+    for kw in ({"topic": "x/+/{event}"}, {"popup_topic": "x/\x85/{ext}"}, {"status_topic": "s/#/{client_id}"}):
+        with pytest.raises(BrokerError, match="cannot be published to") as err:
+            make_sink(mosquitto, **kw)
+        assert err.value.exit_code == 13
+
+
+def test_a_message_the_broker_would_refuse_is_counted_and_the_next_still_goes(mosquitto):
+    """A topic Mosquitto drops the connection for is never handed to paho (it would re-send
+    it after every reconnect); it is counted and reported, and what follows is delivered."""
+    from eslkit.sinks.buffer import Message
+
+    sub = MqttCollector(mosquitto, "refuse/#")
+    said = []
+    try:
+        async def go():
+            sink = make_sink(mosquitto, client_id="relay-refuse")
+            sink.on_reject = said.append
+            await sink.start()
+            sink.send(Message("refuse/\x85", b"{}", "event", {}))
+            sink.send(Message("refuse/" + "x" * 70_000, b"{}", "event", {}))
+            sink.send(Message("refuse/ok", b'{"n": 1}', "event", {}))
+            assert await sink.drain(5)
+            await sink.close()
+            return sink
+
+        sink = run(go())
+        assert sink.rejected["event"] == 2 and sink.published["event"] == 1 and sink.unconfirmed == 0
+        assert len(said) == 2 and "U+0085" in said[0] and "65535" in said[1]
+        assert sub.wait_for(lambda m: any(t == "refuse/ok" for t, _, _ in m))
+        assert sink.disconnects == 0
+    finally:
+        sub.close()

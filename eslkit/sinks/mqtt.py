@@ -168,12 +168,16 @@ def topic_problem(topic: str) -> str | None:
 
 def check_template(template: str, option: str) -> str:
     try:
-        template.format(**{f: "x" for f in TOPIC_FIELDS})
+        sample = template.format(**{f: "x" for f in TOPIC_FIELDS})
     except (KeyError, IndexError, ValueError) as exc:
         raise BrokerError(
             f"The {option} template {template!r} is not valid ({exc}).",
             "Use only the fields {" + "}, {".join(TOPIC_FIELDS) + "}.",
         ) from None
+    problem = topic_problem(sample)
+    if problem is not None:  # every message would be refused: say so now, once
+        raise BrokerError(f"The {option} template {template!r} cannot be published to: {problem}.",
+                          "Remove wildcards (+ #) and control characters from it; keep it short.")
     return template
 
 
@@ -288,7 +292,15 @@ class MqttSink:
         self.qos = qos
         self.topic = check_template(topic, "--topic")
         self.popup_topic = check_template(popup_topic, "--popup-topic")
-        self.status_topic = status_topic.format(client_id=topic_part(settings.client_id))
+        try:
+            self.status_topic = status_topic.format(client_id=topic_part(settings.client_id))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise BrokerError(f"The --status-topic template {status_topic!r} is not valid ({exc}).",
+                              "Use only the field {client_id}.") from None
+        problem = topic_problem(self.status_topic)
+        if problem is not None:
+            raise BrokerError(f"The --status-topic template {status_topic!r} cannot be published to: {problem}.",
+                              "Remove wildcards (+ #) and control characters from it; keep it short.")
         self.window = max(1, window)
         self.reconnect_delay = reconnect_delay
         self.connect_timeout = connect_timeout
