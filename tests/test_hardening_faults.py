@@ -167,10 +167,6 @@ def test_a_slow_drip_still_delivers_the_event():
     assert r.returncode == 7 and "Traceback" not in r.stderr  # then the switch went away
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "watch (eslkit/commands/watch.py Watch.run, watch owner): when ingest ends with Disconnected, "
-    "`await ingest` in the finally block re-raises before self._flush(), so the JSON/plain lines still "
-    "batched (up to 0.1 s of events) are never written: the summary says 1 event received, stdout is empty"))
 def test_the_last_events_before_the_switch_closes_are_not_lost():
     with MisbehavingSwitch(event_then_close) as switch:
         r = watch(switch.port, "--no-reconnect", "--timeout", "1")
@@ -212,10 +208,6 @@ def test_disconnects_in_a_loop_back_off_and_ctrl_c_ends_at_once(command):
         assert "link lost" in err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "watch (eslkit/commands/watch.py Watch.run, watch owner): same cause as the lost batch: when ingest "
-    "ends with Disconnected, `await ingest` re-raises before live.stop(), so the table leaves the terminal "
-    "in the alternate screen with the cursor hidden, and the error line is printed inside it"))
 def test_table_gives_the_terminal_back_when_the_switch_goes_away():
     pexpect = pytest.importorskip("pexpect", reason="pexpect is in the test extras: pip install -e '.[test]'")
     with MisbehavingSwitch(event_then_close) as switch:
@@ -238,10 +230,6 @@ def test_table_gives_the_terminal_back_when_the_switch_goes_away():
 NOANSWER = Path(__file__).parent / "data" / "fs-captures" / "1.10.12" / "scenario_noanswer_plain.raw"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "watch/popup (eslkit/sinks/recorder.py Recorder, eslkit/views/ndjson.py NdjsonWriter, eslkit/views/popup.py "
-    "JsonWriter; watch and popup owners): OSError ENOSPC from a full disk is not turned into an EslkitError: "
-    "a traceback and exit 1"))
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux) to make a write fail")
 @pytest.mark.parametrize("case", ["watch-record", "watch-stdout", "popup-stdout"])
 def test_a_full_disk_is_one_clear_error(case):

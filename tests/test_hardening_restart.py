@@ -209,10 +209,6 @@ def test_popup_after_a_network_blip_keeps_the_call_that_is_still_up():
     assert mine == [("ringing", None, None), ("ended", "missed", "ORIGINATOR_CANCEL")], mine
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "popup (eslkit/commands/popup.py PopupRun._status, popup owner): after a reconnect `popup --format json` "
-    "says nothing: 'link lost … reconnecting' is printed, but not that (or after how long a gap) it is back, "
-    "as watch ('reconnected after a N s gap') and relay ('switch connected again after N s') do"))
 def test_popup_json_says_when_it_is_back_and_how_long_the_gap_was():
     import re
 

@@ -32,8 +32,9 @@ from eslkit.calls import POPUP_EVENTS, CallTracker, LegView
 from eslkit.client import ConnectionStatus
 from eslkit.commands.options import HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt, connection_settings
 from eslkit.contacts import load_contacts
-from eslkit.errors import EslkitError, TemplateError
+from eslkit.errors import EslkitError, OutputError, TemplateError
 from eslkit.event import Event
+from eslkit.views.ndjson import OutputStream
 from eslkit.views.popup import SHOW_ENDED_FOR, JsonWriter, PopupSnapshot, PopupView
 from eslkit.views.safe_text import visible
 from eslkit.views.theme import THEME
@@ -101,7 +102,8 @@ class PopupRun:
         self.actions = list(actions)
         self.on = on
         self.bell = bell
-        self.out = out if out is not None else sys.stdout
+        # Failed writes (a full disk) become OutputError; a closed pipe stays BrokenPipeError.
+        self.out = OutputStream(out if out is not None else sys.stdout)
         self.console = console
         self.err = err or Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
         self.writer = JsonWriter(self.out) if fmt is PopupFormat.json else None
@@ -115,6 +117,7 @@ class PopupRun:
         self._stop: Optional[asyncio.Event] = None
         self._ring = False
         self._resync_task: Optional[asyncio.Future] = None
+        self._failure: Optional[BaseException] = None  # the output failed outside ingest
 
     # --- ingest -----------------------------------------------------------------------
 
@@ -145,8 +148,17 @@ class PopupRun:
         except (EslkitError, ValueError, AttributeError):
             return  # the next events and the expiry will sort it out
         live = {row.get("uuid") for row in rows if isinstance(row, dict)}
-        for leg in self.tracker.resync(live, self.switch_now()):
-            self._changed(leg)
+        try:
+            for leg in self.tracker.resync(live, self.switch_now()):
+                self._changed(leg)
+        except (OutputError, BrokenPipeError) as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """The output failed outside ingest: end the run, and raise it there."""
+        self._failure = self._failure or exc
+        if self._stop is not None:
+            self._stop.set()
 
     def _changed(self, leg: LegView) -> None:
         self.changes += 1
@@ -180,6 +192,8 @@ class PopupRun:
         if self.fmt is PopupFormat.json and not self.connected:
             self.err.print("[esl.warning]eslkit: link lost:[/] ", end="")
             self.err.out(visible(status.reason, 200) + " — reconnecting", highlight=False)
+        if self.fmt is PopupFormat.json and self.connected and status.gap is not None:
+            self.err.out(f"eslkit: reconnected after a {status.gap:.1f}s gap", highlight=False)
 
     # --- snapshots --------------------------------------------------------------------
 
@@ -240,8 +254,13 @@ class PopupRun:
                     task.cancel()
             if not ingest.done():
                 ingest.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            failure: Optional[BaseException] = None
+            try:
                 await ingest  # re-raises AuthError, InputFileError … from the source
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # raised below, once the panel and the actions are done
+                failure = exc
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
@@ -255,12 +274,19 @@ class PopupRun:
                     action.reap()
                 elif isinstance(action, UrlAction):
                     action.wait()
+            failure = failure or self._failure
+            if failure is not None:
+                raise failure
 
     async def _tick(self, live: Optional[Live]) -> None:
         while True:
             await asyncio.sleep(1 / REFRESH_PER_SECOND)
-            for leg in self.tracker.expire(self.switch_now()):
-                self._changed(leg)
+            try:
+                for leg in self.tracker.expire(self.switch_now()):
+                    self._changed(leg)
+            except (OutputError, BrokenPipeError) as exc:
+                self._fail(exc)
+                return
             if live is not None:
                 if self._ring:
                     self._ring = False
@@ -373,6 +399,13 @@ def popup(
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python's final
         # flush of stdout from complaining about the closed pipe.
-        with contextlib.suppress(OSError, ValueError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+        _drop_stdout()
+    except OutputError:
+        _drop_stdout()  # a full disk: one clear error, not a second one at exit
+        raise
+
+
+def _drop_stdout() -> None:
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

@@ -35,11 +35,12 @@ from eslkit.commands.options import (
     TimeoutOpt,
     connection_settings,
 )
+from eslkit.errors import OutputError
 from eslkit.event import Event
 from eslkit.sinks.recorder import Recorder
 from eslkit.sources.esl import EslSource
 from eslkit.sources.replay import ReplaySource
-from eslkit.views.ndjson import NdjsonWriter
+from eslkit.views.ndjson import NdjsonWriter, OutputStream
 from eslkit.views.plain import PlainWriter
 from eslkit.views.safe_text import visible
 from eslkit.views.stats import CallStats, stats_panel
@@ -196,7 +197,8 @@ class Watch:
         self.record_path = record
         self.stats = CallStats() if stats else None
         self.local_filters = list(local_filters)
-        self.out = out if out is not None else sys.stdout.buffer
+        # Failed writes (a full disk) become OutputError; a closed pipe stays BrokenPipeError.
+        self.out = OutputStream(out if out is not None else sys.stdout.buffer)
         self.err = err or Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
         self.shown = 0
         self.rows: deque = deque(maxlen=TABLE_ROWS_KEPT)
@@ -206,6 +208,7 @@ class Watch:
         self.broken_pipe = False
         self.opened = False
         self._final_console: Optional[Console] = None
+        self._failure: Optional[OutputError] = None  # the output failed in the ticker
         self._samples: deque = deque()
         self._stop: Optional[asyncio.Event] = None  # made in run(): on 3.9 it binds to a loop
         # Opened now, so an unwritable path is reported before connecting.
@@ -337,8 +340,13 @@ class Watch:
                 task.cancel()
             if not ingest.done():
                 ingest.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            failure: Optional[BaseException] = None
+            try:
                 await ingest  # re-raises AuthError, Disconnected … from the source
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # raised below, once the terminal and the output are in order
+                failure = exc
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
@@ -351,7 +359,10 @@ class Watch:
                 final = self.make_snapshot()
                 final.state = "stopped" if final.state == "connected" else final.state
                 console.print(WatchScreen(lambda: final, self.columns), height=max(5, console.height - 2))
-            self._flush()
+            self._flush()  # the last batch, also when the switch went away
+            failure = failure or self._failure
+            if failure is not None:
+                raise failure
 
     async def _tick(self, live: Optional[Live]) -> None:
         period = 1 / REFRESH_PER_SECOND
@@ -362,11 +373,14 @@ class Watch:
                 live.refresh()
 
     def _flush(self) -> None:
-        if self.writer is not None and not self.broken_pipe:
+        if self.writer is not None and not self.broken_pipe and self._failure is None:
             try:
                 self.writer.flush()
             except BrokenPipeError:
                 self.broken_pipe = True
+                self._stop.set()
+            except OutputError as exc:  # a full disk: end the run, say so once
+                self._failure = exc
                 self._stop.set()
 
     # -- the end -----------------------------------------------------------------------------
@@ -484,21 +498,31 @@ def watch(
     try:
         asyncio.run(_run(runner))
     finally:
-        if runner.broken_pipe:
-            # The reader (head, jq -e …) went away: that is a normal end, not an error.
-            with contextlib.suppress(OSError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        elif runner.opened:  # a failed connect says why, not "0 events received"
+        if runner.broken_pipe or runner.out.failed:
+            # The reader (head, jq -e …) went away, or the disk is full: not a traceback.
+            _drop_stdout()
+        if runner.opened and not runner.broken_pipe:  # a failed connect says why, not "0 events received"
             _finish(runner, fmt)
 
 
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so Python's flush at exit does not fail on what it still holds."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _finish(runner: Watch, fmt: OutputFormat) -> None:
-    final = runner.final_stats()
-    if final is not None:
-        if fmt is OutputFormat.json:
-            writer = NdjsonWriter(sys.stdout.buffer)
-            with contextlib.suppress(BrokenPipeError):
-                writer.object({"stats": final})
-        elif fmt is OutputFormat.plain or runner.quiet:
-            runner.err.print(stats_panel(runner.stats, final["events_per_second"] or 0.0))
-    runner.err.out(f"eslkit watch: {runner.summary()}", highlight=False)
+    try:
+        final = runner.final_stats()
+        if final is not None:
+            if fmt is OutputFormat.json:
+                if not runner.out.failed:
+                    with contextlib.suppress(BrokenPipeError):
+                        NdjsonWriter(runner.out).object({"stats": final})
+            elif fmt is OutputFormat.plain or runner.quiet:
+                runner.err.print(stats_panel(runner.stats, final["events_per_second"] or 0.0))
+    except OutputError:
+        _drop_stdout()
+        raise
+    finally:
+        runner.err.out(f"eslkit watch: {runner.summary()}", highlight=False)

@@ -12,12 +12,13 @@ what is pending.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Optional, Union
 
 from eslkit.client import ConnectionStatus
-from eslkit.errors import InputFileError
+from eslkit.errors import InputFileError, OutputError
 from eslkit.event import Event
 
 _dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
@@ -47,15 +48,23 @@ class Recorder:
 
     def flush(self) -> None:
         if self._pending:
-            self._fh.write("".join(self._pending))
+            try:
+                self._fh.write("".join(self._pending))
+                self._fh.flush()
+            except OSError as exc:  # a full disk, an I/O error: nothing more can be recorded
+                self._pending.clear()
+                with contextlib.suppress(OSError):
+                    self._fh.close()
+                raise OutputError(f"Cannot write the recording {self.path}: {exc.strerror or exc}.",
+                                  "Free some disk space, or give --record a path on another disk.") from None
             self.written += len(self._pending)
             self._pending.clear()
-            self._fh.flush()
 
     def close(self) -> None:
         if not self._fh.closed:
             self.flush()
-            self._fh.close()
+            with contextlib.suppress(OSError):
+                self._fh.close()
 
     def __enter__(self) -> "Recorder":
         return self

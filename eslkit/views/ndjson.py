@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, BinaryIO
 
+from eslkit.errors import OutputError
 from eslkit.event import Event
 
 _dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
@@ -45,3 +46,38 @@ class NdjsonWriter:
             self._pending.clear()
             self.stream.write(data)
             self.stream.flush()
+
+
+class OutputStream:
+    """A stream whose failed writes (a full disk, an I/O error) raise `OutputError`.
+
+    A reader that goes away stays `BrokenPipeError`: the commands end quietly on
+    it (``| head``).  ``failed`` tells the command to throw away what Python
+    still holds for the stream, so the exit does not fail on it a second time.
+    """
+
+    def __init__(self, stream, what: str = "standard output"):
+        self.stream = stream
+        self.what = what
+        self.failed = False
+
+    def write(self, data):
+        try:
+            return self.stream.write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: OSError) -> OutputError:
+        self.failed = True
+        return OutputError(f"Cannot write to {self.what}: {exc.strerror or exc}.",
+                           "Free some disk space where the output goes, or send it elsewhere.")
