@@ -81,10 +81,23 @@ class Event:
     @classmethod
     def from_json(cls, text: str) -> "Event":
         pairs = json.loads(text, object_pairs_hook=_json_pairs)
-        if "\\u" in text and _LONE_SURROGATE_ESCAPE.search(text):
-            pairs = _JsonObject([(k, _scrub(v)) for k, v in pairs])
         if not isinstance(pairs, _JsonObject):
             raise ValueError("a JSON event must be an object")
+        if "\\u" in text and _LONE_SURROGATE_ESCAPE.search(text):
+            pairs = _JsonObject([(k, _scrub(v)) for k, v in pairs])
+        h = dict(pairs)
+        if len(h) == len(pairs) and all(type(v) is str for v in h.values()):
+            # The common case (every value a string, no repeated header): the
+            # dict json.loads built is the event; no per-header Python work.
+            ev = cls.__new__(cls)
+            body = h.pop("_body", None)
+            ev._h, ev._pairs, ev._encoded = h, None, False
+            # Keep the switch's own text when it is already the compact ASCII
+            # line json_line() would write (cJSON never writes a raw newline).
+            verbatim = text.isascii() and "\n" not in text and "\\u" not in text
+            ev._text, ev._end, ev._lookups = (text if verbatim else ""), 0, 0
+            ev.body, ev.format = body, "json"
+            return ev
         body = None
         headers = []
         for k, v in pairs:
@@ -231,7 +244,9 @@ class Event:
     def headers(self) -> dict[str, Value]:
         """All headers, decoded, in wire order; a repeated header keeps its first value."""
         h = self._h if self._h is not None else self._parse()
-        if self._encoded and self.format == "plain":
+        if not self._encoded:  # JSON: values arrived decoded
+            return {k: (v[:] if isinstance(v, list) else v) for k, v in h.items()} if self._pairs else dict(h)
+        if self.format == "plain":
             fast = _decode_plain_values(h)
             if fast is not None:
                 return fast
@@ -255,6 +270,14 @@ class Event:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    def json_line(self) -> str:
+        """`to_dict()` as one line of ASCII JSON (no raw control character can
+        reach a terminal).  An event that came as JSON, all ASCII, with no
+        repeated header, is already that line: it is returned as received."""
+        if self.format == "json" and self._text:
+            return self._text
+        return _ascii_dumps(self.to_dict())
 
     # --- typed fields everybody needs ----------------------------------------------
 
@@ -415,6 +438,9 @@ class _JsonObject(list):
 
 def _json_pairs(pairs: list) -> _JsonObject:
     return _JsonObject(pairs)
+
+
+_ascii_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 
 
 def _json_string(value: Value) -> str:

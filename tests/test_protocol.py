@@ -358,3 +358,13 @@ def test_malformed_plain_block_never_pairs_names_with_wrong_values():
     ev = Event.from_plain("a: x: y\nb\nc: z\n\n")
     assert ev.headers == {"a": "x: y", "c": "z"}
     assert ev.get("c") == "z" and ev.get("b") is None
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json", "xml"])
+def test_json_line_is_the_dict_form_in_ascii(fmt):
+    for ev in events_of(f"scenario_queue_{fmt}") + events_of(f"bgapi_status_{fmt}"):
+        line = ev.json_line()
+        assert line.isascii() and "\n" not in line
+        assert json.loads(line) == ev.to_dict()
+    hostile = Event.from_json('{"Event-Name":"X","Caller-Caller-ID-Name":"\\u001b]0;t\\u0007 \\u202e"}')
+    assert hostile.json_line().isascii() and json.loads(hostile.json_line()) == hostile.to_dict()

@@ -7,6 +7,7 @@ worth of bytes.
 
 from __future__ import annotations
 
+import json
 import string
 
 from hypothesis import HealthCheck, example, given, settings
@@ -99,6 +100,7 @@ def test_events_survive_every_wire_format(ev, fmt):
         expected = _merge_adjacent(expected)
     assert got == expected
     assert again.body == ev.body
+    assert json.loads(again.json_line()) == again.to_dict()
 
 
 def _merge_adjacent(pairs):
