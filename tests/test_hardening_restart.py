@@ -125,7 +125,10 @@ def test_watch_and_popup_survive_a_switch_crash(restart):
     seen_before = len(watch.out)
     assert stale
     time.sleep(1.0)
-    second = start_sim(port, "--scenario", "busy", "--speed", "1")
+    # --loop: the busy call starts when the first client subscribes again, and the two
+    # clients' back-offs may put the other one a step (1-4 s) later: a call played once
+    # could be over by then, and no switch replays past events.
+    second = start_sim(port, "--scenario", "busy", "--loop", "--speed", "1")
     children.append(second)
 
     # watch: says the link went down and how long the gap was, then gets the new
