@@ -240,4 +240,5 @@ def test_a_full_disk_is_one_clear_error(case):
         r = subprocess.run([str(ESLKIT), *args, "--replay", str(NOANSWER)], stdout=out, stderr=subprocess.PIPE,
                            text=True, timeout=30, env={**os.environ, "HOME": "/nonexistent"})
     assert "Traceback" not in r.stderr, r.stderr[-600:]
-    assert r.returncode not in (0, 1) and "No space left on device" in r.stderr, r.stderr
+    assert r.returncode == 17 and "No space left on device" in r.stderr, r.stderr  # OutputError
+    assert "fix:" in r.stderr
