@@ -400,6 +400,12 @@ class Watch:
         return self.stats.to_dict(elapsed=elapsed, rate=self.received / elapsed)
 
 
+def _default_wire(fmt: OutputFormat, quiet: bool) -> WireFormat:
+    # For JSON lines the switch's own JSON is the cheapest input: an all-ASCII
+    # event is written as it came (Event.json_line), with no decode/encode here.
+    return WireFormat.json if fmt is OutputFormat.json and not quiet else WireFormat.plain
+
+
 def _default_format() -> OutputFormat:
     return OutputFormat.table if sys.stdout.isatty() else OutputFormat.json
 
@@ -446,8 +452,10 @@ def watch(
         help="With --replay: keep the original timing, SPEED times faster (default: as fast as possible).")] = None,
     stats: Annotated[bool, typer.Option("--stats",
         help="Show call statistics; with --format json, print a final stats object.")] = False,
-    wire_format: Annotated[WireFormat, typer.Option("--wire-format", case_sensitive=False,
-        help="Event encoding to ask the switch for (event plain|json|xml).")] = WireFormat.plain,
+    wire_format: Annotated[Optional[WireFormat], typer.Option("--wire-format", case_sensitive=False,
+        help="Event encoding to ask the switch for (event plain|json|xml); default json with "
+             "--format json (the switch's JSON is written as it came), else plain.",
+        show_default=False)] = None,
     reconnect: Annotated[bool, typer.Option("--reconnect/--no-reconnect",
         help="Reconnect by itself when the link drops.")] = True,
     host: HostOpt = None,
@@ -492,7 +500,7 @@ def watch(
     else:
         settings = connection_settings(host, port, password, profile, timeout, console=err)
         source = EslSource(settings, names=names, filters=header_filters,
-                           format=wire_format.value, reconnect=reconnect)
+                           format=(wire_format or _default_wire(fmt, quiet)).value, reconnect=reconnect)
     runner = Watch(source, fmt=fmt, columns=parse_columns(columns), matches=matches, count=count,
                    quiet=quiet, record=record, stats=stats, local_filters=local_filters, err=err)
     try:

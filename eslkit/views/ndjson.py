@@ -18,7 +18,7 @@ _dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 
 
 def event_line(event: Event) -> str:
-    return _dumps(event.to_dict())
+    return event.json_line()
 
 
 class NdjsonWriter:
@@ -30,7 +30,7 @@ class NdjsonWriter:
 
     def event(self, event: Event) -> None:
         pending = self._pending
-        pending.append(_dumps(event.to_dict()))
+        pending.append(event.json_line())
         if len(pending) >= self.batch:
             self.flush()
 
