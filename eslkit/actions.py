@@ -23,6 +23,7 @@ skipped: a flood of calls must not become a flood of processes.
 from __future__ import annotations
 
 import string
+import os
 import subprocess
 import threading
 import time
@@ -143,7 +144,7 @@ class ExecAction:
         argv = self.args(leg)
         try:
             child = subprocess.Popen(
-                argv, shell=False, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                argv, shell=False, env=_child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, start_new_session=True,
             )
         except OSError as exc:
@@ -156,3 +157,11 @@ class ExecAction:
     def reap(self) -> None:
         """Collect children that finished, so none is left a zombie."""
         self.children = [c for c in self.children if c.poll() is None]
+
+
+# Secrets eslkit reads from its environment: a program run for a popup has no business with them.
+_SECRET_VARS = ("ESL_PASSWORD", "ESLKIT_BROKER_PASSWORD")
+
+
+def _child_env() -> dict:
+    return {k: v for k, v in os.environ.items() if k not in _SECRET_VARS}

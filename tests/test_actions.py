@@ -93,3 +93,16 @@ def test_a_flood_of_rings_starts_a_bounded_number_of_programs(tmp_path):
     assert action(leg()) is not None  # room again once they finished
     action.children[0].kill()
     action.children[0].wait(5)
+
+
+def test_exec_programs_do_not_inherit_eslkit_secrets(tmp_path, monkeypatch):
+    monkeypatch.setenv("ESL_PASSWORD", "s3cret-esl")
+    monkeypatch.setenv("ESLKIT_BROKER_PASSWORD", "s3cret-mqtt")
+    monkeypatch.setenv("HARMLESS", "kept")
+    out = tmp_path / "env.json"
+    script = "import json,os,sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))"
+    child = ExecAction([sys.executable, "-c", script, str(out)])(leg())
+    assert child.wait(timeout=10) == 0
+    env = json.loads(out.read_text())
+    assert env["HARMLESS"] == "kept"
+    assert "ESL_PASSWORD" not in env and "ESLKIT_BROKER_PASSWORD" not in env

@@ -44,7 +44,7 @@ PasswordOpt = Annotated[
 ]
 ProfileOpt = Annotated[
     Optional[str],
-    typer.Option("--profile", help="A [profiles.NAME] of ~/.config/eslkit/config.toml, or an fs_cli "
+    typer.Option("--profile", help="A \\[profiles.NAME] of ~/.config/eslkit/config.toml, or an fs_cli "
                  "profile from ~/.fs_cli_conf or /etc/fs_cli.conf.", rich_help_panel=_PANEL,
                  show_default=False),
 ]

@@ -13,7 +13,6 @@ ingest.
 import asyncio
 import contextlib
 import enum
-import json
 import os
 import shlex
 import shutil
@@ -28,7 +27,7 @@ from rich.console import Console
 from rich.live import Live
 
 from eslkit.actions import ExecAction, UrlAction
-from eslkit.calls import POPUP_EVENTS, CallTracker, LegView
+from eslkit.calls import live_uuids, POPUP_EVENTS, CallTracker, LegView
 from eslkit.client import ConnectionStatus
 from eslkit.commands.options import HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt, connection_settings
 from eslkit.contacts import load_contacts
@@ -143,11 +142,9 @@ class PopupRun:
         if not hasattr(conn, "api"):
             return  # a broker: the relay's tracker resyncs and publishes the outcome
         try:
-            body = await conn.api("show channels as json", timeout=10)
-            rows = json.loads(body or "{}").get("rows") or []
-        except (EslkitError, ValueError, AttributeError):
+            live = live_uuids(await conn.api("show channels as json", timeout=10))
+        except (EslkitError, ValueError):
             return  # the next events and the expiry will sort it out
-        live = {row.get("uuid") for row in rows if isinstance(row, dict)}
         try:
             for leg in self.tracker.resync(live, self.switch_now()):
                 self._changed(leg)
