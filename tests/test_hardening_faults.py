@@ -12,11 +12,9 @@ Ctrl-C still ends it at once with its summary.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -24,20 +22,20 @@ import pytest
 
 from eslkit.protocol import auth_request, command_reply
 from tests.support.sim import ESLKIT
-from tests.support.transcript_server import read_command
+from tests.support.transcript_server import ThreadedServer, read_command
 
 EVENT = b'{"Event-Name":"HEARTBEAT","Event-Info":"System Ready","Unique-ID":"u-1"}'
 EVENT_FRAME = b"Content-Length: %d\nContent-Type: text/event-json\n\n%s" % (len(EVENT), EVENT)
 
 
-class MisbehavingSwitch:
+class MisbehavingSwitch(ThreadedServer):
     """Greets, accepts any password, replies +OK to each command; once the client
     subscribes, `act(writer)` misbehaves.  Counts the connections it accepted."""
 
     def __init__(self, act):
+        super().__init__()
         self.act = act
         self.accepted = 0
-        self.loop = asyncio.new_event_loop()
 
     async def _handle(self, reader, writer):
         self.accepted += 1
@@ -58,36 +56,6 @@ class MisbehavingSwitch:
             pass
         finally:
             writer.close()
-
-    def __enter__(self):
-        ready = threading.Event()
-
-        async def start():
-            self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-            self.port = self.server.sockets[0].getsockname()[1]
-            ready.set()
-
-        def run():
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(start())
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
-        return self
-
-    def __exit__(self, *exc):
-        async def stop():
-            self.server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
-
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 async def close_mid_frame(writer):

@@ -15,7 +15,6 @@ must pass each as one argument without a shell.  Error texts from the network
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -41,7 +40,7 @@ from eslkit.protocol import (
     encode_frame,
 )
 from tests.support.sim import ESLKIT
-from tests.support.transcript_server import read_command
+from tests.support.transcript_server import ThreadedServer, read_command
 
 CAPTURES = Path(__file__).parent / "data" / "fs-captures" / "1.10.12"
 PASSWORD = "hostile-Pw-31"
@@ -108,17 +107,16 @@ def wire(event: Event, fmt: str) -> bytes:
     return encode_frame([("Content-Type", f"text/event-{fmt}")], payload)
 
 
-class HostileSwitch:
+class HostileSwitch(ThreadedServer):
     """Greets, accepts PASSWORD, answers every command, and after `event <fmt> ...`
     sends the hostile call in that format; then stays connected, idle."""
 
     def __init__(self, *, auth_reply: str = "+OK accepted", after_events: bytes = b""):
+        super().__init__()
         self.auth_reply = auth_reply
         self.after_events = after_events
         self.events = hostile_events()
         self.commands: list[str] = []
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
 
     async def _handle(self, reader, writer) -> None:
         try:
@@ -158,36 +156,6 @@ class HostileSwitch:
             pass
         finally:
             writer.close()
-
-    def __enter__(self) -> "HostileSwitch":
-        ready = threading.Event()
-
-        async def start():
-            self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-            self.port = self.server.sockets[0].getsockname()[1]
-            ready.set()
-
-        def run():
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(start())
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        async def stop():
-            self.server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
-
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 def env(**extra) -> dict:

@@ -90,3 +90,53 @@ def transcript_handler(capture: Path):
             writer.close()
 
     return handler
+
+
+class ThreadedServer:
+    """A loopback asyncio server in its own thread, for tests that drive real
+    processes (eslkit commands) against a switch that misbehaves on purpose.
+
+    Subclasses write ``async def _handle(self, reader, writer)``; use as a
+    context manager, then read ``.port``.
+    """
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        self.server = None
+        self.thread = None
+
+    async def _handle(self, reader, writer) -> None:  # pragma: no cover - subclasses
+        raise NotImplementedError
+
+    def __enter__(self):
+        import threading
+
+        ready = threading.Event()
+
+        async def start():
+            self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self.port = self.server.sockets[0].getsockname()[1]
+            ready.set()
+
+        def run():
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(start())
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        assert ready.wait(10), "the test server did not start"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        async def stop():
+            self.server.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
