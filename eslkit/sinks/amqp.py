@@ -28,12 +28,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from eslkit.errors import BrokerError
 from eslkit.event import Event
 from eslkit.sinks.buffer import Buffer, Message
-from eslkit.sinks.mqtt import password_from_env, safe_url
+from eslkit.sinks.mqtt import password_from_env, split_broker_url
 
 AMQP_EVENT_FIELDS = ("FreeSWITCH-Hostname", "Event-Name", "Event-Subclass", "Unique-ID")
 AMQP_POPUP_KEY = "{hostname}.agents.{ext}.popup"
@@ -105,21 +105,7 @@ class AmqpSettings:
 def parse_amqp_url(url: str, *, username: str | None = None, password_env: str | None = None,
                    exchange: str = "freeswitch", tls_ca: str | None = None) -> AmqpSettings:
     """``amqp://USER@HOST:PORT/VHOST`` (or ``amqps://``); the password only from the environment."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("amqp", "amqps"):
-        raise BrokerError(f"{safe_url(url)!r} is not an AMQP URL.", "Write it as amqp://USER@HOST:PORT/VHOST.")
-    if parts.password is not None:
-        raise BrokerError(
-            "The broker URL contains a password.",
-            "Remove it from the URL and name an environment variable holding it with --password-env.",
-        )
-    try:
-        port = parts.port
-    except ValueError:
-        raise BrokerError(f"The port in {safe_url(url)!r} is not a number.") from None
-    if not parts.hostname:
-        raise BrokerError(f"{safe_url(url)!r} has no host.", "Write it as amqp://USER@HOST:PORT/VHOST.")
-    tls = parts.scheme == "amqps"
+    parts, port, tls = split_broker_url(url, ("amqp", "amqps"), "amqp://USER@HOST:PORT/VHOST")
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
     user = username or (unquote(parts.username) if parts.username else "guest")
     return AmqpSettings(host=parts.hostname, port=port or (5671 if tls else 5672), vhost=vhost, username=user,

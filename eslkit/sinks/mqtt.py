@@ -85,6 +85,30 @@ def safe_url(url: str) -> str:
         return "(the URL given)"
 
 
+def split_broker_url(url: str, schemes: tuple[str, str], example: str):
+    """Check a broker URL's shape; return (urlsplit parts, port or None, tls).
+
+    ``schemes`` is (plain, tls), e.g. ("mqtt", "mqtts"); ``example`` is the
+    form shown in the fix.  A password inside the URL is refused: it would end
+    up in the process list and the shell history.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in schemes:
+        raise BrokerError(f"{safe_url(url)!r} is not an {schemes[0].upper()} URL.", f"Write it as {example}.")
+    if parts.password is not None:
+        raise BrokerError(
+            "The broker URL contains a password.",
+            "Remove it from the URL and name an environment variable holding it with --password-env.",
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise BrokerError(f"The port in {safe_url(url)!r} is not a number.", f"Write it as {example}.") from None
+    if not parts.hostname:
+        raise BrokerError(f"{safe_url(url)!r} has no host.", f"Write it as {example}.")
+    return parts, port, parts.scheme == schemes[1]
+
+
 def parse_mqtt_url(
     url: str,
     *,
@@ -94,22 +118,7 @@ def parse_mqtt_url(
     client_id: str | None = None,
 ) -> MqttSettings:
     """``mqtt://[USER@]HOST[:PORT][/TOPIC-PREFIX]`` or ``mqtts://…`` (TLS)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts"):
-        raise BrokerError(f"{safe_url(url)!r} is not an MQTT URL.", "Write it as mqtt://HOST:PORT or mqtts://HOST:PORT.")
-    if parts.password is not None:
-        # A password in a URL ends up in the process list and shell history.
-        raise BrokerError(
-            "The broker URL contains a password.",
-            "Remove it from the URL and name an environment variable holding it with --password-env.",
-        )
-    try:
-        port = parts.port
-    except ValueError:
-        raise BrokerError(f"The port in {safe_url(url)!r} is not a number.", "Write it as mqtt://HOST:PORT.") from None
-    if not parts.hostname:
-        raise BrokerError(f"{safe_url(url)!r} has no host.", "Write it as mqtt://HOST:PORT.")
-    tls = parts.scheme == "mqtts"
+    parts, port, tls = split_broker_url(url, ("mqtt", "mqtts"), "mqtt://HOST:PORT or mqtts://HOST:PORT")
     return MqttSettings(
         host=parts.hostname,
         port=port or (8883 if tls else 1883),
