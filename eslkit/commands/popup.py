@@ -16,7 +16,6 @@ import enum
 import os
 import shlex
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from rich.live import Live
 from eslkit.actions import ExecAction, UrlAction
 from eslkit.calls import live_uuids, POPUP_EVENTS, CallTracker, LegView
 from eslkit.client import ConnectionStatus
+from eslkit.commands.running import run_until_stopped
 from eslkit.commands.options import HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt, connection_settings
 from eslkit.contacts import load_contacts
 from eslkit.errors import EslkitError, OutputError, TemplateError
@@ -229,10 +229,6 @@ class PopupRun:
 
     async def run(self) -> None:
         self._stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._stop.set)
         live = None
         if self.fmt is PopupFormat.panel:
             console = self.console or Console(theme=THEME, highlight=False)
@@ -240,27 +236,16 @@ class PopupRun:
                         redirect_stdout=False, redirect_stderr=False, transient=False)
         ingest = asyncio.ensure_future(self.ingest())
         ticker = asyncio.ensure_future(self._tick(live))
-        stop = asyncio.ensure_future(self._stop.wait())
+        failure: Optional[BaseException] = None
         try:
-            if live is not None:
-                live.start(refresh=True)
-            done, _ = await asyncio.wait([ingest, stop], return_when=asyncio.FIRST_COMPLETED)
+            # AuthError, InputFileError … come back here, raised below once the
+            # panel and the actions are done.
+            failure = await run_until_stopped(
+                ingest, self._stop, start=(lambda: live.start(refresh=True)) if live else (lambda: None),
+                helpers=[ticker])
         finally:
-            for task in (ticker, stop, self._resync_task):
-                if task is not None:
-                    task.cancel()
-            if not ingest.done():
-                ingest.cancel()
-            failure: Optional[BaseException] = None
-            try:
-                await ingest  # re-raises AuthError, InputFileError … from the source
-            except asyncio.CancelledError:
-                pass
-            except Exception as exc:  # raised below, once the panel and the actions are done
-                failure = exc
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
+            if self._resync_task is not None:
+                self._resync_task.cancel()
             if live is not None:
                 live.refresh()
                 live.stop()
@@ -271,9 +256,9 @@ class PopupRun:
                     action.reap()
                 elif isinstance(action, UrlAction):
                     action.wait()
-            failure = failure or self._failure
-            if failure is not None:
-                raise failure
+        failure = failure or self._failure
+        if failure is not None:
+            raise failure
 
     async def _tick(self, live: Optional[Live]) -> None:
         while True:

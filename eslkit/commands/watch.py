@@ -15,7 +15,6 @@ import contextlib
 import enum
 import os
 import re
-import signal
 import sys
 import time
 from collections import deque
@@ -35,6 +34,7 @@ from eslkit.commands.options import (
     TimeoutOpt,
     connection_settings,
 )
+from eslkit.commands.running import run_until_stopped
 from eslkit.errors import OutputError
 from eslkit.event import Event
 from eslkit.sinks.recorder import Recorder
@@ -313,11 +313,7 @@ class Watch:
     # -- the whole run ---------------------------------------------------------------------
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._stop.set)
         live = None
         if self.fmt is OutputFormat.table and not self.quiet:
             # Follow the real terminal size (and its resizes) even if COLUMNS/LINES are exported.
@@ -330,26 +326,14 @@ class Watch:
                 self._final_console, live = console, None
         ingest = asyncio.ensure_future(self.ingest())
         ticker = asyncio.ensure_future(self._tick(live))
-        stop = asyncio.ensure_future(self._stop.wait())
+        failure: Optional[BaseException] = None
         try:
-            if live is not None:
-                live.start(refresh=True)
-            await asyncio.wait([ingest, stop], return_when=asyncio.FIRST_COMPLETED)
+            # AuthError, Disconnected … come back here, raised below once the
+            # terminal and the output are in order.
+            failure = await run_until_stopped(
+                ingest, self._stop, start=(lambda: live.start(refresh=True)) if live else (lambda: None),
+                helpers=[ticker])
         finally:
-            for task in (ticker, stop):
-                task.cancel()
-            if not ingest.done():
-                ingest.cancel()
-            failure: Optional[BaseException] = None
-            try:
-                await ingest  # re-raises AuthError, Disconnected … from the source
-            except asyncio.CancelledError:
-                pass
-            except Exception as exc:  # raised below, once the terminal and the output are in order
-                failure = exc
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
             console = self._final_console
             if live is not None:
                 live.stop()
@@ -360,9 +344,9 @@ class Watch:
                 final.state = "stopped" if final.state == "connected" else final.state
                 console.print(WatchScreen(lambda: final, self.columns), height=max(5, console.height - 2))
             self._flush()  # the last batch, also when the switch went away
-            failure = failure or self._failure
-            if failure is not None:
-                raise failure
+        failure = failure or self._failure
+        if failure is not None:
+            raise failure
 
     async def _tick(self, live: Optional[Live]) -> None:
         period = 1 / REFRESH_PER_SECOND
