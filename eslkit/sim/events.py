@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from operator import itemgetter
 from typing import Callable, Optional
 
 from eslkit._headers import url_encode
@@ -62,7 +63,7 @@ def frame_bytes(payload: bytes, fmt: str) -> bytes:
 class SimEvent:
     """One fired event: name, header lookup, and per-format frame bytes (cached)."""
 
-    __slots__ = ("event_name", "subclass", "_get", "_render", "_frames", "_lower")
+    __slots__ = ("event_name", "subclass", "_get", "_render", "_frames")
 
     def __init__(self, event_name: str, subclass: Optional[str], get: Callable[[str], Optional[str]],
                  render: Callable[[str], bytes]):
@@ -97,14 +98,18 @@ class SimEvent:
     def name(self) -> str:
         return self.subclass if self.event_name == "CUSTOM" and self.subclass else self.event_name
 
+    def render(self, fmt: str) -> bytes:
+        """The event's payload in a wire format (uncached; `frame` caches)."""
+        return self._render(fmt)
+
     def frame(self, fmt: str) -> bytes:
         data = self._frames.get(fmt)
         if data is None:
-            data = self._frames[fmt] = frame_bytes(self._render(fmt), fmt)
+            data = self._frames[fmt] = frame_bytes(self.render(fmt), fmt)
         return data
 
     def to_event(self) -> Event:
-        return Event.from_plain(self._render("plain").decode("utf-8"))
+        return Event.from_plain(self.render("plain").decode("utf-8"))
 
 
 # --- scenario templates -----------------------------------------------------------------
@@ -128,8 +133,9 @@ class Template:
             self._lower.setdefault(k.lower(), value)
             self._exact.setdefault(k, value)
 
-    def compiled(self, fmt: str) -> tuple[list, tuple[str, ...]]:
-        """The serialised event as UTF-8 pieces with a None slot for each token, and the tokens."""
+    def compiled(self, fmt: str) -> tuple[list, tuple[str, ...], Callable[[dict], tuple]]:
+        """The serialised event as UTF-8 pieces with a None slot for each token, the tokens,
+        and a getter that looks all of them up in a call's encoded values at once."""
         done = self._parts.get(fmt)
         if done is None:
             text = self.event.serialize(fmt)
@@ -142,38 +148,60 @@ class Template:
                 keys.append(m.group(1) + m.group(2))  # a str key: its hash is cached, a tuple's is not
                 pos = m.end()
             pieces.append(text[pos:].encode("utf-8"))
-            done = self._parts[fmt] = (pieces, tuple(keys))
+            # itemgetter does the lookups in C; with one key it returns the value, not a tuple
+            getter = itemgetter(*keys) if len(keys) > 1 else (lambda cache, k=tuple(keys): tuple(cache[x] for x in k))
+            done = self._parts[fmt] = (pieces, tuple(keys), getter)
         return done
 
-    def instantiate(self, values: "CallValues", seq: int) -> SimEvent:
-        lower = self._lower
-        exact = self._exact
+    def instantiate(self, values: "CallValues", seq: int) -> "CallEvent":
+        return CallEvent(self, values, seq)
 
-        def get(name: str) -> Optional[str]:
-            raw = exact.get(name)
+
+class CallEvent(SimEvent):
+    """A template fired in one call: rendered from the call's values, with its own sequence number."""
+
+    __slots__ = ("template", "values", "seq")
+
+    def __init__(self, template: Template, values: "CallValues", seq: int):
+        # no SimEvent.__init__: this runs for every event the load generator makes
+        self.event_name = template.event_name
+        self.subclass = template.subclass
+        self._frames = {}
+        self.template = template
+        self.values = values
+        self.seq = seq
+
+    def get(self, name: str) -> Optional[str]:
+        template = self.template
+        raw = template._exact.get(name)
+        if raw is None:
+            raw = template._lower.get(name.lower())
             if raw is None:
-                raw = lower.get(name.lower())
-                if raw is None:
-                    return None
-            if "~~" not in raw:
-                return raw
-            return values.resolve(raw, seq)
+                return None
+        if "~~" not in raw:
+            return raw
+        return self.values.resolve(raw, self.seq)
 
-        def render(fmt: str) -> bytes:
-            pieces, keys = self.compiled(fmt)
-            cache = values.encoded[fmt]
-            cache[SEQ] = b"%d" % seq  # rendering is synchronous: safe to share the slot
-            out = pieces[:]
-            try:
-                out[1::2] = [cache[k] for k in keys]
-            except KeyError:
-                out[1::2] = [cache[k] if k in cache else values.encode(fmt, k) for k in keys]
-            return b"".join(out)
-
-        return SimEvent(self.event_name, self.subclass, get, render)
+    def render(self, fmt: str) -> bytes:
+        pieces, keys, getter = self.template.compiled(fmt)
+        values = self.values
+        cache = values.encoded[fmt]
+        cache[SEQ] = b"%d" % self.seq  # rendering is synchronous: safe to share the slot
+        out = pieces[:]
+        try:
+            out[1::2] = getter(cache)
+        except KeyError:  # the call's first event in this format: encode what is missing
+            for k in keys:
+                if k not in cache:
+                    values.encode(fmt, k)
+            out[1::2] = getter(cache)
+        return b"".join(out)
 
 
 SEQ = "SEQ"
+_DATE_FORMATS = {"LOCAL": "%Y-%m-%d %H:%M:%S", "GMT": "%a, %d %b %Y %H:%M:%S GMT",
+                 "RFC": "%a, %d %b %Y %H:%M:%S +0000"}
+_dates: dict = {}  # (kind, second, time zone) -> the date text
 
 
 class CallValues:
@@ -203,14 +231,18 @@ class CallValues:
             return str(t)
         if kind == "S":
             return str(t // 1_000_000)
-        secs = t // 1_000_000
-        if kind == "LOCAL":
-            return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(secs))
-        if kind == "GMT":
-            return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(secs))
-        if kind == "RFC":
-            return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(secs))
-        raise KeyError(kind)
+        if kind not in _DATE_FORMATS:
+            raise KeyError(kind)
+        # strftime is slow, and every call started in the same second has the same dates
+        key = (kind, t // 1_000_000, time.tzname)
+        text = _dates.get(key)
+        if text is None:
+            if len(_dates) > 4096:
+                _dates.clear()
+            secs = t // 1_000_000
+            text = _dates[key] = time.strftime(_DATE_FORMATS[kind],
+                                               time.localtime(secs) if kind == "LOCAL" else time.gmtime(secs))
+        return text
 
     def encode(self, fmt: str, token: str) -> bytes:
         m = TOKEN_KEY_RE.match(token)

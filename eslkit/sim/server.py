@@ -41,6 +41,7 @@ CHANNEL_LOG_LINES = {
     "CHANNEL_HANGUP": ("switch_channel.c", 3992, "Hangup {name} [{state}] [{cause}]"),
 }
 
+FLUSH_SIZE = 64 * 1024  # write a connection's queued frames once this much is waiting
 Speed = Optional[float]  # None = as fast as possible ("max")
 
 
@@ -397,7 +398,9 @@ class _Connection(asyncio.Protocol):
             return
         self._pending.append(data)
         self._pending_size += len(data)
-        if not self._flush_scheduled:
+        if self._pending_size >= FLUSH_SIZE:
+            self._write_pending()  # big writes cost more (memory, partial sends) than a few more syscalls
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
@@ -415,6 +418,9 @@ class _Connection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._write_pending()
+
+    def _write_pending(self) -> None:
         if not self._pending or self.transport is None or self.transport.is_closing():
             self._pending.clear()
             self._pending_size = 0
