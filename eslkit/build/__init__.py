@@ -31,9 +31,10 @@ def prepare(src, *, python: Optional[str] = None, mode: str = "auto", install: b
     if check and (":" not in check or not check.rpartition(":")[2].isdigit()):
         raise BuildError(f"--check wants HOST:PORT, got {check!r}.", fix="For example --check 127.0.0.1:8021.")
     tree = inspect_tree(src)
-    target = probe(python, known=Journal(tree.esl).data.get("probe"))
+    remembered = Journal(tree.esl).data  # earlier answers, reused while their programs are unchanged
+    target = probe(python, known=remembered.get("probe"))
     require_headers(target)
-    tools = find_swig(swig)
+    tools = find_swig(swig, known=remembered.get("swig"))
     if wheel:
         output = Output("wheel", Path(wheel).absolute())
     elif out:

@@ -10,10 +10,11 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
+from eslkit.build.identity import binary_key, pyenv_shim_key, stat_key
 from eslkit.errors import PythonHeadersMissing
 
 # -I: ignore PYTHON* variables and the user site; the answer must describe
@@ -52,6 +53,8 @@ class Target:
     platform: str
     in_venv: bool
     implementation: str
+    # What the facts depend on (see identity()), kept with them in the journal; not a fact.
+    identity: Optional[list] = field(default=None, compare=False, repr=False)
 
     @property
     def module_name(self) -> str:
@@ -66,7 +69,10 @@ class Target:
         return f"python{self.version}-dev"
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {name: getattr(self, name) for name in FACTS}
+
+
+FACTS = tuple(f.name for f in fields(Target) if f.name != "identity")
 
 
 def default_python() -> str:
@@ -91,37 +97,40 @@ def resolve(python: Optional[str] = None) -> str:
     return str(Path(exe).absolute())
 
 
-def identity(exe: str) -> Optional[list]:
-    """What the probe's answer depends on, when it is cheap to tell; else None.
+def identity(exe: str, executable: Optional[str] = None) -> Optional[list]:
+    """What the probe's answer depends on, when stat() can tell; else None (always ask).
 
-    Only for a real binary (or a symlink to one, as in a venv): a script such
-    as a pyenv shim may pick another Python at every call, so it is always asked.
+    A binary, or a venv's symlink to one: the file it runs and the venv's
+    pyvenv.cfg.  A pyenv shim: what pyenv reads to choose a version, plus the
+    binary it chose (``executable``, the probe's sys.executable).  Any other
+    script may pick another Python at every call.
     """
-    try:
-        real = os.path.realpath(exe)
-        with open(real, "rb") as fh:
-            if fh.read(4) != b"\x7fELF":
-                return None
-        st = os.stat(real)
-        cfg = Path(exe).parent.parent / "pyvenv.cfg"
-        cfg_st = os.stat(cfg) if cfg.exists() else None
-    except OSError:
-        return None
-    return [exe, real, st.st_ino, st.st_size, st.st_mtime_ns,
-            [cfg_st.st_ino, cfg_st.st_size, cfg_st.st_mtime_ns] if cfg_st else None]
+    binary = binary_key(exe)
+    if binary is not None:
+        return [exe, binary, stat_key(Path(exe).parent.parent / "pyvenv.cfg")]
+    shim = pyenv_shim_key(exe)
+    chosen = binary_key(executable) if executable else None
+    if shim is not None and chosen is not None:
+        return [exe, shim, executable, chosen]
+    return None
+
+
+def _target(facts: dict, key: Optional[list]) -> Target:
+    return Target(**{k: facts[k] for k in FACTS}, identity=key)
 
 
 def probe(python: Optional[str] = None, known: Optional[dict] = None) -> Target:
-    """Ask the interpreter about itself (a 20-60 ms subprocess).
+    """Ask the interpreter about itself (a 20-60 ms subprocess, ~150 ms through a pyenv shim).
 
     ``known``: ``{"identity": ..., "facts": ...}`` from an earlier probe (the build
-    journal keeps one); reused when the interpreter's identity is unchanged, so an
+    journal keeps one); reused while the interpreter's identity is unchanged, so an
     up-to-date build need not start the interpreter at all.
     """
     exe = resolve(python)
-    if known and known.get("identity") is not None and known.get("identity") == identity(exe):
+    if known and known.get("identity") is not None:
         try:
-            return Target(**{k: known["facts"][k] for k in Target.__dataclass_fields__})
+            if known["identity"] == identity(exe, known["facts"]["executable"]):
+                return _target(known["facts"], known["identity"])
         except (KeyError, TypeError):
             pass  # an older journal: ask again
     try:
@@ -131,7 +140,7 @@ def probe(python: Optional[str] = None, known: Optional[dict] = None) -> Target:
         # The interpreter's own sys.executable: a pyenv shim resolves to the real
         # python (a shim may pick another version later), a venv keeps its bin/python.
         facts["executable"] = facts.get("executable") or exe
-        return Target(**{k: facts[k] for k in Target.__dataclass_fields__})
+        return _target(facts, identity(exe, facts["executable"]))
     except (OSError, ValueError, KeyError, TypeError, subprocess.TimeoutExpired) as exc:
         raise PythonHeadersMissing(
             f"Cannot ask {exe} about itself ({exc.__class__.__name__}); it is not a working Python 3.",

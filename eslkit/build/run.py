@@ -19,7 +19,6 @@ from typing import Optional
 
 from eslkit.build import install
 from eslkit.build.diagnose import diagnose
-from eslkit.build.interpreter import identity
 from eslkit.build.journal import Journal
 from eslkit.build.plan import BuildPlan, Step
 from eslkit.build.tools import find_tool
@@ -269,10 +268,24 @@ def up_to_date(plan: BuildPlan, journal: Journal, fingerprint: str) -> bool:
         return False
 
 
+def _remember_programs(journal: Journal, plan: BuildPlan) -> bool:
+    """Keep what prepare() learnt from the interpreter and swig, with what it depends on,
+    so that the next run need not ask them again.  True if that changed."""
+    programs = {
+        "probe": {"identity": plan.target.identity, "facts": plan.target.as_dict()},
+        "swig": {"identity": plan.swig.identity, "path": plan.swig.path, "version": plan.swig.version},
+    }
+    changed = any(journal.data.get(name) != record for name, record in programs.items())
+    journal.data.update(programs)
+    return changed
+
+
 def execute(plan: BuildPlan, reporter, log: Log, *, force: bool = False) -> Result:
     journal = Journal(plan.tree.esl)
     fingerprint = plan.fingerprint()
     if not force and up_to_date(plan, journal, fingerprint):
+        if _remember_programs(journal, plan):  # asked again, same answers: no need to ask next time
+            journal.save()
         delivered = [Path(p) for p in journal.last["delivered"]]
         reporter.up_to_date(plan, delivered)
         verified = {}
@@ -324,7 +337,7 @@ def _execute(plan: BuildPlan, reporter, log: Log, journal: Journal, fingerprint:
     reporter.step_done(f"import ESL in Python {plan.target.version}"
                        + (f", api status via {plan.check}" if plan.check else ""), time.monotonic() - started)
     journal.data["last"] = {"fingerprint": fingerprint, "delivered": _stamp(delivered)}
-    journal.data["probe"] = {"identity": identity(plan.target.executable), "facts": plan.target.as_dict()}
+    _remember_programs(journal, plan)
     journal.save()
     return Result(plan, up_to_date=False, delivered=delivered, verified=verified)
 

@@ -6,10 +6,11 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from eslkit.build.identity import binary_key
 from eslkit.errors import ToolMissing
 
 MIN_SWIG = (4, 0)
@@ -20,6 +21,8 @@ ABI3_SWIG = (4, 2)  # first swig whose Python wrappers build against the limited
 class Swig:
     path: str
     version: str
+    # What the version depends on (identity.binary_key), kept with it in the journal.
+    identity: Optional[list] = field(default=None, compare=False, repr=False)
 
     @property
     def version_tuple(self) -> tuple:
@@ -35,18 +38,27 @@ def swig_version(path: str) -> Optional[str]:
     return match.group(1) if match else None
 
 
-def find_swig(given: Optional[str] = None) -> Swig:
-    """swig >= 4 (``--swig`` first, then swig, swig4.0 on PATH)."""
+def find_swig(given: Optional[str] = None, known: Optional[dict] = None) -> Swig:
+    """swig >= 4 (``--swig`` first, then swig, swig4.0 on PATH).
+
+    ``known``: ``{"path", "version", "identity"}`` from an earlier run (the build
+    journal keeps one); its version is reused while that swig binary is unchanged.
+    """
     candidates = [given] if given else ["swig", "swig4.0"]
     seen = []
     for name in candidates:
         path = shutil.which(name) if os.sep not in name else (name if os.access(name, os.X_OK) else None)
         if not path:
             continue
-        version = swig_version(path)
+        path = str(Path(path).absolute())
+        key = binary_key(path)
+        if key is not None and known and known.get("path") == path and known.get("identity") == key:
+            version = known.get("version")
+        else:
+            version = swig_version(path)
         seen.append((path, version))
         if version and Swig(path, version).version_tuple >= MIN_SWIG:
-            return Swig(str(Path(path).absolute()), version)
+            return Swig(path, version, identity=key)
     if seen:
         path, version = seen[0]
         raise ToolMissing(
