@@ -8,15 +8,15 @@ library error becomes one line on stderr and an exit code.
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from eslkit import __version__
 from eslkit.errors import EslkitError
-from eslkit.views.safe_text import visible
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     name="eslkit",
@@ -50,6 +50,12 @@ def _root(
 
 def report_error(err: EslkitError, console: Optional[Console] = None) -> None:
     """Print a library error as one sentence plus its fix, never a traceback."""
+    # Imported here: start-up is part of every command's time, and most runs end without an error.
+    from rich.console import Console
+    from rich.markup import escape
+
+    from eslkit.views.safe_text import visible
+
     console = console or Console(stderr=True, highlight=False, soft_wrap=True)
     # Messages can quote the switch (an -ERR reply, a disconnect notice): show them literally.
     console.print(f"[bold red]eslkit:[/] {escape(visible(str(err)))}")

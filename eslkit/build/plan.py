@@ -6,7 +6,6 @@ argv, and ``run.py`` executes it.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -42,6 +41,8 @@ class FileChange:
             return None
 
     def diff(self, esl: Path) -> str:
+        import difflib  # only --dry-run shows diffs
+
         rel = self.path.relative_to(esl).as_posix()
         old = self.current()
         lines = difflib.unified_diff(

@@ -10,18 +10,26 @@ from __future__ import annotations
 import shlex
 import time
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from rich.console import Console, Group
-from rich.panel import Panel
-from rich.table import Table
+from rich.console import Console
 from rich.text import Text
 
 from eslkit.build.plan import BuildPlan
 from eslkit.views.safe_text import visible
 
+if TYPE_CHECKING:
+    from rich.console import Group
+    from rich.panel import Panel
+
 
 def plan_renderable(plan: BuildPlan) -> Group:
-    from rich.syntax import Syntax  # pygments: only --dry-run needs it
+    # Imported here, not at the top: only --dry-run shows them, and an up-to-date build should start fast.
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.syntax import Syntax
+    from rich.table import Table
+
     tree, target = plan.tree, plan.target
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
@@ -61,6 +69,8 @@ def plan_renderable(plan: BuildPlan) -> Group:
 
 
 def failure_renderable(err) -> Panel:
+    from rich.panel import Panel
+
     tail = getattr(err, "tail", None) or []
     return Panel(Text("\n".join(visible(line) for line in tail)), title=Text(f"last {len(tail)} lines of '{err.step.name}'"),
                  title_align="left", border_style="red")
