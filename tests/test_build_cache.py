@@ -124,6 +124,11 @@ def test_pyenv_shim_is_not_started_when_up_to_date_but_a_new_version_rebuilds(tm
     started = pyenv["starts"]()
     assert "up to date" in _build(root, out, pyenv, PYENV_VERSION=pyenv["new"])
     assert pyenv["starts"]() == started
+    (pyenv["root"] / "versions" / "3.99.0").mkdir()  # another version installed: pyenv is asked again,
+    assert "up to date" in _build(root, out, pyenv, PYENV_VERSION=pyenv["new"])  # same answer,
+    assert pyenv["starts"]() == started + 1
+    assert "up to date" in _build(root, out, pyenv, PYENV_VERSION=pyenv["new"])
+    assert pyenv["starts"]() == started + 1  # and that answer is remembered again
     info = subprocess.run([str(pyenv["real_root"] / "versions" / pyenv["new"] / "bin" / "python3"), "-I", "-c",
                            f"import sys; sys.path.insert(0, {str(out)!r}); import ESL, json; "
                            "print(json.dumps([ESL.__file__, hasattr(ESL, 'ESLconnection')]))"],

@@ -133,6 +133,7 @@ def probe(python: Optional[str] = None, known: Optional[dict] = None) -> Target:
                 return _target(known["facts"], known["identity"])
         except (KeyError, TypeError):
             pass  # an older journal: ask again
+    before = binary_key(exe) or pyenv_shim_key(exe)
     try:
         proc = subprocess.run([exe, "-I", "-c", _PROBE], capture_output=True, text=True,
                               timeout=30, check=False)
@@ -140,7 +141,10 @@ def probe(python: Optional[str] = None, known: Optional[dict] = None) -> Target:
         # The interpreter's own sys.executable: a pyenv shim resolves to the real
         # python (a shim may pick another version later), a venv keeps its bin/python.
         facts["executable"] = facts.get("executable") or exe
-        return _target(facts, identity(exe, facts["executable"]))
+        key = identity(exe, facts["executable"])
+        if key is not None and key[1] != before:  # it changed while we asked: ask again next time
+            key = None
+        return _target(facts, key)
     except (OSError, ValueError, KeyError, TypeError, subprocess.TimeoutExpired) as exc:
         raise PythonHeadersMissing(
             f"Cannot ask {exe} about itself ({exc.__class__.__name__}); it is not a working Python 3.",

@@ -285,7 +285,10 @@ def execute(plan: BuildPlan, reporter, log: Log, *, force: bool = False) -> Resu
     fingerprint = plan.fingerprint()
     if not force and up_to_date(plan, journal, fingerprint):
         if _remember_programs(journal, plan):  # asked again, same answers: no need to ask next time
-            journal.save()
+            try:
+                journal.save()
+            except OSError:  # a read-only tree: nothing to build, so nothing to complain about
+                pass
         delivered = [Path(p) for p in journal.last["delivered"]]
         reporter.up_to_date(plan, delivered)
         verified = {}
