@@ -2,9 +2,10 @@
 
 Plain events are decoded lazily: the first few header lookups scan the raw
 header block with ``str.find`` (cheap for the two or three headers most
-consumers read); after that the block is split into a dict once.  JSON and XML
-payloads are parsed when the frame arrives, so a malformed one is a protocol
-error at the parser, never later.
+consumers read); after that the block is split into a dict once.  A JSON event
+in cJSON's compact shape is validated when it arrives and decoded on first use
+(`eslkit._compact_json`); other JSON and XML payloads are parsed at once.  Either
+way a malformed one is a protocol error at the parser, never later.
 
 Whatever the wire format, ``to_dict()`` gives FreeSWITCH's own ``event json``
 shape: header names as keys, decoded values (a list for a multi-value header),
@@ -18,6 +19,7 @@ import re
 from typing import Any, Iterable, Iterator, Union
 from xml.etree import ElementTree
 
+from eslkit._compact_json import is_compact_event
 from eslkit._headers import (
     ARRAY_PREFIX,
     join_array,
@@ -80,21 +82,37 @@ class Event:
 
     @classmethod
     def from_json(cls, text: str) -> "Event":
-        pairs = json.loads(text, object_pairs_hook=_json_pairs)
-        if not isinstance(pairs, _JsonObject):
+        if is_compact_event(text):
+            # The switch's own compact line, checked without building it: the
+            # headers are decoded when first asked for (watch --format json never asks).
+            ev = cls.__new__(cls)
+            ev._text, ev._end, ev._lookups = text, 0, _LAZY_LOOKUPS
+            ev._h = ev._pairs = None
+            ev._encoded, ev.body, ev.format = False, None, "json"
+            return ev
+        return cls._decode_json(text)
+
+    @classmethod
+    def _decode_json(cls, text: str) -> "Event":
+        pairs = _decode_json_pairs(text)
+        if type(pairs) is not _JsonObject:
             raise ValueError("a JSON event must be an object")
-        if "\\u" in text and _LONE_SURROGATE_ESCAPE.search(text):
+        escapes = "\\u" in text
+        if escapes and _LONE_SURROGATE_ESCAPE.search(text):
             pairs = _JsonObject([(k, _scrub(v)) for k, v in pairs])
         h = dict(pairs)
-        if len(h) == len(pairs) and all(type(v) is str for v in h.values()):
-            # The common case (every value a string, no repeated header): the
-            # dict json.loads built is the event; no per-header Python work.
+        kinds = set(map(type, h.values()))
+        if len(h) == len(pairs) and (kinds <= _STR or (kinds <= _STR_OR_LIST and _string_lists(h))) \
+                and type(h.get("_body", "")) is str:
+            # The common case (string values, arrays of strings, no repeated
+            # header): the dict json.loads built is the event; no per-header work.
             ev = cls.__new__(cls)
             body = h.pop("_body", None)
             ev._h, ev._pairs, ev._encoded = h, None, False
             # Keep the switch's own text when it is already the compact ASCII
-            # line json_line() would write (cJSON never writes a raw newline).
-            verbatim = text.isascii() and "\n" not in text and "\\u" not in text
+            # line json_line() would write (cJSON writes no raw whitespace).
+            verbatim = text.isascii() and not escapes and "\n" not in text and "\r" not in text \
+                and "\t" not in text
             ev._text, ev._end, ev._lookups = (text if verbatim else ""), 0, 0
             ev.body, ev.format = body, "json"
             return ev
@@ -155,6 +173,10 @@ class Event:
     # --- header access ----------------------------------------------------------
 
     def _parse(self) -> dict[str, Value]:
+        if self.format == "json":  # a compact JSON event, decoded on first use
+            decoded = Event._decode_json(self._text)
+            self._h, self._pairs = decoded._h, decoded._pairs
+            return self._h
         block = self._text[: self._end]
         n = block.count("\n") + 1
         h: dict[str, Value] | None = None
@@ -273,8 +295,9 @@ class Event:
 
     def json_line(self) -> str:
         """`to_dict()` as one line of ASCII JSON (no raw control character can
-        reach a terminal).  An event that came as JSON, all ASCII, with no
-        repeated header, is already that line: it is returned as received."""
+        reach a terminal).  An event that came as compact, all-ASCII JSON is
+        already that line and is returned as received — a header the switch
+        repeated stays repeated there (read first-wins, it is `to_dict()`)."""
         if self.format == "json" and self._text:
             return self._text
         return _ascii_dumps(self.to_dict())
@@ -436,8 +459,14 @@ class _JsonObject(list):
     """The (name, value) pairs of a JSON object, repeats kept."""
 
 
-def _json_pairs(pairs: list) -> _JsonObject:
-    return _JsonObject(pairs)
+# One decoder for every event (json.loads would make one per call).
+_decode_json_pairs = json.JSONDecoder(object_pairs_hook=_JsonObject).decode
+_STR = {str}
+_STR_OR_LIST = {str, list}
+
+
+def _string_lists(h: dict) -> bool:
+    return all(all(type(x) is str for x in v) for v in h.values() if type(v) is list)
 
 
 _ascii_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode

