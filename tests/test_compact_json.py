@@ -130,3 +130,10 @@ def test_a_malformed_json_event_is_still_a_protocol_error_at_the_parser(payload)
     frame = b"Content-Length: %d\nContent-Type: text/event-json\n\n%s" % (len(payload), payload)
     with pytest.raises(ProtocolError, match="malformed text/event-json"):
         Parser().feed(frame)
+
+
+@pytest.mark.parametrize("text", ['{"a":"b",\r"c":"d"}', '{"a":"b",\t"c":"d"}', '{"a":"b"}\r', ' {"a":"b"}\n'])
+def test_valid_json_with_raw_whitespace_is_rewritten_not_passed_through(text):
+    line = Event.from_json(text).json_line()
+    assert line != text and not any(ord(c) < 32 for c in line)
+    assert json.loads(line) == json.loads(text)
