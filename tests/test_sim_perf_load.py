@@ -58,7 +58,7 @@ def test_call_events_render_like_serialize(name: str) -> None:
                 frame = event.frame(fmt)
                 assert frame == b"Content-Length: %d\nContent-Type: text/event-%s\n\n%s" % (
                     len(payload), fmt.encode(), payload), (name, template.event_name, fmt)
-                assert event.frame(fmt) is frame  # made once, shared by every connection
+                assert event.frame(fmt) == frame  # the shared slot for the sequence number is refilled
 
 
 def test_agent_pool_chooses_like_sorting_every_agent() -> None:
@@ -99,15 +99,38 @@ def test_dates_follow_the_time_zone(monkeypatch) -> None:
 
 
 def test_registry_rows_are_the_same_for_call_events_and_plain_events() -> None:
+    """The tracker keeps a channel's events and applies them when rows are asked for: asked
+    after every event or only at the end, the rows are those of plain `Event`s."""
     scenario = load_scenario("queue")
     values = load_values("6203", ("1005", "1006"), scenario.uuids)
-    fast, slow = CallRegistry(), CallRegistry()
+    fast, slow, late = CallRegistry(), CallRegistry(), CallRegistry()
+    snapshots = []
     for seq, template in enumerate(scenario.templates, start=1):
         event = CallEvent(template, values, seq)
         fast.track(event)
+        late.track(event)
         slow.track(SimEvent.from_event(event.to_event()))
-        assert fast.rows == slow.rows and fast.bridges.keys() == slow.bridges.keys(), template.event_name
-    assert fast.created_total == slow.created_total == 3
+        assert fast.channel_rows() == slow.channel_rows(), template.event_name
+        assert fast.call_rows() == slow.call_rows(), template.event_name
+        snapshots.append(len(fast))
+    assert fast.created_total == slow.created_total == late.created_total == 3
+    assert max(snapshots) == 3 and snapshots[-1] == 0  # every channel ended, as in the capture
+    # the same events without looking in between: applied at the 64th event of a channel, or never
+    assert late.rows == fast.rows == {} and not late._unapplied
+
+
+def test_rows_of_live_channels_are_up_to_date_when_shown() -> None:
+    scenario = load_scenario("queue")
+    values = load_values("6204", ("1007", "1008"), scenario.uuids)
+    fast, slow = CallRegistry(), CallRegistry()
+    bridged = next(i for i, t in enumerate(scenario.templates) if t.event_name == "CHANNEL_BRIDGE")
+    for seq, template in enumerate(scenario.templates[:bridged + 1], start=1):
+        event = CallEvent(template, values, seq)
+        fast.track(event)
+        slow.track(SimEvent.from_event(event.to_event()))
+    rows = fast.channel_rows()
+    assert rows == slow.channel_rows() and len(rows) == 3
+    assert {r["callstate"] for r in rows} >= {"ACTIVE"} and not fast._unapplied
 
 
 def test_load_run_gives_every_format_the_same_events_in_sequence() -> None:

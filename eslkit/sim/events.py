@@ -94,6 +94,10 @@ class SimEvent:
         """A decoded header value, looked up case-insensitively like switch_event_get_header()."""
         return self._get(name)
 
+    def get_all(self, names: tuple) -> list:
+        """`get` of several headers at once (the call tracker asks a dozen of each event)."""
+        return [self.get(name) for name in names]
+
     @property
     def name(self) -> str:
         return self.subclass if self.event_name == "CUSTOM" and self.subclass else self.event_name
@@ -118,14 +122,16 @@ class SimEvent:
 class Template:
     """One scenario event with ``~~TOKEN~~`` slots, pre-split per wire format."""
 
-    __slots__ = ("at", "event", "event_name", "subclass", "_parts", "_lower", "_exact")
+    __slots__ = ("at", "event", "event_name", "subclass", "_parts", "_timed", "_raws", "_lower", "_exact")
 
     def __init__(self, at: float, headers: list, body: Optional[str]):
         self.at = at
         self.event = Event([(k, v) for k, v in headers], body)
         self.event_name = self.event.get("Event-Name") or ""
         self.subclass = self.event.get("Event-Subclass")
-        self._parts: dict[str, list] = {}
+        self._parts: dict[str, tuple] = {}
+        self._timed: dict[str, dict] = {}
+        self._raws: dict[tuple, list] = {}
         self._lower: dict[str, str] = {}
         self._exact: dict[str, str] = {}  # most lookups use the header's own spelling
         for k, v in headers:
@@ -133,9 +139,19 @@ class Template:
             self._lower.setdefault(k.lower(), value)
             self._exact.setdefault(k, value)
 
-    def compiled(self, fmt: str) -> tuple[list, tuple[str, ...], Callable[[dict], tuple]]:
-        """The serialised event as UTF-8 pieces with a None slot for each token, the tokens,
-        and a getter that looks all of them up in a call's encoded values at once."""
+    def raw(self, name: str) -> Optional[str]:
+        """A header's value with its tokens, looked up case-insensitively."""
+        raw = self._exact.get(name)
+        return self._lower.get(name.lower()) if raw is None else raw
+
+    def raws(self, names: tuple) -> list:
+        done = self._raws.get(names)
+        if done is None:
+            done = self._raws[names] = [self.raw(name) for name in names]
+        return done
+
+    def compiled(self, fmt: str) -> tuple[list, tuple[str, ...]]:
+        """The serialised event as UTF-8 pieces with a None slot for each token, and the tokens."""
         done = self._parts.get(fmt)
         if done is None:
             text = self.event.serialize(fmt)
@@ -148,9 +164,33 @@ class Template:
                 keys.append(m.group(1) + m.group(2))  # a str key: its hash is cached, a tuple's is not
                 pos = m.end()
             pieces.append(text[pos:].encode("utf-8"))
+            done = self._parts[fmt] = (pieces, tuple(keys))
+        return done
+
+    def timed(self, fmt: str, values: "CallValues") -> tuple:
+        """`compiled` with the tokens that every call started in the same second shares (dates,
+        times, Core-UUID: a third of the slots) filled in, a getter for the per-call tokens left,
+        and the length of the fixed text."""
+        by_epoch = self._timed.get(fmt)
+        if by_epoch is None:
+            by_epoch = self._timed[fmt] = {}
+        done = by_epoch.get(values.epoch)
+        if done is None:
+            if len(by_epoch) >= 8:  # calls of older seconds are over (or slow enough not to matter)
+                by_epoch.clear()
+            pieces, keys = self.compiled(fmt)
+            out = [pieces[0]]
+            left = []
+            for key, piece in zip(keys, pieces[2::2]):
+                if TOKEN_KEY_RE.match(key).group(1) in _PER_SECOND:
+                    out[-1] += values.encoded[fmt].get(key) or values.encode(fmt, key)
+                    out[-1] += piece
+                else:
+                    out += [None, piece]
+                    left.append(key)
             # itemgetter does the lookups in C; with one key it returns the value, not a tuple
-            getter = itemgetter(*keys) if len(keys) > 1 else (lambda cache, k=tuple(keys): tuple(cache[x] for x in k))
-            done = self._parts[fmt] = (pieces, tuple(keys), getter)
+            getter = itemgetter(*left) if len(left) > 1 else (lambda cache, k=tuple(left): tuple(cache[x] for x in k))
+            done = by_epoch[values.epoch] = (out, tuple(left), getter, sum(len(p) for p in out[::2]))
         return done
 
     def instantiate(self, values: "CallValues", seq: int) -> "CallEvent":
@@ -163,42 +203,51 @@ class CallEvent(SimEvent):
     __slots__ = ("template", "values", "seq")
 
     def __init__(self, template: Template, values: "CallValues", seq: int):
-        # no SimEvent.__init__: this runs for every event the load generator makes
+        # No SimEvent.__init__ (this runs for every event the load generator makes) and no
+        # cached frames: SimServer.fire makes each format once, and the call tracker may keep
+        # the event a while without its kilobytes.
         self.event_name = template.event_name
         self.subclass = template.subclass
-        self._frames = {}
         self.template = template
         self.values = values
         self.seq = seq
 
     def get(self, name: str) -> Optional[str]:
-        template = self.template
-        raw = template._exact.get(name)
-        if raw is None:
-            raw = template._lower.get(name.lower())
-            if raw is None:
-                return None
-        if "~~" not in raw:
+        raw = self.template.raw(name)
+        if raw is None or "~~" not in raw:
             return raw
         return self.values.resolve(raw, self.seq)
 
-    def render(self, fmt: str) -> bytes:
-        pieces, keys, getter = self.template.compiled(fmt)
+    def get_all(self, names: tuple) -> list:
+        resolve = self.values.resolve
+        seq = self.seq
+        return [raw if raw is None or "~~" not in raw else resolve(raw, seq) for raw in self.template.raws(names)]
+
+    def frame(self, fmt: str) -> bytes:
+        pieces, keys, getter, fixed = self.template.timed(fmt, self.values)
         values = self.values
         cache = values.encoded[fmt]
         cache[SEQ] = b"%d" % self.seq  # rendering is synchronous: safe to share the slot
-        out = pieces[:]
         try:
-            out[1::2] = getter(cache)
+            filled = getter(cache)
         except KeyError:  # the call's first event in this format: encode what is missing
             for k in keys:
                 if k not in cache:
                     values.encode(fmt, k)
-            out[1::2] = getter(cache)
+            filled = getter(cache)
+        # the frame's head and the payload in one join: no second copy of ~4 kB per event
+        out = [_FRAME_HEAD[fmt] % (fixed + sum(map(len, filled)))] + pieces
+        out[2::2] = filled
         return b"".join(out)
+
+    def render(self, fmt: str) -> bytes:
+        frame = self.frame(fmt)
+        return frame[frame.index(b"\n\n") + 2:]
 
 
 SEQ = "SEQ"
+_PER_SECOND = ("CORE", "US", "S", "LOCAL", "GMT", "RFC")  # the same in every call of one second
+_FRAME_HEAD = {fmt: b"Content-Length: %%d\nContent-Type: text/event-%s\n\n" % fmt.encode() for fmt in FORMATS}
 _DATE_FORMATS = {"LOCAL": "%Y-%m-%d %H:%M:%S", "GMT": "%a, %d %b %Y %H:%M:%S GMT",
                  "RFC": "%a, %d %b %Y %H:%M:%S +0000"}
 _dates: dict = {}  # (kind, second, time zone) -> the date text
@@ -217,6 +266,8 @@ class CallValues:
         self.simple: dict[str, str] = {f"U{i}": u for i, u in enumerate(uuids)}
         self.simple["CORE"] = core_uuid
         self.simple.update(numbers or {"CALLER": "6208", "AGENT1": "1001", "AGENT2": "1002"})
+        # what the _PER_SECOND tokens depend on (LOCAL: the time zone too): calls with one epoch share them
+        self.epoch = (base_us, self.simple["CORE"], time.tzname)
         self.encoded: dict[str, dict] = {fmt: {} for fmt in FORMATS}
         self._resolved: dict[str, str] = {}
 

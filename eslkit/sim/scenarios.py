@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DATA = Path(__file__).parent / "scenarios"
 CALL_SCENARIOS = ("queue", "noanswer", "busy")
+PACE_BACKLOG = 1 << 20
 
 
 @dataclass
@@ -162,7 +163,7 @@ async def _pace(server: "SimServer") -> None:
     """At full speed, yield to the network; wait while every subscriber is full."""
     await asyncio.sleep(0)
     subscribers = [c for c in server.connections if c.session.events_on]
-    while subscribers and all(c.backlog > server.max_buffer // 2 for c in subscribers):
+    while subscribers and all(c.backlog > PACE_BACKLOG for c in subscribers):
         await asyncio.sleep(0.001)
         subscribers = [c for c in server.connections if c.session.events_on]
 
@@ -278,6 +279,9 @@ class CallRegistry:
         self.peak = 0
         self._recent: deque[float] = deque()  # creation times within the last second
         self.peak_sps = 0
+        # Rows are read rarely (show channels, show calls) and at full speed most channels are
+        # gone before anyone asks: keep each channel's events and apply them to its row then.
+        self._unapplied: dict[str, list[SimEvent]] = {}
 
     def __contains__(self, uuid: str) -> bool:
         return uuid in self.rows
@@ -294,6 +298,7 @@ class CallRegistry:
             return
         if name == "CHANNEL_DESTROY":
             self.rows.pop(uuid, None)
+            self._unapplied.pop(uuid, None)
             self.bridges.pop(uuid, None)
             for a, (b, _) in list(self.bridges.items()):
                 if b == uuid:
@@ -303,10 +308,16 @@ class CallRegistry:
         if row is None:
             if name != "CHANNEL_CREATE":
                 return
-            row = self._new_row(ev)
-            self.rows[uuid] = row
+            self.rows[uuid] = self._new_row(ev)
             self._count_new()
-        self._update(row, ev)
+        if name in self._COLUMNS_BY_EVENT:
+            unapplied = self._unapplied.get(uuid)
+            if unapplied is None:
+                self._unapplied[uuid] = [ev]
+            else:
+                unapplied.append(ev)
+                if len(unapplied) >= 64:  # a long call: do not hold on to all its events
+                    self._apply(uuid)
         if name == "CHANNEL_BRIDGE":
             other = ev.get("Other-Leg-Unique-ID") or ev.get("Bridge-B-Unique-ID")
             if other:
@@ -327,20 +338,23 @@ class CallRegistry:
         now = time.monotonic()
         return sum(1 for t in self._recent if now - t < 1.0)
 
+    _NEW_ROW = ("Unique-ID", "Call-Direction", "Channel-Name", "Caller-Network-Addr", "Caller-Dialplan",
+                "Caller-Context", "FreeSWITCH-Hostname", "Channel-Presence-ID", "Caller-Caller-ID-Name",
+                "Caller-Caller-ID-Number", "Caller-Destination-Number", "Caller-Channel-Created-Time",
+                "Event-Date-Timestamp")
+
     def _new_row(self, ev: SimEvent) -> dict[str, str]:
-        g = lambda n: ev.get(n) or ""  # noqa: E731
-        ts = g("Caller-Channel-Created-Time") or g("Event-Date-Timestamp")
+        (uuid, direction, name, addr, dialplan, context, hostname, presence, cid_name, cid_num, dest,
+         created_us, stamp) = [v or "" for v in ev.get_all(self._NEW_ROW)]
+        ts = created_us or stamp
         epoch = str(int(ts) // 1_000_000) if ts.isdigit() else ""
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(epoch))) if epoch else ""
         row = {c: "" for c in CHANNEL_COLUMNS}
         row.update(
-            uuid=g("Unique-ID"), direction=g("Call-Direction"), created=created, created_epoch=epoch,
-            name=g("Channel-Name"), ip_addr=g("Caller-Network-Addr"), dialplan=g("Caller-Dialplan"),
-            context=g("Caller-Context"), hostname=g("FreeSWITCH-Hostname"),
-            presence_id=g("Channel-Presence-ID"),
-            initial_cid_name=g("Caller-Caller-ID-Name"), initial_cid_num=g("Caller-Caller-ID-Number"),
-            initial_ip_addr=g("Caller-Network-Addr"), initial_dest=g("Caller-Destination-Number"),
-            initial_dialplan=g("Caller-Dialplan"), initial_context=g("Caller-Context"),
+            uuid=uuid, direction=direction, created=created, created_epoch=epoch,
+            name=name, ip_addr=addr, dialplan=dialplan, context=context, hostname=hostname,
+            presence_id=presence, initial_cid_name=cid_name, initial_cid_num=cid_num,
+            initial_ip_addr=addr, initial_dest=dest, initial_dialplan=dialplan, initial_context=context,
         )
         return row
 
@@ -362,12 +376,15 @@ class CallRegistry:
         "CHANNEL_PROGRESS": _FULL, "CHANNEL_PROGRESS_MEDIA": _FULL, "CODEC": _FULL, "CHANNEL_HANGUP": _CALLSTATE,
     }
 
+    _HEADERS_BY_EVENT = {name: tuple(h for _, h in cols) for name, cols in _COLUMNS_BY_EVENT.items()}
+
     def _update(self, row: dict[str, str], ev: SimEvent) -> None:
         g = ev.get
-        for column, header in self._COLUMNS_BY_EVENT.get(ev.event_name, ()):
-            value = g(header)
-            if value is not None:
-                row[column] = value
+        columns = self._COLUMNS_BY_EVENT.get(ev.event_name)
+        if columns:
+            for (column, _), value in zip(columns, ev.get_all(self._HEADERS_BY_EVENT[ev.event_name])):
+                if value is not None:
+                    row[column] = value
         if ev.event_name == "CHANNEL_EXECUTE":
             row["application"] = g("Application") or ""
             row["application_data"] = g("Application-Data") or ""
@@ -376,11 +393,22 @@ class CallRegistry:
             if call_uuid and call_uuid != row["uuid"]:
                 row["call_uuid"] = call_uuid
 
+    def _apply(self, uuid: str) -> None:
+        row = self.rows[uuid]
+        for ev in self._unapplied.pop(uuid):
+            self._update(row, ev)
+
+    def _apply_all(self) -> None:
+        for uuid in list(self._unapplied):
+            self._apply(uuid)
+
     def channel_rows(self) -> list[dict[str, str]]:
+        self._apply_all()
         return list(self.rows.values())
 
     def call_rows(self) -> list[dict[str, str]]:
         """basic_calls: every channel that is not the callee of a bridge, with its callee as b_*."""
+        self._apply_all()
         callees = {b for b, _ in self.bridges.values()}
         out = []
         for uuid, row in self.rows.items():

@@ -41,7 +41,6 @@ CHANNEL_LOG_LINES = {
     "CHANNEL_HANGUP": ("switch_channel.c", 3992, "Hangup {name} [{state}] [{cause}]"),
 }
 
-FLUSH_SIZE = 64 * 1024  # write a connection's queued frames once this much is waiting
 Speed = Optional[float]  # None = as fast as possible ("max")
 
 
@@ -219,10 +218,14 @@ class SimServer:
         self.events_fired += 1
         self.channels.track(ev)
         logging = False
+        frames: dict[str, bytes] = {}  # each format made once, whatever the number of connections
         for conn in self.connections:
             session = conn.session
             if session.events_on and session.wants(ev):
-                conn.send_event(ev.frame(session.format))
+                data = frames.get(session.format)
+                if data is None:
+                    data = frames[session.format] = ev.frame(session.format)
+                conn.send_event(data)
             logging = logging or session.log_level is not None
         if logging and ev.event_name in CHANNEL_LOG_LINES:
             self._log_channel_event(ev)
@@ -398,9 +401,7 @@ class _Connection(asyncio.Protocol):
             return
         self._pending.append(data)
         self._pending_size += len(data)
-        if self._pending_size >= FLUSH_SIZE:
-            self._write_pending()  # big writes cost more (memory, partial sends) than a few more syscalls
-        elif not self._flush_scheduled:
+        if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
@@ -418,9 +419,6 @@ class _Connection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        self._write_pending()
-
-    def _write_pending(self) -> None:
         if not self._pending or self.transport is None or self.transport.is_closing():
             self._pending.clear()
             self._pending_size = 0
