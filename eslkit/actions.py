@@ -165,3 +165,10 @@ _SECRET_VARS = ("ESL_PASSWORD", "ESLKIT_BROKER_PASSWORD")
 
 def _child_env() -> dict:
     return {k: v for k, v in os.environ.items() if k not in _SECRET_VARS}
+
+
+def forget_secrets() -> None:
+    """Drop the secrets from this process's environment once they are read: Python's
+    webbrowser gives the browser --open-url starts eslkit's own environment."""
+    for name in _SECRET_VARS:
+        os.environ.pop(name, None)

@@ -49,9 +49,11 @@ def assert_hidden(secret: str, *texts: str) -> None:
 
 
 def recorder(tmp_path: Path) -> Path:
-    """A program that writes its argument list, as JSON, to a file of its own."""
+    """A program that writes its argument list and its environment, as JSON, to files of its own."""
     script = tmp_path / "record-argv"
     script.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
+                      f"open(os.path.join({str(tmp_path)!r}, 'env-%d.json' % os.getpid()), 'w')"
+                      ".write(json.dumps(dict(os.environ)))\n"
                       f"open(os.path.join({str(tmp_path)!r}, 'argv-%d.json' % os.getpid()), 'w')"
                       ".write(json.dumps(sys.argv))\n")
     script.chmod(0o755)
@@ -158,6 +160,11 @@ def test_popup_children_never_get_the_password_as_an_argument(tmp_path):
     assert any(a[1].startswith("https://crm.example/?n=") for a in argvs)
     assert any(len(a) == 4 and a[3] == "" for a in argvs)  # {contact_password} is just an empty field
     assert_hidden(SECRET, json.dumps(argvs), out, err)
+    # Nor in their environment: not the --exec program, and not the browser --open-url starts
+    # (Python's webbrowser passes eslkit's own environment on).
+    envs = [json.loads(p.read_text()) for p in tmp_path.glob("env-*.json")]
+    assert len(envs) == 2 and all("BROWSER" in e for e in envs)
+    assert_hidden(SECRET, json.dumps(envs))
 
 
 def test_build_check_passes_the_password_by_environment_not_argv(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.actions import ExecAction, UrlAction
+from eslkit.actions import ExecAction, UrlAction, forget_secrets
 from eslkit.calls import live_uuids, POPUP_EVENTS, CallTracker, LegView
 from eslkit.client import ConnectionStatus
 from eslkit.commands.running import run_until_stopped
@@ -373,6 +373,8 @@ def popup(
 
         settings = connection_settings(host, port, password, profile, timeout)
         source = EslSource(settings, names=POPUP_EVENTS, reconnect=True)
+    if actions:
+        forget_secrets()  # read by now; a browser or program started for a popup gets none
     run = PopupRun(source, tracker, exts, fmt=fmt, actions=actions, on=on, bell=bell)
     try:
         asyncio.run(_run(run))
