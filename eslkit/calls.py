@@ -328,13 +328,7 @@ class CallTracker:
                 continue
             ringing_too_long = ch.state == "ringing" and now - (ch.created or ch.last_seen) > self.ring_timeout
             if ringing_too_long or now - ch.last_seen > self.idle_timeout:
-                ch.ended_at = now
-                if ch.emitted and ch.state != "ended":
-                    ch.state = "ended"
-                    outcome = "answered" if ch.answered_at is not None else "failed"
-                    view = self._view(ch, time=now, outcome=outcome)
-                    self._remember(view)
-                    changes.append(view)
+                changes += self._end_lost(ch, now)
                 self._forget(uuid)
         return changes
 
@@ -352,14 +346,19 @@ class CallTracker:
         for ch in list(self._channels.values()):
             if ch.uuid in up or ch.ended_at is not None:
                 continue
-            ch.ended_at = now
-            if ch.emitted and ch.state != "ended":
-                ch.state = "ended"
-                outcome = "answered" if ch.answered_at is not None else "failed"
-                view = self._view(ch, time=now, outcome=outcome)
-                self._remember(view)
-                changes.append(view)
+            changes += self._end_lost(ch, now)
         return changes
+
+    def _end_lost(self, ch: _Channel, now: float) -> list[LegView]:
+        """End a leg whose end was never seen: `answered` if the agent had answered,
+        else `failed`, no cause; a change only for a leg the popup has shown."""
+        ch.ended_at = now
+        if not ch.emitted or ch.state == "ended":
+            return []
+        ch.state = "ended"
+        view = self._view(ch, time=now, outcome="answered" if ch.answered_at is not None else "failed")
+        self._remember(view)
+        return [view]
 
     # --- internals ---------------------------------------------------------------------
 
