@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import socketserver
 import sys
 import threading
 import time
@@ -28,7 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.corpus import frames_in  # noqa: E402
-from eslkit.protocol import api_response, auth_request, command_reply, disconnect_notice  # noqa: E402
+from benchmarks.fakeswitch import CommandHandler, Server  # noqa: E402
+from eslkit.protocol import api_response, command_reply, disconnect_notice  # noqa: E402
 
 CHUNK = 256 * 1024
 _out_lock = threading.Lock()
@@ -59,33 +58,15 @@ class Stream:
             yield b"".join(self.frames[i % len(self.frames)] for i in range(left)), left
 
 
-class Handler(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        sock: socket.socket = self.request
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.lock = threading.Lock()  # replies go out between whole chunks of events
+class Handler(CommandHandler):
+    def setup(self) -> None:
+        super().setup()  # replies go out between whole chunks of events
         self.t0 = self.t_end = None
         self.sent = self.nbytes = 0
         self.fmt = None
         self.streamer = None
-        sock.sendall(auth_request())
-        buf = b""
-        try:
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                buf += data
-                done = False
-                while b"\n\n" in buf:
-                    block, buf = buf.split(b"\n\n", 1)
-                    if self.command(sock, block.decode("utf-8", "replace").strip()):
-                        done = True
-                        break
-                if done:
-                    break
-        except OSError:
-            pass
+
+    def ended(self) -> None:
         self.t_end = self.t_end or time.monotonic()
         if self.streamer is not None:
             self.streamer.join(timeout=5)
@@ -93,12 +74,7 @@ class Handler(socketserver.BaseRequestHandler):
             report(events=self.sent, bytes=self.nbytes, format=self.fmt, complete=self.sent == self.server.count,
                    seconds=(self.t_end - self.t0) if self.t0 else None)
 
-    def send(self, sock, data: bytes) -> None:
-        with self.lock:
-            sock.sendall(data)
-
     def command(self, sock, cmd: str) -> bool:
-        """Answer one command; True when the connection should end."""
         if not cmd:
             return False
         word = cmd.split()[0].lower()
@@ -132,11 +108,6 @@ class Handler(socketserver.BaseRequestHandler):
                 self.nbytes += len(chunk)
         except OSError:
             pass
-
-
-class Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
 
 
 def main(argv=None) -> None:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import socketserver
 import sys
 import threading
 import time
@@ -28,37 +26,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.fakeswitch import CommandHandler, Server  # noqa: E402
 from benchmarks.scenario import CallTemplate  # noqa: E402
-from eslkit.protocol import api_response, auth_request, command_reply  # noqa: E402
+from eslkit.protocol import api_response, command_reply  # noqa: E402
 
 TICK = 0.005
 
 
-class Handler(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        sock: socket.socket = self.request
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.lock = threading.Lock()
+class Handler(CommandHandler):
+    def setup(self) -> None:
+        super().setup()
         self.started = False
-        sock.sendall(auth_request())
-        buf = b""
-        try:
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                buf += data
-                while b"\n\n" in buf:
-                    block, buf = buf.split(b"\n\n", 1)
-                    self.command(sock, block.decode("utf-8", "replace").strip())
-        except OSError:
-            pass
 
-    def send(self, sock, data: bytes) -> None:
-        with self.lock:
-            sock.sendall(data)
-
-    def command(self, sock, cmd: str) -> None:
+    def command(self, sock, cmd: str) -> bool:
         word = cmd.split()[0].lower() if cmd else ""
         if word == "auth":
             self.send(sock, command_reply("+OK accepted"))
@@ -70,6 +50,7 @@ class Handler(socketserver.BaseRequestHandler):
             threading.Thread(target=self.play, args=(sock,), daemon=True).start()
         elif word:
             self.send(sock, command_reply("+OK"))
+        return False
 
     def play(self, sock) -> None:
         srv = self.server
@@ -117,11 +98,6 @@ class Handler(socketserver.BaseRequestHandler):
         time.sleep(0.5)  # the last state changes
         print(json.dumps({"sent": sent, "background": background, "seconds": seconds}),
               flush=True)
-
-
-class Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
 
 
 def main(argv=None) -> None:

@@ -144,7 +144,6 @@ def measure(count: int, reps: int, timeout: float, only: Optional[list] = None) 
     figures = []
     for client in cls:
         rs = runs[client.key]
-        rates = [r.get("rate") for r in rs]
         ok = [r for r in rs if r.get("rc") == 0 and r.get("rate")]
         checks = {
             "runs": len(rs),
