@@ -106,6 +106,9 @@ class SimEvent:
         """The event's payload in a wire format (uncached; `frame` caches)."""
         return self._render(fmt)
 
+    def frame_parts(self, fmt: str) -> tuple[bytes, ...]:
+        return (self.frame(fmt),)
+
     def frame(self, fmt: str) -> bytes:
         data = self._frames.get(fmt)
         if data is None:
@@ -169,8 +172,8 @@ class Template:
 
     def timed(self, fmt: str, values: "CallValues") -> tuple:
         """`compiled` with the tokens that every call started in the same second shares (dates,
-        times, Core-UUID: a third of the slots) filled in, a getter for the per-call tokens left,
-        and the length of the fixed text."""
+        times, Core-UUID: a third of the slots) filled in, the per-call tokens left, and a getter
+        that looks all of them up in a call's encoded values at once."""
         by_epoch = self._timed.get(fmt)
         if by_epoch is None:
             by_epoch = self._timed[fmt] = {}
@@ -190,7 +193,7 @@ class Template:
                     left.append(key)
             # itemgetter does the lookups in C; with one key it returns the value, not a tuple
             getter = itemgetter(*left) if len(left) > 1 else (lambda cache, k=tuple(left): tuple(cache[x] for x in k))
-            done = by_epoch[values.epoch] = (out, tuple(left), getter, sum(len(p) for p in out[::2]))
+            done = by_epoch[values.epoch] = (out, tuple(left), getter)
         return done
 
     def instantiate(self, values: "CallValues", seq: int) -> "CallEvent":
@@ -223,26 +226,29 @@ class CallEvent(SimEvent):
         seq = self.seq
         return [raw if raw is None or "~~" not in raw else resolve(raw, seq) for raw in self.template.raws(names)]
 
-    def frame(self, fmt: str) -> bytes:
-        pieces, keys, getter, fixed = self.template.timed(fmt, self.values)
+    def frame_parts(self, fmt: str) -> tuple[bytes, bytes]:
+        """The frame's head and payload: the connection's write joins them with the other frames,
+        so the payload is copied once here, not once more to put the head in front."""
+        pieces, keys, getter = self.template.timed(fmt, self.values)
         values = self.values
         cache = values.encoded[fmt]
         cache[SEQ] = b"%d" % self.seq  # rendering is synchronous: safe to share the slot
+        out = pieces[:]
         try:
-            filled = getter(cache)
+            out[1::2] = getter(cache)
         except KeyError:  # the call's first event in this format: encode what is missing
             for k in keys:
                 if k not in cache:
                     values.encode(fmt, k)
-            filled = getter(cache)
-        # the frame's head and the payload in one join: no second copy of ~4 kB per event
-        out = [_FRAME_HEAD[fmt] % (fixed + sum(map(len, filled)))] + pieces
-        out[2::2] = filled
-        return b"".join(out)
+            out[1::2] = getter(cache)
+        payload = b"".join(out)
+        return _FRAME_HEAD[fmt] % len(payload), payload
+
+    def frame(self, fmt: str) -> bytes:
+        return b"".join(self.frame_parts(fmt))
 
     def render(self, fmt: str) -> bytes:
-        frame = self.frame(fmt)
-        return frame[frame.index(b"\n\n") + 2:]
+        return self.frame_parts(fmt)[1]
 
 
 SEQ = "SEQ"

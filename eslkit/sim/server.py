@@ -218,14 +218,14 @@ class SimServer:
         self.events_fired += 1
         self.channels.track(ev)
         logging = False
-        frames: dict[str, bytes] = {}  # each format made once, whatever the number of connections
+        frames: dict[str, tuple] = {}  # each format made once, whatever the number of connections
         for conn in self.connections:
             session = conn.session
             if session.events_on and session.wants(ev):
-                data = frames.get(session.format)
-                if data is None:
-                    data = frames[session.format] = ev.frame(session.format)
-                conn.send_event(data)
+                parts = frames.get(session.format)
+                if parts is None:
+                    parts = frames[session.format] = ev.frame_parts(session.format)
+                conn.send_event(parts)
             logging = logging or session.log_level is not None
         if logging and ev.event_name in CHANNEL_LOG_LINES:
             self._log_channel_event(ev)
@@ -405,16 +405,19 @@ class _Connection(asyncio.Protocol):
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
-    def send_event(self, data: bytes) -> bool:
-        """Queue an event frame unless this client is too far behind (then count it lost)."""
+    def send_event(self, parts: tuple) -> bool:
+        """Queue an event frame (in parts) unless this client is too far behind (then count it lost)."""
         if self._closing:
             return False
-        transport = self.transport
-        if transport.get_write_buffer_size() + self._pending_size > self.server.max_buffer:
+        if self.transport.get_write_buffer_size() + self._pending_size > self.server.max_buffer:
             self.lost_events += 1
             self.server.lost_events += 1
             return False
-        self.send(data)
+        self._pending.extend(parts)
+        self._pending_size += sum(map(len, parts))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
         return True
 
     def _flush(self) -> None:
