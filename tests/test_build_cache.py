@@ -4,6 +4,8 @@ and still rebuilds when either changes: real pyenv, swig, gcc/g++.
 A private pyenv root (its own shim, `version` file and versions, linked to the
 machine's pyenv versions) lets `pyenv global` change without touching the
 machine's; a pyenv exec hook in that root counts every start through the shim.
+The last tests cover the step runner's own timeout and empty stdin, which
+replaced sh's 0.1 s polling threads (they cost every command ~0.1 s).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from pathlib import Path
 import pytest
 
 from eslkit.build.identity import pyenv_shim_key
+from eslkit.build.plan import Step
+from eslkit.build.run import Log, run_step
 from eslkit.build.tools import find_swig
+from eslkit.errors import BuildStepFailed
 from tests.support.esl_sdist import EslSdistUnavailable
 from tests.support.fstree import make_tree, run_eslkit
 
@@ -229,3 +234,32 @@ def test_pyenv_key_follows_what_pyenv_reads(pyenv, monkeypatch):
     plain = pyenv["work"] / "python3"
     plain.write_text("#!/bin/sh\nexec python3 \"$@\"\n")
     assert pyenv_shim_key(str(plain)) is None
+
+
+def _gone(pid: int) -> bool:
+    """Dead (or dead and waiting to be reaped: a zombie has no process left to run)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_step_that_hangs_is_killed_with_its_children(tmp_path):
+    pids = tmp_path / "pids"
+    step = Step("hang", ("sh", "-c", f"sleep 60 & echo $! > {pids}; exec sleep 61"), tmp_path)
+    with pytest.raises(BuildStepFailed, match="took longer than 0.5 s"):
+        run_step(step, Log(None), timeout=0.5)
+    child = int(pids.read_text())
+    for _ in range(50):  # SIGKILL is delivered at once; the kernel may take a moment to show it
+        if _gone(child):
+            break
+        subprocess.run(["sleep", "0.1"], check=True)
+    assert _gone(child)
+
+
+def test_a_step_reading_stdin_gets_end_of_file(tmp_path):
+    log = tmp_path / "log"
+    logfile = Log(log)
+    run_step(Step("reads stdin", ("sh", "-c", "cat; echo after-eof"), tmp_path), logfile, timeout=20)
+    logfile.close()
+    assert "after-eof" in log.read_text()

@@ -109,9 +109,16 @@ def run_step(step: Step, log: Log, timeout: float = 900, interrupts: Optional["I
     except sh.CommandNotFound:
         raise BuildStepFailed(f"Step '{step.name}' cannot start: {step.argv[0]} was not found.",
                               fix="Install it (apt-get install build-essential swig make) or run `eslkit doctor`.") from None
-    proc = command(*step.argv[1:], _cwd=str(step.cwd), _env=env, _err_to_out=True, _out=on_line,
-                   _bg=True, _bg_exc=False, _timeout=timeout, _tty_out=False,
+    # _in="": no input.  With a callback for _out, sh would otherwise give the command a stdin
+    # queue whose thread polls every 0.1 s, and every command's end waits for that poll.
+    proc = command(*step.argv[1:], _cwd=str(step.cwd), _env=env, _err_to_out=True, _out=on_line, _in="",
+                   _bg=True, _bg_exc=False, _tty_out=False,
                    _new_group=True)  # its own process group: Ctrl-C is ours to pass on, all at once
+    # Our own timer, not sh's _timeout: its thread also polls every 0.1 s, ~0.05 s lost a command.
+    expired = threading.Event()
+    timer = threading.Timer(timeout, _time_out, (proc, expired))
+    timer.daemon = True
+    timer.start()
     if interrupts is not None:
         interrupts.running[id(proc)] = proc
         if interrupts.seen:  # Ctrl-C came while the command was starting
@@ -121,9 +128,9 @@ def run_step(step: Step, log: Log, timeout: float = 900, interrupts: Optional["I
     except KeyboardInterrupt:  # SIGINT with the default handler (no Interrupts in use)
         stop(proc)
         raise
-    except sh.TimeoutException:
-        raise BuildStepFailed(f"Step '{step.name}' took longer than {timeout:.0f} s and was stopped.") from None
     except sh.ErrorReturnCode as exc:
+        if expired.is_set():
+            raise BuildStepFailed(f"Step '{step.name}' took longer than {timeout:g} s and was stopped.") from None
         if (interrupts is not None and interrupts.seen) or exc.exit_code in (-signal.SIGINT, 128 + signal.SIGINT):
             raise KeyboardInterrupt from None  # we stopped it, or Ctrl-C reached the command too
         text = "".join(lines)
@@ -135,10 +142,19 @@ def run_step(step: Step, log: Log, timeout: float = 900, interrupts: Optional["I
         err.step = step
         raise err from None
     finally:
+        timer.cancel()
         if interrupts is not None:
             interrupts.running.pop(id(proc), None)
         if not stream and lines:
             log.write("".join(lines))
+
+
+def _time_out(proc, expired: threading.Event) -> None:
+    expired.set()
+    try:
+        proc.signal_group(signal.SIGKILL)  # as sh's _timeout did: a hung command may ignore SIGTERM
+    except Exception:  # already finished
+        pass
 
 
 def stop(proc) -> None:
