@@ -21,7 +21,7 @@ import pytest
 from eslkit.event import Event
 from eslkit.protocol import EventFrame
 from eslkit.sim.events import CallEvent, CallValues, SimEvent, Template
-from eslkit.sim.scenarios import CALL_SCENARIOS, AgentPool, CallRegistry, load_scenario
+from eslkit.sim.scenarios import CALL_SCENARIOS, AgentPool, CallRegistry, fresh_uuids, load_scenario
 from tests.support.sim import sim_in_thread
 from tests.test_sim_protocol import talk
 
@@ -158,3 +158,11 @@ def test_load_run_gives_every_format_the_same_events_in_sequence() -> None:
         assert [e.to_dict() for e in events[fmt]] == [e.to_dict() for e in events["plain"]]
     callers = {e.get("Caller-Caller-ID-Number") for e in events["plain"] if e.name == "CHANNEL_CREATE"}
     assert {str(6200 + i) for i in range(calls)} <= callers
+
+
+def test_fresh_uuids_are_random_version_4_uuids() -> None:
+    got = fresh_uuids(500)
+    assert len(set(got)) == 500
+    for text in got:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122

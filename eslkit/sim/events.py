@@ -216,7 +216,10 @@ class CallEvent(SimEvent):
         self.seq = seq
 
     def get(self, name: str) -> Optional[str]:
-        raw = self.template.raw(name)
+        template = self.template
+        raw = template._exact.get(name)
+        if raw is None:
+            raw = template._lower.get(name.lower())
         if raw is None or "~~" not in raw:
             return raw
         return self.values.resolve(raw, self.seq)
@@ -229,8 +232,10 @@ class CallEvent(SimEvent):
     def frame_parts(self, fmt: str) -> tuple[bytes, bytes]:
         """The frame's head and payload: the connection's write joins them with the other frames,
         so the payload is copied once here, not once more to put the head in front."""
-        pieces, keys, getter = self.template.timed(fmt, self.values)
         values = self.values
+        by_epoch = self.template._timed.get(fmt)
+        done = by_epoch.get(values.epoch) if by_epoch else None
+        pieces, keys, getter = done or self.template.timed(fmt, values)
         cache = values.encoded[fmt]
         cache[SEQ] = b"%d" % self.seq  # rendering is synchronous: safe to share the slot
         out = pieces[:]
@@ -317,5 +322,10 @@ class CallValues:
             return str(seq)
         text = self._resolved.get(raw)
         if text is None:
-            text = self._resolved[raw] = TOKEN_RE.sub(lambda m: self.value(m.group(1), int(m.group(2) or 0)), raw)
+            whole = TOKEN_RE.fullmatch(raw)  # most are one token (a uuid, a number): no re.sub
+            if whole:
+                text = self.value(whole.group(1), int(whole.group(2) or 0))
+            else:
+                text = TOKEN_RE.sub(lambda m: self.value(m.group(1), int(m.group(2) or 0)), raw)
+            self._resolved[raw] = text
         return text
