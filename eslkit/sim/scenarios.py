@@ -33,7 +33,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DATA = Path(__file__).parent / "scenarios"
 CALL_SCENARIOS = ("queue", "noanswer", "busy")
-PACE_BACKLOG = 1 << 20
 
 
 @dataclass
@@ -172,7 +171,7 @@ async def _pace(server: "SimServer") -> None:
     """At full speed, yield to the network; wait while every subscriber is full."""
     await asyncio.sleep(0)
     subscribers = [c for c in server.connections if c.session.events_on]
-    while subscribers and all(c.backlog > PACE_BACKLOG for c in subscribers):
+    while subscribers and all(c.backlog > server.max_buffer // 2 for c in subscribers):
         await asyncio.sleep(0.001)
         subscribers = [c for c in server.connections if c.session.events_on]
 
