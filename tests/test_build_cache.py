@@ -91,8 +91,8 @@ def _pyenv_cmd(pyenv, *args) -> None:
                    env=env, capture_output=True, timeout=60)
 
 
-def _build(root, out, pyenv, **env):
-    proc = run_eslkit("build", "--src", root, "--out", out, "--mode", "standalone",
+def _build(root, out, pyenv, *args, **env):
+    proc = run_eslkit("build", "--src", root, "--out", out, "--mode", "standalone", *args,
                       env={**pyenv["env"], **env}, cwd=pyenv["work"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
@@ -134,6 +134,8 @@ def test_pyenv_shim_is_not_started_when_up_to_date_but_a_new_version_rebuilds(tm
     assert pyenv["starts"]() == started + 1
     assert "up to date" in _build(root, out, pyenv, PYENV_VERSION=pyenv["new"])
     assert pyenv["starts"]() == started + 1  # and that answer is remembered again
+    forced = _build(root, out, pyenv, "--force", PYENV_VERSION=pyenv["new"])
+    assert _built_for(forced) == new and pyenv["starts"]() == started + 2  # --force asks again
     info = subprocess.run([str(pyenv["real_root"] / "versions" / pyenv["new"] / "bin" / "python3"), "-I", "-c",
                            f"import sys; sys.path.insert(0, {str(out)!r}); import ESL, json; "
                            "print(json.dumps([ESL.__file__, hasattr(ESL, 'ESLconnection')]))"],

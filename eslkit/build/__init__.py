@@ -22,8 +22,12 @@ __all__ = ["prepare", "BuildPlan"]
 
 def prepare(src, *, python: Optional[str] = None, mode: str = "auto", install: bool = False,
             wheel: Optional[str] = None, out: Optional[str] = None, swig: Optional[str] = None,
-            check: Optional[str] = None) -> BuildPlan:
-    """Inspect everything and return the plan; raises a BuildError for bad input."""
+            check: Optional[str] = None, fresh: bool = False) -> BuildPlan:
+    """Inspect everything and return the plan; raises a BuildError for bad input.
+
+    ``fresh`` (``--force``): ask the interpreter and swig again instead of
+    reusing the journal's answers.
+    """
     chosen = [name for name, value in (("--install", install), ("--wheel", wheel), ("--out", out)) if value]
     if len(chosen) > 1:
         raise BuildError(f"Give only one of --install, --wheel and --out (got {' and '.join(chosen)}).",
@@ -31,7 +35,8 @@ def prepare(src, *, python: Optional[str] = None, mode: str = "auto", install: b
     if check and (":" not in check or not check.rpartition(":")[2].isdigit()):
         raise BuildError(f"--check wants HOST:PORT, got {check!r}.", fix="For example --check 127.0.0.1:8021.")
     tree = inspect_tree(src)
-    remembered = Journal(tree.esl).data  # earlier answers, reused while their programs are unchanged
+    # earlier answers, reused while their programs are unchanged
+    remembered = {} if fresh else Journal(tree.esl).data
     target = probe(python, known=remembered.get("probe"))
     require_headers(target)
     tools = find_swig(swig, known=remembered.get("swig"))

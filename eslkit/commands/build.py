@@ -34,7 +34,7 @@ def build(
     check: Annotated[Optional[str], typer.Option("--check", metavar="HOST:PORT", help="After building, connect and run `api status` (password: ESL_PASSWORD, default ClueCon).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan with diffs; change nothing.")] = False,
     restore: Annotated[bool, typer.Option("--restore", help="Put back everything earlier builds changed in the tree.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Rebuild even when nothing changed.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when nothing changed (and ask the interpreter and swig again).")] = False,
     log: Annotated[Optional[Path], typer.Option("--log", metavar="FILE", help="Append every command and its full output to FILE.")] = None,
 ) -> None:
     """Build FreeSWITCH's Python 3 ESL binding (ESL.py + _ESL) with today's swig and compilers.
@@ -59,7 +59,8 @@ def build(
                            else "nothing to restore: eslkit has not changed this tree", style="green"))
         return
     plan = prepare(src, python=python, mode=mode.value, install=install,
-                   wheel=str(wheel) if wheel else None, out=str(out) if out else None, swig=swig, check=check)
+                   wheel=str(wheel) if wheel else None, out=str(out) if out else None, swig=swig, check=check,
+                   fresh=force)
     if dry_run:
         console.print(plan_renderable(plan))
         console.print(Text("dry run: nothing was changed", style="bold"))
