@@ -12,12 +12,16 @@ anything else answers False and is decoded the careful way.
 from __future__ import annotations
 
 import re
+import sys
 
-_STRING = r'"[^"]*+"'
-_NAME = r'"(?!_body")[^"]*+"'  # an event with a body is decoded: the body is its own attribute
-_VALUE = r"(?:%s|\[(?:%s(?:,%s)*+)?\])" % (_STRING, _STRING, _STRING)
+# Possessive repeats (Python 3.11+) never look back, which halves the match time;
+# older Pythons get the plain ones, same answers.
+_ANY = "*+" if sys.version_info >= (3, 11) else "*"
+_STRING = '"[^"]%s"' % _ANY
+_NAME = '"(?!_body")[^"]%s"' % _ANY  # an event with a body is decoded: the body is its own attribute
+_VALUE = r"(?:%s|\[(?:%s(?:,%s)%s)?\])" % (_STRING, _STRING, _STRING, _ANY)
 # Matched against the text with its escapes removed, so a string cannot hold a quote.
-_OBJECT = re.compile(r"\{(?:%s:%s(?:,%s:%s)*+)?\}" % (_NAME, _VALUE, _NAME, _VALUE))
+_OBJECT = re.compile(r"\{(?:%s:%s(?:,%s:%s)%s)?\}" % (_NAME, _VALUE, _NAME, _VALUE, _ANY))
 _CONTROL = bytes(range(32))  # never raw in a JSON string; the escaped forms are fine
 _ESCAPED = frozenset('"/bfnrt')  # the escapes that stand for one character (not \uXXXX)
 
