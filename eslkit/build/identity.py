@@ -18,7 +18,6 @@ from typing import Optional
 _PYENV_EXEC = re.compile(rb'^exec "([^"\n]+)/libexec/pyenv" exec ', re.M)
 _PYENV_ROOT = re.compile(rb'^export PYENV_ROOT="([^"\n]+)"', re.M)
 
-
 # Keys are compared with what the journal's JSON gives back: lists, never tuples.
 
 
