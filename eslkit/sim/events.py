@@ -7,7 +7,11 @@ connections in plain format cost one serialisation.
 
 A `Template` is one event of a scenario file with ``~~TOKEN~~`` slots (see
 `eslkit.sim.derive`).  It is serialised with `Event.serialize` once per format
-and split at the tokens; a fresh call then only joins strings.
+and split at the tokens; the tokens every call of one second shares (dates,
+times, Core-UUID) are filled in once per second.  A `CallEvent` — a template
+fired in one call — then costs one lookup of its call's values (UUIDs,
+numbers, Event-Sequence) and one join: that is what lets `eslkit sim` make
+tens of thousands of events a second.
 """
 
 from __future__ import annotations

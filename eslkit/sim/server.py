@@ -7,8 +7,8 @@
     await server.close()                               # SHUTDOWN + disconnect notice, like FreeSWITCH
 
 Fan-out is built for many clients: each fired event is serialised once per
-wire format (`SimEvent.frame`) and the same bytes go to every connection that
-wants it; writes are batched per connection once per loop turn; a connection
+wire format (`SimEvent.frame_parts`, in `fire`) and the same bytes go to every
+connection that wants it; writes are batched per connection once per loop turn; a connection
 whose socket buffer is over ``max_buffer`` loses events (counted in
 ``lost_events``) instead of slowing the others.  Commands are bounded in size
 and an unauthenticated connection is closed after ``auth_timeout`` seconds.
