@@ -245,8 +245,9 @@ class CallEvent(SimEvent):
         out = pieces[:]
         try:
             out[1::2] = getter(cache)
-        except KeyError:  # the call's first event in this format: encode what is missing
-            for k in keys:
+        except KeyError:  # the call's first event in this format: encode its values
+            values.encode_simple(fmt)
+            for k in keys:  # and whatever else this template has
                 if k not in cache:
                     values.encode(fmt, k)
             out[1::2] = getter(cache)
@@ -309,6 +310,13 @@ class CallValues:
             text = _dates[key] = time.strftime(_DATE_FORMATS[kind],
                                                time.localtime(secs) if kind == "LOCAL" else time.gmtime(secs))
         return text
+
+    def encode_simple(self, fmt: str) -> None:
+        """Encode the call's UUIDs and numbers at once (one KeyError per call, not one per new token)."""
+        cache = self.encoded[fmt]
+        for token, raw in self.simple.items():
+            if token not in cache and _PLAIN_VALUE.fullmatch(raw):  # the same in every format
+                cache[token] = raw.encode()
 
     def encode(self, fmt: str, token: str) -> bytes:
         m = TOKEN_KEY_RE.match(token)

@@ -159,9 +159,10 @@ async def play_call(server: "SimServer", scenario: Scenario, numbers: Optional[d
 
 def fresh_uuids(n: int) -> list[str]:
     """n random (version 4) UUIDs as text; uuid.uuid4() builds an object per UUID, a few µs each."""
+    rand = os.urandom(16 * n).hex()  # one system call for all of them
     out = []
-    for i in range(n):
-        h = os.urandom(16).hex()
+    for i in range(0, 32 * n, 32):
+        h = rand[i:i + 32]
         # version 4 in the 13th digit, the RFC 4122 variant (8, 9, a or b) in the 17th
         out.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}")
     return out
