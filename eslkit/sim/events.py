@@ -226,7 +226,7 @@ class CallEvent(SimEvent):
             raw = template._lower.get(name.lower())
         if raw is None or "~~" not in raw:
             return raw
-        return self.values.resolve(raw, self.seq)
+        return self.values._resolved.get(raw) or self.values.resolve(raw, self.seq)
 
     def get_all(self, names: tuple) -> list:
         resolve = self.values.resolve
@@ -269,6 +269,19 @@ _DATE_FORMATS = {"LOCAL": "%Y-%m-%d %H:%M:%S", "GMT": "%a, %d %b %Y %H:%M:%S GMT
 _dates: dict = {}  # (kind, second, time zone) -> the date text
 
 
+def date_text(kind: str, secs: int) -> str:
+    """A LOCAL, GMT or RFC date of a second; strftime is slow, and every call started
+    in the same second has the same dates."""
+    key = (kind, secs, time.tzname)
+    text = _dates.get(key)
+    if text is None:
+        if len(_dates) > 4096:
+            _dates.clear()
+        text = _dates[key] = time.strftime(_DATE_FORMATS[kind],
+                                           time.localtime(secs) if kind == "LOCAL" else time.gmtime(secs))
+    return text
+
+
 class CallValues:
     """What one run of a scenario fills into the tokens: uuids, numbers, times.
 
@@ -300,16 +313,7 @@ class CallValues:
             return str(t // 1_000_000)
         if kind not in _DATE_FORMATS:
             raise KeyError(kind)
-        # strftime is slow, and every call started in the same second has the same dates
-        key = (kind, t // 1_000_000, time.tzname)
-        text = _dates.get(key)
-        if text is None:
-            if len(_dates) > 4096:
-                _dates.clear()
-            secs = t // 1_000_000
-            text = _dates[key] = time.strftime(_DATE_FORMATS[kind],
-                                               time.localtime(secs) if kind == "LOCAL" else time.gmtime(secs))
-        return text
+        return date_text(kind, t // 1_000_000)
 
     def encode_simple(self, fmt: str) -> None:
         """Encode the call's UUIDs and numbers at once (one KeyError per call, not one per new token)."""

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Union
 
 from eslkit.errors import InputFileError
-from eslkit.sim.events import CallEvent, CallValues, SimEvent, Template
+from eslkit.sim.events import CallEvent, CallValues, SimEvent, Template, date_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from eslkit.sim.server import SimServer
@@ -357,7 +357,7 @@ class CallRegistry:
          created_us, stamp) = [v or "" for v in ev.get_all(self._NEW_ROW)]
         ts = created_us or stamp
         epoch = str(int(ts) // 1_000_000) if ts.isdigit() else ""
-        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(epoch))) if epoch else ""
+        created = date_text("LOCAL", int(epoch)) if epoch else ""
         row = dict.fromkeys(CHANNEL_COLUMNS, "")
         row.update(
             uuid=uuid, direction=direction, created=created, created_epoch=epoch,
