@@ -117,6 +117,8 @@ def test_registry_rows_are_the_same_for_call_events_and_plain_events() -> None:
     assert max(snapshots) == 3 and snapshots[-1] == 0  # every channel ended, as in the capture
     # the same events without looking in between: applied at the 64th event of a channel, or never
     assert late.rows == fast.rows == {} and not late._unapplied
+    # and no bridge outlives its channels (they are indexed by callee, not scanned)
+    assert fast.bridges == late.bridges == {} and fast._callers == late._callers == {}
 
 
 def test_rows_of_live_channels_are_up_to_date_when_shown() -> None:

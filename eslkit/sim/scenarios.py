@@ -284,6 +284,7 @@ class CallRegistry:
     def __init__(self) -> None:
         self.rows: dict[str, dict[str, str]] = {}
         self.bridges: dict[str, tuple[str, str]] = {}  # caller uuid -> (callee uuid, epoch)
+        self._callers: dict[str, set] = {}  # callee uuid -> the callers bridged to it
         self.created_total = 0
         self.peak = 0
         self._recent: deque[float] = deque()  # creation times within the last second
@@ -308,10 +309,10 @@ class CallRegistry:
         if name == "CHANNEL_DESTROY":
             self.rows.pop(uuid, None)
             self._unapplied.pop(uuid, None)
-            self.bridges.pop(uuid, None)
-            for a, (b, _) in list(self.bridges.items()):
-                if b == uuid:
-                    del self.bridges[a]
+            self._unbridge(uuid)
+            for caller in self._callers.pop(uuid, ()):
+                if self.bridges.get(caller, ("",))[0] == uuid:
+                    del self.bridges[caller]
             return
         row = self.rows.get(uuid)
         if row is None:
@@ -330,7 +331,19 @@ class CallRegistry:
         if name == "CHANNEL_BRIDGE":
             other = ev.get("Other-Leg-Unique-ID") or ev.get("Bridge-B-Unique-ID")
             if other:
+                self._unbridge(uuid)
                 self.bridges[uuid] = (other, str(int(time.time())))
+                self._callers.setdefault(other, set()).add(uuid)
+
+    def _unbridge(self, caller: str) -> None:
+        """Forget the caller's bridge, if any (an index, not a scan: thousands may be up)."""
+        old = self.bridges.pop(caller, None)
+        if old is not None:
+            callers = self._callers.get(old[0])
+            if callers is not None:
+                callers.discard(caller)
+                if not callers:
+                    del self._callers[old[0]]
 
     def _count_new(self) -> None:
         self.created_total += 1
