@@ -147,13 +147,16 @@ async def play_call(server: "SimServer", scenario: Scenario, numbers: Optional[d
     values = CallValues(base_us, fresh_uuids(scenario.uuids), server.core_uuid, numbers)
     start = loop.time()
     speed = server.speed
-    for i, template in enumerate(scenario.templates):
-        if speed is not None:
-            delay = start + template.at / speed - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        elif i % 16 == 0:
-            await _pace(server)  # at full speed, let the network run every few events
+    templates = scenario.templates
+    if speed is None:  # full speed: runs of 16 events, letting the network run in between
+        for i in range(0, len(templates), 16):
+            await _pace(server)
+            server.fire_calls([CallEvent(t, values, server.next_seq()) for t in templates[i:i + 16]])
+        return
+    for template in templates:
+        delay = start + template.at / speed - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
         server.fire(CallEvent(template, values, server.next_seq()))
 
 

@@ -231,6 +231,30 @@ class SimServer:
             self._log_channel_event(ev)
         return ev
 
+    def fire_calls(self, events: list) -> None:
+        """`fire` for a run of a call's events at full speed: the per-connection work
+        (subscription check, backlog check, queueing) once per run, not once per event."""
+        if any(c.session.log_level is not None for c in self.connections):
+            for ev in events:  # log lines go out between the events: keep fire's order
+                self.fire(ev)
+            return
+        self.events_fired += len(events)
+        track = self.channels.track
+        for ev in events:
+            track(ev)
+        frames: dict[str, list] = {}  # each format made once, whatever the number of connections
+        for conn in self.connections:
+            session = conn.session
+            if not session.events_on:
+                continue
+            parts = frames.get(session.format)
+            if parts is None:
+                parts = frames[session.format] = [ev.frame_parts(session.format) for ev in events]
+            if session.wants_everything:
+                conn.send_events(parts)
+            else:
+                conn.send_events([p for ev, p in zip(events, parts) if session.wants(ev)])
+
     def _log_channel_event(self, ev: SimEvent) -> None:
         """The NOTICE lines FreeSWITCH logs as a channel comes, answers and goes."""
         file, line, text = CHANNEL_LOG_LINES[ev.event_name]
@@ -419,6 +443,29 @@ class _Connection(asyncio.Protocol):
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
         return True
+
+    def send_events(self, frames: list) -> None:
+        """`send_event` for several frames (each in parts) at once, with the same backlog rule."""
+        if self._closing or not frames:
+            return
+        pending, limit = self._pending, self.server.max_buffer
+        written = self.transport.get_write_buffer_size()
+        size = self._pending_size
+        lost = 0
+        for head, payload in frames:
+            if written + size > limit:
+                lost += 1
+                continue
+            pending.append(head)
+            pending.append(payload)
+            size += len(head) + len(payload)
+        self._pending_size = size
+        if lost:
+            self.lost_events += lost
+            self.server.lost_events += lost
+        if pending and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False

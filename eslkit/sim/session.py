@@ -230,6 +230,11 @@ class Session:
 
     # --- events ------------------------------------------------------------------------
 
+    @property
+    def wants_everything(self) -> bool:
+        """Every event, without looking: `event ... ALL`, no filter, no myevents."""
+        return self.events_on and "ALL" in self.event_list and not self.filters and not self.myevents
+
     def wants(self, ev: SimEvent) -> bool:
         """Subscription, then filters, then myevents: event_handler() in mod_event_socket.c."""
         if not self.events_on:
