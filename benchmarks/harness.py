@@ -122,19 +122,24 @@ class Server:
             raise RuntimeError(f"benchmarks.{module} did not start: {self.proc.stderr.read()[-2000:]}")
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop(self.proc, 5)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def stop(proc: subprocess.Popen, grace: float = 10) -> None:
+    """Terminate a process, and kill it if it has not ended within ``grace`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def run_client(argv: list[str], timeout: float, env: Optional[dict] = None,

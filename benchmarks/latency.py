@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import time
 
-from benchmarks.harness import PASSWORD_ENV, PYTHON, ROOT, Figure, Reporter, Server
+from benchmarks.harness import PASSWORD_ENV, PYTHON, ROOT, Figure, Reporter, Server, stop
 from benchmarks.scenario import CallTemplate, body
 
 
@@ -62,12 +62,7 @@ def _run(argv: list[str], calls: int, rate: float, timeout: float):
             result = server.reports.next(timeout)
         finally:
             time.sleep(0.2)
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop(proc)
         err = proc.stderr.read().decode("utf-8", "replace")
     items = []
     while True:

@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import time
 
-from benchmarks.harness import PASSWORD_ENV, PYTHON, ROOT, Figure
+from benchmarks.harness import PASSWORD_ENV, PYTHON, ROOT, Figure, stop
 
 LOAD = "load:calls=0,cps=2000,concurrent=2000,agents=200"
 
@@ -53,12 +53,7 @@ def _run(clients: int, seconds: float, check: bool, scenario: str, timeout: floa
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         return {"error": str(exc) + sim.stderr.read().decode("utf-8", "replace")[-300:] if sim.poll() is not None else str(exc)}
     finally:
-        sim.terminate()
-        try:
-            sim.wait(10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            sim.wait(5)
+        stop(sim)
 
 
 def measure(seconds: float, clients: int, check: bool, timeout: float, reps: int = 1) -> list[Figure]:
