@@ -215,45 +215,42 @@ class SimServer:
     def fire(self, event: Union[Event, SimEvent]) -> SimEvent:
         """Send an event to every connection that wants it (and track calls)."""
         ev = event if isinstance(event, SimEvent) else SimEvent.from_event(event)
-        self.events_fired += 1
-        self.channels.track(ev)
-        logging = False
-        frames: dict[str, tuple] = {}  # each format made once, whatever the number of connections
-        for conn in self.connections:
-            session = conn.session
-            if session.events_on and session.wants(ev):
-                parts = frames.get(session.format)
-                if parts is None:
-                    parts = frames[session.format] = ev.frame_parts(session.format)
-                conn.send_event(parts)
-            logging = logging or session.log_level is not None
-        if logging and ev.event_name in CHANNEL_LOG_LINES:
-            self._log_channel_event(ev)
+        self._fire([ev])
         return ev
 
     def fire_calls(self, events: list) -> None:
         """`fire` for a run of a call's events at full speed: the per-connection work
         (subscription check, backlog check, queueing) once per run, not once per event."""
         if any(c.session.log_level is not None for c in self.connections):
-            for ev in events:  # log lines go out between the events: keep fire's order
-                self.fire(ev)
-            return
+            for ev in events:  # log lines go out between the events: one at a time
+                self._fire([ev])
+        else:
+            self._fire(events)
+
+    def _fire(self, events: list) -> None:
         self.events_fired += len(events)
-        track = self.channels.track
         for ev in events:
-            track(ev)
-        frames: dict[str, list] = {}  # each format made once, whatever the number of connections
+            self.channels.track(ev)
+        logging = False
+        made: dict[str, list] = {}  # each frame made once per format, whatever the number of connections
         for conn in self.connections:
             session = conn.session
+            logging = logging or session.log_level is not None
             if not session.events_on:
                 continue
-            parts = frames.get(session.format)
-            if parts is None:
-                parts = frames[session.format] = [ev.frame_parts(session.format) for ev in events]
-            if session.wants_everything:
-                conn.send_events(parts)
-            else:
-                conn.send_events([p for ev, p in zip(events, parts) if session.wants(ev)])
+            frames = made.get(session.format)
+            if frames is None:
+                frames = made[session.format] = [None] * len(events)
+            wanted = range(len(events)) if session.wants_everything else \
+                [i for i, ev in enumerate(events) if session.wants(ev)]
+            for i in wanted:
+                if frames[i] is None:
+                    frames[i] = events[i].frame_parts(session.format)
+            conn.send_events([frames[i] for i in wanted])
+        if logging:
+            for ev in events:
+                if ev.event_name in CHANNEL_LOG_LINES:
+                    self._log_channel_event(ev)
 
     def _log_channel_event(self, ev: SimEvent) -> None:
         """The NOTICE lines FreeSWITCH logs as a channel comes, answers and goes."""
@@ -429,36 +426,21 @@ class _Connection(asyncio.Protocol):
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
-    def send_event(self, parts: tuple) -> bool:
-        """Queue an event frame (in parts) unless this client is too far behind (then count it lost)."""
-        if self._closing:
-            return False
-        if self.transport.get_write_buffer_size() + self._pending_size > self.server.max_buffer:
-            self.lost_events += 1
-            self.server.lost_events += 1
-            return False
-        self._pending.extend(parts)
-        self._pending_size += sum(map(len, parts))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-        return True
-
     def send_events(self, frames: list) -> None:
-        """`send_event` for several frames (each in parts) at once, with the same backlog rule."""
+        """Queue event frames (each in parts, see `SimEvent.frame_parts`); a frame that finds this client
+        too far behind (over max_buffer) is counted lost instead, so it cannot hold the switch."""
         if self._closing or not frames:
             return
         pending, limit = self._pending, self.server.max_buffer
         written = self.transport.get_write_buffer_size()
         size = self._pending_size
         lost = 0
-        for head, payload in frames:
+        for parts in frames:
             if written + size > limit:
                 lost += 1
                 continue
-            pending.append(head)
-            pending.append(payload)
-            size += len(head) + len(payload)
+            pending.extend(parts)
+            size += sum(map(len, parts))
         self._pending_size = size
         if lost:
             self.lost_events += lost
