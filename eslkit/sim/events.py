@@ -220,13 +220,8 @@ class CallEvent(SimEvent):
         self.seq = seq
 
     def get(self, name: str) -> Optional[str]:
-        template = self.template
-        raw = template._exact.get(name)
-        if raw is None:
-            raw = template._lower.get(name.lower())
-        if raw is None or "~~" not in raw:
-            return raw
-        return self.values._resolved.get(raw) or self.values.resolve(raw, self.seq)
+        raw = self.template.raw(name)
+        return raw if raw is None or "~~" not in raw else self.values.resolve(raw, self.seq)
 
     def get_all(self, names: tuple) -> list:
         resolve = self.values.resolve
@@ -237,9 +232,7 @@ class CallEvent(SimEvent):
         """The frame's head and payload: the connection's write joins them with the other frames,
         so the payload is copied once here, not once more to put the head in front."""
         values = self.values
-        by_epoch = self.template._timed.get(fmt)
-        done = by_epoch.get(values.epoch) if by_epoch else None
-        pieces, keys, getter = done or self.template.timed(fmt, values)
+        pieces, keys, getter = self.template.timed(fmt, values)
         cache = values.encoded[fmt]
         cache[SEQ] = b"%d" % self.seq  # rendering is synchronous: safe to share the slot
         out = pieces[:]
