@@ -61,6 +61,32 @@ def test_call_events_render_like_serialize(name: str) -> None:
                 assert event.frame(fmt) == frame  # the shared slot for the sequence number is refilled
 
 
+@pytest.mark.parametrize("name", CALL_SCENARIOS)
+def test_bursts_make_the_frames_of_their_events(name: str) -> None:
+    """A burst's chunks are its events' frames, whole and in order, whatever the lengths of the
+    call's values (the frame heads are worked out from them), the sequence numbers' digits or
+    the format; each chunk stays under Burst.CHUNK unless it is one frame."""
+    from eslkit.protocol import Parser
+
+    scenario = load_scenario(name)
+    calls = [("6201", ("1001", "1002")), ("+44 20 7946 0958", ("10010", "7")), ("9999", ("1187", "1200"))]
+    seq = 999_950  # the digits grow in the middle of a burst
+    for caller, agents in calls:  # the same bursts serve calls of different lengths in turn
+        values = load_values(caller, agents, scenario.uuids)
+        for burst in scenario.bursts:
+            for fmt in FORMATS:
+                chunks, counts = burst.frames(fmt, values, seq)
+                want = [CallEvent(t, values, seq + j).frame(fmt) for j, t in enumerate(burst.templates)]
+                assert b"".join(c for (c,) in chunks) == b"".join(want), (name, caller, fmt)
+                assert sum(counts) == len(burst.templates) and len(counts) == len(chunks)
+                for (chunk,), count in zip(chunks, counts):
+                    frames = Parser().feed(chunk)
+                    assert len(frames) == count and all(isinstance(f, EventFrame) for f in frames)
+                    assert len(chunk) <= burst.CHUNK or count == 1
+            seq += len(burst.templates)
+    assert sum(len(b.templates) for b in scenario.bursts) == len(scenario.templates)
+
+
 def test_agent_pool_chooses_like_sorting_every_agent() -> None:
     agents = [str(1001 + i) for i in range(9)]
     pool = AgentPool(list(agents))

@@ -185,20 +185,23 @@ class Template:
         if done is None:
             if len(by_epoch) >= 8:  # calls of older seconds are over (or slow enough not to matter)
                 by_epoch.clear()
-            pieces, keys = self.compiled(fmt)
-            out = [pieces[0]]
-            left = []
-            for key, piece in zip(keys, pieces[2::2]):
-                if TOKEN_KEY_RE.match(key).group(1) in _PER_SECOND:
-                    out[-1] += values.encoded[fmt].get(key) or values.encode(fmt, key)
-                    out[-1] += piece
-                else:
-                    out += [None, piece]
-                    left.append(key)
-            # itemgetter does the lookups in C; with one key it returns the value, not a tuple
-            getter = itemgetter(*left) if len(left) > 1 else (lambda cache, k=tuple(left): tuple(cache[x] for x in k))
-            done = by_epoch[values.epoch] = (out, tuple(left), getter)
+            out, left = self.per_call(fmt, values)
+            done = by_epoch[values.epoch] = (out, tuple(left), _getter(left))
         return done
+
+    def per_call(self, fmt: str, values: "CallValues") -> tuple[list, list]:
+        """The pieces with the per-second tokens of ``values`` filled in, and the tokens left."""
+        pieces, keys = self.compiled(fmt)
+        out = [pieces[0]]
+        left = []
+        for key, piece in zip(keys, pieces[2::2]):
+            if TOKEN_KEY_RE.match(key).group(1) in _PER_SECOND:
+                out[-1] += values.encoded[fmt].get(key) or values.encode(fmt, key)
+                out[-1] += piece
+            else:
+                out += [None, piece]
+                left.append(key)
+        return out, left
 
     def instantiate(self, values: "CallValues", seq: int) -> "CallEvent":
         return CallEvent(self, values, seq)
@@ -254,6 +257,84 @@ class CallEvent(SimEvent):
         return self.frame_parts(fmt)[1]
 
 
+def _getter(keys: list) -> Callable:
+    """All of ``keys`` looked up in a dict at once, as a tuple: itemgetter does the lookups in C
+    (with one key it returns the value, not a tuple)."""
+    return itemgetter(*keys) if len(keys) > 1 else (lambda cache, k=tuple(keys): tuple(cache[x] for x in k))
+
+
+class Burst:
+    """Consecutive templates of a call, fired together at full speed with consecutive sequence
+    numbers: their frames, heads included, made by one lookup and a few joins.
+
+    The frame heads need each payload's length before it is made: the static pieces and the
+    call's values have the same lengths in every call whose values have the same lengths (its
+    `CallValues.signature`: a load generator's calls all do), so the length is known up to the
+    digits of the sequence number.  The frames come as byte strings of at most ~32 kB (whole
+    frames): glibc hands the top of the heap back to the kernel whenever a chunk of 64 kB or
+    more is freed, and faulting it in again cost more than the joins saved.
+    """
+
+    __slots__ = ("templates", "_made")
+    CHUNK = 32 * 1024
+
+    def __init__(self, templates):
+        self.templates = tuple(templates)
+        self._made: dict[tuple, tuple] = {}
+
+    def frames(self, fmt: str, values: "CallValues", first_seq: int) -> tuple[list, tuple]:
+        """Every frame of the burst in ``fmt``, the first with sequence number ``first_seq``:
+        the chunks (each a 1-tuple, as `SimEvent.frame_parts`) and how many frames each holds."""
+        key = (fmt, values.epoch, values.signature(fmt))
+        done = self._made.get(key)
+        if done is None:
+            if len(self._made) >= 8:  # older seconds' calls are over (or slow enough not to matter)
+                self._made.clear()
+            done = self._made[key] = self._make(fmt, values)
+        pieces, getter, fixed, chunks, counts = done
+        cache = values.encoded[fmt]
+        head = _FRAME_HEAD[fmt]
+        seq = first_seq
+        for seq_key, head_key, size in fixed:  # the call's scratch slots, filled for this burst
+            digits = cache[seq_key] = b"%d" % seq
+            cache[head_key] = head % (size + len(digits))
+            seq += 1
+        out = pieces[:]
+        out[1::2] = getter(cache)
+        join = b"".join
+        return [(join(out[a:b]),) for a, b in chunks], counts
+
+    def _make(self, fmt: str, values: "CallValues") -> tuple:
+        cache = values.encoded[fmt]
+        pieces: list = [b""]
+        keys: list = []
+        fixed = []
+        cuts = [0]
+        counts = [0]
+        chunk_size = 0
+        for j, template in enumerate(self.templates):
+            out, left = template.per_call(fmt, values)
+            head_key, seq_key = f"HEAD{j}", f"SEQ{j}"
+            size = sum(map(len, out[0::2]))
+            for k in left:
+                if k not in cache:
+                    values.encode(fmt, k)
+                if k != SEQ:
+                    size += len(cache[k])
+            frame_size = size + len(_FRAME_HEAD[fmt]) + 24  # the head, with room for the digits
+            if chunk_size and chunk_size + frame_size > self.CHUNK:
+                cuts.append(len(pieces))  # this frame starts the next chunk (at its head's slot)
+                counts.append(0)
+                chunk_size = 0
+            chunk_size += frame_size
+            counts[-1] += 1
+            fixed.append((seq_key, head_key, size))
+            pieces += [None, out[0]] + out[1:]
+            keys += [head_key] + [seq_key if k == SEQ else k for k in left]
+        cuts.append(len(pieces))
+        return pieces, _getter(keys), tuple(fixed), tuple(zip(cuts, cuts[1:])), tuple(counts)
+
+
 SEQ = "SEQ"
 _PER_SECOND = ("CORE", "US", "S", "LOCAL", "GMT", "RFC")  # the same in every call of one second
 _FRAME_HEAD = {fmt: b"Content-Length: %%d\nContent-Type: text/event-%s\n\n" % fmt.encode() for fmt in FORMATS}
@@ -292,6 +373,7 @@ class CallValues:
         self.epoch = (base_us, self.simple["CORE"], time.tzname)
         self.encoded: dict[str, dict] = {fmt: {} for fmt in FORMATS}
         self._resolved: dict[str, str] = {}
+        self._signatures: dict[str, tuple] = {}
 
     def value(self, kind: str, off: int, seq: int = 0) -> str:
         if kind == "SEQ":
@@ -307,6 +389,16 @@ class CallValues:
         if kind not in _DATE_FORMATS:
             raise KeyError(kind)
         return date_text(kind, t // 1_000_000)
+
+    def signature(self, fmt: str) -> tuple:
+        """The call's tokens and the lengths of their values in ``fmt`` (encoded now if they are
+        not yet): calls with the same signature make frames of the same lengths (see `Burst`)."""
+        sig = self._signatures.get(fmt)
+        if sig is None:
+            cache = self.encoded[fmt]
+            sig = self._signatures[fmt] = tuple(
+                (token, len(cache.get(token) or self.encode(fmt, token))) for token in self.simple)
+        return sig
 
     def encode_simple(self, fmt: str) -> None:
         """Encode the call's UUIDs and numbers at once (one KeyError per call, not one per new token)."""

@@ -22,17 +22,19 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Union
 
 from eslkit.errors import InputFileError
-from eslkit.sim.events import CallEvent, CallValues, SimEvent, Template, date_text
+from eslkit.sim.events import Burst, CallEvent, CallValues, SimEvent, Template, date_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from eslkit.sim.server import SimServer
 
 DATA = Path(__file__).parent / "scenarios"
 CALL_SCENARIOS = ("queue", "noanswer", "busy")
+BURST = 16  # events of a call made and sent together at full speed; the network runs in between
 
 
 @dataclass
@@ -48,6 +50,11 @@ class Scenario:
     @property
     def duration(self) -> float:
         return self.templates[-1].at if self.templates else 0.0
+
+    @cached_property
+    def bursts(self) -> list:
+        """The templates in bursts of 16, as played at full speed (see `Burst`)."""
+        return [Burst(self.templates[i:i + BURST]) for i in range(0, len(self.templates), BURST)]
 
     @classmethod
     def from_data(cls, data: dict, where: str) -> "Scenario":
@@ -148,10 +155,10 @@ async def play_call(server: "SimServer", scenario: Scenario, numbers: Optional[d
     start = loop.time()
     speed = server.speed
     templates = scenario.templates
-    if speed is None:  # full speed: runs of 16 events, letting the network run in between
-        for i in range(0, len(templates), 16):
+    if speed is None:  # full speed: bursts of 16 events, letting the network run in between
+        for burst in scenario.bursts:
             await _pace(server)
-            server.fire_calls([CallEvent(t, values, server.next_seq()) for t in templates[i:i + 16]])
+            server.fire_burst(burst, values)
         return
     for template in templates:
         delay = start + template.at / speed - loop.time()
@@ -285,7 +292,7 @@ class CallRegistry:
     """Channel rows kept from the events the switch fires, in creation order."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, dict[str, str]] = {}
+        self.rows: dict[str, Optional[dict[str, str]]] = {}  # None: not made yet
         self.bridges: dict[str, tuple[str, str]] = {}  # caller uuid -> (callee uuid, epoch)
         self._callers: dict[str, set] = {}  # callee uuid -> the callers bridged to it
         self.created_total = 0
@@ -317,11 +324,10 @@ class CallRegistry:
                 if self.bridges.get(caller, ("",))[0] == uuid:
                     del self.bridges[caller]
             return
-        row = self.rows.get(uuid)
-        if row is None:
+        if uuid not in self.rows:
             if name != "CHANNEL_CREATE":
                 return
-            self.rows[uuid] = self._new_row(ev)
+            self.rows[uuid] = None  # made from its events when rows are asked for (_apply)
             self._count_new()
         if name in self._COLUMNS_BY_EVENT:
             unapplied = self._unapplied.get(uuid)
@@ -419,8 +425,11 @@ class CallRegistry:
                 row["call_uuid"] = call_uuid
 
     def _apply(self, uuid: str) -> None:
+        events = self._unapplied.pop(uuid)
         row = self.rows[uuid]
-        for ev in self._unapplied.pop(uuid):
+        if row is None:  # events[0] is its CHANNEL_CREATE
+            row = self.rows[uuid] = self._new_row(events[0])
+        for ev in events:
             self._update(row, ev)
 
     def _apply_all(self) -> None:

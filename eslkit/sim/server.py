@@ -20,12 +20,12 @@ import asyncio
 import ipaddress
 import time
 import uuid as uuidlib
-from typing import Iterable, Optional, Union
+from typing import Callable, Iterable, Optional, Union
 
 from eslkit.event import Event
 from eslkit.errors import FrameTooLarge
 from eslkit.protocol import CommandParser, command_reply, disconnect_notice, log_data, rude_rejection
-from eslkit.sim.events import SimEvent
+from eslkit.sim.events import CallEvent, SimEvent
 from eslkit.sim.session import Session
 
 HOSTNAME = "vm"  # the scenario files come from a switch called vm; keep them consistent
@@ -218,34 +218,48 @@ class SimServer:
         self._fire([ev])
         return ev
 
-    def fire_calls(self, events: list) -> None:
-        """`fire` for a run of a call's events at full speed: the per-connection work
-        (subscription check, backlog check, queueing) once per run, not once per event."""
+    def fire_burst(self, burst, values) -> None:
+        """`fire` for a burst of a call's events at full speed (see `Burst`): numbered together,
+        and a connection that takes every event gets them as one string of frames, made once
+        per format, queued and counted together."""
+        first = self._seq + 1
+        self._seq += len(burst.templates)
+        events = [CallEvent(t, values, first + j) for j, t in enumerate(burst.templates)]
         if any(c.session.log_level is not None for c in self.connections):
             for ev in events:  # log lines go out between the events: one at a time
                 self._fire([ev])
         else:
-            self._fire(events)
+            self._fire(events, lambda fmt: burst.frames(fmt, values, first))
 
-    def _fire(self, events: list) -> None:
+    def _fire(self, events: list, together: Optional[Callable[[str], tuple]] = None) -> None:
+        """Send events to every connection that wants them; ``together`` makes all their
+        frames in a format at once (as `Burst.frames`), for the connections that want every event."""
         self.events_fired += len(events)
         for ev in events:
             self.channels.track(ev)
         logging = False
         made: dict[str, list] = {}  # each frame made once per format, whatever the number of connections
+        made_together: dict[str, tuple] = {}
         for conn in self.connections:
             session = conn.session
             logging = logging or session.log_level is not None
             if not session.events_on:
                 continue
-            frames = made.get(session.format)
+            fmt = session.format
+            if together is not None and session.wants_everything:
+                data = made_together.get(fmt)
+                if data is None:
+                    data = made_together[fmt] = together(fmt)
+                conn.send_events(*data)
+                continue
+            frames = made.get(fmt)
             if frames is None:
-                frames = made[session.format] = [None] * len(events)
+                frames = made[fmt] = [None] * len(events)
             wanted = range(len(events)) if session.wants_everything else \
                 [i for i, ev in enumerate(events) if session.wants(ev)]
             for i in wanted:
                 if frames[i] is None:
-                    frames[i] = events[i].frame_parts(session.format)
+                    frames[i] = events[i].frame_parts(fmt)
             conn.send_events([frames[i] for i in wanted])
         if logging:
             for ev in events:
@@ -426,18 +440,19 @@ class _Connection(asyncio.Protocol):
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
-    def send_events(self, frames: list) -> None:
-        """Queue event frames (each in parts, see `SimEvent.frame_parts`); a frame that finds this client
-        too far behind (over max_buffer) is counted lost instead, so it cannot hold the switch."""
+    def send_events(self, frames: list, counts: Optional[tuple] = None) -> None:
+        """Queue event frames (each in parts, see `SimEvent.frame_parts`; ``counts``: how many
+        frames each holds, see `Burst`); one that finds this client too far behind (over
+        max_buffer) is counted lost instead, so it cannot hold the switch."""
         if self._closing or not frames:
             return
         pending, limit = self._pending, self.server.max_buffer
         written = self.transport.get_write_buffer_size()
         size = self._pending_size
         lost = 0
-        for parts in frames:
+        for i, parts in enumerate(frames):
             if written + size > limit:
-                lost += 1
+                lost += counts[i] if counts else 1
                 continue
             pending.extend(parts)
             size += sum(map(len, parts))
