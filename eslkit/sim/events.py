@@ -106,6 +106,11 @@ class SimEvent:
     def name(self) -> str:
         return self.subclass if self.event_name == "CUSTOM" and self.subclass else self.event_name
 
+    @property
+    def unique_id(self) -> Optional[str]:
+        """The channel's Unique-ID (the call tracker and ``myevents`` ask it of every event)."""
+        return self.get("Unique-ID")
+
     def render(self, fmt: str) -> bytes:
         """The event's payload in a wire format (uncached; `frame` caches)."""
         return self._render(fmt)
@@ -129,7 +134,8 @@ class SimEvent:
 class Template:
     """One scenario event with ``~~TOKEN~~`` slots, pre-split per wire format."""
 
-    __slots__ = ("at", "event", "event_name", "subclass", "_parts", "_timed", "_raws", "_lower", "_exact")
+    __slots__ = ("at", "event", "event_name", "subclass", "unique_id", "_parts", "_timed", "_raws", "_lower",
+                 "_exact")
 
     def __init__(self, at: float, headers: list, body: Optional[str]):
         self.at = at
@@ -145,6 +151,7 @@ class Template:
             value = v if isinstance(v, str) else "|".join(v)
             self._lower.setdefault(k.lower(), value)
             self._exact.setdefault(k, value)
+        self.unique_id = self.raw("Unique-ID")  # with its tokens
 
     def raw(self, name: str) -> Optional[str]:
         """A header's value with its tokens, looked up case-insensitively."""
@@ -226,6 +233,11 @@ class CallEvent(SimEvent):
         raw = self.template.raw(name)
         return raw if raw is None or "~~" not in raw else self.values.resolve(raw, self.seq)
 
+    @property
+    def unique_id(self) -> Optional[str]:
+        raw = self.template.unique_id
+        return raw if raw is None or "~~" not in raw else self.values.resolve(raw, self.seq)
+
     def get_all(self, names: tuple) -> list:
         resolve = self.values.resolve
         seq = self.seq
@@ -265,74 +277,74 @@ def _getter(keys: list) -> Callable:
 
 class Burst:
     """Consecutive templates of a call, fired together at full speed with consecutive sequence
-    numbers: their frames, heads included, made by one lookup and a few joins.
+    numbers: their frames, heads included, made by one lookup and one join per chunk.
 
-    The frame heads need each payload's length before it is made: the static pieces and the
-    call's values have the same lengths in every call whose values have the same lengths (its
-    `CallValues.signature`: a load generator's calls all do), so the length is known up to the
-    digits of the sequence number.  The frames come as byte strings of at most ~32 kB (whole
-    frames): glibc hands the top of the heap back to the kernel whenever a chunk of 64 kB or
-    more is freed, and faulting it in again cost more than the joins saved.
+    A frame's head holds its payload's length, which is known before the payload is made: the
+    static pieces and the call's values have the same lengths in every call whose values have
+    the same lengths (its `CallValues.signature`: a load generator's calls all do), and so have
+    the sequence numbers of a burst, but for the rare one where they gain a digit.  So the heads
+    are part of the static pieces, and only the call's values and the sequence numbers are put
+    in.  The frames come in chunks of at most ~32 kB (whole frames): glibc hands the top of the
+    heap back to the kernel whenever a chunk of 64 kB or more is freed, and faulting it in again
+    cost more than the joins saved.
     """
 
-    __slots__ = ("templates", "_made")
+    __slots__ = ("templates", "_made", "_numbers")
     CHUNK = 32 * 1024
 
     def __init__(self, templates):
         self.templates = tuple(templates)
         self._made: dict[tuple, tuple] = {}
+        self._numbers = b" ".join([b"%d"] * len(self.templates))  # all the sequence numbers at once
 
     def frames(self, fmt: str, values: "CallValues", first_seq: int) -> tuple[list, tuple]:
         """Every frame of the burst in ``fmt``, the first with sequence number ``first_seq``:
         the chunks (each a 1-tuple, as `SimEvent.frame_parts`) and how many frames each holds."""
-        key = (fmt, values.epoch, values.signature(fmt))
+        n = len(self.templates)
+        digits = len(str(first_seq))
+        gains_digit = 10 ** digits - first_seq  # the frame whose number has one digit more
+        row = values.row(fmt)
+        key = (fmt, values.epoch, values.signature(fmt), digits, min(gains_digit, n))
         done = self._made.get(key)
         if done is None:
             if len(self._made) >= 8:  # older seconds' calls are over (or slow enough not to matter)
                 self._made.clear()
-            done = self._made[key] = self._make(fmt, values)
-        pieces, getter, fixed, chunks, counts = done
-        cache = values.encoded[fmt]
-        head = _FRAME_HEAD[fmt]
-        seq = first_seq
-        for seq_key, head_key, size in fixed:  # the call's scratch slots, filled for this burst
-            digits = cache[seq_key] = b"%d" % seq
-            cache[head_key] = head % (size + len(digits))
-            seq += 1
-        out = pieces[:]
-        out[1::2] = getter(cache)
-        join = b"".join
-        return [(join(out[a:b]),) for a, b in chunks], counts
+            done = self._made[key] = self._make(fmt, values, first_seq)
+        chunks, counts = done
+        seq_at = len(values.simple)
+        row[seq_at:seq_at + n] = (self._numbers % tuple(range(first_seq, first_seq + n))).split()
+        made = []
+        for pieces, getter in chunks:
+            out = pieces[:]
+            out[1::2] = getter(row)
+            made.append((b"".join(out),))
+        return made, counts
 
-    def _make(self, fmt: str, values: "CallValues") -> tuple:
+    def _make(self, fmt: str, values: "CallValues", first_seq: int) -> tuple:
+        """The chunks' pieces (heads included) and getters, and how many frames each chunk holds."""
         cache = values.encoded[fmt]
-        pieces: list = [b""]
-        keys: list = []
-        fixed = []
-        cuts = [0]
-        counts = [0]
-        chunk_size = 0
+        where = {token: i for i, token in enumerate(values.simple)}  # positions in values.row()
+        chunks: list = []
+        counts: list = []
+        chunk_size = self.CHUNK
         for j, template in enumerate(self.templates):
             out, left = template.per_call(fmt, values)
-            head_key, seq_key = f"HEAD{j}", f"SEQ{j}"
-            size = sum(map(len, out[0::2]))
+            size = sum(map(len, out[0::2])) + len(b"%d" % (first_seq + j))
             for k in left:
-                if k not in cache:
-                    values.encode(fmt, k)
                 if k != SEQ:
-                    size += len(cache[k])
-            frame_size = size + len(_FRAME_HEAD[fmt]) + 24  # the head, with room for the digits
-            if chunk_size and chunk_size + frame_size > self.CHUNK:
-                cuts.append(len(pieces))  # this frame starts the next chunk (at its head's slot)
+                    size += len(cache[k])  # signature() has encoded them all
+            head = _FRAME_HEAD[fmt] % size
+            if chunk_size + len(head) + size > self.CHUNK and chunk_size:  # start a new chunk
+                chunks.append(([b""], []))
                 counts.append(0)
                 chunk_size = 0
-            chunk_size += frame_size
+            chunk_size += len(head) + size
             counts[-1] += 1
-            fixed.append((seq_key, head_key, size))
-            pieces += [None, out[0]] + out[1:]
-            keys += [head_key] + [seq_key if k == SEQ else k for k in left]
-        cuts.append(len(pieces))
-        return pieces, _getter(keys), tuple(fixed), tuple(zip(cuts, cuts[1:])), tuple(counts)
+            pieces, places = chunks[-1]
+            pieces[-1] += head + out[0]
+            pieces += out[1:]
+            places += [len(where) + j if k == SEQ else where[k] for k in left]
+        return [(pieces, _getter(places)) for pieces, places in chunks], tuple(counts)
 
 
 SEQ = "SEQ"
@@ -374,6 +386,7 @@ class CallValues:
         self.encoded: dict[str, dict] = {fmt: {} for fmt in FORMATS}
         self._resolved: dict[str, str] = {}
         self._signatures: dict[str, tuple] = {}
+        self._rows: dict[str, list] = {}
 
     def value(self, kind: str, off: int, seq: int = 0) -> str:
         if kind == "SEQ":
@@ -395,10 +408,22 @@ class CallValues:
         not yet): calls with the same signature make frames of the same lengths (see `Burst`)."""
         sig = self._signatures.get(fmt)
         if sig is None:
+            self.encode_simple(fmt)
             cache = self.encoded[fmt]
             sig = self._signatures[fmt] = tuple(
                 (token, len(cache.get(token) or self.encode(fmt, token))) for token in self.simple)
         return sig
+
+    def row(self, fmt: str) -> list:
+        """The call's values in ``fmt`` as a list, in the order of ``simple`` (for `Burst`: a list
+        is indexed faster than a dict is looked up), with room after them for a burst's
+        sequence numbers."""
+        row = self._rows.get(fmt)
+        if row is None:
+            self.signature(fmt)
+            cache = self.encoded[fmt]
+            row = self._rows[fmt] = [cache[token] for token in self.simple]
+        return row
 
     def encode_simple(self, fmt: str) -> None:
         """Encode the call's UUIDs and numbers at once (one KeyError per call, not one per new token)."""

@@ -313,7 +313,7 @@ class CallRegistry:
         name = ev.event_name
         if not name.startswith("CHANNEL_") and name not in ("CALL_UPDATE", "CODEC"):
             return
-        uuid = ev.get("Unique-ID")
+        uuid = ev.unique_id
         if not uuid:
             return
         if name == "CHANNEL_DESTROY":

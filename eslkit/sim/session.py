@@ -248,7 +248,7 @@ class Session:
         if self.filters and not self._passes_filters(ev):
             return False
         if self.myevents:
-            uuid = ev.get("Unique-ID")
+            uuid = ev.unique_id
             if uuid is None or (self.my_uuid is not None and uuid != self.my_uuid):
                 return False
         return True
