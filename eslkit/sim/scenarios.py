@@ -181,10 +181,8 @@ def fresh_uuids(n: int) -> list[str]:
 async def _pace(server: "SimServer") -> None:
     """At full speed, yield to the network; wait while every subscriber is full."""
     await asyncio.sleep(0)
-    subscribers = [c for c in server.connections if c.session.events_on]
-    while subscribers and all(c.backlog > server.max_buffer // 2 for c in subscribers):
+    while server.subscribers_behind():
         await asyncio.sleep(0.001)
-        subscribers = [c for c in server.connections if c.session.events_on]
 
 
 async def run_load(server: "SimServer", spec: LoadSpec) -> None:

@@ -182,6 +182,18 @@ class SimServer:
 
     # --- events ----------------------------------------------------------------------
 
+    def subscribers_behind(self) -> bool:
+        """Every connection subscribed to events has half of max_buffer or more still to take:
+        a load generator at full speed waits rather than make events only to lose them."""
+        limit = self.max_buffer // 2
+        behind = False
+        for conn in self.connections:
+            if conn.session.events_on:
+                if conn.backlog <= limit:
+                    return False
+                behind = True
+        return behind
+
     def next_seq(self) -> int:
         self._seq += 1
         return self._seq
@@ -470,10 +482,9 @@ class _Connection(asyncio.Protocol):
             self._pending.clear()
             self._pending_size = 0
             return
-        data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
-        self._pending.clear()
+        pending, self._pending = self._pending, []
         self._pending_size = 0
-        self.transport.write(data)
+        self.transport.writelines(pending)  # Python 3.12+ sends the pieces without joining them first
 
     @property
     def backlog(self) -> int:
