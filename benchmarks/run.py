@@ -71,6 +71,9 @@ def main(argv=None) -> int:
 
         figures += buildbench.measure(reps=1 if smoke else 3, timeout=timeout)
     print(table(figures))
+    notes = [f"- {f.label}: {f.note}" for f in figures if f.value is not None and f.note]
+    if notes:
+        print("\n" + "\n".join(notes))
     print(f"\n{'smoke run: ratios are not meaningful. ' if smoke else ''}"
           f"{reps} repetition(s), N={count:,} events per throughput run, {time.monotonic() - started:.0f} s.")
     if args.json:
