@@ -326,7 +326,7 @@ class Burst:
         where = {token: i for i, token in enumerate(values.simple)}  # positions in values.row()
         chunks: list = []
         counts: list = []
-        chunk_size = self.CHUNK
+        chunk_size = 0
         for j, template in enumerate(self.templates):
             out, left = template.per_call(fmt, values)
             size = sum(map(len, out[0::2])) + len(b"%d" % (first_seq + j))
@@ -334,7 +334,7 @@ class Burst:
                 if k != SEQ:
                     size += len(cache[k])  # signature() has encoded them all
             head = _FRAME_HEAD[fmt] % size
-            if chunk_size + len(head) + size > self.CHUNK and chunk_size:  # start a new chunk
+            if not chunks or chunk_size + len(head) + size > self.CHUNK:  # this frame starts a chunk
                 chunks.append(([b""], []))
                 counts.append(0)
                 chunk_size = 0
