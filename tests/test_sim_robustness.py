@@ -92,6 +92,33 @@ def test_a_client_that_never_reads_does_not_stall_the_others() -> None:
     assert sim.server.events_fired >= 60 * events_per_call
 
 
+def test_at_full_speed_the_load_waits_for_a_slow_reader_instead_of_losing_events() -> None:
+    """With every subscriber behind, the load generator waits: a slow reader gets every
+    event of every call, in sequence, and nothing is counted lost."""
+    from eslkit.protocol import Parser
+
+    calls = 30
+    spec = load_scenario(f"load:calls={calls},cps=1000,concurrent=20,agents=10")
+    want = calls * len(load_scenario("queue").templates)
+    with sim_in_thread(scenario=spec, speed=None, autostart=False, max_buffer=256 * 1024) as sim:
+        sock = socket.create_connection((sim.host, sim.port), timeout=10)
+        sock.sendall(b"auth ClueCon\n\nevent plain ALL\n\n")
+        parser, head, events = Parser(), [], []
+        while len(head) < 3:  # auth/request and the two replies
+            head += parser.feed(sock.recv(65536))
+        sim.call_soon(sim.server.spawn, sim.server.play(spec))
+        deadline = time.monotonic() + 30
+        while len(events) < want and time.monotonic() < deadline:
+            events += [f.event for f in parser.feed(sock.recv(32768)) if isinstance(f, EventFrame)]
+            time.sleep(0.002)  # a reader slower than the simulator
+        lost = sim.server.lost_events
+        sock.close()
+    assert lost == 0
+    assert len(events) == want
+    seqs = [int(e.get("Event-Sequence")) for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == want
+
+
 def test_a_hundred_clients_each_with_their_own_filter() -> None:
     with sim_in_thread(scenario="queue", speed=None, autostart=False) as sim:
         clients = []
