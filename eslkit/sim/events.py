@@ -193,7 +193,7 @@ class Template:
             if len(by_epoch) >= 8:  # calls of older seconds are over (or slow enough not to matter)
                 by_epoch.clear()
             out, left = self.per_call(fmt, values)
-            done = by_epoch[values.epoch] = (out, tuple(left), _getter(left))
+            done = by_epoch[values.epoch] = (out, _getter(left))
         return done
 
     def per_call(self, fmt: str, values: "CallValues") -> tuple[list, list]:
@@ -230,34 +230,29 @@ class CallEvent(SimEvent):
         self.seq = seq
 
     def get(self, name: str) -> Optional[str]:
-        raw = self.template.raw(name)
-        return raw if raw is None or "~~" not in raw else self.values.resolve(raw, self.seq)
+        return self.values.resolve(self.template.raw(name), self.seq)
 
     @property
     def unique_id(self) -> Optional[str]:
-        raw = self.template.unique_id
-        return raw if raw is None or "~~" not in raw else self.values.resolve(raw, self.seq)
+        return self.values.resolve(self.template.unique_id, self.seq)
 
     def get_all(self, names: tuple) -> list:
         resolve = self.values.resolve
         seq = self.seq
-        return [raw if raw is None or "~~" not in raw else resolve(raw, seq) for raw in self.template.raws(names)]
+        return [resolve(raw, seq) for raw in self.template.raws(names)]
 
     def frame_parts(self, fmt: str) -> tuple[bytes, bytes]:
         """The frame's head and payload: the connection's write joins them with the other frames,
         so the payload is copied once here, not once more to put the head in front."""
         values = self.values
-        pieces, keys, getter = self.template.timed(fmt, values)
+        pieces, getter = self.template.timed(fmt, values)
         cache = values.encoded[fmt]
         cache[SEQ] = b"%d" % self.seq  # rendering is synchronous: safe to share the slot
         out = pieces[:]
         try:
             out[1::2] = getter(cache)
         except KeyError:  # the call's first event in this format: encode its values
-            values.encode_simple(fmt)
-            for k in keys:  # and whatever else this template has
-                if k not in cache:
-                    values.encode(fmt, k)
+            values.signature(fmt)
             out[1::2] = getter(cache)
         payload = b"".join(out)
         return _FRAME_HEAD[fmt] % len(payload), payload
@@ -404,14 +399,15 @@ class CallValues:
         return date_text(kind, t // 1_000_000)
 
     def signature(self, fmt: str) -> tuple:
-        """The call's tokens and the lengths of their values in ``fmt`` (encoded now if they are
-        not yet): calls with the same signature make frames of the same lengths (see `Burst`)."""
+        """The call's tokens and the lengths of their values in ``fmt``, all encoded on the first
+        call: calls with the same signature make frames of the same lengths (see `Burst`)."""
         sig = self._signatures.get(fmt)
         if sig is None:
-            self.encode_simple(fmt)
             cache = self.encoded[fmt]
-            sig = self._signatures[fmt] = tuple(
-                (token, len(cache.get(token) or self.encode(fmt, token))) for token in self.simple)
+            for token in self.simple:
+                if token not in cache:
+                    self.encode(fmt, token)
+            sig = self._signatures[fmt] = tuple((token, len(cache[token])) for token in self.simple)
         return sig
 
     def row(self, fmt: str) -> list:
@@ -425,13 +421,6 @@ class CallValues:
             row = self._rows[fmt] = [cache[token] for token in self.simple]
         return row
 
-    def encode_simple(self, fmt: str) -> None:
-        """Encode the call's UUIDs and numbers at once (one KeyError per call, not one per new token)."""
-        cache = self.encoded[fmt]
-        for token, raw in self.simple.items():
-            if token not in cache and _PLAIN_VALUE.fullmatch(raw):  # the same in every format
-                cache[token] = raw.encode()
-
     def encode(self, fmt: str, token: str) -> bytes:
         m = TOKEN_KEY_RE.match(token)
         raw = self.value(m.group(1), int(m.group(2) or 0))
@@ -442,8 +431,10 @@ class CallValues:
         data = self.encoded[fmt][token] = text.encode("utf-8")
         return data
 
-    def resolve(self, raw: str, seq: int) -> str:
-        """A header value with its tokens filled in (decoded, for filters)."""
+    def resolve(self, raw: Optional[str], seq: int) -> Optional[str]:
+        """A header value (None: no such header) with its tokens filled in (decoded, for filters)."""
+        if raw is None or "~~" not in raw:
+            return raw
         if raw == "~~SEQ~~":
             return str(seq)
         text = self._resolved.get(raw)

@@ -53,7 +53,7 @@ class Scenario:
 
     @cached_property
     def bursts(self) -> list:
-        """The templates in bursts of 16, as played at full speed (see `Burst`)."""
+        """The templates in bursts of BURST, as played at full speed (see `Burst`)."""
         return [Burst(self.templates[i:i + BURST]) for i in range(0, len(self.templates), BURST)]
 
     @classmethod
