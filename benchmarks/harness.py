@@ -131,6 +131,12 @@ class Server:
         self.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(proc: subprocess.Popen, grace: float = 10) -> None:
     """Terminate a process, and kill it if it has not ended within ``grace`` seconds."""
     if proc.poll() is None:

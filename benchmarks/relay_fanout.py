@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.harness import ROOT, cpu_seconds
 
 SUBSCRIBERS = r"""
 import sys, threading, time
@@ -96,12 +96,6 @@ async def relay_all(url: str, events, qos: int) -> tuple[float, float]:
 
 async def _already() -> None:
     return None
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(broker, events, n: int, qos: int) -> dict:

@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import time
 
-from benchmarks.harness import PASSWORD_ENV, PYTHON, ROOT, Figure, stop
+from benchmarks.harness import PASSWORD_ENV, PYTHON, ROOT, Figure, cpu_seconds, stop
 
 LOAD = "load:calls=0,cps=2000,concurrent=2000,agents=200"
 
@@ -37,13 +37,6 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20) -> N
     raise RuntimeError(f"eslkit sim did not listen on {port}")
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _run(clients: int, seconds: float, check: bool, scenario: str, timeout: float) -> dict:
     port = _free_port()
     sim = subprocess.Popen([PYTHON, "-m", "eslkit", "sim", "--port", str(port), "--scenario", scenario,
@@ -53,9 +46,9 @@ def _run(clients: int, seconds: float, check: bool, scenario: str, timeout: floa
         _wait_listening(port, sim)
         argv = [PYTHON, str(ROOT / "benchmarks" / "clients" / "sim_load.py"), str(port),
                 "--clients", str(clients), "--seconds", str(seconds)] + (["--check"] if check else [])
-        cpu_before = _cpu_seconds(sim.pid)
+        cpu_before = cpu_seconds(sim.pid)
         proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-        cpu = _cpu_seconds(sim.pid) - cpu_before
+        cpu = cpu_seconds(sim.pid) - cpu_before
         if proc.returncode != 0:
             return {"error": proc.stderr[-300:]}
         result = json.loads(proc.stdout.strip().splitlines()[-1])
