@@ -2,9 +2,10 @@
 
 Templates use ``{field}`` placeholders (``{{`` for a literal brace).  Fields:
 ``ext``, ``state``, ``caller_number``, ``caller_name``, ``dialed``, ``queue``,
-``call_uuid``, ``leg_uuid``, and ``contact_<column>`` for a column of the
-contact record (``contact_name``, ``contact_company``...).  A field with no
-value is the empty string.
+``call_uuid``, ``leg_uuid``, ``direction``, ``other_number``, ``other_name``
+(the party the agent talks to, either way), ``transferred_from``, and
+``contact_<column>`` for a column of the contact record (``contact_name``,
+``contact_company``...).  A field with no value is the empty string.
 
 - `--open-url`: every value is URL-encoded (``Caller 6208`` → ``Caller%206208``,
   ``&``, ``/``, ``#`` and ``?`` included), so a caller name can never change
@@ -37,7 +38,8 @@ from eslkit.views.safe_text import visible
 
 __all__ = ["TemplateError", "template_values", "render_template", "UrlAction", "ExecAction", "FIELDS"]
 
-FIELDS = ("ext", "state", "caller_number", "caller_name", "dialed", "queue", "call_uuid", "leg_uuid")
+FIELDS = ("ext", "state", "caller_number", "caller_name", "dialed", "queue", "call_uuid", "leg_uuid",
+          "direction", "other_number", "other_name", "transferred_from")
 MAX_VALUE = 256
 # A flood of rings (a test rig, a looping simulator) must not become a flood of
 # browser tabs or processes: beyond this many still running, an action is skipped.

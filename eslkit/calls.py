@@ -2,9 +2,9 @@
 
 A call to an agent is (at least) two channels: the caller's A leg, which
 arrives on the switch, and one B leg per phone the switch rings (a queue that
-rings 1001 and 1002 at once makes two).  The tracker follows each B leg that
-rings a watched extension through ``ringing`` → ``answered`` → ``ended`` and
-says, when it ends, what happened::
+rings 1001 and 1002 at once makes two).  The tracker follows each leg of a
+watched extension through ``ringing`` → ``answered`` → ``ended`` and says, when
+it ends, what happened::
 
     answered            the agent talked
     answered_elsewhere  another leg took the call (LOSE_RACE, or the caller
@@ -19,12 +19,30 @@ says, when it ends, what happened::
         for leg in tracker.feed(event):      # LegView snapshots, one per change
             print(popup_record(leg))
 
-Pitfalls of real switches it copes with (all visible in the 1.10.12 captures):
-CHANNEL_ORIGINATE fires only on B legs; the caller's CHANNEL_ANSWER can name
-the *losing* agent in Other-Leg-Unique-ID and variable_dialed_user (so A legs
-are never matched to an agent); CHANNEL_BRIDGE arrives on the A leg; a B leg's
-Channel-Call-UUID changes to its own uuid by HANGUP_COMPLETE (so a leg's call
-is decided once, from the originator, and kept).
+A record is also emitted, in the same state, when what the agent sees changes
+while the call is up: the call goes on or off hold, or the far party of an
+outgoing call becomes known.
+
+Which leg is an agent's, and who the agent talks to, is decided on the agent's
+own leg, never on the caller's (all visible in the 1.10.12 captures):
+
+- agent legs are the legs the switch places to a directory user
+  (``variable_dialed_user`` / ``Channel-Presence-ID``: a phone registered with
+  another Contact user still has them), or, on an agent's own phone dialling
+  out, the authenticated ``variable_user_name``; a ``loopback/`` leg is only
+  the agent's when no phone leg is behind it;
+- the caller the agent sees is the caller ID its leg rang with: mod_fifo and
+  bridges flip ``Caller-Caller-ID-*`` to the agent itself after the answer;
+  ``Caller-Orig-Caller-ID-*`` keeps the caller for a leg first seen mid-call;
+- a leg whose caller ID is the agent's own number is the agent's outgoing call
+  (click-to-dial); the far party is the leg it originates, or its callee;
+- the caller's CHANNEL_ANSWER can name the *losing* agent in Other-Leg-Unique-ID
+  and variable_dialed_user; CHANNEL_BRIDGE arrives on either leg; a B leg's
+  Channel-Call-UUID changes to its own uuid by HANGUP_COMPLETE (so a leg's call
+  is decided once, from its originator, and kept);
+- the times are the ones the events carry (``Caller-Channel-Created-Time``,
+  ``-Answered-Time``, ``-Hangup-Time``), not when they arrived: a call already
+  up when the tracker starts still ends with its true outcome and durations.
 """
 
 from __future__ import annotations
@@ -33,28 +51,30 @@ import json
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Union
 
 from eslkit.event import Event
 
 __all__ = [
     "CallTracker", "LegView", "popup_record", "RECORD_KEYS", "POPUP_EVENTS",
-    "EXT_HEADERS", "outcome_for",
+    "EXT_HEADERS", "outcome_for", "live_channels", "live_uuids",
 ]
 
 # What `eslkit popup` subscribes to, server-side: nothing else is needed.
 POPUP_EVENTS = [
     "CHANNEL_CREATE", "CHANNEL_ORIGINATE", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA",
-    "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_HANGUP_COMPLETE",
+    "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_HOLD", "CHANNEL_UNHOLD", "CHANNEL_HANGUP_COMPLETE",
     "CUSTOM", "callcenter::info", "fifo::info",
 ]
 
-# Where an agent leg's extension is found, best first (`--match` replaces it).
+# Where an agent leg's extension is found, best first (`--match` replaces it).  The
+# directory user comes before the dialled number: a phone registered with another
+# Contact user (sip:97825064@…) is dialled as 97825064 but is still user 1002.
 EXT_HEADERS = (
     "variable_dialed_user",
+    "Channel-Presence-ID",
     "Caller-Destination-Number",
     "Caller-Callee-ID-Number",
-    "Channel-Presence-ID",
     "Channel-Name",
 )
 
@@ -62,6 +82,7 @@ EXT_HEADERS = (
 RECORD_KEYS = (
     "time", "ext", "state", "outcome", "caller_number", "caller_name", "dialed", "queue",
     "call_uuid", "leg_uuid", "hangup_cause", "ring_seconds", "talk_seconds", "contact",
+    "direction", "other_number", "other_name", "on_hold", "transferred_from",
 )
 
 _MISSED = {
@@ -69,13 +90,21 @@ _MISSED = {
     "PROGRESS_TIMEOUT", "RECOVERY_ON_TIMER_EXPIRE",
 }
 _END_EVENTS = {"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"}
+_HOLD_EVENTS = {"CHANNEL_HOLD": True, "CHANNEL_UNHOLD": False}
 # The channel events that can tell the tracker something.  The rest (CHANNEL_STATE,
 # CHANNEL_CALLSTATE, CHANNEL_EXECUTE...) are skipped before any header is read:
 # under `event ALL` they are most of the traffic.
-_CHANNEL_EVENTS = _END_EVENTS | {
+_CHANNEL_EVENTS = _END_EVENTS | set(_HOLD_EVENTS) | {
     "CHANNEL_CREATE", "CHANNEL_OUTGOING", "CHANNEL_ORIGINATE", "CHANNEL_PROGRESS",
     "CHANNEL_PROGRESS_MEDIA", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CALL_UPDATE",
 }
+# CHANNEL_OUTGOING comes before a leg's CHANNEL_CREATE, without the user it rings
+# or the call it belongs to: a leg is shown from its next event on.
+_TOO_EARLY = "CHANNEL_OUTGOING"
+# FreeSWITCH's callee name when nobody set one: not a name worth showing.
+_NO_NAME = "Outbound Call"
+# `show channels` call states of a channel that is up.
+_UP_STATES = {"ACTIVE": False, "HELD": True, "UNHELD": False}
 # No caller name or number is worth more than this; a hostile 10 kB name is cut.
 MAX_VALUE = 1024
 
@@ -114,19 +143,29 @@ class LegView:
     answered_by: Optional[str] = None  # the extension that took the call instead
     wait_seconds: Optional[float] = None  # time the caller spent in a queue
     contact: Optional[dict] = None
+    direction: str = "incoming"  # from the agent's point of view: incoming | outgoing
+    other_number: Optional[str] = None  # the party the agent talks to
+    other_name: Optional[str] = None
+    on_hold: bool = False
+    transferred_from: Optional[str] = None  # the extension (or number) a transferred call came from
 
     @property
     def ring_seconds(self) -> Optional[float]:
         stop = self.answered_at or self.ended_at
         if self.created is None or stop is None:
             return None
-        return round(max(stop - self.created, 0.0), 1)
+        return _seconds(stop - self.created)
 
     @property
     def talk_seconds(self) -> Optional[float]:
         if self.answered_at is None or self.ended_at is None:
             return None
-        return round(max(self.ended_at - self.answered_at, 0.0), 1)
+        return _seconds(self.ended_at - self.answered_at)
+
+
+def _seconds(span: float) -> float:
+    """A duration as the records give it: a float, to 0.1 s, never negative."""
+    return float(round(max(span, 0.0), 1))
 
 
 def popup_record(leg: LegView) -> dict[str, Any]:
@@ -150,6 +189,11 @@ def popup_record(leg: LegView) -> dict[str, Any]:
         "ring_seconds": leg.ring_seconds,
         "talk_seconds": leg.talk_seconds,
         "contact": leg.contact,
+        "direction": leg.direction,
+        "other_number": leg.other_number,
+        "other_name": leg.other_name,
+        "on_hold": leg.on_hold,
+        "transferred_from": leg.transferred_from,
     }
 
 
@@ -157,10 +201,11 @@ class _Channel:
     """What the tracker remembers of one channel (any leg)."""
 
     __slots__ = (
-        "uuid", "parent", "outbound", "loopback", "loopback_peer", "ext", "ext_rank",
-        "caller_number", "caller_name", "destination", "origin_dest", "queue", "cc_name",
-        "cc_number", "joined", "left", "created", "answered_at", "bridged_to", "ended_at",
-        "cause", "state", "emitted", "last_seen", "contact_done", "contact", "call_key",
+        "uuid", "parent", "outbound", "loopback", "loopback_peer", "phone_behind", "ext", "ext_rank", "user",
+        "dials_out", "caller_number", "caller_name", "callee_number", "callee_name", "destination", "origin_dest",
+        "queue", "cc_name", "cc_number", "joined", "left", "created", "answered_at", "up", "held", "bridged_to",
+        "ended_at", "cause", "state", "emitted", "shown", "ready", "direction", "other_number", "other_name",
+        "far_number", "transfer", "transferred_from", "dialed", "last_seen", "contact_done", "contact", "call_key",
     )
 
     def __init__(self, uuid: str):
@@ -169,11 +214,16 @@ class _Channel:
         self.outbound = False
         self.loopback = False
         self.loopback_peer: Optional[str] = None
+        self.phone_behind = False  # a loopback leg whose call goes on to a phone's leg
         self.ext: Optional[str] = None
         self.ext_rank = len(EXT_HEADERS)
-        self.caller_number: Optional[str] = None
+        self.user = False  # rings a directory user (dialed_user / presence id)
+        self.dials_out = False  # an agent's own phone, dialling out (an authenticated inbound leg)
+        self.caller_number: Optional[str] = None  # as the leg rang (see _learn)
         self.caller_name: Optional[str] = None
-        self.destination: Optional[str] = None
+        self.callee_number: Optional[str] = None
+        self.callee_name: Optional[str] = None
+        self.destination: Optional[str] = None  # the first one: a transfer changes it later
         self.origin_dest: Optional[str] = None  # Other-Leg-Destination-Number of the originator
         self.queue: Optional[str] = None
         self.cc_name: Optional[str] = None
@@ -182,19 +232,30 @@ class _Channel:
         self.left: Optional[float] = None
         self.created: Optional[float] = None
         self.answered_at: Optional[float] = None
+        self.up = False  # answered, at a time nobody told (learned from `show channels`)
+        self.held = False
         self.bridged_to: Optional[str] = None
         self.ended_at: Optional[float] = None
         self.cause: Optional[str] = None
         self.state: Optional[str] = None  # agent legs only: ringing | answered | ended
         self.emitted = False  # a state change was reported for this leg
+        self.shown: tuple = ()  # what the last record showed besides the state
+        self.ready = False  # seen in an event that says who it rings (not just CHANNEL_OUTGOING)
+        self.direction: Optional[str] = None  # incoming | outgoing, decided when first shown
+        self.other_number: Optional[str] = None
+        self.other_name: Optional[str] = None
+        self.far_number: Optional[str] = None  # the number this leg's far leg dials (outgoing calls)
+        self.transfer: Optional[tuple] = None  # (previous callee, RDNIS) when the originator was transferred
+        self.transferred_from: Optional[str] = None
+        self.dialed: Optional[str] = None
         self.last_seen = 0.0
         self.contact_done = False
         self.contact: Optional[dict] = None
         self.call_key: Optional[str] = None  # where this agent leg is in CallTracker._calls
 
 
-def live_uuids(body: Optional[str]) -> set[str]:
-    """The channel uuids in the body of `api show channels as json` (what resync() takes).
+def live_channels(body: Optional[str]) -> list[dict]:
+    """The rows of `api show channels as json` (what resync() takes), in creation order.
     Raises ValueError when the body is not that JSON."""
     data = json.loads(body or "{}")
     if not isinstance(data, dict):
@@ -202,7 +263,36 @@ def live_uuids(body: Optional[str]) -> set[str]:
     rows = data.get("rows") or []
     if not isinstance(rows, list):
         raise ValueError("not the JSON of show channels")
-    return {row["uuid"] for row in rows if isinstance(row, dict) and isinstance(row.get("uuid"), str)}
+    return [row for row in rows if isinstance(row, dict) and isinstance(row.get("uuid"), str)]
+
+
+def live_uuids(body: Optional[str]) -> set[str]:
+    """The channel uuids in the body of `api show channels as json`."""
+    return {row["uuid"] for row in live_channels(body)}
+
+
+# A row of `show channels` read as the event that would have said the same.
+_ROW_HEADERS = (
+    ("uuid", "Unique-ID"), ("direction", "Call-Direction"), ("name", "Channel-Name"),
+    ("cid_name", "Caller-Caller-ID-Name"), ("cid_num", "Caller-Caller-ID-Number"),
+    ("initial_cid_name", "Caller-Orig-Caller-ID-Name"), ("initial_cid_num", "Caller-Orig-Caller-ID-Number"),
+    ("presence_id", "Channel-Presence-ID"), ("callee_name", "Caller-Callee-ID-Name"),
+    ("callee_num", "Caller-Callee-ID-Number"), ("call_uuid", "Channel-Call-UUID"),
+    ("callstate", "Channel-Call-State"),
+)
+
+
+def _row_event(row: dict) -> Event:
+    headers = [("Event-Name", "CHANNEL_CREATE")]
+    headers += [(h, row[k]) for k, h in _ROW_HEADERS if isinstance(row.get(k), str) and row[k]]
+    # A caller's first destination (a transfer changes `dest`); an agent leg's own.
+    dest = row.get("initial_dest") if row.get("direction") == "inbound" else row.get("dest")
+    if isinstance(dest, str) and dest:
+        headers.append(("Caller-Destination-Number", dest))
+    epoch = row.get("created_epoch")
+    if isinstance(epoch, str) and epoch.isdigit():
+        headers.append(("Caller-Channel-Created-Time", epoch + "000000"))
+    return Event(headers)
 
 
 class CallTracker:
@@ -210,10 +300,11 @@ class CallTracker:
 
     `match` names the one header that holds the extension (default: EXT_HEADERS
     in order).  `lookup(number)` returns a contact record or None; it is called
-    once per leg.  Memory is bounded: an ended channel is forgotten `linger`
-    seconds after its end, a leg still ringing after `ring_timeout` seconds or
-    any channel silent for `idle_timeout` seconds expires (its end event was
-    lost), and at most `max_channels` channels are remembered.
+    once per leg, with the number of the party the agent talks to.  Memory is
+    bounded: an ended channel is forgotten `linger` seconds after its end, a leg
+    still ringing after `ring_timeout` seconds or any channel silent for
+    `idle_timeout` seconds expires (its end event was lost), and at most
+    `max_channels` channels are remembered.
     """
 
     def __init__(
@@ -258,18 +349,27 @@ class CallTracker:
         out = [leg for h in self._history.values() for leg in h]
         return sorted(out, key=lambda leg: leg.ended_at or 0.0, reverse=True)
 
+    def known(self) -> frozenset:
+        """The channels the tracker knows now: pass it to `resync` with the answer of a
+        `show channels` asked after this, so that a leg that began in between is kept."""
+        return frozenset(self._channels)
+
     def __len__(self) -> int:
         return len(self._channels)
 
     def ext_for(self, event: Event) -> Optional[str]:
-        """The agent extension an (already fed) event belongs to: an agent leg's own,
-        or for the caller's leg the agent it is bridged to; None otherwise."""
+        """The agent extension an (already fed) event belongs to: an agent leg's own, for
+        the caller's leg the agent it is bridged to, for the far leg of an agent's
+        outgoing call that agent; None otherwise."""
         ch = self._channels.get(event.unique_id or "")
         if ch is None:
             return None
-        for leg in (ch, self._channels.get(ch.bridged_to) if ch.bridged_to else None):
-            if leg is not None and leg.outbound and not leg.loopback and leg.ext:
+        for uuid in (ch.uuid, ch.bridged_to, ch.parent):
+            leg = self._channels.get(uuid or "")
+            if leg is not None and self._is_agent(leg):
                 return leg.ext
+        if not ch.ready and ch.outbound and not ch.loopback:
+            return ch.ext  # a leg's first word (CHANNEL_OUTGOING): the extension it is placed to
         return None
 
     # --- feeding -----------------------------------------------------------------------
@@ -296,23 +396,22 @@ class CallTracker:
                 return []
             ch = self._channel(uuid)
         ch.last_seen = when
-        self._learn(ch, event, when)
-        changes: list[LegView] = []
-
-        touched = [ch]
+        touched = [ch] + self._learn(ch, event, when)
+        if name != _TOO_EARLY:
+            ch.ready = True
         if name == "CHANNEL_BRIDGE":
             touched += self._bridge(event, when)
+        elif name in _HOLD_EVENTS:
+            ch.held = _HOLD_EVENTS[name]
+            touched += [c for c in (self._channels.get(ch.bridged_to or ""),) if c is not None]
         if name == "CHANNEL_ANSWER" and ch.answered_at is None:
             ch.answered_at = _usec(event.get("Caller-Channel-Answered-Time")) or when
         if name in _END_EVENTS and ch.ended_at is None:
             ch.ended_at = _usec(event.get("Caller-Channel-Hangup-Time")) or when
             ch.cause = _cap(event.hangup_cause)
-
+        changes: list[LegView] = []
         for leg in touched:
-            if leg.outbound and not leg.loopback:
-                self._index(leg)
-                if leg.ext and self._watched(leg.ext):
-                    self._advance(leg, changes, when)
+            self._update(leg, changes, when)
         self._trim()
         return changes
 
@@ -332,21 +431,44 @@ class CallTracker:
                 self._forget(uuid)
         return changes
 
-    def resync(self, live: Iterable[str], now: Optional[float] = None) -> list[LegView]:
-        """After a reconnect: end what the switch no longer has up.
+    def resync(self, live: Iterable[Union[dict, str]], now: Optional[float] = None, *,
+               known: Optional[Iterable[str]] = None) -> list[LegView]:
+        """What the switch has up, from `show channels as json` (on connect and after a reconnect).
 
-        `live` holds the uuids of `show channels as json`.  Events lost while
-        the link was down are gone for good, so an agent leg that vanished ends
-        with outcome `answered` if the agent had answered, else `failed`, and no
-        cause (the real one was never seen).
+        `live` holds its rows (`live_channels`), or just their uuids.  A leg the
+        tracker was following that is no longer up ends: events lost while the link
+        was down are gone for good, so it ends with outcome `answered` if the agent
+        had answered, else `failed`, and no cause.  Only the legs in `known` (what
+        the tracker knew when it asked, see `known()`) can end this way.  A leg the
+        tracker did not know (a call already up when it started) is shown at once,
+        ringing or answered; its true times come with its later events.
         """
         now = self.now if now is None else now
-        up = set(live)
+        rows = [row if isinstance(row, dict) else {"uuid": row} for row in live]
+        up = {row.get("uuid") for row in rows}
+        asked = None if known is None else set(known)
         changes: list[LegView] = []
         for ch in list(self._channels.values()):
-            if ch.uuid in up or ch.ended_at is not None:
+            if ch.uuid in up or ch.ended_at is not None or (asked is not None and ch.uuid not in asked):
                 continue
             changes += self._end_lost(ch, now)
+        for row in rows:
+            uuid = row.get("uuid")
+            if len(row) > 1 and isinstance(uuid, str) and uuid not in self._channels and uuid not in self._forgotten:
+                changes += self._learn_row(row, now)
+        return changes
+
+    def _learn_row(self, row: dict, now: float) -> list[LegView]:
+        ch = self._channel(row["uuid"])
+        ch.last_seen = now
+        held = _UP_STATES.get(str(row.get("callstate") or ""))
+        if held is not None:
+            ch.up, ch.held = True, held
+        touched = [ch] + self._learn(ch, _row_event(row), now)
+        ch.ready = True
+        changes: list[LegView] = []
+        for leg in touched:
+            self._update(leg, changes, now)
         return changes
 
     def _end_lost(self, ch: _Channel, now: float) -> list[LegView]:
@@ -356,7 +478,8 @@ class CallTracker:
         if not ch.emitted or ch.state == "ended":
             return []
         ch.state = "ended"
-        view = self._view(ch, time=now, outcome="answered" if ch.answered_at is not None else "failed")
+        answered = ch.answered_at is not None or ch.up
+        view = self._view(ch, time=now, outcome="answered" if answered else "failed")
         self._remember(view)
         return [view]
 
@@ -371,8 +494,20 @@ class CallTracker:
             ch = self._channels[uuid] = _Channel(uuid)
         return ch
 
-    def _learn(self, ch: _Channel, event: Event, when: float) -> None:
-        """Copy what this event says about its channel."""
+    def _is_agent(self, ch: _Channel) -> bool:
+        """A leg of an agent's: placed to a directory user, an agent's phone dialling out,
+        or (with --ext or --match) any leg placed to a watched extension; a loopback
+        leg only when no phone's leg is behind it."""
+        if ch.dials_out:
+            return True
+        if not ch.outbound or not ch.ext:
+            return False
+        if ch.loopback:
+            return not ch.phone_behind and (ch.answered_at is not None or ch.up or ch.ended_at is not None)
+        return ch.user or self.exts is not None or self.match is not None
+
+    def _learn(self, ch: _Channel, event: Event, when: float) -> list[_Channel]:
+        """Copy what this event says about its channel; returns other channels it changed."""
         direction = event.direction
         if direction:
             ch.outbound = direction == "outbound"
@@ -380,22 +515,49 @@ class CallTracker:
         if chan_name.startswith("loopback/"):
             ch.loopback = True
             ch.loopback_peer = event.get("variable_other_loopback_leg_uuid") or ch.loopback_peer
-        if ch.created is None:
-            ch.created = _usec(event.get("Caller-Channel-Created-Time")) or when
+        # The times the switch wrote, not when the event came: they are right even
+        # for a call that was already up when the tracker started.
+        created = _usec(event.get("Caller-Channel-Created-Time"))
+        if created is not None or ch.created is None:
+            ch.created = created or ch.created or when
+        answered = _usec(event.get("Caller-Channel-Answered-Time"))
+        if answered is not None and ch.answered_at is None:
+            ch.answered_at = answered
         if ch.state == "ended":
-            return  # an agent leg's last words (e.g. a changed Channel-Call-UUID) change nothing
+            return []  # an agent leg's last words (e.g. a changed Channel-Call-UUID) change nothing
+        ch.destination = ch.destination or _cap(event.destination)
+        others: list[_Channel] = []
         if ch.parent is None:
             ch.parent = _originator(event)
             if ch.parent and event.get("Other-Type") == "originator":
                 ch.origin_dest = _cap(event.get("Other-Leg-Destination-Number"))
-        ch.destination = _cap(event.destination) or ch.destination
-        ch.caller_number = _cap(event.caller_number) or ch.caller_number
-        ch.caller_name = _cap(event.caller_name) or ch.caller_name
-        ch.queue = _cap(event.get("variable_cc_queue") or event.get("variable_fifo_name")) or ch.queue
-        if ch.outbound and not ch.emitted:
+            others = self._originated(ch)
+        if ch.transfer is None and event.get("Other-Type") == "originator" and event.get("Other-Leg-RDNIS"):
+            # the caller was sent here from elsewhere (uuid_transfer, a forward): who had it
+            ch.transfer = (_cap(event.get("Other-Leg-Callee-ID-Number")), _cap(event.get("Other-Leg-RDNIS")))
+        if ch.caller_number is None and ch.caller_name is None and (event.caller_number or event.caller_name):
+            # The caller ID the leg rang with; on a leg first seen already answered the
+            # switch may have flipped it to the agent (mod_fifo): the original is kept.
+            seen_late = answered is not None or ch.up
+            ch.caller_number = _cap((seen_late and event.get("Caller-Orig-Caller-ID-Number")) or event.caller_number)
+            ch.caller_name = _cap((seen_late and event.get("Caller-Orig-Caller-ID-Name")) or event.caller_name)
+        ch.callee_number = _cap(event.get("Caller-Callee-ID-Number")) or ch.callee_number
+        ch.callee_name = _cap(event.get("Caller-Callee-ID-Name")) or ch.callee_name
+        if event.get("Other-Type") == "originatee":
+            ch.far_number = _cap(event.get("Other-Leg-Destination-Number")) or ch.far_number
+        ch.queue = ch.queue or _cap(event.get("variable_cc_queue") or event.get("variable_fifo_name"))
+        if not ch.emitted:
             self._learn_ext(ch, event)
+        return others
 
     def _learn_ext(self, ch: _Channel, event: Event) -> None:
+        if not ch.outbound:
+            user = event.get("variable_user_name")  # the switch authenticated the phone: an agent dialling
+            if user and not ch.loopback:
+                ch.ext, ch.dials_out, ch.user = _cap(user), True, True
+            return
+        if event.get("variable_dialed_user") or event.get("Channel-Presence-ID"):
+            ch.user = True
         headers = (self.match,) if self.match else EXT_HEADERS
         for rank, header in enumerate(headers):
             if rank >= ch.ext_rank:
@@ -406,6 +568,23 @@ class CallTracker:
                 if ext:
                     ch.ext, ch.ext_rank = _cap(ext), rank
                     return
+
+    def _originated(self, ch: _Channel) -> list[_Channel]:
+        """What a new leg tells its originator: a loopback leg now has a phone behind
+        it; an agent's outgoing call now has a far party (returned to be updated)."""
+        parent = self._channels.get(ch.parent or "")
+        if parent is None or ch.loopback:
+            return []
+        if parent.loopback:
+            parent.phone_behind = True
+            peer = self._channels.get(parent.loopback_peer or "")
+            if peer is not None:
+                peer.phone_behind = True
+            return []
+        if ch.outbound and not parent.far_number:
+            parent.far_number = ch.destination
+            return [parent]
+        return []
 
     def _bridge(self, event: Event, when: float) -> list[_Channel]:
         """Both legs of a bridge know each other; returns the legs other than the event's own."""
@@ -451,7 +630,7 @@ class CallTracker:
             if uuid and fifo:
                 ch = self._channel(uuid)
                 ch.last_seen = when
-                ch.queue = _cap(fifo)
+                ch.queue = ch.queue or _cap(fifo)
 
     def _chain(self, ch: _Channel) -> list[_Channel]:
         """This channel, its originator, theirs... up to the caller's channel,
@@ -498,28 +677,83 @@ class CallTracker:
         found = (self._channels.get(u) for u in self._calls.get(ch.call_key or "", ()))
         return [o for o in found if o is not None and o is not ch]
 
+    def _update(self, ch: _Channel, changes: list, when: float) -> None:
+        """Report what changed on an agent leg of a watched extension."""
+        if not ch.ready or not self._is_agent(ch):
+            return
+        self._index(ch)
+        if ch.ext and self._watched(ch.ext):
+            self._advance(ch, changes, when)
+
     def _advance(self, ch: _Channel, changes: list, when: float) -> None:
         if ch.state == "ended":
             return
+        if not ch.emitted:
+            self._first_shown(ch)
+            if ch.loopback:  # a loopback agent is known once answered (or ended): it rang from its start
+                ch.state = "ringing"
+                changes.append(self._view(ch, time=ch.created, answered_at=None, hangup_cause=None))
+        self._follow_far_party(ch)
+        ch.emitted = True
         if ch.ended_at is not None:
             elsewhere, by = self._elsewhere(ch)
             ch.state = "ended"
             view = self._view(
-                ch, time=ch.ended_at, outcome=outcome_for(ch.cause, ch.answered_at is not None, elsewhere),
-                answered_by=by,
+                ch, time=ch.ended_at, answered_by=by,
+                outcome=outcome_for(ch.cause, ch.answered_at is not None or ch.up, elsewhere),
             )
-            ch.emitted = True
             self._remember(view)
             changes.append(view)
             return
-        if ch.answered_at is not None and ch.state != "answered":
+        shown = self._shown(ch)
+        if (ch.answered_at is not None or ch.up) and ch.state != "answered":
             ch.state = "answered"
-            ch.emitted = True
-            changes.append(self._view(ch, time=ch.answered_at))
+            changes.append(self._view(ch, time=ch.answered_at or when))
         elif ch.state is None:
             ch.state = "ringing"
-            ch.emitted = True
             changes.append(self._view(ch, time=when))
+        elif shown != ch.shown:  # on/off hold, the far party known: same state, news to show
+            changes.append(self._view(ch, time=when))
+        ch.shown = shown
+
+    def _first_shown(self, ch: _Channel) -> None:
+        """Decide, once, who the agent talks to and which way the call goes."""
+        chain = self._chain(ch)
+        root = chain[-1]
+        own = ch.caller_number
+        ch.direction = "outgoing" if ch.dials_out or (own and own == ch.ext) else "incoming"
+        if ch.direction == "incoming":
+            ch.caller_number = own or _first(c.cc_number for c in chain) or root.caller_number
+            ch.caller_name = (ch.caller_name if own else None) or _first(c.cc_name for c in chain) or root.caller_name
+            ch.other_number, ch.other_name = ch.caller_number, ch.caller_name
+            ch.dialed = root.destination if root is not ch else ch.origin_dest
+        if ch.transfer is not None:
+            callee, rdnis = ch.transfer
+            before = self._channels.get(root.bridged_to or "") if root is not ch else None
+            if before is not None and before is not ch and before.ext and self._is_agent(before):
+                ch.transferred_from = before.ext
+            else:
+                ch.transferred_from = callee if callee and callee != ch.ext else rdnis
+
+    def _follow_far_party(self, ch: _Channel) -> None:
+        """An outgoing call's far party: the number dialled (an agent's phone), the leg
+        it originated (click-to-dial), or its callee once bridged."""
+        if ch.direction != "outgoing" or ch.other_number:
+            return
+        callee = ch.callee_number if ch.callee_number != ch.ext else None
+        number = (ch.destination if ch.dials_out else None) or ch.far_number or callee
+        if number:
+            ch.other_number = number
+            ch.other_name = ch.callee_name if callee and ch.callee_name != _NO_NAME else None
+            ch.dialed = number
+
+    def _shown(self, ch: _Channel) -> tuple:
+        return (self._on_hold(ch), ch.other_number, ch.other_name)
+
+    def _on_hold(self, ch: _Channel) -> bool:
+        """On hold: the agent's leg or the one it is bridged to (uuid_hold names either)."""
+        partner = self._channels.get(ch.bridged_to or "")
+        return ch.held or (partner is not None and partner.held)
 
     def _elsewhere(self, ch: _Channel) -> tuple[bool, Optional[str]]:
         """Did another leg take this call?  And which extension was it?"""
@@ -541,23 +775,22 @@ class CallTracker:
     def _view(self, ch: _Channel, **changes: Any) -> LegView:
         chain = self._chain(ch)
         root = chain[-1]
-        caller_number = _first(c.caller_number for c in chain[:1]) or _first(c.cc_number for c in chain) or root.caller_number
-        caller_name = _first(c.caller_name for c in chain[:1]) or _first(c.cc_name for c in chain) or root.caller_name
-        dialed = root.destination if root is not ch else None
         wait = None
         if root.joined and root.left:
             wait = round(max(root.left - root.joined, 0.0), 1)
-        if not ch.contact_done and caller_number and self.lookup is not None:
+        if not ch.contact_done and ch.other_number and self.lookup is not None:
             ch.contact_done = True
-            ch.contact = self.lookup(caller_number)
+            ch.contact = self.lookup(ch.other_number)
+        if ch.dialed is None and ch.direction == "incoming" and root is not ch:
+            ch.dialed = root.destination  # the call became known later (a bridge, a queue event)
         view = LegView(
             ext=ch.ext or "",
             state=ch.state or "ringing",
             leg_uuid=ch.uuid,
             call_uuid=self._call_uuid(ch),
-            caller_number=caller_number,
-            caller_name=caller_name,
-            dialed=dialed or ch.origin_dest,
+            caller_number=ch.caller_number,
+            caller_name=ch.caller_name,
+            dialed=ch.dialed,
             queue=_first(c.queue for c in chain),
             hangup_cause=ch.cause,
             created=ch.created,
@@ -565,6 +798,11 @@ class CallTracker:
             ended_at=ch.ended_at if ch.state == "ended" else None,
             wait_seconds=wait,
             contact=ch.contact,
+            direction=ch.direction or "incoming",
+            other_number=ch.other_number,
+            other_name=ch.other_name,
+            on_hold=self._on_hold(ch) if ch.state != "ended" else False,
+            transferred_from=ch.transferred_from,
         )
         return replace(view, **changes) if changes else view
 
@@ -593,9 +831,11 @@ def _first(values: Iterable[Optional[str]]) -> Optional[str]:
 
 
 def _originator(event: Event) -> Optional[str]:
-    """The channel that created this one, when the event says so."""
+    """The channel that created this one, when the event says so (mod_fifo ties its
+    agents to the caller only by fifo_bridge_uuid)."""
     uuid = event.unique_id
-    for header in ("variable_cc_member_session_uuid", "variable_originating_leg_uuid", "variable_originator"):
+    for header in ("variable_cc_member_session_uuid", "variable_fifo_bridge_uuid",
+                   "variable_originating_leg_uuid", "variable_originator"):
         value = event.get(header)
         if value and value != uuid:
             return value

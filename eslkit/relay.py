@@ -73,11 +73,13 @@ class TrackerAttribution:
     def ext_for(self, event: Event) -> str | None:
         return self.tracker.ext_for(event)
 
-    def resync(self, live: Iterable[str], now: float | None = None) -> list[tuple[str, dict]]:
-        """After a reconnect: end the legs the switch no longer has up."""
+    def resync(self, live: Iterable[Any], now: float | None = None, *,
+               known: Iterable[str] | None = None) -> list[tuple[str, dict]]:
+        """What the switch has up (`CallTracker.resync`): calls already up start, the
+        legs it no longer has end."""
         from eslkit.calls import popup_record
 
-        return [(leg.ext, popup_record(leg)) for leg in self.tracker.resync(live, now)]
+        return [(leg.ext, popup_record(leg)) for leg in self.tracker.resync(live, now, known=known)]
 
     def expire(self, now: float | None = None) -> list[tuple[str, dict]]:
         from eslkit.calls import popup_record
@@ -265,31 +267,39 @@ class Relay:
             self.switch_disconnects += 1
             again = "; reconnecting" if getattr(self.source, "reconnects", False) else ""
             self._say(f"switch disconnected ({getattr(item, 'reason', '')}){again}")
-        elif self.switch == "disconnected":
-            gap = getattr(item, "gap", None)
-            self._say("switch connected again" + (f" after {gap:.1f} s" if gap else ""))
-            self._resync_task = asyncio.ensure_future(self._resync())
+        else:
+            if self.switch == "disconnected":
+                gap = getattr(item, "gap", None)
+                self._say("switch connected again" + (f" after {gap:.1f} s" if gap else ""))
+            if self.switch != "connected":  # on connect and after each reconnect
+                self._resync_task = asyncio.ensure_future(self._resync())
         self.switch = state_name
         self.sink.status(self.status())
 
     async def _resync(self) -> None:
-        """After a reconnect, ask the switch which channels are still up: calls that
-        ended while the link was down must not stay 'ringing' on the agents' desktops."""
-        from eslkit.calls import live_uuids
+        """On connect and after a reconnect, ask the switch which channels are up: calls
+        already up reach the agents' desktops at once, and calls that ended while the link
+        was down must not stay 'ringing' there."""
+        from eslkit.calls import live_channels
         from eslkit.errors import EslkitError
 
         conn = getattr(self.source, "conn", None)
         resync = getattr(self.attribution, "resync", None)
         if not hasattr(conn, "api") or resync is None:
             return  # a recording or a broker: nothing to ask
+        tracker = getattr(self.attribution, "tracker", None)
+        known = tracker.known() if tracker is not None else None  # what was up before asking
         try:
-            live = live_uuids(await conn.api("show channels as json", timeout=10))
+            live = live_channels(await conn.api("show channels as json", timeout=10))
         except (EslkitError, ValueError, asyncio.TimeoutError):
             return  # the next events and the ring timeout will sort it out
         now = getattr(self.attribution, "now", 0.0)
         if now:
             now += time.monotonic() - self._last_event_clock
-        self._send_popups(self.hostname, resync(live, now or None))
+        # Before any event, the switch's name comes from its channel rows.
+        if self.hostname is None:
+            self.hostname = next((r["hostname"] for r in live if isinstance(r.get("hostname"), str)), None)
+        self._send_popups(self.hostname, resync(live, now or None, known=known))
 
     def _rejected(self, line: str) -> None:
         # A flood of refused messages must not flood the operator: the summary counts them all.

@@ -197,3 +197,40 @@ def test_every_style_the_popup_names_is_in_the_theme():
         used |= set(re.findall(r"esl\.[a-z_]+", Path(module.__file__).read_text()))
     missing = {name for name in used if name not in THEME.styles}
     assert used and not missing
+
+
+B_CAPTURES = __import__("pathlib").Path(__file__).parent / "data" / "fs-captures" / "1.10.12-b"
+
+
+def test_hold_shows_on_hold_then_connected_again():
+    snaps = states(B_CAPTURES, "scenario_hold_plain.raw", "1001")
+    labels = [next(line for line in render(s).splitlines() if line.startswith("╭─ 1001")) for s in snaps]
+    assert ["On hold" in label for label in labels] == [False, False, True, False, False]
+    assert "Status  On hold  0:04" in render(snaps[2])  # the talk timer runs on (hold at 1.6 s, +2 s)
+    assert "Connected" in labels[3]
+
+
+def test_fifo_keeps_showing_the_caller_after_the_switch_flips_its_caller_id():
+    text = render(states(B_CAPTURES, "scenario_fifo_1002_plain.raw", "1002")[-1])
+    assert "Caller 6208" in text and "Outbound Call" not in text
+    assert "Number  6208" in text and "Queue   2000" in text
+
+
+def test_click_to_dial_is_an_outgoing_call_to_the_far_party():
+    ringing, answered, known, ended = states(B_CAPTURES, "scenario_agent_outbound_plain.raw", "1001")
+    text = render(ringing)
+    assert "To     …" in text and "Agent 1001" not in text and "Caller" not in text
+    assert "To     …" in render(answered)  # the far leg is dialled right after the agent picks up
+    text = render(known)
+    assert "To     6208" in text and "1001 · Connected" in text
+    text = render(ended)
+    assert "To     6208" in text and "talked 0:06" in text
+    row = next(line for line in text.splitlines() if "Answered" in line and ":" in line[:9])
+    assert "→ 6208" in row
+
+
+def test_a_transferred_call_says_who_sent_it():
+    snaps = states(B_CAPTURES, "scenario_blind_transfer_plain.raw", "1002")
+    text = render(snaps[2])  # the transferred call ringing 1002
+    assert "From    1001 (transferred)" in text and "Caller 6208" in text
+    assert "From" not in render(snaps[0])

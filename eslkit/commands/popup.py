@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.live import Live
 
 from eslkit.actions import ExecAction, UrlAction, forget_secrets
-from eslkit.calls import live_uuids, POPUP_EVENTS, CallTracker, LegView
+from eslkit.calls import POPUP_EVENTS, CallTracker, LegView, live_channels
 from eslkit.client import ConnectionStatus
 from eslkit.commands.running import run_until_stopped
 from eslkit.commands.options import HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt, connection_settings
@@ -111,6 +111,7 @@ class PopupRun:
         self.changes = 0
         self._last_event_clock = time.monotonic()
         self._last: dict[str, LegView] = {}  # the latest ended leg per extension
+        self._states: dict[str, str] = {}  # the state of each leg up, by leg uuid
         # Made in run(): on Python 3.9 an asyncio.Event belongs to the loop current
         # when it is created, and there is none before asyncio.run().
         self._stop: Optional[asyncio.Event] = None
@@ -132,21 +133,23 @@ class PopupRun:
                     self._changed(leg)
             elif isinstance(item, ConnectionStatus):
                 self._status(item)
-                if item.state == "connected" and item.gap is not None:
+                if item.state == "connected":
                     self._resync_task = asyncio.ensure_future(self._resync())
 
     async def _resync(self) -> None:
-        """After a reconnect, ask the switch which channels are still up: calls that
-        ended while the link was down must not stay 'Ringing' or 'Connected'."""
+        """On connect and after a reconnect, ask the switch which channels are up: a
+        call already up shows at once, and calls that ended while the link was down
+        do not stay 'Ringing' or 'Connected'."""
         conn = getattr(self.source, "conn", None)
         if not hasattr(conn, "api"):
             return  # a broker: the relay's tracker resyncs and publishes the outcome
+        known = self.tracker.known()
         try:
-            live = live_uuids(await conn.api("show channels as json", timeout=10))
+            live = live_channels(await conn.api("show channels as json", timeout=10))
         except (EslkitError, ValueError):
             return  # the next events and the expiry will sort it out
         try:
-            for leg in self.tracker.resync(live, self.switch_now()):
+            for leg in self.tracker.resync(live, self.switch_now(), known=known):
                 self._changed(leg)
         except (OutputError, BrokenPipeError) as exc:
             self._fail(exc)
@@ -159,10 +162,17 @@ class PopupRun:
 
     def _changed(self, leg: LegView) -> None:
         self.changes += 1
+        # A record in the state the leg already had (hold, the far party known) is news
+        # for the panel and the JSON, not a new ring or answer for the bell and actions.
+        entered = self._states.pop(leg.leg_uuid, None) != leg.state
         if leg.state == "ended":
             self._last[leg.ext] = leg
+        else:
+            self._states[leg.leg_uuid] = leg.state
         if self.writer is not None:
             self.writer.write(leg)
+        if not entered:
+            return
         if leg.state == "ringing" and self.bell:
             self._ring = True
         wanted = "ringing" if self.on is OnState.ring else "answered"
@@ -331,7 +341,7 @@ def popup(
     match: Annotated[Optional[str], typer.Option(
         "--match", metavar="HEADER",
         help="The header that holds the agent's extension (default: variable_dialed_user, "
-             "Caller-Destination-Number, Caller-Callee-ID-Number, Channel-Presence-ID, Channel-Name).")] = None,
+             "Channel-Presence-ID, Caller-Destination-Number, Caller-Callee-ID-Number, Channel-Name).")] = None,
     host: HostOpt = None,
     port: PortOpt = None,
     password: PasswordOpt = None,

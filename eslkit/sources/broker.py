@@ -103,6 +103,9 @@ def leg_from_record(record: Any):
         caller_name=_str(record.get("caller_name")), dialed=_str(record.get("dialed")), queue=_str(record.get("queue")),
         hangup_cause=_str(record.get("hangup_cause")), created=created, answered_at=answered_at, ended_at=ended_at,
         contact=contact if isinstance(contact, dict) else None,
+        direction="outgoing" if record.get("direction") == "outgoing" else "incoming",
+        other_number=_str(record.get("other_number")), other_name=_str(record.get("other_name")),
+        on_hold=record.get("on_hold") is True, transferred_from=_str(record.get("transferred_from")),
     )
 
 
@@ -125,9 +128,10 @@ class RemoteLegs:
             return []
         from dataclasses import replace
 
-        if leg.contact is None and self.lookup is not None and leg.caller_number:
+        party = leg.other_number or (leg.caller_number if leg.direction == "incoming" else None)
+        if leg.contact is None and self.lookup is not None and party:
             known = self._legs.get(leg.leg_uuid)
-            contact = known.contact if known is not None else self.lookup(leg.caller_number)
+            contact = known.contact if known is not None and known.contact else self.lookup(party)
             leg = replace(leg, contact=contact)
         if leg.time and leg.time > self.now:
             self.now = leg.time

@@ -23,7 +23,7 @@ from rich.text import Text
 from eslkit.calls import LegView, popup_record
 from eslkit.views.safe_text import safe_text
 
-__all__ = ["PopupSnapshot", "PopupView", "JsonWriter", "state_label", "format_seconds"]
+__all__ = ["PopupSnapshot", "PopupView", "JsonWriter", "state_label", "format_seconds", "party"]
 
 # An ended call stays in the panel this long before the idle line returns.
 SHOW_ENDED_FOR = 30.0
@@ -60,11 +60,11 @@ def format_seconds(seconds: Optional[float]) -> str:
 
 
 def state_label(leg: LegView) -> tuple[str, str]:
-    """(label, style) of a leg: Ringing, Connected, Answered by 1002, Missed, Busy, Ended."""
+    """(label, style) of a leg: Ringing, Connected, On hold, Answered by 1002, Missed, Busy, Ended."""
     if leg.state == "ringing":
         return "Ringing", "esl.ringing"
     if leg.state == "answered":
-        return "Connected", "esl.answered"
+        return ("On hold", "esl.hold") if leg.on_hold else ("Connected", "esl.answered")
     outcome = leg.outcome or "failed"
     if outcome == "answered_elsewhere":
         return (f"Answered by {leg.answered_by}" if leg.answered_by else "Answered elsewhere"), "esl.elsewhere"
@@ -115,11 +115,20 @@ class PopupView:
         value_len = max(inner - 8, 8)  # the labels take 7 columns and a space
         grid.add_column(no_wrap=True, overflow="ellipsis", max_width=value_len)
 
-        name = leg.caller_name or ""
-        grid.add_row(Text("Caller"), safe_text(name or "(no name)", "esl.caller", max_len=value_len))
-        grid.add_row(Text("Number"), safe_text(leg.caller_number or "unknown", "esl.number", max_len=value_len))
-        if leg.dialed:
-            grid.add_row(Text("Dialled"), safe_text(leg.dialed, "esl.value", max_len=value_len))
+        number, name = party(leg)
+        if leg.direction == "outgoing":  # the agent's own call: who it goes to
+            grid.add_row(Text("To"), safe_text(number or "…", "esl.number", max_len=value_len))
+            if name:
+                grid.add_row(Text("Name"), safe_text(name, "esl.caller", max_len=value_len))
+        else:
+            grid.add_row(Text("Caller"), safe_text(name or "(no name)", "esl.caller", max_len=value_len))
+            grid.add_row(Text("Number"), safe_text(number or "unknown", "esl.number", max_len=value_len))
+            if leg.dialed:
+                grid.add_row(Text("Dialled"), safe_text(leg.dialed, "esl.value", max_len=value_len))
+        if leg.transferred_from:
+            sender = safe_text(leg.transferred_from, "esl.value", max_len=value_len)
+            sender.append(" (transferred)", style="esl.label")
+            grid.add_row(Text("From"), sender)
         if leg.queue:
             queue = safe_text(leg.queue, "esl.value", max_len=value_len)
             if leg.wait_seconds is not None:
@@ -173,10 +182,12 @@ class PopupView:
                 label = "Answered"
             row_style = "esl.missed" if leg.outcome == "missed" else None
             when = time.strftime("%H:%M:%S", time.localtime(leg.ended_at or leg.time or 0))
-            caller = safe_text(leg.caller_number or "unknown", "esl.number", max_len=24)
-            if leg.caller_name:
+            number, name = party(leg)
+            caller = Text("→ ", style="esl.label") if leg.direction == "outgoing" else Text()
+            caller.append_text(safe_text(number or "unknown", "esl.number", max_len=24))
+            if name:
                 caller.append(" ")
-                caller.append_text(safe_text(leg.caller_name, "", max_len=max(width - 40, 8)))
+                caller.append_text(safe_text(name, "", max_len=max(width - 40, 8)))
             duration = leg.talk_seconds if leg.outcome == "answered" else leg.ring_seconds
             cells = [Text(when, style="esl.label")]
             if many:
@@ -194,6 +205,14 @@ class PopupView:
             text.append("  ")
             text.append_text(safe_text(note, "esl.warning", max_len=width))
         return text
+
+
+def party(leg: LegView) -> tuple:
+    """(number, name) of the party the agent talks to: the caller of an incoming call (a
+    record of an older relay has only caller_*), the far party of an outgoing one."""
+    if leg.direction == "outgoing":
+        return leg.other_number, leg.other_name
+    return leg.other_number or leg.caller_number, leg.other_name or leg.caller_name
 
 
 def _contact_text(contact: dict, max_len: int) -> Text:

@@ -8,8 +8,10 @@ with ``--format json``.
 - a call is the set of channels sharing the ``Channel-Call-UUID`` they were
   created with (an agent leg's can change later, so the first one counts);
 - a call's outcome is decided on its inbound leg (``Call-Direction: inbound``):
-  answered on its CHANNEL_ANSWER; when it hangs up unanswered, busy if it or
-  any leg of the call ended with USER_BUSY, otherwise missed;
+  answered on its CHANNEL_ANSWER, or at its hangup when that carries a
+  ``Caller-Channel-Answered-Time`` (a call already up when watch started);
+  when it hangs up unanswered, busy if it or any leg of the call ended with
+  USER_BUSY, otherwise missed;
 - ring time is the inbound leg's ``Caller-Channel-Answered-Time`` minus its
   ``Caller-Channel-Created-Time`` (the switch's clock, so replays at any speed
   give the same figure).
@@ -71,11 +73,7 @@ class CallStats:
                     self._busy_calls.discard(call)
         elif name == "CHANNEL_ANSWER":
             if event.get("Call-Direction") == "inbound" and uuid not in self._answered:
-                self._answered.add(uuid)
-                self.answered += 1
-                ring = _ring_time(event)
-                if ring is not None:
-                    self.ring_times.append(ring)
+                self._answer(uuid, event)
         elif name in _HANGUPS:
             cause = event.get("Hangup-Cause")
             call = self.channels.get(uuid) or event.get("Channel-Call-UUID") or uuid
@@ -83,12 +81,21 @@ class CallStats:
                 self._busy_calls.add(call)
             if event.get("Call-Direction") == "inbound" and uuid not in self._ended:
                 self._ended.add(uuid)
+                if uuid not in self._answered and _ring_time(event) is not None:
+                    self._answer(uuid, event)  # answered before watch started: the hangup says when
                 if uuid in self._answered:
                     self._answered.discard(uuid)
                 elif cause == "USER_BUSY" or call in self._busy_calls:
                     self.busy += 1
                 else:
                     self.missed += 1
+
+    def _answer(self, uuid: str, event: Event) -> None:
+        self._answered.add(uuid)
+        self.answered += 1
+        ring = _ring_time(event)
+        if ring is not None:
+            self.ring_times.append(ring)
 
     @property
     def active_channels(self) -> int:

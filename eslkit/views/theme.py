@@ -13,6 +13,7 @@ STYLES = {
     # call and leg states
     "esl.ringing": "bold yellow",
     "esl.answered": "bold green",
+    "esl.hold": "bold blue",
     "esl.elsewhere": "cyan",
     "esl.missed": "bold red",
     "esl.busy": "magenta",

@@ -1,0 +1,395 @@
+"""Every real call flow in the captures, every extension, every wire format: exactly the
+popups the captures' READMEs describe (tests/data/fs-captures/README.md and
+1.10.12-b/README.md), through `eslkit popup --ext N --format json --replay CAPTURE`.
+
+The expectations below were written by hand from the READMEs' table and the events
+themselves (hangup causes, the party on each agent leg), not from the tracker's output.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from eslkit import cli
+from eslkit.calls import CallTracker, popup_record
+from eslkit.protocol import EventFrame, Parser
+
+DATA = Path(__file__).parent / "data" / "fs-captures"
+EXTS = ("1001", "1002")
+CALLER = ("6208", "Caller 6208")
+CALLER_B = ("6209", "Caller 6209")
+# What is compared: what the agent sees and how the call ended.
+KEYS = ("state", "outcome", "hangup_cause", "caller_number", "caller_name", "direction", "other_number",
+        "other_name", "on_hold", "transferred_from")
+
+
+def rec(state, outcome=None, cause=None, *, caller=CALLER, direction="incoming", other=None, on_hold=False,
+        transferred_from=None):
+    """One expected record; for an incoming call the party the agent talks to is the caller."""
+    other = caller if other is None and direction == "incoming" else (other or (None, None))
+    return {"state": state, "outcome": outcome, "hangup_cause": cause, "caller_number": caller[0],
+            "caller_name": caller[1], "direction": direction, "other_number": other[0], "other_name": other[1],
+            "on_hold": on_hold, "transferred_from": transferred_from}
+
+
+def answered_call(cause="NORMAL_CLEARING", **kw):
+    return [rec("ringing", **kw), rec("answered", **kw), rec("ended", "answered", cause, **kw)]
+
+
+def lost_race(cause="LOSE_RACE", **kw):
+    return [rec("ringing", **kw), rec("ended", "answered_elsewhere", cause, **kw)]
+
+
+# The agent's own phone rings for a click-to-dial with the agent's own caller ID; the far
+# party (6208) is known once the switch dials it, right after the agent picks up.
+AGENT_1001 = ("1001", "Agent 1001")
+TO_6208 = ("6208", None)
+
+EXPECTED = {
+    # ../1.10.12: ring-all dialplan bridge, a direct call, the popup-style filtered connection
+    "1.10.12/scenario_queue_plain.raw": {"1001": answered_call(), "1002": lost_race()},
+    "1.10.12/scenario_queue_json.raw": {"1001": answered_call(), "1002": lost_race()},
+    "1.10.12/scenario_queue_xml.raw": {"1001": answered_call(), "1002": lost_race()},
+    "1.10.12/scenario_noanswer_plain.raw": {
+        "1001": [], "1002": [rec("ringing"), rec("ended", "missed", "ORIGINATOR_CANCEL")]},
+    # only Caller-Destination-Number 1001 passed the filter: 1002 sees nothing of it
+    "1.10.12/scenario_queue_plain_filtered_1001_with_api.raw": {"1001": answered_call(), "1002": []},
+    # ../1.10.12-b
+    "1.10.12-b/scenario_fifo_1002_plain.raw": {"1001": lost_race(), "1002": answered_call()},
+    "1.10.12-b/scenario_fifo_1002_json.raw": {"1001": lost_race(), "1002": answered_call()},
+    # the losing agent's phone leg ends ORIGINATOR_CANCEL (its loopback legs LOSE_RACE)
+    "1.10.12-b/scenario_callcenter_loopback_1002_plain.raw": {
+        "1001": lost_race("ORIGINATOR_CANCEL"), "1002": answered_call()},
+    "1.10.12-b/scenario_two_callers_plain.raw": {
+        "1001": answered_call(),
+        "1002": lost_race() + answered_call(caller=CALLER_B)},
+    # 1001 answers, then its leg is transferred to 1002 (uuid_transfer -bleg): a new 1002 leg
+    "1.10.12-b/scenario_blind_transfer_plain.raw": {
+        "1001": answered_call(),
+        "1002": lost_race() + answered_call(transferred_from="1001")},
+    "1.10.12-b/scenario_hold_plain.raw": {
+        "1001": [rec("ringing"), rec("answered"), rec("answered", on_hold=True), rec("answered"),
+                 rec("ended", "answered", "NORMAL_CLEARING")],
+        "1002": lost_race()},
+    "1.10.12-b/scenario_agent_outbound_plain.raw": {
+        "1001": [rec("ringing", caller=AGENT_1001, direction="outgoing"),
+                 rec("answered", caller=AGENT_1001, direction="outgoing"),
+                 rec("answered", caller=AGENT_1001, direction="outgoing", other=TO_6208),
+                 rec("ended", "answered", "NORMAL_CLEARING", caller=AGENT_1001, direction="outgoing",
+                     other=TO_6208)],
+        "1002": []},
+}
+
+CASES = [(capture, ext) for capture in EXPECTED for ext in EXTS]
+
+
+def events(capture: str) -> list:
+    parser = Parser()
+    frames = parser.feed((DATA / capture).read_bytes()) + parser.feed(b"")
+    return [f.event for f in frames if isinstance(f, EventFrame)]
+
+
+def shown(records) -> list[dict]:
+    return [{k: r[k] for k in KEYS} for r in records]
+
+
+@pytest.fixture
+def popup_json(capsys, monkeypatch):
+    """`eslkit popup --ext EXT --format json --replay CAPTURE` through the real entry point."""
+
+    def run(capture: str, ext: str) -> list[dict]:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["eslkit", "popup", "--ext", ext, "--format", "json",
+                                          "--replay", str(DATA / capture)])
+        try:
+            cli.main()
+        except SystemExit as exc:
+            assert not exc.code, capsys.readouterr().err
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err
+        return [json.loads(line) for line in out.splitlines()]
+
+    return run
+
+
+def test_every_capture_with_calls_is_covered():
+    have = {f"{p.parent.name}/{p.name}" for p in DATA.glob("*/scenario_*.raw")}
+    assert have == set(EXPECTED)
+    for capture in EXPECTED:  # and each of the captures this table claims is there (bytes as recorded)
+        assert events(capture)
+
+
+@pytest.mark.parametrize("capture,ext", CASES)
+def test_popup_for_every_capture_and_extension(popup_json, capture, ext):
+    records = popup_json(capture, ext)
+    assert {r["ext"] for r in records} <= {ext}
+    assert shown(records) == EXPECTED[capture][ext]
+
+
+@pytest.mark.parametrize("capture", list(EXPECTED))
+def test_following_every_agent_gives_the_same_popups(capture):
+    """`relay` follows every agent at once (no --ext): the same records per extension,
+    and none for anyone else (the far party of a click-to-dial is not an agent)."""
+    tracker = CallTracker(None)
+    got: dict[str, list] = {}
+    owners = set()
+    for event in events(capture):
+        for leg in tracker.feed(event):
+            got.setdefault(leg.ext, []).append(popup_record(leg))
+        owners.add(tracker.ext_for(event))  # where relay publishes the event itself
+    assert set(got) <= set(EXTS)
+    assert owners <= {None, *EXTS}
+    for ext in EXTS:
+        assert shown(got.get(ext, [])) == EXPECTED[capture][ext], ext
+
+
+@pytest.mark.parametrize("capture", list(EXPECTED))
+def test_records_always_carry_the_new_fields_and_one_kind_of_number(capture):
+    tracker = CallTracker(None)
+    for event in events(capture):
+        for leg in tracker.feed(event):
+            record = popup_record(leg)
+            assert record["direction"] in ("incoming", "outgoing")
+            assert isinstance(record["on_hold"], bool)
+            for key in ("ring_seconds", "talk_seconds"):
+                assert record[key] is None or type(record[key]) is float, (key, record[key])
+
+
+# --- calls already up when the tracker starts ------------------------------------------------
+
+
+def frames(capture: str) -> list:
+    parser = Parser()
+    return parser.feed((DATA / capture).read_bytes()) + parser.feed(b"")
+
+
+def test_a_call_already_up_appears_from_show_channels_and_ends_with_its_true_times():
+    """A popup connecting while 1001 rings: the answer of `show channels as json` (the
+    real one, asked at that moment in the capture) shows the call at once; the events
+    that follow finish it with the times they carry."""
+    from eslkit.calls import live_channels
+    from eslkit.protocol import ApiResponse
+
+    captured = frames("1.10.12/scenario_queue_plain_filtered_1001_with_api.raw")
+    first_api = next(i for i, f in enumerate(captured) if isinstance(f, ApiResponse))
+    rows = live_channels(captured[first_api].text)
+    tracker = CallTracker({"1001"})
+    got = [popup_record(leg) for leg in tracker.resync(rows, now=1795668438.75, known=tracker.known())]
+    for frame in captured[first_api + 1:]:
+        if isinstance(frame, EventFrame):
+            got += [popup_record(leg) for leg in tracker.feed(frame.event)]
+    caller, agent = rows[0]["uuid"], rows[1]["uuid"]
+    assert [(r["state"], r["outcome"], r["caller_number"], r["caller_name"], r["dialed"], r["call_uuid"],
+             r["leg_uuid"], r["direction"], r["other_number"]) for r in got] == [
+        ("ringing", None, "6208", "Caller 6208", "2000", caller, agent, "incoming", "6208"),
+        ("answered", None, "6208", "Caller 6208", "2000", caller, agent, "incoming", "6208"),
+        ("ended", "answered", "6208", "Caller 6208", "2000", caller, agent, "incoming", "6208"),
+    ]
+    # Caller-Channel-Created/Answered/Hangup-Time: 437.174328, 440.194315, 446.234334
+    assert [(r["ring_seconds"], r["talk_seconds"]) for r in got] == [(None, None), (3.0, None), (3.0, 6.0)]
+
+
+def test_rows_of_a_call_in_progress_answered_and_on_hold():
+    """`show channels` rows of calls up: an answered leg shows answered at once (its answer
+    time is not in the rows), a HELD one on hold; a fifo leg flipped to the agent's own
+    caller ID still shows the caller (initial_cid_*); a click-to-dial leg is outgoing."""
+    base = {"direction": "outbound", "created_epoch": "1796124528", "dest": "1002", "hostname": "vm"}
+    rows = [
+        {"uuid": "caller", "direction": "inbound", "created_epoch": "1796124528", "name":
+            "sofia/external/6208@127.0.0.1:5090", "cid_num": "1002", "cid_name": "Outbound Call",
+         "dest": "2000", "initial_dest": "2000", "callstate": "ACTIVE", "initial_cid_num": "6208",
+         "initial_cid_name": "Caller 6208"},
+        {**base, "uuid": "fifo-agent", "name": "sofia/internal/1002@127.0.0.1:5072", "presence_id": "1002@127.0.0.1",
+         "cid_num": "1002", "cid_name": "Outbound Call", "initial_cid_num": "6208", "initial_cid_name": "Caller 6208",
+         "callee_num": "6208", "callee_name": "Caller 6208", "callstate": "HELD", "call_uuid": "caller"},
+        {**base, "uuid": "c2d", "dest": "1001", "name": "sofia/internal/1001@127.0.0.1:5071",
+         "presence_id": "1001@127.0.0.1", "cid_num": "1001", "cid_name": "Outbound Call", "initial_cid_num": "1001",
+         "initial_cid_name": "Agent 1001", "callee_num": "6208", "callee_name": "Outbound Call",
+         "callstate": "ACTIVE"},
+        {**base, "uuid": "far", "dest": "6208", "name": "sofia/external/6208@127.0.0.1:5090", "cid_num": "1001",
+         "cid_name": "Extension 1001", "initial_cid_num": "1001", "callstate": "ACTIVE", "call_uuid": "c2d"},
+    ]
+    got = {leg.ext: leg for leg in CallTracker(None).resync(rows, now=1796124540.0)}
+    assert set(got) == {"1001", "1002"}  # the far party of the click-to-dial is nobody's popup
+    fifo, c2d = got["1002"], got["1001"]
+    assert (fifo.state, fifo.on_hold, fifo.direction, fifo.other_number, fifo.other_name, fifo.dialed,
+            fifo.call_uuid) == ("answered", True, "incoming", "6208", "Caller 6208", "2000", "caller")
+    assert (c2d.state, c2d.on_hold, c2d.direction, c2d.other_number, c2d.other_name) == (
+        "answered", False, "outgoing", "6208", None)
+    assert fifo.ring_seconds is None and fifo.created == 1796124528.0  # when it rang is in the row
+
+
+def test_resync_ends_only_what_was_known_before_asking():
+    """A leg that began between asking `show channels` and reading its answer is not in
+    the answer, and must not be ended as lost."""
+    tracker = CallTracker({"1001"})
+    tracker.feed(ev_leg("old", "1001", 0.0))
+    known = tracker.known()
+    tracker.feed(ev_leg("new", "1001", 1.0))
+    ended = tracker.resync([{"uuid": "caller"}], now=tracker.now + 1, known=known)
+    assert [(leg.leg_uuid, leg.state, leg.outcome) for leg in ended] == [("old", "ended", "failed")]
+    assert [leg.leg_uuid for leg in tracker.active()] == ["new"]
+
+
+def test_a_recording_that_begins_mid_call_ends_with_the_times_the_hangup_carries():
+    """The issue's case: the recording begins after 1001 answered.  Its next event (a
+    CALL_UPDATE) shows the call answered at once; the hangup carries Caller-Channel-
+    Answered-Time 3 s after creation: answered, 3 s ring, 5 s talk (not failed, 8 s)."""
+    all_events = events("1.10.12/scenario_queue_plain.raw")
+    answered = next(i for i, e in enumerate(all_events) if e.event_name == "CHANNEL_BRIDGE")
+    tracker = CallTracker({"1001"})
+    got = [leg for e in all_events[answered + 1:] for leg in tracker.feed(e)]
+    assert [(g.state, g.outcome, g.ring_seconds, g.talk_seconds, g.other_number) for g in got] == [
+        ("answered", None, 3.0, None, "6208"), ("ended", "answered", 3.0, 5.0, "6208")]
+    # and one that begins between the hangup and its HANGUP_COMPLETE still ends answered
+    hangup = next(i for i, e in enumerate(all_events)
+                  if e.event_name == "CHANNEL_HANGUP" and e.hangup_cause == "NORMAL_CLEARING")
+    tracker = CallTracker({"1001"})
+    got = [leg for e in all_events[hangup:] for leg in tracker.feed(e)]
+    assert [(g.state, g.outcome, g.ring_seconds, g.talk_seconds) for g in got] == [("ended", "answered", 3.0, 5.0)]
+
+
+def ev_leg(uuid, ext, t, **extra):
+    """An agent leg's CHANNEL_CREATE as the captures show it (placed to user/EXT)."""
+    from eslkit.event import Event
+
+    headers = {"Event-Name": "CHANNEL_CREATE", "Unique-ID": uuid, "Call-Direction": "outbound",
+               "Event-Date-Timestamp": str(int((1796124528 + t) * 1e6)), "Channel-Name": f"sofia/internal/{ext}@h",
+               "variable_dialed_user": ext, "Caller-Caller-ID-Number": "6208", "Caller-Caller-ID-Name": "Caller 6208",
+               "Other-Type": "originator", "Other-Leg-Unique-ID": "caller"}
+    headers.update(extra)
+    return Event(headers)
+
+
+# --- flows no capture holds, built from the facts the READMEs give --------------------------
+
+
+def chan(name, uuid, t, **headers):
+    """An event with the headers the captures show, times in µs as the switch writes them."""
+    from eslkit.event import Event
+
+    us = str(int((1796124528 + t) * 1e6))
+    h = {"Event-Name": name, "Unique-ID": uuid, "Event-Date-Timestamp": us}
+    if name == "CHANNEL_ANSWER":
+        h["Caller-Channel-Answered-Time"] = us
+    if name == "CHANNEL_HANGUP_COMPLETE":
+        h["Caller-Channel-Hangup-Time"] = us
+    h.update({k.replace("_", "-") if not k.startswith("variable_") else k: v for k, v in headers.items()})
+    return Event(h)
+
+
+def by_ext(evts, exts=None) -> dict[str, list]:
+    tracker = CallTracker(exts)
+    got: dict[str, list] = {}
+    for e in evts:
+        for leg in tracker.feed(e):
+            got.setdefault(leg.ext, []).append(popup_record(leg))
+    return got
+
+
+def test_loopback_agents_with_no_phone_behind_them():
+    """mod_callcenter contacts `loopback/100X/agents`, answered in that context: only loopback
+    legs, no phone's leg behind them.  The -a leg is the agent's (shown once it is answered or
+    ends: until then a phone leg could still appear behind it)."""
+    caller = dict(Caller_Caller_ID_Number="6208", Caller_Caller_ID_Name="Caller 6208")
+    cc = dict(variable_cc_member_session_uuid="A", variable_cc_queue="2000@default", **caller)
+
+    def pair(ext, a, b):
+        return [chan("CHANNEL_CREATE", a, 0.02, Call_Direction="outbound", Channel_Name=f"loopback/{ext}-a",
+                     Caller_Destination_Number=ext, variable_other_loopback_leg_uuid=b,
+                     variable_cc_agent=f"{ext}@default", Caller_Channel_Created_Time=str(int(1796124528.02e6)), **cc),
+                chan("CHANNEL_CREATE", b, 0.02, Call_Direction="inbound", Channel_Name=f"loopback/{ext}-b",
+                     Caller_Destination_Number=ext, variable_other_loopback_leg_uuid=a, **cc)]
+
+    flow = [
+        chan("CHANNEL_CREATE", "A", 0, Call_Direction="inbound", Channel_Name="sofia/external/6208@127.0.0.1:5090",
+             Caller_Destination_Number="2000", **caller),
+        chan("CHANNEL_ANSWER", "A", 0, Call_Direction="inbound"),
+        *pair("1001", "C", "E"), *pair("1002", "D", "F"),
+        chan("CHANNEL_ANSWER", "F", 3.0, Call_Direction="inbound", Channel_Name="loopback/1002-b"),
+        chan("CHANNEL_ANSWER", "D", 3.0, Call_Direction="outbound", Channel_Name="loopback/1002-a"),
+        chan("CHANNEL_HANGUP_COMPLETE", "E", 3.02, Call_Direction="inbound", Hangup_Cause="LOSE_RACE"),
+        chan("CHANNEL_HANGUP_COMPLETE", "C", 3.02, Call_Direction="outbound", Channel_Name="loopback/1001-a",
+             Hangup_Cause="LOSE_RACE"),
+        chan("CHANNEL_BRIDGE", "A", 3.04, Call_Direction="inbound", Bridge_A_Unique_ID="A", Bridge_B_Unique_ID="D"),
+        chan("CHANNEL_HANGUP_COMPLETE", "A", 9.0, Call_Direction="inbound", Hangup_Cause="NORMAL_CLEARING"),
+        chan("CHANNEL_HANGUP_COMPLETE", "D", 9.02, Call_Direction="outbound", Channel_Name="loopback/1002-a",
+             Hangup_Cause="NORMAL_CLEARING", Caller_Channel_Answered_Time=str(int(1796124531e6))),
+    ]
+    got = by_ext(flow)
+    assert shown(got["1001"]) == lost_race()
+    assert shown(got["1002"]) == answered_call()
+    assert [(r["ring_seconds"], r["talk_seconds"], r["queue"], r["dialed"]) for r in got["1002"]] == [
+        (None, None, "2000@default", "2000"), (3.0, None, "2000@default", "2000"),
+        (3.0, 6.0, "2000@default", "2000")]
+    assert by_ext(flow, {"1001"}) == {"1001": got["1001"]}
+
+
+def phone_dials_out(far_cause="NORMAL_CLEARING", answered=True):
+    """1001 dials 6208 from its own phone: an authenticated inbound leg (variable_user_name),
+    and the far leg the dialplan bridges to (no user behind it)."""
+    me = dict(Call_Direction="inbound", Channel_Name="sofia/internal/1001@127.0.0.1:5071")
+    flow = [
+        chan("CHANNEL_CREATE", "P", 0, **me, variable_user_name="1001", variable_domain_name="127.0.0.1",
+             Channel_Presence_ID="1001@127.0.0.1", Caller_Caller_ID_Number="1001",
+             Caller_Caller_ID_Name="Agent 1001", Caller_Destination_Number="6208"),
+        chan("CHANNEL_CREATE", "Q", 0.02, Call_Direction="outbound", Channel_Name="sofia/external/6208@gw",
+             Caller_Destination_Number="6208", Caller_Caller_ID_Number="1001", Other_Type="originator",
+             Other_Leg_Unique_ID="P"),
+        chan("CHANNEL_PROGRESS", "P", 0.04, **me),
+    ]
+    if answered:
+        flow += [chan("CHANNEL_ANSWER", "Q", 4.0, Call_Direction="outbound"),
+                 chan("CHANNEL_ANSWER", "P", 4.0, **me),
+                 chan("CHANNEL_BRIDGE", "P", 4.02, **me, Bridge_A_Unique_ID="P", Bridge_B_Unique_ID="Q",
+                      Caller_Callee_ID_Number="6208", Caller_Callee_ID_Name="Acme Ltd")]
+    flow += [chan("CHANNEL_HANGUP_COMPLETE", "Q", 10.0, Call_Direction="outbound", Hangup_Cause=far_cause),
+             chan("CHANNEL_HANGUP_COMPLETE", "P", 10.0, **me, Hangup_Cause=far_cause)]
+    return flow
+
+
+def test_an_agent_dialling_out_from_the_phone_is_an_outgoing_call():
+    mine = dict(caller=AGENT_1001, direction="outgoing", other=TO_6208)
+    got = by_ext(phone_dials_out())
+    assert set(got) == {"1001"}  # the far leg (a gateway, no user) is nobody's popup
+    assert shown(got["1001"]) == answered_call(**mine)
+    assert [r["dialed"] for r in got["1001"]] == ["6208"] * 3
+    busy = by_ext(phone_dials_out("USER_BUSY", answered=False), {"1001"})
+    assert shown(busy["1001"]) == [rec("ringing", **mine), rec("ended", "busy", "USER_BUSY", **mine)]
+
+
+def test_popup_actions_fire_once_per_state_not_on_hold_changes():
+    """A hold makes a new `answered` record (for the panel, the JSON, the relay); it is not
+    an answer: `--on answer` actions and the bell do not fire again."""
+    import io
+
+    from eslkit.commands.popup import OnState, PopupFormat, PopupRun
+
+    fired = []
+    tracker = CallTracker({"1001"})
+    run = PopupRun(object(), tracker, ["1001"], fmt=PopupFormat.json, actions=[fired.append],
+                   on=OnState.answer, out=io.StringIO())
+    for event in events("1.10.12-b/scenario_hold_plain.raw"):
+        for leg in tracker.feed(event):
+            run._changed(leg)
+    written = [json.loads(line) for line in run.out.stream.getvalue().splitlines()]
+    assert [(r["state"], r["on_hold"]) for r in written] == [
+        ("ringing", False), ("answered", False), ("answered", True), ("answered", False), ("ended", False)]
+    assert [(leg.state, leg.on_hold) for leg in fired] == [("answered", False)]
+
+
+def test_watch_stats_counts_a_call_already_up_as_answered():
+    """`watch --stats` started mid-call: the caller's hangup carries its answer time."""
+    from eslkit.views.stats import CallStats
+
+    all_events = events("1.10.12/scenario_queue_plain.raw")
+    bridged = next(i for i, e in enumerate(all_events) if e.event_name == "CHANNEL_BRIDGE")
+    stats = CallStats()
+    for event in all_events[bridged + 1:]:
+        stats.add(event)
+    assert (stats.answered, stats.missed, stats.busy) == (1, 0, 0)
+    assert stats.mean_ring_time == pytest.approx(3.02, abs=0.01)
