@@ -1,9 +1,11 @@
 """``eslkit demo``: the popup against a simulated switch, no FreeSWITCH needed.
 
 It starts the simulated switch in this process on a free port of 127.0.0.1,
-playing the default scenario (6208 calls queue 2000; 1001 and 1002 ring;
-1001 answers) over and over, connects to it exactly as `eslkit popup` connects
-to a real switch, and shows the popup for 1001 and 1002 until Ctrl-C.
+playing a morning in a call centre (the ``morning`` mix: a queue call, a busy
+agent, an abandoned call, mod_fifo, hold, click-to-dial, a transfer, ... one
+after another, so that every outcome shows within the first minute) over and
+over, connects to it exactly as `eslkit popup` connects to a real switch, and
+shows the popup for 1001 and 1002 until Ctrl-C.
 """
 
 # No `from __future__ import annotations` here: typer reads these signatures at run time,
@@ -23,7 +25,7 @@ from eslkit.config import ConnectionSettings
 from eslkit.views.theme import THEME
 
 DEMO_EXTS = ("1001", "1002")
-DEFAULT_SCENARIO = "queue"
+DEFAULT_SCENARIO = "morning"
 
 
 async def run_demo(fmt: PopupFormat, speed: Optional[float], scenario: str) -> None:
@@ -38,7 +40,7 @@ async def run_demo(fmt: PopupFormat, speed: Optional[float], scenario: str) -> N
     try:
         Console(stderr=True, highlight=False, theme=THEME).print(
             f"[esl.heading]eslkit demo[/]: a simulated switch on 127.0.0.1:{server.port} plays "
-            f"'{escape(scenario)}' calls to 1001 and 1002, again and again. [esl.label]Ctrl-C stops.[/]"
+            f"'{escape(scenario)}' calls for 1001 and 1002, again and again. [esl.label]Ctrl-C stops.[/]"
         )
         settings = ConnectionSettings(host="127.0.0.1", port=server.port, password=password, timeout=5.0)
         source = EslSource(settings, names=POPUP_EVENTS, reconnect=False)
@@ -62,12 +64,15 @@ def demo(
     scenario: Annotated[str, typer.Option(
         "--scenario", help="Which simulated call to play (see eslkit sim --help).")] = DEFAULT_SCENARIO,
 ) -> None:
-    """See a screen popup right now: a simulated switch rings 1001 and 1002, over and over.
+    """See screen popups right now: a simulated switch plays a morning in a call centre for 1001 and 1002.
 
-    No FreeSWITCH needed; Ctrl-C to stop.
+    Queue calls, a busy agent, an abandoned call, mod_fifo, hold, click-to-dial, a transfer,
+    call waiting...: every outcome within the first minute, over and over. No FreeSWITCH
+    needed; Ctrl-C to stop.
 
     [bold]eslkit demo[/]
     [bold]eslkit demo --format json --speed 4[/]
+    [bold]eslkit demo --scenario hold[/]      (one flow, again and again; see eslkit sim --help)
     """
     try:
         asyncio.run(run_demo(format or default_format(), speed, scenario))

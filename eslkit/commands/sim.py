@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from eslkit.errors import ListenError
+from eslkit.sim.scenarios import MIXES, SCENARIOS
 
 
 def _speed(value: str) -> Optional[float]:
@@ -50,7 +51,9 @@ def sim(
     scenario: Annotated[
         str,
         typer.Option("--scenario", metavar="NAME|FILE",
-                     help="queue, noanswer, busy, load[:calls=N,cps=X,concurrent=N,agents=N], or a scenario file."),
+                     help="A call flow (below), a mix ("
+                          + ", ".join(MIXES) + "), load[:calls=N,cps=X,concurrent=N,agents=N,template=A+B], "
+                          "or a scenario file."),
     ] = "queue",
     loop: Annotated[bool, typer.Option("--loop", help="Play the scenario again and again.")] = False,
     replay: Annotated[
@@ -69,8 +72,10 @@ def sim(
 
     The scenario starts when the first client subscribes to events.
 
-    Example: [bold]eslkit sim --scenario noanswer --loop[/], then
-    [bold]eslkit watch[/] in another terminal.
+    Example: [bold]eslkit sim --scenario fifo --loop[/], then
+    [bold]eslkit popup --ext 1001,1002[/] in another terminal.
+
+    Scenarios (real FreeSWITCH 1.10.12 calls; * built from one):
     """
     from eslkit.sim import SimServer
 
@@ -108,3 +113,9 @@ def sim(
         asyncio.run(run())
     except KeyboardInterrupt:
         console.out("eslkit sim: stopped.", highlight=False)
+
+
+# The scenarios, one per line, after the docstring's last line (typer shows it as help).
+sim.__doc__ = (sim.__doc__ or "").rstrip() + "\n" + "\n".join(
+    f"    [bold]{name:<20}[/] {summary}" for name, summary in
+    (*SCENARIOS.items(), ("morning", "a mix: a morning in a call centre (eslkit demo)"))) + "\n"

@@ -2,10 +2,13 @@
 
     python -m eslkit.sim.derive tests/data/fs-captures/1.10.12
 
-writes ``eslkit/sim/scenarios/{queue,noanswer,busy}.json`` and
-``eslkit/sim/scenarios/api.json``.  Each scenario keeps the captured call's
-events exactly (names, header names, order, count, values), with the parts
-that must be fresh on every run replaced by tokens the runtime fills in:
+writes ``eslkit/sim/scenarios/*.json``: one scenario per call flow of the
+captures there and in ``../1.10.12-b`` (queue, noanswer, fifo, ...), the flows
+built from them (busy, busy-queue, abandon, call-waiting, contact-alias,
+callcenter: see `eslkit.sim.construct`), and ``api.json``.  Each scenario
+keeps the captured call's events exactly (names, header names, order, count,
+values), with the parts that must be fresh on every run replaced by tokens the
+runtime fills in:
 
     ~~U3~~          the 4th distinct UUID of the call (a new uuid4 per run)
     ~~CORE~~        the simulator's Core-UUID
@@ -13,7 +16,7 @@ that must be fresh on every run replaced by tokens the runtime fills in:
     ~~US<off>~~     a microsecond epoch, <off> µs after the call's start
     ~~S<off>~~      the same in whole seconds (``*_epoch``)
     ~~LOCAL<off>~~ / ~~GMT<off>~~ / ~~RFC<off>~~   the dates FreeSWITCH writes
-    ~~CALLER~~ ~~AGENT1~~ ~~AGENT2~~   6208, 1001, 1002 (the load generator varies them)
+    ~~CALLER~~ ~~CALLERB~~ ~~AGENT1~~ ~~AGENT2~~   6208, 6209, 1001, 1002 (the load generator varies them)
 
 ``~`` and the letters and digits are left alone by FreeSWITCH's URL encoding
 and by JSON, so a token survives serialisation and is filled in on the bytes.
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from eslkit.protocol import ApiResponse, EventFrame, Parser
+from eslkit.sim import construct
 
 HERE = Path(__file__).parent / "scenarios"
 
@@ -37,8 +41,8 @@ UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 LOCAL_RE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 GMT_RE = re.compile(r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT")
 RFC_RE = re.compile(r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d \+0000")
-NUMBERS = {"6208": "~~CALLER~~", "1001": "~~AGENT1~~", "1002": "~~AGENT2~~"}
-NUMBER_RE = re.compile(r"(?<![0-9])(6208|1001|1002)(?![0-9])")
+NUMBERS = {"6208": "~~CALLER~~", "6209": "~~CALLERB~~", "1001": "~~AGENT1~~", "1002": "~~AGENT2~~"}
+NUMBER_RE = re.compile(r"(?<![0-9])(6208|6209|1001|1002)(?![0-9])")
 # Periodic switch events that happened to fall inside the recorded call.
 NOT_THE_CALL = {"HEARTBEAT", "RE_SCHEDULE"}
 DAY_US = 86_400 * 1_000_000
@@ -208,15 +212,87 @@ DESCRIPTIONS = {
     "noanswer": ("scenario_noanswer_plain.raw",
                  "6208 calls 1002 directly; it rings; the caller gives up after 6 s (ORIGINATOR_CANCEL)."),
 }
+# ../1.10.12-b: call-centre flows recorded on the same switch (its README says what each shows).
+SECOND_SET = {
+    "fifo": ("scenario_fifo_1002_plain.raw",
+             "mod_fifo: 6208 calls 2000; the fifo answers at once and rings 1001 and 1002; 1002 answers "
+             "after 3 s (1001's leg LOSE_RACE) and both legs' caller ID flips to 1002 / Outbound Call; "
+             "the caller hangs up 5.6 s later."),
+    "callcenter-loopback": ("scenario_callcenter_loopback_1002_plain.raw",
+                            "mod_callcenter queue 2000 with loopback agent contacts (loopback/100X/public): "
+                            "1001 and 1002 ring through loopback legs, 1002 answers after 3 s, the loopback "
+                            "legs bow out (1001's phone leg ends ORIGINATOR_CANCEL); 6 s of talk."),
+    "two-callers": ("scenario_two_callers_plain.raw",
+                    "mod_callcenter queue 2000: 6208 and, a second later, 6209 call; both agents are "
+                    "offered 6208, 1001 answers (1002's offer ends LOSE_RACE), then 1002 alone is offered "
+                    "6209 and answers."),
+    "blind-transfer": ("scenario_blind_transfer_plain.raw",
+                       "6208 calls queue 2000 (ring-all 1001, 1002); 1001 answers, and 3 s later its leg is "
+                       "transferred to 1002 (uuid_transfer -bleg 1002), which rings again and answers."),
+    "hold": ("scenario_hold_plain.raw",
+             "6208 calls queue 2000 (ring-all); 1001 answers, is put on hold 1.5 s later (uuid_hold) "
+             "and taken off hold 2 s after that; the caller hangs up at 9.5 s."),
+    "click-to-dial": ("scenario_agent_outbound_plain.raw",
+                      "Click-to-dial: originate user/1001 &bridge(6208); 1001's phone rings with its own "
+                      "caller ID, 1001 answers after 3 s, 6208 is dialled and answers 3 s later; 3 s of talk."),
+}
+
+
+def _leg(events: list, number: str) -> str:
+    """The token of the agent leg placed to `number` (a number token)."""
+    return next(_header(ev, "Unique-ID") for ev in events if _name(ev) == "CHANNEL_CREATE"
+                and _header(ev, "Call-Direction") == "outbound" and _header(ev, "Caller-Destination-Number") == number)
+
+
+AGENT_MOVES = {"~~AGENT2~~": "~~AGENT1~~", "127.0.0.1:5072": "127.0.0.1:5071"}
+CALLER_MOVES = {"~~CALLER~~": "~~CALLERB~~", "127.0.0.1:5090": "127.0.0.1:5091"}
+CONSTRUCTED = "constructed from "
+
+
+def constructed(out: dict[str, dict]) -> dict[str, dict]:
+    """The flows no capture holds, built from the ones derived (eslkit.sim.construct)."""
+    queue, noanswer, two = out["queue.json"], out["noanswer.json"], out["two-callers.json"]
+    built = {}
+    caller = _header(two["events"][0], "Unique-ID")
+    built["callcenter"] = construct.scenario(
+        two, "callcenter", "mod_callcenter queue 2000: 6208 calls, 1001 and 1002 are offered the call, "
+        "1001 answers after 3 s (1002's offer ends LOSE_RACE); 6 s of talk.",
+        two["source"] + ", the 6208 call alone", construct.keep_call(two, caller), two["uuids"])
+    built["busy-queue"] = construct.scenario(
+        queue, "busy-queue", "6208 calls queue 2000 (ring-all): 1002's phone answers 486 Busy Here after "
+        "1 s (USER_BUSY), 1001 answers after 3 s; 5 s of talk.",
+        CONSTRUCTED + queue["source"] + ", 1002 refusing busy",
+        construct.refuse_busy(queue["events"], _leg(queue["events"], "~~AGENT2~~"), 1.0), queue["uuids"])
+    events, uuids = construct.ring_also(noanswer, _leg(noanswer["events"], "~~AGENT2~~"), "~~AGENT2~~", "2000",
+                                        AGENT_MOVES)
+    built["abandon"] = construct.scenario(
+        noanswer, "abandon", "6208 calls queue 2000 (ring-all 1001 and 1002); nobody answers and the "
+        "caller gives up after 6 s (ORIGINATOR_CANCEL): missed on both phones.",
+        CONSTRUCTED + noanswer["source"] + ", ringing 1001 too", events, uuids)
+    events, uuids = construct.overlay(queue, noanswer, 3.5, {**AGENT_MOVES, **CALLER_MOVES})
+    built["call-waiting"] = construct.scenario(
+        queue, "call-waiting", "Call waiting: 1001 answers 6208 (queue 2000); 0.5 s later 6209 calls 1001 "
+        "directly, a second leg with the same Channel-Name, and gives up after 6 s.",
+        CONSTRUCTED + queue["source"] + " and " + noanswer["source"], events, uuids)
+    built["contact-alias"] = construct.scenario(
+        queue, "contact-alias", "The queue call, with 1002's phone registered as Contact sip:97825064@…: "
+        "its leg is sofia/internal/97825064@… and dials 97825064; only variable_dialed_user and "
+        "Channel-Presence-ID say 1002.",
+        CONSTRUCTED + queue["source"] + ", 1002 registered as 97825064",
+        construct.contact_alias(queue["events"], _leg(queue["events"], "~~AGENT2~~"), "~~AGENT2~~",
+                                "127.0.0.1:5072", "97825064"), queue["uuids"])
+    return {f"{name}.json": data for name, data in built.items()}
 
 
 def build_all(captures: Path) -> dict[str, dict]:
-    """Every data file, by file name, from a directory of captures."""
+    """Every data file, by file name, from a directory of captures (and ../1.10.12-b)."""
     out = {}
-    for name, (capture, description) in DESCRIPTIONS.items():
-        out[f"{name}.json"] = derive((captures / capture).read_bytes(), name, description,
-                                     f"FreeSWITCH 1.10.12 {capture}")
+    for folder, table in ((captures, DESCRIPTIONS), (captures.parent / "1.10.12-b", SECOND_SET)):
+        for name, (capture, description) in table.items():
+            out[f"{name}.json"] = derive((folder / capture).read_bytes(), name, description,
+                                         f"FreeSWITCH 1.10.12 {capture}")
     out["busy.json"] = busy_from_noanswer(out["noanswer.json"])
+    out.update(constructed(out))
     out["api.json"] = static_api((captures / "api_large_responses.raw").read_bytes())
     return out
 

@@ -324,7 +324,8 @@ class Burst:
         chunk_size = 0
         for j, template in enumerate(self.templates):
             out, left = template.per_call(fmt, values)
-            size = sum(map(len, out[0::2])) + len(b"%d" % (first_seq + j))
+            # (a COMMAND event carries the Event-Sequence of the event it copies too: two slots)
+            size = sum(map(len, out[0::2])) + len(b"%d" % (first_seq + j)) * left.count(SEQ)
             for k in left:
                 if k != SEQ:
                     size += len(cache[k])  # signature() has encoded them all
@@ -343,6 +344,8 @@ class Burst:
 
 
 SEQ = "SEQ"
+# The numbers of the captured calls (eslkit.sim.derive made them tokens).
+DEFAULT_NUMBERS = {"CALLER": "6208", "CALLERB": "6209", "AGENT1": "1001", "AGENT2": "1002"}
 _PER_SECOND = ("CORE", "US", "S", "LOCAL", "GMT", "RFC")  # the same in every call of one second
 _FRAME_HEAD = {fmt: b"Content-Length: %%d\nContent-Type: text/event-%s\n\n" % fmt.encode() for fmt in FORMATS}
 _DATE_FORMATS = {"LOCAL": "%Y-%m-%d %H:%M:%S", "GMT": "%a, %d %b %Y %H:%M:%S GMT",
@@ -375,7 +378,8 @@ class CallValues:
         self.base_us = base_us
         self.simple: dict[str, str] = {f"U{i}": u for i, u in enumerate(uuids)}
         self.simple["CORE"] = core_uuid
-        self.simple.update(numbers or {"CALLER": "6208", "AGENT1": "1001", "AGENT2": "1002"})
+        self.simple.update(DEFAULT_NUMBERS)
+        self.simple.update(numbers or {})
         # what the _PER_SECOND tokens depend on (LOCAL: the time zone too): calls with one epoch share them
         self.epoch = (base_us, self.simple["CORE"], time.tzname)
         self.encoded: dict[str, dict] = {fmt: {} for fmt in FORMATS}

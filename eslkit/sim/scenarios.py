@@ -1,16 +1,14 @@
 """Scenarios: the simulated calls, and the calls the switch has up right now.
 
 A scenario is a data file in ``eslkit/sim/scenarios/`` (made by
-`eslkit.sim.derive` from real transcripts) or any file of the same shape:
-
-* ``queue`` (default) — 6208 calls queue 2000, 1001 and 1002 ring, 1001 answers
-  after 3 s, 1002's leg ends LOSE_RACE, 5 s of talk;
-* ``noanswer`` — 6208 calls 1002, nobody answers, ORIGINATOR_CANCEL after 6 s;
-* ``busy`` — 6208 calls 1002, which is busy: USER_BUSY;
-* ``load`` — the call-centre load generator: queue calls from different callers
-  over a pool of agents.  Parameters after a colon, e.g.
-  ``load:calls=1000,cps=20,concurrent=100,agents=50`` (``calls=0`` runs until
-  stopped), or a JSON file ``{"kind": "load", "calls": ..., ...}``.
+`eslkit.sim.derive` from real transcripts) or any file of the same shape.  The
+built-in ones (`SCENARIOS`) are one per call-centre flow; ``queue`` is the
+default.  ``load`` is the call-centre load generator: calls of one scenario, or
+a mix (``template=queue+fifo+hold``, in turn), from different callers over a pool
+of agents.  Parameters after a colon, e.g.
+``load:calls=1000,cps=20,concurrent=100,agents=50`` (``calls=0`` runs until
+stopped), or a JSON file ``{"kind": "load", "calls": ..., ...}``.  ``morning``
+is a built-in mix: a morning in a call centre, one call after another.
 """
 
 from __future__ import annotations
@@ -33,7 +31,32 @@ if TYPE_CHECKING:  # pragma: no cover
     from eslkit.sim.server import SimServer
 
 DATA = Path(__file__).parent / "scenarios"
-CALL_SCENARIOS = ("queue", "noanswer", "busy")
+# The built-in calls, one per call-centre flow: derived from a real capture, or (*) built
+# from one with the facts the captures' READMEs give (eslkit.sim.construct).
+SCENARIOS = {
+    "queue": "ring-all queue 2000: 1001 answers, 1002 LOSE_RACE",
+    "noanswer": "6208 calls 1002, gives up after 6 s",
+    "busy": "6208 calls 1002, which is busy (*)",
+    "fifo": "mod_fifo: 1002 answers, caller ID flips",
+    "callcenter": "mod_callcenter: 1001 answers, 1002 LOSE_RACE",
+    "callcenter-loopback": "mod_callcenter, loopback contacts, bow-out",
+    "two-callers": "mod_callcenter: 6208 to 1001, 6209 to 1002",
+    "blind-transfer": "1001 answers, transfers the caller to 1002",
+    "hold": "1001 answers, holds the caller, resumes",
+    "click-to-dial": "1001's phone rings, then 6208 is dialled",
+    "call-waiting": "6209 calls 1001 while it talks to 6208 (*)",
+    "busy-queue": "ring-all queue: 1002 busy, 1001 answers (*)",
+    "abandon": "ring-all queue: caller gives up (*)",
+    "contact-alias": "queue call, 1002 registered as 97825064 (*)",
+}
+CALL_SCENARIOS = tuple(SCENARIOS)
+# Built-in mixes of the load generator.  A morning: one call after another (at most one
+# every 12 s), every outcome within the first minute.
+MIXES = {
+    "morning": "calls=0,cps=0.08333,concurrent=1,agents=2,first_caller=6208,template=" + "+".join((
+        "queue", "busy-queue", "abandon", "fifo", "hold", "click-to-dial", "blind-transfer", "callcenter",
+        "call-waiting", "callcenter-loopback", "two-callers", "noanswer", "busy", "contact-alias")),
+}
 BURST = 16  # events of a call made and sent together at full speed; the network runs in between
 
 
@@ -76,9 +99,13 @@ class LoadSpec:
     agents: int = 20
     first_agent: int = 1001
     first_caller: int = 6200
-    template: str = "queue"
+    template: str = "queue"  # a scenario, or a mix played in turn: queue+fifo+hold
     name: str = "load"
     description: str = field(default="call-centre load generator")
+
+    @property
+    def templates(self) -> list[str]:
+        return self.template.split("+")
 
     @classmethod
     def parse(cls, text: str) -> "LoadSpec":
@@ -101,6 +128,10 @@ class LoadSpec:
         if spec.cps <= 0 or spec.concurrent < 1 or spec.agents < 2 or spec.calls < 0:
             raise InputFileError("The load generator needs cps > 0, concurrent >= 1, agents >= 2 and calls >= 0.",
                                  "Use e.g. load:calls=1000,cps=20,concurrent=100,agents=50")
+        unknown = [t for t in spec.templates if t not in SCENARIOS]
+        if unknown:
+            raise InputFileError(f"The load generator has no call scenario {unknown[0]!r}.",
+                                 f"Use template=NAME or a mix NAME+NAME..., NAME one of {', '.join(SCENARIOS)}.")
         return spec
 
 
@@ -112,6 +143,10 @@ def load_scenario(name: Union[str, Path]) -> Union[Scenario, LoadSpec]:
     text = str(name)
     if text == "load" or text.startswith("load:"):
         return LoadSpec.parse(text[5:])
+    if text in MIXES:
+        spec = LoadSpec.parse(MIXES[text])
+        spec.name = spec.description = text
+        return spec
     if text in CALL_SCENARIOS:
         if text not in _cache:
             _cache[text] = Scenario.from_data(json.loads((DATA / f"{text}.json").read_text()), text)
@@ -120,7 +155,8 @@ def load_scenario(name: Union[str, Path]) -> Union[Scenario, LoadSpec]:
     if not path.is_file():
         raise InputFileError(
             f"There is no scenario called {text!r} and no such file.",
-            f"Use one of {', '.join(CALL_SCENARIOS)}, load[:calls=N,cps=X,concurrent=N,agents=N], or a scenario file.",
+            f"Use one of {', '.join((*CALL_SCENARIOS, *MIXES))}, load[:calls=N,cps=X,concurrent=N,agents=N], "
+            "or a scenario file.",
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -187,8 +223,8 @@ async def _pace(server: "SimServer") -> None:
 
 async def run_load(server: "SimServer", spec: LoadSpec) -> None:
     """Start calls at spec.cps over the agent pool, never more than spec.concurrent at once."""
-    template = load_scenario(spec.template)
-    if not isinstance(template, Scenario):
+    templates = [load_scenario(t) for t in spec.templates]
+    if not all(isinstance(t, Scenario) for t in templates):
         raise InputFileError("The load generator's template must be a call scenario such as queue.")
     agents = AgentPool([str(spec.first_agent + i) for i in range(spec.agents)])
     active: set[asyncio.Task] = set()
@@ -200,9 +236,11 @@ async def run_load(server: "SimServer", spec: LoadSpec) -> None:
             await asyncio.wait(active, return_when=asyncio.FIRST_COMPLETED)
         # the two least busy agents ring together, as in the queue scenario
         first, second = agents.take_two()
-        numbers = {"CALLER": str(spec.first_caller + started % 3800), "AGENT1": first, "AGENT2": second}
+        numbers = {"CALLER": str(spec.first_caller + started % 3800),
+                   "CALLERB": str(spec.first_caller + (started + 1) % 3800), "AGENT1": first, "AGENT2": second}
+        template = templates[started % len(templates)]
 
-        async def call(first=first, second=second, numbers=numbers) -> None:
+        async def call(first=first, second=second, numbers=numbers, template=template) -> None:
             try:
                 await play_call(server, template, numbers)
             finally:
@@ -300,6 +338,11 @@ class CallRegistry:
         # Rows are read rarely (show channels, show calls) and at full speed most channels are
         # gone before anyone asks: keep each channel's events and apply them to its row then.
         self._unapplied: dict[str, list[SimEvent]] = {}
+        # The call_uuid column, as switch_core_sqldb.c keeps it: set by CHANNEL_ORIGINATE and
+        # on both legs by CHANNEL_BRIDGE (the event's Channel-Call-UUID), back to the channel's
+        # own uuid by CHANNEL_UNBRIDGE.
+        self._call_uuid: dict[str, str] = {}
+        self._in_call: dict[str, set] = {}  # call uuid -> channels whose call_uuid it is
 
     def __contains__(self, uuid: str) -> bool:
         return uuid in self.rows
@@ -317,6 +360,7 @@ class CallRegistry:
         if name == "CHANNEL_DESTROY":
             self.rows.pop(uuid, None)
             self._unapplied.pop(uuid, None)
+            self._set_call(uuid, None)
             self._unbridge(uuid)
             for caller in self._callers.pop(uuid, ()):
                 if self.bridges.get(caller, ("",))[0] == uuid:
@@ -335,12 +379,37 @@ class CallRegistry:
                 unapplied.append(ev)
                 if len(unapplied) >= 64:  # a long call: do not hold on to all its events
                     self._apply(uuid)
+        if name == "CHANNEL_ORIGINATE":
+            self._set_call(uuid, ev.get("Channel-Call-UUID") or "")
+        elif name == "CHANNEL_UNBRIDGE":
+            call = ev.get("Channel-Call-UUID") or ""
+            for channel in list(self._in_call.get(call, ())):
+                self._set_call(channel, channel)
         if name == "CHANNEL_BRIDGE":
+            call = ev.get("Channel-Call-UUID") or ""
+            a, b = ev.get("Bridge-A-Unique-ID"), ev.get("Bridge-B-Unique-ID")
+            if not a or not b:
+                a, b = ev.get("Caller-Unique-ID"), ev.get("Other-Leg-Unique-ID")
+            for channel in (a, b):
+                if channel in self.rows:
+                    self._set_call(channel, call)
             other = ev.get("Other-Leg-Unique-ID") or ev.get("Bridge-B-Unique-ID")
             if other:
                 self._unbridge(uuid)
                 self.bridges[uuid] = (other, str(int(time.time())))
                 self._callers.setdefault(other, set()).add(uuid)
+
+    def _set_call(self, uuid: str, call: Optional[str]) -> None:
+        old = self._call_uuid.pop(uuid, None)
+        if old is not None:
+            members = self._in_call.get(old)
+            if members is not None:
+                members.discard(uuid)
+                if not members:
+                    del self._in_call[old]
+        if call is not None:
+            self._call_uuid[uuid] = call
+            self._in_call.setdefault(call, set()).add(uuid)
 
     def _unbridge(self, caller: str) -> None:
         """Forget the caller's bridge, if any (an index, not a scan: thousands may be up)."""
@@ -417,10 +486,6 @@ class CallRegistry:
         if ev.event_name == "CHANNEL_EXECUTE":
             row["application"] = g("Application") or ""
             row["application_data"] = g("Application-Data") or ""
-        if ev.event_name in ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CALL_UPDATE"):
-            call_uuid = g("Channel-Call-UUID")
-            if call_uuid and call_uuid != row["uuid"]:
-                row["call_uuid"] = call_uuid
 
     def _apply(self, uuid: str) -> None:
         events = self._unapplied.pop(uuid)
@@ -433,6 +498,9 @@ class CallRegistry:
     def _apply_all(self) -> None:
         for uuid in list(self._unapplied):
             self._apply(uuid)
+        for uuid, row in self.rows.items():
+            if row is not None:
+                row["call_uuid"] = self._call_uuid.get(uuid, "")
 
     def channel_rows(self) -> list[dict[str, str]]:
         self._apply_all()
