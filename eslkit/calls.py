@@ -20,8 +20,8 @@ it ends, what happened::
             print(popup_record(leg))
 
 A record is also emitted, in the same state, when what the agent sees changes
-while the call is up: the call goes on or off hold, or the far party of an
-outgoing call becomes known.
+while the call is up: the call goes on or off hold, the far party of an
+outgoing call becomes known, or an attended transfer hands the agent a caller.
 
 Which leg is an agent's, and who the agent talks to, is decided on the agent's
 own leg, never on the caller's (all visible in the 1.10.12 captures):
@@ -602,7 +602,22 @@ class CallTracker:
                 ch.parent = other
             if ch.answered_at is None and ch.outbound:
                 ch.answered_at = _usec(event.get("Caller-Channel-Bridged-Time")) or when
+            self._handed_over(ch, self._channels[other])
         return [self._channels[u] for u in (a, b) if u != event.unique_id]
+
+    def _handed_over(self, ch: _Channel, partner: _Channel) -> None:
+        """An agent talking to someone, now bridged to a channel of another call: an attended
+        transfer completed (uuid_bridge).  The agent now talks to that call's caller, sent by
+        whoever the agent talked to before."""
+        if ch.direction != "incoming" or not ch.emitted or partner.parent == ch.uuid:
+            return
+        if partner in self._chain(ch):
+            return
+        caller = self._chain(partner)[-1]
+        before = self._channels.get(ch.parent or "")
+        ch.transferred_from = before.ext if before is not None and self._is_agent(before) else ch.other_number
+        ch.caller_number = ch.other_number = caller.caller_number or caller.cc_number
+        ch.caller_name = ch.other_name = caller.caller_name or caller.cc_name
 
     def _queue_event(self, event: Event, when: float) -> None:
         """mod_callcenter (callcenter::info) and mod_fifo (fifo::info) name the queue."""
@@ -748,7 +763,7 @@ class CallTracker:
             ch.dialed = number
 
     def _shown(self, ch: _Channel) -> tuple:
-        return (self._on_hold(ch), ch.other_number, ch.other_name)
+        return (self._on_hold(ch), ch.other_number, ch.other_name, ch.transferred_from)
 
     def _on_hold(self, ch: _Channel) -> bool:
         """On hold: the agent's leg or the one it is bridged to (uuid_hold names either)."""

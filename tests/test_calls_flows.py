@@ -261,7 +261,7 @@ def ev_leg(uuid, ext, t, **extra):
                "Event-Date-Timestamp": str(int((1796124528 + t) * 1e6)), "Channel-Name": f"sofia/internal/{ext}@h",
                "variable_dialed_user": ext, "Caller-Caller-ID-Number": "6208", "Caller-Caller-ID-Name": "Caller 6208",
                "Other-Type": "originator", "Other-Leg-Unique-ID": "caller"}
-    headers.update(extra)
+    headers.update({k.replace("_", "-") if not k.startswith("variable_") else k: v for k, v in extra.items()})
     return Event(headers)
 
 
@@ -393,3 +393,40 @@ def test_watch_stats_counts_a_call_already_up_as_answered():
         stats.add(event)
     assert (stats.answered, stats.missed, stats.busy) == (1, 0, 0)
     assert stats.mean_ring_time == pytest.approx(3.02, abs=0.01)
+
+
+def test_attended_transfer_hands_the_caller_to_the_target():
+    """1001 talks to 6208, puts it on hold, calls 1002 from its phone, then completes the
+    transfer: the switch bridges 6208 to 1002's leg (uuid_bridge) and 1001's legs go.
+    1002 first sees 1001 calling, then 6208, sent by 1001.  (Built from FreeSWITCH's
+    uuid_bridge: no capture holds an attended transfer.)"""
+    phone = dict(Call_Direction="inbound", Channel_Name="sofia/internal/1001@127.0.0.1:5071")
+    flow = [
+        chan("CHANNEL_CREATE", "A", 0, Call_Direction="inbound", Channel_Name="sofia/external/6208@127.0.0.1:5090",
+             Caller_Destination_Number="2000", Caller_Caller_ID_Number="6208", Caller_Caller_ID_Name="Caller 6208"),
+        ev_leg("B", "1001", 0.02, Other_Leg_Unique_ID="A"),
+        chan("CHANNEL_ANSWER", "B", 3.0, Call_Direction="outbound"),
+        chan("CHANNEL_BRIDGE", "A", 3.02, Call_Direction="inbound", Bridge_A_Unique_ID="A", Bridge_B_Unique_ID="B"),
+        chan("CHANNEL_HOLD", "B", 5.0, Call_Direction="outbound"),
+        chan("CHANNEL_CREATE", "P", 6.0, **phone, variable_user_name="1001", Caller_Caller_ID_Number="1001",
+             Caller_Caller_ID_Name="Agent 1001", Caller_Destination_Number="1002"),
+        ev_leg("D", "1002", 6.02, Other_Leg_Unique_ID="P", Caller_Caller_ID_Number="1001",
+               Caller_Caller_ID_Name="Agent 1001"),
+        chan("CHANNEL_ANSWER", "D", 8.0, Call_Direction="outbound"),
+        chan("CHANNEL_ANSWER", "P", 8.0, **phone),
+        chan("CHANNEL_BRIDGE", "P", 8.02, **phone, Bridge_A_Unique_ID="P", Bridge_B_Unique_ID="D"),
+        chan("CHANNEL_HANGUP_COMPLETE", "B", 12.0, Call_Direction="outbound", Hangup_Cause="NORMAL_CLEARING"),
+        chan("CHANNEL_BRIDGE", "A", 12.02, Call_Direction="inbound", Bridge_A_Unique_ID="A", Bridge_B_Unique_ID="D"),
+        chan("CHANNEL_HANGUP_COMPLETE", "P", 12.04, **phone, Hangup_Cause="NORMAL_CLEARING"),
+        chan("CHANNEL_HANGUP_COMPLETE", "D", 20.0, Call_Direction="outbound", Hangup_Cause="NORMAL_CLEARING"),
+    ]
+    got = by_ext(flow)
+    consult = dict(caller=AGENT_1001)
+    handed = dict(transferred_from="1001")
+    assert shown(got["1002"]) == [rec("ringing", **consult), rec("answered", **consult), rec("answered", **handed),
+                                  rec("ended", "answered", "NORMAL_CLEARING", **handed)]
+    to_1002 = dict(caller=AGENT_1001, direction="outgoing", other=("1002", None))
+    assert shown(got["1001"]) == [
+        rec("ringing"), rec("answered"), rec("answered", on_hold=True),
+        rec("ringing", **to_1002), rec("answered", **to_1002),
+        rec("ended", "answered", "NORMAL_CLEARING", on_hold=False), rec("ended", "answered", "NORMAL_CLEARING", **to_1002)]
