@@ -283,6 +283,7 @@ def chan(name, uuid, t, **headers):
 
 
 def by_ext(evts, exts=None) -> dict[str, list]:
+    """The records of every extension watched (all agents: None), by extension."""
     tracker = CallTracker(exts)
     got: dict[str, list] = {}
     for e in evts:

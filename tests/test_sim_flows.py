@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from eslkit.calls import CallTracker, popup_record
 from eslkit.protocol import EventFrame
 from eslkit.sim import derive
 from eslkit.sim.scenarios import CALL_SCENARIOS, MIXES, SCENARIOS, load_scenario
 from tests.support.sim import ESLKIT, sim_in_thread
 from tests.test_calls_flows import (
-    AGENT_1001, CALLER, CALLER_B, TO_6208, answered_call, lost_race, rec, shown,
+    CALLER_B, answered_call, lost_race, rec, shown,
+    by_ext as popups,  # the records per extension, following every agent (as relay does)
 )
 from tests.test_sim_protocol import talk
 
@@ -75,15 +75,6 @@ def per_leg(events) -> list[list[str]]:
     for e in events:
         legs.setdefault(e.unique_id, []).append(e.name)
     return list(legs.values())
-
-
-def popups(events) -> dict[str, list]:
-    tracker = CallTracker(None)
-    out: dict[str, list] = {}
-    for e in events:
-        for leg in tracker.feed(e):
-            out.setdefault(leg.ext, []).append(popup_record(leg))
-    return out
 
 
 def comparable(records) -> list[dict]:
