@@ -101,6 +101,8 @@ _CHANNEL_EVENTS = _END_EVENTS | set(_HOLD_EVENTS) | {
 # CHANNEL_OUTGOING comes before a leg's CHANNEL_CREATE, without the user it rings
 # or the call it belongs to: a leg is shown from its next event on.
 _TOO_EARLY = "CHANNEL_OUTGOING"
+# The events that can name a leg's originator (besides its first ones).
+_MAY_ORIGINATE = {"CHANNEL_CREATE", "CHANNEL_ORIGINATE", "CHANNEL_OUTGOING"}
 # FreeSWITCH's callee name when nobody set one: not a name worth showing.
 _NO_NAME = "Outbound Call"
 # `show channels` call states of a channel that is up.
@@ -201,7 +203,7 @@ class _Channel:
     """What the tracker remembers of one channel (any leg)."""
 
     __slots__ = (
-        "uuid", "parent", "outbound", "loopback", "loopback_peer", "phone_behind", "ext", "ext_rank", "user",
+        "uuid", "known", "exact", "parent", "outbound", "loopback", "loopback_peer", "phone_behind", "ext", "ext_rank", "user",
         "dials_out", "caller_number", "caller_name", "callee_number", "callee_name", "destination", "origin_dest",
         "queue", "cc_name", "cc_number", "joined", "left", "created", "answered_at", "up", "held", "bridged_to",
         "ended_at", "cause", "state", "emitted", "shown", "ready", "direction", "other_number", "other_name",
@@ -210,6 +212,8 @@ class _Channel:
 
     def __init__(self, uuid: str):
         self.uuid = uuid
+        self.known = False  # its direction (and kind) read from an event
+        self.exact = False  # its creation time is the one the switch wrote
         self.parent: Optional[str] = None  # the channel that originated this one
         self.outbound = False
         self.loopback = False
@@ -396,7 +400,7 @@ class CallTracker:
                 return []
             ch = self._channel(uuid)
         ch.last_seen = when
-        touched = [ch] + self._learn(ch, event, when)
+        touched = [ch] + self._learn(ch, event, when, name in _MAY_ORIGINATE)
         if name != _TOO_EARLY:
             ch.ready = True
         if name == "CHANNEL_BRIDGE":
@@ -454,8 +458,16 @@ class CallTracker:
             changes += self._end_lost(ch, now)
         for row in rows:
             uuid = row.get("uuid")
-            if len(row) > 1 and isinstance(uuid, str) and uuid not in self._channels and uuid not in self._forgotten:
+            if len(row) < 2 or not isinstance(uuid, str) or uuid in self._forgotten:
+                continue
+            ch = self._channels.get(uuid)
+            if ch is None:
                 changes += self._learn_row(row, now)
+                continue
+            held = _UP_STATES.get(str(row.get("callstate") or ""))
+            if ch.ended_at is None and held is not None and (ch.answered_at is None and not ch.up or held != ch.held):
+                ch.up, ch.held = True, held  # answered, or put on hold, while the link was down
+                self._update(ch, changes, now)
         return changes
 
     def _learn_row(self, row: dict, now: float) -> list[LegView]:
@@ -466,6 +478,7 @@ class CallTracker:
             ch.up, ch.held = True, held
         touched = [ch] + self._learn(ch, _row_event(row), now)
         ch.ready = True
+        ch.exact = False  # created_epoch is whole seconds: its events will say to the µs
         changes: list[LegView] = []
         for leg in touched:
             self._update(leg, changes, now)
@@ -506,47 +519,51 @@ class CallTracker:
             return not ch.phone_behind and (ch.answered_at is not None or ch.up or ch.ended_at is not None)
         return ch.user or self.exts is not None or self.match is not None
 
-    def _learn(self, ch: _Channel, event: Event, when: float) -> list[_Channel]:
-        """Copy what this event says about its channel; returns other channels it changed."""
-        direction = event.direction
-        if direction:
-            ch.outbound = direction == "outbound"
-        chan_name = event.channel_name or ""
-        if chan_name.startswith("loopback/"):
-            ch.loopback = True
-            ch.loopback_peer = event.get("variable_other_loopback_leg_uuid") or ch.loopback_peer
+    def _learn(self, ch: _Channel, event: Event, when: float, first: bool = True) -> list[_Channel]:
+        """Copy what this event says about its channel; returns other channels it changed.
+        `first`: an event that may name the channel's originator (its first events, an
+        originate); under `event ALL` most events are not, and their headers are not read."""
+        if not ch.known:
+            direction = event.direction
+            if direction:
+                ch.known = True
+                ch.outbound = direction == "outbound"
+                ch.loopback = (event.channel_name or "").startswith("loopback/")
+        if ch.loopback and ch.loopback_peer is None:
+            ch.loopback_peer = event.get("variable_other_loopback_leg_uuid")
         # The times the switch wrote, not when the event came: they are right even
         # for a call that was already up when the tracker started.
-        created = _usec(event.get("Caller-Channel-Created-Time"))
-        if created is not None or ch.created is None:
-            ch.created = created or ch.created or when
-        answered = _usec(event.get("Caller-Channel-Answered-Time"))
-        if answered is not None and ch.answered_at is None:
-            ch.answered_at = answered
+        if not ch.exact:
+            created = _usec(event.get("Caller-Channel-Created-Time"))
+            ch.created, ch.exact = (created, True) if created is not None else (ch.created or when, False)
+        if ch.answered_at is None:
+            ch.answered_at = _usec(event.get("Caller-Channel-Answered-Time"))
         if ch.state == "ended":
             return []  # an agent leg's last words (e.g. a changed Channel-Call-UUID) change nothing
         ch.destination = ch.destination or _cap(event.destination)
         others: list[_Channel] = []
-        if ch.parent is None:
+        if ch.parent is None and (first or not ch.ready):
             ch.parent = _originator(event)
             if ch.parent and event.get("Other-Type") == "originator":
                 ch.origin_dest = _cap(event.get("Other-Leg-Destination-Number"))
+                if event.get("Other-Leg-RDNIS"):
+                    # the caller was sent here from elsewhere (uuid_transfer, a forward): who had it
+                    ch.transfer = (_cap(event.get("Other-Leg-Callee-ID-Number")), _cap(event.get("Other-Leg-RDNIS")))
             others = self._originated(ch)
-        if ch.transfer is None and event.get("Other-Type") == "originator" and event.get("Other-Leg-RDNIS"):
-            # the caller was sent here from elsewhere (uuid_transfer, a forward): who had it
-            ch.transfer = (_cap(event.get("Other-Leg-Callee-ID-Number")), _cap(event.get("Other-Leg-RDNIS")))
         if ch.caller_number is None and ch.caller_name is None and (event.caller_number or event.caller_name):
             # The caller ID the leg rang with; on a leg first seen already answered the
             # switch may have flipped it to the agent (mod_fifo): the original is kept.
-            seen_late = answered is not None or ch.up
+            seen_late = ch.answered_at is not None or ch.up
             ch.caller_number = _cap((seen_late and event.get("Caller-Orig-Caller-ID-Number")) or event.caller_number)
             ch.caller_name = _cap((seen_late and event.get("Caller-Orig-Caller-ID-Name")) or event.caller_name)
-        ch.callee_number = _cap(event.get("Caller-Callee-ID-Number")) or ch.callee_number
-        ch.callee_name = _cap(event.get("Caller-Callee-ID-Name")) or ch.callee_name
-        if event.get("Other-Type") == "originatee":
-            ch.far_number = _cap(event.get("Other-Leg-Destination-Number")) or ch.far_number
-        ch.queue = ch.queue or _cap(event.get("variable_cc_queue") or event.get("variable_fifo_name"))
-        if not ch.emitted:
+        if ch.outbound and ch.direction != "incoming" and not ch.other_number:
+            # an outgoing call's far party, once bridged (see _follow_far_party)
+            ch.callee_number = _cap(event.get("Caller-Callee-ID-Number")) or ch.callee_number
+            ch.callee_name = _cap(event.get("Caller-Callee-ID-Name")) or ch.callee_name
+            if event.get("Other-Type") == "originatee":
+                ch.far_number = _cap(event.get("Other-Leg-Destination-Number")) or ch.far_number
+        if not ch.emitted and (ch.outbound or first or not ch.ready):  # (a caller's leg: only its first)
+            ch.queue = ch.queue or _cap(event.get("variable_cc_queue") or event.get("variable_fifo_name"))
             self._learn_ext(ch, event)
         return others
 

@@ -431,3 +431,14 @@ def test_attended_transfer_hands_the_caller_to_the_target():
         rec("ringing"), rec("answered"), rec("answered", on_hold=True),
         rec("ringing", **to_1002), rec("answered", **to_1002),
         rec("ended", "answered", "NORMAL_CLEARING", on_hold=False), rec("ended", "answered", "NORMAL_CLEARING", **to_1002)]
+
+
+def test_what_changed_while_the_link_was_down_comes_from_the_rows():
+    """A leg ringing when the link dropped is answered and on hold in `show channels`."""
+    tracker = CallTracker({"1001"})
+    [ringing] = tracker.feed(ev_leg("B", "1001", 0.0))
+    known = tracker.known()
+    rows = [{"uuid": "B", "direction": "outbound", "callstate": "HELD", "dest": "1001"}]
+    [held] = tracker.resync(rows, now=tracker.now + 10, known=known)
+    assert (ringing.state, held.state, held.on_hold, held.leg_uuid) == ("ringing", "answered", True, "B")
+    assert tracker.resync(rows, now=tracker.now + 11, known=known) == []  # nothing new: nothing said
