@@ -517,7 +517,13 @@ class CallTracker:
             return False
         if ch.loopback:
             return not ch.phone_behind and (ch.answered_at is not None or ch.up or ch.ended_at is not None)
-        return ch.user or self.exts is not None or self.match is not None
+        if ch.user:
+            return True
+        # No user behind it: the far leg of an agent's own call is never an agent's.
+        parent = self._channels.get(ch.parent or "")
+        if parent is not None and (parent.user or parent.dials_out):
+            return False
+        return self.exts is not None or self.match is not None
 
     def _learn(self, ch: _Channel, event: Event, when: float, first: bool = True) -> list[_Channel]:
         """Copy what this event says about its channel; returns other channels it changed.

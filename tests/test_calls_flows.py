@@ -442,3 +442,15 @@ def test_what_changed_while_the_link_was_down_comes_from_the_rows():
     [held] = tracker.resync(rows, now=tracker.now + 10, known=known)
     assert (ringing.state, held.state, held.on_hold, held.leg_uuid) == ("ringing", "answered", True, "B")
     assert tracker.resync(rows, now=tracker.now + 11, known=known) == []  # nothing new: nothing said
+
+
+def test_watching_the_far_party_of_a_click_to_dial_by_name_shows_nothing():
+    """Even asked for by --ext, the far leg of an agent's own call is not an agent's leg;
+    and the agent's call is not 'answered elsewhere' by it."""
+    evts = events("1.10.12-b/scenario_agent_outbound_plain.raw")
+    assert by_ext(evts, {"6208"}) == {}
+    ended = by_ext(evts, {"1001", "6208"})["1001"][-1]
+    assert (ended["outcome"], ended["other_number"]) == ("answered", "6208")
+    tracker = CallTracker({"1001"})
+    views = [leg for e in evts for leg in tracker.feed(e)]
+    assert views[-1].answered_by is None
