@@ -275,3 +275,26 @@ def test_relay_started_mid_call_publishes_it_at_once_to_the_agent(mosquitto):
     assert [(r["state"], r["on_hold"], r["other_number"], r["outcome"]) for r in got] == [
         ("answered", True, "6208", None), ("answered", False, "6208", None), ("ended", False, "6208", "answered")]
     assert got[-1]["ring_seconds"] == 3.0 and got[-1]["talk_seconds"] == 6.5
+
+
+@pytest.mark.parametrize("name", ["hold", "click-to-dial", "contact-alias"])
+def test_eslkit_sim_and_eslkit_popup_as_a_user_runs_them(name):
+    """`eslkit sim --scenario NAME --speed max` and `eslkit popup --ext 1001,1002`, both real
+    processes: the popups of the flow (what its capture, or its facts, give)."""
+    from tests.support.sim import sim_subprocess
+    from tests.test_hardening_restart import PASSWORD, Child
+
+    expected = {ext: shown(r) for ext, r in popups(play(name)).items()}
+    with sim_subprocess("--scenario", name, "--speed", "max", password=PASSWORD) as (host, port):
+        popup = Child("popup", "--host", host, "--port", str(port), "--ext", "1001,1002", "--format", "json")
+        want = sum(len(r) for r in expected.values())
+        try:
+            assert popup.wait_for(lambda: len(popup.records()) >= want, 20), popup.err
+        finally:
+            assert popup.stop() == 0, popup.err
+    got: dict[str, list] = {}
+    for record in popup.records():
+        got.setdefault(record["ext"], []).append(record)
+    assert {ext: shown(r) for ext, r in got.items()} == expected
+    if name == "click-to-dial":
+        assert DERIVED[name] and expected["1001"][0]["direction"] == "outgoing"
