@@ -298,3 +298,11 @@ def test_eslkit_sim_and_eslkit_popup_as_a_user_runs_them(name):
     assert {ext: shown(r) for ext, r in got.items()} == expected
     if name == "click-to-dial":
         assert DERIVED[name] and expected["1001"][0]["direction"] == "outgoing"
+
+
+def test_sim_help_lists_every_flow():
+    exe = [str(ESLKIT)] if ESLKIT.exists() else ["python", "-m", "eslkit"]
+    out = subprocess.run([*exe, "sim", "--help"], capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "COLUMNS": "100"}).stdout
+    for name in (*CALL_SCENARIOS, *MIXES):
+        assert f" {name} " in out, name
