@@ -454,3 +454,22 @@ def test_watching_the_far_party_of_a_click_to_dial_by_name_shows_nothing():
     tracker = CallTracker({"1001"})
     views = [leg for e in evts for leg in tracker.feed(e)]
     assert views[-1].answered_by is None
+
+
+def test_watch_stats_learns_the_channels_already_up():
+    """The real `show channels as json` answer of the filtered capture (the caller and both
+    agents ringing): one call, three channels, active until their CHANNEL_DESTROY."""
+    from eslkit.calls import live_channels
+    from eslkit.protocol import ApiResponse
+    from eslkit.views.stats import CallStats
+
+    captured = frames("1.10.12/scenario_queue_plain_filtered_1001_with_api.raw")
+    rows = live_channels(next(f for f in captured if isinstance(f, ApiResponse)).text)
+    stats = CallStats()
+    stats.channels_up(rows)
+    assert (stats.active_calls, stats.active_channels) == (1, 3)
+    for t, row in enumerate(rows):
+        stats.add(chan("CHANNEL_DESTROY", row["uuid"], 9 + t, Call_Direction=row["direction"]))
+    assert (stats.active_calls, stats.active_channels) == (0, 0)
+    stats.channels_up(rows)  # a stale answer, read after the channels went: nothing comes back
+    assert stats.active_channels == 0

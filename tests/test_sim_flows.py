@@ -306,3 +306,27 @@ def test_sim_help_lists_every_flow():
                          env={**os.environ, "COLUMNS": "100"}).stdout
     for name in (*CALL_SCENARIOS, *MIXES):
         assert f" {name} " in out, name
+
+
+def test_watch_stats_started_mid_call_counts_the_call_already_up():
+    """`eslkit watch --stats` connecting during the hold call: the call is active at once
+    (from `show channels as json`) and counted answered when it ends, not missed."""
+    from tests.test_hardening_restart import PASSWORD, Child
+
+    with sim_in_thread(password=PASSWORD, scenario="hold", speed=2.0, autostart=False) as sim:
+        watcher = talk(sim.host, sim.port, f"auth {PASSWORD}\n\nevent plain CHANNEL_BRIDGE\n\n".encode())
+        sim.call_soon(sim.server.spawn, sim.server.play("hold"))
+        watcher.read_until(lambda: any(isinstance(f, EventFrame) for f in watcher.frames), timeout=10)
+        watch = Child("watch", "--port", str(sim.port), "--stats", "--format", "json", "--quiet")
+        try:
+            assert sim.server.channels.rows  # the call is up
+            done = lambda: not sim.server.channels.rows  # noqa: E731
+            deadline = __import__("time").monotonic() + 15
+            while not done() and __import__("time").monotonic() < deadline:
+                watcher.read_until(lambda: False, timeout=0.2)
+        finally:
+            assert watch.stop() == 0, watch.err
+            watcher.close()
+    stats = json.loads(watch.out[-1])["stats"]
+    assert (stats["calls_answered"], stats["calls_missed"], stats["calls_busy"]) == (1, 0, 0)
+    assert stats["active_calls"] == 0 and stats["active_channels"] == 0

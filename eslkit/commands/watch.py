@@ -25,6 +25,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from eslkit.calls import live_channels
 from eslkit.client import ConnectionStatus
 from eslkit.commands.options import (
     HostOpt,
@@ -35,7 +36,7 @@ from eslkit.commands.options import (
     connection_settings,
 )
 from eslkit.commands.running import run_until_stopped
-from eslkit.errors import OutputError
+from eslkit.errors import EslkitError, OutputError
 from eslkit.event import Event
 from eslkit.sinks.recorder import Recorder
 from eslkit.sources.esl import EslSource
@@ -211,6 +212,7 @@ class Watch:
         self._failure: Optional[OutputError] = None  # the output failed in the ticker
         self._samples: deque = deque()
         self._stop: Optional[asyncio.Event] = None  # made in run(): on 3.9 it binds to a loop
+        self._channels_task: Optional[asyncio.Future] = None
         # Opened now, so an unwritable path is reported before connecting.
         self.recorder = Recorder(record) if record else None
         self.writer = None
@@ -269,6 +271,8 @@ class Watch:
         s.since = time.monotonic()
         if status.state == "connected":
             s.gap = status.gap
+            if self.stats is not None:
+                self._channels_task = asyncio.ensure_future(self._calls_up())
         if self.quiet or self.fmt is OutputFormat.table:
             return  # the table shows it in its status line; --quiet shows only the summary
         if status.state == "disconnected":
@@ -277,6 +281,16 @@ class Watch:
             self.err.out(visible(status.reason or "the link went down", 200) + again, highlight=False)
         if status.state == "connected" and status.gap is not None:
             self.err.out(f"eslkit: reconnected after a {status.gap:.1f}s gap", highlight=False)
+
+    async def _calls_up(self) -> None:
+        """--stats: the channels already up when watch connects (or reconnects) count as active."""
+        conn = getattr(self.source, "conn", None)
+        if not hasattr(conn, "api"):
+            return  # a recording or a broker: nothing to ask
+        try:
+            self.stats.channels_up(live_channels(await conn.api("show channels as json", timeout=10)))
+        except (EslkitError, ValueError, asyncio.TimeoutError):
+            pass  # the counts still follow the events
 
     # -- rates and snapshots -------------------------------------------------------------
 
@@ -334,6 +348,8 @@ class Watch:
                 ingest, self._stop, start=(lambda: live.start(refresh=True)) if live else (lambda: None),
                 helpers=[ticker])
         finally:
+            if self._channels_task is not None:
+                self._channels_task.cancel()
             console = self._final_console
             if live is not None:
                 live.stop()

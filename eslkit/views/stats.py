@@ -19,7 +19,7 @@ with ``--format json``.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from typing import Optional
 
 from rich.console import Group
@@ -45,6 +45,7 @@ class CallStats:
         self._ended: set[str] = set()  # inbound legs already counted at hangup
         self._busy_calls: set[str] = set()
         self.ring_times: list[float] = []
+        self._gone: deque = deque(maxlen=1000)  # destroyed lately: a late `show channels` row is stale
 
     def add(self, event: Event) -> None:
         name = event.get("Event-Name") or ""
@@ -63,6 +64,7 @@ class CallStats:
                 self.channels[uuid] = call
                 self.call_legs[call] = self.call_legs.get(call, 0) + 1
         elif name == "CHANNEL_DESTROY":
+            self._gone.append(uuid)
             call = self.channels.pop(uuid, None)
             if call is not None:
                 left = self.call_legs.get(call, 1) - 1
@@ -89,6 +91,16 @@ class CallStats:
                     self.busy += 1
                 else:
                     self.missed += 1
+
+    def channels_up(self, rows: list) -> None:
+        """The rows of `show channels as json` when watch connects: channels already up are
+        active (a call: the channels sharing its caller's uuid); their outcome comes at hangup."""
+        for row in rows:
+            uuid = row.get("uuid")
+            if isinstance(uuid, str) and uuid not in self.channels and uuid not in self._gone:
+                call = row.get("call_uuid") or uuid
+                self.channels[uuid] = call
+                self.call_legs[call] = self.call_legs.get(call, 0) + 1
 
     def _answer(self, uuid: str, event: Event) -> None:
         self._answered.add(uuid)
