@@ -103,11 +103,14 @@ def keep_call(data: dict, caller: str) -> list:
         agent = header(ev, "CC-Agent")
         if agent and header(ev, "CC-Member-Session-UUID") in others:
             taken.setdefault(agent.split("@")[0], ev["at"])
+    theirs = {ev["at"] for ev in events if header(ev, "Unique-ID") in others}
     out = []
     for ev in events:
         uuid = header(ev, "Unique-ID")
         if ev["at"] > last or uuid in others or header(ev, "CC-Member-Session-UUID") in others:
             continue
+        if uuid is None and ev["at"] in theirs and caller not in repr(ev["headers"]):
+            continue  # made by the other call's step at that instant (its dialplan, the queue's presence)
         if uuid is None:
             if header(ev, "CC-Action") == "members-count" and joined is not None and ev["at"] >= joined:
                 continue  # it counts the other caller too
