@@ -7,6 +7,7 @@ the demo's morning, where every outcome shows within the first minute."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -224,25 +225,36 @@ def test_demo_plays_the_morning(tmp_path):
     assert MIXES["morning"]
 
 
-# --- a popup started in the middle of a call ---------------------------------------------------
+# --- a popup, a relay, a watch started in the middle of a call -----------------------------------
+
+
+@contextlib.contextmanager
+def mid_call(name: str, event: str, speed: float = 1.0):
+    """The simulator (password PASSWORD) playing `name`, once its `event` has been fired."""
+    from tests.test_hardening_restart import PASSWORD
+
+    with sim_in_thread(password=PASSWORD, scenario=name, speed=speed, autostart=False) as sim:
+        watcher = talk(sim.host, sim.port, f"auth {PASSWORD}\n\nevent plain {event}\n\n".encode())
+        sim.call_soon(sim.server.spawn, sim.server.play(name))
+        watcher.read_until(lambda: any(isinstance(f, EventFrame) for f in watcher.frames), timeout=10)
+        try:
+            yield sim, watcher
+        finally:
+            watcher.close()
 
 
 def test_popup_started_mid_call_shows_it_at_once_and_ends_it_right():
     """The fifo call, already answered by 1002 (its caller ID flipped to 1002 / Outbound
     Call) when `eslkit popup --ext 1002` connects: `show channels as json` shows it at once,
     with the caller; the hangup ends it answered, with the times the events carry."""
-    from tests.test_hardening_restart import PASSWORD, Child  # ESL_PASSWORD in its environment
+    from tests.test_hardening_restart import Child  # ESL_PASSWORD in its environment
 
-    with sim_in_thread(password=PASSWORD, scenario="fifo", speed=1.0, autostart=False) as sim:
-        watcher = talk(sim.host, sim.port, f"auth {PASSWORD}\n\nevent plain CHANNEL_BRIDGE\n\n".encode())
-        sim.call_soon(sim.server.spawn, sim.server.play("fifo"))
-        watcher.read_until(lambda: any(isinstance(f, EventFrame) for f in watcher.frames), timeout=10)
+    with mid_call("fifo", "CHANNEL_BRIDGE") as (sim, _):
         popup = Child("popup", "--port", str(sim.port), "--ext", "1002,1001", "--format", "json")
         try:
             assert popup.wait_for(lambda: any(r["state"] == "ended" for r in popup.records()), 15), popup.err
         finally:
             popup.stop()
-            watcher.close()
     got = [(r["ext"], r["state"], r["outcome"], r["other_number"], r["other_name"], r["direction"], r["queue"],
             r["ring_seconds"], r["talk_seconds"]) for r in popup.records()]
     assert got[0] == ("1002", "answered", None, "6208", "Caller 6208", "incoming", None, None, None)
@@ -255,19 +267,15 @@ def test_relay_started_mid_call_publishes_it_at_once_to_the_agent(mosquitto):
     """The relay connects while 1001 is on hold (scenario hold): the agent's desktop gets
     the call at once — answered, on hold, the caller — and then its true end."""
     from tests.support.brokers import MqttCollector
-    from tests.test_hardening_restart import PASSWORD, Child
+    from tests.test_hardening_restart import Child
 
     popups = MqttCollector(mosquitto, "freeswitch/+/agents/1001/popup")
-    with sim_in_thread(password=PASSWORD, scenario="hold", speed=1.0, autostart=False) as sim:
-        watcher = talk(sim.host, sim.port, f"auth {PASSWORD}\n\nevent plain CHANNEL_HOLD\n\n".encode())
-        sim.call_soon(sim.server.spawn, sim.server.play("hold"))
-        watcher.read_until(lambda: any(isinstance(f, EventFrame) for f in watcher.frames), timeout=10)
+    with mid_call("hold", "CHANNEL_HOLD") as (sim, _):
         relay = Child("relay", "--port", str(sim.port), "--to", mosquitto.url, "--client-id", "mid-call")
         try:
             assert popups.wait_for(lambda m: any(b'"ended"' in p for _, p, _ in m), 20), relay.err
         finally:
             assert relay.stop(signal.SIGTERM) == 0, relay.err
-            watcher.close()
             popups.close()
     topics = {t for t, _, _ in popups.messages}
     assert topics == {"freeswitch/vm/agents/1001/popup"}  # the switch's name, from its channel rows
@@ -311,22 +319,19 @@ def test_sim_help_lists_every_flow():
 def test_watch_stats_started_mid_call_counts_the_call_already_up():
     """`eslkit watch --stats` connecting during the hold call: the call is active at once
     (from `show channels as json`) and counted answered when it ends, not missed."""
-    from tests.test_hardening_restart import PASSWORD, Child
+    from tests.test_hardening_restart import Child
 
-    with sim_in_thread(password=PASSWORD, scenario="hold", speed=2.0, autostart=False) as sim:
-        watcher = talk(sim.host, sim.port, f"auth {PASSWORD}\n\nevent plain CHANNEL_BRIDGE\n\n".encode())
-        sim.call_soon(sim.server.spawn, sim.server.play("hold"))
-        watcher.read_until(lambda: any(isinstance(f, EventFrame) for f in watcher.frames), timeout=10)
+    with mid_call("hold", "CHANNEL_BRIDGE", speed=2.0) as (sim, watcher):
         watch = Child("watch", "--port", str(sim.port), "--stats", "--format", "json", "--quiet")
         try:
-            assert sim.server.channels.rows  # the call is up
-            done = lambda: not sim.server.channels.rows  # noqa: E731
-            deadline = __import__("time").monotonic() + 15
-            while not done() and __import__("time").monotonic() < deadline:
-                watcher.read_until(lambda: False, timeout=0.2)
+            bridge = next(f.event for f in watcher.frames if isinstance(f, EventFrame))
+            bridged = {bridge.unique_id, bridge.other_leg_uuid}  # the caller and 1001, up
+            watcher.sock.sendall(b"event plain CHANNEL_DESTROY\n\n")
+            watcher.read_until(lambda: bridged <= {f.event.unique_id for f in watcher.frames
+                                                   if isinstance(f, EventFrame) and f.event.name == "CHANNEL_DESTROY"},
+                               timeout=15)
         finally:
             assert watch.stop() == 0, watch.err
-            watcher.close()
     stats = json.loads(watch.out[-1])["stats"]
     assert (stats["calls_answered"], stats["calls_missed"], stats["calls_busy"]) == (1, 0, 0)
     assert stats["active_calls"] == 0 and stats["active_channels"] == 0
