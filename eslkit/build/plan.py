@@ -15,13 +15,12 @@ from typing import Optional
 
 from eslkit.build import templates
 from eslkit.build.interpreter import Target
-from eslkit.build.tools import ABI3_SWIG, Swig
+from eslkit.build.tools import ABI3_SWIG, SWIG_ARGS, Swig
 from eslkit.build.tree import Tree
 from eslkit.errors import BuildError, TreeMoved, TreeNotConfigured
 
 STATE_DIR = ".eslkit"  # inside libs/esl: backups, journal, standalone objects
 MODES = ("auto", "py3mod", "standalone")
-SWIG_ARGS = ("-python", "-c++", "-DMULTIPLICITY", "-threads")
 CFLAGS = ("-fPIC", "-O2")
 
 
