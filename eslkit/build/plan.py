@@ -59,6 +59,7 @@ class Step:
     why: str = ""
     env: tuple = ()  # extra (NAME, value) pairs; never secrets
     group: str = ""  # consecutive steps of one group may run at the same time
+    unknown_writes: bool = False  # may change files of the tree nobody can name in advance (make)
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def py3mod_parts(tree: Tree, target: Target, swig: Swig) -> tuple:
         Step("swig", (swig.path, *SWIG_ARGS, "-I../src/include", "-o", "esl_wrap.cpp", "../ESL.i"), py3,
              "regenerate the wrapper and ESL.py with swig >= 4 (the shipped ones need `imp`)"),
         Step("make py3mod", ("make", "py3mod", f"PYTHON3={target.executable}", f"SWIG={swig.path}"), esl,
-             f"build libesl and {target.module_name} with the tree's configured flags"),
+             f"build libesl and {target.module_name} with the tree's configured flags", unknown_writes=True),
     )
     overwrites = (py3 / "esl_wrap.cpp", py3 / "ESL.py")
     return tuple(files), steps, overwrites

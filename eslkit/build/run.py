@@ -334,15 +334,21 @@ def _execute(plan: BuildPlan, reporter, log: Log, journal: Journal, fingerprint:
     for batch in _batches(plan.steps):
         interrupts.check()
         started = time.monotonic()
-        journal.begin(batch[0].name)
-        if len(batch) == 1:
-            with reporter.running(batch[0]):
-                run_step(batch[0], log, interrupts=interrupts)
-            interrupts.check()
-            reporter.step_done(batch[0].name, time.monotonic() - started)
-        else:
-            _run_parallel(batch, reporter, log, interrupts)
-            interrupts.check()
+        journal.begin(batch[0].name, unknown_writes=any(step.unknown_writes for step in batch))
+        try:
+            if len(batch) == 1:
+                with reporter.running(batch[0]):
+                    run_step(batch[0], log, interrupts=interrupts)
+                interrupts.check()
+                reporter.step_done(batch[0].name, time.monotonic() - started)
+            else:
+                _run_parallel(batch, reporter, log, interrupts)
+                interrupts.check()
+        except BuildStepFailed:
+            # The command ended by itself: what it wrote can be recorded.  (After
+            # Ctrl-C its children may still be finishing: the step stays pending.)
+            journal.end()
+            raise
         journal.end()
     for path in plan.overwrites:  # now holding swig 4's output
         journal.remember(path)
