@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from eslkit.build import check_options, choose_output
+from eslkit.build.install import check_writable_dir
 from eslkit.build.interpreter import probe, require_headers
 from eslkit.build.plan import choose_mode, make_plan
 from eslkit.build.run import check_writable, tools_needed
@@ -52,7 +53,7 @@ class _Rows(list):
         return any(row.status == FAIL for row in self)
 
 
-def _tree_rows(rows: _Rows, src: str, target, mode: str):
+def _tree_rows(rows: _Rows, src: str, target):
     tree = rows.attempt("FreeSWITCH tree", lambda: inspect_tree(src),
                         lambda t: f"{t.root} (FreeSWITCH {t.version or 'version unknown'})")
     if tree is None:
@@ -86,15 +87,16 @@ def run_checks(src: Optional[str] = None, python: Optional[str] = None, swig: Op
                mode: str = "auto", wheel: Optional[str] = None, out: Optional[str] = None) -> list:
     """The rows for `eslkit build` with the same --src, --python, --swig, --mode and output."""
     rows = _Rows()
-    rows.attempt("options", lambda: check_options(wheel=wheel, out=out), lambda _: "one output")
-    if not rows.failed:
-        rows.pop()  # only worth a row when wrong
+    try:
+        check_options(wheel=wheel, out=out)
+    except EslkitError as err:
+        rows.append(Check("options", FAIL, str(err), err.fix, err.exit_code))
     swig_tool = rows.attempt("swig >= %d" % MIN_SWIG[0], lambda: find_swig(swig), lambda s: f"{s.path} ({s.version})")
     target = rows.attempt("target Python", lambda: probe(python),
                           lambda t: f"{t.executable} ({t.version_full}, {t.module_name})")
     headers = target and rows.attempt("Python.h", lambda: require_headers(target) or True,
                                       lambda _: f"{target.include}/Python.h")
-    tree = _tree_rows(rows, src, target, mode) if src else None
+    tree = _tree_rows(rows, src, target) if src else None
     if not src:
         rows.append(Check("FreeSWITCH tree", WARN, "not checked (no --src)", "Add --src PATH to check a tree."))
     chosen = rows.attempt("build mode", lambda: choose_mode(tree, mode), lambda m: f"{m[0]}: {m[1]}") if tree else None
@@ -115,8 +117,6 @@ def run_checks(src: Optional[str] = None, python: Optional[str] = None, swig: Op
         rows.attempt("write permission", lambda: check_writable(plan),
                      lambda _: f"{tree.esl} and {output.dest} are writable")
     else:
-        from eslkit.build.install import check_writable_dir
-
         plan = None
         rows.attempt("install location" if output.kind == "install" else "output",
                      lambda: check_writable_dir(output.dest, "the module into"),

@@ -351,18 +351,33 @@ def run_eslkit(*args, env: Optional[dict] = None, timeout: float = 300, cwd=None
                           env=full_env, cwd=cwd)
 
 
+def pyenv_root() -> Optional[Path]:
+    """$PYENV_ROOT, else the root the python3 shim on PATH names (it does not depend on HOME)."""
+    import re
+
+    if os.environ.get("PYENV_ROOT"):
+        return Path(os.environ["PYENV_ROOT"])
+    shim = shutil.which("python3")
+    try:
+        found = re.search(r'^export PYENV_ROOT="([^"]+)"', Path(shim).read_text(errors="replace"), re.M) if shim else None
+    except OSError:
+        found = None
+    return Path(found.group(1)) if found else None
+
+
 def pyenv_python(*versions: str) -> Optional[str]:
-    """The first of ``versions`` that pyenv has, as an interpreter path (None if none)."""
-    import subprocess
+    """The first of ``versions`` ("3.12" or "3.12.1") that pyenv has, as an interpreter path; None if none."""
+    root = pyenv_root()
+    installed = sorted((root / "versions").glob("3.*")) if root else []
+
+    def key(path: Path) -> tuple:
+        return tuple(int(p) if p.isdigit() else -1 for p in path.name.split("."))
 
     for version in versions:
-        try:
-            prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True,
-                                    timeout=30).stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        if prefix and (Path(prefix) / "bin" / "python3").exists():
-            return str(Path(prefix) / "bin" / "python3")
+        matches = [p for p in installed if p.name == version or p.name.startswith(version + ".")]
+        for prefix in sorted(matches, key=key, reverse=True):  # the newest of that series
+            if (prefix / "bin" / "python3").exists():
+                return str(prefix / "bin" / "python3")
     return None
 
 
