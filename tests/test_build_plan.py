@@ -214,6 +214,7 @@ def test_dry_run_changes_nothing(trees, tmp_path):
     assert "-from distutils import sysconfig" in shown["1.10.12c"]
     assert "+py3mod" not in shown["1.10.12c"]
     assert f"$ make py3mod PYTHON3={probe(SYSTEM_PY).executable} SWIG=" in shown["1.10.12c"]
+    assert "make py3mod may change other files of libs/esl" in shown["1.10.12c"]
 
 
 def _fails(proc, code: int, words: str):

@@ -20,7 +20,7 @@ Results are cached under ``~/.cache/eslkit-tests`` (override with
 ``ESLKIT_TEST_CACHE``) keyed by interpreter, swig version and source hash, so a
 second call costs a few stat() calls.  Raises ``EslSdistUnavailable`` with the
 reason when the download, swig or the compiler is missing, so callers can
-``pytest.skip(str(exc))``.
+say what is missing (``tests.support.prerequisites.missing``: a skip, a failure under CI).
 """
 
 from __future__ import annotations
