@@ -18,3 +18,30 @@ CAPTURES = Path(__file__).parent / "data" / "fs-captures" / "1.10.12"
 def captures() -> Path:
     """The real FreeSWITCH 1.10.12 transcripts (copied from shared/fs-captures, bytes unchanged)."""
     return CAPTURES
+
+
+# --- under CI=true, a skip is a failure (but ESLKIT_TEST_SWITCH's): tests/support/prerequisites.py ---
+
+def _fail_skip_in_ci(report) -> None:
+    from tests.support.prerequisites import CI_FAILURE, SWITCH_REASON, allowed_in_ci, in_ci, skip_reason
+
+    if not (report.skipped and in_ci()) or hasattr(report, "wasxfail"):
+        return
+    reason = skip_reason(report.longrepr) or "no reason given"
+    if allowed_in_ci(reason):
+        return
+    report.outcome = "failed"
+    report.longrepr = (f"{CI_FAILURE}: {reason}\n(CI allows no skip but '{SWITCH_REASON}': install what is "
+                       "missing in scripts/setup, or fix the test so that it runs)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_skip_in_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield  # a whole module skipped (importorskip, allow_module_level)
+    _fail_skip_in_ci(outcome.get_result())

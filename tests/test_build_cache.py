@@ -25,8 +25,8 @@ from eslkit.build.plan import Step
 from eslkit.build.run import Log, run_step
 from eslkit.build.tools import find_swig
 from eslkit.errors import BuildStepFailed
-from tests.support.esl_sdist import EslSdistUnavailable
-from tests.support.fstree import make_tree, run_eslkit
+from tests.support.fstree import run_eslkit, stand_in
+from tests.support.prerequisites import missing
 
 pytestmark = pytest.mark.slow
 
@@ -34,17 +34,14 @@ SYSTEM_SWIG = shutil.which("swig")
 
 
 def _tree(base: Path) -> Path:
-    try:
-        return make_tree(base, "1.11")
-    except EslSdistUnavailable as exc:  # pragma: no cover - offline machine
-        pytest.skip(f"python-ESL sdist unavailable: {exc}")
+    return stand_in(base, "master")
 
 
 def _real_pyenv() -> tuple:
     """(the machine's python3 shim, its PYENV_ROOT, two installed CPythons with headers)."""
     shim = shutil.which("python3")
     if not shim or pyenv_shim_key(shim) is None:
-        pytest.skip("python3 on PATH is not a pyenv shim (pyenv is not installed)")
+        missing("python3 on PATH is not a pyenv shim (pyenv is not installed)")
     text = Path(shim).read_text()
     root = Path(re.search(r'^export PYENV_ROOT="([^"]+)"', text, re.M).group(1))
     versions = {}
@@ -52,7 +49,7 @@ def _real_pyenv() -> tuple:
         if re.fullmatch(r"3\.\d+\.\d+", prefix.name) and list(prefix.glob("include/python3*/Python.h")):
             versions[prefix.name.rsplit(".", 1)[0]] = prefix.name  # newest of each minor
     if len(versions) < 2:
-        pytest.skip("pyenv needs two CPython 3 versions with headers for this test")
+        missing("pyenv needs two CPython 3 versions with headers for this test")
     newest = sorted(versions, key=lambda v: tuple(map(int, v.split("."))))[-2:]
     return shim, text, root, [versions[v] for v in newest]
 
@@ -148,17 +145,17 @@ def _pip_swig() -> tuple:
     importing it sets SWIG_LIB for this whole process."""
     spec = importlib.util.find_spec("swig")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the swig package of the test extras is not installed in this venv")
+        missing("the swig package of the test extras is not installed in this venv")
     data = Path(list(spec.submodule_search_locations)[0]) / "data"
     libs = sorted((data / "share" / "swig").glob("*"))
     if not (data / "bin" / "swig").is_file() or not libs:
-        pytest.skip("the swig package has no swig binary inside")
+        missing("the swig package has no swig binary inside")
     return data / "bin" / "swig", libs[0]
 
 
 def test_replaced_interpreter_or_swig_at_the_same_path_rebuilds(tmp_path, pyenv):
     if SYSTEM_SWIG is None:
-        pytest.skip("no swig on PATH")
+        missing("no swig on PATH (scripts/setup --test installs it)")
     pip_swig, swig_lib = _pip_swig()
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -196,7 +193,7 @@ def test_replaced_interpreter_or_swig_at_the_same_path_rebuilds(tmp_path, pyenv)
 
 def test_remembered_swig_version_is_reused_only_for_the_same_binary(tmp_path):
     if SYSTEM_SWIG is None:
-        pytest.skip("no swig on PATH")
+        missing("no swig on PATH (scripts/setup --test installs it)")
     swig = tmp_path / "swig"
     shutil.copy2(os.path.realpath(SYSTEM_SWIG), swig)
     found = find_swig(str(swig))

@@ -18,8 +18,8 @@ from eslkit.build import prepare
 from eslkit.build.interpreter import probe
 from eslkit.build.tree import inspect_tree
 from eslkit.errors import BuildError, EslSourcesMissing, NotAFreeSwitchTree, TreeMoved
-from tests.support.esl_sdist import EslSdistUnavailable
-from tests.support.fstree import make_tree, pyenv_python, run_eslkit, tree_digest
+from tests.support.fstree import LAYOUTS, checksums, other_python, run_eslkit, stand_in
+from tests.support.prerequisites import missing
 
 SYSTEM_PY = shutil.which("python3")
 
@@ -27,16 +27,11 @@ SYSTEM_PY = shutil.which("python3")
 @pytest.fixture(scope="module")
 def trees(tmp_path_factory):
     base = tmp_path_factory.mktemp("trees")
-    try:
-        return {
-            "1.6": make_tree(base / "fs-1.6", "1.6"),
-            "1.10.12": make_tree(base / "fs-1.10.12", "1.10.12"),
-            "1.11": make_tree(base / "fs-1.11", "1.11"),
-            "1.10.12c": make_tree(base / "fs-1.10.12c", "1.10.12", configured=True),
-            "1.6c": make_tree(base / "fs-1.6c", "1.6", configured=True),
-        }
-    except EslSdistUnavailable as exc:  # pragma: no cover - offline machine
-        pytest.skip(f"python-ESL sdist unavailable: {exc}")
+    return {
+        **{name: stand_in(base / f"fs-{name}", name) for name in LAYOUTS},
+        "1.10.12c": stand_in(base / "fs-1.10.12c", "1.10.12", configured=True),
+        "1.6.20c": stand_in(base / "fs-1.6.20c", "1.6.20", configured=True),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -47,25 +42,37 @@ def target():
 # --- inspecting trees -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("layout, version, bindings, configured", [
-    ("1.6", "1.6.20", ("python",), False),
-    ("1.10.12", "1.10.12", ("python", "python3"), False),
-    ("1.11", "1.11.0", ("python3",), False),
-    ("1.10.12c", "1.10.12", ("python", "python3"), True),
-    ("1.6c", "1.6.20", ("python",), True),
+SIX = ("src/esl.c", "src/esl_buffer.c", "src/esl_config.c", "src/esl_event.c", "src/esl_json.c",
+       "src/esl_threadmutex.c")
+CJSON = ("src/cJSON.c", "src/cJSON_Utils.c")
+
+
+@pytest.mark.parametrize("layout, version, bindings, configured, c_sources", [
+    ("1.6.20", "1.6.20", ("python",), False, SIX),
+    ("1.8.7", "1.8.7", ("python",), False, CJSON + SIX),
+    ("1.10.3", "1.10.3", ("python",), False, CJSON + SIX),
+    ("1.10.12", "1.10.12", ("python", "python3"), False, CJSON + SIX),
+    ("master", "1.11.3", ("python3",), False, CJSON + SIX),
+    ("1.10.12c", "1.10.12", ("python", "python3"), True, CJSON + SIX),
+    ("1.6.20c", "1.6.20", ("python",), True, SIX),
 ])
-def test_inspect_layouts(trees, layout, version, bindings, configured):
+def test_inspect_layouts(trees, layout, version, bindings, configured, c_sources):
+    """What eslkit reads from the stand-ins; the same as from git archive trees of those tags."""
     tree = inspect_tree(trees[layout])
     assert tree.version == version
     assert tree.bindings == bindings
     assert tree.configured is configured
     assert tree.moved is False
-    assert tree.c_sources == ("src/esl.c", "src/esl_buffer.c", "src/esl_config.c", "src/esl_event.c",
-                              "src/esl_json.c", "src/esl_threadmutex.c")
+    assert tree.c_sources == c_sources
+    # FreeSWITCH's ESL.i names no module: swig must be given -module ESL
+    assert "%module" not in (tree.esl / "ESL.i").read_text()
     if configured:
         assert tree.switch_srcdir == str(trees[layout])
         assert tree.recorded_python3 == "/usr/bin/python3"
         assert tree.has_py3mod_target is (layout == "1.10.12c")
+        placeholders = sorted((tree.esl / "src" / ".deps").glob("libesl_la-*.Plo"))
+        assert len(placeholders) == len(c_sources) + 1  # and esl_oop.cpp
+        assert {p.read_bytes() for p in placeholders} == {b"# dummy\n"}
 
 
 def test_inspect_moved_tree(tmp_path, trees):
@@ -91,23 +98,23 @@ def test_not_a_tree_and_no_esl(tmp_path):
 
 def test_src_pointing_at_libs_esl(trees):
     with pytest.raises(NotAFreeSwitchTree) as err:
-        inspect_tree(trees["1.6"] / "libs" / "esl")
-    assert err.value.fix == f"Use --src {trees['1.6']}."
+        inspect_tree(trees["1.6.20"] / "libs" / "esl")
+    assert err.value.fix == f"Use --src {trees['1.6.20']}."
 
 
 # --- the plan: exact argv ---------------------------------------------------------
 
 
 def test_standalone_plan_argv(trees, target, tmp_path):
-    plan = prepare(trees["1.6"], python=SYSTEM_PY, out=str(tmp_path / "out"))
-    esl = trees["1.6"] / "libs" / "esl"
+    plan = prepare(trees["1.6.20"], python=SYSTEM_PY, out=str(tmp_path / "out"))
+    esl = trees["1.6.20"] / "libs" / "esl"
     inc = esl / "src" / "include"
     bd = esl / ".eslkit" / "build" / target.soabi
     assert plan.mode == "standalone" and "not configured" in plan.reason
     assert plan.files == ()
     argv = [list(s.argv) for s in plan.steps]
     assert argv[0] == ["/usr/bin/swig" if plan.swig.path == "/usr/bin/swig" else plan.swig.path,
-                       "-python", "-c++", "-DMULTIPLICITY", "-threads", f"-I{inc}", "-outdir", str(bd),
+                       "-module", "ESL", "-python", "-c++", "-DMULTIPLICITY", "-threads", f"-I{inc}", "-outdir", str(bd),
                        "-o", str(bd / "esl_wrap.cpp"), str(esl / "ESL.i")]
     assert argv[1] == ["gcc", "-fPIC", "-O2", f"-I{inc}", "-c", str(esl / "src/esl.c"), "-o", str(bd / "esl.o")]
     assert [a[0] for a in argv[1:7]] == ["gcc"] * 6
@@ -123,12 +130,12 @@ def test_standalone_plan_argv(trees, target, tmp_path):
 
 
 def test_py3mod_plan_argv_and_files(trees, target, tmp_path):
-    root = trees["1.6c"]  # configured, but 1.6 has no py3mod target: the plan adds one
+    root = trees["1.6.20c"]  # configured, but 1.6 has no py3mod target: the plan adds one
     plan = prepare(root, python=SYSTEM_PY, out=str(tmp_path / "out"))
     esl = root / "libs" / "esl"
     assert plan.mode == "py3mod" and "configured" in plan.reason
     assert [list(s.argv) for s in plan.steps] == [
-        [plan.swig.path, "-python", "-c++", "-DMULTIPLICITY", "-threads", "-I../src/include",
+        [plan.swig.path, "-module", "ESL", "-python", "-c++", "-DMULTIPLICITY", "-threads", "-I../src/include",
          "-o", "esl_wrap.cpp", "../ESL.i"],
         ["make", "py3mod", f"PYTHON3={target.executable}", f"SWIG={plan.swig.path}"],
     ]
@@ -139,7 +146,7 @@ def test_py3mod_plan_argv_and_files(trees, target, tmp_path):
     assert "import sysconfig" in files["python3/python-config"].content
     rules = "\n".join(ln for ln in files["python3/Makefile"].content.splitlines() if not ln.startswith("#"))
     assert "-classic" not in rules and "-lpython" not in rules and "distutils" not in rules
-    assert "\t$(SWIG) -python -c++ -DMULTIPLICITY -threads -I../src/include -o esl_wrap.cpp ../ESL.i" in rules
+    assert "\t$(SWIG) -module ESL -python -c++ -DMULTIPLICITY -threads -I../src/include -o esl_wrap.cpp ../ESL.i" in rules
     makefile = files["Makefile"].content
     original = (esl / "Makefile").read_text()
     assert makefile.startswith(original) and "\npy3mod: $(MYLIB)\n" in makefile[len(original):]
@@ -158,9 +165,7 @@ def test_rendered_python_config_runs_without_distutils(tmp_path):
 
     from eslkit.build import templates
 
-    py312 = pyenv_python("3.12.1", "3.13.0", "3.12", "3.13")
-    if py312 is None:
-        pytest.skip("no Python 3.12+ from pyenv on this machine")
+    py312 = other_python("3.12.1", "3.13.0", "3.12", "3.13")
     shipped = tmp_path / "shipped-python-config"
     from tests.support.fstree import PY3_CONFIG
     shipped.write_text(PY3_CONFIG)
@@ -183,7 +188,7 @@ def test_rendered_python_config_runs_without_distutils(tmp_path):
 
 def test_prepare_rejects_two_outputs(trees, tmp_path):
     with pytest.raises(BuildError) as err:
-        prepare(trees["1.6"], python=SYSTEM_PY, out=str(tmp_path), wheel=str(tmp_path))
+        prepare(trees["1.6.20"], python=SYSTEM_PY, out=str(tmp_path), wheel=str(tmp_path))
     assert err.value.exit_code == 20
 
 
@@ -192,23 +197,24 @@ def test_prepare_rejects_two_outputs(trees, tmp_path):
 
 def test_dry_run_changes_nothing(trees, tmp_path):
     shown = {}
-    for name in ("1.6", "1.10.12c", "1.6c"):
-        before = tree_digest(trees[name])
+    for name in ("1.6.20", "1.10.12c", "1.6.20c"):
+        before = checksums(trees[name])
         proc = run_eslkit("build", "--src", trees[name], "--dry-run", "--out", tmp_path / "out",
                           "--python", SYSTEM_PY)
         assert proc.returncode == 0, proc.stderr
         assert "dry run: nothing was changed" in proc.stdout
-        assert tree_digest(trees[name]) == before
+        assert checksums(trees[name]) == before
         assert not (tmp_path / "out").exists()
         shown[name] = proc.stdout
     # The dry runs show the mode with its reason, the diffs and the commands.
-    assert "mode        standalone: the tree is not configured" in shown["1.6"]
-    assert "$ gcc -fPIC -O2 -I" in shown["1.6"]
-    assert "+py3mod: $(MYLIB)" in shown["1.6c"]
-    assert "--- /dev/null" in shown["1.6c"]  # python3/ is new in a 1.6 tree
+    assert "mode        standalone: the tree is not configured" in shown["1.6.20"]
+    assert "$ gcc -fPIC -O2 -I" in shown["1.6.20"]
+    assert "+py3mod: $(MYLIB)" in shown["1.6.20c"]
+    assert "--- /dev/null" in shown["1.6.20c"]  # python3/ is new in a 1.6 tree
     assert "-from distutils import sysconfig" in shown["1.10.12c"]
     assert "+py3mod" not in shown["1.10.12c"]
     assert f"$ make py3mod PYTHON3={probe(SYSTEM_PY).executable} SWIG=" in shown["1.10.12c"]
+    assert "make py3mod may change other files of libs/esl" in shown["1.10.12c"]
 
 
 def _fails(proc, code: int, words: str):
@@ -220,7 +226,7 @@ def _fails(proc, code: int, words: str):
 
 def test_bad_input_exit_codes(trees, tmp_path):
     out = tmp_path / "out"
-    digests = {k: tree_digest(v) for k, v in trees.items()}
+    digests = {k: checksums(v) for k, v in trees.items()}
     missing = run_eslkit("build", "--out", out)
     assert missing.returncode == 2 and "'--src'" in missing.stderr and "required" in missing.stderr
     _fails(run_eslkit("build", "--src", tmp_path, "--out", out), 21, "not a FreeSWITCH source tree")
@@ -228,14 +234,14 @@ def test_bad_input_exit_codes(trees, tmp_path):
     (bare / "libs").mkdir(parents=True)
     (bare / "configure.ac").write_text("AC_INIT([freeswitch], [1.10.12-release])\n")
     _fails(run_eslkit("build", "--src", bare, "--out", out), 22, "has no libs/esl")
-    _fails(run_eslkit("build", "--src", trees["1.11"], "--mode", "py3mod", "--out", out), 25,
+    _fails(run_eslkit("build", "--src", trees["master"], "--mode", "py3mod", "--out", out), 25,
            "needs a configured tree")
-    _fails(run_eslkit("build", "--src", trees["1.11"], "--swig", tmp_path / "nope", "--out", out), 23,
+    _fails(run_eslkit("build", "--src", trees["master"], "--swig", tmp_path / "nope", "--out", out), 23,
            "swig was not found")
     old_swig = tmp_path / "swig3.0"
     old_swig.write_text("#!/bin/sh\necho\necho 'SWIG Version 3.0.12'\n")
     old_swig.chmod(0o755)
-    _fails(run_eslkit("build", "--src", trees["1.11"], "--swig", old_swig, "--out", out), 23,
+    _fails(run_eslkit("build", "--src", trees["master"], "--swig", old_swig, "--out", out), 23,
            "SWIG 4 or newer")
     # An interpreter whose include dir has no Python.h (a stand-in that answers the probe).
     fake = tmp_path / "python3.99"
@@ -244,12 +250,12 @@ def test_bad_input_exit_codes(trees, tmp_path):
     import json
     fake.write_text(f"#!/bin/sh\ncat <<'EOF'\n{json.dumps(facts)}\nEOF\n")
     fake.chmod(0o755)
-    _fails(run_eslkit("build", "--src", trees["1.11"], "--python", fake, "--out", out), 24, "Python.h")
-    assert "python3.99-dev" in run_eslkit("build", "--src", trees["1.11"], "--python", fake, "--out", out).stderr
-    _fails(run_eslkit("build", "--src", trees["1.11"], "--python", tmp_path / "nopython", "--out", out), 24,
+    _fails(run_eslkit("build", "--src", trees["master"], "--python", fake, "--out", out), 24, "Python.h")
+    assert "python3.99-dev" in run_eslkit("build", "--src", trees["master"], "--python", fake, "--out", out).stderr
+    _fails(run_eslkit("build", "--src", trees["master"], "--python", tmp_path / "nopython", "--out", out), 24,
            "does not exist")
-    _fails(run_eslkit("build", "--src", trees["1.11"], "--check", "nohostport", "--out", out), 20, "HOST:PORT")
-    assert {k: tree_digest(v) for k, v in trees.items()} == digests
+    _fails(run_eslkit("build", "--src", trees["master"], "--check", "nohostport", "--out", out), 20, "HOST:PORT")
+    assert {k: checksums(v) for k, v in trees.items()} == digests
     assert not out.exists()
 
 
@@ -263,11 +269,11 @@ def test_read_only_tree_fails_before_writing(trees, tmp_path):
             os.chmod(Path(top) / name, 0o444)
     for top, dirs, files in os.walk(esl, topdown=False):
         os.chmod(top, 0o555)
-    before = tree_digest(root)
+    before = checksums(root)
     try:
         proc = run_eslkit("build", "--src", root, "--out", tmp_path / "out", "--python", SYSTEM_PY)
         _fails(proc, 27, "read-only")
-        assert tree_digest(root) == before
+        assert checksums(root) == before
         assert not (tmp_path / "out").exists()
     finally:
         for top, dirs, files in os.walk(esl):
@@ -277,37 +283,37 @@ def test_read_only_tree_fails_before_writing(trees, tmp_path):
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the tree to another user")
 def test_tree_of_another_user_fails_before_writing(trees, tmp_path):
     root = tmp_path / "theirs"
-    shutil.copytree(trees["1.6"], root)
+    shutil.copytree(trees["1.6.20"], root)
     for top, dirs, files in os.walk(root):
         os.chown(top, 65534, 65534)
         for name in files:
             os.chown(Path(top) / name, 65534, 65534)
-    before = tree_digest(root)
+    before = checksums(root)
     proc = run_eslkit("build", "--src", root, "--out", tmp_path / "out", "--python", SYSTEM_PY)
     _fails(proc, 27, "belongs to another user")
-    assert tree_digest(root) == before
+    assert checksums(root) == before
     assert stat.S_IMODE(os.stat(root / "libs" / "esl").st_mode)  # still there, untouched
 
 
 def test_restore_without_build_is_a_no_op(trees):
-    before = tree_digest(trees["1.11"])
-    proc = run_eslkit("build", "--src", trees["1.11"], "--restore")
+    before = checksums(trees["master"])
+    proc = run_eslkit("build", "--src", trees["master"], "--restore")
     assert proc.returncode == 0 and "nothing to restore" in proc.stdout
-    assert tree_digest(trees["1.11"]) == before
+    assert checksums(trees["master"]) == before
 
 
 def test_wheel_plan_is_abi3_only_with_swig_42(trees, target, tmp_path):
     new_swig = Path(sys.executable).parent / "swig"  # the swig>=4.2 package of the test extras
     if not new_swig.exists():
-        pytest.skip("the swig>=4.2 package of the test extras is not installed in this venv")
-    plan = prepare(trees["1.11"], python=SYSTEM_PY, wheel=str(tmp_path), swig=str(new_swig))
+        missing("the swig>=4.2 package of the test extras is not installed in this venv")
+    plan = prepare(trees["master"], python=SYSTEM_PY, wheel=str(tmp_path), swig=str(new_swig))
     assert plan.abi3 and plan.products[1].name == "_ESL.abi3.so"
     wrap = next(s for s in plan.steps if s.name == "g++ esl_wrap.cpp")
     assert wrap.argv[:4] == ("g++", "-fPIC", "-O2", "-DPy_LIMITED_API=0x03070000")
     assert plan.products[0].parent.name == "abi3"
     # --out stays version-specific (an installed abi3 module would lose to an older cpython-3XX one)
-    assert not prepare(trees["1.11"], python=SYSTEM_PY, out=str(tmp_path), swig=str(new_swig)).abi3
-    old = prepare(trees["1.11"], python=SYSTEM_PY, wheel=str(tmp_path), swig="/usr/bin/swig")
+    assert not prepare(trees["master"], python=SYSTEM_PY, out=str(tmp_path), swig=str(new_swig)).abi3
+    old = prepare(trees["master"], python=SYSTEM_PY, wheel=str(tmp_path), swig="/usr/bin/swig")
     if old.swig.version_tuple < (4, 2):
         assert not old.abi3 and any("abi3" in note for note in old.notes)
 
@@ -325,6 +331,10 @@ def test_diagnoses_of_real_upstream_failures(trees, tmp_path):
         return proc.stdout + proc.stderr
 
     esl = trees["1.10.12"] / "libs" / "esl"
+    # FreeSWITCH's ESL.i without -module (what every eslkit build did before it passed -module ESL)
+    cause, fix = diagnose(output(["swig", "-python", "-c++", f"-I{esl / 'src' / 'include'}", "-o",
+                                  str(tmp_path / "w.cpp"), str(esl / "ESL.i")]))
+    assert "-module ESL" in cause and "%module" in cause and "-module ESL" in fix
     # swig 4 and -classic
     cause, fix = diagnose(output(["swig", "-classic", "-python", "-c++", "-o", str(tmp_path / "w.cpp"),
                                   str(esl / "ESL.i")]))
@@ -337,10 +347,9 @@ def test_diagnoses_of_real_upstream_failures(trees, tmp_path):
     cause, fix = diagnose(output(["make", "esl_wrap.cpp"], cwd=work))
     assert "swig3.0" in cause
     # the shipped python-config on Python 3.12+
-    py312 = pyenv_python("3.12.1", "3.13.0", "3.12", "3.13")
-    if py312:
-        cause, fix = diagnose(output([py312, str(esl / "python3" / "python-config"), "--includes"]))
-        assert "distutils" in cause and "python-config" in fix
+    py312 = other_python("3.12.1", "3.13.0", "3.12", "3.13")
+    cause, fix = diagnose(output([py312, str(esl / "python3" / "python-config"), "--includes"]))
+    assert "distutils" in cause and "python-config" in fix
     # a tree moved after configure: the include path is gone
     src = tmp_path / "t.c"
     src.write_text('#include "esl.h"\n')

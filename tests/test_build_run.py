@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.esl_sdist import EslSdistUnavailable
-from tests.support.fstree import ESLKIT, make_tree, pyenv_python, run_eslkit, tree_digest
+from tests.support.prerequisites import missing
+from tests.support.fstree import ESLKIT, PLACEHOLDER, checksums, other_python, run_eslkit, stand_in
 
 pytestmark = pytest.mark.slow
 
@@ -42,19 +42,12 @@ def import_esl(python: str, path=None, cwd="/") -> dict:
     return json.loads(proc.stdout)
 
 
-def _tree(base: Path, layout: str, **kw) -> Path:
-    try:
-        return make_tree(base, layout, **kw)
-    except EslSdistUnavailable as exc:  # pragma: no cover - offline machine
-        pytest.skip(f"python-ESL sdist unavailable: {exc}")
-
-
 @pytest.fixture(scope="module")
 def standalone(tmp_path_factory):
     """1.6 tree (unconfigured, python/ only) built for the system python3 with --out."""
     base = tmp_path_factory.mktemp("standalone")
-    root = _tree(base / "fs", "1.6")
-    before = tree_digest(root)
+    root = stand_in(base / "fs", "1.6.20")
+    before = checksums(root)
     out, log, tmp = base / "out", base / "build.log", base / "tmp"
     tmp.mkdir()
     proc = run_eslkit("build", "--src", root, "--out", out, "--log", log, env={"TMPDIR": str(tmp)})
@@ -90,25 +83,17 @@ def test_standalone_builds_and_imports(standalone):
 def test_second_build_is_a_no_op(standalone):
     out = standalone["out"]
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    digest = tree_digest(standalone["root"])
+    digest = checksums(standalone["root"])
     proc = run_eslkit("build", "--src", standalone["root"], "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert "up to date" in proc.stdout and "✓ gcc" not in proc.stdout
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
-    assert tree_digest(standalone["root"]) == digest
+    assert checksums(standalone["root"]) == digest
     # a changed source is noticed
     src = standalone["root"] / "libs" / "esl" / "src" / "esl_buffer.c"
     os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 10**9))
     proc = run_eslkit("build", "--src", standalone["root"], "--out", out)
     assert proc.returncode == 0 and "up to date" not in proc.stdout and "✓ gcc esl_buffer.c" in proc.stdout
-
-
-def _sim_available() -> bool:
-    try:
-        import eslkit.commands.sim  # noqa: F401
-    except ModuleNotFoundError:
-        return False
-    return True
 
 
 def _free_port() -> int:
@@ -117,7 +102,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(not _sim_available(), reason="eslkit sim is not written yet (eslkit/commands/sim.py)")
 def test_check_against_eslkit_sim(standalone):
     port = _free_port()
     secret = "S3cret-not-ClueCon"
@@ -158,7 +142,7 @@ def test_check_fails_clearly_without_a_switch(standalone):
 def test_restore_is_byte_identical(standalone):
     proc = run_eslkit("build", "--src", standalone["root"], "--restore")
     assert proc.returncode == 0 and "restored" in proc.stdout
-    assert tree_digest(standalone["root"]) == standalone["before"]
+    assert checksums(standalone["root"]) == standalone["before"]
 
 
 # --- 3.13 (or 3.12) into a fresh virtualenv, found through VIRTUAL_ENV -------------
@@ -166,17 +150,15 @@ def test_restore_is_byte_identical(standalone):
 
 @pytest.fixture(scope="module")
 def venv313(tmp_path_factory):
-    python = pyenv_python("3.13.0", "3.13", "3.12.1", "3.12")
-    if python is None:
-        pytest.skip("pyenv has no Python 3.12 or 3.13 on this machine")
+    python = other_python("3.13.0", "3.13", "3.12.1", "3.12")
     venv = tmp_path_factory.mktemp("venv313") / "venv"
     subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     return venv
 
 
 def test_install_into_active_venv(tmp_path, venv313):
-    root = _tree(tmp_path / "fs", "1.11")
-    before = tree_digest(root)
+    root = stand_in(tmp_path / "fs", "master")
+    before = checksums(root)
     proc = run_eslkit("build", "--src", root, "--install", env={"VIRTUAL_ENV": str(venv313)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     info = import_esl(str(venv313 / "bin" / "python"))
@@ -193,18 +175,16 @@ def test_install_into_active_venv(tmp_path, venv313):
     assert "shadows the new" in shadowed.stderr and str(old / "ESL.py") in shadowed.stderr
     (site / "zz-old-esl.pth").unlink()
     assert run_eslkit("build", "--src", root, "--restore").returncode == 0
-    assert tree_digest(root) == before
+    assert checksums(root) == before
 
 
 # --- py3mod: configured trees ---------------------------------------------------------
 
 
 def test_py3mod_wheel_for_312(tmp_path):
-    python = pyenv_python("3.12.1", "3.12", "3.13.0", "3.13")
-    if python is None:
-        pytest.skip("pyenv has no Python 3.12 or 3.13 on this machine")
-    root = _tree(tmp_path / "fs", "1.10.12", configured=True)
-    before = tree_digest(root)
+    python = other_python("3.12.1", "3.12", "3.13.0", "3.13")
+    root = stand_in(tmp_path / "fs", "1.10.12", configured=True)
+    before = checksums(root)
     wheels = tmp_path / "wheels"
     proc = run_eslkit("build", "--src", root, "--python", python, "--wheel", wheels)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -228,12 +208,12 @@ def test_py3mod_wheel_for_312(tmp_path):
     gone = subprocess.run([vpy, "-c", "import ESL"], capture_output=True, timeout=60)
     assert gone.returncode != 0
     assert run_eslkit("build", "--src", root, "--restore").returncode == 0
-    assert tree_digest(root) == before
+    assert checksums(root) == before
 
 
-def test_py3mod_adds_target_to_old_configured_tree(tmp_path):
-    root = _tree(tmp_path / "fs", "1.6", configured=True)
-    before = tree_digest(root)
+def test_py3mod_adds_target_to_old_configuredstand_in(tmp_path):
+    root = stand_in(tmp_path / "fs", "1.6.20", configured=True)
+    before = checksums(root)
     esl = root / "libs" / "esl"
     am = (esl / "Makefile.am").read_bytes()
     proc = run_eslkit("build", "--src", root, "--out", tmp_path / "out")
@@ -263,20 +243,48 @@ def test_py3mod_adds_target_to_old_configured_tree(tmp_path):
     assert (esl / "fs_cli").read_bytes() == b"\x7fELF user's binary"
     (esl / "fs_cli").unlink()
     (esl / "Makefile").write_text(reconfigured.replace("# configure, second run\n", ""))
-    assert tree_digest(root) == before
+    assert checksums(root) == before
+
+
+# --- FreeSWITCH's ESL.i (no %module), both modes, 3.11 and 3.13; --restore byte for byte ----
+
+
+@pytest.mark.parametrize("python", ["3.11", "3.13"])
+@pytest.mark.parametrize("mode", ["py3mod", "standalone"])
+def test_configured_1_10_12_builds_imports_and_restores_byte_for_byte(tmp_path, mode, python):
+    """A configured 1.10.12 stand-in: ESL.i names no module, and `make py3mod` rewrites
+    configure's .deps placeholders; after --restore the checksum list of the whole tree
+    is the one from before the build."""
+    exe = other_python(python)
+    root = stand_in(tmp_path / "fs", "1.10.12", configured=True)
+    esl = root / "libs" / "esl"
+    before = checksums(root)
+    proc = run_eslkit("build", "--src", root, "--mode", mode, "--python", exe, "--out", tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    info = import_esl(exe, tmp_path / "out")
+    assert info["conn"] and info["version"] == python
+    deps = sorted((esl / "src" / ".deps").glob("libesl_la-*.Plo"))
+    rewritten = [p.name for p in deps if p.read_text() != PLACEHOLDER]
+    if mode == "py3mod":  # make's compile rules replaced configure's placeholders
+        assert len(rewritten) == len(deps) == 9 and (esl / ".libs" / "libesl.a").exists()
+    else:
+        assert rewritten == []
+    restored = run_eslkit("build", "--src", root, "--restore")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert checksums(root) == before
 
 
 # --- interrupted and failed builds ---------------------------------------------------
 
 
 @pytest.mark.parametrize("mode, marker", [
-    ("py3mod", "-c src/esl"),           # while make compiles libesl
+    ("py3mod", "-o src/libesl_la-esl_event.lo"),  # while make compiles libesl
     ("standalone", "esl_event.c -o"),   # while gcc compiles one file
 ])
 def test_ctrl_c_then_rerun_or_restore(tmp_path, mode, marker):
-    root = _tree(tmp_path / "fs", "1.11", configured=True)
+    root = stand_in(tmp_path / "fs", "master", configured=True)
     esl = root / "libs" / "esl"
-    before = tree_digest(root)
+    before = checksums(root)
     log = tmp_path / "log"
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     proc = subprocess.Popen([str(ESLKIT), "build", "--src", str(root), "--out", str(tmp_path / "out"),
@@ -301,14 +309,14 @@ def test_ctrl_c_then_rerun_or_restore(tmp_path, mode, marker):
     assert import_esl(SYSTEM_PY, tmp_path / "out")["conn"]
     # and --restore still restores the original, byte for byte
     assert run_eslkit("build", "--src", root, "--restore").returncode == 0
-    assert tree_digest(root) == before
+    assert checksums(root) == before
 
 
 def test_compile_error_shows_tail_diagnosis_and_fix(tmp_path):
-    root = _tree(tmp_path / "fs", "1.6")
+    root = stand_in(tmp_path / "fs", "1.6.20")
     bad = root / "libs" / "esl" / "src" / "esl_buffer.c"
     bad.write_text(bad.read_text() + "\nthis is not C;\n")
-    before = tree_digest(root)
+    before = checksums(root)
     proc = run_eslkit("build", "--src", root, "--out", tmp_path / "out", "--log", tmp_path / "log")
     assert proc.returncode == 28, proc.stdout + proc.stderr
     log = (tmp_path / "log").read_text()
@@ -318,7 +326,7 @@ def test_compile_error_shows_tail_diagnosis_and_fix(tmp_path):
     assert "fix:" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
     assert run_eslkit("build", "--src", root, "--restore").returncode == 0
-    assert tree_digest(root) == before
+    assert checksums(root) == before
 
 
 # --- abi3: one wheel for every CPython >= 3.7 (swig >= 4.2 from the test extras) --------
@@ -327,15 +335,15 @@ def test_compile_error_shows_tail_diagnosis_and_fix(tmp_path):
 def test_abi3_wheel_with_swig_from_the_package_index(tmp_path):
     swig = Path(sys.executable).parent / "swig"  # the `swig` package in the test extras
     if not swig.exists():
-        pytest.skip("the swig>=4.2 package of the test extras is not installed in this venv")
-    others = [p for p in (pyenv_python("3.13.0", "3.13"), pyenv_python("3.10.13", "3.10")) if p]
-    root = _tree(tmp_path / "fs", "1.11")
+        missing("the swig>=4.2 package of the test extras is not installed in this venv")
+    others = [other_python("3.13.0", "3.13"), other_python("3.10.13", "3.10")]
+    root = stand_in(tmp_path / "fs", "master")
     wheels = tmp_path / "wheels"
     proc = run_eslkit("build", "--src", root, "--swig", swig, "--wheel", wheels, "--python", SYSTEM_PY)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "✓ link _ESL.abi3.so" in proc.stdout
     (wheel,) = wheels.glob("*.whl")
-    assert wheel.name == "freeswitch_esl-1.11.0-cp37-abi3-linux_x86_64.whl"
+    assert wheel.name == "freeswitch_esl-1.11.3-cp37-abi3-linux_x86_64.whl"
     assert "_ESL.abi3.so" in zipfile.ZipFile(wheel).namelist()
     for python in [SYSTEM_PY, *others]:  # the same wheel in several Pythons
         venv = tmp_path / f"venv-{Path(python).parent.parent.name}"
@@ -383,8 +391,8 @@ def test_ctrl_c_at_every_step_boundary(tmp_path):
     from rich.console import Console
     import io
 
-    root = _tree(tmp_path / "fs", "1.6", configured=True)
-    before = tree_digest(root)
+    root = stand_in(tmp_path / "fs", "1.6.20", configured=True)
+    before = checksums(root)
     out = tmp_path / "out"
     quiet = Progress(Console(file=io.StringIO()))
     # events: write x3, then (start, done) for swig and make, then deliver, then verify
@@ -396,5 +404,5 @@ def test_ctrl_c_at_every_step_boundary(tmp_path):
             result = execute(prepare(root, python=SYSTEM_PY, out=str(out)), quiet, Log(None))
             assert not result.up_to_date and import_esl(SYSTEM_PY, out)["conn"]
         restore(root / "libs" / "esl")  # ...and either way --restore recovers
-        assert tree_digest(root) == before, f"not restored after an interruption at event {n}"
+        assert checksums(root) == before, f"not restored after an interruption at event {n}"
         shutil.rmtree(out, ignore_errors=True)

@@ -14,8 +14,8 @@ import zipfile
 
 import pytest
 
-from tests.support.esl_sdist import EslSdistUnavailable
-from tests.support.fstree import REPO, make_tree, pyenv_python, run_eslkit, tree_digest
+from tests.support.prerequisites import missing
+from tests.support.fstree import REPO, checksums, pyenv_python, run_eslkit, stand_in
 
 pytestmark = pytest.mark.slow
 
@@ -47,13 +47,10 @@ def test_installed_eslkit_dry_run(eslkit_wheel, tmp_path):
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
     proc = subprocess.run([*pip, "install", str(eslkit_wheel)], capture_output=True, text=True, timeout=600)
     if proc.returncode != 0 and ("Could not find a version" in proc.stderr or "NewConnectionError" in proc.stderr):
-        pytest.skip(f"cannot install eslkit's dependencies (no package index): {proc.stderr[-300:]}")
+        missing(f"cannot install eslkit's dependencies (no package index): {proc.stderr[-300:]}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    try:
-        root = make_tree(tmp_path / "fs", "1.10.12", configured=True)
-    except EslSdistUnavailable as exc:  # pragma: no cover - offline machine
-        pytest.skip(f"python-ESL sdist unavailable: {exc}")
-    before = tree_digest(root)
+    root = stand_in(tmp_path / "fs", "1.10.12", configured=True)
+    before = checksums(root)
     # Run from outside the checkout so nothing can fall back to ./templates.
     proc = run_eslkit("build", "--src", root, "--dry-run", "--python", shutil.which("python3"),
                       "--out", tmp_path / "out", exe=venv / "bin" / "eslkit", cwd=tmp_path)
@@ -61,7 +58,7 @@ def test_installed_eslkit_dry_run(eslkit_wheel, tmp_path):
     assert "-from distutils import sysconfig" in proc.stdout  # the rendered python-config diff
     assert "+import sysconfig" in proc.stdout
     assert "dry run: nothing was changed" in proc.stdout
-    assert tree_digest(root) == before
+    assert checksums(root) == before
     located = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "from eslkit.build.templates import templates_dir; print(templates_dir())"],
         capture_output=True, text=True, timeout=60, cwd=tmp_path)

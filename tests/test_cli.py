@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from eslkit import __version__
+from tests.support.fstree import pyenv_python
 
 ESLKIT = Path(sys.executable).with_name("eslkit")
 COMMANDS = ["sim", "watch", "popup", "demo", "build", "doctor", "relay"]
@@ -51,7 +52,7 @@ def test_unknown_option_is_a_usage_error_without_traceback():
 
 # --- the oldest Python eslkit supports ----------------------------------------------------------------
 
-PY39 = Path(os.popen("pyenv prefix 3.9.18 2>/dev/null").read().strip() or "/nonexistent") / "bin" / "python"
+PY39 = Path(pyenv_python("3.9.18", "3.9") or "/nonexistent")  # found without HOME (tests/support/fstree.py)
 
 
 @pytest.fixture(scope="module")

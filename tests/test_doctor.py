@@ -9,8 +9,7 @@ import pytest
 
 from eslkit.build.doctor import FAIL, OK, WARN, run_checks
 from eslkit.build.interpreter import probe
-from tests.support.esl_sdist import EslSdistUnavailable
-from tests.support.fstree import make_tree, pyenv_python, run_eslkit
+from tests.support.fstree import pyenv_python, run_eslkit, stand_in
 
 SYSTEM_PY = shutil.which("python3")
 
@@ -18,15 +17,11 @@ SYSTEM_PY = shutil.which("python3")
 @pytest.fixture(scope="module")
 def trees(tmp_path_factory):
     base = tmp_path_factory.mktemp("doctor")
-    try:
-        return {
-            "1.6": make_tree(base / "fs-1.6", "1.6"),
-            "1.10.12c": make_tree(base / "fs-1.10.12c", "1.10.12", configured=True,
-                                  python3=probe(SYSTEM_PY).executable),
-            "1.11c": make_tree(base / "fs-1.11c", "1.11", configured=True, python3="/usr/bin/python3.9"),
-        }
-    except EslSdistUnavailable as exc:  # pragma: no cover - offline machine
-        pytest.skip(f"python-ESL sdist unavailable: {exc}")
+    return {
+        "1.6": stand_in(base / "fs-1.6", "1.6.20"),
+        "1.10.12c": stand_in(base / "fs-1.10.12c", "1.10.12", configured=True, python3=probe(SYSTEM_PY).executable),
+        "1.11c": stand_in(base / "fs-1.11c", "master", configured=True, python3="/usr/bin/python3.9"),
+    }
 
 
 def by_name(rows):
@@ -67,9 +62,10 @@ def test_moved_tree_and_old_swig(trees, tmp_path):
     old.write_text("#!/bin/sh\necho 'SWIG Version 3.0.2'\n")
     old.chmod(0o755)
     rows = by_name(run_checks(str(moved), python=SYSTEM_PY, swig=str(old)))
-    assert rows["configured"].status == FAIL and "now at" in rows["configured"].detail
+    # moved after configure: auto builds standalone, so that is a warning, not a failure
+    assert rows["configured"].status == WARN and "now at" in rows["configured"].detail
     assert rows["swig >= 4"].status == FAIL and "3.0.2" in rows["swig >= 4"].detail
-    assert "pip install swig" in rows["swig >= 4"].fix
+    assert "pip install swig" in rows["swig >= 4"].fix and rows["swig >= 4"].exit_code == 23
 
 
 def test_missing_headers_row(tmp_path):
@@ -79,7 +75,8 @@ def test_missing_headers_row(tmp_path):
     fake.write_text(f"#!/bin/sh\ncat <<'EOF'\n{json.dumps(facts)}\nEOF\n")
     fake.chmod(0o755)
     rows = by_name(run_checks(python=str(fake)))
-    assert rows["Python.h"].status == FAIL and rows["Python.h"].fix.startswith("apt-get install python3.99-dev")
+    row = rows["Python.h"]  # the build's own sentence and fix (exit 24)
+    assert row.status == FAIL and "apt-get install python3.99-dev" in row.fix and row.exit_code == 24
 
 
 def test_cli_table_and_exit_codes(trees, tmp_path):
@@ -104,7 +101,86 @@ def test_read_only_site_packages_warns(tmp_path):
     import os
     os.chmod(site, 0o555)
     try:
+        # `eslkit build` (--install, the default) would stop with exit 27: doctor fails that row
         row = by_name(run_checks(python=str(venv / "bin" / "python")))["install location"]
-        assert row.status == WARN and "read-only" in row.detail and "--out" in row.fix
+        assert row.status == FAIL and "not writable" in row.detail and row.exit_code == 27
+        assert "virtualenv" in row.fix
+        # ...and is fine for `eslkit build --out DIR`
+        rows = by_name(run_checks(python=str(venv / "bin" / "python"), out=str(tmp_path / "out")))
+        assert rows["output"].status == OK and not any(r.status == FAIL for r in rows.values())
     finally:
         os.chmod(site, 0o755)
+
+
+# --- doctor predicts build: same options, same verdict, same message and fix ---------------
+
+
+def _doctor_and_build(tmp_path, root, *options, env=None):
+    doctor = run_eslkit("doctor", "--src", root, *options, env=env)
+    build = run_eslkit("build", "--src", root, *options, "--out", tmp_path / "out", env=env, timeout=600)
+    return doctor, build
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_doctor_ok_where_build_ok_and_fails_with_builds_message(tmp_path, trees):
+    """Each case: doctor's verdict is the build's; a failing doctor shows the build's message and fix."""
+    # 1. a FreeSWITCH tree whose ESL.i has no %module: both fine
+    root = stand_in(tmp_path / "fs", "1.10.12")
+    doctor, build = _doctor_and_build(tmp_path, root, "--python", SYSTEM_PY)
+    assert doctor.returncode == 0 and build.returncode == 0, doctor.stdout + build.stdout + build.stderr
+    assert "swig on ESL.i" in doctor.stdout and "extension for Python" in doctor.stdout
+    assert run_eslkit("build", "--src", root, "--restore").returncode == 0
+
+    # 2. a swig that drops -module (as a Makefile without it would): both stop at swig, same words
+    dropper = tmp_path / "swig-without-module"
+    dropper.write_text('#!/bin/sh\nskip=\nfor a do shift; if [ -n "$skip" ]; then skip=; continue; fi\n'
+                       '  if [ "$a" = -module ]; then skip=1; continue; fi; set -- "$@" "$a"; done\n'
+                       f'exec {shutil.which("swig")} "$@"\n')
+    dropper.chmod(0o755)
+    doctor, build = _doctor_and_build(tmp_path, root, "--python", SYSTEM_PY, "--swig", dropper)
+    assert doctor.returncode == 1 and build.returncode == 28, doctor.stdout + build.stderr
+    assert "1 check(s) failed: swig on ESL.i" in doctor.stderr
+    row = by_name(run_checks(str(root), python=SYSTEM_PY, swig=str(dropper), out=str(tmp_path / "o")))["swig on ESL.i"]
+    assert row.detail.startswith("Step 'swig' failed (exit 1): swig was run without -module ESL")
+    assert f"eslkit: {row.detail}" in build.stderr and _one_line(f"fix: {row.fix}") in _one_line(build.stderr)
+    assert run_eslkit("build", "--src", root, "--restore").returncode == 0
+
+    # 3. a configured tree copied elsewhere (cp -a): auto builds standalone, doctor agrees
+    copied = tmp_path / "copied"
+    shutil.copytree(trees["1.10.12c"], copied, symlinks=True)
+    doctor, build = _doctor_and_build(tmp_path, copied, "--python", SYSTEM_PY)
+    assert doctor.returncode == 0 and build.returncode == 0, doctor.stdout + build.stdout + build.stderr
+    row = by_name(run_checks(str(copied), python=SYSTEM_PY, out=str(tmp_path / "o")))["build mode"]
+    assert row.status == OK and row.detail.startswith("standalone: the tree was configured in")
+    # ...and --mode py3mod there stops both with exit 26's sentence
+    doctor, build = _doctor_and_build(tmp_path, copied, "--python", SYSTEM_PY, "--mode", "py3mod")
+    assert doctor.returncode == 1 and build.returncode == 26 and "1 check(s) failed: build mode" in doctor.stderr
+    row = by_name(run_checks(str(copied), python=SYSTEM_PY, mode="py3mod", out=str(tmp_path / "o")))["build mode"]
+    assert row.exit_code == 26 and _one_line(f"eslkit: {row.detail} fix: {row.fix}") == _one_line(build.stderr)
+
+
+def test_doctor_rehearses_the_compile_against_the_targets_headers(tmp_path, trees):
+    """Python.h is there, pyconfig.h is not: looking at files says ok, compiling does not."""
+    real = probe(SYSTEM_PY)
+    include = tmp_path / "include"
+    shutil.copytree(real.include, include)
+    (include / "pyconfig.h").unlink()
+    fake = tmp_path / "python3"
+    facts = dict(real.as_dict(), include=str(include), platinclude=str(include))
+    fake.write_text(f"#!/bin/sh\n[ \"$1\" = -I ] && [ \"$2\" = -c ] && case \"$3\" in *sysconfig*) cat <<'EOF'\n"
+                    f"{json.dumps(facts)}\nEOF\nexit 0;; esac\nexec {real.executable} \"$@\"\n")
+    fake.chmod(0o755)
+    root = stand_in(tmp_path / "fs", "master")
+    doctor, build = _doctor_and_build(tmp_path, root, "--python", fake)
+    assert build.returncode == 28, build.stdout + build.stderr
+    assert doctor.returncode == 1, doctor.stdout
+    row = by_name(run_checks(str(root), python=str(fake), out=str(tmp_path / "o")))[f"extension for Python {real.version}"]
+    assert row.status == FAIL and row.exit_code == 28
+    assert "g++ esl_wrap.cpp, rehearsed" in row.detail and "pyconfig.h" not in row.fix
+    assert "Step 'g++ esl_wrap.cpp' failed" in _one_line(build.stderr)
+    # the same diagnosis and fix as the build's
+    assert row.detail.split(": ", 1)[1] in _one_line(build.stderr)
+    assert _one_line(row.fix) in _one_line(build.stderr)

@@ -8,6 +8,9 @@ from __future__ import annotations
 import re
 
 KNOWN = (
+    (r"No module name specified using %module or -module",
+     "swig was run without -module ESL, and FreeSWITCH's libs/esl/ESL.i has no %module line",
+     "Give swig -module ESL as FreeSWITCH's Makefiles do (eslkit's own steps always do)."),
     (r"Python\.h: No such file",
      "the target Python's headers (Python.h) are missing",
      "Install them: apt-get install python3.X-dev (X = the target's minor version), or dnf install python3-devel."),

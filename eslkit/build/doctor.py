@@ -1,7 +1,11 @@
-"""`eslkit doctor`: every precondition of `eslkit build`, each with its fix.
+"""`eslkit doctor`: will `eslkit build` work here, with these options?  Each check with its fix.
 
-Checks never raise for a user problem: they come back as rows (ok / warn /
-fail) so one run shows everything that needs doing.
+Doctor runs the build's own pieces (prepare's inspections, the mode choice,
+the write and tool checks) and rehearses the steps that can fail (swig on the
+tree's ESL.i, a one-line extension for the target Python: trial.py), so a
+failing row carries the very message and fix the build would stop with, and
+"doctor ok" means "build ok".  Checks never raise for a user problem: they
+come back as rows (ok / warn / fail), so one run shows everything to do.
 """
 
 from __future__ import annotations
@@ -9,11 +13,16 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
-from eslkit.build.interpreter import probe
-from eslkit.build.tools import MIN_SWIG, find_swig
+from eslkit.build import check_options, choose_output
+from eslkit.build.install import check_writable_dir
+from eslkit.build.interpreter import probe, require_headers
+from eslkit.build.plan import choose_mode, make_plan
+from eslkit.build.run import check_writable, tools_needed
+from eslkit.build.tools import MIN_SWIG, SWIG_ARGS, find_swig, find_tool
 from eslkit.build.tree import inspect_tree
+from eslkit.build.trial import rehearse_extension, rehearse_swig
 from eslkit.errors import EslkitError
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -25,31 +34,30 @@ class Check:
     status: str
     detail: str
     fix: str = ""
+    exit_code: int = 0  # what `eslkit build` would exit with (a fail row)
 
 
-def _swig(swig: Optional[str]) -> Check:
-    try:
-        found = find_swig(swig)
-    except EslkitError as err:
-        return Check("swig >= %d" % MIN_SWIG[0], FAIL, str(err), err.fix)
-    return Check("swig >= %d" % MIN_SWIG[0], OK, f"{found.path} ({found.version})")
+class _Rows(list):
+    def attempt(self, name: str, action: Callable, describe: Callable[..., str]):
+        """Run ``action``; a row saying what it found, or the build's own error as a fail row."""
+        try:
+            value = action()
+        except EslkitError as err:
+            self.append(Check(name, FAIL, str(err), err.fix, err.exit_code))
+            return None
+        self.append(Check(name, OK, describe(value)))
+        return value
+
+    @property
+    def failed(self) -> bool:
+        return any(row.status == FAIL for row in self)
 
 
-def _compiler(name: str, purpose: str) -> Check:
-    path = shutil.which(name)
-    if path:
-        return Check(name, OK, f"{path} ({purpose})")
-    return Check(name, FAIL, f"{name} not found ({purpose})", "apt-get install build-essential (or dnf install gcc gcc-c++)")
-
-
-def _tree_checks(src: str, target) -> list:
-    from eslkit.build.run import why_not_writable  # the same test the build applies
-
-    try:
-        tree = inspect_tree(src)
-    except EslkitError as err:
-        return [Check("FreeSWITCH tree", FAIL, str(err), err.fix)]
-    rows = [Check("FreeSWITCH tree", OK, f"{tree.root} (FreeSWITCH {tree.version or 'version unknown'})")]
+def _tree_rows(rows: _Rows, src: str, target):
+    tree = rows.attempt("FreeSWITCH tree", lambda: inspect_tree(src),
+                        lambda t: f"{t.root} (FreeSWITCH {t.version or 'version unknown'})")
+    if tree is None:
+        return None
     layout = ", ".join(f"{b}/" for b in tree.bindings) or "no python bindings folder"
     rows.append(Check("ESL bindings", OK if "python3" in tree.bindings else WARN, layout,
                       "" if "python3" in tree.bindings else
@@ -58,8 +66,9 @@ def _tree_checks(src: str, target) -> list:
         rows.append(Check("configured", WARN, "no libs/esl/Makefile or libtool: not configured",
                           "Fine for --mode standalone (the auto default here); for py3mod run ./bootstrap.sh && ./configure."))
     elif tree.moved:
-        rows.append(Check("configured", FAIL, f"configured in {tree.switch_srcdir}, now at {tree.root}",
-                          "Re-run ./configure here, or use --mode standalone (auto does)."))
+        rows.append(Check("configured", WARN, f"configured in {tree.switch_srcdir}, now at {tree.root}: the "
+                          "Makefile's paths point there, so --mode auto builds standalone",
+                          "For --mode py3mod re-run ./configure here; standalone needs nothing."))
     else:
         rows.append(Check("configured", OK, f"yes (switch_srcdir = {tree.switch_srcdir})"
                           + ("" if tree.has_py3mod_target else "; no py3mod target (eslkit build adds one)")))
@@ -71,36 +80,55 @@ def _tree_checks(src: str, target) -> list:
                               + ("" if same else f"; the target is {target.executable if target else 'unknown'}"),
                               "" if same else "eslkit build passes PYTHON3=<target> to make, so this is harmless; "
                               "plain `make py3mod` would build for the recorded one."))
-    why = why_not_writable(tree.esl)
-    rows.append(Check("write permission", FAIL if why else OK, why or f"{tree.esl} is writable",
-                      "Run as the tree's owner, chmod u+w, or copy the tree somewhere writable." if why else ""))
-    return rows
+    return tree
 
 
-def run_checks(src: Optional[str] = None, python: Optional[str] = None, swig: Optional[str] = None) -> list:
-    rows = [_swig(swig), _compiler("gcc", "compiles libesl"), _compiler("g++", "compiles esl_oop and the wrapper"),
-            _compiler("make", "py3mod mode only")]
-    if rows[-1].status == FAIL:
-        rows[-1] = Check("make", WARN, rows[-1].detail, "apt-get install make (only needed for --mode py3mod)")
-    target = None
+def run_checks(src: Optional[str] = None, python: Optional[str] = None, swig: Optional[str] = None,
+               mode: str = "auto", wheel: Optional[str] = None, out: Optional[str] = None) -> list:
+    """The rows for `eslkit build` with the same --src, --python, --swig, --mode and output."""
+    rows = _Rows()
     try:
-        target = probe(python)
-        rows.append(Check("target Python", OK, f"{target.executable} ({target.version_full}, {target.module_name})"))
-        if target.has_headers:
-            rows.append(Check("Python.h", OK, f"{target.include}/Python.h"))
-        else:
-            rows.append(Check("Python.h", FAIL, f"missing in {target.include}",
-                              f"apt-get install {target.dev_package} (or dnf install python3-devel)"))
-        from eslkit.build.run import why_not_writable
-
-        why = why_not_writable(Path(target.platlib)) if Path(target.platlib).exists() else None
-        rows.append(Check("install location", WARN if why else OK,
-                          why or f"{target.platlib}" + (" (virtualenv)" if target.in_venv else ""),
-                          "--install would fail: use a virtualenv, or --wheel DIR / --out DIR." if why else ""))
+        check_options(wheel=wheel, out=out)
     except EslkitError as err:
-        rows.append(Check("target Python", FAIL, str(err), err.fix))
-    if src:
-        rows.extend(_tree_checks(src, target))
-    else:
+        rows.append(Check("options", FAIL, str(err), err.fix, err.exit_code))
+    swig_tool = rows.attempt("swig >= %d" % MIN_SWIG[0], lambda: find_swig(swig), lambda s: f"{s.path} ({s.version})")
+    target = rows.attempt("target Python", lambda: probe(python),
+                          lambda t: f"{t.executable} ({t.version_full}, {t.module_name})")
+    headers = target and rows.attempt("Python.h", lambda: require_headers(target) or True,
+                                      lambda _: f"{target.include}/Python.h")
+    tree = _tree_rows(rows, src, target) if src else None
+    if not src:
         rows.append(Check("FreeSWITCH tree", WARN, "not checked (no --src)", "Add --src PATH to check a tree."))
-    return rows
+    chosen = rows.attempt("build mode", lambda: choose_mode(tree, mode), lambda m: f"{m[0]}: {m[1]}") if tree else None
+    needed = tools_needed(chosen[0]) if chosen else ("gcc", "g++")
+    for tool, purpose in (("gcc", "compiles libesl"), ("g++", "compiles esl_oop and the wrapper"),
+                          ("make", "py3mod mode only")):
+        if tool in needed:
+            rows.attempt(tool, lambda tool=tool: find_tool(tool), lambda path, p=purpose: f"{path} ({p})")
+        else:
+            path = shutil.which(tool)
+            rows.append(Check(tool, OK if path else WARN, f"{path or 'not found'} ({purpose}; not needed here)",
+                              "" if path else f"apt-get install {tool} (only needed for --mode py3mod)"))
+    if not target:
+        return list(rows)
+    output = choose_output(target, wheel=wheel, out=out)
+    if tree and chosen and swig_tool and headers:
+        plan = make_plan(tree, target, swig_tool, mode=chosen[0], output=output)
+        rows.attempt("write permission", lambda: check_writable(plan),
+                     lambda _: f"{tree.esl} and {output.dest} are writable")
+    else:
+        plan = None
+        rows.attempt("install location" if output.kind == "install" else "output",
+                     lambda: check_writable_dir(output.dest, "the module into"),
+                     lambda _: f"{output.dest}" + (" (virtualenv)" if target.in_venv else ""))
+    # Rehearsals: only where everything they need is there (else their failure says nothing new).
+    if plan is not None and not rows.failed:
+        rows.attempt("swig on ESL.i", lambda: rehearse_swig(tree, swig_tool),
+                     lambda made: f"swig {' '.join(SWIG_ARGS)} made {made}")
+    if headers and shutil.which("g++"):
+        rows.attempt(f"extension for Python {target.version}",
+                     lambda: rehearse_extension(target, abi3=bool(plan and plan.abi3),
+                                                stands_for="make py3mod" if plan and plan.mode == "py3mod"
+                                                else "g++ esl_wrap.cpp"),
+                     lambda name: f"compiled, linked and imported {name}")
+    return list(rows)

@@ -3,6 +3,12 @@
 Written (temp + rename) *before* each change, so an interrupted build can be
 rerun or restored: ``restore`` puts back every backed-up file, deletes every
 file that was not there before the first build, and removes .eslkit itself.
+
+A command whose writes cannot be named in advance (``make py3mod`` rewrites
+configure's ``src/.deps/*.Plo`` placeholders, and may rewrite more) runs
+between ``begin(step, unknown_writes=True)`` and ``end()``: every file of
+libs/esl is first copied aside (the stash, ~2 MB), and each one the command
+changed or removed becomes a backed-up original.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Optional
 
 STATE = "state.json"
 BACKUP = "backup"
+STASH = "stash"  # copies taken before a command that may change any file
 
 
 class Journal:
@@ -67,18 +74,56 @@ class Journal:
         self.data["files"], self.data["dirs"] = sorted(files), sorted(dirs)
         self.save()
 
-    def begin(self, step: str) -> None:
-        """A command is about to create files we cannot name in advance."""
+    def begin(self, step: str, unknown_writes: bool = False) -> None:
+        """A command is about to create files we cannot name in advance
+        (and, with ``unknown_writes``, perhaps change any file of libs/esl)."""
+        self._settle()  # an interrupted earlier command's stash
         self.data["pending"] = step
+        if unknown_writes:
+            self._stash()
         self.save()
 
     def end(self) -> None:
-        """Record what the build created so far (so --restore removes exactly that)."""
+        """Record what the build created or changed so far (so --restore undoes exactly that)."""
+        self._settle()
         files, _ = self._walk()
         known_files = set(self.data.get("files", []))
         created = set(self.data.get("created", [])) | {f for f in files if f not in known_files}
         self.data["created"] = sorted(created)  # (new folders go when empty: see restore)
         self.data.pop("pending", None)
+        self.save()
+
+    def _stash(self) -> None:
+        """Copy every file eslkit has not backed up yet, with its stat, before the command runs."""
+        modified = self.data.get("modified", {})
+        stash = self.dir / STASH
+        shutil.rmtree(stash, ignore_errors=True)
+        taken = {}
+        files, _ = self._walk()
+        for rel in files:
+            if rel in modified:
+                continue
+            copy = stash / rel
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(self.esl / rel, copy)  # a copy, not a link: compilers write in place
+            taken[rel] = _stat(self.esl / rel)
+        self.data["stash"] = taken
+
+    def _settle(self) -> None:
+        """Keep the stashed copy of every file the command changed or removed; drop the rest."""
+        taken = self.data.pop("stash", None)
+        if taken is None:
+            return
+        stash = self.dir / STASH
+        modified = self.data.setdefault("modified", {})
+        for rel, before in sorted(taken.items()):
+            if _stat(self.esl / rel) == before or rel in modified:
+                continue
+            copy = self.dir / BACKUP / rel
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stash / rel, copy)
+            modified[rel] = True
+        shutil.rmtree(stash, ignore_errors=True)
         self.save()
 
     def backup(self, path: Path) -> None:
@@ -131,6 +176,7 @@ class Journal:
         the snapshot did not have is removed, since nobody recorded them.
         """
         done = []
+        self._settle()  # a command was interrupted after the stash was taken
         modified = self.data.get("modified", {})
         for rel, existed in sorted(modified.items()):
             path, copy = self.esl / rel, self.dir / BACKUP / rel
@@ -163,6 +209,15 @@ class Journal:
             done.append(f"removed {self.dir.name}/")
         self.data = {}
         return done
+
+
+def _stat(path: Path) -> Optional[list]:
+    """Size, mtime and inode: a command that rewrites or replaces a file changes one of them."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # removed
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
 def _digest(path: Path) -> str:

@@ -10,18 +10,27 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 from eslkit.build import templates
 from eslkit.build.interpreter import Target
-from eslkit.build.tools import ABI3_SWIG, Swig
+from eslkit.build.tools import ABI3_SWIG, SWIG_ARGS, Swig
 from eslkit.build.tree import Tree
 from eslkit.errors import BuildError, TreeMoved, TreeNotConfigured
 
 STATE_DIR = ".eslkit"  # inside libs/esl: backups, journal, standalone objects
 MODES = ("auto", "py3mod", "standalone")
-SWIG_ARGS = ("-python", "-c++", "-DMULTIPLICITY", "-threads")
+
+
+class Mode(str, Enum):
+    """--mode of `eslkit build` and `eslkit doctor`."""
+
+    auto = "auto"
+    py3mod = "py3mod"
+    standalone = "standalone"
+
 CFLAGS = ("-fPIC", "-O2")
 
 
@@ -60,6 +69,7 @@ class Step:
     why: str = ""
     env: tuple = ()  # extra (NAME, value) pairs; never secrets
     group: str = ""  # consecutive steps of one group may run at the same time
+    unknown_writes: bool = False  # may change files of the tree nobody can name in advance (make)
 
 
 @dataclass(frozen=True)
@@ -157,15 +167,30 @@ def build_dir(tree: Tree, target: Target, abi3: bool = False) -> Path:
     return tree.esl / STATE_DIR / "build" / tag
 
 
+def swig_step(tree: Tree, swig: Swig, out: Path) -> Step:
+    """swig on the tree's ESL.i, writing esl_wrap.cpp and ESL.py into ``out``."""
+    return Step("swig", (swig.path, *SWIG_ARGS, f"-I{tree.include_dir}", "-outdir", str(out),
+                         "-o", str(out / "esl_wrap.cpp"), str(tree.esl / "ESL.i")),
+                out, "regenerate the wrapper and ESL.py with swig >= 4 (the shipped ones need `imp`)")
+
+
+def python_includes(target: Target) -> list:
+    return [f"-I{target.include}"] + ([f"-I{target.platinclude}"] if target.platinclude != target.include else [])
+
+
+def wrapper_flags(abi3: bool) -> tuple:
+    """How the wrapper (and doctor's test extension) is compiled, besides the include dirs."""
+    return (*CFLAGS, *((f"-DPy_LIMITED_API={LIMITED_API}",) if abi3 else ()))
+
+
+def link_argv(module: Path, objects: list) -> tuple:
+    return ("g++", "-shared", "-o", str(module), *objects, "-lpthread", "-lm")
+
+
 def standalone_steps(tree: Tree, target: Target, swig: Swig, abi3: bool = False) -> tuple:
     esl, inc, out = tree.esl, tree.include_dir, build_dir(tree, target, abi3)
     module = ABI3_MODULE if abi3 else target.module_name
-    limited = (f"-DPy_LIMITED_API={LIMITED_API}",) if abi3 else ()
-    steps = [Step(
-        "swig", (swig.path, *SWIG_ARGS, f"-I{inc}", "-outdir", str(out), "-o", str(out / "esl_wrap.cpp"),
-                 str(esl / "ESL.i")),
-        out, "regenerate the wrapper and ESL.py with swig >= 4 (the shipped ones need `imp`)",
-    )]
+    steps = [swig_step(tree, swig, out)]
     objects = []
     for rel in tree.c_sources:
         obj = out / (Path(rel).stem + ".o")
@@ -176,15 +201,13 @@ def standalone_steps(tree: Tree, target: Target, swig: Swig, abi3: bool = False)
     steps.append(Step("g++ esl_oop.cpp", ("g++", *CFLAGS, f"-I{inc}", "-c", str(esl / "src" / "esl_oop.cpp"),
                                           "-o", str(oop)), out, "compile the ESLconnection classes", group="compile"))
     objects.append(str(oop))
-    py_inc = [f"-I{target.include}"] + ([f"-I{target.platinclude}"] if target.platinclude != target.include else [])
     wrap = out / "esl_wrap.o"
-    steps.append(Step("g++ esl_wrap.cpp", ("g++", *CFLAGS, *limited, f"-I{inc}", *py_inc, "-c",
+    steps.append(Step("g++ esl_wrap.cpp", ("g++", *wrapper_flags(abi3), f"-I{inc}", *python_includes(target), "-c",
                                            str(out / "esl_wrap.cpp"), "-o", str(wrap)), out,
                       "compile the wrapper for the stable ABI (CPython >= 3.7)" if abi3
                       else f"compile the wrapper for Python {target.version}", group="compile"))
     objects.append(str(wrap))
-    steps.append(Step(f"link {module}", ("g++", "-shared", "-o", str(out / module),
-                                                     *objects, "-lpthread", "-lm"),
+    steps.append(Step(f"link {module}", link_argv(out / module, objects),
                       out, "link without libpython: the interpreter provides its symbols"))
     return tuple(steps)
 
@@ -209,7 +232,7 @@ def py3mod_parts(tree: Tree, target: Target, swig: Swig) -> tuple:
         Step("swig", (swig.path, *SWIG_ARGS, "-I../src/include", "-o", "esl_wrap.cpp", "../ESL.i"), py3,
              "regenerate the wrapper and ESL.py with swig >= 4 (the shipped ones need `imp`)"),
         Step("make py3mod", ("make", "py3mod", f"PYTHON3={target.executable}", f"SWIG={swig.path}"), esl,
-             f"build libesl and {target.module_name} with the tree's configured flags"),
+             f"build libesl and {target.module_name} with the tree's configured flags", unknown_writes=True),
     )
     overwrites = (py3 / "esl_wrap.cpp", py3 / "ESL.py")
     return tuple(files), steps, overwrites

@@ -59,6 +59,10 @@ def plan_renderable(plan: BuildPlan) -> Group:
     if backups:
         parts.append(Text("backed up first (eslkit build --restore puts them back): "
                           + ", ".join(str(p.relative_to(tree.esl)) for p in backups if p.exists()), style="dim"))
+    unnamed = [step.name for step in plan.steps if step.unknown_writes]
+    if unnamed:
+        parts.append(Text(f"{' and '.join(unnamed)} may change other files of libs/esl (e.g. src/.deps/*.Plo): "
+                          "eslkit keeps the original of each one it changes", style="dim"))
     parts.append(Text("commands:", style="bold"))
     for number, step in enumerate(plan.steps, 1):
         line = Text(f"{number:>2}. {step.name}", style="bold")

@@ -62,7 +62,13 @@ def why_not_writable(path: Path) -> Optional[str]:
 
 
 def preflight(plan: BuildPlan) -> None:
-    """Every reason the build cannot write, found before it writes anything."""
+    """Every reason the build cannot work that is cheap to see, found before it writes anything."""
+    check_writable(plan)
+    check_tools(plan)
+
+
+def check_writable(plan: BuildPlan) -> None:
+    """The tree (libs/esl, every file the plan replaces) and the output."""
     paths = [plan.tree.esl]
     paths += sorted({f.path.parent for f in plan.files if f.path.parent.exists()})
     paths += [f.path for f in plan.files if f.path.exists()]
@@ -75,10 +81,14 @@ def preflight(plan: BuildPlan) -> None:
             raise TreeNotWritable(f"Cannot build in {plan.tree.root}: {why}.")
     what = {"install": "into site-packages", "wheel": "the wheel into", "out": "the module into"}[plan.output.kind]
     install.check_writable_dir(plan.output.dest, what)
-    needed = {"make"} if plan.mode == "py3mod" else {"gcc", "g++"}
-    if plan.mode == "py3mod":
-        needed.add("g++")
-    for tool in sorted(needed):
+
+
+def tools_needed(mode: str) -> tuple:
+    return ("gcc", "g++", "make") if mode == "py3mod" else ("gcc", "g++")  # make runs gcc for libesl
+
+
+def check_tools(plan: BuildPlan) -> None:
+    for tool in tools_needed(plan.mode):
         find_tool(tool)
 
 
@@ -334,15 +344,21 @@ def _execute(plan: BuildPlan, reporter, log: Log, journal: Journal, fingerprint:
     for batch in _batches(plan.steps):
         interrupts.check()
         started = time.monotonic()
-        journal.begin(batch[0].name)
-        if len(batch) == 1:
-            with reporter.running(batch[0]):
-                run_step(batch[0], log, interrupts=interrupts)
-            interrupts.check()
-            reporter.step_done(batch[0].name, time.monotonic() - started)
-        else:
-            _run_parallel(batch, reporter, log, interrupts)
-            interrupts.check()
+        journal.begin(batch[0].name, unknown_writes=any(step.unknown_writes for step in batch))
+        try:
+            if len(batch) == 1:
+                with reporter.running(batch[0]):
+                    run_step(batch[0], log, interrupts=interrupts)
+                interrupts.check()
+                reporter.step_done(batch[0].name, time.monotonic() - started)
+            else:
+                _run_parallel(batch, reporter, log, interrupts)
+                interrupts.check()
+        except BuildStepFailed:
+            # The command ended by itself: what it wrote can be recorded.  (After
+            # Ctrl-C its children may still be finishing: the step stays pending.)
+            journal.end()
+            raise
         journal.end()
     for path in plan.overwrites:  # now holding swig 4's output
         journal.remember(path)

@@ -15,6 +15,9 @@ from eslkit.errors import ToolMissing
 
 MIN_SWIG = (4, 0)
 ABI3_SWIG = (4, 2)  # first swig whose Python wrappers build against the limited API
+# FreeSWITCH's libs/esl/ESL.i has no %module line (1.6 to master): its Makefiles
+# name the module on swig's command line, and so does every swig eslkit runs.
+SWIG_ARGS = ("-module", "ESL", "-python", "-c++", "-DMULTIPLICITY", "-threads")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,15 +9,10 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from eslkit.build.plan import Mode
 from eslkit.errors import BuildStepFailed
 
 _OUT = "Output (pick one; default --install)"
-
-
-class Mode(str, Enum):
-    auto = "auto"
-    py3mod = "py3mod"
-    standalone = "standalone"
 
 
 def build(

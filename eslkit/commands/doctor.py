@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from eslkit.build.plan import Mode
+
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
@@ -17,14 +19,19 @@ def doctor(
     src: Annotated[Optional[Path], typer.Option("--src", help="FreeSWITCH source tree to check.")] = None,
     python: Annotated[Optional[str], typer.Option("--python", help="Interpreter to build for (default: the active virtualenv's, else python3).")] = None,
     swig: Annotated[Optional[str], typer.Option("--swig", metavar="PATH", help="swig to check (default: swig on PATH).")] = None,
+    mode: Annotated[Mode, typer.Option("--mode", help="The --mode the build will be given (auto picks as the build does).")] = Mode.auto,
+    wheel: Annotated[Optional[Path], typer.Option("--wheel", metavar="DIR", help="Check for `build --wheel DIR` (default: --install).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", metavar="DIR", help="Check for `build --out DIR` (default: --install).")] = None,
 ) -> None:
-    """Check swig, compilers, Python headers and a FreeSWITCH tree for `eslkit build`; exit 1 if any check fails.
+    """Will `eslkit build` work with these options?  Checks swig, compilers, the Python headers and the
+    tree, and rehearses swig and a test extension; exit 1 if any check fails.
 
     Example: [bold]eslkit doctor --src /usr/local/src/freeswitch --python .venv/bin/python[/]
     """
     from eslkit.build.doctor import FAIL, run_checks
 
-    rows = run_checks(str(src) if src else None, python, swig)
+    rows = run_checks(str(src) if src else None, python, swig, mode=mode.value,
+                      wheel=str(wheel) if wheel else None, out=str(out) if out else None)
     table = Table(title="eslkit doctor", show_lines=False)
     table.add_column("check", style="bold")
     table.add_column("status")

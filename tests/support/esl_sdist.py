@@ -20,7 +20,7 @@ Results are cached under ``~/.cache/eslkit-tests`` (override with
 ``ESLKIT_TEST_CACHE``) keyed by interpreter, swig version and source hash, so a
 second call costs a few stat() calls.  Raises ``EslSdistUnavailable`` with the
 reason when the download, swig or the compiler is missing, so callers can
-``pytest.skip(str(exc))``.
+say what is missing (``tests.support.prerequisites.missing``: a skip, a failure under CI).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from pathlib import Path
 SDIST_NAME = "python-ESL"
 SDIST_VERSION = "1.4.18"
 SDIST_FILE = f"python-ESL-{SDIST_VERSION}.tar.gz"
+SDIST_SHA256 = "0e4d8dc636bcbe8e764f9f3b4a0533c356c0bcce551a37ad8f5f2658d5b7d4a4"
 
 # libesl's C sources in this sdist (it predates cJSON: JSON lives in esl_json.c).
 C_SOURCES = (
@@ -75,19 +76,26 @@ def _run(argv: list[str], cwd: Path | None = None, timeout: float = 300) -> str:
 
 
 def sdist_path() -> Path:
-    """The cached sdist tarball, downloaded with pip the first time."""
+    """The cached sdist tarball, downloaded with pip the first time (hash pinned).
+
+    pip prepares an sdist's metadata even for `pip download`; it does so in an
+    isolated build environment that it fills from the index.  (With
+    --no-build-isolation it would use this venv's setuptools, which without
+    `wheel` fails with "invalid command 'bdist_wheel'" on a fresh machine.)
+    """
     target = cache_dir() / SDIST_FILE
     if target.exists():
         return target
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        pinned = Path(tmp) / "requirements.txt"
+        pinned.write_text(f"{SDIST_NAME}=={SDIST_VERSION} --hash=sha256:{SDIST_SHA256}\n")
         try:
             _run(
                 [
                     sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                    "--no-binary", ":all:", "--no-build-isolation", "-d", tmp,
-                    f"{SDIST_NAME}=={SDIST_VERSION}",
+                    "--no-binary", ":all:", "--require-hashes", "-d", tmp, "-r", str(pinned),
                 ],
-                timeout=180,
+                timeout=300,
             )
         except RuntimeError as exc:
             raise EslSdistUnavailable(f"cannot download {SDIST_FILE}: {exc}") from None
@@ -104,8 +112,9 @@ def esl_sources() -> Path:
     marker = root / ".complete"
     if marker.exists():
         return root / f"python-ESL-{SDIST_VERSION}"
+    tarball = sdist_path()  # first: a failed download leaves no temporary folder behind
     tmp = Path(tempfile.mkdtemp(dir=cache_dir()))
-    with tarfile.open(sdist_path()) as tar:
+    with tarfile.open(tarball) as tar:
         for member in tar.getmembers():  # refuse path tricks in a downloaded archive
             if member.name.startswith("/") or ".." in Path(member.name).parts:
                 raise EslSdistUnavailable(f"unsafe path in {SDIST_FILE}: {member.name}")

@@ -1,24 +1,32 @@
 """FreeSWITCH-shaped source trees for the build tests, from the real ESL sources.
 
-The C sources come from the python-ESL sdist (tests/support/esl_sdist.py);
-the small per-version files (Makefiles, python-config) are written here in
-the shape FreeSWITCH ships them, from the versions of libs/esl/python/Makefile,
-python3/Makefile and python*/python-config in signalwire/freeswitch that the
-project's search index holds (python3/ ones as in 1.10.x; the python/Makefile
-install target is inferred from Makefile.am's pymod-install):
+The C sources come from the python-ESL sdist (tests/support/esl_sdist.py).
+Everything else is written here in the shape signalwire/freeswitch has it at
+the tag each layout is named after.  These trees stand in for real ones, so
+wherever a real tree differs from the sdist in a way that matters to the
+build, the stand-in follows the real tree (checked by hand against
+`git archive` trees of every tag: docs/build.md, "What was checked"):
 
-* ``"1.6"``     libs/esl/python/ only (Python 2 era), pymod target only.
-* ``"1.10.12"`` python/ and python3/; python3/Makefile calls ``swig3.0 ... -classic``,
-  python3/python-config imports distutils, SITE_DIR is computed with distutils.
-* ``"1.11"``    python3/ only.
+* ``ESL.i`` has no ``%module`` line (the sdist's first line is ``%module ESL``):
+  FreeSWITCH's Makefiles pass ``-module ESL`` to swig, and so must eslkit.
+* binding folders: ``python/`` only up to 1.10.3, ``python/`` and ``python3/``
+  in 1.10.12, ``python3/`` only on master; python/Makefile calls ``python`` and
+  ``swig3.0`` up to 1.10.3, ``$(PYTHON)`` and ``swig`` in 1.10.12; python3/Makefile
+  calls ``swig3.0 ... -classic`` and computes SITE_DIR with distutils.
+* the shipped ``esl_wrap.cpp`` and ``ESL.py`` are SWIG 3.0.x output (``ESL.py``
+  imports ``imp``, gone in 3.12); the stand-in wrapper is its banner only, so a
+  build that compiled it instead of running swig would fail.
+* C sources: from 1.8 on ``src/cJSON.c`` and ``src/cJSON_Utils.c`` join the six of
+  1.6 (here small stand-ins: the sdist predates cJSON); standalone compiles them all.
+* Makefile.am: ``pymod`` up to 1.10.12, ``py3mod`` from 1.10.7 (here 1.10.12 and master).
 
-The sdist (python-ESL 1.4.18) predates cJSON: every layout gets esl_json.c and
-no cJSON.c, unlike real 1.8+ trees (standalone mode compiles any src/*.c).
-
-``make_tree(dest, layout, configured=True)`` adds what ./configure leaves
-behind: a ``libtool`` script at the top and a ``libs/esl/Makefile`` with
-absolute ``switch_srcdir``, ``PYTHON3`` and (from 1.10.7 on) a ``py3mod``
-target.  Its libesl rule compiles with gcc/ar instead of libtool.
+``make_tree(dest, layout, configured=True)`` adds what ``./bootstrap.sh &&
+./configure`` leave behind, as in a configured 1.10.12: a ``libtool`` script at
+the top, ``libs/esl/Makefile.in`` and ``libs/esl/Makefile`` with absolute
+``switch_srcdir`` and the recorded ``PYTHON3``, and configure's 8-byte
+``# dummy`` placeholders in ``libs/esl/src/.deps/``, which make's compile rules
+overwrite with real dependency lists (as automake's do; ``--restore`` must put
+them back).  The libesl rules compile with gcc/g++ and ar instead of libtool.
 """
 
 from __future__ import annotations
@@ -29,30 +37,49 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from tests.support.esl_sdist import esl_sources
+from tests.support.esl_sdist import EslSdistUnavailable, esl_sources
+from tests.support.prerequisites import missing
 
+# name -> what the tree at that tag has; "1.6" and "1.11" are older names kept for other tests.
 LAYOUTS = {
-    "1.6": {"version": "1.6.20", "bindings": ("python",)},
-    "1.10.12": {"version": "1.10.12", "bindings": ("python", "python3")},
-    "1.11": {"version": "1.11.0", "bindings": ("python3",)},
+    "1.6.20": {"version": "1.6.20", "bindings": ("python",), "cjson": False, "targets": ("pymod",),
+               "python": "old"},
+    "1.8.7": {"version": "1.8.7", "bindings": ("python",), "cjson": True, "targets": ("pymod",),
+              "python": "old"},
+    "1.10.3": {"version": "1.10.3-release", "bindings": ("python",), "cjson": True, "targets": ("pymod",),
+               "python": "old"},
+    "1.10.12": {"version": "1.10.12-release", "bindings": ("python", "python3"), "cjson": True,
+                "targets": ("pymod", "py3mod"), "python": "1.10.12"},
+    "master": {"version": "1.11.3-dev", "bindings": ("python3",), "cjson": True, "targets": ("py3mod",)},
 }
+ALIASES = {"1.6": "1.6.20", "1.11": "master"}
 
 HEADERS = ("esl.h", "esl_buffer.h", "esl_config.h", "esl_event.h", "esl_json.h", "esl_threadmutex.h",
            "esl_oop.h")
 C_FILES = ("esl.c", "esl_buffer.c", "esl_config.c", "esl_event.c", "esl_json.c", "esl_threadmutex.c")
+CJSON_FILES = ("cJSON.c", "cJSON_Utils.c")
 
-# What a FreeSWITCH tarball ships in libs/esl/python*/: a wrapper made by SWIG 3.0.2.
+# What a FreeSWITCH tree ships in libs/esl/python*/: a wrapper made by SWIG 3.0.2 (banner only here).
 SHIPPED_WRAP = "/* This file was automatically generated by SWIG (http://www.swig.org).\n * Version 3.0.2\n */\n"
 
-PY2_MAKEFILE = """\
-LOCAL_CFLAGS=`python ./python-config --includes`
-LOCAL_LDFLAGS=`python ./python-config --ldflags`
-SITE_DIR=$(DESTDIR)/`python -c "from distutils.sysconfig import get_python_lib; print get_python_lib(1)"`
+# Stand-ins for cJSON (real trees from 1.8 on): compiled like every src/*.c, used by nobody.
+CJSON_STANDIN = """\
+/* Stand-in for FreeSWITCH's src/{name} (the python-ESL sdist predates cJSON). */
+#include "esl_{stem}.h"
+
+int esl_{stem}_standin(void) {{ return {number}; }}
+"""
+CJSON_HEADER = "int esl_{stem}_standin(void);\n"
+
+_PY_MAKEFILE = """\
+LOCAL_CFLAGS=`{py} ./python-config --includes`
+LOCAL_LDFLAGS=`{py} ./python-config --ldflags`
+SITE_DIR=$(DESTDIR)/`{py} -c "from distutils.sysconfig import get_python_lib; {print_}"`
 
 all: _ESL.so
 
 esl_wrap.cpp:
-\tswig -module ESL -classic -python -c++ -DMULTIPLICITY -threads -I../src/include -o esl_wrap.cpp ../ESL.i
+\t{swig} -module ESL -classic -python -c++ -DMULTIPLICITY -threads -I../src/include -o esl_wrap.cpp ../ESL.i
 
 esl_wrap.o: esl_wrap.cpp
 \t$(CXX) $(CXX_CFLAGS) $(CXXFLAGS) $(LOCAL_CFLAGS) -c esl_wrap.cpp -o esl_wrap.o
@@ -74,39 +101,11 @@ swigclean:
 reswig:\tswigclean esl_wrap.cpp
 
 """
+PY2_MAKEFILE = _PY_MAKEFILE.format(py="python", swig="swig3.0", print_="print get_python_lib(1)")  # 1.6-1.10.3
+PY2_MAKEFILE_1_10_12 = _PY_MAKEFILE.format(py="$(PYTHON)", swig="swig", print_="print get_python_lib(1)")
+PY3_MAKEFILE = _PY_MAKEFILE.format(py="$(PYTHON3)", swig="swig3.0", print_="print (get_python_lib(1))")
 
-PY3_MAKEFILE = """\
-LOCAL_CFLAGS=`$(PYTHON3) ./python-config --includes`
-LOCAL_LDFLAGS=`$(PYTHON3) ./python-config --ldflags`
-SITE_DIR=$(DESTDIR)/`$(PYTHON3) -c "from distutils.sysconfig import get_python_lib; print (get_python_lib(1))"`
-
-all: _ESL.so
-
-esl_wrap.cpp:
-\tswig3.0 -module ESL -classic -python -c++ -DMULTIPLICITY -threads -I../src/include -o esl_wrap.cpp ../ESL.i
-
-esl_wrap.o: esl_wrap.cpp
-\t$(CXX) $(CXX_CFLAGS) $(CXXFLAGS) $(LOCAL_CFLAGS) -c esl_wrap.cpp -o esl_wrap.o
-
-_ESL.so: esl_wrap.o
-\t$(CXX) $(SOLINK) esl_wrap.o $(MYLIB) $(LOCAL_LDFLAGS) -o _ESL.so -L. $(LIBS)
-
-install: _ESL.so
-\tmkdir -p $(SITE_DIR)
-\tinstall -m 755 _ESL.so $(SITE_DIR)
-\tinstall -m 755 ESL.py $(SITE_DIR)
-
-clean:
-\trm -f *.o *.so *~
-
-swigclean:
-\trm -f esl_wrap.* ESL.so
-
-reswig:\tswigclean esl_wrap.cpp
-
-"""
-
-# The distutils python-config both python/ (print >>, Python 2) and python3/ ship.
+# The distutils python-config python/ (print >>, Python 2) and python3/ ship.
 PY2_CONFIG = """\
 #! /usr/bin/python2.5
 
@@ -123,7 +122,6 @@ def exit_with_usage(code=1):
                                             '|'.join('--'+opt for opt in valid_opts))
     sys.exit(code)
 """
-
 PY3_CONFIG = """\
 #!/usr/bin/env python3
 
@@ -175,33 +173,52 @@ elif opt in ('--libs', '--ldflags'):
 
 MODULE_TARGET = """\
 {name}: $(MYLIB)
-\t$(MAKE) MYLIB="../$(MYLIB)" SOLINK="$(SOLINK)" CFLAGS="-I$(switch_srcdir)/libs/esl/src/include $(SWITCH_AM_CFLAGS)" CXXFLAGS="-I$(switch_srcdir)/libs/esl/src/include $(SWITCH_AM_CXXFLAGS)" CXX_CFLAGS="$(CXX_CFLAGS)" -C {folder}
+\t$(MAKE) {var}=$({var}) MYLIB="../$(MYLIB)" SOLINK="$(SOLINK)" CFLAGS="-I$(switch_srcdir)/libs/esl/src/include $(SWITCH_AM_CFLAGS)" CXXFLAGS="-I$(switch_srcdir)/libs/esl/src/include $(SWITCH_AM_CXXFLAGS)" CXX_CFLAGS="$(CXX_CFLAGS)" -C {folder}
 """
 
 
-def makefile_am(bindings: tuple) -> str:
+def _module_targets(targets: tuple) -> str:
+    return "".join(MODULE_TARGET.format(name=name, var="PYTHON3" if name == "py3mod" else "PYTHON",
+                                        folder="python3" if name == "py3mod" else "python") + "\n"
+                   for name in targets)
+
+
+def _sources(spec: dict) -> tuple:
+    return C_FILES + (CJSON_FILES if spec["cjson"] else ())
+
+
+def makefile_am(spec: dict) -> str:
     """Trimmed libs/esl/Makefile.am: the parts the build reads (and must never touch)."""
-    text = ("AUTOMAKE_OPTIONS = foreign subdir-objects\nMYLIB=./.libs/libesl.a\n"
-            "LIBS=-lncurses -lpthread -lm\nSOLINK=-shared -Xlinker -x\n\n")
-    if "python" in bindings:
-        text += MODULE_TARGET.format(name="pymod", folder="python") + "\n"
-    if "python3" in bindings:
-        text += MODULE_TARGET.format(name="py3mod", folder="python3") + "\n"
-    return text
+    sources = " ".join(f"src/{name}" for name in _sources(spec))
+    return ("AUTOMAKE_OPTIONS = foreign subdir-objects\nSUBDIRS = . perl\nMYLIB=./.libs/libesl.a\n"
+            "LIBS=-lncurses -lpthread -lm\nSOLINK=-shared -Xlinker -x\n\n"
+            f"lib_LTLIBRARIES = libesl.la\nlibesl_la_SOURCES   = {sources}\n"
+            "libesl_la_SOURCES += src/esl_oop.cpp\n\n$(MYLIB): libesl.la\n\n" + _module_targets(spec["targets"]))
 
 
-def configured_makefile(root: Path, bindings: tuple, python3: str) -> str:
-    """A libs/esl/Makefile as ./configure writes it: absolute paths, recorded PYTHON3."""
-    objs = " ".join(f"src/{Path(c).stem}.lo" for c in C_FILES) + " src/esl_oop.lo"
+PLACEHOLDER = "# dummy\n"  # what configure (config.status depfiles) writes into every .deps/*.Plo
+
+
+def _objects(spec: dict) -> list:
+    return [f"libesl_la-{Path(name).stem}" for name in _sources(spec) + ("esl_oop.cpp",)]
+
+
+def configured_makefile(root: Path, spec: dict, python3: str) -> str:
+    """A libs/esl/Makefile as ./configure writes it: absolute paths, recorded PYTHON3, .deps includes."""
+    objects = _objects(spec)
+    includes = "".join(f"include src/$(DEPDIR)/{obj}.Plo # am--include-marker\n" for obj in objects)
     text = f"""\
 # Makefile.in generated by automake 1.16.5 from Makefile.am.
 # libs/esl/Makefile.  Generated from Makefile.in by configure.
 switch_srcdir = {root}
 switch_builddir = {root}
 srcdir = .
+PYTHON = /usr/bin/python
 PYTHON3 = {python3}
 CC = gcc
 CXX = g++
+DEPDIR = .deps
+am__dirstamp = .dirstamp
 SWITCH_AM_CFLAGS = -fPIC
 SWITCH_AM_CXXFLAGS = -fPIC
 CXX_CFLAGS = -Wno-write-strings
@@ -209,81 +226,114 @@ MYLIB=./.libs/libesl.a
 LIBS=-lpthread -lm
 SOLINK=-shared -Xlinker -x
 libesl_la_CPPFLAGS = -I$(switch_srcdir)/libs/esl/src/include
-LIBESL_OBJS = {objs}
+libesl_la_OBJECTS = {" ".join(f"src/{obj}.lo" for obj in objects)}
 
 all: libesl.la
 
-src/%.lo: src/%.c
-\t$(CC) $(SWITCH_AM_CFLAGS) $(libesl_la_CPPFLAGS) -c $< -o $@
+{includes}
+src/$(am__dirstamp):
+\t@mkdir -p src
+\t@: > src/$(am__dirstamp)
 
-src/esl_oop.lo: src/esl_oop.cpp
-\t$(CXX) $(SWITCH_AM_CXXFLAGS) $(libesl_la_CPPFLAGS) -c $< -o $@
+# automake's dependency tracking: the compiler writes .Tpo, then it replaces the .Plo
+src/libesl_la-%.lo: src/%.c src/$(am__dirstamp)
+\t$(CC) $(SWITCH_AM_CFLAGS) $(libesl_la_CPPFLAGS) -MT $@ -MD -MP -MF src/$(DEPDIR)/libesl_la-$*.Tpo -c -o $@ $<
+\tmv -f src/$(DEPDIR)/libesl_la-$*.Tpo src/$(DEPDIR)/libesl_la-$*.Plo
 
-# Stand-in for libtool: same outputs (libesl.la, .libs/libesl.a).
-libesl.la: $(LIBESL_OBJS)
+src/libesl_la-esl_oop.lo: src/esl_oop.cpp src/$(am__dirstamp)
+\t$(CXX) $(SWITCH_AM_CXXFLAGS) $(libesl_la_CPPFLAGS) -MT $@ -MD -MP -MF src/$(DEPDIR)/libesl_la-esl_oop.Tpo -c -o $@ $<
+\tmv -f src/$(DEPDIR)/libesl_la-esl_oop.Tpo src/$(DEPDIR)/libesl_la-esl_oop.Plo
+
+# Stand-in for libtool: the same outputs (libesl.la, .libs/libesl.a).
+libesl.la: $(libesl_la_OBJECTS)
 \tmkdir -p .libs
-\tar cr $(MYLIB) $(LIBESL_OBJS)
+\tar cr $(MYLIB) $(libesl_la_OBJECTS)
 \techo "# libesl.la - a libtool library file" > libesl.la
 
 $(MYLIB): libesl.la
 
 """
-    if "python" in bindings:
-        text += MODULE_TARGET.format(name="pymod", folder="python") + "\n"
-    if "python3" in bindings:
-        text += MODULE_TARGET.format(name="py3mod", folder="python3") + "\n"
-    return text
+    return text + _module_targets(spec["targets"])
 
 
 def make_tree(dest: Path, layout: str, *, configured: bool = False, python3: Optional[str] = None) -> Path:
     """Assemble a FreeSWITCH-shaped tree at ``dest`` and return it."""
-    spec = LAYOUTS[layout]
+    spec = LAYOUTS[ALIASES.get(layout, layout)]
     src = esl_sources()
     root = Path(dest)
     esl = root / "libs" / "esl"
     (esl / "src" / "include").mkdir(parents=True)
     (root / "src").mkdir()
     (root / "configure.ac").write_text(
-        f"AC_INIT([freeswitch], [{spec['version']}-release], bugs@freeswitch.org)\n"
+        f"AC_INIT([freeswitch], [{spec['version']}], bugs@freeswitch.org)\n"
         f"AC_SUBST(SWITCH_VERSION_MAJOR, [{spec['version'].split('.')[0]}])\n"
     )
     (root / "bootstrap.sh").write_text("#!/bin/sh\n# stand-in\n")
     (root / "src" / "switch.c").write_text("/* FreeSWITCH core (stand-in) */\n")
-    shutil.copy2(src / "ESL.i", esl / "ESL.i")
+    interface = (src / "ESL.i").read_text()
+    assert interface.startswith("%module ESL\n"), "the sdist's ESL.i changed"
+    (esl / "ESL.i").write_text(interface[len("%module ESL\n"):])  # as in every FreeSWITCH tree
     for name in C_FILES:
         shutil.copy2(src / name, esl / "src" / name)
+    if spec["cjson"]:
+        for number, name in enumerate(CJSON_FILES, 1):
+            stem = Path(name).stem
+            (esl / "src" / name).write_text(CJSON_STANDIN.format(name=name, stem=stem, number=number))
+            (esl / "src" / "include" / f"esl_{stem}.h").write_text(CJSON_HEADER.format(stem=stem))
     shutil.copy2(src / "esl_oop.cpp", esl / "src" / "esl_oop.cpp")
     for name in HEADERS:
         shutil.copy2(src / name, esl / "src" / "include" / name)
-    (esl / "Makefile.am").write_text(makefile_am(spec["bindings"]))
+    (esl / "Makefile.am").write_text(makefile_am(spec))
     for folder in spec["bindings"]:
         (esl / folder).mkdir()
-        (esl / folder / "Makefile").write_text(PY2_MAKEFILE if folder == "python" else PY3_MAKEFILE)
-        config = esl / folder / "python-config"
-        config.write_text(PY2_CONFIG if folder == "python" else PY3_CONFIG)
-        config.chmod(0o755)
+        if folder == "python3":
+            makefile, config = PY3_MAKEFILE, PY3_CONFIG
+        else:
+            makefile = PY2_MAKEFILE_1_10_12 if spec["python"] == "1.10.12" else PY2_MAKEFILE
+            config = PY2_CONFIG
+        (esl / folder / "Makefile").write_text(makefile)
+        (esl / folder / "python-config").write_text(config)
+        (esl / folder / "python-config").chmod(0o755)
         shutil.copy2(src / "ESL.py", esl / folder / "ESL.py")  # SWIG 3.0.x output: imports imp
         (esl / folder / "esl_wrap.cpp").write_text(SHIPPED_WRAP)
     if configured:
         (root / "libtool").write_text("#! /bin/sh\n# libtool - stand-in written by the eslkit tests\n")
         (root / "libtool").chmod(0o755)
-        (esl / "Makefile").write_text(configured_makefile(root, spec["bindings"], python3 or "/usr/bin/python3"))
+        (esl / "Makefile.in").write_text("# Makefile.in generated by automake 1.16.5 from Makefile.am.\n")
+        (esl / "Makefile").write_text(configured_makefile(root, spec, python3 or "/usr/bin/python3"))
+        deps = esl / "src" / ".deps"
+        deps.mkdir()
+        for obj in _objects(spec):
+            (deps / f"{obj}.Plo").write_text(PLACEHOLDER)
     return root
 
 
-def tree_digest(root: Path) -> str:
-    """Hash of every path, mode and byte under ``root``: equal means byte-identical."""
-    digest = hashlib.sha256()
+def stand_in(dest: Path, layout: str, **kw) -> Path:
+    """``make_tree`` in a test: without the sdist the test cannot run (a failure under CI)."""
+    try:
+        return make_tree(dest, layout, **kw)
+    except EslSdistUnavailable as exc:
+        missing(f"the python-ESL sdist for the stand-in trees: {exc}")
+
+
+def checksums(root: Path) -> dict:
+    """The checksum list of a whole tree: path -> mode and sha256 (folders: mode only).
+
+    Equal lists mean byte-identical trees; when they differ, pytest shows the paths.
+    """
+    listing = {}
     for top, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames) + [d + "/" for d in dirnames]:
-            path = Path(top) / name.rstrip("/")
-            rel = path.relative_to(root).as_posix()
+        for name in filenames + dirnames:
+            path = Path(top) / name
             st = path.lstat()
-            digest.update(f"{rel}\0{st.st_mode:o}\0".encode())
-            if path.is_file() and not path.is_symlink():
-                digest.update(path.read_bytes())
-    return digest.hexdigest()
+            if path.is_symlink():
+                what = "-> " + os.readlink(path)
+            elif path.is_dir():
+                what = "folder"
+            else:
+                what = hashlib.sha256(path.read_bytes()).hexdigest()
+            listing[path.relative_to(root).as_posix()] = f"{st.st_mode:o} {what}"
+    return listing
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -301,16 +351,39 @@ def run_eslkit(*args, env: Optional[dict] = None, timeout: float = 300, cwd=None
                           env=full_env, cwd=cwd)
 
 
+def pyenv_root() -> Optional[Path]:
+    """$PYENV_ROOT, else the root the python3 shim on PATH names (it does not depend on HOME)."""
+    import re
+
+    if os.environ.get("PYENV_ROOT"):
+        return Path(os.environ["PYENV_ROOT"])
+    shim = shutil.which("python3")
+    try:
+        found = re.search(r'^export PYENV_ROOT="([^"]+)"', Path(shim).read_text(errors="replace"), re.M) if shim else None
+    except OSError:
+        found = None
+    return Path(found.group(1)) if found else None
+
+
 def pyenv_python(*versions: str) -> Optional[str]:
-    """The first of ``versions`` that pyenv has, as an interpreter path (None if none)."""
-    import subprocess
+    """The first of ``versions`` ("3.12" or "3.12.1") that pyenv has, as an interpreter path; None if none."""
+    root = pyenv_root()
+    installed = sorted((root / "versions").glob("3.*")) if root else []
+
+    def key(path: Path) -> tuple:
+        return tuple(int(p) if p.isdigit() else -1 for p in path.name.split("."))
 
     for version in versions:
-        try:
-            prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True,
-                                    timeout=30).stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        if prefix and (Path(prefix) / "bin" / "python3").exists():
-            return str(Path(prefix) / "bin" / "python3")
+        matches = [p for p in installed if p.name == version or p.name.startswith(version + ".")]
+        for prefix in sorted(matches, key=key, reverse=True):  # the newest of that series
+            if (prefix / "bin" / "python3").exists():
+                return str(prefix / "bin" / "python3")
     return None
+
+
+def other_python(*versions: str) -> str:
+    """``pyenv_python`` in a test: one of these Pythons must be there (a failure under CI if not)."""
+    found = pyenv_python(*versions)
+    if found is None:
+        missing(f"no Python {' or '.join(versions)} from pyenv on this machine")
+    return found
