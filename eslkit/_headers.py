@@ -9,6 +9,7 @@ raised.
 from __future__ import annotations
 
 import codecs
+import re
 from urllib.parse import unquote
 
 # switch_url_encode() in FreeSWITCH's switch_utils.c escapes these, plus every
@@ -17,6 +18,8 @@ _UNSAFE = set(b'\r\n "#%&+:;<=>?@[\\]^`{|}')
 _ENCODE = [
     (f"%{b:02X}" if (b < 0x20 or b > 0x7E or b in _UNSAFE) else chr(b)) for b in range(256)
 ]
+# A character that needs encoding: one search at C speed decides the common case.
+_NEEDS_ENCODING = re.compile("[^%s]" % re.escape("".join(c for c in _ENCODE if len(c) == 1)))
 
 ARRAY_PREFIX = "ARRAY::"
 
@@ -35,21 +38,25 @@ def url_decode_block(text: str) -> str:
     if "%" not in text:
         return text
     try:
-        data = text.encode("utf-8")  # a lone surrogate cannot: unquote keeps it as it is
-        if b"\\" in data:
-            data = data.replace(b"\\", b"\\\\")
-        raw = codecs.escape_decode(data.replace(b"%", b"\\x"))[0]
-    except ValueError:  # UnicodeEncodeError, or "\\x" without two hex digits
+        raw = percent_decode_bytes(text.encode("utf-8"))  # a lone surrogate cannot: unquote keeps it
+    except ValueError:  # UnicodeEncodeError, or a "%" without two hex digits
         return unquote(text, errors="replace")
     return raw.decode("utf-8", "replace")
 
 
+def percent_decode_bytes(data: bytes) -> bytes:
+    """Every ``%XX`` of ``data`` decoded at C speed (``%XX`` becomes ``\\xXX`` for the
+    bytes-escape decoder).  ValueError if a ``%`` is not followed by two hex digits."""
+    if b"\\" in data:
+        data = data.replace(b"\\", b"\\\\")
+    return codecs.escape_decode(data.replace(b"%", b"\\x"))[0]
+
+
 def url_encode(value: str) -> str:
     """Encode a header value byte for byte like switch_url_encode()."""
-    data = value.encode("utf-8", "surrogateescape")
-    if all(0x20 <= b <= 0x7E and b not in _UNSAFE for b in data):
+    if _NEEDS_ENCODING.search(value) is None:
         return value
-    return "".join([_ENCODE[b] for b in data])
+    return "".join([_ENCODE[b] for b in value.encode("utf-8", "surrogateescape")])
 
 
 def split_array(value: str) -> list[str] | str:

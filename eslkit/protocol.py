@@ -25,7 +25,7 @@ from eslkit.event import Event
 __all__ = [
     "Frame", "AuthRequest", "CommandReply", "ApiResponse", "EventFrame", "LogData",
     "DisconnectNotice", "RudeRejection", "Parser", "CommandParser", "Event", "encode_command",
-    "encode_frame", "auth_request", "command_reply", "api_response", "event_frame",
+    "encode_frame", "encode_raw_command", "auth_request", "command_reply", "api_response", "event_frame",
     "log_data", "disconnect_notice", "rude_rejection", "DEFAULT_MAX_FRAME_SIZE",
     "GOODBYE", "ACCESS_DENIED",
 ]
@@ -181,10 +181,15 @@ class Parser:
     was cut off.  A `ProtocolError` carries the whole frames parsed before the
     bad bytes in ``err.frames``.  A frame bigger than ``max_frame_size`` raises `FrameTooLarge`
     as soon as its ``Content-Length`` is read, so memory stays bounded.
+
+    ``raw=True`` hands back every frame as a plain `Frame` (headers and body, no
+    event decoded): for a caller that reads event bodies its own way, as the
+    libesl port (`eslkit.libesl`) does with libesl's rules.
     """
 
-    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE):
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, raw: bool = False):
         self.max_frame_size = max_frame_size
+        self._types = {} if raw else _FRAME_TYPES
         self._buf = bytearray()
         self._scan = 0  # where the search for "\n\n" resumes (keeps 1-byte feeding linear)
         self._pending: tuple[list[tuple[str, str]], int] | None = None
@@ -248,7 +253,7 @@ class Parser:
             self._pending = None
             self._scan = pos
             ctype = _content_type(headers)
-            frames.append(_FRAME_TYPES.get(ctype, Frame)(headers, body))
+            frames.append(self._types.get(ctype, Frame)(headers, body))
         if pos:
             del buf[:pos]
             self._scan = max(0, self._scan - pos)
@@ -321,6 +326,18 @@ def encode_command(
         lines.append(f"Content-Length: {len(data)}")
         return ("\n".join(lines) + "\n\n").encode("utf-8") + data
     return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def encode_raw_command(text: str) -> bytes:
+    """A command exactly as libesl's esl_send() writes it: the text as given, then
+    a blank line unless it already ends with one.
+
+    For the SWIG-compatible `eslkit.ESL` only, whose callers (``con.send(...)``,
+    ``con.sendRecv("sendmsg ...\\ncall-command: execute\\n...")``) write their own
+    header lines, so newlines are passed through, as the C library does.
+    """
+    data = text.encode("utf-8", "surrogateescape")
+    return data if data.endswith(b"\n\n") else data + b"\n\n"
 
 
 def parse_command(data: bytes) -> tuple[str, list[tuple[str, str]]]:
