@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from json.encoder import encode_basestring as _string
+from json.encoder import encode_basestring as string
 from typing import Union
 
 Value = Union[str, list]
@@ -33,15 +33,15 @@ def print_object(names: list, values: list, arrays: list) -> str:
     if not names:
         return "{\n}"
     if not any(arrays):
-        items = map("\t{}:\t{}".format, map(_string, names), map(_string, values))
+        items = map("\t{}:\t{}".format, map(string, names), map(string, values))
     else:
-        items = map("\t{}:\t{}".format, map(_string, names),
-                    [_array(a) if a else _string(v) for v, a in zip(values, arrays)])
+        items = map("\t{}:\t{}".format, map(string, names),
+                    [_array(a) if a else string(v) for v, a in zip(values, arrays)])
     return "{\n" + ",\n".join(items) + "\n}"
 
 
 def _array(items: list) -> str:
-    return "[" + ", ".join(map(_string, items)) + "]"
+    return "[" + ", ".join(map(string, items)) + "]"
 
 
 class _Object(list):

@@ -371,7 +371,27 @@ def format_body(fmt: str) -> str | None:
 
 
 _NOT_COLON_OR_NL = bytes(b for b in range(256) if b not in b":\n")
-_LINE_SHAPES: dict[int, bytes] = {}
+_BLANK_LINE = re.compile(rb"\n\n")  # the regex engine finds it faster than bytes.find
+_SHAPES: dict[tuple, bytes] = {}
+
+
+def _colon_lines(block: bytes) -> int | None:
+    """The number of lines of ``block`` if each holds exactly one colon, else None."""
+    kept = block.translate(None, _NOT_COLON_OR_NL)
+    lines = (len(kept) + 1) // 2
+    return lines if kept == _shape(lines, b":\n", b":") else None
+
+
+def _shape(lines: int, line: bytes, last: bytes) -> bytes:
+    """``line`` repeated for all lines but the last, then ``last``: what a block of
+    ``lines`` lines leaves after translate() kept only the separators."""
+    key = (lines, line, last)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        if len(_SHAPES) > 4096:
+            _SHAPES.clear()
+        shape = _SHAPES[key] = line * (lines - 1) + last
+    return shape
 
 
 def from_plain(data: bytes) -> EslEvent:
@@ -380,63 +400,232 @@ def from_plain(data: bytes) -> EslEvent:
     nul = data.find(b"\0")
     if nul >= 0:
         data = data[:nul]
-    return _from_plain_fast(data) or _from_plain_slow(data)
+    return _PlainEvent.read(data) or _from_plain_slow(data)
 
 
-def _from_plain_fast(data: bytes) -> EslEvent | None:
-    """FreeSWITCH's own shape — one "Name: value" a line, values URL-encoded, no "name[i]",
-    no empty values, one Event-Name, arrays of their own name — in a few passes at C speed;
-    None for anything else."""
-    end = data.find(b"\n\n")
-    if end <= 0:
+# Filled in on first use by a _PlainEvent.
+_BUILT = frozenset(("names", "values", "arrays", "_folded", "_simple"))
+
+
+class _PlainEvent(EslEvent):
+    """A received text/event-plain event whose every header line holds one colon — the
+    shape FreeSWITCH writes, its values URL-encoded — read lazily.
+
+    In such a block what C makes of a header depends only on the lines of that name
+    (and ``name[i]`` lines), so ``get_header`` reads the one line it needs from the
+    text; the header lists are built when anything else is asked (iterating,
+    serialising, a change) or a lookup meets something unusual (a repeated name,
+    an empty or ``ARRAY::`` value).  A copy shares the text.
+    """
+
+    __slots__ = ("_data", "_block", "_text", "_low", "_lines", "_lazy")
+
+    @classmethod
+    def read(cls, data: bytes) -> "_PlainEvent | None":
+        # Most events have no body: their header block ends where the data does (if an
+        # earlier empty line ends it, that block fails the colon count).  Else search.
+        end = len(data) - 2 if data.endswith(b"\n\n") else 0
+        lines = _colon_lines(data[:end]) if end > 0 else None
+        if lines is None:
+            found = _BLANK_LINE.search(data)
+            if found is None or found.start() in (0, end):
+                return None
+            end = found.start()
+            lines = _colon_lines(data[:end])
+            if lines is None:
+                return None
+        block = data[:end]
+        if not block.isascii():
+            return None
+        text = block.decode("ascii")
+        if text.startswith("_body:") or "\n_body:" in text:
+            return None  # a "_body" header sets the body
+        low = "\n" + text.lower()
+        ev = cls.__new__(cls)
+        ev._data, ev._block, ev._text, ev._low, ev._lines, ev._lazy = data, block, text, low, lines, True
+        ev.subclass_name = None
+        ev.body = from_bytes(data[end + 2:]) if "\ncontent-length:" in low else None
+        return ev
+
+    def __getattr__(self, attr: str):  # only for slots not filled in yet
+        if attr in _BUILT:
+            self._build()
+        elif attr == "event_id":
+            self.event_id = self._event_id()
+        else:
+            raise AttributeError(attr)
+        return getattr(self, attr)
+
+    def _build(self) -> None:
+        lists = _plain_lists(self._text, self._low, self._lines)
+        if lists is None:
+            full = _from_plain_slow(self._data)
+            lists = full.names, full.values, full.arrays
+        self.names, self.values, self.arrays = lists
+        self._folded, self._simple, self._lazy = None, True, False
+
+    def _value(self, at: int, key: str) -> str:
+        """The value of the line that starts at ``at``: after the colon and its spaces, decoded."""
+        text = self._text
+        start = at + len(key) + 1
+        stop = text.find("\n", start)
+        return decode(text[start: stop if stop >= 0 else len(text)].lstrip(" "))
+
+    def _event_id(self) -> int:
+        """Each Event-Name line sets the id when it names an event (esl_recv_event)."""
+        event_id, at = CUSTOM, self._low.find("\nevent-name:")
+        while at >= 0:
+            found = name_event(self._value(at, "event-name"))
+            if found is not None:
+                event_id = found
+            at = self._low.find("\nevent-name:", at + 1)
+        return event_id
+
+    def get_header(self, name: str | None, idx: int = -1) -> str | None:
+        if not self._lazy or name is None:
+            return EslEvent.get_header(self, name, idx)
+        key = fold(name)
+        head = "\n" + key
+        low = self._low
+        at = low.find(head + ":")
+        if ":" in key or "\n" in key or "[" in key or low.find(head + "[") >= 0 \
+                or (at >= 0 and low.find(head + ":", at + 1) >= 0):
+            self._build()
+            return EslEvent.get_header(self, name, idx)
+        if at < 0:
+            return self.body if name == "_body" else None
+        value = self._value(at, key)
+        if not value or "ARRAY::" in value:
+            self._build()
+            return EslEvent.get_header(self, name, idx)
+        return value if idx < 0 else None
+
+    def serialize_json(self) -> str:
+        if self._lazy:
+            headers = _plain_json(self._block, self._low, self._lines)
+            if headers is not None:
+                text = headers.decode("utf-8", "surrogateescape")
+                if self.body is not None:
+                    text += (f',\n\t"Content-Length":\t"{len(to_bytes(self.body))}",\n\t"_body":\t'
+                             f'{cjson.string(self.body)}')
+                return "{\n\t" + text + "\n}"
+        return EslEvent.serialize_json(self)
+
+    def dup(self) -> EslEvent:
+        if not self._lazy:
+            return EslEvent.dup(self)
+        ev = _PlainEvent.__new__(_PlainEvent)
+        ev._data, ev._block, ev._text, ev._low = self._data, self._block, self._text, self._low
+        ev._lines, ev._lazy, ev.subclass_name, ev.body = self._lines, True, None, self.body
+        return ev
+
+
+def _plain_json(block: bytes, low: str, lines: int) -> bytes | None:
+    """What cJSON_Print writes for the headers of a block in FreeSWITCH's own shape — every
+    line "Name: value", no other space, no "%" in a name — made without building lists.
+
+    Each ": " becomes a NUL and each line end a \\x01, the values are decoded all at
+    once, the characters JSON escapes are escaped (one replace each), and the two marks
+    become cJSON's separators.  None where that cannot be exact: anything _plain_lists
+    would not take, a decoded mark (%00, %01), an array not in the plain case."""
+    if b"[" in block or low.count("\nevent-name:") > 1:
         return None
-    block = data[:end]
-    lines = block.count(b"\n") + 1
-    shape = _LINE_SHAPES.get(lines)
-    if shape is None:
-        shape = _LINE_SHAPES.setdefault(lines, b":\n" * (lines - 1) + b":")
-    if not block.isascii() or block.count(b": ") != lines or block.translate(None, _NOT_COLON_OR_NL) != shape:
-        return None  # not exactly one ": " a line
-    if b":  " in block or b": \n" in block or block.endswith(b": ") or b"[" in block:
-        return None
-    text = block.decode("ascii")
-    parts = text.replace(": ", "\n").split("\n")
-    names, values = parts[0::2], parts[1::2]
-    folded = text.lower().replace(": ", "\n").split("\n")[0::2]
-    if "_body" in names or folded.count("event-name") > 1:
-        return None
-    arrays: list = [None] * len(names)
-    event_id = CUSTOM
-    if "%" in text:
+    if block.translate(None, _NOT_COLON_SPACE_OR_NL) != _shape(lines, b": \n", b": ") \
+            or _COLON_WITHOUT_SPACE.search(block) or block.endswith(b" ") or b" \n" in block:
+        return None  # not one ": " a line, a space elsewhere, or an empty value
+    marked = block.replace(b":", b"").replace(b" ", b"\0").replace(b"\n", b"\1")
+    if b"%" in marked:
+        marks = marked.translate(None, _NOT_MARK_OR_PERCENT)
+        if marks[:1] == b"%" or b"\1%" in marks:
+            return None  # a "%" in a name: names are not decoded
         try:
-            decoded = percent_decode_bytes("\n".join(values).encode("ascii"))
+            marked = percent_decode_bytes(marked)
         except ValueError:
             return None  # a "%" without two hex digits: sscanf's rules, slowly
-        if b"\0" in decoded:
+    special = marked.translate(None, _NOT_JSON_SPECIAL)
+    if special != _shape(lines, b"\0\1", b"\0"):
+        if special.count(b"\0") != lines or special.count(b"\1") != lines - 1:
             return None
-        text = decoded.decode("utf-8", "surrogateescape")
-        values = text.split("\n")
-        if len(values) != len(names):  # a decoded newline: value by value
-            values = [decode(v) for v in parts[1::2]]
-    if "event-name" in folded:
-        found = name_event(values[folded.index("event-name")])
-        if found is not None:
-            event_id = found
-    if "ARRAY::" in text:
-        for i, value in enumerate(values):
-            if "ARRAY::" in value:
-                items = value[7:].split("|:")
-                # The plain case: an array of its own name whose first item is a real value.
-                if not value.startswith("ARRAY::") or not items[0] or "ARRAY::" in items[0] \
-                        or folded[i] in folded[:i]:
-                    return None
-                arrays[i] = items
-                values[i] = value if len(items) > 1 else items[0]
-    ev = EslEvent()
-    ev.names, ev.values, ev.arrays, ev._folded, ev.event_id = names, values, arrays, folded, event_id
-    if "content-length" in folded:
-        ev.body = from_bytes(data[end + 2:])
-    return ev
+        for char in sorted(set(special) - {0, 1}, key=lambda c: c != 0x5C):  # backslash first
+            marked = marked.replace(bytes((char,)), _JSON_ESCAPES[char])
+    arrays = b"ARRAY::" in marked
+    if arrays:
+        marked = _json_arrays(marked, low)
+        if marked is None:
+            return None
+    out = b'"' + marked.replace(b"\0", b'":\t"').replace(b"\1", b'",\n\t"') + b'"'
+    return out.replace(b'"\x02', b'["').replace(b'\x03"', b'"]') if arrays else out
+
+
+def _json_arrays(marked: bytes, low: str) -> bytes | None:
+    """Each FreeSWITCH array value (an "ARRAY::a|:b" of a name of its own, its first item
+    not empty) as the items of a cJSON array between \\x02 and \\x03, for the caller to
+    turn into brackets once the quotes are in.  None for an array out of the plain case."""
+    pieces, pos = [], 0
+    at = marked.find(b"ARRAY::")
+    while at >= 0:
+        stop = marked.find(b"\1", at)
+        stop = len(marked) if stop < 0 else stop
+        value = marked[at + 7: stop]
+        items = value.split(b"|:")
+        if marked[at - 1] != 0 or not items[0] or b"ARRAY::" in value:
+            return None  # not at the start of the value, or not the plain case
+        start = marked.rfind(b"\1", 0, at) + 1
+        if low.count("\n" + marked[start: at - 1].decode("ascii").lower() + ":") != 1:
+            return None  # another header of that name takes the items
+        pieces += [marked[pos: at], b"\x02", b'", "'.join(items), b"\x03"]
+        pos = stop
+        at = marked.find(b"ARRAY::", stop)
+    pieces.append(marked[pos:])
+    return b"".join(pieces)
+
+
+_NOT_COLON_SPACE_OR_NL = bytes(b for b in range(256) if b not in b": \n")
+_COLON_WITHOUT_SPACE = re.compile(rb":(?! )")
+_NOT_JSON_SPECIAL = bytes(b for b in range(256) if not (b < 0x20 or b in b'"\\'))
+_JSON_ESCAPES = {c: ("\\u%04x" % c).encode() for c in range(0x20)}
+_JSON_ESCAPES.update({0x08: b"\\b", 0x0C: b"\\f", 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t",
+                      0x22: b'\\"', 0x5C: b"\\\\"})
+_NOT_MARK_OR_PERCENT = bytes(b for b in range(256) if b not in b"\0\1%")
+
+
+def _plain_lists(text: str, low: str, lines: int) -> tuple | None:
+    """The header lists of a block of ``lines`` lines that each hold one colon, when every
+    line is a plain "Name: value" (one space, a value, no "name[i]", one Event-Name, arrays
+    of their own name): a few passes at C speed.  None for anything else."""
+    if "[" in text or low.count("\nevent-name:") > 1:
+        return None
+    parts = text.replace(": ", "\n").split("\n")
+    if len(parts) != 2 * lines:  # a line without ": "
+        return None
+    names, values = parts[0::2], parts[1::2]
+    raw = "\0".join(values)  # no value holds a NUL
+    if raw[:1] == " " or "\0 " in raw or "" in values:  # spaces to skip, or an empty value
+        return None
+    arrays: list = [None] * len(names)
+    if "%" in raw:
+        try:  # all values at once: a decoded NUL (%00, which cuts a C string short) shows as one too many
+            decoded = percent_decode_bytes(raw.encode("ascii"))
+        except ValueError:
+            return None  # a "%" without two hex digits: sscanf's rules, slowly
+        if decoded.count(b"\0") != len(values) - 1:
+            return None
+        joined = decoded.decode("utf-8", "surrogateescape")
+        values = joined.split("\0")
+        at = joined.find("ARRAY::")
+        while at >= 0:
+            i = joined.count("\0", 0, at)
+            value = values[i]
+            items = value[7:].split("|:")
+            # The plain case: an array of its own name whose first item is a real value.
+            if not value.startswith("ARRAY::") or not items[0] or "ARRAY::" in items[0] \
+                    or low.count("\n" + fold(names[i]) + ":") != 1:
+                return None
+            arrays[i] = items
+            values[i] = value if len(items) > 1 else items[0]
+            after = joined.find("\0", at)  # on to the next value
+            at = joined.find("ARRAY::", after) if after >= 0 else -1
+    return names, values, arrays
 
 
 def _from_plain_slow(data: bytes) -> EslEvent:
@@ -478,6 +667,20 @@ def from_frame(headers, body: bytes) -> EslEvent:
     header lines, URL-decoded, and its body if it has a Content-Length."""
     ev = EslEvent()
     ev.event_id = SOCKET_DATA
+    names = ["Event-Name"]
+    values = ["SOCKET_DATA"]
+    for name, value in headers:
+        value = decode(value.lstrip(" \t"))
+        if not value or "ARRAY::" in value or "[" in name or name == "_body":
+            break  # not the plain case: header by header
+        names.append(name)
+        values.append(value)
+    else:  # every header is a plain "Name: value": added, they just line up
+        ev.names, ev.values, ev.arrays = names, values, [None] * len(names)
+        ev._folded = _fold_all(names)
+        if "content-length" in ev._folded:
+            ev.body = from_bytes(body)
+        return ev
     ev._add(BOTTOM, "Event-Name", "SOCKET_DATA")
     for name, value in headers:
         value = decode(value.lstrip(" \t"))

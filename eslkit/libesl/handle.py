@@ -265,12 +265,14 @@ class Handle:
             self.last_ievent = None
             if check_q and self.race:
                 revent = self.race.popleft()
+                raw_body = None
             else:
                 frame = self._next_frame()
                 if frame is None:
                     self.connected = False
                     return FAIL
                 revent = from_frame(frame.headers, frame.body)
+                raw_body = frame.body
                 if log.enabled(log.DEBUG):
                     for name, value in frame.headers:
                         value = decode(value.lstrip(" \t"))
@@ -287,7 +289,7 @@ class Handle:
                     return FAIL
             if body is not None:
                 if ctype == "text/event-plain":
-                    self.last_ievent = from_plain(to_bytes(body))
+                    self.last_ievent = from_plain(raw_body if raw_body is not None else to_bytes(body))
                     if log.enabled(log.DEBUG):
                         ev = self.last_ievent
                         for name, value in zip(ev.names, ev.values):
