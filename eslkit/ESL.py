@@ -95,6 +95,13 @@ def _int(value, method: str, argnum: int) -> int:
     raise TypeError(f"in method '{method}', argument {argnum} of type 'int'")
 
 
+def _too_many(function: str, most: int, given: int) -> str:
+    """SWIG's lead-in when an overloaded constructor gets more arguments than any takes."""
+    if given <= most:
+        return ""
+    return f"{function} expected at most {most} arguments, got {given}\nAdditional information:\n"
+
+
 def _oop_error(line: int, func: str, message: str) -> None:
     log.log(log.ERROR, f"esl_oop.cpp:{line}", func, message)
 
@@ -129,14 +136,14 @@ class ESLevent:
             self._create(_text(args[0], "new_ESLevent", 1),
                          _text(args[1], "new_ESLevent", 2) if len(args) == 2 else None)
             return
-        raise TypeError(_EVENT_OVERLOADS)
+        raise TypeError(_too_many("new_ESLevent", 2, len(args)) + _EVENT_OVERLOADS)
 
     def _create(self, kind: str, subclass: str | None) -> None:
         """ESLevent(const char *type, const char *subclass_name = NULL)."""
         if fold(kind) == "json" and subclass:
+            # Unparsable text leaves no event, yet counts as success: esl_event_create_json()
+            # returns ESL_FALSE, which is ESL_SUCCESS (0).
             self.event = from_json(subclass)
-            if self.event is None:
-                return
         else:
             event_id = name_event(kind)
             if event_id is None:
@@ -183,7 +190,7 @@ class ESLevent:
         multi-value header, or None."""
         if type(header_name) is not str or not header_name.isascii() or "\0" in header_name:
             header_name = _text(header_name, "ESLevent_getHeader", 2)
-        if type(idx) is not int:
+        if type(idx) is not int or not _INT_MIN <= idx <= _INT_MAX:
             idx = _int(idx, "ESLevent_getHeader", 3)
         if self.event is None:
             _oop_error(424, "getHeader", "Trying to getHeader an event that does not exist!\n")
@@ -288,10 +295,7 @@ class ESLconnection:
                 return
             if port is None:
                 return  # the C constructor returns before connecting
-        if n > 4:
-            raise TypeError(f"new_ESLconnection expected at most 4 arguments, got {n}\n"
-                            f"Additional information:\n{_CONNECTION_OVERLOADS}")
-        raise TypeError(_CONNECTION_OVERLOADS)
+        raise TypeError(_too_many("new_ESLconnection", 4, n) + _CONNECTION_OVERLOADS)
 
     def __del__(self):
         handle = getattr(self, "_handle", None)

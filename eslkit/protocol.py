@@ -25,7 +25,7 @@ from eslkit.event import Event
 __all__ = [
     "Frame", "AuthRequest", "CommandReply", "ApiResponse", "EventFrame", "LogData",
     "DisconnectNotice", "RudeRejection", "Parser", "CommandParser", "Event", "encode_command",
-    "encode_frame", "encode_raw_command", "auth_request", "command_reply", "api_response", "event_frame",
+    "encode_frame", "auth_request", "command_reply", "api_response", "event_frame",
     "log_data", "disconnect_notice", "rude_rejection", "DEFAULT_MAX_FRAME_SIZE",
     "GOODBYE", "ACCESS_DENIED",
 ]
@@ -326,18 +326,6 @@ def encode_command(
         lines.append(f"Content-Length: {len(data)}")
         return ("\n".join(lines) + "\n\n").encode("utf-8") + data
     return ("\n".join(lines) + "\n\n").encode("utf-8")
-
-
-def encode_raw_command(text: str) -> bytes:
-    """A command exactly as libesl's esl_send() writes it: the text as given, then
-    a blank line unless it already ends with one.
-
-    For the SWIG-compatible `eslkit.ESL` only, whose callers (``con.send(...)``,
-    ``con.sendRecv("sendmsg ...\\ncall-command: execute\\n...")``) write their own
-    header lines, so newlines are passed through, as the C library does.
-    """
-    data = text.encode("utf-8", "surrogateescape")
-    return data if data.endswith(b"\n\n") else data + b"\n\n"
 
 
 def parse_command(data: bytes) -> tuple[str, list[tuple[str, str]]]:

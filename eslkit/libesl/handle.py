@@ -29,7 +29,7 @@ from eslkit.errors import ProtocolError
 from eslkit.libesl import log
 from eslkit.libesl.event import EslEvent, fold, from_frame, from_json, from_plain
 from eslkit.libesl.url import decode, to_bytes
-from eslkit.protocol import Parser, encode_raw_command
+from eslkit.protocol import Parser
 
 SUCCESS, FAIL, BREAK = 0, 1, 2
 READ_SIZE = 256 * 1024
@@ -178,12 +178,17 @@ class Handle:
     # --- sending ------------------------------------------------------------------------
 
     def send(self, command: str) -> int:
-        """esl_send(): the command, then a blank line unless it ends with one."""
+        """esl_send(): the command as given (its caller wrote any header lines), then, in a
+        second write, a blank line unless it ends with one.  The second write is libesl's
+        too: it is the one that fails when the switch has already hung up."""
         if not self.usable:
             return FAIL
         _debug("esl.c:1495", "esl_send", f"SEND\n{command}\n")
+        data = to_bytes(command)
         try:
-            self.sock.sendall(encode_raw_command(command))
+            self.sock.sendall(data)
+            if not data.endswith(b"\n\n"):
+                self.sock.sendall(b"\n\n")
         except OSError:
             self.connected = False
             return FAIL
