@@ -418,7 +418,7 @@ class _PlainEvent(EslEvent):
     an empty or ``ARRAY::`` value).  A copy shares the text.
     """
 
-    __slots__ = ("_data", "_block", "_text", "_low", "_lines", "_lazy")
+    __slots__ = ("_data", "_block", "_text", "_low", "_lines", "_lazy", "_copy")
 
     @classmethod
     def read(cls, data: bytes) -> "_PlainEvent | None":
@@ -443,8 +443,9 @@ class _PlainEvent(EslEvent):
         low = "\n" + text.lower()
         ev = cls.__new__(cls)
         ev._data, ev._block, ev._text, ev._low, ev._lines, ev._lazy = data, block, text, low, lines, True
-        ev.subclass_name = None
-        ev.body = from_bytes(data[end + 2:]) if "\ncontent-length:" in low else None
+        ev._copy, ev.subclass_name, ev.body = False, None, None
+        if "\ncontent-length:" in low and ev.get_header("content-length") is not None:
+            ev.body = from_bytes(data[end + 2:])  # whatever follows, as strdup() copies it
         return ev
 
     def __getattr__(self, attr: str):  # only for slots not filled in yet
@@ -458,11 +459,14 @@ class _PlainEvent(EslEvent):
 
     def _build(self) -> None:
         lists = _plain_lists(self._text, self._low, self._lines)
-        if lists is None:
+        if lists is None:  # the C loop; and for a copy, esl_event_dup() after it
             full = _from_plain_slow(self._data)
-            lists = full.names, full.values, full.arrays
-        self.names, self.values, self.arrays = lists
-        self._folded, self._simple, self._lazy = None, True, False
+            if self._copy:
+                full = full.dup()
+            self.names, self.values, self.arrays, self._simple = full.names, full.values, full.arrays, full._simple
+        else:  # copying changes nothing here
+            (self.names, self.values, self.arrays), self._simple = lists, True
+        self._folded, self._lazy = None, False
 
     def _value(self, at: int, key: str) -> str:
         """The value of the line that starts at ``at``: after the colon and its spaces, decoded."""
@@ -517,6 +521,7 @@ class _PlainEvent(EslEvent):
         ev = _PlainEvent.__new__(_PlainEvent)
         ev._data, ev._block, ev._text, ev._low = self._data, self._block, self._text, self._low
         ev._lines, ev._lazy, ev.subclass_name, ev.body = self._lines, True, None, self.body
+        ev._copy = True
         return ev
 
 

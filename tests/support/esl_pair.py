@@ -106,14 +106,15 @@ def default_reply(command: str, headers: list, body: Optional[bytes]) -> Optiona
 
 class ScriptedSwitch:
     """A loopback "switch": sends ``greeting``, then ``reply(command, headers, body)`` for
-    each command (None closes the connection).  ``sent[i]`` is every byte connection i
-    sent, in order."""
+    each command: bytes to send, ``(bytes, "hang up")`` to send them and close, or None
+    to close.  ``sent[i]`` is every byte connection i sent, in order."""
 
     def __init__(self, reply: Callable[[str, list, Optional[bytes]], Optional[bytes]] = default_reply,
                  greeting: bytes = auth_request()):
         self.reply = reply
         self.greeting = greeting
         self.sent: list[bytearray] = []
+        self.closed: list[threading.Event] = []  # set when connection i has ended, either side
         self._socks: list[socket.socket] = []
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
@@ -139,10 +140,23 @@ class ScriptedSwitch:
                 return
             self._socks.append(sock)
             record = bytearray()
+            closed = threading.Event()
             self.sent.append(record)
-            threading.Thread(target=self._serve, args=(sock, record), daemon=True).start()
+            self.closed.append(closed)
+            threading.Thread(target=self._serve, args=(sock, record, closed), daemon=True).start()
 
-    def _serve(self, sock: socket.socket, record: bytearray) -> None:
+    def wait_closed(self, count: int, timeout: float = 10) -> None:
+        """Until the first ``count`` connections have ended (all they sent is in ``sent``)."""
+        deadline = threading.Event()
+        for i in range(count):
+            while len(self.closed) <= i:
+                if deadline.wait(0.01) or timeout <= 0:
+                    raise TimeoutError(f"connection {i} never came")
+                timeout -= 0.01
+            if not self.closed[i].wait(max(timeout, 0.1)):
+                raise TimeoutError(f"connection {i} is still open")
+
+    def _serve(self, sock: socket.socket, record: bytearray, closed: threading.Event) -> None:
         commands = CommandParser()
         try:
             if self.greeting:
@@ -155,8 +169,13 @@ class ScriptedSwitch:
                 for command, headers, body in commands.feed(data):
                     answer = self.reply(command, headers, body)
                     if answer is None:
-                        sock.close()
                         return
-                    sock.sendall(answer)
+                    hang_up = isinstance(answer, tuple)  # (bytes, "hang up"): send, then close
+                    sock.sendall(answer[0] if hang_up else answer)
+                    if hang_up:
+                        return
         except OSError:
             pass
+        finally:
+            sock.close()
+            closed.set()
