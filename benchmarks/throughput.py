@@ -23,17 +23,19 @@ from benchmarks.corpus import write_expected
 from benchmarks.harness import PYTHON, ROOT, Figure, Server, last_json, run_client
 
 CLIENTS = ROOT / "benchmarks" / "clients"
+ANCHOR_LABELS = {"c_esl": "C ESL", "c_esl_json": "C ESL json"}
 _SUMMARY = re.compile(r"(\d+) events received.*?(\d+) dropped")
 
 
 class Client:
     def __init__(self, key: str, label: str, argv: Callable[[int], list[str]], *,
                  env: Optional[dict] = None, kind: str = "script", target: Optional[float] = None,
-                 stdout_devnull: bool = False):
+                 stdout_devnull: bool = False, anchor: str = "c_esl"):
         self.key, self.label, self.argv, self.env = key, label, argv, env
         self.kind = kind  # "script": prints a result line; "watch": eslkit watch
         self.target = target
         self.stdout_devnull = stdout_devnull
+        self.anchor = anchor  # the C module row its ratio is taken against
         self.unavailable: Optional[str] = None
 
 
@@ -57,6 +59,13 @@ def clients(count: int, expected: Path) -> list[Client]:
         for cl in c:
             cl.unavailable = reason
     out += c
+    # The same two loops on eslkit's pure-Python ESL module: `from eslkit import ESL`.
+    out.append(Client("pure_esl", "eslkit.ESL (pure Python): recvEvent + getHeader",
+                      lambda p: [PYTHON, str(CLIENTS / "c_esl.py"), str(p), str(count), exp, "--pure"],
+                      target=1.0))
+    out.append(Client("pure_esl_json", "eslkit.ESL (pure Python): serialize(\"json\") + json.loads",
+                      lambda p: [PYTHON, str(CLIENTS / "c_esl.py"), str(p), str(count), exp, "--pure", "--json"],
+                      target=1.0, anchor="c_esl_json"))
     try:
         other = str(env.others_python())
         reason = None
@@ -127,7 +136,9 @@ def measure(count: int, reps: int, timeout: float, only: Optional[list] = None) 
     work = Path(tempfile.mkdtemp(prefix="eslkit-bench-"))
     expected = work / "expected.json"
     write_expected(expected)
-    cls = [c for c in clients(count, expected) if not only or c.key in only or c.key == "c_esl"]
+    every = clients(count, expected)
+    wanted = {key for c in every if not only or c.key in only for key in (c.key, c.anchor)}
+    cls = [c for c in every if c.key in wanted or c.key == "c_esl"]
     runs: dict[str, list[dict]] = {c.key: [] for c in cls}
     try:
         with Server("firehose", "--count", str(count)) as server:
@@ -140,10 +151,10 @@ def measure(count: int, reps: int, timeout: float, only: Optional[list] = None) 
                     runs[client.key].append(_one(client, server, count, timeout))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    anchor = runs["c_esl"]
     figures = []
     for client in cls:
         rs = runs[client.key]
+        anchor = runs.get(client.anchor, [])
         ok = [r for r in rs if r.get("rc") == 0 and r.get("rate")]
         checks = {
             "runs": len(rs),
@@ -165,7 +176,8 @@ def measure(count: int, reps: int, timeout: float, only: Optional[list] = None) 
         ratios = [r.get("rate") / a.get("rate") for r, a in zip(rs, anchor)
                   if r.get("rate") and a.get("rate")]
         if client.key != "c_esl" and ratios:
-            fig.anchor_label, fig.anchor = "C ESL", statistics.median(a["rate"] for a in anchor if a.get("rate"))
+            fig.anchor_label = ANCHOR_LABELS[client.anchor]
+            fig.anchor = statistics.median(a["rate"] for a in anchor if a.get("rate"))
             fig.ratio = statistics.median(ratios)
         elif client.key == "c_esl":
             fig.ratio = 1.0
@@ -176,7 +188,7 @@ def measure(count: int, reps: int, timeout: float, only: Optional[list] = None) 
             correct = correct and json_check["errors"] == 0 and json_check["rc"] == 0
         checks["correct"] = correct
         if client.target is not None:
-            fig.target = f"≥ {client.target:g}× C ESL"
+            fig.target = f"≥ {client.target:g}× {ANCHOR_LABELS[client.anchor]}"
             fig.passed = bool(fig.ratio is not None and fig.ratio >= client.target and correct)
         figures.append(fig)
     return figures

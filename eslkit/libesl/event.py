@@ -535,9 +535,9 @@ def _plain_json(block: bytes, low: str, lines: int) -> bytes | None:
     would not take, a decoded mark (%00, %01), an array not in the plain case."""
     if b"[" in block or low.count("\nevent-name:") > 1:
         return None
-    if block.translate(None, _NOT_COLON_SPACE_OR_NL) != _shape(lines, b": \n", b": ") \
-            or _COLON_WITHOUT_SPACE.search(block) or block.endswith(b" ") or b" \n" in block:
-        return None  # not one ": " a line, a space elsewhere, or an empty value
+    # (each line holds one colon: read() saw to it)
+    if block.translate(None, _NOT_SPACE_OR_NL) != _shape(lines, b" \n", b" ") or _NOT_A_VALUE.search(block):
+        return None  # a space elsewhere than after the colon, or no value after ": "
     marked = block.replace(b":", b"").replace(b" ", b"\0").replace(b"\n", b"\1")
     if b"%" in marked:
         marks = marked.translate(None, _NOT_MARK_OR_PERCENT)
@@ -585,8 +585,8 @@ def _json_arrays(marked: bytes, low: str) -> bytes | None:
     return b"".join(pieces)
 
 
-_NOT_COLON_SPACE_OR_NL = bytes(b for b in range(256) if b not in b": \n")
-_COLON_WITHOUT_SPACE = re.compile(rb":(?! )")
+_NOT_SPACE_OR_NL = bytes(b for b in range(256) if b not in b" \n")
+_NOT_A_VALUE = re.compile(rb":(?! [^\n])")  # a colon not followed by a space and a value
 _NOT_JSON_SPECIAL = bytes(b for b in range(256) if not (b < 0x20 or b in b'"\\'))
 _JSON_ESCAPES = {c: ("\\u%04x" % c).encode() for c in range(0x20)}
 _JSON_ESCAPES.update({0x08: b"\\b", 0x0C: b"\\f", 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t",

@@ -266,6 +266,7 @@ class Handle:
         ``save``, ``last_sr_event``), and the event inside it into ``last_ievent``."""
         if not self.usable:
             return FAIL
+        debug = log.enabled(log.DEBUG)
         with self.lock:
             self.last_ievent = None
             if check_q and self.race:
@@ -278,7 +279,7 @@ class Handle:
                     return FAIL
                 revent = from_frame(frame.headers, frame.body)
                 raw_body = frame.body
-                if log.enabled(log.DEBUG):
+                if debug:
                     for name, value in frame.headers:
                         value = decode(value.lstrip(" \t"))
                         _debug("esl.c:1303", "esl_recv_event", f"RECV HEADER [{name}] = [{value}]\n")
@@ -294,15 +295,15 @@ class Handle:
                     return FAIL
             if body is not None:
                 if ctype == "text/event-plain":
-                    self.last_ievent = from_plain(raw_body if raw_body is not None else to_bytes(body))
-                    if log.enabled(log.DEBUG):
-                        ev = self.last_ievent
-                        for name, value in zip(ev.names, ev.values):
+                    self.last_ievent = inner = from_plain(raw_body if raw_body is not None else to_bytes(body))
+                    if debug:
+                        for name, value in zip(inner.names, inner.values):
                             _debug("esl.c:1426", "esl_recv_event", f"RECV INNER HEADER [{name}] = [{value}]\n")
-                        _debug("esl.c:1456", "esl_recv_event", f"RECV EVENT\n{ev.serialize(False)}\n")
+                        _debug("esl.c:1456", "esl_recv_event", f"RECV EVENT\n{inner.serialize(False)}\n")
                 elif ctype == "text/event-json":
                     self.last_ievent = from_json(body)
-            _debug("esl.c:1467", "esl_recv_event", lambda: f"RECV MESSAGE\n{revent.serialize(False)}\n")
+            if debug:
+                _debug("esl.c:1467", "esl_recv_event", f"RECV MESSAGE\n{revent.serialize(False)}\n")
             return SUCCESS
 
     def recv_event_timed(self, ms: int, check_q: bool) -> int:
@@ -360,7 +361,6 @@ def _lower(value: str | None) -> str | None:
     return fold(value) if value is not None else None
 
 
-def _debug(where: str, func: str, message) -> None:
-    if log.enabled(log.DEBUG):
-        log.log(log.DEBUG, where, func, message() if callable(message) else message)
+def _debug(where: str, func: str, message: str) -> None:
+    log.log(log.DEBUG, where, func, message)
 
