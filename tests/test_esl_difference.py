@@ -126,8 +126,9 @@ def test_nobody_listening(modules):
         port = s.getsockname()[1]
     results = []
     for m in modules:
-        cons = [m.ESLconnection("127.0.0.1", str(port), "ClueCon"), m.ESLconnection("256.0.0.1", "8021", "x"),
-                m.ESLconnection("127.0.0.1", None, "ClueCon"), m.ESLconnection(None, str(port), "x")]
+        # (A port of None, a host that does not resolve: in test_esl_pure, in a process of its
+        # own, because the C module closes file descriptor 0 over them.)
+        cons = [m.ESLconnection("127.0.0.1", str(port), "ClueCon"), m.ESLconnection("127.0.0.1", port, "x")]
         results.append([failed_calls(con, m) for con in cons])
     assert results[1] == results[0]
 

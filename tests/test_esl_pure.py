@@ -100,17 +100,47 @@ def test_a_moved_event_message_is_no_crash():
     assert ESL.ESLconnection("127.0.0.1", "1", "x").sendMSG(event) == 1
 
 
-def test_file_descriptor_zero_is_left_alone(tmp_path):
-    """libesl's handle starts at 0 = a socket of fd 0, and disconnect() closes it: stdin, for
-    ESLconnection(-1) or a port of None.  The pure module returns 0 all the same and closes
-    nothing it did not open."""
-    import os
+NEVER_OPENED = r"""
+import json, os, sys
+if sys.argv[1] == "pure":
+    from eslkit import ESL
+else:
+    import ESL
+out = []
+for args in ((-1,), ("127.0.0.1", None, "x"), ("256.0.0.1", "8021", "x"), (None, "8021", "x")):
+    con = ESL.ESLconnection(*args)
+    out.append([con.connected(), con.socketDescriptor(), con.getInfo(), con.send("x"), con.api("status"),
+                con.recvEventTimed(10), con.disconnect(), con.disconnect(), con.connected()])
+    del con
+try:
+    os.fstat(0)
+    out.append("stdin open")
+except OSError:
+    out.append("stdin closed")
+print(json.dumps(out))
+"""
 
-    before = os.fstat(0)
-    for con in (ESL.ESLconnection(-1), ESL.ESLconnection("127.0.0.1", None, "x")):
-        assert (con.connected(), con.disconnect(), con.disconnect()) == (0, 0, 0)
-        del con
-    assert os.fstat(0) == before
+
+def test_file_descriptor_zero_is_left_alone(c):
+    """A handle libesl never opened holds socket 0 (memset), and disconnect() closes it:
+    stdin, for ESLconnection(-1) or a port of None — and in the sdist's older esl.c also
+    for a host that does not resolve (1.10.12's esl_connect_timeout() cleans up instead).
+    The pure module answers the same and closes nothing it did not open.  (In a process
+    of its own: the C module closes the stdin of whatever runs it.)"""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    results = {}
+    for kind in ("C", "pure"):
+        env = {**os.environ, "PYTHONPATH": os.path.dirname(c.__file__) if kind == "C" else ""}
+        proc = subprocess.run([sys.executable, "-c", NEVER_OPENED, kind], env=env, stdin=subprocess.PIPE,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        results[kind] = json.loads(proc.stdout)
+    assert results["pure"][:4] == results["C"][:4] == [[0, -1, None, 1, None, None, 0, 0, 0]] * 4
+    assert (results["C"][4], results["pure"][4]) == ("stdin closed", "stdin open")
 
 
 def test_from_eslkit_import_esl_needs_no_compiled_module(tmp_path):
