@@ -10,6 +10,8 @@ import pytest
 from tests.support.sim import sim, sim_process  # noqa: F401
 # Real brokers started by the tests (session-wide: one Mosquitto, one RabbitMQ for the whole run).
 from tests.support.brokers import fresh_mosquitto, mosquitto, rabbitmq  # noqa: F401
+# The C ESL module and eslkit.ESL side by side, for the difference suite (tests/test_esl_*.py).
+from tests.support.esl_pair import esl_modules  # noqa: F401
 
 CAPTURES = Path(__file__).parent / "data" / "fs-captures" / "1.10.12"
 

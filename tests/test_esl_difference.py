@@ -16,22 +16,12 @@ import time
 import pytest
 
 from eslkit.event import Event
-from tests.support.esl_pair import c_module, describe, snapshot
-from tests.support.esl_sdist import EslSdistUnavailable
+from tests.support.esl_pair import describe, snapshot
 from tests.support.sim import sim_in_thread
 
 END = "test::end"
 
 
-@pytest.fixture(scope="module")
-def modules():
-    try:
-        c = c_module()
-    except EslSdistUnavailable as exc:
-        pytest.fail(f"the difference suite needs the C ESL module, which cannot be built here: {exc}")
-    from eslkit import ESL as pure
-
-    return c, pure
 
 
 @pytest.fixture
@@ -54,8 +44,8 @@ def connect(module, sim, *args):
     return con
 
 
-def pair(modules, sim):
-    return [connect(m, sim) for m in modules]
+def pair(esl_modules, sim):
+    return [connect(m, sim) for m in esl_modules]
 
 
 def same(calls) -> None:
@@ -87,10 +77,10 @@ def assert_same_streams(cons) -> None:
 # --- logging in -------------------------------------------------------------------------------
 
 
-def test_connect_every_constructor(modules, switch):
+def test_connect_every_constructor(esl_modules, switch):
     """(host, "port", password), (host, port, password), the user form; what each gives."""
     results = []
-    for m in modules:
+    for m in esl_modules:
         cons = [m.ESLconnection(switch.host, str(switch.port), "ClueCon"),
                 m.ESLconnection(switch.host, switch.port, "ClueCon"),
                 m.ESLconnection(switch.host, f" {switch.port}trailing", "ClueCon"),
@@ -115,17 +105,17 @@ def failed_calls(con, module) -> list:
         con.setEventLock(None), con.disconnect(), con.disconnect(), con.connected())]
 
 
-def test_wrong_password(modules, switch):
-    c, pure = (m.ESLconnection(switch.host, str(switch.port), "wrong") for m in modules)
-    assert failed_calls(pure, modules[1]) == failed_calls(c, modules[0])
+def test_wrong_password(esl_modules, switch):
+    c, pure = (m.ESLconnection(switch.host, str(switch.port), "wrong") for m in esl_modules)
+    assert failed_calls(pure, esl_modules[1]) == failed_calls(c, esl_modules[0])
 
 
-def test_nobody_listening(modules):
+def test_nobody_listening(esl_modules):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     results = []
-    for m in modules:
+    for m in esl_modules:
         # (A port of None, a host that does not resolve: in test_esl_pure, in a process of its
         # own, because the C module closes file descriptor 0 over them.)
         cons = [m.ESLconnection("127.0.0.1", str(port), "ClueCon"), m.ESLconnection("127.0.0.1", port, "x")]
@@ -133,17 +123,17 @@ def test_nobody_listening(modules):
     assert results[1] == results[0]
 
 
-def test_refused_by_acl(modules):
+def test_refused_by_acl(esl_modules):
     with sim_in_thread(scenario=None, allow=["10.0.0.0/8"]) as sim:
-        cons = [m.ESLconnection(sim.host, str(sim.port), "ClueCon") for m in modules]
-        assert failed_calls(cons[1], modules[1]) == failed_calls(cons[0], modules[0])
+        cons = [m.ESLconnection(sim.host, str(sim.port), "ClueCon") for m in esl_modules]
+        assert failed_calls(cons[1], esl_modules[1]) == failed_calls(cons[0], esl_modules[0])
 
 
 # --- commands ---------------------------------------------------------------------------------
 
 
-def test_api_bgapi_sendrecv(modules, switch):
-    c, pure = pair(modules, switch)
+def test_api_bgapi_sendrecv(esl_modules, switch):
+    c, pure = pair(esl_modules, switch)
     same([
         ("api version", lambda: c.api("version"), lambda: pure.api("version")),
         ("api with an argument", lambda: c.api("echo", "hello world"), lambda: pure.api("echo", "hello world")),
@@ -176,9 +166,9 @@ def test_api_bgapi_sendrecv(modules, switch):
     assert snapshot(pure.recvEvent()) == snapshot(c.recvEvent())
 
 
-def test_bgapi_without_a_job_uuid(modules, switch):
+def test_bgapi_without_a_job_uuid(esl_modules, switch):
     """The switch makes the Job-UUID: same shape, and the BACKGROUND_JOB that follows names it."""
-    c, pure = pair(modules, switch)
+    c, pure = pair(esl_modules, switch)
     for con in (c, pure):
         con.events("plain", "BACKGROUND_JOB")
     shapes = []
@@ -194,17 +184,17 @@ def test_bgapi_without_a_job_uuid(modules, switch):
 
 
 @pytest.mark.parametrize("fmt", ["plain", "json", "xml"])
-def test_a_call_in_each_format(modules, switch, fmt):
+def test_a_call_in_each_format(esl_modules, switch, fmt):
     """The queue call, every event, in the format asked for (xml: libesl hands back the frame)."""
-    cons = pair(modules, switch)
+    cons = pair(esl_modules, switch)
     for con in cons:
         assert con.events(fmt, "ALL") == 0
     play(switch)
     assert_same_streams(cons)
 
 
-def test_subscriptions_and_filters(modules, switch):
-    cons = pair(modules, switch)
+def test_subscriptions_and_filters(esl_modules, switch):
+    cons = pair(esl_modules, switch)
     for con in cons:
         con.events("plain", "CHANNEL_ORIGINATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE CUSTOM " + END)
         con.filter("Caller-Destination-Number", "1001")
@@ -213,9 +203,9 @@ def test_subscriptions_and_filters(modules, switch):
     assert_same_streams(cons)
 
 
-def test_events_queued_behind_a_reply(modules, switch):
+def test_events_queued_behind_a_reply(esl_modules, switch):
     """Events that arrive while a command waits for its reply come back later, in order."""
-    cons = pair(modules, switch)
+    cons = pair(esl_modules, switch)
     for con in cons:
         con.events("json", "ALL")
     play(switch)
@@ -226,14 +216,14 @@ def test_events_queued_behind_a_reply(modules, switch):
     assert_same_streams(cons)
 
 
-def test_send_event(modules, switch):
+def test_send_event(esl_modules, switch):
     """sendEvent fires an event on the switch; it returns a copy of the last frame recvEvent
     read (libesl's own quirk), not the reply."""
-    cons = pair(modules, switch)
+    cons = pair(esl_modules, switch)
     for con in cons:
         con.events("plain", "CUSTOM test::sent " + END)
     results = []
-    for m, con in zip(modules, cons):
+    for m, con in zip(esl_modules, cons):
         event = m.ESLevent("CUSTOM", "test::sent")
         event.addHeader("X-From", m.__name__)
         event.addHeader("X-Spaces", "a b: c%")
@@ -252,11 +242,11 @@ def test_send_event(modules, switch):
     assert streams[1] == streams[0]
 
 
-def test_sendmsg_and_execute(modules, switch):
+def test_sendmsg_and_execute(esl_modules, switch):
     """On an inbound socket the sim answers -ERR (no session): the replies, and the calls."""
-    c, pure = pair(modules, switch)
+    c, pure = pair(esl_modules, switch)
     msgs = []
-    for m in modules:
+    for m in esl_modules:
         msg = m.ESLevent("sendmsg")
         msg.addHeader("call-command", "execute")
         msg.addHeader("execute-app-name", "playback")
@@ -277,9 +267,9 @@ def test_sendmsg_and_execute(modules, switch):
     ])
 
 
-def test_recv_event_timed(modules, switch):
+def test_recv_event_timed(esl_modules, switch):
     """Nothing arrives: None after the time given (and not before it)."""
-    cons = pair(modules, switch)
+    cons = pair(esl_modules, switch)
     for con in cons:
         con.events("plain", "CHANNEL_ANSWER")
     waited = []
@@ -304,44 +294,44 @@ def test_recv_event_timed(modules, switch):
 # --- the end of a connection ------------------------------------------------------------------
 
 
-def test_exit(modules, switch):
+def test_exit(esl_modules, switch):
     """The reply, then the disconnect notice, which recvEvent turns into SERVER_DISCONNECTED.
     (What a call between the two gives depends on whether the switch has closed yet, in
     the C library too: test_esl_wire waits for that and checks it.)"""
-    cons = pair(modules, switch)
+    cons = pair(esl_modules, switch)
     results = []
-    for m, con in zip(modules, cons):
+    for m, con in zip(esl_modules, cons):
         results.append([describe(con.sendRecv("exit")), con.connected(), describe(con.recvEvent())]
                        + failed_calls(con, m))
     assert results[1] == results[0]
 
 
-def test_disconnect_then_calls(modules, switch):
-    cons = pair(modules, switch)
-    results = [[con.disconnect()] + failed_calls(con, m) for m, con in zip(modules, cons)]
+def test_disconnect_then_calls(esl_modules, switch):
+    cons = pair(esl_modules, switch)
+    results = [[con.disconnect()] + failed_calls(con, m) for m, con in zip(esl_modules, cons)]
     assert results[1] == results[0]
 
 
-def test_switch_shuts_down(modules):
+def test_switch_shuts_down(esl_modules):
     """FreeSWITCH going away: SHUTDOWN, the disconnect notice, then nothing but
     SERVER_DISCONNECTED; a new connection to the switch that came back works."""
     with sim_in_thread(scenario=None) as sim:
-        cons = pair(modules, sim)
+        cons = pair(esl_modules, sim)
         for con in cons:
             con.events("plain", "ALL")
         sim.call(sim.server.close())
         streams = []
-        for m, con in zip(modules, cons):
+        for m, con in zip(esl_modules, cons):
             streams.append([snapshot(con.recvEvent()) for _ in range(3)] + failed_calls(con, m))
         assert streams[1] == streams[0]
     with sim_in_thread(scenario=None) as sim:  # reconnecting is a new ESLconnection
-        again = pair(modules, sim)
+        again = pair(esl_modules, sim)
         same([("api after reconnect", lambda: again[0].api("version"), lambda: again[1].api("version"))])
 
 
-def test_log_lines(modules, switch):
+def test_log_lines(esl_modules, switch):
     """log/data frames come back from recvEvent as the frame itself."""
-    cons = pair(modules, switch)
+    cons = pair(esl_modules, switch)
     for con in cons:
         con.sendRecv("log 7")
     for con in cons:
@@ -350,8 +340,8 @@ def test_log_lines(modules, switch):
     assert pure_stream == c_stream
 
 
-def test_event_objects_outlive_their_connection(modules, switch):
-    cons = pair(modules, switch)
+def test_event_objects_outlive_their_connection(esl_modules, switch):
+    cons = pair(esl_modules, switch)
     replies = [con.api("version") for con in cons]
     for con in cons:
         con.disconnect()

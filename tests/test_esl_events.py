@@ -19,19 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.esl_pair import c_module, snapshot
-from tests.support.esl_sdist import EslSdistUnavailable
+from tests.support.esl_pair import snapshot
 
 
-@pytest.fixture(scope="module")
-def modules():
-    try:
-        c = c_module()
-    except EslSdistUnavailable as exc:
-        pytest.fail(f"the difference suite needs the C ESL module, which cannot be built here: {exc}")
-    from eslkit import ESL as pure
-
-    return c, pure
 
 
 JSON_EVENT = ('{"Event-Name":"CHANNEL_ANSWER","Core-UUID":"c0","Caller-Caller-ID-Name":"Caller 6208",'
@@ -62,23 +52,23 @@ CONSTRUCTORS = [
 
 
 @pytest.mark.parametrize("args", CONSTRUCTORS, ids=repr)
-def test_constructor(modules, args):
-    c, pure = modules
+def test_constructor(esl_modules, args):
+    c, pure = esl_modules
     assert snapshot(pure.ESLevent(*args)) == snapshot(c.ESLevent(*args))
 
 
 @pytest.mark.parametrize("args", [("json", '{"u":"caf\\u00e9 \\u4e2d \\ud83d\\ude00","raw":"été 中 😀"}'),
                                   ("CUSTOM", "café::中")], ids=repr)
-def test_constructor_beyond_ascii(modules, args):
+def test_constructor_beyond_ascii(esl_modules, args):
     """Everything but the plain serialisation, which libesl gets wrong beyond ASCII."""
-    c, pure = modules
+    c, pure = esl_modules
     assert snapshot(pure.ESLevent(*args), plain=False) == snapshot(c.ESLevent(*args), plain=False)
 
 
-def test_moved_and_wrapped_events(modules):
-    for m in modules:
+def test_moved_and_wrapped_events(esl_modules):
+    for m in esl_modules:
         m.results = []
-    for m in modules:
+    for m in esl_modules:
         a = m.ESLevent("CHANNEL_ANSWER", None)
         a.addHeader("X-One", "1")
         b = m.ESLevent(a)  # ESLevent(ESLevent *): b takes a's event, a is left without one
@@ -89,7 +79,7 @@ def test_moved_and_wrapped_events(modules):
                      a.addHeader("k", "v"), a.getHeader("Event-Name"), a.getType(), a.getBody(), a.delHeader("k"),
                      a.setPriority(), a.addBody("x"), a.pushHeader("k", "v"), a.unshiftHeader("k", "v"),
                      a.firstHeader(), a.nextHeader(), a.serialize(), a.serialize("json")]
-    c, pure = modules
+    c, pure = esl_modules
     assert pure.results == c.results
 
 
@@ -129,9 +119,9 @@ SEQUENCES = {
 
 
 @pytest.mark.parametrize("case", SEQUENCES, ids=str)
-def test_call_sequence(modules, case):
+def test_call_sequence(esl_modules, case):
     results = []
-    for m in modules:
+    for m in esl_modules:
         event = m.ESLevent("CUSTOM", "t::x")
         steps = []
         for method, args in SEQUENCES[case]:
@@ -152,9 +142,9 @@ BAD_CALLS = [
 
 
 @pytest.mark.parametrize("method,args", BAD_CALLS, ids=repr)
-def test_arguments_swig_refuses(modules, method, args):
+def test_arguments_swig_refuses(esl_modules, method, args):
     outcomes = []
-    for m in modules:
+    for m in esl_modules:
         event = m.ESLevent("CUSTOM")
         with pytest.raises(Exception) as caught:
             getattr(event, method)(*args)
@@ -163,9 +153,9 @@ def test_arguments_swig_refuses(modules, method, args):
 
 
 @pytest.mark.parametrize("args", [(), (1, 2, 3), (1.5,), (b"CUSTOM",), ("a", 1.5), ("a", "b", "c")], ids=repr)
-def test_constructor_arguments_swig_refuses(modules, args):
+def test_constructor_arguments_swig_refuses(esl_modules, args):
     outcomes = []
-    for m in modules:
+    for m in esl_modules:
         with pytest.raises(Exception) as caught:
             m.ESLevent(*args)
         outcomes.append((type(caught.value), str(caught.value)))
@@ -194,9 +184,9 @@ KINDS = st.sampled_from([("CUSTOM", "s::t"), ("CHANNEL_CREATE",), ("CLONE",),
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=KINDS, calls=st.lists(CALLS, max_size=12))
-def test_random_call_sequences(modules, kind, calls):
+def test_random_call_sequences(esl_modules, kind, calls):
     results = []
-    for m in modules:
+    for m in esl_modules:
         event = m.ESLevent(*kind)
         results.append([(getattr(event, method)(*args), snapshot(event)) for method, args in calls])
     assert results[1] == results[0]

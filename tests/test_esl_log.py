@@ -17,7 +17,6 @@ import pytest
 
 from eslkit.protocol import api_response, command_reply
 from tests.support.esl_pair import ScriptedSwitch, default_reply
-from tests.support.esl_sdist import EslSdistUnavailable, build_esl_module
 
 SESSION = r"""
 import sys
@@ -58,11 +57,8 @@ def reply(command, headers, body):
 
 
 @pytest.fixture(scope="module")
-def c_dir():
-    try:
-        return build_esl_module()
-    except EslSdistUnavailable as exc:
-        pytest.fail(f"the log lines are compared with the C ESL module, which cannot be built here: {exc}")
+def c_dir(esl_modules):
+    return os.path.dirname(esl_modules[0].__file__)
 
 
 def stderr_of(kind: str, c_dir, port: int, level: int) -> str:

@@ -12,20 +12,10 @@ import socket
 
 import pytest
 
-from tests.support.esl_pair import c_module, describe, snapshot
-from tests.support.esl_sdist import EslSdistUnavailable
+from tests.support.esl_pair import describe, snapshot
 from tests.support.outbound import OutboundCall
 
 
-@pytest.fixture(scope="module")
-def modules():
-    try:
-        c = c_module()
-    except EslSdistUnavailable as exc:
-        pytest.fail(f"the difference suite needs the C ESL module, which cannot be built here: {exc}")
-    from eslkit import ESL as pure
-
-    return c, pure
 
 
 def serve(module, listener: socket.socket, calls, **kwargs):
@@ -38,7 +28,7 @@ def serve(module, listener: socket.socket, calls, **kwargs):
     return result, bytes(call.received)
 
 
-def test_a_call_handled_from_start_to_end(modules):
+def test_a_call_handled_from_start_to_end(esl_modules):
     def calls(m, con):
         out = [con.connected(), con.socketDescriptor() >= 0, describe(con.getInfo()),
                describe(con.getInfo()), describe(con.sendRecv("linger")), describe(con.sendRecv("myevents"))]
@@ -52,7 +42,7 @@ def test_a_call_handled_from_start_to_end(modules):
         return out
 
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        (c_out, c_sent), (pure_out, pure_sent) = (serve(m, listener, calls) for m in modules)
+        (c_out, c_sent), (pure_out, pure_sent) = (serve(m, listener, calls) for m in esl_modules)
     assert pure_sent == c_sent
     assert pure_out == c_out
     info = pure_out[2]["event"]  # the channel's data, decoded, as the reply to "connect"
@@ -62,19 +52,19 @@ def test_a_call_handled_from_start_to_end(modules):
     assert values["Caller-Caller-ID-Name"] == "Caller 6208"
 
 
-def test_switch_that_does_not_answer_connect(modules):
+def test_switch_that_does_not_answer_connect(esl_modules):
     def calls(m, con):
         return [con.connected(), describe(con.getInfo()), con.socketDescriptor(), con.disconnect()]
 
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        (c_out, _), (pure_out, _) = (serve(m, listener, calls, answer_connect=False) for m in modules)
+        (c_out, _), (pure_out, _) = (serve(m, listener, calls, answer_connect=False) for m in esl_modules)
     assert pure_out == c_out == [0, None, -1, 0]
 
 
-def test_a_descriptor_that_is_not_a_socket(modules):
+def test_a_descriptor_that_is_not_a_socket(esl_modules):
     """libesl's "connect" cannot be written; it gives up and closes the descriptor."""
     results = []
-    for m in modules:
+    for m in esl_modules:
         read_end, write_end = os.pipe()
         con = m.ESLconnection(write_end)
         with pytest.raises(OSError):

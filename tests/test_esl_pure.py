@@ -16,16 +16,11 @@ import pytest
 
 from eslkit import ESL
 from eslkit.libesl import cjson
-from tests.support.esl_pair import c_module
-from tests.support.esl_sdist import EslSdistUnavailable
 
 
 @pytest.fixture(scope="module")
-def c():
-    try:
-        return c_module()
-    except EslSdistUnavailable as exc:
-        pytest.fail(f"these tests show the C module's answers, and it cannot be built here: {exc}")
+def c(esl_modules):
+    return esl_modules[0]
 
 
 @pytest.mark.parametrize("name", ["TEXT", "SHUTDOWN_REQUESTED", "SEND_RTCP_MESSAGE"])

@@ -19,21 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eslkit.protocol import Parser, api_response, command_reply, disconnect_notice, log_data
-from tests.support.esl_pair import ScriptedSwitch, c_module, default_reply, describe, snapshot
-from tests.support.esl_sdist import EslSdistUnavailable
+from tests.support.esl_pair import ScriptedSwitch, default_reply, describe, snapshot
 
 from tests.conftest import CAPTURES
 
 
-@pytest.fixture(scope="module")
-def modules():
-    try:
-        c = c_module()
-    except EslSdistUnavailable as exc:
-        pytest.fail(f"the difference suite needs the C ESL module, which cannot be built here: {exc}")
-    from eslkit import ESL as pure
-
-    return c, pure
 
 
 def frame(body: bytes, ctype: str = "text/event-plain", extra: bytes = b"") -> bytes:
@@ -50,10 +40,10 @@ def accept_all(command, headers, body):
 # --- what goes out ----------------------------------------------------------------------------
 
 
-def sent_by_each(modules, calls, reply=accept_all, login=("ClueCon",)) -> list:
+def sent_by_each(esl_modules, calls, reply=accept_all, login=("ClueCon",)) -> list:
     """Run ``calls(module, connection)`` through each module in turn; the bytes each sent."""
     with ScriptedSwitch(reply) as switch:
-        for m in modules:
+        for m in esl_modules:
             con = m.ESLconnection("127.0.0.1", str(switch.port), *login)
             calls(m, con)
             con.disconnect()
@@ -61,14 +51,14 @@ def sent_by_each(modules, calls, reply=accept_all, login=("ClueCon",)) -> list:
         return [bytes(b) for b in switch.sent]
 
 
-def test_login_lines(modules):
+def test_login_lines(esl_modules):
     for login in [("ClueCon",), ("pass word",), ("p" * 300,), (None,), ("agent", "secret"), ("", "secret"),
                   ("agent@example.com", "p" * 300)]:
-        c_sent, pure_sent = sent_by_each(modules, lambda m, con: None, login=login)
+        c_sent, pure_sent = sent_by_each(esl_modules, lambda m, con: None, login=login)
         assert pure_sent == c_sent, login
 
 
-def test_commands_byte_for_byte(modules):
+def test_commands_byte_for_byte(esl_modules):
     def calls(m, con):
         con.api("status")
         con.api("echo", "a b c")
@@ -116,17 +106,17 @@ def test_commands_byte_for_byte(modules):
         con.sendMSG(msg)
         con.sendMSG(msg, "uuid-2")
         con.sendMSG(msg, "u" * 200)
-    c_sent, pure_sent = sent_by_each(modules, calls)
+    c_sent, pure_sent = sent_by_each(esl_modules, calls)
     assert pure_sent == c_sent
 
 
-def test_a_call_after_the_switch_hung_up(modules):
+def test_a_call_after_the_switch_hung_up(esl_modules):
     """libesl writes the command, then the blank line: the second write is the one that
-    fails once the peer has closed.  Both modules, after the switch has surely closed."""
+    fails once the peer has closed.  Both esl_modules, after the switch has surely closed."""
     with ScriptedSwitch(lambda cmd, h, b: (command_reply("+OK bye"), "hang up") if cmd == "exit"
                         else accept_all(cmd, h, b)) as switch:
         results = []
-        for i, m in enumerate(modules):
+        for i, m in enumerate(esl_modules):
             con = m.ESLconnection("127.0.0.1", str(switch.port), "ClueCon")
             first = describe(con.sendRecv("exit"))
             switch.wait_closed(i + 1)
@@ -138,7 +128,7 @@ def test_a_call_after_the_switch_hung_up(modules):
 # --- what comes in ----------------------------------------------------------------------------
 
 
-def received_by_each(modules, payload: bytes, calls=None) -> list:
+def received_by_each(esl_modules, payload: bytes, calls=None) -> list:
     """Each module subscribes, the switch sends ``payload`` and hangs up; every event read."""
     def reply(command, headers, body):
         if command.startswith("event"):
@@ -147,7 +137,7 @@ def received_by_each(modules, payload: bytes, calls=None) -> list:
 
     results = []
     with ScriptedSwitch(reply) as switch:
-        for m in modules:
+        for m in esl_modules:
             con = m.ESLconnection("127.0.0.1", str(switch.port), "ClueCon")
             got = [describe(con.events("plain", "ALL"))]
             for _ in range(5000):
@@ -194,9 +184,9 @@ ODD_PLAIN = {
 
 
 @pytest.mark.parametrize("case", ODD_PLAIN, ids=str)
-def test_plain_events(modules, case):
+def test_plain_events(esl_modules, case):
     body = ODD_PLAIN[case]
-    c_got, pure_got = comparable(*received_by_each(modules, frame(body)))
+    c_got, pure_got = comparable(*received_by_each(esl_modules, frame(body)))
     assert pure_got == c_got
 
 
@@ -240,13 +230,13 @@ ODD_JSON = {
 
 
 @pytest.mark.parametrize("case", ODD_JSON, ids=str)
-def test_json_events(modules, case):
+def test_json_events(esl_modules, case):
     body = ODD_JSON[case]
     if not isinstance(body, bytes):  # the real frames of a capture, as they came
         payload = body.read_bytes().split(b"+OK event listener enabled json\n\n", 1)[1].rsplit(b"Content-Type: command/reply", 1)[0]
     else:
         payload = frame(body, "text/event-json")
-    c_got, pure_got = comparable(*received_by_each(modules, payload))
+    c_got, pure_got = comparable(*received_by_each(esl_modules, payload))
     assert pure_got == c_got
 
 
@@ -267,12 +257,12 @@ OTHER_FRAMES = {
 
 
 @pytest.mark.parametrize("case", OTHER_FRAMES, ids=str)
-def test_other_frames(modules, case):
-    c_got, pure_got = received_by_each(modules, OTHER_FRAMES[case])
+def test_other_frames(esl_modules, case):
+    c_got, pure_got = received_by_each(esl_modules, OTHER_FRAMES[case])
     assert pure_got == c_got
 
 
-def test_events_arriving_during_a_command(modules):
+def test_events_arriving_during_a_command(esl_modules):
     """Frames that come before a reply wait in libesl's queue, behind none, ahead of the socket."""
     events = frame(b"Event-Name: CUSTOM\nSeq: 1\n\n") + frame(b"Event-Name: CUSTOM\nSeq: 2\n\n")
 
@@ -285,7 +275,7 @@ def test_events_arriving_during_a_command(modules):
 
     results = []
     with ScriptedSwitch(reply) as switch:
-        for m in modules:
+        for m in esl_modules:
             con = m.ESLconnection("127.0.0.1", str(switch.port), "ClueCon")
             results.append([describe(con.api("first")), describe(con.api("second")),
                             describe(con.recvEventTimed(500)), describe(con.recvEvent()),
@@ -294,7 +284,7 @@ def test_events_arriving_during_a_command(modules):
     assert results[1] == results[0]
 
 
-def test_recv_event_timed_waits_for_the_rest_of_a_frame(modules):
+def test_recv_event_timed_waits_for_the_rest_of_a_frame(esl_modules):
     """Half a frame has arrived: recvEventTimed reads on until the frame is whole."""
     whole = frame(b"Event-Name: CUSTOM\nA: 1\n\n")
 
@@ -309,7 +299,7 @@ def test_recv_event_timed_waits_for_the_rest_of_a_frame(modules):
 
     results = []
     with ScriptedSwitch(reply) as switch:
-        for m in modules:
+        for m in esl_modules:
             con = m.ESLconnection("127.0.0.1", str(switch.port), "ClueCon")
             con.events("plain", "ALL")
             sock = switch._socks[-1]
@@ -323,11 +313,11 @@ def _wire(frame) -> bytes:
 
 
 @pytest.mark.parametrize("capture", sorted(CAPTURES.parent.glob("*/*.raw")), ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_every_frame_of_the_real_captures(modules, capture):
+def test_every_frame_of_the_real_captures(esl_modules, capture):
     """Everything a real FreeSWITCH 1.10.12 sent in a capture — events in all three formats,
     replies, log lines, notices — as recvEvent hands it back, through both modules."""
     frames = Parser().feed(capture.read_bytes())
-    c_got, pure_got = comparable(*received_by_each(modules, b"".join(map(_wire, frames))))
+    c_got, pure_got = comparable(*received_by_each(esl_modules, b"".join(map(_wire, frames))))
     # (up to the first disconnect notice, where recvEvent says SERVER_DISCONNECTED)
     notice = next((i for i, f in enumerate(frames) if f.content_type == "text/disconnect-notice"), len(frames))
     assert len(pure_got) == len(c_got) == notice + 3  # + the events() reply, SERVER_DISCONNECTED, recvEventTimed
@@ -350,11 +340,11 @@ LINE = st.one_of(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(LINE, min_size=1, max_size=8), body=st.sampled_from([None, "", "body", "x\n\ny"]))
-def test_random_plain_events(modules, lines, body):
+def test_random_plain_events(esl_modules, lines, body):
     text = "\n".join(lines) + "\n\n" + (body or "")
     if body is not None:
         text = text.replace("\n\n", f"\nContent-Length: {len(body)}\n\n", 1)
-    c_got, pure_got = comparable(*received_by_each(modules, frame(text.encode())))
+    c_got, pure_got = comparable(*received_by_each(esl_modules, frame(text.encode())))
     assert pure_got == c_got
 
 
@@ -363,7 +353,7 @@ def test_random_plain_events(modules, lines, body):
                                   st.one_of(st.sampled_from(["CUSTOM", "API", "", "x%%y", "%s"]),
                                             st.lists(st.sampled_from(["p", "", "ARRAY::q"]), max_size=3),
                                             st.integers(0, 9))), max_size=6))
-def test_random_json_events(modules, members):
+def test_random_json_events(esl_modules, members):
     text = "{" + ",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in members) + "}"
-    c_got, pure_got = comparable(*received_by_each(modules, frame(text.encode(), "text/event-json")))
+    c_got, pure_got = comparable(*received_by_each(esl_modules, frame(text.encode(), "text/event-json")))
     assert pure_got == c_got

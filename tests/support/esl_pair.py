@@ -1,5 +1,6 @@
 """The C ESL module and eslkit's pure one side by side: the difference suite's tools.
 
+* the ``esl_modules`` fixture — (the C module, `eslkit.ESL`);
 * ``c_module()`` — the SWIG ``ESL`` built from the python-ESL sdist
   (`tests.support.esl_sdist.build_esl_module`), imported into this process;
 * ``snapshot(event)`` — everything a program can read from an ``ESLevent``, in an
@@ -19,6 +20,8 @@ import socket
 import sys
 import threading
 from typing import Callable, Optional
+
+import pytest
 
 from eslkit.protocol import CommandParser, api_response, auth_request, command_reply
 
@@ -44,6 +47,21 @@ def c_module():
             raise RuntimeError(f"`import ESL` gave {module.__file__}, not the C module in {where}")
         _C = module
     return _C
+
+
+@pytest.fixture(scope="session")
+def esl_modules():
+    """(the C module, eslkit.ESL).  Where the C module cannot be built the suite fails: a
+    difference suite with one side missing proves nothing."""
+    from tests.support.esl_sdist import EslSdistUnavailable
+
+    try:
+        c = c_module()
+    except EslSdistUnavailable as exc:
+        pytest.fail(f"the difference suite needs the C ESL module, which cannot be built here: {exc}")
+    from eslkit import ESL as pure
+
+    return c, pure
 
 
 def snapshot(event, plain: bool = True) -> Optional[dict]:
