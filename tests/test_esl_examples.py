@@ -18,19 +18,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CAPTURES
-from tests.support.esl_sdist import EslSdistUnavailable, build_esl_module
 from tests.support.sim import sim_subprocess
 
 EXAMPLES = Path(__file__).parent / "data" / "esl_examples"
 
 
 @pytest.fixture(scope="module")
-def module_dirs(tmp_path_factory):
+def module_dirs(esl_modules, tmp_path_factory):
     """{"C": dir of the SWIG ESL.py + _ESL, "pure": dir where `import ESL` is eslkit's}."""
-    try:
-        c_dir = build_esl_module()
-    except EslSdistUnavailable as exc:
-        pytest.fail(f"the examples are compared with the C ESL module, which cannot be built here: {exc}")
+    c_dir = Path(esl_modules[0].__file__).parent
     pure_dir = tmp_path_factory.mktemp("pure-esl")
     (pure_dir / "ESL.py").write_text("from eslkit.ESL import *  # noqa: F401,F403\n")
     return {"C": c_dir, "pure": pure_dir}
