@@ -200,6 +200,20 @@ class BuildStepFailed(BuildError):
     default_fix = "Read the lines above and the full log (--log FILE); `eslkit doctor` checks the toolchain."
 
 
+class EslModuleInTheWay(BuildError):
+    """`eslkit build --pure` would replace, shadow or be shadowed by another ESL module."""
+
+    exit_code = 30
+    default_fix = "New code can use `from eslkit import ESL`, which needs no `import ESL` at all."
+
+
+class EslkitNotInTarget(BuildError):
+    """`eslkit build --pure` for an interpreter that cannot import eslkit."""
+
+    exit_code = 31
+    default_fix = "Install eslkit into that interpreter (PYTHON -m pip install eslkit), or leave out --python."
+
+
 class VerifyFailed(BuildError):
     """The built module does not import, or --check could not run `api status`."""
 

@@ -2,7 +2,8 @@
 `eslkit sim`, once with ``import ESL`` giving the C module and once the pure one: they
 print the same lines.
 
-The simulator replays a real capture (``--replay``) so that both runs see the very same
+``import ESL`` gives the pure one through ``eslkit build --pure --out DIR``.  The simulator
+replays a real capture (``--replay``) so that both runs see the very same
 events, then hangs up.  The programs loop for ever — after the hang-up recvEvent keeps
 returning a SERVER_DISCONNECTED event, which they print too — so each run is read until
 that has been printed three times, then stopped.
@@ -28,7 +29,8 @@ def module_dirs(esl_modules, tmp_path_factory):
     """{"C": dir of the SWIG ESL.py + _ESL, "pure": dir where `import ESL` is eslkit's}."""
     c_dir = Path(esl_modules[0].__file__).parent
     pure_dir = tmp_path_factory.mktemp("pure-esl")
-    (pure_dir / "ESL.py").write_text("from eslkit.ESL import *  # noqa: F401,F403\n")
+    subprocess.run([sys.executable, "-m", "eslkit", "build", "--pure", "--out", str(pure_dir)],
+                   check=True, capture_output=True, timeout=120)
     return {"C": c_dir, "pure": pure_dir}
 
 

@@ -83,6 +83,24 @@ def _tree_rows(rows: _Rows, src: str, target):
     return tree
 
 
+def _import_esl_row(target) -> Check:
+    """Which ESL module `import ESL` gives the target now: the compiled one, eslkit's pure one, none."""
+    from eslkit.build.pure import find_esl
+
+    try:
+        found, _ = find_esl(target)
+    except EslkitError as err:
+        return Check("import ESL", WARN, str(err), err.fix)
+    if found.kind in ("compiled", "pure"):
+        return Check("import ESL", OK, found.describe())
+    if found.kind == "none":
+        return Check("import ESL", WARN, found.describe(),
+                     "eslkit build (with --src) makes the compiled module; eslkit build --pure gives eslkit's "
+                     "pure-Python one, no compiler needed.")
+    return Check("import ESL", WARN, found.describe(), "It is what `import ESL` loads: rename it if it is "
+                 "not meant to be FreeSWITCH's module.")
+
+
 def run_checks(src: Optional[str] = None, python: Optional[str] = None, swig: Optional[str] = None,
                mode: str = "auto", wheel: Optional[str] = None, out: Optional[str] = None) -> list:
     """The rows for `eslkit build` with the same --src, --python, --swig, --mode and output."""
@@ -111,6 +129,7 @@ def run_checks(src: Optional[str] = None, python: Optional[str] = None, swig: Op
                               "" if path else f"apt-get install {tool} (only needed for --mode py3mod)"))
     if not target:
         return list(rows)
+    rows.append(_import_esl_row(target))
     output = choose_output(target, wheel=wheel, out=out)
     if tree and chosen and swig_tool and headers:
         plan = make_plan(tree, target, swig_tool, mode=chosen[0], output=output)

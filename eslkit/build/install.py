@@ -26,11 +26,15 @@ DIST = "freeswitch_esl"
 
 
 def atomic_copy(src: Path, dest: Path, mode: int = 0o644) -> None:
+    atomic_write(dest, src.read_bytes(), mode)
+
+
+def atomic_write(dest: Path, data: bytes, mode: int = 0o644) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".eslkit-tmp-")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(src.read_bytes())
+            fh.write(data)
         os.chmod(tmp, mode)
         os.replace(tmp, dest)
     except BaseException:
@@ -132,6 +136,18 @@ print("ESLKIT-VERIFY " + json.dumps(out))
 """
 
 
+def target_env(where: Optional[Path] = None) -> dict:
+    """The environment the target interpreter is asked questions in: its own sys.path
+    (no PYTHON* variables, ``where`` first if given), no secrets, no bytecode written."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.pop("ESLKIT_CHECK", None)
+    env.pop("ESL_PASSWORD", None)  # only --check gets it, as ESLKIT_CHECK_PASSWORD
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave no __pycache__ beside the module
+    if where:
+        env["ESLKIT_VERIFY_PATH"] = str(where)
+    return env
+
+
 def verify(target: Target, where: Optional[Path], check: Optional[str] = None, timeout: float = 30,
            expect: Optional[Path] = None) -> dict:
     """Import ESL in the target interpreter (from ``where``, or its own sys.path).
@@ -139,12 +155,7 @@ def verify(target: Target, where: Optional[Path], check: Optional[str] = None, t
     ``expect``: the ESL.py just delivered; another one found first (say in the
     user's site-packages) would shadow it, and `import ESL` would not get the new build.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.pop("ESLKIT_CHECK", None)
-    env.pop("ESL_PASSWORD", None)  # only --check gets it, as ESLKIT_CHECK_PASSWORD
-    env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave no __pycache__ beside the module
-    if where:
-        env["ESLKIT_VERIFY_PATH"] = str(where)
+    env = target_env(where)
     if check:
         env["ESLKIT_CHECK"] = check
         # The password goes through the environment, never the argument list.

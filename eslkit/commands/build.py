@@ -30,11 +30,22 @@ def build(
     restore: Annotated[bool, typer.Option("--restore", help="Put back everything earlier builds changed in the tree.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when nothing changed (and ask the interpreter and swig again).")] = False,
     log: Annotated[Optional[Path], typer.Option("--log", metavar="FILE", help="Append every command and its full output to FILE.")] = None,
+    pure: Annotated[bool, typer.Option("--pure", help="No compiler, no tree: make `import ESL` give eslkit's pure-Python ESL module (eslkit.ESL); with --install (default) or --out DIR, --check, --dry-run, --restore. --python defaults to the interpreter eslkit runs in.")] = False,
 ) -> None:
     """Build FreeSWITCH's Python 3 ESL binding (ESL.py + _ESL) with today's swig and compilers.
 
     Example: [bold]eslkit build --src /usr/local/src/freeswitch --python .venv/bin/python --install[/]
+
+    Without compiling: [bold]eslkit build --pure[/]  (then `import ESL` is eslkit's pure-Python module)
     """
+    if pure:
+        if src or swig or wheel or log or mode != Mode.auto:
+            given = [name for name, value in (("--src", src), ("--swig", swig), ("--wheel", wheel), ("--log", log),
+                                              ("--mode", mode != Mode.auto)) if value]
+            raise typer.BadParameter(f"{', '.join(given)} has no use there: --pure compiles nothing "
+                                     "(it writes ESL.py with --install or --out DIR)", param_hint="'--pure'")
+        _pure(python, install=install, out=out, check=check, dry_run=dry_run, restore=restore)
+        return
     from eslkit.build import prepare
     from eslkit.build.report import Progress, failure_renderable, plan_renderable
     from eslkit.build.run import Log, execute
@@ -75,3 +86,41 @@ def build(
     finally:
         logfile.close()
     progress.finished(result)
+
+
+def _pure(python: Optional[str], *, install: bool, out: Optional[Path], check: Optional[str], dry_run: bool,
+          restore: bool) -> None:
+    """`eslkit build --pure`: see eslkit/build/pure.py."""
+    import time
+
+    from eslkit.build import pure
+    from eslkit.build.report import Progress
+
+    console = Console(highlight=False)
+    if restore:
+        done = pure.restore(python, out=str(out) if out else None)
+        for line in done:
+            console.print(Text(line))
+        console.print(Text("restored: `import ESL` no longer gives eslkit's module there" if done
+                           else "nothing to restore: eslkit build --pure has not written ESL.py there", style="green"))
+        return
+    plan = pure.prepare(python, install=install, out=str(out) if out else None, check=check)
+    console.print(Text(f"before: `import ESL` in Python {plan.target.version} ({plan.target.executable}) gives "
+                       f"{plan.found.describe()}"))
+    if dry_run:
+        console.print(Text(("up to date: " if plan.up_to_date else "would write ") + plan.describe()))
+        console.print(Text("dry run: nothing was changed", style="bold"))
+        return
+    progress = Progress(console)
+    started, up_to_date = time.monotonic(), plan.up_to_date
+    pure.write(plan)
+    progress.step_done(("up to date: " if up_to_date else "wrote ") + plan.describe(), time.monotonic() - started)
+    started = time.monotonic()
+    verified = pure.check(plan)
+    progress.step_done(f"import ESL in Python {plan.target.version}: {verified['file']}, no _ESL"
+                       + (f"; api status via {check}" if check else ""), time.monotonic() - started)
+    if verified.get("status"):
+        from eslkit.views.safe_text import visible
+
+        for line in verified["status"].strip().splitlines():  # from the switch: shown literally
+            console.print(Text(visible(line, max_len=200)))
