@@ -15,9 +15,11 @@ see their results:
   TOP|PUSH and the code tests bits), and ``setPriority`` (TOP) makes a
   one-element array the first time.
 
-The headers live in three parallel lists (names, values, arrays), which is
-what lets a received event of a hundred headers be built in a few
-microseconds.
+The headers live in three parallel lists (names, values, arrays).  A received
+plain event in FreeSWITCH's own shape (`_PlainEvent`) is read lazily: a lookup
+reads the one line it needs, serialize("json") is made from the text, and the
+lists are built only when something else needs them — that is what makes
+recvEvent + getHeader faster than the C library.
 """
 
 from __future__ import annotations
@@ -413,9 +415,10 @@ class _PlainEvent(EslEvent):
 
     In such a block what C makes of a header depends only on the lines of that name
     (and ``name[i]`` lines), so ``get_header`` reads the one line it needs from the
-    text; the header lists are built when anything else is asked (iterating,
-    serialising, a change) or a lookup meets something unusual (a repeated name,
-    an empty or ``ARRAY::`` value).  A copy shares the text.
+    text, and ``serialize_json`` writes cJSON's text from it (`_plain_json`); the header
+    lists are built when anything else is asked (iterating, the plain serialisation, a
+    change) or a lookup meets something unusual (a repeated name, an empty or
+    ``ARRAY::`` value).  A copy shares the text.
     """
 
     __slots__ = ("_data", "_block", "_text", "_low", "_lines", "_lazy", "_copy")
