@@ -12,7 +12,9 @@ allows (tests/support/prerequisites.py).  What they do on the switch:
   capture) for a made-up extension 9xxxxxx and new UUIDs.  Other listeners on
   that switch see those two events: use a lab switch;
 * ``eslkit build --check``: builds a stand-in tree and runs ``api status`` with
-  the new module.
+  the new module;
+* ``eslkit.ESL`` and the C module side by side: ``api version``, and a
+  ``bgapi version`` with its BACKGROUND_JOB event in plain and JSON, compared.
 
 The same tests run against ``eslkit sim`` (ESLKIT_TEST_SWITCH=127.0.0.1:8021
 with ``eslkit sim`` running): that is how they were checked, as no real switch
@@ -184,3 +186,31 @@ def test_build_check_against_the_switch(switch, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"api status via {host}:{port}" in proc.stdout and "ready" in proc.stdout
     assert password not in proc.stdout + proc.stderr or password == "ClueCon"
+
+
+def test_pure_and_compiled_esl_module_read_the_switch_alike(switch, esl_modules):
+    """The difference suite's comparison (snapshot: every serialisation, every header), on a
+    real switch: the same api reply, and each module's own BACKGROUND_JOB event."""
+    from tests.support.esl_pair import describe, snapshot
+
+    host, port, password = switch
+    results = []
+    for module in esl_modules:
+        con = module.ESLconnection(host, str(port), password)
+        assert con.connected() == 1
+        version = describe(con.api("version"))
+        shapes = []
+        for fmt in ("plain", "json"):
+            con.events(fmt, "BACKGROUND_JOB")
+            job = f"eslkit-test-{uuid.uuid4()}"
+            con.bgapi("version", None, job)
+            event = con.recvEventTimed(10000)
+            while event is not None and event.getHeader("Job-UUID") != job:
+                event = con.recvEventTimed(10000)
+            assert event is not None, f"no BACKGROUND_JOB for {job}"
+            got = snapshot(event)
+            # what differs from one job to the next: its uuid, its time, its sequence number
+            shapes.append((got["type"], got["body"], [n for n in got["names"]]))
+        con.disconnect()
+        results.append((version, shapes))
+    assert results[1] == results[0]
