@@ -50,6 +50,7 @@ from eslkit.protocol import (
     RudeRejection,
     encode_command,
 )
+from eslkit.subscription import HeaderFilters, event_words
 
 __all__ = ["Connection", "ConnectionStatus", "ConnState", "Backoff"]
 
@@ -136,10 +137,11 @@ class Connection:
         self.state = ConnState.IDLE
         self.received = 0
         self.dropped = 0
-        # What a reconnect sends again.
+        # What a reconnect sends again: the words of `event` (in the order the switch
+        # reads them) and the filters, kept with the switch's own rules.
         self.format = "plain"
         self.subscriptions: list[str] = []
-        self.filters: list[tuple[str, str]] = []
+        self._filters = HeaderFilters()
         self._queue: deque = deque()
         self._queue_size = queue_size
         # asyncio primitives are made in connect(): on Python 3.9 they bind to the
@@ -167,6 +169,11 @@ class Connection:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def filters(self) -> list[tuple[str, str]]:
+        """The filters installed on the switch, as (header, value), in order."""
+        return list(self._filters.items)
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -405,9 +412,9 @@ class Connection:
     async def _restore(self) -> None:
         """Send the subscriptions and filters again on a fresh link."""
         # Filters first: otherwise the switch streams unfiltered events in between.
-        commands = [f"filter {h} {v}" for h, v in self.filters]
+        commands = [f"filter {h} {v}" for h, v in self._filters.items]
         if self.subscriptions:
-            commands.append(f"event {self.format} {' '.join(_event_words(self.subscriptions))}")
+            commands.append(f"event {self.format} {' '.join(self.subscriptions)}")
         for command in commands:
             self._writer.write(encode_command(command))
             while True:
@@ -477,7 +484,7 @@ class Connection:
             self._hidden_bgjob = True
         job_uuid = str(uuid.uuid4())
         # With any filter installed the switch only passes matching events: let this job through.
-        if self.filters:
+        if self._filters:
             await self.command(f"filter Job-UUID {job_uuid}")
         job = asyncio.get_running_loop().create_future()
         self._jobs[job_uuid] = job
@@ -489,25 +496,25 @@ class Connection:
                 raise CommandTimeout(f"'bgapi {command}' did not finish within {timeout:g} s.") from None
         finally:
             self._jobs.pop(job_uuid, None)
-            if self.filters and self.state is ConnState.CONNECTED:
+            if self._filters and self.state is ConnState.CONNECTED:
                 await self.command(f"filter delete Job-UUID {job_uuid}", check=False)
         return event.body or ""
 
     async def subscribe(self, names: Iterable[str] = ("ALL",), format: str = "plain") -> str:
-        names = _words(names) or ["ALL"]
-        reply = await self.command(f"event {format} {' '.join(_event_words(names))}")
+        """``event FORMAT NAMES``: names as `eslkit.subscription.event_words` reads them
+        (commas or spaces; ``CUSTOM sofia::register`` for subclasses; none: ALL)."""
+        words = event_words(names) or ["ALL"]
+        reply = await self.command(f"event {format} {' '.join(words)}")
         self.format = format
-        for name in names:
-            if name not in self.subscriptions:
-                self.subscriptions.append(name)
-        if "BACKGROUND_JOB" in names or "ALL" in names:
+        self.subscriptions = event_words(self.subscriptions + words)
+        if "BACKGROUND_JOB" in words or "ALL" in words:
             self._hidden_bgjob = False
         return reply.reply_text
 
     async def nixevent(self, names: Iterable[str]) -> str:
-        names = _words(names)
-        reply = await self.command(f"nixevent {' '.join(names)}")
-        self.subscriptions = [n for n in self.subscriptions if n not in names]
+        words = event_words(names)
+        reply = await self.command(f"nixevent {' '.join(words)}")
+        self.subscriptions = [n for n in self.subscriptions if n not in words or n == "CUSTOM"]
         return reply.reply_text
 
     async def noevents(self) -> str:
@@ -517,16 +524,12 @@ class Connection:
 
     async def filter(self, header: str, value: str) -> str:
         reply = await self.command(f"filter {header} {value}")
-        if (header, value) not in self.filters:
-            self.filters.append((header, value))
+        self._filters.add(header, value)
         return reply.reply_text
 
     async def filter_delete(self, header: str, value: Optional[str] = None) -> str:
         reply = await self.command(f"filter delete {header}" + (f" {value}" if value else ""))
-        if header == "all":
-            self.filters = []
-        else:
-            self.filters = [(h, v) for h, v in self.filters if not (h == header and value in (None, v))]
+        self._filters.delete(header, value)
         return reply.reply_text
 
     async def log(self, level: Union[int, str]) -> str:
@@ -544,23 +547,3 @@ class Connection:
         except Disconnected:
             pass
 
-
-def _event_words(words: list[str]) -> list[str]:
-    """Order words for an ``event`` line: the switch reads every word after
-    CUSTOM as a subclass, so event names go first and CUSTOM plus the
-    subclasses (the words with ``::``) last."""
-    names = [w for w in words if w != "CUSTOM" and "::" not in w]
-    subclasses = [w for w in words if "::" in w]
-    if subclasses or "CUSTOM" in words:
-        names += ["CUSTOM"] + subclasses
-    return names
-
-
-def _words(names: Iterable[str]) -> list[str]:
-    """Accept ["A", "B"], ["A,B"], ["A B"]; keep CUSTOM subclasses as separate words."""
-    if isinstance(names, str):
-        names = [names]
-    out: list[str] = []
-    for item in names:
-        out += [w for w in item.replace(",", " ").split() if w]
-    return out

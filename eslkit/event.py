@@ -263,6 +263,20 @@ class Event:
 
     __getitem__ = get
 
+    def lookup(self, name: str) -> str | None:
+        """A header as the switch's own switch_event_get_header() finds it, for filters
+        (`eslkit.subscription`): the name in any case, ``_body`` the body when no header
+        has that name, a multi-value header as one ``ARRAY::a|:b`` string."""
+        raw = self._raw(name)
+        if raw is None:
+            h = self._h if self._h is not None else self._parse()
+            low = name.lower()
+            raw = next((v for k, v in h.items() if k.lower() == low), None)
+            if raw is None:
+                return self.body if name == "_body" else None
+        value = self._decode(raw)
+        return join_array(value) if isinstance(value, list) else value
+
     def get_all(self, name: str) -> list[str]:
         """Every value of a header: all items of a multi-value header, and
         each occurrence of a header that repeats."""

@@ -22,6 +22,7 @@ from typing import Any, AsyncIterable, Callable, Iterable, Protocol
 
 from eslkit.event import Event
 from eslkit.sinks.buffer import Message
+from eslkit.subscription import Subscription, event_words
 
 
 class Sink(Protocol):
@@ -91,40 +92,12 @@ class TrackerAttribution:
         return getattr(self.tracker, "now", 0.0)
 
 
-@dataclass
-class EventSelector:
-    """`--filter NAMES` and `--header NAME=VALUE`, with ESL's own meaning:
-    a name matches Event-Name or a CUSTOM subclass; any header filter may match."""
+def switch_subscription(names: list[str]) -> list[str]:
+    """What the relay asks a live switch for: the names it publishes plus what the call
+    tracker needs (popup states are published whatever --filter says)."""
+    from eslkit.calls import POPUP_EVENTS
 
-    names: frozenset[str] = frozenset()
-    headers: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def parse(cls, names: Iterable[str] = (), headers: Iterable[str] = ()) -> "EventSelector":
-        from eslkit.errors import EslkitError
-
-        words = [w for item in names for w in item.replace(",", " ").split()]
-        wanted = set(words)
-        if "CUSTOM" in words and words.index("CUSTOM") < len(words) - 1:
-            wanted.discard("CUSTOM")  # "CUSTOM sofia::register": only those subclasses
-        pairs = []
-        for item in headers:
-            name, sep, value = item.partition("=")
-            if not sep or not name.strip():
-                err = EslkitError(f"--header {item!r} is not NAME=VALUE.",
-                                  "Write it as --header Caller-Destination-Number=1001.")
-                err.exit_code = 2
-                raise err
-            pairs.append((name.strip(), value))
-        return cls(frozenset(wanted), tuple(pairs))
-
-    def __call__(self, event: Event) -> bool:
-        if self.names and "ALL" not in self.names:
-            if event.event_name not in self.names and (event.subclass or "") not in self.names:
-                return False
-        if self.headers:
-            return any(event.get(name) == value for name, value in self.headers)
-        return True
+    return ["ALL"] if "ALL" in names else event_words([*names, *POPUP_EVENTS])
 
 
 def _now() -> str:
@@ -172,7 +145,9 @@ class Relay:
     source: AsyncIterable
     sink: Sink
     attribution: Attribution | None = None
-    select: EventSelector = field(default_factory=EventSelector)
+    # Which events are published (`--filter`, `--header`, as a switch would choose them);
+    # the tracker sees every event, and every popup state is published.
+    select: Subscription = field(default_factory=lambda: Subscription(["ALL"]))
     status_interval: float = 10.0
     drain_timeout: float = 10.0
     notice: Callable[[str], None] | None = None  # one line for the operator (stderr)
@@ -237,7 +212,7 @@ class Relay:
         if item.hostname:
             self.hostname = item.hostname
         ext, changes = self.attribution.feed(item) if self.attribution else (None, [])
-        if self.select(item):
+        if self.select.wants(item):
             headers = {"ext": ext} if ext else {}
             self.sink.send(Message(self.sink.event_address(item, ext), item.to_json().encode(), "event", headers))
         self._send_popups(item.hostname, changes)

@@ -530,13 +530,3 @@ def test_close_while_events_stream_never_hangs():
                 await conn.close()
                 assert time.monotonic() - started < 1.5
     run(main(), timeout=60)
-
-
-def test_custom_subclasses_go_last_on_the_event_line():
-    from eslkit.client import _event_words
-
-    assert _event_words(["CUSTOM", "sofia::register", "CHANNEL_ANSWER"]) == \
-        ["CHANNEL_ANSWER", "CUSTOM", "sofia::register"]
-    assert _event_words(["callcenter::info", "CHANNEL_CREATE"]) == ["CHANNEL_CREATE", "CUSTOM", "callcenter::info"]
-    assert _event_words(["ALL"]) == ["ALL"]
-    assert _event_words(["CUSTOM"]) == ["CUSTOM"]

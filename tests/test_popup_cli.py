@@ -147,11 +147,12 @@ def test_subscribes_only_to_what_it_needs():
             proc.terminate()
             proc.communicate(timeout=10)
     assert len(sessions) == 1
-    events = sessions[0].event_list
-    assert "ALL" not in events
-    assert {"CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_HANGUP_COMPLETE"} <= events
-    assert not events & {"CHANNEL_STATE", "CHANNEL_CALLSTATE", "CHANNEL_EXECUTE", "HEARTBEAT", "RE_SCHEDULE"}
-    assert {"callcenter::info", "fifo::info"} <= sessions[0].custom
+    names = sessions[0].subscription.names
+    assert not names.all
+    assert {"CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_HANGUP_COMPLETE"} <= names.types
+    assert not names.types & {"CHANNEL_STATE", "CHANNEL_CALLSTATE", "CHANNEL_EXECUTE", "HEARTBEAT", "RE_SCHEDULE"}
+    assert names.has_subclass("callcenter::info") and names.has_subclass("fifo::info")
+    assert not names.has_subclass("sofia::register")
 
 
 @pytest.mark.parametrize("scenario,ext,expected", [

@@ -10,7 +10,8 @@ import pytest
 from eslkit.errors import BrokerError
 from eslkit.event import Event
 from eslkit.protocol import EventFrame, Parser
-from eslkit.relay import EventSelector, Relay, TrackerAttribution
+from eslkit.relay import Relay, TrackerAttribution
+from eslkit.subscription import Subscription
 from eslkit.sinks.buffer import Buffer
 from eslkit.sinks.mqtt import MqttSink, parse_mqtt_url
 from tests.support.brokers import MqttCollector
@@ -63,7 +64,7 @@ def test_capture_reaches_a_subscriber_in_order_with_topics(mosquitto, captures, 
 
 def test_filter_and_header_select_what_is_published(mosquitto, captures):
     events = capture_events(captures, "scenario_queue_plain")
-    select = EventSelector.parse(["CHANNEL_ANSWER,CHANNEL_HANGUP_COMPLETE"], ["Call-Direction=outbound"])
+    select = Subscription(["CHANNEL_ANSWER,CHANNEL_HANGUP_COMPLETE"], [("Call-Direction", "outbound")])
     want = [ev for ev in events if ev.event_name in ("CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")
             and ev.get("Call-Direction") == "outbound"]
     assert 0 < len(want) < len(events)
@@ -260,28 +261,6 @@ def test_broker_source_skips_and_counts_what_is_not_an_event(mosquitto, captures
     got, source = run(scenario())
     assert [ev.to_dict() for ev in got] == [good.to_dict()]
     assert source.invalid == len(junk) == source.dropped and source.received == 1
-
-
-def test_selector_reads_names_as_fs_does():
-    custom = Event({"Event-Name": "CUSTOM", "Event-Subclass": "sofia::register"})
-    other = Event({"Event-Name": "CUSTOM", "Event-Subclass": "fifo::info"})
-    answer = Event({"Event-Name": "CHANNEL_ANSWER"})
-    assert EventSelector.parse(["CUSTOM"])(custom) and EventSelector.parse(["CUSTOM"])(other)
-    assert not EventSelector.parse(["CUSTOM"])(answer)
-    only = EventSelector.parse(["CUSTOM sofia::register"])
-    assert only(custom) and not only(other) and not only(answer)
-    assert EventSelector.parse([])(answer) and EventSelector.parse(["ALL"])(other)
-
-
-def test_live_subscription_keeps_what_the_tracker_needs():
-    from eslkit.calls import POPUP_EVENTS
-    from eslkit.commands.relay import merge_subscriptions
-
-    assert merge_subscriptions(["ALL"], POPUP_EVENTS) == ["ALL"]
-    merged = merge_subscriptions(["CUSTOM", "sofia::register"], POPUP_EVENTS)
-    # Every word after CUSTOM is a subclass to FreeSWITCH: CUSTOM and its subclasses go last.
-    assert merged[merged.index("CUSTOM") + 1:] == ["sofia::register", "callcenter::info", "fifo::info"]
-    assert set(merged[: merged.index("CUSTOM")]) == {n for n in POPUP_EVENTS if n.isupper() and n != "CUSTOM"}
 
 
 def test_popup_desktop_gets_the_states_it_missed_while_away(mosquitto, captures):

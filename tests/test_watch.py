@@ -316,28 +316,6 @@ def test_stdout_closed_early_is_not_an_error(captures):
 
 # --- option parsing -------------------------------------------------------------------------------
 
-from eslkit.commands.watch import NameFilter, parse_names  # noqa: E402
-from eslkit.event import Event  # noqa: E402
-
-
-def test_parse_names_moves_custom_and_its_subclasses_last():
-    assert parse_names(None) == ["ALL"]
-    assert parse_names(["CHANNEL_ANSWER, CHANNEL_BRIDGE", "CHANNEL_ANSWER"]) == ["CHANNEL_ANSWER", "CHANNEL_BRIDGE"]
-    assert parse_names(["CUSTOM sofia::register,CHANNEL_ANSWER", "CUSTOM sofia::unregister"]) == [
-        "CHANNEL_ANSWER", "CUSTOM", "sofia::register", "sofia::unregister"]
-
-
-def test_name_filter_means_what_the_switch_means():
-    reg = Event({"Event-Name": "CUSTOM", "Event-Subclass": "sofia::register"})
-    other = Event({"Event-Name": "CUSTOM", "Event-Subclass": "conference::maintenance"})
-    answer = Event({"Event-Name": "CHANNEL_ANSWER"})
-    f = NameFilter(parse_names(["CUSTOM sofia::register", "CHANNEL_ANSWER"]))
-    assert (f(reg), f(other), f(answer)) == (True, False, True)
-    f = NameFilter(["CUSTOM"])
-    assert (f(reg), f(other), f(answer)) == (True, True, False)
-    assert NameFilter(["ALL"])(other)
-
-
 def test_replay_and_from_together_are_refused(captures):
     result = watch("--replay", captures / "greeting.raw", "--from", "mqtt://127.0.0.1:1")
     assert result.exit_code == 2

@@ -18,9 +18,10 @@ from rich.console import Console
 
 from eslkit.commands.options import HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt, connection_settings
 from eslkit.errors import BrokerError, DeliveryIncomplete
-from eslkit.relay import EventSelector, Relay, TrackerAttribution
+from eslkit.relay import Relay, TrackerAttribution, switch_subscription
 from eslkit.sinks.buffer import Buffer
 from eslkit.sinks.mqtt import safe_url
+from eslkit.subscription import Subscription
 from eslkit.views.safe_text import visible
 
 _BROKER = "Broker"
@@ -46,28 +47,6 @@ def make_sink(to: str, *, topic: Optional[str], popup_topic: Optional[str], stat
         return AmqpSink(settings, outbox, client_id=client_id)
     raise BrokerError(f"{safe_url(to)!r} is not a broker URL eslkit knows.",
                       "Use mqtt://HOST:PORT, mqtts://HOST:PORT or amqp://USER@HOST:PORT/VHOST.")
-
-
-def merge_subscriptions(names: list[str], needed: list[str]) -> list[str]:
-    """One `event` command for both lists.  FreeSWITCH reads every word after
-    CUSTOM as a subclass, so plain names come first, then CUSTOM and the subclasses."""
-    plain: list[str] = []
-    subclasses: list[str] = []
-    for words in (names, needed):
-        custom = False
-        for word in words:
-            if word == "CUSTOM":
-                custom = True
-            elif custom:
-                subclasses.append(word)
-            else:
-                plain.append(word)
-    if "ALL" in plain:
-        return ["ALL"]
-    merged = list(dict.fromkeys(plain))
-    if subclasses or "CUSTOM" in names or "CUSTOM" in needed:
-        merged += ["CUSTOM", *dict.fromkeys(subclasses)]
-    return merged
 
 
 async def _run(relay: Relay) -> None:
@@ -142,13 +121,11 @@ def relay(
 
     Desktops then run [bold]eslkit popup --ext 1001 --from mqtt://broker:1883[/].
     """
-    from eslkit.calls import POPUP_EVENTS
     from eslkit.commands.watch import parse_header_filters, parse_names
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     names = parse_names(filter)
-    select = EventSelector.parse(names if names != ["ALL"] else [],
-                                 [f"{n}={v}" for n, v in parse_header_filters(header)])
+    select = Subscription(names, parse_header_filters(header))
     sink = make_sink(to, topic=topic, popup_topic=popup_topic, status_topic=status_topic, qos=qos,
                      client_id=client_id, username=username, password_env=password_env, tls_ca=tls_ca,
                      exchange=exchange, buffer=buffer)
@@ -162,9 +139,7 @@ def relay(
         from eslkit.sources.esl import EslSource
 
         settings = connection_settings(host, port, password, profile, timeout, console=err)
-        # The call tracker needs the channel events whatever --filter publishes.
-        wanted = merge_subscriptions(names, list(POPUP_EVENTS))
-        source = EslSource(settings, names=wanted, reconnect=True)
+        source = EslSource(settings, names=switch_subscription(names), reconnect=True)
 
     def notice(line: str) -> None:
         err.out("eslkit relay: " + visible(line, 300), highlight=False)

@@ -41,6 +41,7 @@ from eslkit.event import Event
 from eslkit.sinks.recorder import Recorder
 from eslkit.sources.esl import EslSource
 from eslkit.sources.replay import ReplaySource
+from eslkit.subscription import Subscription, event_words
 from eslkit.views.ndjson import NdjsonWriter, OutputStream
 from eslkit.views.plain import PlainWriter
 from eslkit.views.safe_text import visible
@@ -68,38 +69,9 @@ class WireFormat(str, enum.Enum):
 # --- option parsing (pure, tested directly) -------------------------------------------
 
 
-def _is_subclass(word: str) -> bool:
-    # Event names are upper case (CHANNEL_ANSWER); subclasses look like sofia::register.
-    return "::" in word or not word.isupper()
-
-
 def parse_names(values: Optional[Sequence[str]]) -> list[str]:
-    """``--filter`` values → the words of ``event <format> …``.
-
-    Commas or spaces separate; the words after CUSTOM are its subclasses
-    (``CUSTOM sofia::register``).  The switch reads every word after CUSTOM as
-    a subclass, so CUSTOM and its subclasses are moved to the end:
-    ``CUSTOM sofia::register,CHANNEL_ANSWER`` → ``CHANNEL_ANSWER CUSTOM sofia::register``.
-    """
-    words: list[str] = []
-    for value in values or ():
-        words += [w for w in value.replace(",", " ").split() if w]
-    names: list[str] = []
-    subclasses: list[str] = []
-    custom = in_custom = False
-    for word in words:
-        if word == "CUSTOM":
-            custom = in_custom = True
-        elif in_custom and _is_subclass(word):
-            if word not in subclasses:
-                subclasses.append(word)
-        else:
-            in_custom = False
-            if word not in names:
-                names.append(word)
-    if custom:
-        names += ["CUSTOM"] + subclasses
-    return names or ["ALL"]
+    """``--filter`` values → the words of ``event <format> …`` (see `event_words`); ALL by default."""
+    return event_words(values or ()) or ["ALL"]
 
 
 def parse_header_filters(values: Optional[Sequence[str]]) -> list[tuple[str, str]]:
@@ -128,46 +100,6 @@ def parse_matches(values: Optional[Sequence[str]]) -> list[tuple[str, re.Pattern
             raise typer.BadParameter(f"{pattern!r} is not a valid regular expression ({exc}).",
                                      param_hint="--match") from None
     return out
-
-
-class NameFilter:
-    """What ``event <names>`` does on the switch, for sources without a switch."""
-
-    def __init__(self, names: Sequence[str]):
-        self.all = "ALL" in names
-        words = list(names)
-        cut = words.index("CUSTOM") if "CUSTOM" in words else len(words)
-        self.names = set(words[:cut])
-        self.subclasses = set(words[cut + 1:])
-        # a bare CUSTOM subscribes to every subclass
-        self.any_custom = "CUSTOM" in words and not self.subclasses
-
-    def __call__(self, event: Event) -> bool:
-        if self.all:
-            return True
-        name = event.get("Event-Name") or ""
-        if name == "CUSTOM":
-            return self.any_custom or (event.get("Event-Subclass") or "") in self.subclasses
-        return name in self.names
-
-
-def header_filter(filters: Sequence[tuple[str, str]]):
-    """mod_event_socket's ``filter``: with any installed, an event passes when one matches."""
-    compiled = []
-    for name, value in filters:
-        if len(value) > 1 and value.startswith("/") and value.endswith("/"):
-            compiled.append((name, re.compile(value[1:-1]), None))
-        else:
-            compiled.append((name, None, value))
-
-    def passes(event: Event) -> bool:
-        for name, rx, value in compiled:
-            got = event.get(name)
-            if got is not None and (got == value if rx is None else rx.search(got)):
-                return True
-        return False
-
-    return passes
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -492,10 +424,8 @@ def watch(
 
             source = open_broker_source(from_url)
         # No switch to filter for us: apply --filter and --header here, with the switch's meaning.
-        if names != ["ALL"]:
-            local_filters.append(NameFilter(names))
-        if header_filters:
-            local_filters.append(header_filter(header_filters))
+        if names != ["ALL"] or header_filters:
+            local_filters.append(Subscription(names, header_filters).wants)
         source.filters = header_filters
     else:
         settings = connection_settings(host, port, password, profile, timeout, console=err)

@@ -22,26 +22,13 @@ import time
 from operator import itemgetter
 from typing import Callable, Optional
 
-from eslkit._headers import url_encode
-from eslkit.event import EVENT_NAMES, Event
+from eslkit._headers import join_array, url_encode
+from eslkit.event import Event
 
 FORMATS = ("plain", "json", "xml")
 TOKEN_RE = re.compile(r"~~(U\d+|AGENT[12]|[A-Z]+)(-?\d*)~~")
 TOKEN_KEY_RE = re.compile(r"(U\d+|AGENT[12]|[A-Z]+)(-?\d*)$")
 _PLAIN_VALUE = re.compile(r"[0-9A-Za-z.\-]*")
-
-EVENT_IDS = {name: i for i, name in enumerate(EVENT_NAMES)}
-
-
-def event_type(word: str) -> Optional[str]:
-    """switch_name_event(): case-insensitive, also with a ``SWITCH_EVENT_`` prefix."""
-    up = word.upper()
-    if up in EVENT_IDS:
-        return up
-    if len(up) > 13 and up[13:] in EVENT_IDS:
-        return up[13:]
-    return None
-
 
 def frame_bytes(payload: bytes, fmt: str) -> bytes:
     return b"Content-Length: %d\nContent-Type: text/event-%s\n\n%s" % (len(payload), fmt.encode(), payload)
@@ -68,7 +55,7 @@ class SimEvent:
         def get(name: str) -> Optional[str]:
             if not lower:  # decoded on first use: a replay file may hold many events never filtered
                 for k, v in event.pairs():
-                    lower.setdefault(k.lower(), v if isinstance(v, str) else "|".join(v))
+                    lower.setdefault(k.lower(), v if isinstance(v, str) else join_array(v))
             return lower.get(name.lower())
 
         ev = cls(event.get("Event-Name") or "", event.get("Event-Subclass"), get,
@@ -84,6 +71,13 @@ class SimEvent:
     def get_all(self, names: tuple) -> list:
         """`get` of several headers at once (the call tracker asks a dozen of each event)."""
         return [self.get(name) for name in names]
+
+    def lookup(self, name: str) -> Optional[str]:
+        """A header as filters see it (`eslkit.subscription`): `get`, and ``_body`` the body."""
+        value = self.get(name)
+        if value is None and name == "_body":
+            return self.to_event().body  # a filter on the body: rare enough to render for
+        return value
 
     @property
     def name(self) -> str:
@@ -131,7 +125,7 @@ class Template:
         self._lower: dict[str, str] = {}
         self._exact: dict[str, str] = {}  # most lookups use the header's own spelling
         for k, v in headers:
-            value = v if isinstance(v, str) else "|".join(v)
+            value = v if isinstance(v, str) else join_array(v)
             self._lower.setdefault(k.lower(), value)
             self._exact.setdefault(k, value)
         self.unique_id = self.raw("Unique-ID")  # with its tokens

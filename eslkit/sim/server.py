@@ -27,6 +27,7 @@ from eslkit.errors import FrameTooLarge
 from eslkit.protocol import CommandParser, command_reply, disconnect_notice, log_data, rude_rejection
 from eslkit.sim.events import CallEvent, SimEvent
 from eslkit.sim.session import Session
+from eslkit.subscription import event_type
 
 HOSTNAME = "vm"  # the scenario files come from a switch called vm; keep them consistent
 IPV4 = "192.0.2.2"
@@ -329,8 +330,6 @@ class SimServer:
 
     def sendevent(self, name: str, headers: list[tuple[str, str]], body: Optional[bytes] = None) -> str:
         """``sendevent NAME`` with the command's headers (and body): fired to every listener."""
-        from eslkit.sim.events import event_type
-
         event_uuid = self.new_uuid()
         ename = (event_type(name) or "CUSTOM") if name else "COMMAND"
         extra = [(k, v) for k, v in headers if k.lower() not in ("event-name", "content-length")]

@@ -12,18 +12,17 @@ captures in tests/data/fs-captures.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Callable, Optional
 
 from eslkit.protocol import api_response, command_reply
-from eslkit.sim.events import EVENT_NAMES, SimEvent, event_type
+from eslkit.sim.events import SimEvent
+from eslkit.subscription import Subscription
 
 if TYPE_CHECKING:  # pragma: no cover
     from eslkit.sim.server import SimServer
 
 # switch_log_str2level(): names, or a number.
 LOG_LEVELS = {"CONSOLE": 0, "ALERT": 1, "CRIT": 2, "ERR": 3, "WARNING": 4, "NOTICE": 5, "INFO": 6, "DEBUG": 7}
-MAX_FILTER_REGEX = 512  # a client's regex runs on every event: keep it small
 MAX_FILTERS = 256  # each filter costs every event a lookup; FreeSWITCH has no limit, one client must not stall all
 
 
@@ -40,11 +39,7 @@ class Session:
         self.switch = switch
         self.authed = False
         self.format = "plain"
-        self.events_on = False  # LFLAG_EVENTS
-        self.event_list: set[str] = set()  # names; "ALL" for everything
-        self.custom: set[str] = set()  # CUSTOM subclasses
-        self.filters: list[tuple[str, str]] = []
-        self._regex: dict[str, Optional[re.Pattern]] = {}
+        self.subscription = Subscription()  # event names and filters, as the switch keeps them
         self.myevents = False
         self.my_uuid: Optional[str] = None
         self.log_level: Optional[int] = None
@@ -69,7 +64,7 @@ class Session:
                 return command_reply("-ERR invalid"), True
             return command_reply("-ERR command not found"), False
         if low.startswith("filter "):
-            return command_reply(self._filter(cmd[7:])), False
+            return command_reply(self.subscription.filters.command(cmd[7:], MAX_FILTERS)), False
         if low.startswith("myevents "):
             return command_reply(self._myevents(cmd)), False
         if low.startswith("divert_events"):
@@ -100,68 +95,37 @@ class Session:
         if low.startswith("nixevent"):
             return command_reply(self._nixevent(cmd)), False
         if low.startswith("noevents"):
-            if not self.events_on:
+            if not self.subscription.names.noevents():
                 return command_reply("-ERR not listening for events"), False
-            self.events_on = False
-            self.event_list.clear()
-            self.custom.clear()
             return command_reply("+OK no longer listening for events"), False
         return command_reply("-ERR command not found"), False
 
-    def _words(self, cmd: str) -> list[str]:
-        rest = cmd[5:]
+    @property
+    def events_on(self) -> bool:
+        """LFLAG_EVENTS: the connection listens for events at all."""
+        return self.subscription.names.on
+
+    def _words(self, cmd: str, skip: int) -> list[str]:
+        rest = cmd[skip:]
         space = rest.find(" ")
         return [] if space < 0 else rest[space + 1:].split(" ")
 
     def _event(self, cmd: str) -> str:
-        keys = 0
-        custom = False
-        for i, word in enumerate(self._words(cmd)):
-            if i == 0 and word.lower() in ("plain", "json", "xml"):
-                self.format = word.lower()
-                continue
-            if custom:
-                self.custom.add(word)
-                continue
-            name = event_type(word)
-            if name is None:
-                continue
-            keys += 1
-            self.event_list.add(name)
-            if name == "CUSTOM":
-                custom = True
-        if not keys:
+        words = self._words(cmd, 5)
+        if words and words[0].lower() in ("plain", "json", "xml"):
+            self.format = words.pop(0).lower()
+        if not self.subscription.names.event(words):
             return "-ERR no keywords supplied"
         self._enable()
         return f"+OK event listener enabled {self.format}"
 
     def _nixevent(self, cmd: str) -> str:
-        keys = 0
-        custom = False
-        for word in self._words(cmd):
-            if custom:
-                self.custom.discard(word)
-                continue
-            name = event_type(word)
-            if name is None:
-                continue
-            keys += 1
-            if name == "CUSTOM":
-                custom = True
-            elif name == "ALL":
-                self.event_list.clear()
-            else:
-                if "ALL" in self.event_list:
-                    # From "everything" to "everything but": list every type explicitly.
-                    self.event_list = set(EVENT_NAMES[:-1])
-                self.event_list.discard(name)
-        if not keys:
+        if not self.subscription.names.nixevent(self._words(cmd, 8)):
             return "-ERR no keywords supplied"
         self._enable()
         return "+OK events nixed"
 
     def _enable(self) -> None:
-        self.events_on = True
         if not self.subscribed_once:
             self.subscribed_once = True
             if self._on_first_subscribe is not None:
@@ -175,7 +139,9 @@ class Session:
             self.my_uuid = uuid
         elif fmt:
             return "-ERR invalid uuid"
-        self.event_list.update((
+        names = self.subscription.names
+        names.on = True
+        names.types.update((
             "CHANNEL_ANSWER", "CHANNEL_APPLICATION", "CHANNEL_BRIDGE", "CHANNEL_CREATE", "CHANNEL_DATA",
             "CHANNEL_DESTROY", "CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_HANGUP",
             "CHANNEL_HANGUP_COMPLETE", "CHANNEL_ORIGINATE", "CHANNEL_UUID", "CHANNEL_OUTGOING",
@@ -206,93 +172,23 @@ class Session:
         self.log_level = level
         return f"+OK log level {level_s} [{level}]"
 
-    def _filter(self, args: str) -> str:
-        args = args.lstrip(" ")
-        name, sep, value = args.partition(" ")
-        if name.lower() == "delete" and sep:
-            name, sep2, value = value.partition(" ")
-            if name.lower() == "all":
-                self.filters.clear()
-            else:
-                self.filters = [
-                    (k, v) for k, v in self.filters
-                    if not (k.lower() == name.lower() and (not sep2 or v == value))
-                ]
-            return f"+OK filter deleted. [{name}][{value if sep2 else ''}]"
-        if sep:
-            if name.lower() == "add":
-                name, _, value = value.partition(" ")
-            if len(self.filters) >= MAX_FILTERS:
-                return f"-ERR too many filters (eslkit sim keeps at most {MAX_FILTERS} per connection)"
-            self.filters.append((name, value))
-            return f"+OK filter added. [{name}]=[{value}]"
-        return "-ERR invalid syntax"
 
     # --- events ------------------------------------------------------------------------
 
     @property
     def wants_everything(self) -> bool:
         """Every event, without looking: `event ... ALL`, no filter, no myevents."""
-        return self.events_on and "ALL" in self.event_list and not self.filters and not self.myevents
+        return self.subscription.everything and not self.myevents
 
     def wants(self, ev: SimEvent) -> bool:
-        """Subscription, then filters, then myevents: event_handler() in mod_event_socket.c."""
-        if not self.events_on:
-            return False
-        events = self.event_list
-        if "ALL" not in events:
-            if ev.event_name not in events:
-                return False
-            if ev.event_name == "CUSTOM" and ev.subclass and ev.subclass not in self.custom:
-                return False
-        if self.filters and not self._passes_filters(ev):
+        """Subscription and filters, then myevents: event_handler() in mod_event_socket.c."""
+        if not self.subscription.wants(ev):
             return False
         if self.myevents:
             uuid = ev.unique_id
             if uuid is None or (self.my_uuid is not None and uuid != self.my_uuid):
                 return False
         return True
-
-    def _passes_filters(self, ev: SimEvent) -> bool:
-        send = False
-        for name, value in self.filters:
-            hval = ev.get(name)
-            if hval is None:
-                continue
-            positive = True
-            i = 0
-            while i < len(value) and value[i] in "+- ":
-                if value[i] != " ":
-                    positive = value[i] == "+"
-                i += 1
-            if send and positive:
-                continue
-            if value.startswith("/"):
-                pattern = self._compiled(value)
-                matched = bool(pattern and pattern.search(hval))
-            else:
-                matched = hval.lower() == value[i:].lower()
-            if matched:
-                if not positive:
-                    return False
-                send = True
-        return send
-
-    def _compiled(self, value: str) -> Optional[re.Pattern]:
-        if value not in self._regex:
-            body = value[1:]
-            flags = 0
-            end = body.rfind("/")
-            if end >= 0:
-                opts = body[end + 1:]
-                body = body[:end]
-                flags |= re.IGNORECASE if "i" in opts else 0
-                flags |= re.DOTALL if "s" in opts else 0
-            try:
-                self._regex[value] = re.compile(body, flags) if len(body) <= MAX_FILTER_REGEX else None
-            except re.error:
-                self._regex[value] = None
-        return self._regex[value]
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> Optional[str]:
