@@ -50,6 +50,7 @@ from eslkit.protocol import (
     RudeRejection,
     encode_command,
 )
+from eslkit.status import ConnectionStatus
 from eslkit.subscription import HeaderFilters, event_words
 
 __all__ = ["Connection", "ConnectionStatus", "ConnState", "Backoff"]
@@ -63,29 +64,6 @@ class ConnState(enum.Enum):
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
     CLOSED = "closed"
-
-
-class ConnectionStatus:
-    """Yielded by `Connection.events()` when the link changes.
-
-    ``state`` is "connected" or "disconnected"; ``gap`` is how long the link
-    was down (on "connected" after a reconnect); ``attempt`` counts retries.
-    """
-
-    __slots__ = ("state", "reason", "gap", "attempt")
-
-    def __init__(self, state: str, reason: str = "", gap: float | None = None, attempt: int = 0):
-        self.state = state
-        self.reason = reason
-        self.gap = gap
-        self.attempt = attempt
-
-    def to_dict(self) -> dict:
-        return {"state": self.state, "reason": self.reason, "gap": self.gap, "attempt": self.attempt}
-
-    def __repr__(self) -> str:
-        gap = f" gap={self.gap:.1f}s" if self.gap is not None else ""
-        return f"<ConnectionStatus {self.state}{gap} {self.reason!r}>"
 
 
 class Backoff:

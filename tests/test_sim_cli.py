@@ -80,7 +80,7 @@ def test_allow_option_rejects_other_addresses() -> None:
     (["--allow", "10.0.0.300/8"], 2, "is not an address or CIDR"),
     (["--scenario", "nosuch"], 11, "There is no scenario called 'nosuch'"),
     (["--scenario", "load:cps=-1"], 11, "The load generator needs"),
-    (["--replay", "/nonexistent/x.raw"], 11, "Cannot read the replay file"),
+    (["--replay", "/nonexistent/x.raw"], 11, "There is no file /nonexistent/x.raw"),
     (["--password", ""], 2, "always requires a password"),
 ])
 def test_bad_options_end_with_one_clear_sentence(args: list[str], code: int, text: str, monkeypatch,

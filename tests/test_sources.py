@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from eslkit.client import ConnectionStatus
+from eslkit.status import ConnectionStatus
 from eslkit.config import ConnectionSettings
 from eslkit.errors import AuthError, InputFileError
 from eslkit.event import Event
 from eslkit.protocol import EventFrame, Parser
-from eslkit.sinks.recorder import Recorder
+from eslkit.recording import Recorder
 from eslkit.sources import EslSource, ReplaySource
 from tests.support.transcript_server import serve, transcript_handler
 

@@ -27,7 +27,7 @@ from rich.live import Live
 
 from eslkit.actions import ExecAction, UrlAction, forget_secrets
 from eslkit.calls import POPUP_EVENTS, CallTracker, LegView, live_channels
-from eslkit.client import ConnectionStatus
+from eslkit.status import ConnectionStatus
 from eslkit.commands.running import run_until_stopped
 from eslkit.commands.options import HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt, connection_settings
 from eslkit.contacts import load_contacts

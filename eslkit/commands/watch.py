@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.live import Live
 
 from eslkit.calls import live_channels
-from eslkit.client import ConnectionStatus
+from eslkit.status import ConnectionStatus
 from eslkit.commands.options import (
     HostOpt,
     PasswordOpt,
@@ -38,7 +38,7 @@ from eslkit.commands.options import (
 from eslkit.commands.running import run_until_stopped
 from eslkit.errors import EslkitError, OutputError
 from eslkit.event import Event
-from eslkit.sinks.recorder import Recorder
+from eslkit.recording import Recorder
 from eslkit.sources.esl import EslSource
 from eslkit.sources.replay import ReplaySource
 from eslkit.subscription import Subscription, event_words

@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any, AsyncIterator, Callable, Iterable, Optional, Sequence
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from eslkit.client import ConnectionStatus
+from eslkit.status import ConnectionStatus
 from eslkit.errors import BrokerError
 from eslkit.event import Event
 from eslkit.sinks.mqtt import safe_url

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import AsyncIterator, Iterable, Sequence, Union
 
-from eslkit.client import Connection, ConnectionStatus
+from eslkit.client import Connection
+from eslkit.status import ConnectionStatus
 from eslkit.config import ConnectionSettings
 from eslkit.event import Event
 

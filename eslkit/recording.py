@@ -1,0 +1,230 @@
+"""Recordings and raw transcripts: one writer, one reader, one set of errors.
+
+Two kinds of file, told apart by their first bytes:
+
+- an eslkit **recording** (``watch --record``), JSON lines::
+
+      {"time": 1795667883.52, "event": {"Event-Name": "CHANNEL_CREATE", ...}}
+      {"time": 1795667890.01, "status": {"state": "disconnected", "reason": "...", "gap": null}}
+
+  ``time`` is when eslkit received it (epoch seconds); ``event`` is
+  `Event.to_dict()`, FreeSWITCH's own ``event json`` shape;
+- a raw **transcript**: the bytes a switch sent (FreeSWITCH captures, ``NAME.raw``).
+  Event frames are events; a disconnect notice or a rude rejection is a
+  "disconnected" status; replies, logs and the greeting are skipped.  A
+  transcript cut off in the middle of a frame keeps what came before.
+
+`read()` yields `Entry` items for ``watch --replay``, ``popup --replay``,
+``relay --replay`` and ``sim --replay`` alike; `Recorder` writes recordings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from pathlib import Path
+from typing import Iterator, NamedTuple, Optional, Union
+
+from eslkit.errors import EslkitError, InputFileError, OutputError
+from eslkit.event import Event
+from eslkit.protocol import DisconnectNotice, EventFrame, Parser, RudeRejection
+from eslkit.status import ConnectionStatus
+
+__all__ = ["Entry", "RECORDING", "TRANSCRIPT", "file_kind", "read", "Recorder"]
+
+RECORDING = "recording"
+TRANSCRIPT = "transcript"
+_CHUNK = 1 << 20
+_RECV = re.compile(r"t=\s*([0-9.]+)\s+RECV bytes (\d+)\.\.(\d+)")
+_LINE_FIX = 'Each line must be {"time": <epoch>, "event": {...}} or {"time": ..., "status": {...}}.'
+_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+
+
+class Entry(NamedTuple):
+    """One event or link change of a file.
+
+    ``time``: a recording's receive time; for a transcript, when the bytes arrived
+    (from ``NAME.timeline.txt`` beside it) or else the event's Event-Date-Timestamp;
+    None when unknown.  ``wire``: a transcript event's own bytes, as (format, payload).
+    """
+
+    time: Optional[float]
+    item: Union[Event, ConnectionStatus]
+    wire: Optional[tuple[str, bytes]] = None
+
+
+def file_kind(path: Union[str, Path]) -> str:
+    """RECORDING or TRANSCRIPT; an `InputFileError` that says why for anything else."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(64)
+    except FileNotFoundError as exc:
+        raise InputFileError(f"There is no file {path}.") from exc
+    except IsADirectoryError as exc:
+        raise InputFileError(f"{path} is a directory, not a recording.") from exc
+    except OSError as exc:
+        raise InputFileError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    head = head.lstrip()
+    if head.startswith(b"{"):
+        return RECORDING
+    if not head or head[:13] in (b"Content-Type:", b"Content-Lengt"):
+        return TRANSCRIPT
+    raise InputFileError(f"{path} is neither an eslkit recording nor a raw ESL transcript.")
+
+
+def read(path: Union[str, Path]) -> Iterator[Entry]:
+    """Every entry of a recording or a transcript, read lazily; errors are `InputFileError`."""
+    path = Path(path)
+    if file_kind(path) == RECORDING:
+        return _recording(path)
+    return _transcript(path)
+
+
+def _recording(path: Path) -> Iterator[Entry]:
+    with _opened(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                stamp = rec.get("time")
+                if stamp is not None and (not isinstance(stamp, (int, float)) or isinstance(stamp, bool)):
+                    raise ValueError("'time' is not a number")
+                if "event" in rec:
+                    item: Union[Event, ConnectionStatus] = Event.from_dict(rec["event"])
+                elif "status" in rec:
+                    st = rec["status"]
+                    item = ConnectionStatus(st["state"], st.get("reason") or "", st.get("gap"),
+                                            st.get("attempt") or 0)
+                else:
+                    raise ValueError("neither 'event' nor 'status'")
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise InputFileError(f"{path}, line {lineno}: not an eslkit recording line ({exc}).",
+                                     _LINE_FIX) from None
+            yield Entry(stamp, item)
+
+
+def _transcript(path: Path) -> Iterator[Entry]:
+    arrivals = _timeline(path)
+    parser = Parser()
+    offset = 0  # where the next frame starts in the file (the timeline counts bytes)
+    last: Optional[float] = None
+    with _opened(path) as fh:
+        while True:
+            data = fh.read(_CHUNK)
+            try:
+                frames = parser.feed(data)
+            except EslkitError as exc:
+                if not data:
+                    return  # cut off in the middle of a frame: keep what came before
+                raise InputFileError(f"{path} is not a valid ESL transcript: {exc}") from None
+            for frame in frames:
+                at = offset
+                offset += _size(frame)
+                if isinstance(frame, EventFrame):
+                    event = frame.event
+                    if arrivals is not None:
+                        last = _arrival(arrivals, at, last)
+                    else:
+                        last = event.timestamp
+                    yield Entry(last, event, (frame.content_type.rsplit("-", 1)[-1], frame.body))
+                elif isinstance(frame, (DisconnectNotice, RudeRejection)):
+                    reason = frame.text.strip().splitlines()
+                    yield Entry(None, ConnectionStatus("disconnected", reason[0] if reason else "disconnected"))
+            if not data:
+                return
+
+
+@contextlib.contextmanager
+def _opened(path: Path):
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise InputFileError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    with fh:
+        yield fh
+
+
+def _size(frame) -> int:
+    """A frame's length on the wire (the parser keeps the headers as they came)."""
+    return sum(len(f"{k}: {v}\n".encode("utf-8")) for k, v in frame.headers) + 1 + len(frame.body)
+
+
+def _timeline(path: Path) -> Optional[list[tuple[int, int, float]]]:
+    """``NAME.timeline.txt`` beside ``NAME.raw``: (first byte, end, seconds) of each read."""
+    if not path.name.endswith(".raw"):
+        return None
+    try:
+        text = path.with_name(path.name[: -len(".raw")] + ".timeline.txt").read_text(
+            encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    spans = [(int(m.group(2)), int(m.group(3)), float(m.group(1))) for m in _RECV.finditer(text)]
+    return spans or None
+
+
+def _arrival(spans: list[tuple[int, int, float]], offset: int, last: Optional[float]) -> Optional[float]:
+    for start, end, t in spans:
+        if start <= offset < end:
+            return t
+    return last  # a byte the timeline does not cover arrived with the one before
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+class Recorder:
+    """``watch --record FILE``: every event and link change as recording lines.
+
+    Lines are written in batches; `flush()` and `close()` write what is pending.
+    A failed write (a full disk) is `OutputError`.
+    """
+
+    def __init__(self, path: Union[str, Path], batch: int = 256):
+        self.path = Path(path)
+        try:
+            self._fh = self.path.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise InputFileError(f"Cannot write the recording {self.path}: {exc.strerror}.",
+                                 "Choose a --record path in a writable directory.") from exc
+        self._pending: list[str] = []
+        self._batch = batch
+        self.written = 0
+
+    def event(self, event: Event, received_at: float) -> None:
+        self._pending.append('{"time":%r,"event":%s}\n' % (received_at, _dumps(event.to_dict())))
+        if len(self._pending) >= self._batch:
+            self.flush()
+
+    def status(self, status: ConnectionStatus, received_at: float) -> None:
+        data = {"state": status.state, "reason": status.reason, "gap": status.gap}
+        self._pending.append('{"time":%r,"status":%s}\n' % (received_at, _dumps(data)))
+        self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            try:
+                self._fh.write("".join(self._pending))
+                self._fh.flush()
+            except OSError as exc:  # a full disk, an I/O error: nothing more can be recorded
+                self._pending.clear()
+                with contextlib.suppress(OSError):
+                    self._fh.close()
+                raise OutputError(f"Cannot write the recording {self.path}: {exc.strerror or exc}.",
+                                  "Free some disk space, or give --record a path on another disk.") from exc
+            self.written += len(self._pending)
+            self._pending.clear()
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self.flush()
+            with contextlib.suppress(OSError):
+                self._fh.close()
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,101 @@
+"""`eslkit.recording`: the one writer and reader of recordings and transcripts, and the
+one set of errors that `watch --replay`, `popup --replay`, `relay --replay` and
+`sim --replay` all give for a file they cannot use."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from eslkit import cli, recording
+from eslkit.errors import InputFileError
+from eslkit.event import Event
+from eslkit.protocol import EventFrame, Parser
+from eslkit.sim.replay import load_replay
+from eslkit.sources.replay import ReplaySource
+from eslkit.status import ConnectionStatus
+
+cli._register()
+
+
+def test_what_the_recorder_writes_the_reader_reads_back(captures: Path, tmp_path: Path):
+    events = [f.event for f in Parser().feed((captures / "scenario_queue_plain.raw").read_bytes())
+              if isinstance(f, EventFrame)]
+    path = tmp_path / "calls.jsonl"
+    with recording.Recorder(path, batch=7) as rec:
+        rec.status(ConnectionStatus("connected", "up"), 100.0)
+        for i, event in enumerate(events):
+            rec.event(event, 100.5 + i)
+        rec.status(ConnectionStatus("disconnected", "gone", 1.5), 999.0)
+    assert recording.file_kind(path) == recording.RECORDING
+    entries = list(recording.read(path))
+    assert [e.time for e in entries] == [100.0, *(100.5 + i for i in range(len(events))), 999.0]
+    assert [e.item.to_dict() for e in entries[1:-1]] == [e.to_dict() for e in events]
+    assert (entries[-1].item.state, entries[-1].item.reason, entries[-1].item.gap) == ("disconnected", "gone", 1.5)
+    assert all(e.wire is None for e in entries)
+
+
+def test_a_transcript_reads_as_the_switch_sent_it(captures: Path, tmp_path: Path):
+    raw = captures / "scenario_noanswer_plain.raw"
+    entries = list(recording.read(raw))
+    frames = [f for f in Parser().feed(raw.read_bytes()) if isinstance(f, EventFrame)]
+    events = [e for e in entries if isinstance(e.item, Event)]
+    assert [e.wire for e in events] == [("plain", f.body) for f in frames]
+    # Timed by the timeline beside it: seconds since the capture began, never going back.
+    times = [e.time for e in events]
+    assert times[0] < 60 and times == sorted(times) and times[-1] - times[0] > 5
+    # Without the timeline, by each event's own Event-Date-Timestamp.
+    alone = tmp_path / "noanswer.raw"
+    alone.write_bytes(raw.read_bytes())
+    assert [e.time for e in recording.read(alone) if isinstance(e.item, Event)] == \
+        [f.event.timestamp for f in frames]
+
+
+def _run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+async def _drain(source):
+    await source.open()
+    return [item async for item in source]
+
+
+BAD = [
+    (b"hello world\n", "is neither an eslkit recording nor a raw ESL transcript."),
+    (b'{"time": 1, "nothing": {}}\n', ", line 1: not an eslkit recording line (neither 'event' nor 'status')."),
+    (b'{"time": "noon", "event": {}}\n', ", line 1: not an eslkit recording line ('time' is not a number)."),
+    (b"Content-Type: text/event-plain\nContent-Length: x\n\n", " is not a valid ESL transcript: "),
+]
+
+
+@pytest.mark.parametrize("content,sentence", BAD)
+def test_every_replay_gives_the_same_sentence_for_a_bad_file(tmp_path: Path, content: bytes, sentence: str):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(content)
+    said = []
+    for read in (lambda: _run(_drain(ReplaySource(path))), lambda: load_replay(str(path))):
+        with pytest.raises(InputFileError) as err:
+            read()
+        said.append(str(err.value))
+    runner = CliRunner()
+    for args in (["watch", "--format", "json"], ["popup", "--ext", "1001", "--format", "json"]):
+        result = runner.invoke(cli.app, [*args, "--replay", str(path)])
+        assert isinstance(result.exception, InputFileError) and result.exception.exit_code == 11
+        said.append(str(result.exception))
+    assert len(set(said)) == 1 and said[0].startswith(str(path)) and sentence in said[0]
+
+
+def test_a_missing_file_and_a_directory(tmp_path: Path):
+    with pytest.raises(InputFileError, match="There is no file"):
+        load_replay(str(tmp_path / "nope.raw"))
+    with pytest.raises(InputFileError, match="is a directory"):
+        _run(_drain(ReplaySource(tmp_path)))
+
+
+def test_a_recorder_that_cannot_write_says_so(tmp_path: Path):
+    with pytest.raises(InputFileError, match="Cannot write the recording") as err:
+        recording.Recorder(tmp_path / "no" / "such" / "dir.jsonl")
+    assert isinstance(err.value.__cause__, OSError)  # the cause is kept for a traceback reader
