@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.relay_fanout [--events 3000] [--subscribers 1,10,100] [--qos 1]
 
-The relay side is eslkit's own `Relay` + `MqttSink` (QoS 1, the default),
+The relay side is eslkit's own `Relay` + `MqttPublisher` (QoS 1, the default),
 fed the real 1.10.12 capture events over and over.  The desktops are plain
 paho clients in a separate process (so they do not share the relay's GIL),
 each subscribed to ``freeswitch/#`` at the same QoS.  The clock runs from the
@@ -76,8 +76,8 @@ def capture_events(n: int):
 
 async def relay_all(url: str, events, qos: int) -> tuple[float, float]:
     from eslkit.relay import Relay
-    from eslkit.sinks.buffer import Buffer
-    from eslkit.sinks.mqtt import MqttSink, parse_mqtt_url
+    from eslkit.brokers.buffer import Buffer
+    from eslkit.brokers.mqtt import MqttPublisher, parse_mqtt_url
 
     async def source():
         for i, ev in enumerate(events):
@@ -85,7 +85,7 @@ async def relay_all(url: str, events, qos: int) -> tuple[float, float]:
             if i % 256 == 0:
                 await asyncio.sleep(0)
 
-    sink = MqttSink(parse_mqtt_url(url, client_id="fanout-relay"), Buffer(len(events) + 10), qos=qos)
+    sink = MqttPublisher(parse_mqtt_url(url, client_id="fanout-relay"), Buffer(len(events) + 10), qos=qos)
     await sink.start()
     sink.start = _already  # the relay below must not connect a second time
     start = time.time()
@@ -121,8 +121,8 @@ def measure(broker, events, n: int, qos: int) -> dict:
 def amqp_rate(events) -> dict:
     """`relay --to amqp://…`: confirmed publishes per second into a RabbitMQ on loopback."""
     from eslkit.relay import Relay
-    from eslkit.sinks.amqp import AmqpSink, parse_amqp_url
-    from eslkit.sinks.buffer import Buffer
+    from eslkit.brokers.amqp import AmqpPublisher, parse_amqp_url
+    from eslkit.brokers.buffer import Buffer
     from tests.support.brokers import RabbitMQ
 
     async def run(url: str) -> float:
@@ -132,7 +132,7 @@ def amqp_rate(events) -> dict:
                 if i % 256 == 0:
                     await asyncio.sleep(0)
 
-        sink = AmqpSink(parse_amqp_url(url, password_env="ESLKIT_BENCH_AMQP_PW"), Buffer(len(events) + 10))
+        sink = AmqpPublisher(parse_amqp_url(url, password_env="ESLKIT_BENCH_AMQP_PW"), Buffer(len(events) + 10))
         start = time.time()
         summary = await Relay(source(), sink, drain_timeout=600).run()
         assert summary.complete, summary.line()

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import random
 import time
 import uuid
 from collections import deque
 from typing import AsyncIterator, Iterable, Iterator, Optional, Union
 
+from eslkit.backoff import Backoff
 from eslkit.errors import (
     AclRejected,
     AuthError,
@@ -64,21 +64,6 @@ class ConnState(enum.Enum):
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
     CLOSED = "closed"
-
-
-class Backoff:
-    """Exponential back-off with a cap and full jitter on the top fraction."""
-
-    def __init__(self, initial: float = 0.5, factor: float = 2.0, cap: float = 30.0,
-                 jitter: float = 0.25, rng=random.random, reset_after: float = 10.0):
-        self.initial, self.factor, self.cap, self.jitter, self.rng = initial, factor, cap, jitter, rng
-        self.reset_after = reset_after  # a session this long (s) starts the back-off over
-
-    def delays(self) -> Iterator[float]:
-        delay = self.initial
-        while True:
-            yield delay * (1 - self.jitter * self.rng())
-            delay = min(self.cap, delay * self.factor)
 
 
 class _Fatal:

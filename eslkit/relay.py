@@ -21,27 +21,9 @@ from datetime import datetime, timezone
 from typing import Any, AsyncIterable, Callable, Iterable, Protocol
 
 from eslkit.event import Event
-from eslkit.sinks.buffer import Message
+from eslkit.brokers import Publisher
+from eslkit.brokers.buffer import Message
 from eslkit.subscription import Subscription, event_words
-
-
-class Sink(Protocol):
-    """What MqttSink and AmqpSink both offer the relay."""
-
-    buffer: Any
-    published: Any
-    connected: bool
-    on_change: Callable[[str], None] | None
-
-    async def start(self) -> None: ...
-    def send(self, message: Message) -> Message | None: ...
-    def status(self, payload: dict) -> None: ...
-    def event_address(self, event: Event, ext: str | None) -> str: ...
-    def popup_address(self, hostname: str | None, ext: str) -> str: ...
-    async def drain(self, timeout: float) -> bool: ...
-    async def close(self, final_status: dict | None = None) -> None: ...
-    @property
-    def unconfirmed(self) -> int: ...
 
 
 class Attribution(Protocol):
@@ -143,7 +125,7 @@ class Summary:
 @dataclass
 class Relay:
     source: AsyncIterable
-    sink: Sink
+    sink: Publisher
     attribution: Attribution | None = None
     # Which events are published (`--filter`, `--header`, as a switch would choose them);
     # the tracker sees every event, and every popup state is published.

@@ -242,7 +242,7 @@ def test_mqtt_password_never_in_the_brokers_messages(tmp_path, captures):
 
 
 def test_amqp_settings_repr_masks_the_password(monkeypatch):
-    from eslkit.sinks.amqp import parse_amqp_url
+    from eslkit.brokers.amqp import parse_amqp_url
 
     monkeypatch.setenv("AMQP_PW", SECRET)
     settings = parse_amqp_url("amqp://relay@127.0.0.1:5672/", password_env="AMQP_PW")

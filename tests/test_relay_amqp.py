@@ -11,8 +11,8 @@ import pytest
 
 from eslkit.event import Event
 from eslkit.relay import Relay, TrackerAttribution
-from eslkit.sinks.amqp import AmqpSink, key_part, parse_amqp_url, routing_key
-from eslkit.sinks.buffer import Buffer
+from eslkit.brokers.amqp import AmqpPublisher, key_part, parse_amqp_url, routing_key
+from eslkit.brokers.buffer import Buffer
 from eslkit.sources.broker import open_broker_source
 from tests.support.sim import ESLKIT
 from tests.test_relay_mqtt import capture_events, from_list, run
@@ -65,9 +65,9 @@ def drain(ch, q, want: int, timeout: float = 15.0):
     return got
 
 
-def sink_for(rabbitmq, **kw) -> AmqpSink:
+def sink_for(rabbitmq, **kw) -> AmqpPublisher:
     settings = parse_amqp_url(rabbitmq.url(), password_env=ENV)
-    return AmqpSink(settings, Buffer(kw.pop("limit", 100_000)), client_id="amqp-test",
+    return AmqpPublisher(settings, Buffer(kw.pop("limit", 100_000)), client_id="amqp-test",
                     reconnect_delay=(0.5, 1.0), **kw)
 
 
@@ -228,7 +228,7 @@ def test_status_messages_and_popup_from_amqp(amqp_env, captures):
 
 
 def test_routing_keys_are_cut_at_255_bytes_as_mod_amqp_cuts_them():
-    from eslkit.sinks.amqp import MAX_KEY_WORD, short_key_part
+    from eslkit.brokers.amqp import MAX_KEY_WORD, short_key_part
 
     event = Event({"Event-Name": "CHANNEL_CREATE", "FreeSWITCH-Hostname": "h" * 70_000, "Unique-ID": "u"})
     assert routing_key(event) == "h" * 255
@@ -241,7 +241,7 @@ def test_routing_keys_are_cut_at_255_bytes_as_mod_amqp_cuts_them():
 
 
 def test_a_message_rabbitmq_cannot_take_is_counted_and_the_next_still_goes(amqp_env):
-    from eslkit.sinks.buffer import Message
+    from eslkit.brokers.buffer import Message
 
     conn, ch, q = queue(amqp_env, "refuse.#")
     said = []

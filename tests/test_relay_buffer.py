@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from eslkit.sinks.buffer import Buffer
+from eslkit.brokers.buffer import Buffer
 
 
 def test_full_buffer_drops_the_oldest_and_counts():

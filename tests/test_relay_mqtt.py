@@ -12,8 +12,8 @@ from eslkit.event import Event
 from eslkit.protocol import EventFrame, Parser
 from eslkit.relay import Relay, TrackerAttribution
 from eslkit.subscription import Subscription
-from eslkit.sinks.buffer import Buffer
-from eslkit.sinks.mqtt import MqttSink, parse_mqtt_url
+from eslkit.brokers.buffer import Buffer
+from eslkit.brokers.mqtt import MqttPublisher, parse_mqtt_url
 from tests.support.brokers import MqttCollector
 
 pytestmark = pytest.mark.slow
@@ -34,9 +34,9 @@ async def from_list(events, gate=None, every=0):
         await asyncio.sleep(0)
 
 
-def make_sink(broker, *, limit=100_000, client_id="relay-test", **kw) -> MqttSink:
+def make_sink(broker, *, limit=100_000, client_id="relay-test", **kw) -> MqttPublisher:
     settings = parse_mqtt_url(broker.url, client_id=client_id)
-    return MqttSink(settings, Buffer(limit), reconnect_delay=(1, 1), **kw)
+    return MqttPublisher(settings, Buffer(limit), reconnect_delay=(1, 1), **kw)
 
 
 def run(coro, timeout=30):
@@ -206,7 +206,7 @@ def test_password_comes_from_the_environment_only(monkeypatch):
 def test_unreachable_broker_is_one_clear_error():
     from tests.support.brokers import free_port
 
-    sink = MqttSink(parse_mqtt_url(f"mqtt://127.0.0.1:{free_port()}"), Buffer(10))
+    sink = MqttPublisher(parse_mqtt_url(f"mqtt://127.0.0.1:{free_port()}"), Buffer(10))
     with pytest.raises(BrokerError, match="Cannot reach the MQTT broker") as err:
         run(sink.start())
     assert err.value.exit_code == 13
@@ -331,7 +331,7 @@ def test_from_url_parameters(monkeypatch):
 
 
 def test_topic_levels_are_bounded_and_deterministic():
-    from eslkit.sinks.mqtt import MAX_LEVEL_BYTES, topic_part
+    from eslkit.brokers.mqtt import MAX_LEVEL_BYTES, topic_part
 
     long = topic_part("h" * 70_000)
     assert len(long.encode()) == MAX_LEVEL_BYTES and long == topic_part("h" * 70_000)
@@ -353,7 +353,7 @@ def test_a_template_no_broker_would_take_is_refused_at_start(mosquitto):
 def test_a_message_the_broker_would_refuse_is_counted_and_the_next_still_goes(mosquitto):
     """A topic Mosquitto drops the connection for is never handed to paho (it would re-send
     it after every reconnect); it is counted and reported, and what follows is delivered."""
-    from eslkit.sinks.buffer import Message
+    from eslkit.brokers.buffer import Message
 
     sub = MqttCollector(mosquitto, "refuse/#")
     said = []

@@ -11,42 +11,18 @@ import signal
 import sys
 from pathlib import Path
 from typing import Annotated, List, Optional
-from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 
 from eslkit.commands.options import HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt, connection_settings
-from eslkit.errors import BrokerError, DeliveryIncomplete
+from eslkit.brokers import publisher
+from eslkit.errors import DeliveryIncomplete
 from eslkit.relay import Relay, TrackerAttribution, switch_subscription
-from eslkit.sinks.buffer import Buffer
-from eslkit.sinks.mqtt import safe_url
 from eslkit.subscription import Subscription
 from eslkit.views.safe_text import visible
 
 _BROKER = "Broker"
-
-
-def make_sink(to: str, *, topic: Optional[str], popup_topic: Optional[str], status_topic: Optional[str],
-              qos: int, client_id: Optional[str], username: Optional[str], password_env: Optional[str],
-              tls_ca: Optional[Path], exchange: str, buffer: int):
-    scheme = urlsplit(to).scheme
-    outbox: Buffer = Buffer(buffer)
-    if scheme in ("mqtt", "mqtts"):
-        from eslkit.sinks.mqtt import EVENT_TOPIC, POPUP_TOPIC, STATUS_TOPIC, MqttSink, parse_mqtt_url
-
-        settings = parse_mqtt_url(to, username=username, password_env=password_env,
-                                  tls_ca=str(tls_ca) if tls_ca else None, client_id=client_id)
-        return MqttSink(settings, outbox, qos=qos, topic=topic or EVENT_TOPIC,
-                        popup_topic=popup_topic or POPUP_TOPIC, status_topic=status_topic or STATUS_TOPIC)
-    if scheme in ("amqp", "amqps"):
-        from eslkit.sinks.amqp import AmqpSink, parse_amqp_url
-
-        settings = parse_amqp_url(to, username=username, password_env=password_env, exchange=exchange,
-                                  tls_ca=str(tls_ca) if tls_ca else None)
-        return AmqpSink(settings, outbox, client_id=client_id)
-    raise BrokerError(f"{safe_url(to)!r} is not a broker URL eslkit knows.",
-                      "Use mqtt://HOST:PORT, mqtts://HOST:PORT or amqp://USER@HOST:PORT/VHOST.")
 
 
 async def _run(relay: Relay) -> None:
@@ -126,9 +102,9 @@ def relay(
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     names = parse_names(filter)
     select = Subscription(names, parse_header_filters(header))
-    sink = make_sink(to, topic=topic, popup_topic=popup_topic, status_topic=status_topic, qos=qos,
-                     client_id=client_id, username=username, password_env=password_env, tls_ca=tls_ca,
-                     exchange=exchange, buffer=buffer)
+    sink = publisher(to, topic=topic, popup_topic=popup_topic, status_topic=status_topic, qos=qos,
+                     client_id=client_id, username=username, password_env=password_env,
+                     tls_ca=str(tls_ca) if tls_ca else None, exchange=exchange, buffer=buffer)
     if replay is not None:
         from eslkit.sources.replay import ReplaySource
 

@@ -23,20 +23,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import time
 from collections import deque
 from datetime import datetime
 from typing import Any, AsyncIterator, Callable, Iterable, Optional, Sequence
-from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from eslkit.status import ConnectionStatus
-from eslkit.errors import BrokerError
+from eslkit.brokers import subscriber
+from eslkit.brokers.urls import PASSWORD_ENV, split_query
 from eslkit.event import Event
-from eslkit.sinks.mqtt import safe_url
+from eslkit.status import ConnectionStatus
 
-PASSWORD_ENV = "ESLKIT_BROKER_PASSWORD"
-DEFAULT_PREFIX = "freeswitch/+"
 QUEUE_SIZE = 10_000
 
 
@@ -165,7 +161,7 @@ class BrokerSource:
 
     def __init__(self, client, *, decode: Callable[[str, bytes], Optional[Event]],
                  description: str, subscriptions: Sequence[str], queue_size: int = QUEUE_SIZE):
-        self.client = client  # an _MqttSubscriber or an AmqpSubscriber
+        self.client = client  # an eslkit.brokers Subscriber
         self.conn = client  # views treat a source with a `conn` as live (it reconnects), not a file
         self.decode = decode
         self.description = description
@@ -259,17 +255,6 @@ def decode_popup(address: str, payload: bytes) -> Optional[Event]:
 # --- choosing the broker -----------------------------------------------------------------
 
 
-def _split(url: str) -> tuple[str, dict[str, str]]:
-    """The URL without its query, and the query's ``password_env`` / ``client_id``."""
-    parts = urlsplit(url)
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = set(query) - {"password_env", "client_id"}
-    if unknown:
-        raise BrokerError(f"The broker URL has an unknown parameter {sorted(unknown)[0]!r}.",
-                          "Only ?password_env=VAR and ?client_id=ID are understood.")
-    return urlunsplit(parts._replace(query="")), query
-
-
 def open_broker_source(
     url: str,
     *,
@@ -280,41 +265,10 @@ def open_broker_source(
 ) -> BrokerSource:
     """A source for `--from URL`: events for watch, or (with ``popup_exts``) the
     popup states of those extensions.  Call ``await source.open()`` next."""
-    bare, query = _split(url)
+    bare, query = split_query(url)
     env = password_env or query.get("password_env") or (PASSWORD_ENV if PASSWORD_ENV in os.environ else None)
-    client_id = client_id or query.get("client_id")
-    scheme = urlsplit(bare).scheme
-    if scheme in ("mqtt", "mqtts"):
-        from eslkit.sinks.mqtt import parse_mqtt_url
-
-        settings = parse_mqtt_url(bare, password_env=env, tls_ca=tls_ca, client_id=client_id)
-        prefix = settings.prefix or DEFAULT_PREFIX
-        if popup_exts:
-            topics = [f"{prefix}/agents/{ext}/popup" for ext in popup_exts]
-        else:
-            topics = [f"{prefix}/events/#"]
-        persistent = False
-        if popup_exts and not settings.client_id:
-            # A desktop keeps one session: the broker queues its popup states while it is away.
-            settings.client_id = f"eslkit-popup-{socket.gethostname()}-{'-'.join(popup_exts)}"[:128]
-            persistent = True
-        client = _MqttSubscriber(settings, topics, persistent=persistent or bool(client_id))
-        where = f"{settings.where}/{prefix}"
-    elif scheme in ("amqp", "amqps"):
-        from eslkit.sinks.amqp import AMQP_POPUP_KEY, parse_amqp_url
-
-        settings = parse_amqp_url(bare, password_env=env)
-        if popup_exts:
-            topics = [AMQP_POPUP_KEY.format(hostname="*", ext=ext) for ext in popup_exts]
-        else:
-            topics = ["*.*.*.*"]
-        from eslkit.sinks.amqp import AmqpSubscriber
-
-        client = AmqpSubscriber(settings, topics)
-        where = f"{settings.where} exchange {settings.exchange}"
-    else:
-        raise BrokerError(f"{safe_url(url)!r} is not a broker URL eslkit knows.",
-                          "Use mqtt://HOST:PORT[/TOPIC-PREFIX], mqtts://… or amqp://USER@HOST:PORT/VHOST.")
+    client, where, topics = subscriber(bare, popup_exts=popup_exts, client_id=client_id or query.get("client_id"),
+                                       password_env=env, tls_ca=tls_ca)
     decode = decode_popup if popup_exts else decode_event
     return BrokerSource(client, decode=decode, description=where, subscriptions=topics)
 
@@ -322,51 +276,3 @@ def open_broker_source(
 def popup_from_broker(url: str, exts: Sequence[str], *, lookup=None, **kw) -> tuple[BrokerSource, RemoteLegs]:
     """`popup --from URL`: the source and the tracker stand-in, in one call."""
     return open_broker_source(url, popup_exts=exts, **kw), RemoteLegs(exts, lookup=lookup)
-
-
-# --- MQTT ------------------------------------------------------------------------------
-
-
-class _MqttSubscriber:
-    def __init__(self, settings, topics: Sequence[str], qos: int = 1, persistent: bool = False):
-        self.persistent = persistent
-        self.settings = settings
-        self.topics = list(topics)
-        self.qos = qos
-        self._client = None
-
-    def start(self, deliver: Callable[[str, bytes], None], link: Callable[[str, str], None]) -> None:
-        from eslkit.sinks.mqtt import _FirstConnect, make_client, start_client
-
-        first = _FirstConnect()
-        state = {"up": False}
-
-        def on_connect(client, userdata, flags, reason, properties):
-            first.set(not reason.is_failure, reason)
-            if reason.is_failure:
-                return
-            # A clean session forgets subscriptions: subscribe again on every connect.
-            client.subscribe([(t, self.qos) for t in self.topics])
-            if state["up"] is None:
-                link("connected", f"connected again to {self.settings.where}")
-            state["up"] = True
-
-        def on_disconnect(client, userdata, flags, reason, properties):
-            if state["up"]:
-                state["up"] = None
-                link("disconnected", f"broker connection lost ({reason})")
-
-        def on_message(client, userdata, msg):
-            deliver(msg.topic, msg.payload)
-
-        client = make_client(self.settings, on_message=on_message, clean_session=not self.persistent)
-        client.on_connect = on_connect
-        client.on_disconnect = on_disconnect
-        client.reconnect_delay_set(1, 30)
-        self._client = client
-        start_client(client, self.settings, first, 10.0)
-
-    def stop(self) -> None:
-        if self._client is not None:
-            self._client.disconnect()
-            self._client.loop_stop()

@@ -20,7 +20,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import random
 import socket
 import ssl
 import threading
@@ -30,10 +29,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 from urllib.parse import unquote
 
+from eslkit.backoff import Backoff
+from eslkit.brokers.buffer import Buffer, Message
+from eslkit.brokers.urls import password_from_env, split_broker_url
 from eslkit.errors import BrokerError
 from eslkit.event import Event
-from eslkit.sinks.buffer import Buffer, Message
-from eslkit.sinks.mqtt import password_from_env, split_broker_url
 
 AMQP_EVENT_FIELDS = ("FreeSWITCH-Hostname", "Event-Name", "Event-Subclass", "Unique-ID")
 AMQP_POPUP_KEY = "{hostname}.agents.{ext}.popup"
@@ -159,8 +159,8 @@ def connect(settings: AmqpSettings, timeout: float = 10.0):
         raise BrokerError(f"Cannot reach RabbitMQ at {settings.where}: {reason}.") from None
 
 
-class AmqpSink:
-    """The relay's AMQP side; the same face as MqttSink."""
+class AmqpPublisher:
+    """The relay's AMQP side; the same face as MqttPublisher."""
 
     protocol = "amqp"
 
@@ -267,14 +267,14 @@ class AmqpSink:
 
     def _reconnect(self) -> None:
         low, high = self.reconnect_delay
-        delay = low
-        while not self._stop.is_set():
+        for delay in Backoff(initial=low, cap=high).delays():
+            if self._stop.is_set():
+                return
             try:
                 self._open()
             except BrokerError as exc:
                 self.last_error = str(exc)
-                self._stop.wait(delay * (0.8 + 0.4 * random.random()))
-                delay = min(delay * 2, high)
+                self._stop.wait(delay)
                 continue
             if self.on_change:
                 self.on_change("connected")
@@ -400,6 +400,7 @@ class AmqpSubscriber:
         def run() -> None:
             from pika import exceptions as px
 
+            delays = Backoff(initial=1.0, cap=5.0).delays()  # a desktop wants its popups back soon
             attempt = 0
             while not self._stop.is_set():
                 try:
@@ -412,9 +413,10 @@ class AmqpSubscriber:
                 except (px.AMQPError, OSError) as exc:
                     if self._up:
                         self._up = False
+                        delays = Backoff(initial=1.0, cap=5.0).delays()  # a session that worked: start over
                         link("disconnected", f"broker connection lost ({exc or type(exc).__name__})")
                 attempt += 1
-                self._stop.wait(1.0)
+                self._stop.wait(next(delays))
 
         self._thread = threading.Thread(target=run, name="eslkit-amqp-consume", daemon=True)
         self._thread.start()

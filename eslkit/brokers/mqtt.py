@@ -15,19 +15,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import socket
 import ssl
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
-from urllib.parse import unquote, urlsplit
+from typing import Any, Callable, Sequence
+from urllib.parse import unquote
 
+from eslkit.brokers.buffer import Buffer, Message
+from eslkit.brokers.urls import password_from_env, split_broker_url
 from eslkit.errors import BrokerError
 from eslkit.event import Event
-from eslkit.sinks.buffer import Buffer, Message
 
 EVENT_TOPIC = "freeswitch/{hostname}/events/{event}/{ext}"
 POPUP_TOPIC = "freeswitch/{hostname}/agents/{ext}/popup"
@@ -58,55 +58,6 @@ class MqttSettings:
     @property
     def where(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
-
-
-def password_from_env(var: str | None) -> str | None:
-    """The broker password, read from the environment variable the user named."""
-    if not var:
-        return None
-    value = os.environ.get(var)
-    if value is None:
-        raise BrokerError(
-            f"The environment variable {var} named by --password-env is not set.",
-            f"export {var}=... (the broker password) before starting eslkit.",
-        )
-    return value
-
-
-def safe_url(url: str) -> str:
-    """The URL as it may be shown: any password in it replaced by ***."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-        return parts._replace(netloc=netloc).geturl()
-    except ValueError:
-        return "(the URL given)"
-
-
-def split_broker_url(url: str, schemes: tuple[str, str], example: str):
-    """Check a broker URL's shape; return (urlsplit parts, port or None, tls).
-
-    ``schemes`` is (plain, tls), e.g. ("mqtt", "mqtts"); ``example`` is the
-    form shown in the fix.  A password inside the URL is refused: it would end
-    up in the process list and the shell history.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in schemes:
-        raise BrokerError(f"{safe_url(url)!r} is not an {schemes[0].upper()} URL.", f"Write it as {example}.")
-    if parts.password is not None:
-        raise BrokerError(
-            "The broker URL contains a password.",
-            "Remove it from the URL and name an environment variable holding it with --password-env.",
-        )
-    try:
-        port = parts.port
-    except ValueError:
-        raise BrokerError(f"The port in {safe_url(url)!r} is not a number.", f"Write it as {example}.") from None
-    if not parts.hostname:
-        raise BrokerError(f"{safe_url(url)!r} has no host.", f"Write it as {example}.")
-    return parts, port, parts.scheme == schemes[1]
 
 
 def parse_mqtt_url(
@@ -242,7 +193,7 @@ def refused_error(settings: MqttSettings, reason: Any) -> BrokerError:
     return BrokerError(f"The MQTT broker at {settings.where} refused the connection ({text}).")
 
 
-class _FirstConnect:
+class FirstConnect:
     """Waits (in a thread) for the first CONNACK, whatever it says."""
 
     def __init__(self):
@@ -256,7 +207,7 @@ class _FirstConnect:
             self.done.set()
 
 
-def start_client(client, settings: MqttSettings, first: _FirstConnect, timeout: float) -> None:
+def start_client(client, settings: MqttSettings, first: FirstConnect, timeout: float) -> None:
     """Blocking: open the socket, start paho's thread, wait for the CONNACK.
     Raises BrokerError when the broker cannot be reached or refuses us."""
     try:
@@ -274,7 +225,7 @@ def start_client(client, settings: MqttSettings, first: _FirstConnect, timeout: 
         raise refused_error(settings, first.reason)
 
 
-class MqttSink:
+class MqttPublisher:
     """The relay's MQTT side: topics, a publishing thread, the status topic."""
 
     protocol = "mqtt"
@@ -327,7 +278,7 @@ class MqttSink:
         self._stop = threading.Event()
         self._closing = False
         self._thread: threading.Thread | None = None
-        self._first = _FirstConnect()
+        self._first = FirstConnect()
         self._client = None
         self.on_change: Callable[[str], None] | None = None
 
@@ -518,3 +469,49 @@ def _wait_published(info, timeout: float) -> None:
         info.wait_for_publish(timeout)
     except (RuntimeError, ValueError):
         pass  # the link went; the Last Will says "offline" for us
+
+
+class MqttSubscriber:
+    """`--from mqtt://…`: paho subscribed to the relay's topics; messages and link changes
+    handed to the callbacks from paho's thread."""
+
+    def __init__(self, settings, topics: Sequence[str], qos: int = 1, persistent: bool = False):
+        self.persistent = persistent
+        self.settings = settings
+        self.topics = list(topics)
+        self.qos = qos
+        self._client = None
+
+    def start(self, deliver: Callable[[str, bytes], None], link: Callable[[str, str], None]) -> None:
+        first = FirstConnect()
+        state = {"up": False}
+
+        def on_connect(client, userdata, flags, reason, properties):
+            first.set(not reason.is_failure, reason)
+            if reason.is_failure:
+                return
+            # A clean session forgets subscriptions: subscribe again on every connect.
+            client.subscribe([(t, self.qos) for t in self.topics])
+            if state["up"] is None:
+                link("connected", f"connected again to {self.settings.where}")
+            state["up"] = True
+
+        def on_disconnect(client, userdata, flags, reason, properties):
+            if state["up"]:
+                state["up"] = None
+                link("disconnected", f"broker connection lost ({reason})")
+
+        def on_message(client, userdata, msg):
+            deliver(msg.topic, msg.payload)
+
+        client = make_client(self.settings, on_message=on_message, clean_session=not self.persistent)
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        client.reconnect_delay_set(1, 30)
+        self._client = client
+        start_client(client, self.settings, first, 10.0)
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()

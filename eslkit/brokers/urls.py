@@ -1,0 +1,78 @@
+"""What MQTT and AMQP URLs share: their shape, the password kept out of them, and
+how a URL is shown.
+
+A broker password never comes from a URL (it would end up in the process list and
+the shell history): from ``--password-env VAR``, ``?password_env=VAR`` in a
+``--from`` URL, or ``ESLKIT_BROKER_PASSWORD``.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+from eslkit.errors import BrokerError
+
+__all__ = ["PASSWORD_ENV", "password_from_env", "safe_url", "split_broker_url", "split_query"]
+
+PASSWORD_ENV = "ESLKIT_BROKER_PASSWORD"
+
+
+def password_from_env(var: str | None) -> str | None:
+    """The broker password, read from the environment variable the user named."""
+    if not var:
+        return None
+    value = os.environ.get(var)
+    if value is None:
+        raise BrokerError(
+            f"The environment variable {var} named by --password-env is not set.",
+            f"export {var}=... (the broker password) before starting eslkit.",
+        )
+    return value
+
+
+def safe_url(url: str) -> str:
+    """The URL as it may be shown: any password in it replaced by ***."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+        return parts._replace(netloc=netloc).geturl()
+    except ValueError:
+        return "(the URL given)"
+
+
+def split_broker_url(url: str, schemes: tuple[str, str], example: str):
+    """Check a broker URL's shape; return (urlsplit parts, port or None, tls).
+
+    ``schemes`` is (plain, tls), e.g. ("mqtt", "mqtts"); ``example`` is the
+    form shown in the fix.  A password inside the URL is refused: it would end
+    up in the process list and the shell history.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in schemes:
+        raise BrokerError(f"{safe_url(url)!r} is not an {schemes[0].upper()} URL.", f"Write it as {example}.")
+    if parts.password is not None:
+        raise BrokerError(
+            "The broker URL contains a password.",
+            "Remove it from the URL and name an environment variable holding it with --password-env.",
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise BrokerError(f"The port in {safe_url(url)!r} is not a number.", f"Write it as {example}.") from None
+    if not parts.hostname:
+        raise BrokerError(f"{safe_url(url)!r} has no host.", f"Write it as {example}.")
+    return parts, port, parts.scheme == schemes[1]
+
+
+def split_query(url: str) -> tuple[str, dict[str, str]]:
+    """A ``--from`` URL without its query, and the query's ``password_env`` / ``client_id``."""
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"password_env", "client_id"}
+    if unknown:
+        raise BrokerError(f"The broker URL has an unknown parameter {sorted(unknown)[0]!r}.",
+                          "Only ?password_env=VAR and ?client_id=ID are understood.")
+    return urlunsplit(parts._replace(query="")), query
