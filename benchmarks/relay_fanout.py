@@ -75,21 +75,16 @@ def capture_events(n: int):
 
 
 async def relay_all(url: str, events, qos: int) -> tuple[float, float]:
-    from eslkit.relay import Relay
+    from eslkit.app.relay import RelayEngine
     from eslkit.brokers.buffer import Buffer
     from eslkit.brokers.mqtt import MqttPublisher, parse_mqtt_url
-
-    async def source():
-        for i, ev in enumerate(events):
-            yield ev
-            if i % 256 == 0:
-                await asyncio.sleep(0)
+    from eslkit.sources import EventsSource
 
     sink = MqttPublisher(parse_mqtt_url(url, client_id="fanout-relay"), Buffer(len(events) + 10), qos=qos)
     await sink.start()
     sink.start = _already  # the relay below must not connect a second time
     start = time.time()
-    summary = await Relay(source(), sink, drain_timeout=600).run()
+    summary = await RelayEngine(EventsSource(events), sink, drain_timeout=600).run()
     assert summary.complete, summary.line()
     return start, time.time()
 
@@ -120,21 +115,16 @@ def measure(broker, events, n: int, qos: int) -> dict:
 
 def amqp_rate(events) -> dict:
     """`relay --to amqp://…`: confirmed publishes per second into a RabbitMQ on loopback."""
-    from eslkit.relay import Relay
+    from eslkit.app.relay import RelayEngine
     from eslkit.brokers.amqp import AmqpPublisher, parse_amqp_url
     from eslkit.brokers.buffer import Buffer
+    from eslkit.sources import EventsSource
     from tests.support.brokers import RabbitMQ
 
     async def run(url: str) -> float:
-        async def source():
-            for i, ev in enumerate(events):
-                yield ev
-                if i % 256 == 0:
-                    await asyncio.sleep(0)
-
         sink = AmqpPublisher(parse_amqp_url(url, password_env="ESLKIT_BENCH_AMQP_PW"), Buffer(len(events) + 10))
         start = time.time()
-        summary = await Relay(source(), sink, drain_timeout=600).run()
+        summary = await RelayEngine(EventsSource(events), sink, drain_timeout=600).run()
         assert summary.complete, summary.line()
         return time.time() - start
 

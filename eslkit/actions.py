@@ -34,7 +34,7 @@ from urllib.parse import quote, urlsplit
 
 from eslkit.calls import LegView
 from eslkit.errors import TemplateError
-from eslkit.views.safe_text import visible
+from eslkit.safe_text import visible
 
 __all__ = ["TemplateError", "template_values", "render_template", "UrlAction", "ExecAction", "FIELDS"]
 

@@ -57,7 +57,7 @@ from eslkit.event import Event
 
 __all__ = [
     "CallTracker", "LegView", "popup_record", "RECORD_KEYS", "POPUP_EVENTS",
-    "EXT_HEADERS", "outcome_for", "live_channels", "live_uuids",
+    "EXT_HEADERS", "outcome_for", "live_channels", "live_uuids", "leg_from_record",
 ]
 
 # What `eslkit popup` subscribes to, server-side: nothing else is needed.
@@ -918,3 +918,59 @@ def _cap(value: Optional[str]) -> Optional[str]:
     if value and len(value) > MAX_VALUE:
         return value[:MAX_VALUE]
     return value or None
+
+
+# --- popup records from outside (a relay's messages) ------------------------------------
+
+
+def _record_epoch(text: Any) -> Optional[float]:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _record_num(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _record_str(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+def leg_from_record(record: Any) -> Optional[LegView]:
+    """The `LegView` behind one `popup_record` (what `relay` publishes), or None if it is
+    not one: the inverse of `popup_record`, for records that came from outside."""
+    if not isinstance(record, dict):
+        return None
+    ext, state = _record_str(record.get("ext")), _record_str(record.get("state"))
+    if not ext or state not in ("ringing", "answered", "ended"):
+        return None
+    when = _record_epoch(record.get("time"))
+    ring, talk = _record_num(record.get("ring_seconds")), _record_num(record.get("talk_seconds"))
+    answered_at = ended_at = created = None
+    if state == "answered":
+        answered_at = when
+    elif state == "ended":
+        ended_at = when
+        if talk is not None and when is not None:
+            answered_at = when - talk
+    stop = answered_at or ended_at
+    if ring is not None and stop is not None:
+        created = stop - ring
+    elif state == "ringing":
+        created = when
+    contact = record.get("contact")
+    return LegView(
+        ext=ext, state=state, leg_uuid=_record_str(record.get("leg_uuid")) or "",
+        call_uuid=_record_str(record.get("call_uuid")) or "",
+        time=when, outcome=_record_str(record.get("outcome")), caller_number=_record_str(record.get("caller_number")),
+        caller_name=_record_str(record.get("caller_name")), dialed=_record_str(record.get("dialed")), queue=_record_str(record.get("queue")),
+        hangup_cause=_record_str(record.get("hangup_cause")), created=created, answered_at=answered_at, ended_at=ended_at,
+        contact=contact if isinstance(contact, dict) else None,
+        direction="outgoing" if record.get("direction") == "outgoing" else "incoming",
+        other_number=_record_str(record.get("other_number")), other_name=_record_str(record.get("other_name")),
+        on_hold=record.get("on_hold") is True, transferred_from=_record_str(record.get("transferred_from")),
+    )

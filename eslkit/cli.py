@@ -54,7 +54,7 @@ def report_error(err: EslkitError, console: Optional[Console] = None) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    from eslkit.views.safe_text import visible
+    from eslkit.safe_text import visible
 
     console = console or Console(stderr=True, highlight=False, soft_wrap=True)
     # Messages can quote the switch (an -ERR reply, a disconnect notice): show them literally.

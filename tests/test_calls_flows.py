@@ -366,18 +366,17 @@ def test_an_agent_dialling_out_from_the_phone_is_an_outgoing_call():
 def test_popup_actions_fire_once_per_state_not_on_hold_changes():
     """A hold makes a new `answered` record (for the panel, the JSON, the relay); it is not
     an answer: `--on answer` actions and the bell do not fire again."""
+    import asyncio
     import io
 
-    from eslkit.commands.popup import OnState, PopupFormat, PopupRun
+    from eslkit.app.popup import OnState, PopupEngine, PopupFormat, show
+    from eslkit.sources import EventsSource
 
     fired = []
-    tracker = CallTracker({"1001"})
-    run = PopupRun(object(), tracker, ["1001"], fmt=PopupFormat.json, actions=[fired.append],
-                   on=OnState.answer, out=io.StringIO())
-    for event in events("1.10.12-b/scenario_hold_plain.raw"):
-        for leg in tracker.feed(event):
-            run._changed(leg)
-    written = [json.loads(line) for line in run.out.stream.getvalue().splitlines()]
+    out = io.StringIO()
+    engine = PopupEngine(EventsSource(events("1.10.12-b/scenario_hold_plain.raw")), ["1001"])
+    asyncio.run(show(engine, fmt=PopupFormat.json, actions=[fired.append], on=OnState.answer, out=out))
+    written = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [(r["state"], r["on_hold"]) for r in written] == [
         ("ringing", False), ("answered", False), ("answered", True), ("answered", False), ("ended", False)]
     assert [(leg.state, leg.on_hold) for leg in fired] == [("answered", False)]

@@ -189,7 +189,7 @@ def test_every_style_the_popup_names_is_in_the_theme():
     import re
     from pathlib import Path
 
-    import eslkit.commands.demo as demo_module
+    import eslkit.app.demo as demo_module
     import eslkit.views.popup as popup_module
 
     used = set()

@@ -10,12 +10,14 @@ import subprocess
 import pytest
 
 from eslkit.event import Event
-from eslkit.relay import Relay, TrackerAttribution
+from eslkit.app.relay import RelayEngine as Relay
+from eslkit.calls import CallTracker
 from eslkit.brokers.amqp import AmqpPublisher, key_part, parse_amqp_url, routing_key
 from eslkit.brokers.buffer import Buffer
 from eslkit.sources.broker import open_broker_source
 from tests.support.sim import ESLKIT
-from tests.test_relay_mqtt import capture_events, from_list, run
+from tests.support.sources import capture_events, from_list
+from tests.test_relay_mqtt import run
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +131,7 @@ def test_from_amqp_gives_watch_the_same_events(amqp_env, captures):
                         return
 
         reader = asyncio.ensure_future(read())
-        summary = await Relay(from_list(events), sink_for(amqp_env), attribution=TrackerAttribution()).run()
+        summary = await Relay(from_list(events), sink_for(amqp_env), tracker=CallTracker()).run()
         await asyncio.wait_for(reader, 15)
         await source.close()
         return summary, got, source
@@ -191,25 +193,26 @@ def test_rabbitmq_restart_mid_stream_loses_nothing(amqp_env, captures):
 
 
 def test_status_messages_and_popup_from_amqp(amqp_env, captures):
-    from eslkit.sources.broker import PopupState, popup_from_broker
+    from eslkit.calls import LegView
+    from eslkit.sources.broker import open_broker_source
 
     events = capture_events(captures, "scenario_queue_plain")
     conn, ch, q = queue(amqp_env, "relay.*.status")
 
     async def scenario():
-        source, tracker = popup_from_broker(amqp_env.url() + f"?password_env={ENV}", ["1002"])
+        source = open_broker_source(amqp_env.url() + f"?password_env={ENV}", popup_exts=["1002"])
         await source.open()
         got = []
 
         async def read():
             async for item in source:
-                if isinstance(item, PopupState):
-                    got.extend(tracker.feed(item))
+                if isinstance(item, LegView):
+                    got.append(item)
                     if len(got) == 2:
                         return
 
         reader = asyncio.ensure_future(read())
-        summary = await Relay(from_list(events), sink_for(amqp_env), attribution=TrackerAttribution()).run()
+        summary = await Relay(from_list(events), sink_for(amqp_env), tracker=CallTracker()).run()
         await asyncio.wait_for(reader, 15)
         await source.close()
         return summary, got

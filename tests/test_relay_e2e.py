@@ -18,7 +18,7 @@ import time
 import pytest
 
 from eslkit.event import Event
-from eslkit.sources.broker import open_broker_source, popup_from_broker
+from eslkit.sources.broker import open_broker_source
 from tests.support.brokers import MqttCollector, wait_connected
 from tests.support.sim import ESLKIT, sim_in_thread
 
@@ -60,20 +60,25 @@ class LineReader:
 
 
 def popup_from_broker_json(url: str, exts, want: int, started: threading.Event, timeout: float = 30):
-    """`popup --ext EXTS --from URL --format json`, in process: the same PopupRun the command uses."""
-    from eslkit.commands.popup import PopupFormat, PopupRun
+    """`popup --ext EXTS --from URL --format json`, in process: the engine and the front the
+    command uses, until ``want`` states were written."""
+    from eslkit.app.popup import PopupEngine, PopupFormat, show
+    from eslkit.calls import LegView
 
     out = io.StringIO()
 
     async def main():
-        source, tracker = popup_from_broker(url, exts, client_id="e2e-in-process-desktop")
-        run = PopupRun(source, tracker, exts, fmt=PopupFormat.json, out=out)
+        source = open_broker_source(url, popup_exts=exts, client_id="e2e-in-process-desktop")
+        engine = PopupEngine(source, exts)
+        enough = asyncio.Event()
+        written = []
+        engine.listen(lambda change: isinstance(change, LegView) and (
+            written.append(change) or (len(written) >= want and enough.set())))
         await source.open()
         started.set()
-        task = asyncio.ensure_future(run.run())
-        while out.getvalue().count("\n") < want and not task.done():
-            await asyncio.sleep(0.05)
-        run.stop()
+        task = asyncio.ensure_future(show(engine, fmt=PopupFormat.json, out=out))
+        await asyncio.wait([task, asyncio.ensure_future(enough.wait())], return_when=asyncio.FIRST_COMPLETED)
+        engine.stop()
         await asyncio.wait_for(task, 10)
         await source.close()
 

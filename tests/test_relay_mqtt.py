@@ -9,29 +9,15 @@ import pytest
 
 from eslkit.errors import BrokerError
 from eslkit.event import Event
-from eslkit.protocol import EventFrame, Parser
-from eslkit.relay import Relay, TrackerAttribution
+from eslkit.app.relay import RelayEngine as Relay
+from eslkit.calls import CallTracker
 from eslkit.subscription import Subscription
 from eslkit.brokers.buffer import Buffer
 from eslkit.brokers.mqtt import MqttPublisher, parse_mqtt_url
 from tests.support.brokers import MqttCollector
+from tests.support.sources import capture_events, from_list
 
 pytestmark = pytest.mark.slow
-
-
-def capture_events(captures, name: str) -> list[Event]:
-    parser = Parser()
-    frames = parser.feed((captures / f"{name}.raw").read_bytes())
-    return [f.event for f in frames if isinstance(f, EventFrame)]
-
-
-async def from_list(events, gate=None, every=0):
-    """An event source; with a gate, pause at each multiple of `every` until told."""
-    for i, ev in enumerate(events):
-        if gate is not None and every and i and i % every == 0:
-            await gate(i)
-        yield ev
-        await asyncio.sleep(0)
 
 
 def make_sink(broker, *, limit=100_000, client_id="relay-test", **kw) -> MqttPublisher:
@@ -264,52 +250,48 @@ def test_broker_source_skips_and_counts_what_is_not_an_event(mosquitto, captures
 
 
 def test_popup_desktop_gets_the_states_it_missed_while_away(mosquitto, captures):
-    from eslkit.sources.broker import PopupState, popup_from_broker
+    from eslkit.app.popup import RelayedLegs
+    from eslkit.calls import LegView
+    from eslkit.sources.broker import open_broker_source
 
     events = capture_events(captures, "scenario_queue_plain")
     url = f"{mosquitto.url}/freeswitch/vm"
 
     async def scenario():
         # The desktop subscribes once (its session is kept), then goes away.
-        source, _ = popup_from_broker(url, ["1001"])
+        source = open_broker_source(url, popup_exts=["1001"])
         await source.open()
         await source.close()
         summary = await Relay(from_list(events), make_sink(mosquitto, client_id="relay-away"),
-                              attribution=TrackerAttribution()).run()
-        # Back: the broker hands over what came meanwhile.
-        source, tracker = popup_from_broker(url, ["1001"])
+                              tracker=CallTracker()).run()
+        # Back: the broker hands over what came meanwhile, as the relay's tracker made it.
+        source = open_broker_source(url, popup_exts=["1001"])
+        legs = RelayedLegs(["1001"])
         await source.open()
         got = []
 
         async def read():
             async for item in source:
-                if isinstance(item, PopupState):
-                    got.extend(tracker.feed(item))
+                if isinstance(item, LegView):
+                    got.append(legs.take(item))
                     if len(got) == 3:
                         return
 
         await asyncio.wait_for(read(), 10)
         await source.close()
-        return summary, got, tracker
+        return summary, got, legs
 
-    summary, got, tracker = run(scenario())
+    summary, got, legs = run(scenario())
     assert summary.published_popups == 5
     assert [leg.state for leg in got] == ["ringing", "answered", "ended"]
-    assert tracker.active("1001") == [] and tracker.recent("1001")[0].outcome == "answered"
+    assert legs.active("1001") == [] and legs.recent("1001")[0].outcome == "answered"
 
 
 def test_events_the_switch_connection_dropped_are_reported(mosquitto, captures):
     events = capture_events(captures, "scenario_noanswer_plain")
 
-    class BehindSource:
-        """A source whose bounded queue had to drop 3 events (as the ESL client counts them)."""
-
-        dropped = 3
-
-        def __aiter__(self):
-            return from_list(events).__aiter__()
-
-    summary = run(Relay(BehindSource(), make_sink(mosquitto, client_id="relay-behind")).run())
+    # A source whose bounded queue had to drop 3 events (as the ESL client counts them).
+    summary = run(Relay(from_list(events, dropped=3), make_sink(mosquitto, client_id="relay-behind")).run())
     assert summary.source_dropped == 3 and not summary.complete
     assert "3 events dropped before the relay could read them" in summary.line()
 

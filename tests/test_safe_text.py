@@ -8,7 +8,7 @@ import re
 from hypothesis import given, strategies as st
 from rich.console import Console
 
-from eslkit.views.safe_text import ELLIPSIS, clean, safe_text, visible
+from eslkit.safe_text import ELLIPSIS, clean, safe_text, visible
 
 HOSTILE = [
     "[bold red]Boss[/bold red]",  # Rich markup

@@ -153,3 +153,45 @@ def test_esl_source_wrong_password_raises_auth_error(captures):
             with pytest.raises(AuthError):
                 await src.open()
     run(main())
+
+
+# --- the Source protocol: every kind says the same things -----------------------------------
+
+
+def test_every_source_kind_answers_the_source_protocol(captures, mosquitto):
+    """No engine probes a source: each kind has every member of `Source`, and says plainly
+    what it can do (only a live switch has a `switch` to ask)."""
+    from eslkit.sources import EventsSource, Source
+    from eslkit.sources.broker import open_broker_source
+
+    members = [m for m in dir(Source) if not m.startswith("_")] + ["__aiter__"]
+    assert set(members) >= {"description", "live", "reconnects", "received", "dropped", "subscriptions",
+                            "filters", "switch", "open", "close"}
+    kinds = {
+        "switch": EslSource(ConnectionSettings(port=1), names=["CHANNEL_ANSWER"], filters=[("Unique-ID", "x")]),
+        "file": ReplaySource(captures / "scenario_queue_plain.raw", names=["CHANNEL_ANSWER"],
+                             filters=[("Unique-ID", "x")]),
+        "broker": open_broker_source(mosquitto.url, names=["CHANNEL_ANSWER"], filters=[("Unique-ID", "x")]),
+        "memory": EventsSource([]),
+    }
+    for kind, source in kinds.items():
+        missing = [m for m in members if not hasattr(source, m)]
+        assert not missing, (kind, missing)
+        assert isinstance(source.description, str) and source.received == 0 and source.dropped == 0
+    assert [kinds[k].live for k in ("switch", "file", "broker", "memory")] == [True, False, True, False]
+    assert [kinds[k].reconnects for k in ("switch", "file", "broker", "memory")] == [True, False, True, False]
+    assert kinds["switch"].switch is kinds["switch"].conn
+    assert all(kinds[k].switch is None for k in ("file", "broker", "memory"))
+    assert [kinds[k].filters for k in ("file", "broker")] == [[("Unique-ID", "x")]] * 2
+    assert kinds["file"].subscriptions == ["CHANNEL_ANSWER"]
+
+
+def test_a_file_source_yields_what_a_switch_would_have_sent(captures):
+    path = captures / "scenario_queue_plain.raw"
+    src = ReplaySource(path, names=["CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE"],
+                       filters=[("Call-Direction", "OUTBOUND")])
+    events = [i for i in run(collect(src)) if isinstance(i, Event)]
+    assert [(e.event_name, e.direction) for e in events] == [
+        ("CHANNEL_ANSWER", "outbound"), ("CHANNEL_HANGUP_COMPLETE", "outbound"),
+        ("CHANNEL_HANGUP_COMPLETE", "outbound")]
+    assert src.received == 3  # counted as a switch counts what it sends

@@ -301,7 +301,7 @@ def test_filter_command_grammar():
 
 def test_the_relay_asks_a_live_switch_for_what_its_tracker_needs():
     from eslkit.calls import POPUP_EVENTS
-    from eslkit.relay import switch_subscription
+    from eslkit.app.relay import switch_subscription
 
     assert switch_subscription(["ALL"]) == ["ALL"]
     merged = switch_subscription(["CUSTOM", "sofia::register"])

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from eslkit.build.plan import BuildPlan
-from eslkit.views.safe_text import visible
+from eslkit.safe_text import visible
 
 if TYPE_CHECKING:
     from rich.console import Group

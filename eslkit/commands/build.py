@@ -120,7 +120,7 @@ def _pure(python: Optional[str], *, install: bool, out: Optional[Path], check: O
     progress.step_done(f"import ESL in Python {plan.target.version}: {verified['file']}, no _ESL"
                        + (f"; api status via {check}" if check else ""), time.monotonic() - started)
     if verified.get("status"):
-        from eslkit.views.safe_text import visible
+        from eslkit.safe_text import visible
 
         for line in verified["status"].strip().splitlines():  # from the switch: shown literally
             console.print(Text(visible(line, max_len=200)))

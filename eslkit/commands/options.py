@@ -14,7 +14,7 @@ profile, built-in default) and prints the warnings to stderr.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -78,3 +78,16 @@ def connection_settings(
             console.print("[yellow]eslkit: warning:[/] ", end="")
             console.out(warning, highlight=False)
     return settings
+
+
+def parse_header_filters(values: Optional[Sequence[str]]) -> list[tuple[str, str]]:
+    """``--header NAME=VALUE`` options (watch, relay) → filters as (header, value)."""
+    out = []
+    for value in values or ():
+        name, sep, wanted = value.partition("=")
+        name = name.strip()
+        if not sep or not name or " " in name:
+            raise typer.BadParameter(f"{value!r} is not NAME=VALUE (e.g. Caller-Destination-Number=1001).",
+                                     param_hint="--header")
+        out.append((name, wanted))
+    return out

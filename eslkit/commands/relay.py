@@ -1,13 +1,7 @@
-"""``eslkit relay``: one switch connection, events and popup states to a broker.
+"""``eslkit relay``: options → `eslkit.app.relay`."""
 
-The typer function only parses options; `eslkit.relay.Relay` does the work.
-"""
-
-# No `from __future__ import annotations` here: typer reads these signatures at
-# run time, and on Python 3.9 it cannot see through string annotations.
-import asyncio
-import contextlib
-import signal
+# No `from __future__ import annotations` here: typer reads these signatures at run time,
+# and on Python 3.9 it cannot see through string annotations.
 import sys
 from pathlib import Path
 from typing import Annotated, List, Optional
@@ -15,27 +9,23 @@ from typing import Annotated, List, Optional
 import typer
 from rich.console import Console
 
-from eslkit.commands.options import HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt, connection_settings
+from eslkit.app.relay import RelayEngine, run, switch_subscription
 from eslkit.brokers import publisher
-from eslkit.errors import DeliveryIncomplete
-from eslkit.relay import Relay, TrackerAttribution, switch_subscription
-from eslkit.subscription import Subscription
-from eslkit.views.safe_text import visible
+from eslkit.calls import CallTracker
+from eslkit.commands.options import (
+    HostOpt,
+    PasswordOpt,
+    PortOpt,
+    ProfileOpt,
+    TimeoutOpt,
+    connection_settings,
+    parse_header_filters,
+)
+from eslkit.safe_text import visible
+from eslkit.sources import EslSource, open_source
+from eslkit.subscription import Subscription, event_words
 
 _BROKER = "Broker"
-
-
-async def _run(relay: Relay) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, relay.stop)
-    source = relay.source
-    await source.open()
-    try:
-        return await relay.run()
-    finally:
-        await source.close()
 
 
 def relay(
@@ -97,51 +87,25 @@ def relay(
 
     Desktops then run [bold]eslkit popup --ext 1001 --from mqtt://broker:1883[/].
     """
-    from eslkit.commands.watch import parse_header_filters, parse_names
-
+    if speed is not None and replay is None:
+        raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    names = parse_names(filter)
-    select = Subscription(names, parse_header_filters(header))
+    names = event_words(filter or ()) or ["ALL"]
     sink = publisher(to, topic=topic, popup_topic=popup_topic, status_topic=status_topic, qos=qos,
                      client_id=client_id, username=username, password_env=password_env,
                      tls_ca=str(tls_ca) if tls_ca else None, exchange=exchange, buffer=buffer)
-    if replay is not None:
-        from eslkit.sources.replay import ReplaySource
-
-        source = ReplaySource(replay, speed=speed)
-    else:
-        if speed is not None:
-            raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
-        from eslkit.sources.esl import EslSource
-
-        settings = connection_settings(host, port, password, profile, timeout, console=err)
-        source = EslSource(settings, names=switch_subscription(names), reconnect=True)
+    source = open_source(replay=replay, speed=speed, live=lambda: EslSource(
+        connection_settings(host, port, password, profile, timeout, console=err), names=switch_subscription(names)))
 
     def notice(line: str) -> None:
         err.out("eslkit relay: " + visible(line, 300), highlight=False)
 
-    runner = Relay(source, sink, attribution=TrackerAttribution(), select=select,
-                   status_interval=status_interval, drain_timeout=drain_timeout, notice=notice)
+    engine = RelayEngine(source, sink, tracker=CallTracker(), select=Subscription(names, parse_header_filters(header)),
+                         status_interval=status_interval, drain_timeout=drain_timeout, notice=notice)
     try:
-        asyncio.run(_run(runner))
-    except KeyboardInterrupt:
-        pass
+        run(engine)
     finally:
         # Said even when the switch or the broker ended the run with an error.
-        if runner.summary is not None:
-            err.out(f"eslkit relay: {runner.summary.line()}", highlight=False)
-    summary = runner.summary
-    if summary is None:
-        return
-    if not summary.complete:
-        if summary.dropped or summary.unconfirmed or summary.rejected:
-            lost = summary.dropped + summary.unconfirmed + summary.rejected
-            raise DeliveryIncomplete(
-                f"{lost} messages did not reach the broker ({summary.dropped} dropped from a full buffer, "
-                f"{summary.unconfirmed} not confirmed, {summary.rejected} refused as not publishable)."
-            )
-        raise DeliveryIncomplete(
-            f"{summary.source_dropped} events were dropped before the relay could read them.",
-            "The relay fell behind the switch: relay fewer events (--filter) or give it more CPU.",
-        )
-    sys.stderr.flush()
+        if engine.summary is not None:
+            err.out(f"eslkit relay: {engine.summary.line()}", highlight=False)
+        sys.stderr.flush()

@@ -25,7 +25,9 @@ WIRE_FORMATS = ("plain", "json", "xml")
 
 
 class EslSource:
-    """Events from a switch's mod_event_socket."""
+    """Events from a switch's mod_event_socket (a `eslkit.sources.base.Source`)."""
+
+    live = True
 
     def __init__(
         self,
@@ -51,6 +53,11 @@ class EslSource:
     @property
     def reconnects(self) -> bool:
         return self.conn.reconnect
+
+    @property
+    def switch(self) -> Connection:
+        """The connection itself answers ``api`` (resync, later phone control)."""
+        return self.conn
 
     @property
     def description(self) -> str:
@@ -88,7 +95,7 @@ class EslSource:
         yield ConnectionStatus("connected", f"connected to {self.settings.address}")
         async for item in self.conn.events():
             if isinstance(item, (Event, ConnectionStatus)):
-                yield item  # log/data frames are not watch's business
+                yield item  # log/data frames are no engine's business
 
     async def close(self) -> None:
         await self.conn.close()

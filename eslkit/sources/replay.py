@@ -1,8 +1,10 @@
 """Events from a file instead of a switch: a recording or a raw transcript
 (`eslkit.recording` reads both).
 
-As fast as possible by default; with ``speed`` the original spacing is kept
-(``speed=2`` is twice as fast), from the times the file gives.
+The file plays the switch: it yields only the events a switch would have sent
+for its ``names`` and ``filters`` (``--filter``, ``--header``; `eslkit.subscription`).  As fast
+as possible by default; with ``speed`` the original spacing is kept (``speed=2``
+is twice as fast), from the times the file gives.
 """
 
 from __future__ import annotations
@@ -10,28 +12,35 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import AsyncIterator, Optional, Union
+from typing import AsyncIterator, Iterable, Optional, Sequence, Union
 
 from eslkit import recording
 from eslkit.errors import InputFileError
 from eslkit.event import Event
 from eslkit.status import ConnectionStatus
+from eslkit.subscription import Subscription, event_words
 
 Item = Union[Event, ConnectionStatus]
 
 
 class ReplaySource:
-    """An async iterable over a recording or a raw transcript."""
+    """A recording or a raw transcript as a `eslkit.sources.base.Source`."""
 
-    def __init__(self, path: Union[str, Path], *, speed: Optional[float] = None):
+    live = False
+    reconnects = False
+    switch = None
+
+    def __init__(self, path: Union[str, Path], *, speed: Optional[float] = None,
+                 names: Sequence[str] = ("ALL",), filters: Iterable[tuple[str, str]] = ()):
         self.path = Path(path)
         if speed is not None and speed <= 0:
             raise InputFileError("--speed must be greater than 0.", "Give e.g. --speed 1 for real time.")
         self.speed = speed
+        self.subscriptions = event_words(names) or ["ALL"]
+        self.filters = list(filters)
+        self.subscription = Subscription(self.subscriptions, self.filters)
         self.received = 0
         self.dropped = 0
-        self.subscriptions: list[str] = []
-        self.filters: list[tuple[str, str]] = []
         self.kind = ""
 
     @property
@@ -46,11 +55,14 @@ class ReplaySource:
 
     async def __aiter__(self) -> AsyncIterator[Item]:
         yield ConnectionStatus("connected", self.description)
+        wants = None if self.subscription.everything else self.subscription.wants
         start_wall: Optional[float] = None
         start_file: Optional[float] = None
         n = 0
         for stamp, item, _ in recording.read(self.path):
             if isinstance(item, Event):
+                if wants is not None and not wants(item):
+                    continue
                 self.received += 1
             if self.speed is not None and stamp is not None:
                 if start_file is None:

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from eslkit._headers import join_array
 from eslkit.event import Event
-from eslkit.views.safe_text import visible
+from eslkit.safe_text import visible
 
 
 def format_plain(event: Event) -> str:

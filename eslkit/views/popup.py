@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from eslkit.calls import LegView, popup_record
-from eslkit.views.safe_text import safe_text
+from eslkit.safe_text import safe_text
 
 __all__ = ["PopupSnapshot", "PopupView", "JsonWriter", "state_label", "format_seconds", "party"]
 

@@ -27,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from eslkit.event import Event
-from eslkit.views.safe_text import safe_text
+from eslkit.safe_text import safe_text
 
 _HANGUPS = ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE")
 

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from eslkit.event import Event
-from eslkit.views.safe_text import safe_text, visible
+from eslkit.safe_text import safe_text, visible
 
 # name: (heading, ratio); a name not listed here is taken as a header name.
 COLUMNS: dict[str, tuple[str, int]] = {

@@ -1,0 +1,355 @@
+"""The popup run engine: a source's events through the call tracker to agent-leg changes.
+
+    engine = PopupEngine(source, ["1001"])
+    engine.listen(print)              # each LegView change, and each ConnectionStatus
+    await source.open()
+    await engine.run()                # until the source ends or engine.stop()
+    engine.snapshot()                 # what the popup shows now (PopupSnapshot)
+
+The engine knows nothing of terminals: `show()` is the terminal front of
+``eslkit popup`` (the panel or JSON lines, ``--open-url``/``--exec``, the bell),
+and a web server can run the same engine in its loop and listen to it.
+
+From a live switch or a file it feeds events to a `CallTracker`; from a broker
+(``--from``) it takes the popup states a relay's tracker published (LegViews)
+and keeps them in `RelayedLegs`.  Either way the switch's clock drives the ring
+and talk timers, legs whose end was lost expire, and on connect the switch is asked
+what it has up: calls already up show at once, legs it no longer has end
+(`eslkit.app.runtime`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import sys
+import time
+from collections import deque
+from dataclasses import replace
+from typing import Callable, Iterable, Optional, Sequence, Union
+
+from rich.console import Console
+from rich.live import Live
+
+from eslkit.actions import ExecAction, UrlAction
+from eslkit.app.runtime import SwitchClock, drop_stdout, resync, stop_on_signals
+from eslkit.calls import CallTracker, LegView
+from eslkit.errors import OutputError, TemplateError
+from eslkit.event import Event
+from eslkit.safe_text import visible
+from eslkit.sources.base import Source
+from eslkit.status import ConnectionStatus
+from eslkit.views.ndjson import OutputStream
+from eslkit.views.popup import SHOW_ENDED_FOR, JsonWriter, PopupSnapshot, PopupView
+from eslkit.views.theme import THEME
+
+__all__ = ["PopupEngine", "RelayedLegs", "PopupFormat", "OnState", "show", "run", "default_format"]
+
+REFRESH_PER_SECOND = 4
+Change = Union[LegView, ConnectionStatus]
+
+
+class PopupFormat(str, enum.Enum):
+    panel = "panel"
+    json = "json"
+
+
+class OnState(str, enum.Enum):
+    ring = "ring"
+    answer = "answer"
+
+
+def default_format() -> PopupFormat:
+    return PopupFormat.panel if sys.stdout.isatty() else PopupFormat.json
+
+
+class RelayedLegs:
+    """The popup states a relay published, kept for the panel as the call tracker keeps
+    its own legs: the current ones, and the ended ones per extension, newest first."""
+
+    def __init__(self, exts: Iterable[str], *, lookup: Optional[Callable[[str], Optional[dict]]] = None,
+                 history: int = 10):
+        self.exts = set(exts)
+        self.lookup = lookup
+        self.now = 0.0  # the newest state's time (switch clock)
+        self._legs: dict[str, LegView] = {}
+        self._history: dict[str, deque] = {}
+        self._history_len = history
+
+    def take(self, leg: LegView) -> Optional[LegView]:
+        """Keep one published state; None when it is not for one of our extensions."""
+        if leg.ext not in self.exts:
+            return None
+        party = leg.other_number or (leg.caller_number if leg.direction == "incoming" else None)
+        if leg.contact is None and self.lookup is not None and party:
+            known = self._legs.get(leg.leg_uuid)
+            leg = replace(leg, contact=known.contact if known is not None and known.contact else self.lookup(party))
+        if leg.time and leg.time > self.now:
+            self.now = leg.time
+        if leg.state == "ended":
+            self._legs.pop(leg.leg_uuid, None)
+            self._history.setdefault(leg.ext, deque(maxlen=self._history_len)).append(leg)
+        else:
+            self._legs[leg.leg_uuid] = leg
+        return leg
+
+    def active(self, ext: str) -> list[LegView]:
+        return [leg for leg in self._legs.values() if leg.ext == ext]
+
+    def recent(self, ext: str) -> list[LegView]:
+        return list(reversed(self._history.get(ext, ())))
+
+
+class PopupEngine:
+    """One popup session: source → call tracker (or a relay's states) → leg changes."""
+
+    def __init__(self, source: Source, exts: Sequence[str], *, match: Optional[str] = None,
+                 lookup: Optional[Callable[[str], Optional[dict]]] = None):
+        self.source = source
+        self.exts = tuple(exts)
+        self.tracker = CallTracker(exts, match=match, lookup=lookup)
+        self.relayed = RelayedLegs(exts, lookup=lookup)
+        self.clock = SwitchClock(lambda: max(self.tracker.now, self.relayed.now))
+        self.connection = f"connecting to {source.description}"
+        self.connected = False
+        self.changes = 0
+        self._last: dict[str, LegView] = {}  # the latest ended leg per extension
+        self._listeners: list[Callable[[Change], None]] = []
+        self._stop: Optional[asyncio.Event] = None  # made in run(): on 3.9 it binds to a loop
+        self._failure: Optional[BaseException] = None
+        self._resyncing: Optional[asyncio.Future] = None
+
+    def listen(self, listener: Callable[[Change], None]) -> Callable[[], None]:
+        """Call ``listener`` with every leg change and link change; returns the way to stop."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # --- the run -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Until the source ends or `stop()`; raises what the source raised (AuthError,
+        Disconnected, …) and what a listener raised (a full disk, a closed pipe)."""
+        self._stop = asyncio.Event()
+        if self._failure is not None:
+            return
+        ingest = asyncio.ensure_future(self._ingest())
+        ticker = asyncio.ensure_future(self._expire_every(1 / REFRESH_PER_SECOND))
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait([ingest, stopped], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (ingest, ticker, stopped, self._resyncing):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(ingest, ticker, stopped, return_exceptions=True)
+        if self._failure is not None:
+            raise self._failure
+        if not ingest.cancelled() and ingest.exception() is not None:
+            raise ingest.exception()
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def _ingest(self) -> None:
+        tracker, relayed, clock = self.tracker, self.relayed, self.clock
+        async for item in self.source:
+            if isinstance(item, Event):
+                changes = tracker.feed(item)
+                clock.tick()
+                for leg in changes:
+                    self._changed(leg)
+            elif isinstance(item, LegView):
+                leg = relayed.take(item)
+                if leg is not None:
+                    clock.tick()
+                    self._changed(leg)
+            elif isinstance(item, ConnectionStatus):
+                self._link(item)
+
+    def _changed(self, leg: LegView) -> None:
+        self.changes += 1
+        if leg.state == "ended":
+            self._last[leg.ext] = leg
+        for listener in list(self._listeners):
+            listener(leg)
+
+    def _link(self, status: ConnectionStatus) -> None:
+        self.connected = status.state == "connected"
+        where = self.source.description
+        if not self.source.live:  # a file: nothing to reconnect to
+            self.connection = where if self.connected else f"end of {where}"
+        elif self.connected:
+            self.connection = f"connected to {where}"
+        else:
+            self.connection = f"reconnecting — {status.reason.strip() or f'disconnected from {where}'}"
+        for listener in list(self._listeners):
+            listener(status)
+        if self.connected:  # on connect and after each reconnect
+            self._resyncing = asyncio.ensure_future(self._resync())
+
+    async def _resync(self) -> None:
+        try:
+            for leg in await resync(self.source, self.tracker, self.now):
+                self._changed(leg)
+        except (OutputError, BrokenPipeError) as exc:
+            self._fail(exc)
+
+    async def _expire_every(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                for leg in self.tracker.expire(self.now()):
+                    self._changed(leg)
+            except (OutputError, BrokenPipeError) as exc:
+                self._fail(exc)
+                return
+
+    def _fail(self, exc: BaseException) -> None:
+        """A listener failed outside ingest: end the run, and raise it from run()."""
+        self._failure = self._failure or exc
+        self.stop()
+
+    # --- what it shows ---------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The switch's clock now (this machine's before any event carried a time)."""
+        return self.clock.now() or time.time()
+
+    def snapshot(self) -> PopupSnapshot:
+        now = self.now()
+        legs: list[LegView] = []
+        recent: list[LegView] = []
+        for ext in self.exts:
+            active = self.tracker.active(ext) + self.relayed.active(ext)
+            legs += active
+            last = self._last.get(ext)
+            if not active and last is not None and last.ended_at is not None and now - last.ended_at <= SHOW_ENDED_FOR:
+                legs.append(last)
+            recent += self.tracker.recent(ext) + self.relayed.recent(ext)
+        recent.sort(key=lambda leg: leg.ended_at or 0.0, reverse=True)
+        dropped = self.source.dropped
+        return PopupSnapshot(
+            exts=self.exts, legs=tuple(legs), recent=tuple(recent[:10]), connection=self.connection,
+            connected=self.connected, now=now, notes=(f"{dropped} events dropped",) if dropped else (),
+        )
+
+
+# --- the terminal front of `eslkit popup` ------------------------------------------------------
+
+
+class _Front:
+    """What `eslkit popup` does with each change: JSON lines, the actions, the bell."""
+
+    def __init__(self, fmt: PopupFormat, actions, on: OnState, bell: bool, out, err: Console):
+        self.writer = JsonWriter(out) if fmt is PopupFormat.json else None
+        self._states: dict[str, str] = {}  # the state of each leg up, by leg uuid
+        self.fmt = fmt
+        self.actions = list(actions)
+        self.wanted = "ringing" if on is OnState.ring else "answered"
+        self.bell = bell
+        self.ring = False
+        self.err = err
+
+    def __call__(self, change: Change) -> None:
+        if isinstance(change, ConnectionStatus):
+            self._link(change)
+            return
+        leg = change
+        # A record in the state the leg already had (hold, the far party known) is news
+        # for the panel and the JSON, not a new ring or answer for the bell and actions.
+        entered = self._states.pop(leg.leg_uuid, None) != leg.state
+        if leg.state != "ended":
+            self._states[leg.leg_uuid] = leg.state
+        if self.writer is not None:
+            self.writer.write(leg)
+        if not entered:
+            return
+        if leg.state == "ringing" and self.bell:
+            self.ring = True
+        if leg.state == self.wanted:
+            for action in self.actions:
+                try:
+                    action(leg)
+                except TemplateError as err:  # one failed action must not end the popup
+                    self.err.print("[esl.warning]eslkit: action failed:[/] ", end="")
+                    self.err.out(visible(str(err), 300), highlight=False)
+
+    def _link(self, status: ConnectionStatus) -> None:
+        if self.fmt is not PopupFormat.json:
+            return  # the panel shows it in its status line
+        if status.state != "connected":
+            self.err.print("[esl.warning]eslkit: link lost:[/] ", end="")
+            self.err.out(visible(status.reason, 200) + " — reconnecting", highlight=False)
+        elif status.gap is not None:
+            self.err.out(f"eslkit: reconnected after a {status.gap:.1f}s gap", highlight=False)
+
+    def finish(self) -> None:
+        for action in self.actions:
+            if isinstance(action, ExecAction):
+                action.reap()
+            elif isinstance(action, UrlAction):
+                action.wait()
+
+
+async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, actions: Sequence = (),
+               on: OnState = OnState.ring, bell: bool = False, out=None, console: Optional[Console] = None,
+               err: Optional[Console] = None) -> None:
+    """Run ``engine`` on this terminal: the panel (refreshed at a bounded rate from the
+    latest snapshot, never holding up ingest) or one JSON object per change, plus the
+    actions; Ctrl-C ends it cleanly.  The source must be open."""
+    err = err or Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
+    # Failed writes (a full disk) become OutputError; a closed pipe stays BrokenPipeError.
+    front = _Front(fmt, actions, on, bell, OutputStream(out if out is not None else sys.stdout), err)
+    engine.listen(front)
+    live = None
+    if fmt is PopupFormat.panel:
+        live = Live(get_renderable=lambda: PopupView(engine.snapshot()), console=console or Console(
+            theme=THEME, highlight=False), auto_refresh=False, redirect_stdout=False, redirect_stderr=False,
+            transient=False)
+
+    async def refresh() -> None:
+        while True:
+            await asyncio.sleep(1 / REFRESH_PER_SECOND)
+            if front.ring:
+                front.ring = False
+                live.console.bell()
+            live.refresh()
+
+    ticker = None
+    try:
+        with stop_on_signals(engine.stop):
+            if live is not None:
+                live.start(refresh=True)
+                ticker = asyncio.ensure_future(refresh())
+            await engine.run()
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+        if live is not None:
+            live.refresh()
+            live.stop()
+            if not live.console.is_terminal:
+                live.console.line()
+        front.finish()
+
+
+def run(engine: PopupEngine, **front) -> None:
+    """`eslkit popup`: open the source and `show()` the engine until the source ends or
+    Ctrl-C; a reader that went away or a full disk ends it without a second error at exit."""
+    async def main() -> None:
+        try:
+            await engine.source.open()
+            await show(engine, **front)
+        finally:
+            await engine.source.close()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        drop_stdout()  # `| head`: stop quietly
+    except OutputError:
+        drop_stdout()
+        raise

@@ -1,0 +1,131 @@
+"""The run engines without a terminal: what a web server or a statistics engine would do
+with them — run one in its own loop, listen to it, read its snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+
+from eslkit.app.popup import PopupEngine, RelayedLegs
+from eslkit.app.runtime import SwitchClock
+from eslkit.calls import LegView, leg_from_record, popup_record
+from eslkit.client import Connection
+from eslkit.event import Event
+from eslkit.sources import EventsSource, ReplaySource
+from eslkit.status import ConnectionStatus
+from tests.support.sim import sim_in_thread
+from tests.support.sources import capture_events
+
+
+def run(coro, timeout=20):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def listened(engine: PopupEngine) -> list:
+    changes: list = []
+    stop = engine.listen(changes.append)
+    await engine.source.open()
+    try:
+        await engine.run()
+    finally:
+        await engine.source.close()
+        stop()
+    return changes
+
+
+def test_popup_engine_tells_its_listeners_what_the_readme_says(captures):
+    """scenario_queue_plain (1.10.12 README): 1001 rings, answers, ends answered; 1002 rings
+    and ends answered_elsewhere."""
+    engine = PopupEngine(ReplaySource(captures / "scenario_queue_plain.raw"), ["1001", "1002"])
+    changes = run(listened(engine))
+    legs = [c for c in changes if isinstance(c, LegView)]
+    assert [(leg.ext, leg.state, leg.outcome) for leg in legs] == [
+        ("1001", "ringing", None), ("1002", "ringing", None), ("1001", "answered", None),
+        ("1002", "ended", "answered_elsewhere"), ("1001", "ended", "answered")]
+    links = [c.state for c in changes if isinstance(c, ConnectionStatus)]
+    assert links == ["connected", "disconnected"]  # the capture ends with the switch's goodbye
+    snap = engine.snapshot()
+    assert snap.exts == ("1001", "1002") and snap.connection == "end of replay of scenario_queue_plain.raw"
+    assert {(leg.ext, leg.outcome) for leg in snap.recent} == {("1001", "answered"), ("1002", "answered_elsewhere")}
+    assert engine.changes == 5
+
+
+def test_a_relays_popup_states_show_without_a_tracker(captures):
+    """`popup --from`: the LegViews a relay's tracker made come in instead of events."""
+    events = capture_events(captures, "scenario_queue_plain")
+    from eslkit.calls import CallTracker
+
+    tracker = CallTracker()
+    published = [popup_record(leg) for ev in events for leg in tracker.feed(ev)]
+    relayed = [leg_from_record(record) for record in published]
+    engine = PopupEngine(EventsSource(relayed), ["1002"])
+    changes = run(listened(engine))
+    assert [(c.ext, c.state) for c in changes] == [("1002", "ringing"), ("1002", "ended")]
+    assert len(engine.tracker) == 0  # nothing was fed to a tracker here
+    assert engine.snapshot().recent[0].outcome == "answered_elsewhere"
+    legs = RelayedLegs(["1001"], lookup=lambda number: {"name": f"contact {number}"})
+    kept = [legs.take(leg) for leg in relayed]
+    assert [leg.state for leg in kept if leg is not None] == ["ringing", "answered", "ended"]
+    assert kept[0].contact == {"name": "contact 6208"}
+
+
+def test_a_reconnect_ends_the_legs_the_switch_no_longer_has(captures):
+    """After a reconnect the engine asks the switch (`source.switch`, a real client connection to
+    the simulated switch, which has no channel up) and ends the legs still ringing."""
+    ringing = [ev for ev in capture_events(captures, "scenario_queue_plain")[:40]]
+
+    async def main():
+        with sim_in_thread(scenario=None) as sim:
+            conn = Connection(sim.host, sim.port, "ClueCon")
+            await conn.connect()
+
+            class AfterOutage(EventsSource):
+                """A live switch's events, a reconnect, and then quiet (it never ends by itself)."""
+
+                switch = conn
+                live = True
+
+                async def __aiter__(self):
+                    async for item in super().__aiter__():
+                        yield item
+                    await asyncio.Event().wait()
+
+            items = [*ringing, ConnectionStatus("disconnected", "lost"), ConnectionStatus("connected", "back", 2.0)]
+            engine = PopupEngine(AfterOutage(items), ["1001", "1002"])
+            ended = asyncio.Event()
+            changes: list = []
+            engine.listen(lambda c: (changes.append(c), isinstance(c, LegView) and c.state == "ended"
+                                     and sum(isinstance(x, LegView) and x.state == "ended" for x in changes) == 2
+                                     and ended.set()))
+            task = asyncio.ensure_future(engine.run())
+            await asyncio.wait_for(ended.wait(), 10)
+            engine.stop()
+            await task
+            await conn.close()
+            return changes
+
+    changes = run(main())
+    legs = [c for c in changes if isinstance(c, LegView)]
+    assert [(leg.ext, leg.state) for leg in legs[:2]] == [("1001", "ringing"), ("1002", "ringing")]
+    assert [(leg.state, leg.outcome, leg.hangup_cause) for leg in legs[2:]] == [("ended", "failed", None)] * 2
+
+
+def test_switch_clock_runs_on_from_the_last_event_time():
+    latest = [0.0]
+    clock = SwitchClock(lambda: latest[0])
+    assert clock.now() is None
+    latest[0] = 1_000.0
+    clock.tick()
+    first = clock.now()
+    assert 1_000.0 <= first < 1_001.0
+    latest[0] = 5_000.0  # the switch's time moved: the local count starts again from it
+    assert 5_000.0 <= clock.now() < 5_001.0
+
+
+def test_events_source_counts_what_it_yields():
+    source = EventsSource([Event({"Event-Name": "HEARTBEAT"}), ConnectionStatus("connected")])
+
+    async def main():
+        await source.open()
+        return [item async for item in source]
+
+    assert len(run(main())) == 2 and source.received == 1
