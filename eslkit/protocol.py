@@ -25,7 +25,7 @@ from eslkit.event import Event
 __all__ = [
     "Frame", "AuthRequest", "CommandReply", "ApiResponse", "EventFrame", "LogData",
     "DisconnectNotice", "RudeRejection", "Parser", "CommandParser", "Event", "encode_command",
-    "encode_frame", "auth_request", "command_reply", "api_response", "event_frame",
+    "encode_frame", "auth_request", "command_reply", "api_response", "event_head", "event_frame",
     "log_data", "disconnect_notice", "rude_rejection", "DEFAULT_MAX_FRAME_SIZE",
     "GOODBYE", "ACCESS_DENIED",
 ]
@@ -430,12 +430,19 @@ def api_response(body: str) -> bytes:
     return encode_frame([("Content-Type", "api/response")], body)
 
 
+_EVENT_HEADS = {fmt: b"Content-Length: %%d\nContent-Type: text/event-%s\n\n" % fmt.encode()
+                for fmt in ("plain", "json", "xml")}
+
+
+def event_head(format: str, length: int) -> bytes:
+    """The head of a ``text/event-<format>`` frame whose payload is ``length`` bytes: the
+    switch puts Content-Length first."""
+    return _EVENT_HEADS[format] % length
+
+
 def event_frame(event: Event, format: str = "plain") -> bytes:
     payload = event.serialize(format).encode("utf-8")
-    return (
-        f"Content-Length: {len(payload)}\nContent-Type: text/event-{format}\n\n".encode("ascii")
-        + payload
-    )
+    return event_head(format, len(payload)) + payload
 
 
 def log_data(text: str, level: int, headers: Headers = ()) -> bytes:

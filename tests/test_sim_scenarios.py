@@ -12,7 +12,7 @@ import pytest
 
 from eslkit.protocol import ApiResponse, EventFrame, Parser
 from eslkit.sim import derive
-from eslkit.sim.events import CallValues
+from eslkit.sim.fastpath import CallValues
 from eslkit.sim.scenarios import DATA, LoadSpec, load_scenario
 from tests.support.sim import sim_in_thread
 from tests.test_sim_protocol import Client, talk

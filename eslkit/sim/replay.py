@@ -18,15 +18,12 @@ parsed and serialised once and shared by all connections.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from eslkit import recording
 from eslkit.errors import InputFileError
 from eslkit.event import Event
 from eslkit.sim.events import SimEvent
-
-if TYPE_CHECKING:  # pragma: no cover
-    from eslkit.sim.server import SimServer, _Connection
+from eslkit.sim.switch import Client, Switch
 
 
 class Replay:
@@ -59,7 +56,7 @@ def load_replay(path: str) -> Replay:
     return Replay(items, path)
 
 
-async def play_to(server: "SimServer", conn: "_Connection", replay: Replay, delay: float = 0.0) -> None:
+async def play_to(server: Switch, conn: Client, replay: Replay, delay: float = 0.0) -> None:
     """One connection's own playback, from the start; then the disconnect notice."""
     await asyncio.sleep(delay)
     loop = asyncio.get_running_loop()
@@ -69,7 +66,7 @@ async def play_to(server: "SimServer", conn: "_Connection", replay: Replay, dela
     session = conn.session
     try:
         for at, ev in replay.items:
-            if conn._closing:
+            if conn.closing:
                 return
             if speed is not None:
                 delay = start + at / speed - loop.time()

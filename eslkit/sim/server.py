@@ -22,10 +22,22 @@ import time
 import uuid as uuidlib
 from typing import Callable, Iterable, Optional, Union
 
-from eslkit.event import Event
 from eslkit.errors import FrameTooLarge
-from eslkit.protocol import CommandParser, command_reply, disconnect_notice, log_data, rude_rejection
-from eslkit.sim.events import CallEvent, SimEvent
+from eslkit.event import Event
+from eslkit.protocol import (
+    CommandParser,
+    auth_request,
+    command_reply,
+    disconnect_notice,
+    log_data,
+    rude_rejection,
+)
+from eslkit.sim.api import run_api
+from eslkit.sim.channels import CallRegistry
+from eslkit.sim.events import SimEvent
+from eslkit.sim.fastpath import CallEvent
+from eslkit.sim.replay import load_replay, play_to
+from eslkit.sim.scenarios import load_scenario, play
 from eslkit.sim.session import Session
 from eslkit.subscription import event_type
 
@@ -72,8 +84,6 @@ class SimServer:
         max_buffer: int = 16 * 1024 * 1024,
         auth_timeout: float = 25.0,
     ):
-        from eslkit.sim.scenarios import CallRegistry, load_scenario
-
         if not password:
             raise ValueError("the simulator always requires a password")
         self.host = host
@@ -88,8 +98,6 @@ class SimServer:
         self.scenario = load_scenario(scenario) if isinstance(scenario, str) else scenario
         self.replay = None
         if replay is not None:
-            from eslkit.sim.replay import load_replay
-
             self.replay = load_replay(replay) if isinstance(replay, str) else replay
         self.core_uuid = str(uuidlib.uuid4())
         self.started_at = time.time()
@@ -151,19 +159,15 @@ class SimServer:
 
     # --- scenarios ---------------------------------------------------------------------
 
-    def _first_subscribe(self, session: Session) -> None:
-        conn = session.connection
+    def first_subscribe(self, conn: "_Connection") -> None:
+        """A client subscribed for the first time: a replay starts for it, a scenario for all."""
         if self.replay is not None:
-            from eslkit.sim.replay import play_to
-
             self.spawn(play_to(self, conn, self.replay, START_GRACE))
         elif self.scenario is not None and self.autostart and self._scenario_task is None:
             self._scenario_task = self.spawn(self.run_scenario(delay=START_GRACE))
 
     async def run_scenario(self, scenario=None, loop: Optional[bool] = None, delay: float = 0.0) -> None:
         """Play the scenario (once, or forever with loop)."""
-        from eslkit.sim.scenarios import play
-
         await asyncio.sleep(delay)
         scenario = scenario or self.scenario
         loop = self.loop_scenario if loop is None else loop
@@ -175,8 +179,6 @@ class SimServer:
 
     async def play(self, scenario=None) -> None:
         """Play one run of a scenario (name, file or `Scenario`) and return when it ends."""
-        from eslkit.sim.scenarios import load_scenario, play
-
         if isinstance(scenario, str):
             scenario = load_scenario(scenario)
         await play(self, scenario or self.scenario)
@@ -286,8 +288,6 @@ class SimServer:
                                 state=ev.get("Channel-State") or "", cause=ev.get("Hangup-Cause") or ""),
                  file, "switch_channel_perform", line, ev.get("Unique-ID"))
 
-    publish = fire
-
     def log(self, level: int, text: str, file: str = "switch_cpp.cpp", func: str = "log",
             line: int = 1, uuid: Optional[str] = None) -> None:
         """A log line to every connection that asked for `log` at this level or above."""
@@ -310,14 +310,12 @@ class SimServer:
 
     # --- commands that reach the switch ---------------------------------------------------
 
-    def api(self, name: str, arg: Optional[str], session: Optional[Session] = None) -> str:
-        from eslkit.sim.commands import run_api
-
+    def api(self, name: str, arg: Optional[str]) -> str:
         self.fire(self.switch_event("API", "switch_loadable_module.c", "switch_api_execute", 2954,
                                     [("API-Command", name)] + ([("API-Command-Argument", arg)] if arg else [])))
         return run_api(self, name, arg)
 
-    def bgapi(self, job_uuid: str, name: str, arg: Optional[str], session: Optional[Session] = None) -> None:
+    def bgapi(self, job_uuid: str, name: str, arg: Optional[str]) -> None:
         async def job() -> None:
             await asyncio.sleep(0)  # after the command/reply, as in FreeSWITCH
             body = self.api(name, arg)
@@ -347,8 +345,7 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, server: SimServer):
         self.server = server
-        self.session = Session(server, server._first_subscribe)
-        self.session.connection = self
+        self.session = Session(server, lambda session: server.first_subscribe(self))
         self.transport: Optional[asyncio.Transport] = None
         self._commands = CommandParser()
         self._pending: list[bytes] = []
@@ -374,7 +371,7 @@ class _Connection(asyncio.Protocol):
             self._closing = True
             return
         self.server.connections.add(self)
-        transport.write(b"Content-Type: auth/request\n\n")
+        transport.write(auth_request())
         loop = asyncio.get_running_loop()
         self._auth_timer = loop.call_later(self.server.auth_timeout, self._auth_expired)
 
@@ -484,6 +481,11 @@ class _Connection(asyncio.Protocol):
         pending, self._pending = self._pending, []
         self._pending_size = 0
         self.transport.writelines(pending)  # Python 3.12+ sends the pieces without joining them first
+
+    @property
+    def closing(self) -> bool:
+        """Hung up (or going): nothing more is sent."""
+        return self._closing
 
     @property
     def backlog(self) -> int:

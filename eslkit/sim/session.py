@@ -12,30 +12,22 @@ captures in tests/data/fs-captures.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional
 
 from eslkit.protocol import api_response, command_reply
+from eslkit.sim.api import str2level
 from eslkit.sim.events import SimEvent
+from eslkit.sim.switch import Switch
 from eslkit.subscription import Subscription
 
-if TYPE_CHECKING:  # pragma: no cover
-    from eslkit.sim.server import SimServer
-
-# switch_log_str2level(): names, or a number.
-LOG_LEVELS = {"CONSOLE": 0, "ALERT": 1, "CRIT": 2, "ERR": 3, "WARNING": 4, "NOTICE": 5, "INFO": 6, "DEBUG": 7}
 MAX_FILTERS = 256  # each filter costs every event a lookup; FreeSWITCH has no limit, one client must not stall all
 
-
-def str2level(text: str) -> Optional[int]:
-    if text.isdigit():
-        return min(int(text), 63)
-    return LOG_LEVELS.get(text.upper())
 
 
 class Session:
     """Subscriptions, filters, format and log level of one connection."""
 
-    def __init__(self, switch: "SimServer", on_first_subscribe: Optional[Callable[["Session"], None]] = None):
+    def __init__(self, switch: Switch, on_first_subscribe: Optional[Callable[["Session"], None]] = None):
         self.switch = switch
         self.authed = False
         self.format = "plain"
@@ -45,7 +37,6 @@ class Session:
         self.log_level: Optional[int] = None
         self.subscribed_once = False
         self._on_first_subscribe = on_first_subscribe
-        self.connection = None  # the server's connection object, for replay and scenarios
 
     # --- commands ------------------------------------------------------------------
 
@@ -75,11 +66,11 @@ class Session:
             return command_reply(self.switch.sendevent(cmd[9:].strip(" \t"), headers, body)), False
         if low.startswith("api "):
             name, _, arg = cmd[4:].partition(" ")
-            return api_response(self.switch.api(name, arg or None, session=self)), False
+            return api_response(self.switch.api(name, arg or None)), False
         if low.startswith("bgapi "):
             name, _, arg = cmd[6:].partition(" ")
             job = _header(headers, "job-uuid") or self.switch.new_uuid()
-            self.switch.bgapi(job, name, arg or None, session=self)
+            self.switch.bgapi(job, name, arg or None)
             return command_reply(f"+OK Job-UUID: {job}", [("Job-UUID", job)]), False
         if low.startswith("log"):
             return command_reply(self._log(cmd)), False

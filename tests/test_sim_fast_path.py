@@ -1,4 +1,5 @@
-"""The load generator's fast paths make the same events as the plain way of making them.
+"""The contract of the simulator's fast path (`eslkit.sim.fastpath`): it makes the same
+events as the plain way of making them (`Event.serialize`), byte for byte.
 
 `CallEvent` renders a template from pre-split pieces and a call's encoded
 values; here every template of every call scenario, filled with load-generator
@@ -20,8 +21,10 @@ import pytest
 
 from eslkit.event import Event
 from eslkit.protocol import EventFrame
-from eslkit.sim.events import CallEvent, CallValues, SimEvent, Template
-from eslkit.sim.scenarios import CALL_SCENARIOS, AgentPool, CallRegistry, fresh_uuids, load_scenario
+from eslkit.sim.events import SimEvent
+from eslkit.sim.fastpath import CallEvent, CallValues, Template
+from eslkit.sim.channels import CallRegistry
+from eslkit.sim.scenarios import CALL_SCENARIOS, AgentPool, fresh_uuids, load_scenario
 from tests.support.sim import sim_in_thread
 from tests.test_sim_protocol import talk
 
@@ -44,7 +47,7 @@ def load_values(caller: str, agents: tuple[str, str], n: int) -> CallValues:
 
 
 @pytest.mark.parametrize("name", CALL_SCENARIOS)
-def test_call_events_render_like_serialize(name: str) -> None:
+def test_contract_call_events_equal_event_serialize(name: str) -> None:
     scenario = load_scenario(name)
     for caller, agents in (("6201", ("1001", "1002")), ("9999", ("1187", "1200"))):
         values = load_values(caller, agents, scenario.uuids)
@@ -63,7 +66,7 @@ def test_call_events_render_like_serialize(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", CALL_SCENARIOS)
-def test_bursts_make_the_frames_of_their_events(name: str) -> None:
+def test_contract_bursts_equal_their_call_events(name: str) -> None:
     """A burst's chunks are its events' frames, whole and in order, whatever the lengths of the
     call's values (the frame heads are worked out from them), the sequence numbers' digits or
     the format; each chunk stays under Burst.CHUNK unless it is one frame."""

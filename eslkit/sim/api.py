@@ -1,4 +1,4 @@
-"""The `api` commands the simulated switch knows, with FreeSWITCH 1.10's output shapes.
+"""The API commands the simulated switch answers (``api`` and ``bgapi``), with FreeSWITCH 1.10's output shapes.
 
 status, version, uptime, hostname, echo, show channels [as json], show calls
 [as json], show channels count, uuid_kill, log <level> <text>, and — verbatim
@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
-from eslkit.sim.session import str2level
-
-if TYPE_CHECKING:  # pragma: no cover
-    from eslkit.sim.server import SimServer
+from eslkit.sim.switch import Switch
 
 VERSION = "1.10.12-release"
+# switch_log_str2level(): names, or a number.
+LOG_LEVELS = {"CONSOLE": 0, "ALERT": 1, "CRIT": 2, "ERR": 3, "WARNING": 4, "NOTICE": 5, "INFO": 6, "DEBUG": 7}
 SHOW_USAGE = (
     "-USAGE: codec|endpoint|application|api|dialplan|file|timer|calls [count]|channels [count|like "
     "<match string>]|calls|detailed_calls|bridged_calls|detailed_bridged_calls|aliases|complete|chat|"
@@ -34,7 +33,13 @@ def _static_api() -> dict:
     return _static
 
 
-def run_api(server: "SimServer", name: str, arg: Optional[str]) -> str:
+def str2level(text: str) -> Optional[int]:
+    if text.isdigit():
+        return min(int(text), 63)
+    return LOG_LEVELS.get(text.upper())
+
+
+def run_api(server: Switch, name: str, arg: Optional[str]) -> str:
     """The body of the api/response (or BACKGROUND_JOB) for ``api <name> <arg>``."""
     cmd = name.lower()
     handler = COMMANDS.get(cmd)
@@ -44,7 +49,7 @@ def run_api(server: "SimServer", name: str, arg: Optional[str]) -> str:
     return out if out else "-ERR no reply\n"
 
 
-def status(server: "SimServer", arg: str) -> str:
+def status(server: Switch, arg: str) -> str:
     up = time.time() - server.started_at
     us = int(up * 1_000_000)
     years, rest = divmod(us, 365 * 86_400 * 1_000_000)
@@ -67,7 +72,7 @@ def status(server: "SimServer", arg: str) -> str:
     )
 
 
-def version(server: "SimServer", arg: str) -> str:
+def version(server: Switch, arg: str) -> str:
     if arg == "short":
         return VERSION.split("-")[0] + "\n"
     return f"FreeSWITCH Version {VERSION}~64bit ( 64bit)\n"
@@ -78,12 +83,12 @@ UPTIME_SCALE = {"us": 1, "microseconds": 1, "ms": 1000, "milliseconds": 1000, "s
                 "hours": 3_600_000_000, "d": 86_400_000_000, "days": 86_400_000_000}
 
 
-def uptime(server: "SimServer", arg: str) -> str:
+def uptime(server: Switch, arg: str) -> str:
     scale = UPTIME_SCALE.get(arg.lower(), 1_000_000)
     return f"{int((time.time() - server.started_at) * 1_000_000) // scale}\n"
 
 
-def show(server: "SimServer", arg: str) -> str:
+def show(server: Switch, arg: str) -> str:
     words = arg.split()
     as_json = len(words) >= 3 and words[-2].lower() == "as" and words[-1].lower() == "json"
     if as_json:
@@ -116,14 +121,14 @@ def _table(rows: list, as_json: bool) -> str:
     return "\n".join(lines) + f"\n\n{len(rows)} total.\n"
 
 
-def uuid_kill(server: "SimServer", arg: str) -> str:
+def uuid_kill(server: Switch, arg: str) -> str:
     uuid = arg.split(" ")[0] if arg else ""
     if uuid not in server.channels:
         return "-ERR No such channel!\n"
     return "+OK\n"
 
 
-def log(server: "SimServer", arg: str) -> str:
+def log(server: Switch, arg: str) -> str:
     level_s, _, text = arg.partition(" ")
     level = str2level(level_s)
     if level is None or not text:

@@ -1,0 +1,62 @@
+"""What the simulator's parts need from the switch they run in (`SimServer` is it).
+
+The session, the scenarios, the API commands and the replay each see the switch
+only through these small interfaces, so none of them imports the server, and the
+server imports them all.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Optional, Protocol
+
+if TYPE_CHECKING:  # the types only: none of these modules imports this one
+    from eslkit.sim.channels import CallRegistry
+    from eslkit.sim.events import SimEvent
+    from eslkit.sim.fastpath import Burst, CallValues
+
+__all__ = ["Switch", "Listener", "Client"]
+
+
+class Switch(Protocol):
+    password: str
+    core_uuid: str
+    started_at: float  # epoch seconds, for `status` and `uptime`
+    speed: Optional[float]  # time scale of scenarios and replays; None: as fast as possible
+    max_buffer: int  # bytes a client may have waiting before it loses events
+    channels: "CallRegistry"  # the channels up now
+
+    def next_seq(self) -> int: ...
+    def new_uuid(self) -> str: ...
+    def fire(self, event: "SimEvent") -> object: ...
+    def fire_burst(self, burst: "Burst", values: "CallValues") -> None: ...
+    def subscribers_behind(self) -> bool: ...
+    def log(self, level: int, text: str, file: str = ..., func: str = ..., line: int = ...,
+            uuid: Optional[str] = None) -> None: ...
+    def api(self, name: str, arg: Optional[str]) -> str: ...
+    def bgapi(self, job_uuid: str, name: str, arg: Optional[str]) -> None: ...
+    def sendevent(self, name: str, headers: Iterable[tuple[str, str]], body: Optional[bytes] = None) -> str: ...
+
+
+class Listener(Protocol):
+    """What a connection has asked for (a `eslkit.sim.session.Session` is one)."""
+
+    format: str
+
+    @property
+    def events_on(self) -> bool: ...
+    def wants(self, ev: "SimEvent") -> bool: ...
+
+
+class Client(Protocol):
+    """One client connection, as a replay plays to it."""
+
+    session: Listener
+    replaying: bool
+
+    @property
+    def closing(self) -> bool: ...
+    @property
+    def backlog(self) -> int: ...
+    def send(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+    def hang_up(self, text: Optional[str] = None) -> None: ...
