@@ -8,13 +8,7 @@ import pytest
 
 from eslkit.calls import RECORD_KEYS, CallTracker, LegView, outcome_for, popup_record
 from eslkit.event import Event
-from eslkit.protocol import EventFrame, Parser
-
-
-def capture_events(path):
-    parser = Parser()
-    frames = parser.feed(path.read_bytes()) + parser.feed(b"")
-    return [f.event for f in frames if isinstance(f, EventFrame)]
+from tests.support.sources import events_in as capture_events
 
 
 def track(events, exts=None, **kw) -> tuple[CallTracker, list[LegView]]:

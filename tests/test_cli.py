@@ -11,14 +11,14 @@ import pytest
 
 from eslkit import __version__
 from tests.support.fstree import pyenv_python
+from tests.support.cli import EXE
 
-ESLKIT = Path(sys.executable).with_name("eslkit")
 COMMANDS = ["sim", "watch", "popup", "demo", "build", "doctor", "relay"]
 ENV = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
 
 
 def run(*args, module=False):
-    cmd = [sys.executable, "-m", "eslkit", *args] if module else [str(ESLKIT), *args]
+    cmd = [sys.executable, "-m", "eslkit", *args] if module else [*EXE, *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=ENV)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,8 @@ import pytest
 from eslkit import config
 from eslkit.config import ConnectionSettings, read_fs_cli_config, resolve
 from eslkit.errors import ConfigError
+from tests.support.cli import EXE
 
-ESLKIT = [sys.executable, "-m", "eslkit"]
 
 
 @pytest.fixture
@@ -189,7 +188,7 @@ def test_xdg_config_home_is_respected(home, tmp_path):
 
 def run_cli(args, home, **env):
     full = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), **env}
-    return subprocess.run(ESLKIT + args, capture_output=True, text=True, timeout=30, env=full)
+    return subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=30, env=full)
 
 
 def test_cli_unknown_profile_exits_with_config_error_code(tmp_path):

@@ -22,6 +22,7 @@ import pytest
 
 from eslkit.protocol import auth_request, command_reply
 from tests.support.sim import ESLKIT
+from tests.support.cli import EXE, eslkit
 from tests.support.transcript_server import ThreadedServer, read_command
 
 EVENT = b'{"Event-Name":"HEARTBEAT","Event-Info":"System Ready","Unique-ID":"u-1"}'
@@ -36,9 +37,11 @@ class MisbehavingSwitch(ThreadedServer):
         super().__init__()
         self.act = act
         self.accepted = 0
+        self.times: list[float] = []  # when each connection came (monotonic)
 
     async def _handle(self, reader, writer):
         self.accepted += 1
+        self.times.append(time.monotonic())
         try:
             writer.write(auth_request())
             while True:
@@ -103,9 +106,8 @@ async def event_then_close(writer):
 
 
 def watch(port: int, *args: str, timeout: float = 20) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ESL_PASSWORD": "ClueCon", "HOME": "/nonexistent"}
-    return subprocess.run([str(ESLKIT), "watch", "--port", str(port), "--format", "json", *args],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return eslkit("watch", "--port", port, "--format", "json", *args, timeout=timeout,
+                  env={"ESL_PASSWORD": "ClueCon", "HOME": "/nonexistent"})
 
 
 @pytest.mark.parametrize("act, code, words", [
@@ -150,23 +152,23 @@ def test_disconnects_in_a_loop_back_off_and_ctrl_c_ends_at_once(command):
     env = {**os.environ, "ESL_PASSWORD": "ClueCon", "HOME": "/nonexistent"}
     extra = ["--ext", "1001"] if command == "popup" else []
     with MisbehavingSwitch(hang_up) as switch:
-        proc = subprocess.Popen([str(ESLKIT), command, "--port", str(switch.port), "--format", "json", *extra],
+        proc = subprocess.Popen([*EXE, command, "--port", str(switch.port), "--format", "json", *extra],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         try:
-            deadline = time.monotonic() + 20
-            while switch.accepted < 3 and time.monotonic() < deadline:
+            deadline = time.monotonic() + 30
+            while switch.accepted < 4 and time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.05)
-            assert switch.accepted >= 3, "it did not keep trying"
-            first = switch.accepted
-            time.sleep(2)
-            tries = switch.accepted - first
+            assert switch.accepted >= 4, "it did not keep trying"
             started = time.monotonic()
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=10)
             stopped_in = time.monotonic() - started
         finally:
             proc.kill()
-    assert tries <= 5, tries  # with back-off (0.5 s, doubling), not in a tight loop
+    # With back-off (0.5 s doubling, a quarter of jitter; a session that ends at once does not
+    # reset it), not in a tight loop: the waits between tries grow.
+    gaps = [b - a for a, b in zip(switch.times, switch.times[1:4])]
+    assert all(gap >= low for gap, low in zip(gaps, (0.3, 0.7, 1.4))), gaps
     assert stopped_in < 3
     assert proc.returncode == 0, err
     assert "Traceback" not in err
@@ -205,8 +207,8 @@ def test_a_full_disk_is_one_clear_error(case):
             "watch-stdout": ["watch", "--format", "json"],
             "popup-stdout": ["popup", "--ext", "1002", "--format", "json"]}[case]
     with open("/dev/full" if case.endswith("stdout") else os.devnull, "wb") as out:
-        r = subprocess.run([str(ESLKIT), *args, "--replay", str(NOANSWER)], stdout=out, stderr=subprocess.PIPE,
-                           text=True, timeout=30, env={**os.environ, "HOME": "/nonexistent"})
+        r = eslkit(*args, "--replay", NOANSWER, stdout=out, stderr=subprocess.PIPE, timeout=30,
+                   env={"HOME": "/nonexistent"})
     assert "Traceback" not in r.stderr, r.stderr[-600:]
     assert r.returncode == 17 and "No space left on device" in r.stderr, r.stderr  # OutputError
     assert "fix:" in r.stderr

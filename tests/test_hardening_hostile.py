@@ -39,6 +39,7 @@ from eslkit.protocol import (
     disconnect_notice,
     encode_frame,
 )
+from tests.support.cli import EXE
 from tests.support.sim import ESLKIT
 from tests.support.transcript_server import ThreadedServer, read_command
 
@@ -176,7 +177,7 @@ def no_raw_control(data: bytes) -> None:
 
 
 def run(*args: str, timeout: float = 30, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ESLKIT), *args], capture_output=True, timeout=timeout, env=env(), **kw)
+    return subprocess.run([*EXE, *args], capture_output=True, timeout=timeout, env=env(), **kw)
 
 
 # --- eslkit watch ---------------------------------------------------------------------------------
@@ -272,7 +273,8 @@ def popup_until(switch: HostileSwitch, *args: str, states: int = 2, timeout: flo
     deadline = time.monotonic() + timeout
     while len(lines) < states and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    time.sleep(0.3)  # let the actions run
+    # Ctrl-C now: the actions of the states written have started (they start as each state is
+    # written), and popup waits for them before it exits.
     proc.send_signal(signal.SIGINT)
     try:
         err = proc.communicate(timeout=10)[1]
@@ -315,11 +317,17 @@ def recorder(tmp_path: Path) -> Path:
 
 
 def recorded(tmp_path: Path, timeout: float = 10) -> list[list[str]]:
+    """The argument lists the recorder wrote, once at least one file is there and whole."""
     deadline = time.monotonic() + timeout
-    while not list(tmp_path.glob("argv-*.json")) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        try:
+            found = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("argv-*.json"))]
+        except ValueError:  # a file still being written
+            found = []
+        if found:
+            return found
         time.sleep(0.05)
-    time.sleep(0.2)
-    return [json.loads(p.read_text()) for p in sorted(tmp_path.glob("argv-*.json"))]
+    return []
 
 
 def test_open_url_values_are_url_encoded(tmp_path):

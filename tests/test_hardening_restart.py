@@ -12,73 +12,26 @@ the relay's) must not keep showing the call that rang on the dead switch.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import threading
-import time
 
 import pytest
 
 from tests.support.brokers import MqttCollector
-from tests.support.sim import ESLKIT, free_port, wait_for_port
+from tests.support.net import free_port, wait_for_port
+from tests.support.cli import Running
 
 PASSWORD = "restart-Secret-77"
-ENV = {**os.environ, "ESL_PASSWORD": PASSWORD, "HOME": "/nonexistent"}
+ENV = {"ESL_PASSWORD": PASSWORD, "HOME": "/nonexistent"}
 
 
-class Child:
-    """An eslkit process whose stdout and stderr lines are collected as they come."""
-
-    def __init__(self, *args: str):
-        self.proc = subprocess.Popen([str(ESLKIT), *args], env=ENV, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._cv = threading.Condition()
-        for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
-            threading.Thread(target=self._pump, args=(stream, lines), daemon=True).start()
-
-    def _pump(self, stream, lines: list[str]) -> None:
-        for line in stream:
-            with self._cv:
-                lines.append(line.rstrip("\n"))
-                self._cv.notify_all()
-
-    def wait_for(self, predicate, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cv:
-            while not predicate():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cv.wait(min(left, 0.2))
-            return True
-
-    def records(self) -> list[dict]:
-        with self._cv:
-            return [json.loads(line) for line in self.out if line.startswith("{")]
-
-    def stop(self, sig=signal.SIGINT, timeout: float = 15) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+def child(*args: str) -> Running:
+    """An eslkit process of this test, with the switch's password, in its own session."""
+    return Running(*args, env=ENV, new_session=True)
 
 
-def start_sim(port: int, *args: str) -> Child:
-    sim = Child("sim", "--port", str(port), *args)
-    wait_for_port("127.0.0.1", port, 15, sim.proc)
+def start_sim(port: int, *args: str) -> Running:
+    sim = child("sim", "--port", str(port), *args)
+    assert wait_for_port("127.0.0.1", port, 15, sim.proc, greeting=True), "eslkit sim did not listen"
     return sim
 
 
@@ -93,15 +46,15 @@ def ringing_legs(records: list[dict]) -> set[str]:
 @pytest.fixture
 def restart():
     """A port, and the processes to clean up whatever happens."""
-    children: list[Child] = []
+    children: list[Running] = []
     yield free_port(), children
     for child in children:
         child.kill()
 
 
-def _crash_and_restart(port: int, children: list[Child], first: Child) -> Child:
+def _crash_and_restart(port: int, children: list[Running], first: Running, noticed) -> Running:
     first.kill()  # SIGKILL: the TCP connections just drop
-    time.sleep(1.0)
+    assert noticed(), "the clients did not notice the switch going"
     second = start_sim(port, "--scenario", "busy", "--speed", "1")
     children.append(second)
     return second
@@ -112,9 +65,9 @@ def test_watch_and_popup_survive_a_switch_crash(restart):
     first = start_sim(port, "--scenario", "noanswer", "--loop", "--speed", "1")
     children.append(first)
     names = "CHANNEL_CREATE,CHANNEL_STATE,CHANNEL_HANGUP_COMPLETE"
-    watch = Child("watch", "--port", str(port), "--format", "json", "-f", names,
+    watch = child("watch", "--port", str(port), "--format", "json", "-f", names,
                   "--header", "Caller-Destination-Number=1002")
-    popup = Child("popup", "--port", str(port), "--ext", "1002", "--format", "json")
+    popup = child("popup", "--port", str(port), "--ext", "1002", "--format", "json")
     children += [watch, popup]
 
     # A call rings for 1002 on the first switch, and both clients see it.
@@ -124,7 +77,9 @@ def test_watch_and_popup_survive_a_switch_crash(restart):
     first.kill()  # at once: the call is still ringing.  SIGKILL: the TCP connections just drop
     seen_before = len(watch.out)
     assert stale
-    time.sleep(1.0)
+    # Both noticed (a gap for watch to report) before the new switch comes.
+    assert watch.wait_for(lambda: any("disconnected" in e for e in watch.err), 15), watch.err
+    assert popup.wait_for(lambda: any("link lost" in e for e in popup.err), 15), popup.err
     # --loop: the busy call starts when the first client subscribes again, and the two
     # clients' back-offs may put the other one a step (1-4 s) later: a call played once
     # could be over by then, and no switch replays past events.
@@ -163,7 +118,7 @@ def test_relay_survives_a_switch_crash_and_ends_the_stale_ringing(restart, mosqu
     children.append(first)
     sub = MqttCollector(mosquitto, ["freeswitch/+/agents/1002/popup", "freeswitch/+/events/#"])
     try:
-        relay = Child("relay", "--port", str(port), "--to", mosquitto.url, "--client-id", f"restart-{port}",
+        relay = child("relay", "--port", str(port), "--to", mosquitto.url, "--client-id", f"restart-{port}",
                       "--drain-timeout", "2")
         children.append(relay)
 
@@ -173,7 +128,8 @@ def test_relay_survives_a_switch_crash_and_ends_the_stale_ringing(restart, mosqu
         assert sub.wait_for(lambda m: ringing_legs(popups()), 20), relay.err
         stale = ringing_legs(popups())
 
-        second = _crash_and_restart(port, children, first)
+        second = _crash_and_restart(
+            port, children, first, lambda: relay.wait_for(lambda: any("switch disconnected" in e for e in relay.err), 15))
 
         assert relay.wait_for(lambda: any("switch connected again" in e for e in relay.err), 15), relay.err
         assert any("switch disconnected" in e for e in relay.err)
@@ -193,7 +149,7 @@ def test_popup_after_a_network_blip_keeps_the_call_that_is_still_up():
     from tests.support.sim import sim_in_thread
 
     with sim_in_thread(password=PASSWORD, scenario="noanswer", speed=1) as sim:
-        popup = Child("popup", "--port", str(sim.port), "--ext", "1002", "--format", "json")
+        popup = child("popup", "--port", str(sim.port), "--ext", "1002", "--format", "json")
         try:
             assert popup.wait_for(lambda: ringing_legs(popup.records()), 15), popup.err
             (leg,) = ringing_legs(popup.records())
@@ -218,7 +174,7 @@ def test_popup_json_says_when_it_is_back_and_how_long_the_gap_was():
     from tests.support.sim import sim_in_thread
 
     with sim_in_thread(password=PASSWORD, scenario="noanswer", speed=1) as sim:
-        popup = Child("popup", "--port", str(sim.port), "--ext", "1002", "--format", "json")
+        popup = child("popup", "--port", str(sim.port), "--ext", "1002", "--format", "json")
         try:
             assert popup.wait_for(lambda: popup.out, 15), popup.err
 

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.sim import ESLKIT, sim_in_thread, wait_for_port
+from tests.support.cli import EXE
+from tests.support.net import wait_for_port
+from tests.support.sim import ESLKIT, sim_in_thread
 from tests.test_sim_protocol import Client
 
 SECRET = "Esl-S3cret-pw-8841"
@@ -39,7 +41,7 @@ def base_env(tmp_path: Path, **extra) -> dict:
 
 
 def eslkit(tmp_path: Path, *args: str, timeout: float = 30, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ESLKIT), *args], capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=timeout,
                           env=base_env(tmp_path, **env))
 
 
@@ -72,8 +74,7 @@ def popup_for_a_while(tmp_path: Path, port: int, *args: str, states: int = 2, **
         time.sleep(0.05)
     with open(f"/proc/{proc.pid}/cmdline", "rb") as fh:
         own_argv = fh.read().decode()
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)  # the actions have started; popup waits for them before it exits
     try:
         err = proc.communicate(timeout=10)[1]
     finally:
@@ -272,13 +273,13 @@ def test_readable_profile_warns_through_the_cli(tmp_path, mode):
 
 
 def test_sim_listens_on_loopback_only_by_default_and_wants_the_password(tmp_path):
-    from tests.support.sim import free_port
+    from tests.support.net import free_port
 
     port = free_port()
     proc = subprocess.Popen([str(ESLKIT), "sim", "--port", str(port)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=base_env(tmp_path, ESL_PASSWORD=SECRET))
     try:
-        wait_for_port("127.0.0.1", port, 15, proc)
+        assert wait_for_port("127.0.0.1", port, 15, proc, greeting=True), "eslkit sim did not listen"
         # 127.0.0.2 is this machine too, but not the address the simulator bound.
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.2", port), timeout=2).close()

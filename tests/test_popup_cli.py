@@ -14,10 +14,10 @@ import pytest
 from eslkit import cli
 
 # Its own Mosquitto: the relay tests leave persistent sessions on the shared one.
+from tests.support.cli import EXE
 from tests.support.brokers import mosquitto  # noqa: F401 (fixture)
-from tests.support.sim import ESLKIT, sim_in_thread
+from tests.support.sim import sim_in_thread
 
-EXE = [str(ESLKIT)] if ESLKIT.exists() else [sys.executable, "-m", "eslkit"]
 
 
 class Result(NamedTuple):

@@ -8,17 +8,16 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from eslkit import cli, recording
+from eslkit import recording
 from eslkit.errors import InputFileError
 from eslkit.event import Event
 from eslkit.protocol import EventFrame, Parser
 from eslkit.sim.replay import load_replay
 from eslkit.sources.replay import ReplaySource
 from eslkit.status import ConnectionStatus
+from tests.support.cli import invoke
 
-cli._register()
 
 
 def test_what_the_recorder_writes_the_reader_reads_back(captures: Path, tmp_path: Path):
@@ -80,9 +79,8 @@ def test_every_replay_gives_the_same_sentence_for_a_bad_file(tmp_path: Path, con
         with pytest.raises(InputFileError) as err:
             read()
         said.append(str(err.value))
-    runner = CliRunner()
     for args in (["watch", "--format", "json"], ["popup", "--ext", "1001", "--format", "json"]):
-        result = runner.invoke(cli.app, [*args, "--replay", str(path)])
+        result = invoke(*args, "--replay", path)
         assert isinstance(result.exception, InputFileError) and result.exception.exit_code == 11
         said.append(str(result.exception))
     assert len(set(said)) == 1 and said[0].startswith(str(path)) and sentence in said[0]

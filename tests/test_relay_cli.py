@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import time
 
 import pytest
 
 from tests.support.brokers import MqttCollector, wait_connected
-from tests.support.sim import ESLKIT
+from tests.support.cli import Running, eslkit
 
 pytestmark = pytest.mark.slow
 
 QUEUE = "scenario_queue_plain"
 AGENT_1001_LEG = "43776d3b-2666-488e-8278-331d8aebd289"
-
-
-def eslkit(*args, env=None, timeout=60):
-    return subprocess.run([str(ESLKIT), *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
-
-
-def start(*args, env=None):
-    return subprocess.Popen([str(ESLKIT), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
 
 
 def popup_json(capture, exts) -> list[dict]:
@@ -58,53 +46,52 @@ def test_replay_publishes_events_per_agent_and_the_popup_states_of_popup_json(mo
 
 def test_sigterm_delivers_prints_summary_and_leaves_offline(mosquitto, captures):
     status = "freeswitch/relay/cli-term/status"
-    sub = MqttCollector(mosquitto, status)
-    proc = start("relay", "--to", mosquitto.url, "--replay", str(captures / f"{QUEUE}.raw"), "--speed", "0.05",
-                 "--client-id", "cli-term")
+    sub = MqttCollector(mosquitto, [status, "freeswitch/vm/events/#"])
+    relay = Running("relay", "--to", mosquitto.url, "--replay", captures / f"{QUEUE}.raw", "--speed", "0.05",
+                    "--client-id", "cli-term")
     try:
-        assert sub.wait_for(lambda m: any(json.loads(p)["state"] == "online" for _, p, _ in m))
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-        assert proc.returncode == 0, err
+        assert sub.wait_for(lambda m: any(json.loads(p)["state"] == "online" for t, p, _ in m if t == status))
+        assert sub.wait_for(lambda m: any("/events/" in t for t, _, _ in m))  # it is relaying
+        assert relay.stop(signal.SIGTERM, timeout=20) == 0, relay.err
+        err = "\n".join(relay.err)
         assert "eslkit relay: received" in err and "dropped 0" in err
-        assert sub.wait_for(lambda m: json.loads(m[-1][1])["state"] == "offline")
+        assert sub.wait_for(lambda m: [t for t, _, _ in m][-1] == status and json.loads(m[-1][1])["state"] == "offline")
         final = json.loads(sub.messages[-1][1])
         assert final["dropped"] == 0 and final["buffered"] == 0 and final["published"] >= final["received"] > 0
     finally:
-        proc.kill()
+        relay.kill()
         sub.close()
 
 
 def test_last_will_says_offline_when_the_relay_dies(mosquitto, captures):
     status = "freeswitch/relay/cli-will/status"
     sub = MqttCollector(mosquitto, status)
-    proc = start("relay", "--to", mosquitto.url, "--replay", str(captures / f"{QUEUE}.raw"), "--speed", "0.05",
-                 "--client-id", "cli-will")
+    relay = Running("relay", "--to", mosquitto.url, "--replay", captures / f"{QUEUE}.raw", "--speed", "0.05",
+                    "--client-id", "cli-will")
     try:
         assert sub.wait_for(lambda m: any(json.loads(p)["state"] == "online" for _, p, _ in m))
-        proc.kill()  # no DISCONNECT: the broker publishes the Last Will
-        proc.wait(10)
+        relay.kill()  # no DISCONNECT: the broker publishes the Last Will
         assert sub.wait_for(lambda m: json.loads(m[-1][1]) == {"state": "offline"}, timeout=10)
     finally:
-        proc.kill()
+        relay.kill()
         sub.close()
 
 
 def test_broker_gone_at_exit_is_reported_not_silent(fresh_mosquitto, captures):
     sub = MqttCollector(fresh_mosquitto, "freeswitch/relay/cli-gone/status")
-    proc = start("relay", "--to", fresh_mosquitto.url, "--replay", str(captures / f"{QUEUE}.raw"),
-                 "--speed", "4", "--client-id", "cli-gone", "--drain-timeout", "1")
+    relay = Running("relay", "--to", fresh_mosquitto.url, "--replay", captures / f"{QUEUE}.raw",
+                    "--speed", "4", "--client-id", "cli-gone", "--drain-timeout", "1")
     try:
         assert sub.wait_for(lambda m: len(m) >= 1)
         sub.close()
         fresh_mosquitto.stop()
-        out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 16, err
+        relay.proc.wait(30)  # the replay ends; nothing takes what is left
+        code, err = relay.stop(), "\n".join(relay.err)
+        assert code == 16, err
         assert "broker connection lost" in err
         assert "not confirmed by the broker" in err and "did not reach the broker" in err
     finally:
-        proc.kill()
+        relay.kill()
 
 
 def test_password_from_env_only_never_shown(tmp_path, captures):
@@ -114,19 +101,17 @@ def test_password_from_env_only_never_shown(tmp_path, captures):
     broker = Mosquitto(tmp_path / "auth", users={"relay": secret}).start()
     try:
         cap = str(captures / "scenario_noanswer_plain.raw")
-        proc = start("relay", "--to", f"mqtt://relay@127.0.0.1:{broker.port}", "--password-env", "RELAY_PW",
-                     "--replay", cap, "--speed", "0.2", "--client-id", "cli-auth", env={"RELAY_PW": secret})
+        relay = Running("relay", "--to", f"mqtt://relay@127.0.0.1:{broker.port}", "--password-env", "RELAY_PW",
+                        "--replay", cap, "--speed", "0.2", "--client-id", "cli-auth", env={"RELAY_PW": secret})
         sub = MqttCollector(broker, "freeswitch/relay/cli-auth/status", username="relay", password=secret)
         try:
             assert sub.wait_for(lambda m: any(json.loads(p)["state"] == "online" for _, p, _ in m))
         finally:
             sub.close()
-        with open(f"/proc/{proc.pid}/cmdline", "rb") as fh:
+        with open(f"/proc/{relay.proc.pid}/cmdline", "rb") as fh:
             assert secret.encode() not in fh.read()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-        assert proc.returncode == 0, err
-        assert secret not in out + err
+        assert relay.stop(signal.SIGTERM, timeout=20) == 0, relay.err
+        assert secret not in "\n".join(relay.out + relay.err)
 
         wrong = eslkit("relay", "--to", f"mqtt://relay@127.0.0.1:{broker.port}", "--password-env", "RELAY_PW",
                        "--replay", cap, env={"RELAY_PW": "not-" + secret})
@@ -141,7 +126,7 @@ def test_password_from_env_only_never_shown(tmp_path, captures):
 
 
 def test_unreachable_broker_exit_13_no_traceback(captures):
-    from tests.support.brokers import free_port
+    from tests.support.net import free_port
 
     done = eslkit("relay", "--to", f"mqtt://127.0.0.1:{free_port()}", "--replay",
                   str(captures / f"{QUEUE}.raw"))
@@ -172,7 +157,9 @@ def test_documented_mosquitto_acl_lets_each_agent_read_only_its_own_topics(tmp_p
             mine = popup_json(captures / f"{QUEUE}.raw", ext)
             count = len(mine)
             assert sub.wait_for(lambda m, n=count: len([t for t, _, _ in m if "/agents/" in t]) >= n)
-            time.sleep(0.3)  # anything not allowed would have come by now
+            # The relay's offline status is the last it published: what was not allowed would be here.
+            assert sub.wait_for(lambda m: any(t.endswith("/status") and json.loads(p)["state"] == "offline"
+                                              for t, p, _ in m))
             topics = [t for t, _, _ in sub.messages]
             assert all(t.endswith("/" + ext) or t == f"freeswitch/vm/agents/{ext}/popup"
                        or t.startswith("freeswitch/relay/") for t in topics), topics
@@ -237,15 +224,15 @@ def test_watch_from_mqtt_prints_what_watch_prints_for_the_switch(mosquitto, capt
     direct = eslkit("watch", "--replay", str(cap), "--format", "json")
     assert direct.returncode == 0, direct.stderr
     want = [json.loads(line) for line in direct.stdout.splitlines()]
-    watcher = start("watch", "--from", f"{mosquitto.url}/freeswitch/vm", "--format", "json",
-                    "--count", str(len(want)))
+    watcher = Running("watch", "--from", f"{mosquitto.url}/freeswitch/vm", "--format", "json",
+                      "--count", len(want))
     try:
         # The broker keeps nothing for a fresh session: wait until it is subscribed.
-        assert wait_connected(watcher.pid, mosquitto.port)
+        assert wait_connected(watcher.proc.pid, mosquitto.port)
         relayed = eslkit("relay", "--to", mosquitto.url, "--replay", str(cap), "--client-id", "cli-watch-from")
         assert relayed.returncode == 0, relayed.stderr
-        out, err = watcher.communicate(timeout=30)
+        watcher.proc.wait(30)  # --count: it ends by itself
     finally:
-        watcher.kill()
-    assert watcher.returncode == 0, err
-    assert [json.loads(line) for line in out.splitlines()] == want
+        code = watcher.stop()
+    assert code == 0, watcher.err
+    assert watcher.records() == want

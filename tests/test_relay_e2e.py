@@ -20,23 +20,10 @@ import pytest
 from eslkit.event import Event
 from eslkit.sources.broker import open_broker_source
 from tests.support.brokers import MqttCollector, wait_connected
+from tests.support.cli import Running
 from tests.support.sim import ESLKIT, sim_in_thread
 
 pytestmark = pytest.mark.slow
-
-
-def counting_subscribers(server):
-    """Count the connections that subscribed, so the test plays the calls only
-    once the relay and the direct popup both listen."""
-    seen = []
-    original = server._first_subscribe
-
-    def first_subscribe(session):
-        seen.append(session)
-        original(session)
-
-    server._first_subscribe = first_subscribe
-    return seen
 
 
 def wait_until(predicate, timeout=15.0):
@@ -89,7 +76,6 @@ def popup_from_broker_json(url: str, exts, want: int, started: threading.Event, 
 def test_sim_relay_mosquitto_popup_from_mqtt_equals_popup_on_the_switch(mosquitto):
     env = {**os.environ, "ESL_PASSWORD": "ClueCon"}
     with sim_in_thread(scenario="queue", speed=None, autostart=False) as sim:
-        subscribed = counting_subscribers(sim.server)
         where = ["--host", sim.host, "--port", str(sim.port)]
         status = MqttCollector(mosquitto, "freeswitch/relay/e2e/status")
         relay = subprocess.Popen([str(ESLKIT), "relay", "--to", mosquitto.url, "--client-id", "e2e", *where],
@@ -98,7 +84,7 @@ def test_sim_relay_mosquitto_popup_from_mqtt_equals_popup_on_the_switch(mosquitt
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             reader = LineReader(direct)
-            assert wait_until(lambda: len(subscribed) >= 2), "relay and popup did not subscribe"
+            sim.wait_subscribed(2)  # the relay and the popup: only then are the calls played
             assert status.wait_for(lambda m: any(json.loads(p)["switch"] == "connected" for _, p, _ in m))
 
             # Five state changes in the queue scenario: two ringing, one answered, two ended.
@@ -159,7 +145,7 @@ def test_watch_from_mqtt_gets_the_events_the_relay_read(mosquitto, captures):
 
 
 def test_switch_restart_is_shown_on_the_status_topic_and_the_relay_carries_on(mosquitto):
-    from tests.support.sim import free_port, wait_for_port
+    from tests.support.net import free_port, wait_for_port
 
     port = free_port()
     env = {**os.environ, "ESL_PASSWORD": "ClueCon"}
@@ -167,7 +153,7 @@ def test_switch_restart_is_shown_on_the_status_topic_and_the_relay_carries_on(mo
     def switch():
         proc = subprocess.Popen([str(ESLKIT), "sim", "--port", str(port), "--scenario", "queue", "--loop",
                                  "--speed", "max"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port("127.0.0.1", port, 15, proc)
+        assert wait_for_port("127.0.0.1", port, 15, proc, greeting=True), "eslkit sim did not listen"
         return proc
 
     def states(m):
@@ -218,11 +204,15 @@ def test_filtered_relay_still_publishes_every_popup_state(mosquitto):
                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             assert sub.wait_for(lambda m: len([t for t, _, _ in m if "/agents/" in t]) >= 5, timeout=20)
-            time.sleep(0.3)
         finally:
             relay.terminate()
             out, err = relay.communicate(timeout=20)
-            sub.close()
+    try:
+        # The relay's last word is its offline status: everything it published came before it.
+        assert sub.wait_for(lambda m: any(t.endswith("/status") and json.loads(p)["state"] == "offline"
+                                          for t, p, _ in m))
+    finally:
+        sub.close()
     assert relay.returncode == 0, err
     events = {t.split("/")[3] for t, _, _ in sub.messages if "/events/" in t}
     assert events == {"CHANNEL_ANSWER"}
@@ -232,34 +222,28 @@ def test_filtered_relay_still_publishes_every_popup_state(mosquitto):
 
 def test_the_popup_command_from_mqtt_prints_what_popup_on_the_switch_prints(mosquitto):
     """All four as a user runs them: eslkit sim, relay, popup on the switch, popup --from mqtt."""
-    env = {**os.environ, "ESL_PASSWORD": "ClueCon"}
     with sim_in_thread(scenario="queue", speed=None, autostart=False) as sim:
-        subscribed = counting_subscribers(sim.server)
         where = ["--host", sim.host, "--port", str(sim.port)]
         procs = {
-            "relay": [str(ESLKIT), "relay", "--to", mosquitto.url, "--client-id", "e2e-cli", *where],
-            "direct": [str(ESLKIT), "popup", "--ext", "1001,1002", "--format", "json", *where],
-            "broker": [str(ESLKIT), "popup", "--ext", "1001,1002", "--format", "json",
-                       "--from", f"{mosquitto.url}/freeswitch/+"],
+            "relay": ["relay", "--to", mosquitto.url, "--client-id", "e2e-cli", *where],
+            "direct": ["popup", "--ext", "1001,1002", "--format", "json", *where],
+            "broker": ["popup", "--ext", "1001,1002", "--format", "json", "--from", f"{mosquitto.url}/freeswitch/+"],
         }
         # The desktop gets no ESL password at all.
-        started = {name: subprocess.Popen(cmd, env=env if name != "broker" else dict(os.environ),
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started = {name: Running(*cmd, env={"ESL_PASSWORD": "ClueCon"} if name != "broker" else None)
                    for name, cmd in procs.items()}
         try:
-            readers = {name: LineReader(p) for name, p in started.items() if name != "relay"}
-            assert wait_until(lambda: len(subscribed) >= 2), "relay and popup did not subscribe"
-            assert wait_connected(started["broker"].pid, mosquitto.port)
+            sim.wait_subscribed(2)  # the relay and the popup: only then are the calls played
+            assert wait_connected(started["broker"].proc.pid, mosquitto.port)
             sim.call(sim.server.play("queue"))
-            assert wait_until(lambda: all(len(r.lines) >= 5 for r in readers.values()), timeout=20), \
-                {n: r.lines for n, r in readers.items()}
-            time.sleep(0.3)
-            direct = [json.loads(line) for line in readers["direct"].lines]
-            assert len(direct) == 5
-            assert [json.loads(line) for line in readers["broker"].lines] == direct
+            for name in ("direct", "broker"):
+                assert started[name].wait_for(lambda n=name: len(started[n].out) >= 5, 20), started[name].out
         finally:
-            for p in started.values():
-                p.terminate()
-            errs = {name: p.communicate(timeout=20)[1] for name, p in started.items()}
-        assert started["relay"].returncode == 0, errs["relay"]
+            codes = {name: p.stop(signal.SIGTERM, timeout=20) for name, p in started.items()}
+        # Stopped and read to the end: exactly the five states, the same from the broker.
+        direct = started["direct"].records()
+        assert len(direct) == 5
+        assert started["broker"].records() == direct
+        errs = {name: "\n".join(p.err) for name, p in started.items()}
+        assert codes["relay"] == 0, errs["relay"]
         assert "dropped 0" in errs["relay"]

@@ -190,7 +190,7 @@ def test_password_comes_from_the_environment_only(monkeypatch):
 
 
 def test_unreachable_broker_is_one_clear_error():
-    from tests.support.brokers import free_port
+    from tests.support.net import free_port
 
     sink = MqttPublisher(parse_mqtt_url(f"mqtt://127.0.0.1:{free_port()}"), Buffer(10))
     with pytest.raises(BrokerError, match="Cannot reach the MQTT broker") as err:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from eslkit.protocol import EventFrame
-from tests.support.sim import ESLKIT, free_port, sim_subprocess, wait_for_port
+from tests.support.net import free_port, wait_for_port
+from tests.support.sim import ESLKIT, sim_subprocess
 from tests.test_sim_protocol import Client, talk
 
 
@@ -37,7 +38,7 @@ def test_output_never_contains_the_password_and_ctrl_c_stops_cleanly() -> None:
     proc = subprocess.Popen([str(ESLKIT), "sim", "--port", str(port), "--password", "hunter2-xyz"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for_port("127.0.0.1", port, 15, proc)
+        assert wait_for_port("127.0.0.1", port, 15, proc, greeting=True), "eslkit sim did not listen"
         client = talk("127.0.0.1", port, b"auth hunter2-xyz\n\napi status\n\nexit\n\n")
         assert client.replies()[1].reply_text == "+OK accepted"
         listener = talk("127.0.0.1", port, b"auth hunter2-xyz\n\nevent plain SHUTDOWN\n\n")

@@ -247,10 +247,10 @@ def test_popup_started_mid_call_shows_it_at_once_and_ends_it_right():
     """The fifo call, already answered by 1002 (its caller ID flipped to 1002 / Outbound
     Call) when `eslkit popup --ext 1002` connects: `show channels as json` shows it at once,
     with the caller; the hangup ends it answered, with the times the events carry."""
-    from tests.test_hardening_restart import Child  # ESL_PASSWORD in its environment
+    from tests.test_hardening_restart import child  # ESL_PASSWORD in its environment
 
     with mid_call("fifo", "CHANNEL_BRIDGE") as (sim, _):
-        popup = Child("popup", "--port", str(sim.port), "--ext", "1002,1001", "--format", "json")
+        popup = child("popup", "--port", str(sim.port), "--ext", "1002,1001", "--format", "json")
         try:
             assert popup.wait_for(lambda: any(r["state"] == "ended" for r in popup.records()), 15), popup.err
         finally:
@@ -267,11 +267,11 @@ def test_relay_started_mid_call_publishes_it_at_once_to_the_agent(mosquitto):
     """The relay connects while 1001 is on hold (scenario hold): the agent's desktop gets
     the call at once — answered, on hold, the caller — and then its true end."""
     from tests.support.brokers import MqttCollector
-    from tests.test_hardening_restart import Child
+    from tests.test_hardening_restart import child
 
     popups = MqttCollector(mosquitto, "freeswitch/+/agents/1001/popup")
     with mid_call("hold", "CHANNEL_HOLD") as (sim, _):
-        relay = Child("relay", "--port", str(sim.port), "--to", mosquitto.url, "--client-id", "mid-call")
+        relay = child("relay", "--port", str(sim.port), "--to", mosquitto.url, "--client-id", "mid-call")
         try:
             assert popups.wait_for(lambda m: any(b'"ended"' in p for _, p, _ in m), 20), relay.err
         finally:
@@ -290,11 +290,11 @@ def test_eslkit_sim_and_eslkit_popup_as_a_user_runs_them(name):
     """`eslkit sim --scenario NAME --speed max` and `eslkit popup --ext 1001,1002`, both real
     processes: the popups of the flow (what its capture, or its facts, give)."""
     from tests.support.sim import sim_subprocess
-    from tests.test_hardening_restart import PASSWORD, Child
+    from tests.test_hardening_restart import PASSWORD, child
 
     expected = {ext: shown(r) for ext, r in popups(play(name)).items()}
     with sim_subprocess("--scenario", name, "--speed", "max", password=PASSWORD) as (host, port):
-        popup = Child("popup", "--host", host, "--port", str(port), "--ext", "1001,1002", "--format", "json")
+        popup = child("popup", "--host", host, "--port", str(port), "--ext", "1001,1002", "--format", "json")
         want = sum(len(r) for r in expected.values())
         try:
             assert popup.wait_for(lambda: len(popup.records()) >= want, 20), popup.err
@@ -319,10 +319,10 @@ def test_sim_help_lists_every_flow():
 def test_watch_stats_started_mid_call_counts_the_call_already_up():
     """`eslkit watch --stats` connecting during the hold call: the call is active at once
     (from `show channels as json`) and counted answered when it ends, not missed."""
-    from tests.test_hardening_restart import Child
+    from tests.test_hardening_restart import child
 
     with mid_call("hold", "CHANNEL_BRIDGE", speed=2.0) as (sim, watcher):
-        watch = Child("watch", "--port", str(sim.port), "--stats", "--format", "json", "--quiet")
+        watch = child("watch", "--port", str(sim.port), "--stats", "--format", "json", "--quiet")
         try:
             bridge = next(f.event for f in watcher.frames if isinstance(f, EventFrame))
             bridged = {bridge.unique_id, bridge.other_leg_uuid}  # the caller and 1001, up

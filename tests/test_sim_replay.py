@@ -10,14 +10,11 @@ from pathlib import Path
 import pytest
 
 from eslkit.errors import InputFileError
-from eslkit.protocol import DisconnectNotice, EventFrame, Parser
+from eslkit.protocol import DisconnectNotice, EventFrame
 from eslkit.sim.replay import load_replay
 from tests.support.sim import sim_in_thread
 from tests.test_sim_protocol import Client, talk
-
-
-def real_events(path: Path) -> list:
-    return [f.event for f in Parser().feed(path.read_bytes()) if isinstance(f, EventFrame)]
+from tests.support.sources import events_in as real_events
 
 
 def play(sim, subscribe: bytes) -> Client:

@@ -12,18 +12,14 @@ from eslkit.status import ConnectionStatus
 from eslkit.config import ConnectionSettings
 from eslkit.errors import AuthError, InputFileError
 from eslkit.event import Event
-from eslkit.protocol import EventFrame, Parser
 from eslkit.recording import Recorder
 from eslkit.sources import EslSource, ReplaySource
 from tests.support.transcript_server import serve, transcript_handler
+from tests.support.sources import events_in as capture_events
 
 
 def run(coro, timeout=20):
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def capture_events(path) -> list[Event]:
-    return [f.event for f in Parser().feed(path.read_bytes()) if isinstance(f, EventFrame)]
 
 
 async def collect(source) -> list:

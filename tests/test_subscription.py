@@ -22,9 +22,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from typer.testing import CliRunner
 
-from eslkit import cli
 from eslkit.errors import Disconnected
 from eslkit.event import Event
 from eslkit.protocol import CommandReply, EventFrame, Parser
@@ -32,9 +30,9 @@ from eslkit.sim.events import SimEvent
 from eslkit.sim.session import Session
 from eslkit.subscription import EventNames, HeaderFilters, Subscription, event_type, event_words
 from tests.support.brokers import MqttCollector
+from tests.support.cli import invoke
 from tests.support.sim import sim_in_thread
 
-cli._register()
 CAPTURES = Path(__file__).parent / "data" / "fs-captures" / "1.10.12"
 CORPUS = ("scenario_queue_plain", "agents_register_plain", "scenario_noanswer_plain")
 
@@ -99,11 +97,6 @@ def keys(events: list[dict]) -> list[tuple[str, str]]:
 
 def options(names, headers) -> list[str]:
     return [*(x for n in names for x in ("--filter", n)), *(x for h in headers for x in ("--header", h))]
-
-
-def invoke(*args: str):
-    result = CliRunner().invoke(cli.app, [*map(str, args)])
-    return result
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

@@ -6,30 +6,20 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
 import pytest
-from typer.testing import CliRunner
 
-from eslkit import cli
 from eslkit.protocol import EventFrame, Parser
-
-cli._register()
-ESLKIT = [sys.executable, "-m", "eslkit"]
+from tests.support.cli import EXE, invoke
 
 
-def _runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)  # older click mixes stderr into stdout by default
-    except TypeError:
-        return CliRunner()
 
 
 def watch(*args: str):
-    result = _runner().invoke(cli.app, ["watch", *map(str, args)])
+    result = invoke("watch", *args)
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result
@@ -252,7 +242,7 @@ def hostile_recording(tmp_path) -> Path:
 
 
 def run_cli(*args, timeout=30):
-    return subprocess.run(ESLKIT + ["watch", *map(str, args)], capture_output=True, timeout=timeout,
+    return subprocess.run([*EXE, "watch", *map(str, args)], capture_output=True, timeout=timeout,
                           env={**os.environ, "HOME": "/nonexistent"})
 
 
@@ -307,7 +297,7 @@ def test_speed_without_replay_is_refused():
 
 def test_stdout_closed_early_is_not_an_error(captures):
     """`eslkit watch | head -1`: the reader going away ends watch quietly."""
-    cmd = " ".join(ESLKIT) + f" watch --replay {captures / 'fs_stopped_while_connected.raw'} --format json | head -1"
+    cmd = " ".join(EXE) + f" watch --replay {captures / 'fs_stopped_while_connected.raw'} --format json | head -1"
     r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.splitlines()) == 1

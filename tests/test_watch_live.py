@@ -3,76 +3,18 @@ in all three wire formats; errors, server-side filters and reconnects."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 
 import pytest
 
-from eslkit.sim.server import SimServer
-
-ESLKIT = [sys.executable, "-m", "eslkit"]
-
-
-class SimThread:
-    """A SimServer running on its own event loop in a background thread."""
-
-    def __init__(self, **kwargs):
-        self.kwargs = {"port": 0, **kwargs}
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.server = None
-
-    def __enter__(self) -> "SimThread":
-        self.thread.start()
-        self.server = self._call(SimServer(**self.kwargs).start())
-        return self
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    def _call(self, coro, timeout=10):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def wait_connected(self, timeout: float = 30.0) -> None:
-        """Until a client is connected (a loaded machine can take seconds to start Python)."""
-        deadline = time.monotonic() + timeout
-        while not self.server.connections:
-            if time.monotonic() > deadline:
-                raise AssertionError("no client connected")
-            time.sleep(0.05)
-        time.sleep(0.5)  # let it authenticate and subscribe
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self._call(self.server.close())
-            self.server = None
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-        async def cancel_rest():
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        self._call(cancel_rest())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+from tests.support.cli import Running, eslkit
+from tests.support.sim import sim_in_thread
 
 
 def watch_cli(port, *args, timeout=30, **env):
-    full = {**os.environ, "HOME": "/nonexistent", **env}
-    full.pop("ESL_PASSWORD", None) if "ESL_PASSWORD" not in env else None
-    return subprocess.run(ESLKIT + ["watch", "--port", str(port), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=full)
+    env = {"HOME": "/nonexistent", "ESL_PASSWORD": "ClueCon", **env}  # the simulator's password
+    return eslkit("watch", "--port", port, *args, timeout=timeout, env=env)
 
 
 CALL_EVENTS = "CHANNEL_CREATE,CHANNEL_ANSWER,CHANNEL_BRIDGE,CHANNEL_HANGUP_COMPLETE"
@@ -80,7 +22,7 @@ CALL_EVENTS = "CHANNEL_CREATE,CHANNEL_ANSWER,CHANNEL_BRIDGE,CHANNEL_HANGUP_COMPL
 
 @pytest.mark.parametrize("wire", ["plain", "json", "xml"])
 def test_queue_call_in_each_wire_format(wire):
-    with SimThread(scenario="queue", speed=20) as sim:
+    with sim_in_thread(scenario="queue", speed=20) as sim:
         r = watch_cli(sim.port, "--wire-format", wire, "--filter", CALL_EVENTS, "--count", 9, "--format", "json")
     assert r.returncode == 0, r.stderr
     events = [json.loads(x) for x in r.stdout.splitlines()]
@@ -94,7 +36,7 @@ def test_queue_call_in_each_wire_format(wire):
 
 @pytest.mark.parametrize("wire", ["plain", "json", "xml"])
 def test_plain_output_and_stats_in_each_wire_format(wire):
-    with SimThread(scenario="queue", speed=20) as sim:
+    with sim_in_thread(scenario="queue", speed=20) as sim:
         r = watch_cli(sim.port, "--wire-format", wire, "--format", "plain", "--filter", CALL_EVENTS,
                       "--count", 9, "--stats")
     assert r.returncode == 0, r.stderr
@@ -104,7 +46,7 @@ def test_plain_output_and_stats_in_each_wire_format(wire):
 
 
 def test_busy_call_counts_as_busy():
-    with SimThread(scenario="busy", speed=20) as sim:
+    with sim_in_thread(scenario="busy", speed=20) as sim:
         r = watch_cli(sim.port, "--filter", "CHANNEL_CREATE CHANNEL_HANGUP_COMPLETE CHANNEL_DESTROY",
                       "--count", 6, "--format", "json", "--stats", "--quiet")
     stats = json.loads(r.stdout)["stats"]
@@ -113,7 +55,7 @@ def test_busy_call_counts_as_busy():
 
 
 def test_header_filter_is_installed_on_the_switch():
-    with SimThread(scenario="queue", speed=10) as sim:
+    with sim_in_thread(scenario="queue", speed=10) as sim:
         r = watch_cli(sim.port, "--header", "Caller-Destination-Number=1001", "--filter", CALL_EVENTS,
                       "--count", 3, "--format", "json")
     events = [json.loads(x) for x in r.stdout.splitlines()]
@@ -122,7 +64,7 @@ def test_header_filter_is_installed_on_the_switch():
 
 
 def test_wrong_password_is_exit_5_without_retry():
-    with SimThread(password="Secret1") as sim:
+    with sim_in_thread(password="Secret1", scenario=None) as sim:
         t0 = time.monotonic()
         r = watch_cli(sim.port, "--format", "json", ESL_PASSWORD="wrong")
     assert r.returncode == 5
@@ -132,7 +74,7 @@ def test_wrong_password_is_exit_5_without_retry():
 
 
 def test_acl_rejection_is_exit_6():
-    with SimThread(allow=["192.0.2.0/24"]) as sim:
+    with sim_in_thread(allow=["192.0.2.0/24"]) as sim:
         r = watch_cli(sim.port, "--format", "json")
     assert r.returncode == 6
     assert "ACL" in r.stderr and "Traceback" not in r.stderr
@@ -145,20 +87,20 @@ def test_nothing_listening_is_exit_3():
 
 def test_reconnects_after_switch_restart_and_ctrl_c_prints_summary(tmp_path):
     rec = tmp_path / "rec.jsonl"
-    with SimThread(scenario=None) as first:
+    with sim_in_thread(scenario=None) as first:
         port = first.port
-        proc = subprocess.Popen(ESLKIT + ["watch", "--port", str(port), "--format", "json", "--record", str(rec)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "HOME": "/nonexistent"})
-        first.wait_connected()
+        watch = Running("watch", "--port", port, "--format", "json", "--record", rec,
+                        env={"HOME": "/nonexistent", "ESL_PASSWORD": "ClueCon"})
+        first.wait_subscribed()
         first.stop()  # SHUTDOWN event + disconnect notice, as FreeSWITCH does
-        time.sleep(0.5)
-    with SimThread(port=port, scenario="noanswer", speed=20) as second:
-        second.wait_connected()  # the back-off starts at 0.5 s
-        time.sleep(2.0)  # the scenario plays once watch has re-subscribed
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
+        assert watch.wait_for(lambda: any("disconnected" in line for line in watch.err), 10), watch.err
+    with sim_in_thread(port=port, scenario="noanswer", speed=20) as second:
+        second.wait_subscribed()  # the back-off starts at 0.5 s
+        # The scenario plays once watch has re-subscribed; its last event ends the call.
+        assert watch.wait_for(lambda: any('"CHANNEL_DESTROY"' in line for line in watch.out), 20), watch.err
+        code = watch.stop()
+    out, err = "\n".join(watch.out), "\n".join(watch.err)
+    assert code == 0, err
     assert "disconnected" in err and "reconnecting" in err
     assert "reconnected after a" in err
     lines = out.splitlines()
@@ -179,21 +121,19 @@ def test_reconnects_after_switch_restart_and_ctrl_c_prints_summary(tmp_path):
 
 
 def test_no_reconnect_ends_with_disconnected_exit_code():
-    with SimThread(scenario=None) as sim:
-        proc = subprocess.Popen(ESLKIT + ["watch", "--port", str(sim.port), "--format", "json", "--no-reconnect"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "HOME": "/nonexistent"})
-        sim.wait_connected()
+    with sim_in_thread(scenario=None) as sim:
+        watch = Running("watch", "--port", sim.port, "--format", "json", "--no-reconnect",
+                        env={"HOME": "/nonexistent", "ESL_PASSWORD": "ClueCon"})
+        sim.wait_subscribed()
         sim.stop()
-        out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 7, err
-    assert "shut down" in err
+        assert watch.proc.wait(20) == 7, watch.err
+    assert watch.stop() == 7 and "shut down" in "\n".join(watch.err)
 
 
 def test_custom_subclass_and_plain_names_together_subscribe_on_the_switch(captures):
     """`CUSTOM sofia::register,MESSAGE_QUERY` must reach the switch as
     `event plain MESSAGE_QUERY CUSTOM sofia::register` (every word after CUSTOM is a subclass)."""
-    with SimThread(replay=str(captures / "agents_register_plain.raw"), speed=None) as sim:
+    with sim_in_thread(replay=str(captures / "agents_register_plain.raw"), speed=None) as sim:
         r = watch_cli(sim.port, "--filter", "CUSTOM sofia::register,MESSAGE_QUERY", "--count", 4, "--format", "json")
     assert r.returncode == 0, r.stderr
     got = [(e["Event-Name"], e.get("Event-Subclass")) for e in map(json.loads, r.stdout.splitlines())]
@@ -203,11 +143,9 @@ def test_custom_subclass_and_plain_names_together_subscribe_on_the_switch(captur
 def test_a_watch_recording_served_by_the_simulator_comes_back_the_same(captures, tmp_path):
     """watch --record → eslkit sim --replay → watch: the same events, field for field."""
     rec = tmp_path / "rec.jsonl"
-    first = subprocess.run(ESLKIT + ["watch", "--replay", str(captures / "scenario_queue_plain.raw"),
-                                     "--record", str(rec), "--format", "json"],
-                           capture_output=True, text=True, timeout=30)
+    first = eslkit("watch", "--replay", captures / "scenario_queue_plain.raw", "--record", rec, "--format", "json")
     assert first.returncode == 0, first.stderr
-    with SimThread(replay=str(rec), speed=None) as sim:
+    with sim_in_thread(replay=str(rec), speed=None) as sim:
         again = watch_cli(sim.port, "--count", 88, "--format", "json")
     assert again.returncode == 0, again.stderr
     assert [json.loads(x) for x in again.stdout.splitlines()] == [json.loads(x) for x in first.stdout.splitlines()]

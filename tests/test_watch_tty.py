@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.test_watch_live import SimThread
+from tests.support.sim import sim_in_thread
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -65,7 +65,7 @@ def _watch_command(args: str) -> str:
 
 
 def test_table_draws_follows_resize_and_exits_on_ctrl_c():
-    with SimThread(scenario="queue", loop=True, speed=3) as sim:
+    with sim_in_thread(scenario="queue", loop=True, speed=3) as sim:
         tmux = Tmux(_watch_command(f"--port {sim.port} --stats"), 120, 30)
         try:
             lines = tmux.wait_for(lambda ls: ls[0].startswith("● connected") and any("CHANNEL_" in x for x in ls[6:])
@@ -120,7 +120,7 @@ def test_hostile_caller_names_cannot_clear_or_retitle_the_terminal(tmp_path):
 def test_table_keeps_up_with_a_flood():
     """Hundreds of calls as fast as the simulator can send them: the table draws at its own
     pace while every event is taken in (nothing dropped), and the last screen shows the count."""
-    with SimThread(scenario="load:calls=300,cps=2000,concurrent=100,agents=20", speed=None) as sim:
+    with sim_in_thread(scenario="load:calls=300,cps=2000,concurrent=100,agents=20", speed=None) as sim:
         tmux = Tmux(_watch_command(f"--port {sim.port} --stats --count 5000"), 120, 30)
         try:
             lines = tmux.wait_for(lambda ls: any("events received" in x for x in ls), timeout=60)

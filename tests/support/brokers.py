@@ -17,7 +17,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,28 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.net import free_port, wait_for_port
+
 MOSQUITTO = "/usr/sbin/mosquitto"
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 EPMD = shutil.which("epmd") or "/usr/bin/epmd"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 def wait_connected(pid: int, port: int, timeout: float = 20.0) -> bool:
@@ -161,7 +143,7 @@ class Mosquitto:
             stderr=open(self.dir / "stderr.log", "ab"),
             start_new_session=True,
         )
-        if not wait_for_port(self.port, timeout, self.proc):
+        if not wait_for_port("127.0.0.1", self.port, timeout, self.proc):
             self.stop()
             raise RuntimeError(f"mosquitto did not start on port {self.port}: {self.log()}")
         return self
@@ -238,7 +220,7 @@ class RabbitMQ:
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
-            wait_for_port(self.epmd_port, 10, self.epmd)
+            wait_for_port("127.0.0.1", self.epmd_port, 10, self.epmd)
         self.proc = subprocess.Popen(
             [RABBITMQ_SERVER],
             env=self.env,
@@ -247,7 +229,7 @@ class RabbitMQ:
             start_new_session=True,
         )
         # The AMQP port opens only once the node has booted.
-        if not wait_for_port(self.port, timeout, self.proc):
+        if not wait_for_port("127.0.0.1", self.port, timeout, self.proc):
             self.stop()
             raise RuntimeError(f"rabbitmq did not start on port {self.port}: {self.log()}")
         return self

@@ -28,9 +28,7 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -39,9 +37,11 @@ from typing import Any, Coroutine, Iterator, NamedTuple
 import pytest
 
 from eslkit.sim import SimServer
+from tests.support.cli import EXE
+from tests.support.net import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
-ESLKIT = ROOT / ".venv" / "bin" / "eslkit"
+ESLKIT = ROOT / ".venv" / "bin" / "eslkit"  # the installed command (tests.support.cli.EXE runs it)
 
 
 class SimAddress(NamedTuple):
@@ -74,12 +74,29 @@ class ThreadedSim:
     def call_soon(self, fn, *args) -> None:
         self.loop.call_soon_threadsafe(fn, *args)
 
+    def subscribed(self) -> int:
+        """How many connections listen for events now (authenticated and subscribed)."""
+        return sum(1 for conn in list(self.server.connections) if conn.session.events_on)
+
+    def wait_subscribed(self, count: int = 1, timeout: float = 30.0) -> None:
+        """Until ``count`` clients have subscribed (a loaded machine can take seconds to start Python)."""
+        deadline = time.monotonic() + timeout
+        while self.subscribed() < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.subscribed()} of {count} clients subscribed within {timeout} s")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Shut the switch down as FreeSWITCH does (SHUTDOWN, the disconnect notice), now."""
+        self.call(self.server.close(), timeout=10)
+
 
 @contextlib.contextmanager
-def sim_in_thread(host: str = "127.0.0.1", password: str = "ClueCon", **kwargs) -> Iterator[ThreadedSim]:
-    """`SimServer(host, 0, password, **kwargs)` served from a daemon thread."""
+def sim_in_thread(host: str = "127.0.0.1", password: str = "ClueCon", port: int = 0,
+                  **kwargs) -> Iterator[ThreadedSim]:
+    """`SimServer(host, port, password, **kwargs)` served from a daemon thread (port 0: any free one)."""
     loop = asyncio.new_event_loop()
-    server = SimServer(host, 0, password, **kwargs)
+    server = SimServer(host, port, password, **kwargs)
     ready = threading.Event()
     failure: list[BaseException] = []
 
@@ -112,37 +129,20 @@ def sim_in_thread(host: str = "127.0.0.1", password: str = "ClueCon", **kwargs) 
             loop.close()
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(host: str, port: int, timeout: float = 10.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"eslkit sim exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5) as s:
-            s.recv(64)  # the greeting; closing now is like a client that never authenticates
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"eslkit sim did not listen on {host}:{port} within {timeout} s")
-
-
 @contextlib.contextmanager
 def sim_subprocess(*args: str, host: str = "127.0.0.1", password: str = "ClueCon",
                    timeout: float = 15.0) -> Iterator[SimAddress]:
     """``eslkit sim --port N ARGS`` as a child process; the password goes in ESL_PASSWORD."""
     port = free_port(host)
     env = {**os.environ, "ESL_PASSWORD": password}
-    exe = [str(ESLKIT)] if ESLKIT.exists() else [sys.executable, "-m", "eslkit"]
     proc = subprocess.Popen(
-        [*exe, "sim", "--host", host, "--port", str(port), *args],
+        [*EXE, "sim", "--host", host, "--port", str(port), *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        wait_for_port(host, port, timeout, proc)
+        if not wait_for_port(host, port, timeout, proc, greeting=True):
+            raise RuntimeError(f"eslkit sim did not listen on {host}:{port} within {timeout} s: "
+                               f"{proc.stderr.read() if proc.poll() is not None and proc.stderr else ''}")
         yield SimAddress(host, port)
     finally:
         if proc.poll() is None:

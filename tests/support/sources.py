@@ -1,6 +1,7 @@
 """Sources for engine tests: the real captures' events in memory.
 
     events = capture_events(captures, "scenario_queue_plain")   # the real switch's events, in order
+    events = events_in(path)                                    # the same, from any transcript
     source = from_list(events, gate, every=30)                  # an EventsSource that awaits gate(i) at i = 30, 60…
 """
 
@@ -15,10 +16,16 @@ from eslkit.protocol import EventFrame, Parser
 from eslkit.sources import EventsSource
 
 
-def capture_events(captures: Path, name: str) -> list[Event]:
-    """The events of a real capture (``NAME.raw``), as the parser gives them."""
-    frames = Parser().feed((captures / f"{name}.raw").read_bytes())
+def events_in(path: Path) -> list[Event]:
+    """The events of a transcript (a real capture's ``NAME.raw``), as the parser gives them."""
+    parser = Parser()
+    frames = parser.feed(path.read_bytes()) + parser.feed(b"")
     return [f.event for f in frames if isinstance(f, EventFrame)]
+
+
+def capture_events(captures: Path, name: str) -> list[Event]:
+    """The events of the capture ``NAME`` in the ``captures`` folder."""
+    return events_in(captures / f"{name}.raw")
 
 
 class GatedSource(EventsSource):
