@@ -191,12 +191,12 @@ class Connection:
             self._reader, self._writer = await asyncio.wait_for(
                 asyncio.open_connection(self.host, self.port, limit=READ_SIZE), self.timeout
             )
-        except ConnectionRefusedError:
-            raise ConnectionRefused(f"Nothing is listening on {self.address} (connection refused).") from None
+        except ConnectionRefusedError as exc:
+            raise ConnectionRefused(f"Nothing is listening on {self.address} (connection refused).") from exc
         except asyncio.TimeoutError:
             raise ConnectTimeout(f"No answer from {self.address} within {self.timeout:g} s.") from None
         except OSError as exc:
-            raise ConnectError(f"Cannot connect to {self.address}: {exc.strerror or exc}.") from None
+            raise ConnectError(f"Cannot connect to {self.address}: {exc.strerror or exc}.") from exc
         self._parser = Parser(self.max_frame_size)
         self._frames.clear()
         try:
@@ -236,7 +236,7 @@ class Connection:
             except asyncio.TimeoutError:
                 raise CommandTimeout(f"{self.address} sent nothing for {timeout:g} s during the handshake.") from None
             except OSError as exc:
-                raise Disconnected(f"The connection to {self.address} broke: {exc.strerror or exc}.") from None
+                raise Disconnected(f"The connection to {self.address} broke: {exc.strerror or exc}.") from exc
             if not data:
                 self._parser.feed(b"")  # raises if a frame was cut off
                 raise Disconnected(f"The switch at {self.address} closed the connection.")

@@ -117,7 +117,7 @@ def read_eslkit_config(path: Path) -> dict[str, Profile]:
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from None
+        raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from exc
     try:
         doc = tomllib.loads(data.decode("utf-8", "replace"))
     except tomllib.TOMLDecodeError as exc:
@@ -155,7 +155,7 @@ def read_fs_cli_config(path: Path) -> dict[str, Profile]:
     except (FileNotFoundError, NotADirectoryError):
         return {}
     except OSError as exc:
-        raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from None
+        raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from exc
     out: dict[str, dict] = {}
     section: Optional[str] = None
     for raw in text.splitlines():

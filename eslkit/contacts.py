@@ -90,7 +90,7 @@ def load_contacts(path: Union[str, Path]) -> Contacts:
         raise InputFileError(
             f"Cannot read the contacts file {path}: {exc.strerror or exc}.",
             "Give --contacts a CSV file or an SQLite database (see docs/popup.md).",
-        ) from None
+        ) from exc
     if head.startswith(b"SQLite format 3\x00"):
         return Contacts(_sqlite_records(path))
     return Contacts(_csv_records(path))

@@ -65,8 +65,11 @@ class ProtocolError(EslkitError):
     """The peer sent bytes that are not the event-socket protocol."""
 
     exit_code = 8
-    frames: list = []  # whole frames the parser read before the bad bytes
     default_fix = "Check that --port points at mod_event_socket (default 8021), not SIP or HTTP."
+
+    def __init__(self, message: str, fix: str | None = None, frames: tuple = ()):
+        super().__init__(message, fix)
+        self.frames = list(frames)  # whole frames the parser read before the bad bytes
 
 
 class FrameTooLarge(ProtocolError):

@@ -261,7 +261,12 @@ class Event:
             return value[0] if value else default
         return value
 
-    __getitem__ = get
+    def __getitem__(self, name: str) -> str:
+        """``event["Unique-ID"]``: like `get`, but a header the event does not have is a KeyError."""
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
 
     def lookup(self, name: str) -> str | None:
         """A header as the switch's own switch_event_get_header() finds it, for filters
@@ -333,7 +338,7 @@ class Event:
         repeated stays repeated there (read first-wins, it is `to_dict()`)."""
         if self.format == "json" and self._text:
             return self._text
-        return _ascii_dumps(self.to_dict())
+        return ascii_json(self.to_dict())
 
     # --- typed fields everybody needs ----------------------------------------------
 
@@ -384,18 +389,6 @@ class Event:
     @property
     def channel_name(self) -> str | None:
         return self.get("Channel-Name")
-
-    @property
-    def channel_state(self) -> str | None:
-        return self.get("Channel-State")
-
-    @property
-    def call_state(self) -> str | None:
-        return self.get("Channel-Call-State")
-
-    @property
-    def answer_state(self) -> str | None:
-        return self.get("Answer-State")
 
     @property
     def hangup_cause(self) -> str | None:
@@ -502,7 +495,9 @@ def _string_lists(h: dict) -> bool:
     return all(all(type(x) is str for x in v) for v in h.values() if type(v) is list)
 
 
-_ascii_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+# One line of ASCII JSON (no raw control or bidi character can reach a terminal): event
+# lines, recordings and the objects beside them are all written with it.
+ascii_json = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 
 
 def _json_string(value: Value) -> str:

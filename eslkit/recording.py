@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterator, NamedTuple, Optional, Union
 
 from eslkit.errors import EslkitError, InputFileError, OutputError
-from eslkit.event import Event
+from eslkit.event import Event, ascii_json
 from eslkit.protocol import DisconnectNotice, EventFrame, Parser, RudeRejection
 from eslkit.status import ConnectionStatus
 
@@ -38,7 +38,6 @@ TRANSCRIPT = "transcript"
 _CHUNK = 1 << 20
 _RECV = re.compile(r"t=\s*([0-9.]+)\s+RECV bytes (\d+)\.\.(\d+)")
 _LINE_FIX = 'Each line must be {"time": <epoch>, "event": {...}} or {"time": ..., "status": {...}}.'
-_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 
 
 class Entry(NamedTuple):
@@ -194,13 +193,13 @@ class Recorder:
         self.written = 0
 
     def event(self, event: Event, received_at: float) -> None:
-        self._pending.append('{"time":%r,"event":%s}\n' % (received_at, _dumps(event.to_dict())))
+        self._pending.append('{"time":%r,"event":%s}\n' % (received_at, ascii_json(event.to_dict())))
         if len(self._pending) >= self._batch:
             self.flush()
 
     def status(self, status: ConnectionStatus, received_at: float) -> None:
         data = {"state": status.state, "reason": status.reason, "gap": status.gap}
-        self._pending.append('{"time":%r,"status":%s}\n' % (received_at, _dumps(data)))
+        self._pending.append('{"time":%r,"status":%s}\n' % (received_at, ascii_json(data)))
         self.flush()
 
     def flush(self) -> None:

@@ -368,3 +368,18 @@ def test_json_line_is_the_dict_form_in_ascii(fmt):
         assert json.loads(line) == ev.to_dict()
     hostile = Event.from_json('{"Event-Name":"X","Caller-Caller-ID-Name":"\\u001b]0;t\\u0007 \\u202e"}')
     assert hostile.json_line().isascii() and json.loads(hostile.json_line()) == hostile.to_dict()
+
+
+def test_a_missing_header_is_a_key_error_by_index_and_none_by_get():
+    ev = Event({"Event-Name": "HEARTBEAT"})
+    assert ev["Event-Name"] == "HEARTBEAT" and ev.get("Unique-ID") is None
+    with pytest.raises(KeyError):
+        ev["Unique-ID"]
+
+
+def test_each_protocol_error_has_its_own_frames():
+    good = b"Content-Type: command/reply\nReply-Text: +OK\n\n"
+    with pytest.raises(ProtocolError) as first:
+        Parser().feed(good + b"not a header\n\n")
+    assert len(first.value.frames) == 1
+    assert ProtocolError("another").frames == []  # not the first one's list

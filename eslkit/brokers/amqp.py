@@ -156,7 +156,7 @@ def connect(settings: AmqpSettings, timeout: float = 10.0):
                           "Give the user permissions on it (rabbitmqctl set_permissions).") from None
     except (px.AMQPError, OSError, socket.timeout) as exc:
         reason = str(exc) or type(exc).__name__
-        raise BrokerError(f"Cannot reach RabbitMQ at {settings.where}: {reason}.") from None
+        raise BrokerError(f"Cannot reach RabbitMQ at {settings.where}: {reason}.") from exc
 
 
 class AmqpPublisher:

@@ -213,7 +213,7 @@ def start_client(client, settings: MqttSettings, first: FirstConnect, timeout: f
     try:
         client.connect(settings.host, settings.port, keepalive=settings.keepalive)
     except (OSError, ssl.SSLError, socket.timeout) as exc:
-        raise connect_error(settings, exc) from None
+        raise connect_error(settings, exc) from exc
     client.loop_start()
     if not first.done.wait(timeout):
         client.loop_stop()

@@ -98,7 +98,7 @@ def sim(
             await server.start()
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ListenError(f"Cannot listen on {host}:{port}: {reason}.") from None
+            raise ListenError(f"Cannot listen on {host}:{port}: {reason}.") from exc
         what = f"replaying {replay}" if replay else f"scenario {scenario}" + (" (looping)" if loop else "")
         console.out(f"eslkit sim: listening on {server.host}:{server.port}, {what}. Ctrl-C stops.",
                     highlight=False)

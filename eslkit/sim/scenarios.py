@@ -159,7 +159,7 @@ def load_scenario(name: Union[str, Path]) -> Union[Scenario, LoadSpec]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise InputFileError(f"Cannot read the scenario file {text}: {exc}.",
-                             "A scenario file is JSON as written by `python -m eslkit.sim.derive`.") from None
+                             "A scenario file is JSON as written by `python -m eslkit.sim.derive`.") from exc
     if isinstance(data, dict) and data.get("kind") == "load":
         settings = ",".join(f"{k}={v}" for k, v in data.items() if k not in ("kind", "name", "description"))
         return LoadSpec.parse(settings)

@@ -8,18 +8,10 @@ decodes the ``\\uXXXX`` escapes back.
 
 from __future__ import annotations
 
-import json
 from typing import Any, BinaryIO
 
 from eslkit.errors import OutputError
-from eslkit.event import Event
-
-_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
-
-
-def event_line(event: Event) -> str:
-    return event.json_line()
-
+from eslkit.event import Event, ascii_json
 
 class NdjsonWriter:
     def __init__(self, stream: BinaryIO, batch: int = 512):
@@ -35,7 +27,7 @@ class NdjsonWriter:
             self.flush()
 
     def object(self, obj: Any) -> None:
-        self._pending.append(_dumps(obj))
+        self._pending.append(ascii_json(obj))
         self.flush()
 
     def flush(self) -> None:
@@ -67,7 +59,7 @@ class OutputStream:
         except BrokenPipeError:
             raise
         except OSError as exc:
-            raise self._error(exc) from None
+            raise self._error(exc) from exc
 
     def flush(self) -> None:
         try:
@@ -75,7 +67,7 @@ class OutputStream:
         except BrokenPipeError:
             raise
         except OSError as exc:
-            raise self._error(exc) from None
+            raise self._error(exc) from exc
 
     def _error(self, exc: OSError) -> OutputError:
         self.failed = True
