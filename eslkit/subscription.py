@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Iterable, Optional, Protocol, Sequence
+from typing import Iterable, Iterator, Optional, Protocol, Sequence
 
 from eslkit.event import EVENT_NAMES  # switch_event.c's names, ALL last
 
@@ -130,13 +130,9 @@ class EventNames:
         """The words of ``event`` after the format; returns how many were event names
         (none: the switch answers ``-ERR no keywords supplied`` and changes nothing else)."""
         keys = 0
-        custom = False
-        for word in words:
-            if custom:
-                self._take_subclass(word, True)
-                continue
-            name = event_type(word)
+        for name, subclass in _keywords(words):
             if name is None:
+                self._take_subclass(subclass, True)
                 continue
             keys += 1
             if name == "ALL":
@@ -144,8 +140,6 @@ class EventNames:
                 self._subclasses.clear()
                 self._every_subclass = True
             self.types.add(name)
-            if name == "CUSTOM":
-                custom = True
         if keys:
             self.on = True
         return keys
@@ -153,20 +147,14 @@ class EventNames:
     def nixevent(self, words: Sequence[str]) -> int:
         """The words of ``nixevent``; returns how many were event names."""
         keys = 0
-        custom = False
-        for word in words:
-            if custom:
-                self._take_subclass(word, False)
-                continue
-            name = event_type(word)
+        for name, subclass in _keywords(words):
             if name is None:
+                self._take_subclass(subclass, False)
                 continue
             keys += 1
-            if name == "CUSTOM":
-                custom = True
-            elif name == "ALL":
+            if name == "ALL":
                 self.types.clear()
-            else:
+            elif name != "CUSTOM":  # nixevent CUSTOM only starts the subclasses to take out
                 # From "everything" to "everything but": every other name stays on.
                 self.types.discard("ALL")
                 self.types.discard(name)
@@ -192,6 +180,21 @@ class EventNames:
         if name not in types:
             return False
         return name != "CUSTOM" or not subclass or self.has_subclass(subclass)
+
+
+def _keywords(words: Sequence[str]) -> Iterator[tuple[Optional[str], Optional[str]]]:
+    """The words of ``event``/``nixevent`` as the switch reads them: (event name, None) for
+    each word switch_name_event() knows (the others are skipped) until CUSTOM, then
+    (None, subclass) for every word after it."""
+    custom = False
+    for word in words:
+        if custom:
+            yield None, word
+            continue
+        name = event_type(word)
+        if name is not None:
+            yield name, None
+            custom = custom or name == "CUSTOM"
 
 
 class HeaderFilters:
