@@ -117,3 +117,20 @@ def test_no_import_circles():
         if v not in index:
             visit(v)
     assert not circles, circles
+
+
+def test_every_eslkit_import_names_a_module_that_exists():
+    """A module that moved leaves no import behind (imports inside functions are not run by
+    most tests)."""
+    mods = modules()
+    known = set(mods) | {"eslkit"}
+    missing = []
+    for name, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+                    and (node.module == "eslkit" or node.module.startswith("eslkit.")):
+                if node.module not in known:
+                    missing.append((name, node.module))
+            elif isinstance(node, ast.Import):
+                missing += [(name, a.name) for a in node.names if a.name.startswith("eslkit.") and a.name not in known]
+    assert not missing, missing
