@@ -1,0 +1,74 @@
+"""``eslkit passwd``: add a user to an ``eslkit serve`` users file, or change one (like htpasswd)."""
+
+# No `from __future__ import annotations` here: typer reads these signatures at run time.
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from eslkit.errors import InputFileError
+
+
+def passwd(
+    file: Annotated[Path, typer.Argument(metavar="FILE", dir_okay=False, help="The users file (made if missing).")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The login name.")],
+    ext: Annotated[Optional[List[str]], typer.Option(
+        "--ext", "-e", metavar="EXT", help="The extension(s) whose calls this user sees (repeat, or 1001,1002).")] = None,
+    supervisor: Annotated[bool, typer.Option(
+        "--supervisor", help="A supervisor: sees every extension of the file.")] = False,
+    token: Annotated[bool, typer.Option(
+        "--token", help="Make an API token (printed once) instead of asking for a password: for a CRM "
+                        "that reads the JSON API with Authorization: Bearer TOKEN.")] = False,
+) -> None:
+    """Add a user to an eslkit serve users file, or give one a new password or extensions.
+
+    The password is asked for twice (or read from standard input when it is not a
+    terminal) and only its scrypt hash is written; the file is readable by its owner only.
+
+    [bold]eslkit passwd users.txt alice --ext 1001[/]
+    [bold]eslkit passwd users.txt sam --supervisor[/]
+    [bold]eslkit passwd users.txt crm-1001 --ext 1001 --token[/]
+    """
+    from eslkit.commands.popup import parse_exts
+    from eslkit.web.users import User, hash_password, hash_token, load_users, new_token, parse_line, save_user
+
+
+    exts = tuple(parse_exts(ext)) if ext else ()
+    role = "supervisor" if supervisor else "agent"
+    if not exts and not supervisor:
+        if file.exists():  # a new password for a user already there keeps its extensions
+            known = load_users(file, need_agents=False).get(name)
+            if known is not None:
+                exts, role = known.exts, known.role
+        if not exts and role == "agent":
+            raise typer.BadParameter("give the agent's extension, e.g. --ext 1001", param_hint="--ext")
+    secret_text = None
+    if token:
+        secret_text = new_token()
+        secret = hash_token(secret_text)
+    else:
+        secret = hash_password(_ask_password(name))
+    user = User(name, role, exts, secret)
+    parse_line(f"{name}:{role}:{','.join(exts)}:{secret}", "the new line")  # the same checks as serve's
+    new = save_user(file, user)
+    typer.echo(f"eslkit passwd: {'added' if new else 'updated'} {name} ({role}"
+               f"{', ' + ','.join(exts) if exts else ''}) in {file}.", err=True)
+    if secret_text is not None:
+        typer.echo(secret_text)
+        typer.echo("eslkit passwd: that token is shown only now: give it to the program as "
+                   "Authorization: Bearer TOKEN.", err=True)
+
+
+def _ask_password(name: str) -> str:
+    if not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"Password for {name}: ")
+        if getpass.getpass("Again: ") != password:
+            raise InputFileError("The two passwords differ.", "Run eslkit passwd again and type the same one twice.")
+    if len(password) < 8:
+        raise InputFileError("That password is shorter than 8 characters.", "Choose a longer one.")
+    return password

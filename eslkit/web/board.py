@@ -1,0 +1,205 @@
+"""What the agent pages show, kept per extension, and the fan-out of changes to their streams.
+
+    board = CallBoard(["1001", "1002"], now=engine_clock, crm_url=url_action.url)
+    board.publish(leg)                     # each LegView change and ConnectionStatus of the engine
+    board.calls("1001")                    # the cards: calls up, and those ended in the last 30 s
+    board.day("1001")                      # the day's ended calls, newest first
+    async with board.subscribe(["1001"]) as stream:
+        async for name, data in stream:    # ("snapshot", {...}) first, then ("leg", record), ...
+            ...
+
+The messages are what ``/api/agent/EXT/events`` sends as Server-Sent Events:
+
+- ``snapshot`` — on (re)connect, and whenever a stream fell behind: the clock, the link,
+  the cards, the day's calls and their CRM links: the page redraws from it;
+- ``leg`` — one record, exactly what ``eslkit popup --format json`` writes;
+- ``crm`` — ``{"leg_uuid", "url"}``, before a leg's first record (with ``--open-url``);
+- ``link`` — ``{"connected", "text"}`` when the link to the switch or broker changes;
+- ``clock`` — ``{"now"}`` every 15 s: the switch's clock (the page's timers use it) and a
+  keep-alive for proxies.
+
+Publishing never waits for a reader: each stream has a bounded queue, and one that
+fills is emptied and sent a fresh snapshot instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import deque
+from datetime import datetime
+from typing import AsyncIterator, Callable, Iterable, Optional, Union
+
+from eslkit.calls import LegView, popup_record
+from eslkit.status import ConnectionStatus
+from eslkit.views.popup import SHOW_ENDED_FOR
+
+__all__ = ["CallBoard", "Stream", "SHOW_ENDED_FOR", "DAY_SIZE", "encode"]
+
+DAY_SIZE = 500  # ended calls kept per extension for "today"
+QUEUE_SIZE = 256
+Message = tuple  # (event name, JSON text)
+
+
+def encode(data) -> str:
+    # ASCII only: no raw control or bidi character travels, any JSON reader decodes the escapes.
+    return json.dumps(data, ensure_ascii=True, separators=(",", ":"))
+
+
+class Stream:
+    """One reader's queue of messages for some extensions."""
+
+    def __init__(self, board: "CallBoard", exts: Iterable[str]):
+        self.board = board
+        self.exts = frozenset(exts)
+        self.queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
+        self.closed = False
+        self.resyncs = 0
+
+    def put(self, message: Message) -> None:
+        if self.closed:
+            return
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            # A slow reader: drop what it has not read, and tell it the whole state again.
+            self.resyncs += 1
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(("snapshot", encode(self.board.snapshot(self.exts))))
+
+    def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[Message]:
+        while True:
+            message = await self.queue.get()
+            if message is None:
+                return
+            yield message
+
+
+class CallBoard:
+    """Cards and day lists per extension, fed by a popup engine's changes."""
+
+    def __init__(self, exts: Iterable[str], *, now: Callable[[], float] = time.time,
+                 crm_url: Optional[Callable[[LegView], str]] = None, day_size: int = DAY_SIZE):
+        self.exts = tuple(exts)
+        self.now = now
+        self.crm_url = crm_url
+        self.connected = False
+        self.link_text = "connecting"
+        self.published = 0
+        self._legs: dict[str, dict[str, LegView]] = {ext: {} for ext in self.exts}  # by leg uuid
+        self._ended: dict[str, deque] = {ext: deque(maxlen=day_size) for ext in self.exts}
+        self._crm: dict[str, str] = {}  # leg uuid -> CRM link
+        self._streams: set[Stream] = set()
+
+    # --- in -------------------------------------------------------------------------------
+
+    def publish(self, change: Union[LegView, ConnectionStatus]) -> None:
+        if isinstance(change, ConnectionStatus):
+            self.link(change.state == "connected", change.reason)
+            return
+        leg = change
+        legs = self._legs.get(leg.ext)
+        if legs is None:
+            return  # not an extension anybody may see
+        self.published += 1
+        messages = []
+        if self.crm_url is not None and leg.leg_uuid not in self._crm and leg.state != "ended":
+            self._crm[leg.leg_uuid] = self.crm_url(leg)
+            messages.append(("crm", encode({"leg_uuid": leg.leg_uuid, "url": self._crm[leg.leg_uuid]})))
+        before = legs.get(leg.leg_uuid)
+        legs[leg.leg_uuid] = leg
+        if leg.state == "ended" and (before is None or before.state != "ended"):
+            self._ended[leg.ext].appendleft(leg)
+        self._trim(leg.ext)
+        messages.append(("leg", encode(popup_record(leg))))
+        for stream in list(self._streams):
+            if leg.ext in stream.exts:
+                for message in messages:
+                    stream.put(message)
+
+    def link(self, connected: bool, text: str) -> None:
+        self.connected = connected
+        self.link_text = text or ("connected" if connected else "disconnected")
+        message = ("link", encode({"connected": connected, "text": self.link_text}))
+        for stream in list(self._streams):
+            stream.put(message)
+
+    def tick(self) -> None:
+        """The clock message, to every stream (every 15 s)."""
+        message = ("clock", encode({"now": self.now()}))
+        for stream in list(self._streams):
+            stream.put(message)
+
+    # --- out ------------------------------------------------------------------------------
+
+    def calls(self, ext: str) -> list[LegView]:
+        """The cards of ``ext``: calls up (oldest first), then those ended in the last 30 s."""
+        self._trim(ext)
+        now = self.now()
+        legs = self._legs.get(ext, {}).values()
+        up = [leg for leg in legs if leg.state != "ended"]
+        ended = [leg for leg in legs if leg.state == "ended" and now - (leg.ended_at or now) <= SHOW_ENDED_FOR]
+        return up + ended
+
+    def day(self, ext: str) -> list[LegView]:
+        """The calls of ``ext`` that ended today (the switch's clock, this machine's time zone)."""
+        ended = self._ended.get(ext)
+        if not ended:
+            return []
+        midnight = datetime.fromtimestamp(self.now()).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        while ended and (ended[-1].ended_at or 0) < midnight:
+            ended.pop()
+        return list(ended)
+
+    def snapshot(self, exts: Iterable[str]) -> dict:
+        calls = [leg for ext in sorted(exts) for leg in self.calls(ext)]
+        day = sorted((leg for ext in exts for leg in self.day(ext)), key=lambda leg: leg.ended_at or 0, reverse=True)
+        return {
+            "now": self.now(),
+            "link": {"connected": self.connected, "text": self.link_text},
+            "calls": [popup_record(leg) for leg in calls],
+            "day": [popup_record(leg) for leg in day],
+            "crm": {leg.leg_uuid: self._crm[leg.leg_uuid] for leg in calls if leg.leg_uuid in self._crm},
+        }
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, exts: Iterable[str]) -> AsyncIterator[Stream]:
+        stream = Stream(self, exts)
+        stream.put(("snapshot", encode(self.snapshot(stream.exts))))
+        self._streams.add(stream)
+        try:
+            yield stream
+        finally:
+            self._streams.discard(stream)
+            stream.closed = True
+
+    @property
+    def streams(self) -> int:
+        return len(self._streams)
+
+    def close(self) -> None:
+        """End every stream (the server is stopping)."""
+        for stream in list(self._streams):
+            stream.close()
+
+    def _trim(self, ext: str) -> None:
+        """Forget ended legs once they are off the cards (the day list keeps them)."""
+        legs = self._legs.get(ext)
+        if not legs:
+            return
+        now = self.now()
+        for uuid in [uuid for uuid, leg in legs.items()
+                     if leg.state == "ended" and now - (leg.ended_at or now) > SHOW_ENDED_FOR]:
+            del legs[uuid]
+            self._crm.pop(uuid, None)
