@@ -32,6 +32,7 @@ from typing import Awaitable, Callable, Optional
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from eslkit.views.safe_text import visible
 from eslkit.web.board import CallBoard, encode
 from eslkit.web.security import LoginBrake, Session, Signer
 from eslkit.web.users import User, Users, allowed
@@ -105,7 +106,6 @@ class WebApp:
                 if not self._same_origin(request) or not self.signer.csrf_ok(
                         session.sid, request.headers.get("X-CSRF-Token")):
                     return self._refused(request, api, "The request lacks this page's CSRF token: reload the page.")
-            request["session"] = session
             return await handler(request, user)
         return guarded
 
@@ -133,16 +133,17 @@ class WebApp:
     def _ext(self, request: web.Request, user: User, api: bool) -> tuple[str, Optional[web.Response]]:
         ext = request.match_info["ext"]
         why = self._may_see(user, ext)
+        shown = visible(ext, 40)
         if why == "unknown":
-            return ext, self._error(request, api, 404, f"No agent has extension {ext} in the users file.")
+            return ext, self._error(request, api, 404, f"No agent has extension {shown} in the users file.")
         if why == "refused":
-            return ext, self._refused(request, api, f"{user.name} may not see the calls of {ext}.")
+            return ext, self._refused(request, api, f"{user.name} may not see the calls of {shown}.")
         return ext, None
 
     # --- pages ---------------------------------------------------------------------------------
 
     def render(self, request: web.Request, template: str, status: int = 200, **values) -> web.Response:
-        session: Optional[Session] = request.get("session")
+        _, session = self.who(request)
         values.setdefault("csrf", self.signer.csrf(session.sid) if session is not None else "")
         values.setdefault("static", lambda name: str(self.app.router["static"].url_for(filename=name)))
         html = self.templates.get_template(template).render(title=self.title, **values)
@@ -187,7 +188,7 @@ class WebApp:
         response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Strict", path="/",
                             secure=_secure(request), max_age=int(self.signer.lifetime))
         response.del_cookie(LOGIN_COOKIE, path="/login")
-        return response
+        raise response
 
     async def _logout(self, request: web.Request) -> web.Response:
         user, session = self.who(request)
@@ -196,7 +197,7 @@ class WebApp:
             return self._refused(request, False, "The request lacks this page's CSRF token: reload the page.")
         response = web.HTTPSeeOther("/login")
         response.del_cookie(SESSION_COOKIE, path="/")
-        return response
+        raise response
 
     async def _index(self, request: web.Request, user: User) -> web.StreamResponse:
         if not user.supervisor and len(user.exts) == 1:

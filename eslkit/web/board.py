@@ -43,9 +43,13 @@ QUEUE_SIZE = 256
 Message = tuple  # (event name, JSON text)
 
 
+_HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
 def encode(data) -> str:
-    # ASCII only: no raw control or bidi character travels, any JSON reader decodes the escapes.
-    return json.dumps(data, ensure_ascii=True, separators=(",", ":"))
+    """JSON in ASCII only, with < > & escaped too: no raw control or bidi character travels,
+    and no reader that mistakes it for HTML finds markup in it (any JSON reader decodes them)."""
+    return json.dumps(data, ensure_ascii=True, separators=(",", ":")).translate(_HTML)
 
 
 class Stream:
