@@ -121,10 +121,10 @@ class CallBoard:
         if self.crm_url is not None and leg.leg_uuid not in self._crm and leg.state != "ended":
             self._crm[leg.leg_uuid] = self.crm_url(leg)
             messages.append(("crm", encode({"leg_uuid": leg.leg_uuid, "url": self._crm[leg.leg_uuid]})))
-        before = legs.get(leg.leg_uuid)
         legs[leg.leg_uuid] = leg
-        if leg.state == "ended" and (before is None or before.state != "ended"):
-            self._ended[leg.ext].appendleft(leg)
+        ended = self._ended[leg.ext]
+        if leg.state == "ended" and not any(old.leg_uuid == leg.leg_uuid for old in ended):
+            ended.appendleft(leg)
         self._trim(leg.ext)
         messages.append(("leg", encode(popup_record(leg))))
         for stream in list(self._streams):

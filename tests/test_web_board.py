@@ -1,0 +1,85 @@
+"""The board behind the agent pages: cards, the day's calls, and a stream per reader that
+never holds up the tracker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+
+from eslkit.calls import LegView, popup_record
+from eslkit.client import ConnectionStatus
+from eslkit.web.board import QUEUE_SIZE, CallBoard, encode
+
+NOON = datetime(2026, 3, 2, 12, 0, 0).timestamp()
+
+
+def leg(ext="1001", state="ringing", uuid="leg-1", at=NOON, **kw) -> LegView:
+    extra = {"ended_at": at, "outcome": "answered"} if state == "ended" else {}
+    return LegView(ext=ext, state=state, leg_uuid=uuid, call_uuid="call-" + uuid, time=at, created=at - 5,
+                   caller_number="6208", caller_name="Caller 6208", **{**extra, **kw})
+
+
+def test_cards_are_the_calls_up_and_those_ended_in_the_last_30_seconds():
+    now = [NOON]
+    board = CallBoard(["1001"], now=lambda: now[0])
+    board.publish(leg(uuid="a", state="ended", at=NOON - 40))
+    board.publish(leg(uuid="b", state="ended", at=NOON - 10))
+    board.publish(leg(uuid="c", state="answered"))
+    assert [x.leg_uuid for x in board.calls("1001")] == ["c", "b"]
+    now[0] += 25
+    assert [x.leg_uuid for x in board.calls("1001")] == ["c"]
+    assert [x.leg_uuid for x in board.day("1001")] == ["b", "a"]
+    board.publish(leg(uuid="b", state="ended", at=NOON - 10))  # told twice: still one call
+    assert [x.leg_uuid for x in board.day("1001")] == ["b", "a"]
+
+
+def test_the_day_starts_at_midnight():
+    now = [NOON]
+    board = CallBoard(["1001"], now=lambda: now[0])
+    board.publish(leg(uuid="yesterday", state="ended", at=NOON - 13 * 3600))
+    board.publish(leg(uuid="today", state="ended", at=NOON - 3600))
+    assert [x.leg_uuid for x in board.day("1001")] == ["today"]
+
+
+def test_extensions_nobody_may_see_are_not_kept():
+    board = CallBoard(["1001"], now=lambda: NOON)
+    board.publish(leg(ext="1002"))
+    assert board.calls("1002") == [] and board.published == 0
+
+
+def test_each_stream_gets_a_snapshot_then_only_its_extensions():
+    async def main():
+        board = CallBoard(["1001", "1002"], now=lambda: NOON, crm_url=lambda x: f"https://crm/{x.caller_number}")
+        async with board.subscribe(["1001"]) as one, board.subscribe(["1002"]) as two:
+            board.publish(leg(ext="1001"))
+            board.publish(ConnectionStatus("disconnected", "switch gone"))
+            board.close()
+            got_one = [(name, json.loads(data)) async for name, data in one]
+            got_two = [(name, json.loads(data)) async for name, data in two]
+        assert [name for name, _ in got_one] == ["snapshot", "crm", "leg", "link"]
+        assert got_one[1][1] == {"leg_uuid": "leg-1", "url": "https://crm/6208"}
+        assert got_one[2][1] == popup_record(leg(ext="1001"))
+        assert got_one[3][1] == {"connected": False, "text": "switch gone"}
+        assert [name for name, _ in got_two] == ["snapshot", "link"]
+    asyncio.run(main())
+
+
+def test_a_reader_that_falls_behind_gets_a_fresh_snapshot_not_a_growing_queue():
+    async def main():
+        board = CallBoard(["1001"], now=lambda: NOON)
+        async with board.subscribe(["1001"]) as slow:
+            for i in range(QUEUE_SIZE * 3):
+                board.publish(leg(uuid=f"leg-{i}", state="answered"))
+            assert slow.queue.qsize() <= QUEUE_SIZE and slow.resyncs >= 2
+            board.close()
+            got = [(name, json.loads(data)) async for name, data in slow]
+        snapshots = [data for name, data in got if name == "snapshot"]
+        assert len(snapshots[-1]["calls"]) == QUEUE_SIZE * 3 - 0  # the whole state, once
+    asyncio.run(main())
+
+
+def test_the_json_carries_no_markup_and_no_raw_control_character():
+    text = encode({"caller_name": "<script>x</script>&\u202e\x1b[2J"})
+    assert text.isascii() and "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"caller_name": "<script>x</script>&\u202e\x1b[2J"}
