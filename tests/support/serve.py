@@ -89,13 +89,15 @@ async def serving(people: Users = None, *, scenario="queue", speed=1.0, open_url
 
 
 @contextlib.contextmanager
-def serve_process(users_file: Path, sim_port: int, *args: str, timeout: float = 15.0) -> Iterator[str]:
-    """``eslkit serve --users FILE --port SIM_PORT --listen 127.0.0.1:N ARGS`` as a child process."""
-    port = free_port()
+def serve_process(users_file: Path, sim_port: int, *args: str, timeout: float = 15.0, port: int = 0,
+                  env: dict = None) -> Iterator[str]:
+    """``eslkit serve --users FILE --port SIM_PORT --listen 127.0.0.1:PORT ARGS`` as a child process
+    (PORT: a free one unless given)."""
+    port = port or free_port()
     exe = [str(ESLKIT)] if ESLKIT.exists() else [sys.executable, "-m", "eslkit"]
     proc = subprocess.Popen(
         [*exe, "serve", "--users", str(users_file), "--port", str(sim_port), "--listen", f"127.0.0.1:{port}", *args],
-        env={**os.environ, "ESL_PASSWORD": "ClueCon"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env={**os.environ, "ESL_PASSWORD": "ClueCon", **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_http(port, timeout, proc)
         yield f"http://127.0.0.1:{port}"
