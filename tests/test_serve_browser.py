@@ -162,3 +162,37 @@ def test_the_page_comes_back_by_itself_when_serve_restarts(tmp_path):
             ringing = wait(browser, lambda b: card(b, "ringing") or card(b, "answered"), what="the call after the restart")
             assert ringing["name"] == "Caller 6208"
             assert "connected to" in browser.find_element("id", "link").text
+
+
+def test_demo_web_opens_agent_1001s_live_page(tmp_path):
+    """`eslkit demo --web` as a new user runs it: the browser it starts (here a script that
+    notes the address, then Chromium opens it) lands logged in on 1001's page, and calls come."""
+    import signal
+    import subprocess
+
+    from tests.support.sim import ESLKIT
+
+    opened = tmp_path / "opened"
+    opener = tmp_path / "browser.sh"
+    opener.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    opener.chmod(0o755)
+    proc = subprocess.Popen([str(ESLKIT), "demo", "--web", "--speed", "2"], env={**os.environ, "BROWSER": str(opener)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (opened.exists() and opened.read_text().strip()) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        link = opened.read_text().strip()
+        assert "/login?next=/agent/1001#token=" in link
+        with chromium() as browser:
+            browser.get(link)
+            wait(browser, lambda b: b.current_url.endswith("/agent/1001"), what="1001's page")
+            assert "#token" not in browser.current_url
+            wait(browser, lambda b: card(b, "ringing") or card(b, "answered"), timeout=30, what="a call on 1001")
+            shot(browser, "serve-demo")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "agent 1001's page is http://127.0.0.1:" in err

@@ -13,7 +13,7 @@ of legs whose end was lost); `ServeRun` listens to it and hands every change to 
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from rich.console import Console
 
@@ -49,7 +49,7 @@ class ServeRun:
 
     def __init__(self, engine: PopupEngine, users, *, listen: tuple[str, int] = DEFAULT_LISTEN,
                  open_url: Optional[str] = None, control: bool = False, err: Optional[Console] = None,
-                 signer=None):
+                 signer=None, announce: Optional[Callable[["ServeRun"], None]] = None):
         from eslkit.actions import UrlAction
         from eslkit.web.app import WebApp
         from eslkit.web.board import CallBoard
@@ -64,6 +64,7 @@ class ServeRun:
         self.board = CallBoard(users.exts, now=engine.now, crm_url=crm)
         self.web = WebApp(self.board, users, signer=signer or Signer(session_key()), control=control)
         self.url: Optional[str] = None
+        self._announce = announce or ServeRun._started
         self._runner = None
         engine.listen(self._changed)
 
@@ -94,7 +95,7 @@ class ServeRun:
             bound = self._runner.addresses[0]
             shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
             self.url = f"http://{shown}:{bound[1]}/"
-            self._started()
+            self._announce(self)
             with stop_on_signals(self.engine.stop):
                 await self.engine.run()
         finally:

@@ -20,6 +20,8 @@ def demo(
         "--speed", min=0.01, help="Play the calls this many times faster than real time.")] = 1.0,
     scenario: Annotated[str, typer.Option(
         "--scenario", help="Which simulated call to play (see eslkit sim --help).")] = DEFAULT_SCENARIO,
+    web: Annotated[bool, typer.Option(
+        "--web", help="Show agent 1001's popup page in your browser instead (what eslkit serve gives agents).")] = False,
 ) -> None:
     """See screen popups right now: a simulated switch plays a morning in a call centre for 1001 and 1002.
 
@@ -30,5 +32,6 @@ def demo(
     [bold]eslkit demo[/]
     [bold]eslkit demo --format json --speed 4[/]
     [bold]eslkit demo --scenario hold[/]      (one flow, again and again; see eslkit sim --help)
+    [bold]eslkit demo --web[/]                (agent 1001's page in the browser, as eslkit serve shows it)
     """
-    run(format or default_format(), speed, scenario)
+    run(format or default_format(), speed, scenario, web=web)
