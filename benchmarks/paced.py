@@ -1,7 +1,7 @@
 """A fake switch for the popup latency figure: background traffic at a fixed rate,
 plus calls to extension 1001, one event at a time, each timestamped as sent.
 
-    python -m benchmarks.paced --rate 2000 --calls 60 --gap-ms 4
+    python -m benchmarks.paced --rate 2000 --calls 60 --gap-ms 4 [--start-when FILE]
 
 After the client's ``event ...`` command it sends, every 5 ms, the share of
 ``--rate`` events/s of other traffic (the no-answer call to 1002 and the
@@ -61,6 +61,10 @@ class Handler(CommandHandler):
         bg_frames: list[bytes] = []
         sent = []
         calls = [(k, srv.call.call(k)) for k in range(1, srv.calls + 1)]
+        if srv.start_when is not None:  # the client is ready when this file appears (at most 2 minutes)
+            deadline = time.monotonic() + 120
+            while not srv.start_when.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
         time.sleep(0.3)  # let the client settle after subscribing
         t0 = time.monotonic()
         next_tick = next_call = t0
@@ -105,9 +109,11 @@ def main(argv=None) -> None:
     ap.add_argument("--rate", type=float, default=2000)
     ap.add_argument("--calls", type=int, default=60)
     ap.add_argument("--gap-ms", type=float, default=4.0)
+    ap.add_argument("--start-when", type=Path, default=None, help="play the calls once this file exists")
     args = ap.parse_args(argv)
     server = Server(("127.0.0.1", 0), Handler)
     server.rate, server.calls, server.gap = args.rate, args.calls, args.gap_ms / 1000
+    server.start_when = args.start_when
     server.call = CallTemplate("scenario_queue_plain")
     server.background = [CallTemplate("scenario_noanswer_plain", spacing=0), CallTemplate("agents_register_plain", spacing=0)]
     print(json.dumps({"port": server.server_address[1], "events_per_call": len(server.call.frames)}), flush=True)

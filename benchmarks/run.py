@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import ROOT, Figure, table  # noqa: E402
 
-SECTIONS = ("throughput", "latency", "memory", "sim", "build")
+SECTIONS = ("throughput", "latency", "serve", "memory", "sim", "build")
 
 
 def main(argv=None) -> int:
@@ -56,6 +56,10 @@ def main(argv=None) -> int:
         from benchmarks import latency
 
         figures += latency.measure(calls=3 if smoke else 100, rate=2000, timeout=timeout)
+    if "serve" in sections:
+        from benchmarks import serve_latency
+
+        figures += serve_latency.measure(calls=3 if smoke else 100, rate=2000, timeout=timeout)
     if "memory" in sections:
         from benchmarks import memory
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FIGURES = [
     "c_esl", "c_esl_json", "pure_esl", "pure_esl_json", "greenswitch", "genesis", "bare_socket",
-    "eslkit_client", "watch_quiet", "watch_json", "latency_floor", "popup_p99", "watch_rss",
+    "eslkit_client", "watch_quiet", "watch_json", "latency_floor", "popup_p99", "serve_card_p99", "watch_rss",
     "tracker_memory", "sim_one", "sim_many", "build_second", "build_standalone",
 ]
 THROUGHPUT = FIGURES[:10]

@@ -47,7 +47,8 @@ def card(browser, state: str):
         "const c = document.querySelector('#cards .card[data-state=\"' + arguments[0] + '\"]');"
         "return c && {name: c.querySelector('.name').textContent, number: c.querySelector('.number').textContent,"
         " state: c.querySelector('.state').textContent, timer: c.querySelector('.timer').textContent,"
-        " outcome: c.querySelector('.outcome').textContent, crm: c.querySelector('.crm').hidden ? null :"
+        " outcome: c.querySelector('.outcome').textContent, contact: c.querySelector('.contact').textContent,"
+        " queue: c.querySelector('.queue').textContent, crm: c.querySelector('.crm').hidden ? null :"
         " c.querySelector('.crm').getAttribute('href'), text: c.innerText, html: c.innerHTML};", state)
 
 
@@ -73,8 +74,11 @@ def start_call(sim, scenario=None) -> None:
 
 def test_an_agent_watches_a_call_ring_be_answered_and_end(tmp_path):
     users = write_users(tmp_path / "users.txt")
-    with sim_in_thread(scenario="queue", autostart=False) as sim, \
-            serve_process(users, sim.port, "--open-url", "https://crm.example/search?phone={caller_number}") as base, \
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("number,name,company\n6208,Ada Lovelace,Analytical Engines\n")
+    with sim_in_thread(scenario="callcenter", autostart=False) as sim, \
+            serve_process(users, sim.port, "--contacts", str(contacts),
+                          "--open-url", "https://crm.example/search?phone={caller_number}") as base, \
             chromium(notifications=True) as browser:
         log_in(browser, base, "alice")
         wait(browser, lambda b: b.current_url.endswith("/agent/1001"), what="alice's page")
@@ -87,6 +91,7 @@ def test_an_agent_watches_a_call_ring_be_answered_and_end(tmp_path):
         start_call(sim)
         ringing = wait(browser, lambda b: card(b, "ringing"), what="the ringing card")
         assert ringing["name"] == "Caller 6208" and ringing["number"] == "6208"
+        assert ringing["contact"] == "Ada Lovelace" and ringing["queue"] == "2000@default"
         assert ringing["crm"] == "https://crm.example/search?phone=6208"
         assert browser.title.startswith("☎ Ringing · 1001")
         notified = browser.execute_script("return window.notified")
@@ -100,10 +105,10 @@ def test_an_agent_watches_a_call_ring_be_answered_and_end(tmp_path):
         assert later["timer"] in ("0:01", "0:02", "0:03") and first in ("0:00", "0:01", "0:02")
         shot(browser, "serve-answered")
         ended = wait(browser, lambda b: card(b, "ended"), what="the ended card")
-        assert ended["state"] == "Ended" and ended["outcome"] == "talked 0:05 · NORMAL_CLEARING"
+        assert ended["state"] == "Ended" and ended["outcome"].startswith("talked 0:06 · ")
         row = wait(browser, lambda b: b.execute_script(
             "const r = document.querySelector('#day tbody tr'); return r && r.innerText;"), what="the day's call")
-        assert "6208" in row and "Answered" in row and "0:05" in row
+        assert "6208" in row and "Answered" in row and "0:06" in row
         shot(browser, "serve-ended")
 
 
