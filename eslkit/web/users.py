@@ -23,6 +23,7 @@ The file has one user a line, ``name:role:extensions:secret`` (``#`` starts a co
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -108,7 +109,7 @@ class Users:
         so that the time taken does not tell which names exist."""
         user = self.by_name.get(name)
         if user is None or not user.secret.startswith("scrypt$"):
-            _scrypt_matches(_DUMMY, password)
+            _scrypt_matches(_dummy(), password)
             return None
         return user if user.check_password(password) else None
 
@@ -137,7 +138,10 @@ def _scrypt_matches(stored: str, password: str) -> bool:
     return hmac.compare_digest(got, expected)
 
 
-_DUMMY = hash_password(secrets.token_urlsafe(16))
+@functools.lru_cache(maxsize=None)
+def _dummy() -> str:
+    """A hash nobody's password matches, for the same work on an unknown name (made once)."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def new_token() -> str:
