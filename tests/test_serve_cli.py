@@ -50,3 +50,15 @@ def test_a_bad_crm_template_and_an_unreachable_switch(tmp_path):
     assert template.returncode == 14 and "unknown field {nope}" in template.stderr
     refused = serve("--users", users, "--port", str(free_port()))
     assert refused.returncode == 3 and "Traceback" not in refused.stderr
+
+
+def test_the_web_stack_is_imported_only_when_serve_runs():
+    code = ("import sys; sys.argv = ['eslkit'] + sys.argv[1:]\n"
+            "from eslkit import cli\n"
+            "cli._register(cli._command_in(sys.argv[1:]))\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'aiohttp' or m.startswith('eslkit.web')))")
+    import sys
+
+    for argv in (["--help"], ["popup", "--help"], ["passwd", "--help"], ["demo", "--help"], ["serve", "--help"]):
+        done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and done.stdout.strip() == "[]", (argv, done.stdout, done.stderr)
