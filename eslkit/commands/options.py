@@ -14,6 +14,7 @@ profile, built-in default) and prints the warnings to stderr.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional, Sequence
 
 import typer
@@ -52,6 +53,11 @@ TimeoutOpt = Annotated[
     float,
     typer.Option("--timeout", min=0.1, help="Seconds to wait for the connection and for replies.",
                  rich_help_panel=_PANEL),
+]
+ContactsOpt = Annotated[
+    Optional[Path],
+    typer.Option("--contacts", metavar="FILE", dir_okay=False,
+                 help="Look callers up in a CSV file or an SQLite database (see docs/popup.md)."),
 ]
 
 

@@ -13,7 +13,8 @@ import typer
 from eslkit.actions import ExecAction, UrlAction, forget_secrets
 from eslkit.app.popup import OnState, PopupEngine, PopupFormat, default_format, run
 from eslkit.calls import POPUP_EVENTS
-from eslkit.commands.options import HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt, connection_settings
+from eslkit.commands.options import (ContactsOpt, HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt,
+                                    connection_settings)
 from eslkit.contacts import load_contacts
 from eslkit.errors import TemplateError
 from eslkit.sources import EslSource, open_source
@@ -52,9 +53,7 @@ def popup(
     exec_args: Annotated[Optional[List[str]], typer.Argument(
         metavar="[ARG]...", show_default=False,
         help="Arguments for --exec CMD, each one argument whatever the values hold.")] = None,
-    contacts: Annotated[Optional[Path], typer.Option(
-        "--contacts", metavar="FILE", dir_okay=False,
-        help="Look callers up in a CSV file or an SQLite database (see docs/popup.md).")] = None,
+    contacts: ContactsOpt = None,
     open_url: Annotated[Optional[str], typer.Option(
         "--open-url", metavar="TEMPLATE",
         help="Open this URL in the default browser, e.g. 'https://crm.example/search?phone={caller_number}' "

@@ -11,7 +11,8 @@ import typer
 
 from eslkit.app.popup import PopupEngine
 from eslkit.calls import POPUP_EVENTS
-from eslkit.commands.options import HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt, connection_settings
+from eslkit.commands.options import (ContactsOpt, HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt,
+                                    connection_settings)
 from eslkit.contacts import load_contacts
 from eslkit.sources import EslSource, open_source
 
@@ -28,9 +29,7 @@ def serve(
         "--from", metavar="URL",
         help="Take the popup states `eslkit relay` publishes, from mqtt://HOST:PORT\\[/PREFIX] or amqp://…, "
              "instead of a switch; broker password in ESLKIT_BROKER_PASSWORD.")] = None,
-    contacts: Annotated[Optional[Path], typer.Option(
-        "--contacts", metavar="FILE", dir_okay=False,
-        help="Look callers up in a CSV file or an SQLite database (see docs/popup.md).")] = None,
+    contacts: ContactsOpt = None,
     open_url: Annotated[Optional[str], typer.Option(
         "--open-url", metavar="TEMPLATE",
         help="The CRM link on each card, e.g. 'https://crm.example/search?phone={caller_number}' "
