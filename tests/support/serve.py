@@ -60,9 +60,10 @@ def write_users(path: Path) -> Path:
 
 @contextlib.asynccontextmanager
 async def serving(people: Users = None, *, scenario="queue", speed=1.0, open_url=None, contacts=None,
-                  **run_options) -> AsyncIterator[tuple]:
+                  mount=None, **run_options) -> AsyncIterator[tuple]:
     """A simulator (its calls started by the test: ``sim.spawn(sim.play(NAME))``) and a
-    ServeRun on a free port of 127.0.0.1, in the running loop."""
+    ServeRun on a free port of 127.0.0.1, in the running loop; ``mount(run.web)`` adds pages
+    before it starts."""
     from eslkit.app.serve import ServeRun
 
     people = people or users()
@@ -72,6 +73,8 @@ async def serving(people: Users = None, *, scenario="queue", speed=1.0, open_url
     source = EslSource(settings, names=POPUP_EVENTS, reconnect=True)
     tracker = CallTracker(people.exts, lookup=contacts)
     run = ServeRun(source, tracker, people, listen=("127.0.0.1", 0), open_url=open_url, **run_options)
+    if mount is not None:
+        mount(run.web)
     await source.open()
     task = asyncio.ensure_future(run.run())
     try:
