@@ -16,9 +16,12 @@ Routes (every one needs a login; docs/serve.md has the full reference):
     GET  /api/me                                   who is logged in, and which extensions they see
 
 Who may see what is decided once, by `eslkit.web.users.allowed`; `WebApp.page()` mounts
-another page behind the same login (``supervisor=True``: supervisors only), e.g.::
+another page behind the same login (``supervisor=True``: supervisors only), before the
+server starts (``ServeRun.web`` is the app of ``eslkit serve``), e.g.::
 
+    async def wallboard_handler(request, user) -> web.Response: ...
     site.page("/wallboard", wallboard_handler, supervisor=True)
+    site.api("/metrics", metrics_handler, supervisor=True)     # 401/403 as JSON
 """
 
 from __future__ import annotations
