@@ -20,6 +20,9 @@ from tests.support.fstree import REPO, checksums, pyenv_python, run_eslkit, stan
 pytestmark = pytest.mark.slow
 
 TEMPLATES = ("python-config.j2", "python3-Makefile.j2", "py3mod-target.mk.j2")
+# eslkit serve's pages and static files: in the wheel, no build step.
+WEB = ("templates/base.html", "templates/login.html", "templates/agent.html", "templates/index.html",
+       "templates/error.html", "templates/user.html", "static/agent.js", "static/login.js", "static/style.css")
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +40,8 @@ def test_wheel_contains_templates(eslkit_wheel):
     for name in TEMPLATES:
         assert f"eslkit/templates/{name}" in names
     assert "eslkit/build/plan.py" in names
+    for name in WEB:
+        assert f"eslkit/web/{name}" in names
 
 
 def test_installed_eslkit_dry_run(eslkit_wheel, tmp_path):
@@ -63,3 +68,10 @@ def test_installed_eslkit_dry_run(eslkit_wheel, tmp_path):
         [str(venv / "bin" / "python"), "-c", "from eslkit.build.templates import templates_dir; print(templates_dir())"],
         capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert located.stdout.strip().startswith(str(venv)), located.stdout + located.stderr
+    web = subprocess.run(
+        [str(venv / "bin" / "python"), "-c",
+         "from jinja2 import Environment, PackageLoader; import eslkit.web.app as app\n"
+         "Environment(loader=PackageLoader('eslkit.web', 'templates')).get_template('agent.html')\n"
+         "print(app._static_dir() / 'agent.js', (app._static_dir() / 'agent.js').is_file())"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert web.stdout.strip().startswith(str(venv)) and web.stdout.strip().endswith("True"), web.stdout + web.stderr
