@@ -169,6 +169,8 @@ def test_wrong_passwords_unknown_names_and_a_missing_form_token_are_refused():
             async with http.post("/login", data={"name": "alice", "password": PASSWORDS["alice"]},
                                  allow_redirects=False) as response:
                 assert response.status == 403  # no form token: a login forged by another site
+            async with http.post("/login", data={"csrf": "ünïcødé", "name": "alice"}, allow_redirects=False) as response:
+                assert response.status == 403
             other = await login(http, "alice", origin="http://evil.example")
             assert other.status == 403
             assert "eslkit_session" not in other.cookies
@@ -201,10 +203,13 @@ def test_a_post_without_the_csrf_token_is_refused():
                     assert response.status == 403
                 async with http.get("/api/me") as me:
                     assert me.status == 200  # still logged in
+            copy = http.cookie_jar.filter_cookies(http._base_url)["eslkit_session"].value
             async with http.post("/logout", data={"csrf": csrf}, allow_redirects=False) as response:
                 assert response.status == 303
             async with http.get("/api/me") as me:
                 assert me.status == 401
+            async with http.get("/api/me", cookies={"eslkit_session": copy}) as me:
+                assert me.status == 401  # a copy of the cookie died with the session
     run(main())
 
 

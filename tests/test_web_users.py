@@ -127,7 +127,7 @@ def test_a_session_cookie_cannot_be_forged_changed_or_kept_past_its_time():
     bob = Signer(b"k" * 32).new_session("bob")[1].rsplit(".", 1)[0]
     assert signer.session(bob + "." + mac) is None  # another payload under this signature
     assert Signer(b"x" * 32, clock=lambda: now[0]).session(cookie) is None  # another key (a restart)
-    for junk in (None, "", "no-dot", "a.b", "." * 2000):
+    for junk in (None, "", "no-dot", "a.b", "." * 2000, payload + ".ünïcødé\ud800", "é.é"):
         assert signer.session(junk) is None
     now[0] += 61
     assert signer.session(cookie) is None
@@ -139,6 +139,15 @@ def test_the_csrf_token_belongs_to_one_session():
     two, _ = signer.new_session("alice")
     assert signer.csrf_ok(one.sid, signer.csrf(one.sid))
     assert not signer.csrf_ok(one.sid, signer.csrf(two.sid)) and not signer.csrf_ok(one.sid, None)
+    assert not signer.csrf_ok(one.sid, "ünïcødé")
+
+
+def test_a_session_logged_out_is_refused_even_from_a_copy_of_its_cookie():
+    signer = Signer(b"k" * 32)
+    session, cookie = signer.new_session("alice")
+    other, other_cookie = signer.new_session("alice")
+    signer.end(session)
+    assert signer.session(cookie) is None and signer.session(other_cookie) == other
 
 
 def test_the_brake_holds_for_the_window_then_lets_go():

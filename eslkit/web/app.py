@@ -37,7 +37,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from eslkit.views.safe_text import visible
 from eslkit.web.board import CallBoard, encode
-from eslkit.web.security import LoginBrake, Session, Signer
+from eslkit.web.security import LoginBrake, Session, Signer, same
 from eslkit.web.users import User, Users, allowed
 
 __all__ = ["WebApp", "SESSION_COOKIE"]
@@ -164,7 +164,7 @@ class WebApp:
     async def _login(self, request: web.Request) -> web.Response:
         form = await request.post()
         if not self._same_origin(request) or not form.get("csrf") or \
-                not secrets.compare_digest(str(form.get("csrf")), request.cookies.get(LOGIN_COOKIE, "")):
+                not same(str(form.get("csrf")), request.cookies.get(LOGIN_COOKIE)):
             return await self._login_page(request, 403, "The login form had expired: try again.")
         name = str(form.get("name", ""))[:64]
         client = _client(request)
@@ -198,6 +198,8 @@ class WebApp:
         if session is not None and not (self._same_origin(request) and self.signer.csrf_ok(
                 session.sid, (await request.post()).get("csrf"))):
             return self._refused(request, False, "The request lacks this page's CSRF token: reload the page.")
+        if session is not None:
+            self.signer.end(session)
         response = web.HTTPSeeOther("/login")
         response.del_cookie(SESSION_COOKIE, path="/")
         raise response

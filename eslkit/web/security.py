@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-__all__ = ["Session", "Signer", "LoginBrake", "session_key"]
+__all__ = ["Session", "Signer", "LoginBrake", "session_key", "same"]
 
 KEY_ENV = "ESLKIT_SESSION_KEY"
 SESSION_SECONDS = 12 * 3600  # a working day; then log in again
@@ -45,6 +45,13 @@ class Session:
     expires: float
 
 
+def same(a: Optional[str], b: Optional[str]) -> bool:
+    """Constant-time equality of two strings from anywhere (any characters, or None)."""
+    if a is None or b is None:
+        return False
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
@@ -60,13 +67,14 @@ class Signer:
         self._key = key
         self.clock = clock
         self.lifetime = lifetime
+        self._ended: dict[str, float] = {}  # sessions logged out, until they would expire
 
     def _mac(self, purpose: str, data: str) -> str:
         return _b64(hmac.new(self._key, f"{purpose}:{data}".encode("utf-8"), hashlib.sha256).digest())
 
     def new_session(self, name: str) -> tuple[Session, str]:
         """A session for ``name`` and its cookie value."""
-        session = Session(name, secrets.token_urlsafe(16), self.clock() + self.lifetime)
+        session = Session(name, secrets.token_urlsafe(16), float(int(self.clock() + self.lifetime)))
         payload = _b64(json.dumps([session.name, session.sid, int(session.expires)]).encode("utf-8"))
         return session, f"{payload}.{self._mac('session', payload)}"
 
@@ -75,7 +83,7 @@ class Signer:
         if not cookie or len(cookie) > 1024 or "." not in cookie:
             return None
         payload, mac = cookie.rsplit(".", 1)
-        if not hmac.compare_digest(mac, self._mac("session", payload)):
+        if not same(mac, self._mac("session", payload)):
             return None
         try:
             name, sid, expires = json.loads(_unb64(payload))
@@ -83,15 +91,21 @@ class Signer:
             return None
         if not isinstance(name, str) or not isinstance(sid, str) or not isinstance(expires, int):
             return None
-        if expires < self.clock():
+        if expires < self.clock() or sid in self._ended:
             return None
         return Session(name, sid, float(expires))
+
+    def end(self, session: Session) -> None:
+        """Log a session out: its cookie is refused from now on, even a copy of it."""
+        now = self.clock()
+        self._ended = {sid: until for sid, until in self._ended.items() if until >= now}
+        self._ended[session.sid] = session.expires
 
     def csrf(self, sid: str) -> str:
         return self._mac("csrf", sid)
 
     def csrf_ok(self, sid: str, token: Optional[str]) -> bool:
-        return bool(token) and hmac.compare_digest(token, self.csrf(sid))
+        return bool(token) and same(token, self.csrf(sid))
 
 
 class LoginBrake:
