@@ -46,7 +46,7 @@ def measure(calls: int, rate: float, timeout: float) -> list[Figure]:
 
     from eslkit.web.users import hash_password
     from tests.support.browser import chromium
-    from tests.support.sim import free_port
+    from tests.support.net import free_port
 
     fig = Figure("serve_card_p99", "T7 serve: ringing event on socket → card painted in Chromium, p99", unit="ms",
                  target=f"≤ {TARGET_MS:.0f} ms")

@@ -17,7 +17,7 @@ LAYERS = [
     ("protocol", "subscription", "config"),
     ("client", "calls", "recording", "contacts", "libesl"),
     ("actions", "brokers", "views", "sim", "ESL"),
-    ("sources",),
+    ("sources", "web"),
     ("app",),
     ("commands",),
     ("cli",),

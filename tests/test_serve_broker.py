@@ -4,38 +4,32 @@ ESL password on serve's machine — as a user runs them: eslkit sim, relay, Mosq
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 
 import aiohttp
 import pytest
 
 from tests.support.brokers import wait_connected
+from tests.support.cli import Running
+from tests.support.net import free_port
 from tests.support.serve import write_users
-from tests.support.sim import ESLKIT, free_port, sim_in_thread
-from tests.test_relay_e2e import counting_subscribers, wait_until
+from tests.support.sim import sim_in_thread
 from tests.test_serve_api import BEARER, events, legs
 
 pytestmark = pytest.mark.slow
 
 
-def test_serve_from_mqtt_shows_the_states_the_relay_published(mosquitto, tmp_path):
+def test_serve_from_mqtt_shows_the_states_the_relay_published(mosquitto, tmp_path, monkeypatch):
+    monkeypatch.delenv("ESL_PASSWORD", raising=False)  # serve's machine has no ESL password
     users = write_users(tmp_path / "users.txt")
     port = free_port()
-    without_password = {k: v for k, v in os.environ.items() if k != "ESL_PASSWORD"}
-    with sim_in_thread(scenario="queue", speed=None, autostart=False) as sim:
-        subscribed = counting_subscribers(sim.server)
-        relay = subprocess.Popen([str(ESLKIT), "relay", "--to", mosquitto.url, "--client-id", "serve-e2e",
-                                  "--host", sim.host, "--port", str(sim.port)],
-                                 env={**os.environ, "ESL_PASSWORD": "ClueCon"}, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, text=True)
-        serve = subprocess.Popen([str(ESLKIT), "serve", "--users", str(users), "--listen", f"127.0.0.1:{port}",
-                                  "--from", f"{mosquitto.url}/freeswitch/+"], env=without_password,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with sim_in_thread(scenario="queue", speed=None, autostart=False) as sim, \
+            Running("relay", "--to", mosquitto.url, "--client-id", "serve-e2e", "--host", sim.host, "--port",
+                    sim.port, env={"ESL_PASSWORD": "ClueCon"}) as relay, \
+            Running("serve", "--users", users, "--listen", f"127.0.0.1:{port}", "--from",
+                    f"{mosquitto.url}/freeswitch/+") as serve:
         try:
-            assert wait_until(lambda: len(subscribed) >= 1), "the relay did not subscribe"
-            assert wait_connected(serve.pid, mosquitto.port)
+            sim.wait_subscribed(1)  # the relay listens: only then are the calls played
+            assert wait_connected(serve.proc.pid, mosquitto.port)
 
             async def main():
                 async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
@@ -50,8 +44,7 @@ def test_serve_from_mqtt_shows_the_states_the_relay_published(mosquitto, tmp_pat
             assert legs(got) == [("ringing", None), ("answered", None), ("ended", "answered")]
             assert [r["caller_number"] for r in day] == ["6208"]
         finally:
-            for proc in (serve, relay):
-                proc.send_signal(signal.SIGINT)
-            errors = {name: proc.communicate(timeout=20)[1] for name, proc in (("serve", serve), ("relay", relay))}
-    assert serve.returncode == 0 and "Traceback" not in errors["serve"], errors["serve"]
-    assert "events from" in errors["serve"]
+            codes = {"serve": serve.stop(), "relay": relay.stop()}
+    errors = "\n".join(serve.err)
+    assert codes["serve"] == 0 and "Traceback" not in errors, errors
+    assert "events from" in errors

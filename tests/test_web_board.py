@@ -8,7 +8,7 @@ import json
 from datetime import datetime
 
 from eslkit.calls import LegView, popup_record
-from eslkit.client import ConnectionStatus
+from eslkit.status import ConnectionStatus
 from eslkit.web.board import QUEUE_SIZE, CallBoard, encode
 
 NOON = datetime(2026, 3, 2, 12, 0, 0).timestamp()

@@ -1,4 +1,4 @@
-"""Connection options shared by every command that talks to a switch.
+"""Options shared by the commands: the connection to a switch, and a few more (--contacts, --ext, --header).
 
     from eslkit.commands.options import HostOpt, PortOpt, PasswordOpt, ProfileOpt, TimeoutOpt
     from eslkit.commands.options import connection_settings
@@ -97,3 +97,15 @@ def parse_header_filters(values: Optional[Sequence[str]]) -> list[tuple[str, str
                                      param_hint="--header")
         out.append((name, wanted))
     return out
+
+
+def parse_exts(values: Optional[Sequence[str]]) -> list[str]:
+    """``--ext 1001 --ext 1002`` or ``--ext 1001,1002`` → ["1001", "1002"]."""
+    exts: list[str] = []
+    for value in values or ():
+        for ext in value.replace(" ", ",").split(","):
+            if ext and ext not in exts:
+                exts.append(ext)
+    if not exts:
+        raise typer.BadParameter("give at least one extension, e.g. --ext 1001", param_hint="--ext")
+    return exts

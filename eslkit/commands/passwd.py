@@ -9,6 +9,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from eslkit.commands.options import parse_exts
 from eslkit.errors import InputFileError
 
 
@@ -32,9 +33,7 @@ def passwd(
     [bold]eslkit passwd users.txt sam --supervisor[/]
     [bold]eslkit passwd users.txt crm-1001 --ext 1001 --token[/]
     """
-    from eslkit.commands.popup import parse_exts
     from eslkit.web.users import User, hash_password, hash_token, load_users, new_token, parse_line, save_user
-
 
     exts = tuple(parse_exts(ext)) if ext else ()
     role = "supervisor" if supervisor else "agent"

@@ -14,22 +14,10 @@ from eslkit.actions import ExecAction, UrlAction, forget_secrets
 from eslkit.app.popup import OnState, PopupEngine, PopupFormat, default_format, run
 from eslkit.calls import POPUP_EVENTS
 from eslkit.commands.options import (ContactsOpt, HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt,
-                                    connection_settings)
+                                    connection_settings, parse_exts)
 from eslkit.contacts import load_contacts
 from eslkit.errors import TemplateError
 from eslkit.sources import EslSource, open_source
-
-
-def parse_exts(values: Optional[Sequence[str]]) -> list[str]:
-    """``--ext 1001 --ext 1002`` or ``--ext 1001,1002`` → ["1001", "1002"]."""
-    exts: list[str] = []
-    for value in values or ():
-        for ext in value.replace(" ", ",").split(","):
-            if ext and ext not in exts:
-                exts.append(ext)
-    if not exts:
-        raise typer.BadParameter("give at least one extension, e.g. --ext 1001", param_hint="--ext")
-    return exts
 
 
 def exec_argv(program: Optional[str], args: Sequence[str]) -> Optional[list[str]]:

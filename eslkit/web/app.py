@@ -35,7 +35,7 @@ from typing import Awaitable, Callable, Optional
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from eslkit.views.safe_text import visible
+from eslkit.safe_text import visible
 from eslkit.web.board import CallBoard, encode
 from eslkit.web.security import LoginBrake, Session, Signer, same
 from eslkit.web.users import User, Users, allowed

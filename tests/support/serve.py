@@ -21,21 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
-from eslkit.calls import POPUP_EVENTS, CallTracker
+from eslkit.app.popup import PopupEngine
+from eslkit.calls import POPUP_EVENTS
 from eslkit.config import ConnectionSettings
 from eslkit.sim import SimServer
 from eslkit.sources.esl import EslSource
 from eslkit.web.users import User, Users, hash_password, hash_token
-from tests.support.sim import ESLKIT, free_port
+from tests.support.cli import Running
+from tests.support.net import free_port, wait_for_port
 
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "sam": "sam-password"}
 SWITCH_PASSWORD = "Sw1tch-Secret-Pw"  # must never reach a page
@@ -71,8 +67,8 @@ async def serving(people: Users = None, *, scenario="queue", speed=1.0, open_url
     await sim.start()
     settings = ConnectionSettings(host="127.0.0.1", port=sim.port, password=SWITCH_PASSWORD, timeout=5.0)
     source = EslSource(settings, names=POPUP_EVENTS, reconnect=True)
-    tracker = CallTracker(people.exts, lookup=contacts)
-    run = ServeRun(source, tracker, people, listen=("127.0.0.1", 0), open_url=open_url, **run_options)
+    engine = PopupEngine(source, people.exts, lookup=contacts)
+    run = ServeRun(engine, people, listen=("127.0.0.1", 0), open_url=open_url, **run_options)
     if mount is not None:
         mount(run.web)
     await source.open()
@@ -95,33 +91,17 @@ async def serving(people: Users = None, *, scenario="queue", speed=1.0, open_url
 def serve_process(users_file: Path, sim_port: int, *args: str, timeout: float = 15.0, port: int = 0,
                   env: dict = None) -> Iterator[str]:
     """``eslkit serve --users FILE --port SIM_PORT --listen 127.0.0.1:PORT ARGS`` as a child process
-    (PORT: a free one unless given)."""
+    (PORT: a free one unless given); stopped with Ctrl-C at the end, and it must not have
+    printed a traceback."""
     port = port or free_port()
-    exe = [str(ESLKIT)] if ESLKIT.exists() else [sys.executable, "-m", "eslkit"]
-    proc = subprocess.Popen(
-        [*exe, "serve", "--users", str(users_file), "--port", str(sim_port), "--listen", f"127.0.0.1:{port}", *args],
-        env={**os.environ, "ESL_PASSWORD": "ClueCon", **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_http(port, timeout, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        out, err = proc.communicate()
-        assert "Traceback" not in err, err
-
-
-def _wait_http(port: int, timeout: float, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"eslkit serve exited with {proc.returncode}: {proc.stderr.read()}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"eslkit serve did not listen on {port} within {timeout} s")
+    with Running("serve", "--users", users_file, "--port", sim_port, "--listen", f"127.0.0.1:{port}", *args,
+                 env={"ESL_PASSWORD": "ClueCon", **(env or {})}) as proc:
+        if not wait_for_port("127.0.0.1", port, timeout, proc.proc):
+            proc.stop()
+            raise RuntimeError(f"eslkit serve did not listen on {port} within {timeout} s (exit code "
+                               f"{proc.proc.returncode}): " + "\n".join(proc.err))
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.stop()
+            assert not any("Traceback" in line for line in proc.err), "\n".join(proc.err)

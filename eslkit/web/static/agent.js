@@ -17,7 +17,7 @@
   let offset = 0; // the switch's clock minus this browser's, in seconds
 
   // C0 -> control pictures, DEL -> ␡, other controls and format characters -> <U+XXXX>
-  // (eslkit/views/safe_text.py); at most 256 characters.
+  // (eslkit/safe_text.py); at most 256 characters.
   function shown(value) {
     let text = value === null || value === undefined ? "" : String(value);
     if (text.length > 256) text = text.slice(0, 255) + "…";
