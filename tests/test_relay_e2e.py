@@ -151,8 +151,10 @@ def test_switch_restart_is_shown_on_the_status_topic_and_the_relay_carries_on(mo
     env = {**os.environ, "ESL_PASSWORD": "ClueCon"}
 
     def switch():
+        # Paced, not --speed max: this test is about a restart, and a flood the relay cannot keep up
+        # with on a loaded machine ends (rightly) with exit 16 for the events it had to drop.
         proc = subprocess.Popen([str(ESLKIT), "sim", "--port", str(port), "--scenario", "queue", "--loop",
-                                 "--speed", "max"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                 "--speed", "20"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert wait_for_port("127.0.0.1", port, 15, proc, greeting=True), "eslkit sim did not listen"
         return proc
 
