@@ -1,7 +1,8 @@
 """The API commands the simulated switch answers (``api`` and ``bgapi``), with FreeSWITCH 1.10's output shapes.
 
 status, version, uptime, hostname, echo, show channels [as json], show calls
-[as json], show channels count, uuid_kill, log <level> <text>, and — verbatim
+[as json], show channels count, log <level> <text>, the call-control commands
+(originate, uuid_kill, uuid_hold, uuid_transfer, uuid_phone_event: `eslkit.sim.obey`), and — verbatim
 from the capture of a real switch — show modules, show api as json, help.
 Anything else gets FreeSWITCH's own error text.
 """
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from eslkit.sim import obey
 from eslkit.sim.switch import Switch
 
 VERSION = "1.10.12-release"
@@ -121,13 +123,6 @@ def _table(rows: list, as_json: bool) -> str:
     return "\n".join(lines) + f"\n\n{len(rows)} total.\n"
 
 
-def uuid_kill(server: Switch, arg: str) -> str:
-    uuid = arg.split(" ")[0] if arg else ""
-    if uuid not in server.channels:
-        return "-ERR No such channel!\n"
-    return "+OK\n"
-
-
 def log(server: Switch, arg: str) -> str:
     level_s, _, text = arg.partition(" ")
     level = str2level(level_s)
@@ -142,7 +137,12 @@ COMMANDS = {
     "version": version,
     "uptime": uptime,
     "show": show,
-    "uuid_kill": uuid_kill,
+    # call control (eslkit.sim.obey)
+    "originate": obey.originate,
+    "uuid_kill": obey.uuid_kill,
+    "uuid_hold": obey.uuid_hold,
+    "uuid_transfer": obey.uuid_transfer,
+    "uuid_phone_event": obey.uuid_phone_event,
     "log": log,
     "hostname": lambda server, arg: "vm",
     "echo": lambda server, arg: arg,

@@ -193,11 +193,46 @@ async def play_call(server: Switch, scenario: Scenario, numbers: Optional[dict] 
             await _pace(server)
             server.fire_burst(burst, values)
         return
-    for template in templates:
-        delay = start + template.at / speed - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        server.fire(CallEvent(template, values, server.next_seq()))
+    legs = server.legs
+    legs.recordings[values] = (scenario, start)
+    try:
+        for template in templates:
+            delay = start + template.at / speed - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if legs.taken and values.resolve(template.unique_id, 0) in legs.taken:
+                continue  # a call-control command took this leg out of the recording
+            server.fire(CallEvent(template, values, server.next_seq()))
+    finally:
+        del legs.recordings[values]
+        if legs.taken:
+            legs.taken.difference_update(values.simple.values())
+
+
+def recorded_now_us(server: "SimServer", uuid: str) -> Optional[int]:
+    """The time now on the clock of the recording this leg is playing in (at --speed 2 a
+    recording's times run twice as fast as the wall clock), or None."""
+    values = server.legs.calls.get(uuid)
+    playing = server.legs.recordings.get(values) if values is not None else None
+    if playing is None or server.speed is None:
+        return None
+    _, start = playing
+    return values.base_us + int((asyncio.get_running_loop().time() - start) * server.speed * 1_000_000)
+
+
+def recorded_hangup(server: "SimServer", uuid: str) -> Optional[tuple[float, str]]:
+    """Seconds until the recording this leg came from hangs it up, and the cause it gives."""
+    values = server.legs.calls.get(uuid)
+    playing = server.legs.recordings.get(values) if values is not None else None
+    if playing is None or server.speed is None:
+        return None
+    scenario, start = playing
+    for template in scenario.templates:
+        if template.event_name == "CHANNEL_HANGUP" and values.resolve(template.unique_id, 0) == uuid:
+            now = asyncio.get_running_loop().time()
+            return max(start + template.at / server.speed - now, 0.0) * server.speed, \
+                values.resolve(template.raw("Hangup-Cause"), 0) or "NORMAL_CLEARING"
+    return None
 
 
 def fresh_uuids(n: int) -> list[str]:

@@ -102,6 +102,8 @@ class SimServer:
         self.core_uuid = str(uuidlib.uuid4())
         self.started_at = time.time()
         self.channels = CallRegistry()
+        self.legs = Legs()  # what the call-control commands act on (eslkit.sim.obey)
+        self.dialing = Dialing()
         self.connections: set[_Connection] = set()
         self._server: Optional[asyncio.base_events.Server] = None
         self._seq = 0
@@ -252,6 +254,7 @@ class SimServer:
         self.events_fired += len(events)
         for ev in events:
             self.channels.track(ev)
+            self.legs.track(ev)
         logging = False
         made: dict[str, list] = {}  # each frame made once per format, whatever the number of connections
         made_together: dict[str, tuple] = {}
@@ -311,14 +314,34 @@ class SimServer:
     # --- commands that reach the switch ---------------------------------------------------
 
     def api(self, name: str, arg: Optional[str]) -> str:
-        self.fire(self.switch_event("API", "switch_loadable_module.c", "switch_api_execute", 2954,
-                                    [("API-Command", name)] + ([("API-Command-Argument", arg)] if arg else [])))
-        return run_api(self, name, arg)
+        # As switch_api_execute: the API event is made (and numbered) when the command
+        # starts and fired when it returns, after what the command did at once.
+        event = self._api_event(name, arg)
+        body = run_api(self, name, arg)
+        self.fire(event)
+        return body
+
+    def _api_event(self, name: str, arg: Optional[str]) -> Event:
+        return self.switch_event("API", "switch_loadable_module.c", "switch_api_execute", 2954,
+                                 [("API-Command", name)] + ([("API-Command-Argument", arg)] if arg else []))
+
+    async def _background(self, name: str, arg: Optional[str]) -> str:
+        """A bgapi command's body; originate's comes when the agent's phone answers."""
+        if name.lower() != "originate":
+            return self.api(name, arg)
+        event = self._api_event(name, arg)
+        body = await originate_job(self, arg or "")
+        self.fire(event)
+        return body
+
+    def recorded_hangup(self, uuid: str) -> Optional[tuple[float, str]]:
+        """Seconds until the recorded scenario call this leg came from hangs it up, and the cause."""
+        return recorded_hangup(self, uuid)
 
     def bgapi(self, job_uuid: str, name: str, arg: Optional[str]) -> None:
         async def job() -> None:
             await asyncio.sleep(0)  # after the command/reply, as in FreeSWITCH
-            body = self.api(name, arg)
+            body = await self._background(name, arg)
             extra = [("Job-UUID", job_uuid), ("Job-Command", name)]
             if arg:
                 extra.append(("Job-Command-Arg", arg))
