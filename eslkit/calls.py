@@ -105,8 +105,9 @@ _TOO_EARLY = "CHANNEL_OUTGOING"
 _MAY_ORIGINATE = {"CHANNEL_CREATE", "CHANNEL_ORIGINATE", "CHANNEL_OUTGOING"}
 # FreeSWITCH's callee name when nobody set one: not a name worth showing.
 _NO_NAME = "Outbound Call"
-# `show channels` call states of a channel that is up.
-_UP_STATES = {"ACTIVE": False, "HELD": True, "UNHELD": False}
+# `show channels` call states of a channel that is up.  RING_WAIT: an answered leg whose
+# bridge rings someone (an agent's click-to-dial leg while the far party rings).
+_UP_STATES = {"ACTIVE": False, "HELD": True, "UNHELD": False, "RING_WAIT": False}
 # No caller name or number is worth more than this; a hostile 10 kB name is cut.
 MAX_VALUE = 1024
 
@@ -150,6 +151,7 @@ class LegView:
     other_name: Optional[str] = None
     on_hold: bool = False
     transferred_from: Optional[str] = None  # the extension (or number) a transferred call came from
+    bridged: bool = False  # talking to another leg (not in the records: what phone control checks)
 
     @property
     def ring_seconds(self) -> Optional[float]:
@@ -289,8 +291,9 @@ _ROW_HEADERS = (
 def _row_event(row: dict) -> Event:
     headers = [("Event-Name", "CHANNEL_CREATE")]
     headers += [(h, row[k]) for k, h in _ROW_HEADERS if isinstance(row.get(k), str) and row[k]]
-    # A caller's first destination (a transfer changes `dest`); an agent leg's own.
-    dest = row.get("initial_dest") if row.get("direction") == "inbound" else row.get("dest")
+    # The first destination (a transfer changes `dest`): what a caller dialled, the user an
+    # agent leg was placed to (not where a transfer sent the leg on).
+    dest = row.get("initial_dest") or (row.get("dest") if row.get("direction") != "inbound" else None)
     if isinstance(dest, str) and dest:
         headers.append(("Caller-Destination-Number", dest))
     epoch = row.get("created_epoch")
@@ -468,7 +471,21 @@ class CallTracker:
             if ch.ended_at is None and held is not None and (ch.answered_at is None and not ch.up or held != ch.held):
                 ch.up, ch.held = True, held  # answered, or put on hold, while the link was down
                 self._update(ch, changes, now)
+        self._pair(rows)
         return changes
+
+    def _pair(self, rows: list[dict]) -> None:
+        """`show channels` has no partner column: two legs up (talking, on hold) in one call
+        (call_uuid) are bridged to each other."""
+        calls: dict[str, list[str]] = {}
+        for row in rows:
+            call = row.get("call_uuid")
+            if isinstance(call, str) and call and row.get("callstate") in ("ACTIVE", "HELD", "UNHELD"):
+                calls.setdefault(call, []).append(row["uuid"])
+        for legs in calls.values():
+            pair = [self._channels.get(u) for u in legs]
+            if len(pair) == 2 and None not in pair and pair[0].bridged_to is None and pair[1].bridged_to is None:
+                pair[0].bridged_to, pair[1].bridged_to = pair[1].uuid, pair[0].uuid
 
     def _learn_row(self, row: dict, now: float) -> list[LegView]:
         ch = self._channel(row["uuid"])
@@ -841,6 +858,7 @@ class CallTracker:
             other_name=ch.other_name,
             on_hold=self._on_hold(ch) if ch.state != "ended" else False,
             transferred_from=ch.transferred_from,
+            bridged=ch.bridged_to is not None and ch.state != "ended",
         )
         return replace(view, **changes) if changes else view
 
