@@ -6,6 +6,7 @@ Profiles come from eslkit's own ``~/.config/eslkit/config.toml``::
     host = "10.0.0.5"
     port = 8021
     password = "s3cret"
+    context = "agents"      # optional: the dialplan context of `eslkit phone` (default: default)
 
 and, so that fs_cli users need to change nothing, from fs_cli's own files
 (``~/.fs_cli_conf``, else ``/etc/fs_cli.conf`` — the order fs_cli uses), whose
@@ -72,12 +73,13 @@ class Profile:
     host: Optional[str] = None
     port: Optional[int] = None
     password: Optional[str] = field(default=None, repr=False)
+    context: Optional[str] = None  # the dialplan context phone control dials and transfers in
 
     def __repr__(self) -> str:
         pw = None if self.password is None else _MASK
         return (
             f"Profile(name={self.name!r}, source={str(self.source)!r}, host={self.host!r}, "
-            f"port={self.port!r}, password={pw!r})"
+            f"port={self.port!r}, password={pw!r}, context={self.context!r})"
         )
 
 
@@ -92,6 +94,7 @@ class ConnectionSettings:
     profile: Optional[str] = None
     password_source: str = "default"  # "option", "env", "profile" or "default"
     warnings: tuple = ()
+    context: Optional[str] = None  # the profile's dialplan context for phone control, if it says
 
     def __repr__(self) -> str:
         return (
@@ -129,18 +132,21 @@ def read_eslkit_config(path: Path) -> dict[str, Profile]:
     for name, table in profiles.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: [profiles.{name}] must be a table with host, port, password.")
-        unknown = set(table) - {"host", "port", "password"}
+        unknown = set(table) - {"host", "port", "password", "context"}
         if unknown:
             raise ConfigError(
                 f"{path}: [profiles.{name}] has unknown key(s) {', '.join(sorted(unknown))}.",
-                "Use only host, port and password.",
+                "Use only host, port, password and context.",
             )
         host, port, password = table.get("host"), table.get("port"), table.get("password")
+        context = table.get("context")
+        if context is not None and (not isinstance(context, str) or not context):
+            raise ConfigError(f"{path}: [profiles.{name}] context must be a non-empty string.")
         if host is not None and (not isinstance(host, str) or not host):
             raise ConfigError(f"{path}: [profiles.{name}] host must be a non-empty string.")
         if password is not None and not isinstance(password, str):
             raise ConfigError(f"{path}: [profiles.{name}] password must be a string (quote it).")
-        out[name] = Profile(name, path, host, _port(port, path, name), password)
+        out[name] = Profile(name, path, host, _port(port, path, name), password, context)
     return out
 
 
@@ -278,4 +284,5 @@ def resolve(
         profile=prof.name if prof else None,
         password_source=source,
         warnings=tuple(warnings),
+        context=prof.context if prof else None,
     )
