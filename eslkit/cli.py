@@ -63,7 +63,7 @@ def report_error(err: EslkitError, console: Optional[Console] = None) -> None:
         console.print(f"  [dim]fix:[/] {escape(visible(err.fix))}")
 
 
-COMMANDS = ("sim", "watch", "popup", "serve", "passwd", "demo", "build", "doctor", "relay")
+COMMANDS = ("sim", "watch", "popup", "serve", "passwd", "demo", "build", "doctor", "relay", "phone")
 
 
 def _register(only: Optional[str] = None) -> None:
@@ -73,7 +73,11 @@ def _register(only: Optional[str] = None) -> None:
         if only is not None and name != only:
             continue
         module = __import__(f"eslkit.commands.{name}", fromlist=[name])
-        app.command(name)(getattr(module, name))
+        command = getattr(module, name)
+        if isinstance(command, typer.Typer):  # a command with subcommands (eslkit phone hold …)
+            app.add_typer(command, name=name)
+        else:
+            app.command(name)(command)
 
 
 def _command_in(argv: list) -> Optional[str]:
