@@ -53,7 +53,7 @@ def sim(
         typer.Option("--scenario", metavar="NAME|FILE",
                      help="A call flow (below), a mix ("
                           + ", ".join(MIXES) + "), load[:calls=N,cps=X,concurrent=N,agents=N,template=A+B], "
-                          "or a scenario file."),
+                          "a scenario file, or idle (no calls but those clients place: eslkit phone dial)."),
     ] = "queue",
     loop: Annotated[bool, typer.Option("--loop", help="Play the scenario again and again.")] = False,
     replay: Annotated[
@@ -86,7 +86,7 @@ def sim(
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     server = SimServer(
         host, port, secret,
-        scenario=None if replay else scenario,
+        scenario=None if replay or scenario == "idle" else scenario,
         loop=loop,
         replay=replay,
         speed=_speed(speed),
@@ -100,6 +100,8 @@ def sim(
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise ListenError(f"Cannot listen on {host}:{port}: {reason}.") from exc
         what = f"replaying {replay}" if replay else f"scenario {scenario}" + (" (looping)" if loop else "")
+        if scenario == "idle" and not replay:
+            what = "no calls but those its clients place"
         console.out(f"eslkit sim: listening on {server.host}:{server.port}, {what}. Ctrl-C stops.",
                     highlight=False)
         try:
@@ -118,4 +120,5 @@ def sim(
 # The scenarios, one per line, after the docstring's last line (typer shows it as help).
 sim.__doc__ = (sim.__doc__ or "").rstrip() + "\n" + "\n".join(
     f"    [bold]{name:<20}[/] {summary}" for name, summary in
-    (*SCENARIOS.items(), ("morning", "a mix: a morning in a call centre (eslkit demo)"))) + "\n"
+    (*SCENARIOS.items(), ("morning", "a mix: a morning in a call centre (eslkit demo)"),
+     ("idle", "no calls: only what eslkit phone (originate, …) asks for"))) + "\n"

@@ -1,0 +1,499 @@
+"""Phone control: an agent's intent — dial, hang up, transfer, hold, answer — as checked
+``api`` commands to FreeSWITCH, once, for every way in (``eslkit phone``, the popup's keys,
+requests through ``relay --control``, the web page).
+
+    control = Controller(switch, policy=Policy(context="agents"), audit=AuditLog("audit.jsonl"))
+    engine.listen(control.observe)                # every LegView the call tracker makes
+    result = await control.act(Request("1001", Action.HOLD), legs=tracker.active("1001"))
+    print(result.text)                            # "1001: call with 6208 on hold"
+
+Nobody acts where they do not belong:
+
+- a request names an extension and may touch only the channels the call tracker
+  attributes to that extension right now (`authorise`): 1001 cannot hang up 1002's
+  call, nor any uuid it names that is not one of its own legs;
+- numbers and destinations are checked against a strict pattern before anything is sent
+  (`Policy.number`): digits, ``*``, ``#``, ``+`` and the site's own extra patterns, and
+  never a character that could end an ``api`` argument or start a new one (spaces,
+  ``&``, ``{}``, ``,``, ``|``, quotes, newlines…);
+- every action — done, refused or failed — is one JSON line in the audit log.
+
+Each action waits for the switch's events that prove it (the tracker's view of the leg
+changes: on hold, off hold, ended, answered, a new outgoing leg) and raises
+`ActionTimeout` when none came.  The FreeSWITCH API each action sends (docs/phone.md):
+
+    hangup    uuid_kill <agent leg> [CAUSE]
+    hold      uuid_hold <agent leg>            unhold   uuid_hold off <agent leg>
+    transfer  uuid_transfer <agent leg> -bleg DEST XML CONTEXT
+    answer    uuid_phone_event <agent leg> talk      (phones that honour it only)
+    dial      bgapi originate {origination_caller_id_number=EXT,origination_caller_id_name='Agent EXT'}
+              user/EXT NUMBER XML CONTEXT      (or &bridge(ENDPOINT) with Policy.endpoint)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol, Sequence
+
+from eslkit.calls import LegView
+from eslkit.errors import EslkitError, OutputError
+
+__all__ = [
+    "Action", "Request", "Result", "Policy", "Controller", "AuditLog", "authorise", "check_ext",
+    "ControlError", "NotAllowed", "NoCall", "BadNumber", "SwitchRefused", "ActionTimeout",
+]
+
+
+# --- errors: one sentence each, and a distinct exit code ------------------------------------------
+
+
+class ControlError(EslkitError):
+    """A phone-control request that was not carried out."""
+
+    exit_code = 30
+    kind = "failed"  # what the audit log and a broker reply say
+
+
+class NotAllowed(ControlError):
+    """The call (or uuid) named is not one of this extension's calls right now."""
+
+    exit_code = 31
+    kind = "not_allowed"
+    default_fix = "Act only on your own calls; `eslkit popup --ext EXT` shows them with their uuids."
+
+
+class NoCall(ControlError):
+    """The extension has no call the action fits, or several and none was named."""
+
+    exit_code = 32
+    kind = "no_call"
+    default_fix = ""
+
+
+class BadNumber(ControlError):
+    """A number, destination, context or extension that must not reach an api line."""
+
+    exit_code = 33
+    kind = "bad_number"
+    default_fix = "Give digits, *, # or + only (or a pattern allowed with --allow-dest)."
+
+
+class SwitchRefused(ControlError):
+    """The switch answered the command with -ERR."""
+
+    exit_code = 34
+    kind = "refused_by_switch"
+    default_fix = ""
+
+
+class ActionTimeout(ControlError):
+    """The switch took the command, but no event proved it happened in time."""
+
+    exit_code = 35
+    kind = "timeout"
+    default_fix = "Check the call on the switch (fs_cli: show channels); raise --wait if it is slow."
+
+
+# --- requests and results --------------------------------------------------------------------------
+
+
+class Action(str, enum.Enum):
+    dial = "dial"
+    hangup = "hangup"
+    transfer = "transfer"
+    hold = "hold"
+    unhold = "unhold"
+    answer = "answer"
+
+    @property
+    def needs_target(self) -> bool:
+        return self in (Action.dial, Action.transfer)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What an agent asks for.  ``target``: the number to dial or the transfer destination;
+    ``uuid``: which call (its leg or call uuid) when the extension has several."""
+
+    ext: str
+    action: Action
+    target: Optional[str] = None
+    uuid: Optional[str] = None
+    cause: Optional[str] = None  # hangup only; NORMAL_CLEARING when not given
+    request_id: Optional[str] = None  # broker requests
+    client_id: Optional[str] = None  # who sent it, as the broker message says
+    via: str = "cli"  # cli | popup | mqtt | amqp | web
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", Action(self.action))
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened: ``text`` says it in one sentence ("1001: call with 6208 on hold")."""
+
+    ok: bool
+    ext: str
+    action: str
+    text: str
+    uuid: Optional[str] = None  # the agent's leg acted on (dial: the new one)
+    target: Optional[str] = None
+    command: Optional[str] = None  # the api line sent (never anything secret)
+    error: Optional[str] = None  # ControlError.kind when not ok
+    request_id: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "ext": self.ext, "action": self.action, "text": self.text, "uuid": self.uuid,
+                "target": self.target, "command": self.command, "error": self.error,
+                "request_id": self.request_id}
+
+
+# --- what may reach an api line ----------------------------------------------------------------------
+
+NUMBER = re.compile(r"[0-9*#+]{1,32}")
+# Whatever a site allows besides numbers, these never reach the switch: api arguments
+# are split on spaces, originate variables on commas and braces, channels on | and ,.
+SAFE = re.compile(r"[A-Za-z0-9*#+._-]{1,64}")
+EXTENSION = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+CONTEXT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+CAUSE = re.compile(r"[A-Z_]{1,40}")
+UUID = re.compile(r"[0-9a-fA-F-]{8,64}")
+ENDPOINT = re.compile(r"[A-Za-z0-9/_.:@-]*\{number\}[A-Za-z0-9/_.:@-]*")
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """A refused value, quoted and short, safe to put in a sentence (no newlines)."""
+    text = text if len(text) <= limit else text[:limit] + "…"
+    return repr(text)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What this site allows: extra destination patterns (full-match regular expressions,
+    e.g. ``9\\d{10}`` or ``sales``), the dialplan context of transfers and dials, and an
+    optional endpoint template for dialling (``sofia/gateway/pstn/{number}``: the far party
+    is bridged directly instead of through the dialplan)."""
+
+    patterns: tuple = ()
+    context: str = "default"
+    endpoint: Optional[str] = None
+    caller_name: str = "Agent {ext}"
+
+    def __post_init__(self) -> None:
+        compiled = []
+        for p in self.patterns:
+            try:
+                compiled.append(p if isinstance(p, re.Pattern) else re.compile(p))
+            except re.error as exc:
+                raise BadNumber(f"The destination pattern {_shown(str(p))} is not a regular expression ({exc}).",
+                                "Give a Python regular expression, e.g. --allow-dest '9\\d{10}'.") from None
+        object.__setattr__(self, "patterns", tuple(compiled))
+        if not CONTEXT.fullmatch(self.context or ""):
+            raise BadNumber(f"The dialplan context {_shown(self.context or '')} is not a context name.",
+                            "Use letters, digits, _ . - only, e.g. --context default.")
+        if self.endpoint is not None and not ENDPOINT.fullmatch(self.endpoint):
+            raise BadNumber(f"The endpoint {_shown(self.endpoint)} is not an endpoint template.",
+                            "Use e.g. sofia/gateway/pstn/{number}: letters, digits, / _ . : @ - and {number} once.")
+        if not re.fullmatch(r"[A-Za-z0-9 _.-]*(\{ext\})?[A-Za-z0-9 _.-]*", self.caller_name):
+            raise BadNumber(f"The caller name {_shown(self.caller_name)} may hold letters, digits, spaces, "
+                            "_ . - and {ext}.")
+
+    def number(self, text: Optional[str], what: str = "number") -> str:
+        """``text`` if it may be dialled or transferred to; else BadNumber."""
+        if not text:
+            raise BadNumber(f"No {what} given.", f"Give the {what}, e.g. 6208.")
+        if SAFE.fullmatch(text) and (NUMBER.fullmatch(text) or any(p.fullmatch(text) for p in self.patterns)):
+            return text
+        extra = " or match an --allow-dest pattern" if self.patterns else ""
+        raise BadNumber(f"{_shown(text)} is not a {what} eslkit will send to the switch: it must be digits, "
+                        f"*, # or + (at most 32){extra}.")
+
+
+def check_ext(ext: str) -> str:
+    if not EXTENSION.fullmatch(ext or ""):
+        raise BadNumber(f"{_shown(ext or '')} is not an extension.", "Give the agent's extension, e.g. --ext 1001.")
+    return ext
+
+
+# --- whose call is it? -----------------------------------------------------------------------------
+
+
+def _describe(leg: LegView) -> str:
+    """"call from 6208", "call to 6208", or "outgoing call" before its number is known."""
+    if leg.direction == "outgoing":
+        return f"call to {leg.other_number}" if leg.other_number else "outgoing call"
+    return f"call from {leg.other_number or leg.caller_number or 'an unknown number'}"
+
+
+def authorise(request: Request, legs: Sequence[LegView]) -> LegView:
+    """The agent leg of ``request.ext`` the action is for: one the tracker attributes to
+    that extension right now, in a state the action fits.  Raises NotAllowed or NoCall."""
+    ext, action = request.ext, request.action
+    mine = [leg for leg in legs if leg.ext == ext and leg.state != "ended"]
+    if request.uuid:
+        named = [leg for leg in mine if request.uuid in (leg.leg_uuid, leg.call_uuid)]
+        if not named:
+            raise NotAllowed(f"{ext} has no call {_shown(request.uuid, 40)} right now; eslkit acts only on "
+                             f"{ext}'s own calls.")
+        mine = named
+    if not mine:
+        raise NoCall(f"{ext} has no call right now.", "")
+    fits = {
+        Action.hangup: lambda leg: True,
+        Action.hold: lambda leg: leg.state == "answered" and not leg.on_hold,
+        Action.unhold: lambda leg: leg.state == "answered" and leg.on_hold,
+        Action.transfer: lambda leg: leg.state == "answered" and leg.bridged,
+        Action.answer: lambda leg: leg.state == "ringing",
+    }[action]
+    fitting = [leg for leg in mine if fits(leg)]
+    if len(fitting) == 1:
+        return fitting[0]
+    if not fitting:
+        leg = mine[0]
+        why = {
+            Action.hold: "is already on hold" if leg.on_hold else "is not answered yet",
+            Action.unhold: "is not on hold",
+            Action.transfer: "is not connected to anyone yet" if leg.state == "answered" else "is not answered yet",
+            Action.answer: "is not ringing",
+        }.get(action, "cannot be acted on")
+        raise NoCall(f"{ext}'s {_describe(leg)} {why}.", "")
+    listed = ", ".join(f"{leg.leg_uuid} ({_describe(leg)})" for leg in fitting)
+    raise NoCall(f"{ext} has {len(fitting)} calls: {listed}.", "Name one with --uuid.")
+
+
+# --- the switch, the audit log ------------------------------------------------------------------------
+
+
+class Switch(Protocol):
+    """A live event-socket connection (`eslkit.client.Connection` is one)."""
+
+    async def api(self, command: str, timeout: Optional[float] = None) -> str: ...
+    async def bgapi(self, command: str, timeout: Optional[float] = None) -> str: ...
+
+
+class AuditLog:
+    """Every action, one JSON line: time, ext, action, target, uuid, result (and for broker
+    requests the request id and client id).  Appended to, never overwritten; created
+    readable by its owner only.  Never a password: none reaches this module."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise OutputError(f"Cannot open the audit log {self.path}: {exc.strerror}.",
+                              "Give --audit a file in a directory you can write.") from None
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
+
+    def write(self, request: Request, result: Result) -> None:
+        entry = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ext": request.ext, "action": request.action.value, "target": request.target,
+            "uuid": result.uuid or request.uuid, "result": "ok" if result.ok else result.error,
+            "text": result.text, "command": result.command, "via": request.via,
+        }
+        if request.request_id is not None:
+            entry["request_id"] = request.request_id
+        if request.client_id is not None:
+            entry["client_id"] = request.client_id
+        try:
+            self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            self._file.flush()
+        except OSError as exc:
+            raise OutputError(f"Cannot write the audit log {self.path}: {exc.strerror}.") from None
+
+    def close(self) -> None:
+        self._file.close()
+
+
+# --- carrying it out ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Waiter:
+    proof: Callable[[LegView], bool]
+    future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Controller:
+    """Carries out requests on one switch connection and proves them from the call
+    tracker's legs (feed it every LegView with `observe`).
+
+    ``legs(ext)`` gives the extension's current legs (``tracker.active``); ``wait``: how
+    long a proof may take.  One request at a time per controller, so that two clicks do
+    not send two commands for one call."""
+
+    def __init__(self, switch: Switch, legs: Callable[[str], Sequence[LegView]], *, policy: Optional[Policy] = None,
+                 audit: Optional[AuditLog] = None, wait: float = 5.0):
+        self.switch = switch
+        self.legs = legs
+        self.policy = policy or Policy()
+        self.audit = audit
+        self.wait = wait
+        self._waiters: list[_Waiter] = []
+        self._lock: Optional[asyncio.Lock] = None
+        self._known: set[str] = set()  # leg uuids seen: a dial's new leg is one not among them
+        self._jobs: set[asyncio.Future] = set()  # originates still running in the switch
+
+    async def close(self) -> None:
+        """Stop waiting for the originates still running (they go on in the switch)."""
+        for job in list(self._jobs):
+            job.cancel()
+        await asyncio.gather(*self._jobs, return_exceptions=True)
+
+    def observe(self, change: Any) -> None:
+        """Take one change from the tracker (other items are ignored)."""
+        if not isinstance(change, LegView):
+            return
+        self._known.add(change.leg_uuid)
+        for waiter in list(self._waiters):
+            if not waiter.future.done() and waiter.proof(change):
+                waiter.future.set_result(change)
+
+    # The async function set: one per action.
+
+    async def dial(self, ext: str, number: str, **kw) -> Result:
+        return await self.act(Request(ext, Action.dial, number, **kw))
+
+    async def hangup(self, ext: str, uuid: Optional[str] = None, **kw) -> Result:
+        return await self.act(Request(ext, Action.hangup, uuid=uuid, **kw))
+
+    async def transfer(self, ext: str, destination: str, uuid: Optional[str] = None, **kw) -> Result:
+        return await self.act(Request(ext, Action.transfer, destination, uuid=uuid, **kw))
+
+    async def hold(self, ext: str, uuid: Optional[str] = None, **kw) -> Result:
+        return await self.act(Request(ext, Action.hold, uuid=uuid, **kw))
+
+    async def unhold(self, ext: str, uuid: Optional[str] = None, **kw) -> Result:
+        return await self.act(Request(ext, Action.unhold, uuid=uuid, **kw))
+
+    async def answer(self, ext: str, uuid: Optional[str] = None, **kw) -> Result:
+        return await self.act(Request(ext, Action.answer, uuid=uuid, **kw))
+
+    async def act(self, request: Request) -> Result:
+        """Carry out one request; raises a ControlError (audited too) when it is not done."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            command = None
+            try:
+                plan = self.plan(request)
+                command = plan.command
+                result = await self._run(request, plan)
+            except ControlError as err:
+                err.result = Result(False, request.ext, request.action.value, str(err), request.uuid,
+                                    request.target, command, err.kind, request.request_id)
+                self._audit(request, err.result)
+                raise
+            self._audit(request, result)
+            return result
+
+    def _audit(self, request: Request, result: Result) -> None:
+        if self.audit is not None:
+            self.audit.write(request, result)
+
+    def plan(self, request: Request) -> "_Plan":
+        """Check everything and decide the api line, before anything is sent."""
+        ext = check_ext(request.ext)
+        policy = self.policy
+        if request.action is Action.dial:
+            number = policy.number(request.target)
+            name = policy.caller_name.replace("{ext}", ext)
+            variables = f"{{origination_caller_id_number={ext},origination_caller_id_name='{name}'}}"
+            where = f"&bridge({policy.endpoint.replace('{number}', number)})" if policy.endpoint else \
+                f"{number} XML {policy.context}"
+            known = set(self._known) | {leg.leg_uuid for leg in self.legs(ext)}
+            return _Plan(f"originate {variables}user/{ext} {where}", None, number,
+                         lambda leg: leg.ext == ext and leg.leg_uuid not in known and leg.direction == "outgoing",
+                         lambda leg: f"{ext}: dialling {number} — {ext}'s phone is ringing; answer it to place "
+                                     "the call", background=True)
+        leg = authorise(request, self.legs(ext))
+        uuid = leg.leg_uuid
+        if not UUID.fullmatch(uuid):
+            raise NotAllowed(f"{ext}'s leg {_shown(uuid, 40)} is not a uuid eslkit will send.")
+        about = _describe(leg)
+        if request.action is Action.hangup:
+            cause = request.cause or "NORMAL_CLEARING"
+            if not CAUSE.fullmatch(cause):
+                raise BadNumber(f"{_shown(cause)} is not a hangup cause.", "Use e.g. NORMAL_CLEARING or USER_BUSY.")
+            return _Plan(f"uuid_kill {uuid}" + (f" {cause}" if request.cause else ""), uuid, None,
+                         lambda v: v.leg_uuid == uuid and v.state == "ended",
+                         lambda v: f"{ext}: {about} hung up")
+        if request.action is Action.hold:
+            return _Plan(f"uuid_hold {uuid}", uuid, None, lambda v: v.leg_uuid == uuid and v.on_hold,
+                         lambda v: f"{ext}: {about} on hold")
+        if request.action is Action.unhold:
+            return _Plan(f"uuid_hold off {uuid}", uuid, None,
+                         lambda v: v.leg_uuid == uuid and not v.on_hold and v.state == "answered",
+                         lambda v: f"{ext}: {about} taken off hold")
+        if request.action is Action.answer:
+            return _Plan(f"uuid_phone_event {uuid} talk", uuid, None,
+                         lambda v: v.leg_uuid == uuid and v.state in ("answered", "ended"),
+                         lambda v: f"{ext}: {about} answered" if v.state == "answered"
+                         else f"{ext}: {about} ended before it was answered",
+                         unproven="the phone did not answer: answering from the computer works only on "
+                                  "phones that honour FreeSWITCH's talk event (uuid_phone_event)")
+        destination = policy.number(request.target, "destination")
+        if destination == request.ext:
+            raise BadNumber(f"{ext} cannot transfer a call to itself.")
+        return _Plan(f"uuid_transfer {uuid} -bleg {destination} XML {policy.context}", uuid, destination,
+                     lambda v: v.leg_uuid == uuid and v.state == "ended",
+                     lambda v: f"{ext}: {about} transferred to {destination}")
+
+    async def _run(self, request: Request, plan: "_Plan") -> Result:
+        waiter = _Waiter(plan.proof)
+        self._waiters.append(waiter)
+        try:
+            if plan.background:
+                reply = await self._originate(plan, waiter)
+            else:
+                reply = (await self.switch.api(plan.command, timeout=self.wait)).strip()
+            if reply.startswith("-"):
+                raise SwitchRefused(f"The switch refused {plan.command.split()[0]} for {request.ext}: "
+                                    f"{_first_line(reply)}.")
+            try:
+                proof = await asyncio.wait_for(asyncio.shield(waiter.future), self.wait)
+            except asyncio.TimeoutError:
+                why = plan.unproven or f"no event showed it within {self.wait:g} s"
+                raise ActionTimeout(f"{request.ext}: the switch took {plan.command.split()[0]} "
+                                    f"({_first_line(reply) or '+OK'}) but {why}.") from None
+        finally:
+            self._waiters.remove(waiter)
+        return Result(True, request.ext, request.action.value, plan.describe(proof),
+                      proof.leg_uuid if plan.uuid is None else plan.uuid, plan.target, plan.command,
+                      request_id=request.request_id)
+
+    async def _originate(self, plan: "_Plan", waiter: _Waiter) -> str:
+        """bgapi originate: the job ends when the agent answers or the call fails; the proof
+        (the agent's phone ringing) usually comes first, and then it is enough."""
+        job = asyncio.ensure_future(self.switch.bgapi(plan.command, timeout=max(self.wait, 60.0)))
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+        done, _ = await asyncio.wait({job, waiter.future}, timeout=self.wait, return_when=asyncio.FIRST_COMPLETED)
+        if job in done:
+            return job.result()  # raises what the connection raised
+        return "+OK"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    command: str
+    uuid: Optional[str]
+    target: Optional[str]
+    proof: Callable[[LegView], bool]
+    describe: Callable[[LegView], str]
+    background: bool = False
+    unproven: Optional[str] = None
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line[:200]
+
