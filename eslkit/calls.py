@@ -585,7 +585,10 @@ class CallTracker:
             ch.callee_name = _cap(event.get("Caller-Callee-ID-Name")) or ch.callee_name
             if event.get("Other-Type") == "originatee":
                 ch.far_number = _cap(event.get("Other-Leg-Destination-Number")) or ch.far_number
-        if not ch.emitted and (ch.outbound or first or not ch.ready):  # (a caller's leg: only its first)
+        # Whom a leg rings is in its first events (a caller's leg: only those); an outbound leg
+        # may say it later while it rings, never once answered: the far party of an agent's
+        # call, transferred on, runs a bridge to another user and gets its variable_dialed_user.
+        if not ch.emitted and (first or not ch.ready or ch.outbound and ch.answered_at is None and not ch.up):
             ch.queue = ch.queue or _cap(event.get("variable_cc_queue") or event.get("variable_fifo_name"))
             self._learn_ext(ch, event)
         return others
