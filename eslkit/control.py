@@ -47,7 +47,8 @@ from eslkit.errors import EslkitError, OutputError
 
 __all__ = [
     "Action", "Request", "Result", "Policy", "Controller", "AuditLog", "authorise", "check_ext",
-    "ControlError", "NotAllowed", "NoCall", "BadNumber", "SwitchRefused", "ActionTimeout",
+    "ControlError", "NotAllowed", "NoCall", "BadNumber", "SwitchRefused", "ActionTimeout", "RequestRefused",
+    "error_for",
 ]
 
 
@@ -99,6 +100,26 @@ class ActionTimeout(ControlError):
     exit_code = 35
     kind = "timeout"
     default_fix = "Check the call on the switch (fs_cli: show channels); raise --wait if it is slow."
+
+
+class RequestRefused(ControlError):
+    """A request through a broker that the relay would not act on: not a request, too old
+    (``expired``), or one too many (``rate_limited``)."""
+
+    exit_code = 37
+    default_fix = ""
+
+    def __init__(self, kind: str, message: str, fix: str = ""):
+        super().__init__(message, fix)
+        self.kind = kind
+
+
+def error_for(kind: Optional[str], text: str) -> ControlError:
+    """The error a relay's reply names, as raised here (for `eslkit phone --via`)."""
+    for cls in (NotAllowed, NoCall, BadNumber, SwitchRefused, ActionTimeout):
+        if cls.kind == kind:
+            return cls(text)
+    return RequestRefused(kind or "failed", text)
 
 
 # --- requests and results --------------------------------------------------------------------------
@@ -293,18 +314,26 @@ class AuditLog:
         self._file = os.fdopen(fd, "a", encoding="utf-8")
 
     def write(self, request: Request, result: Result) -> None:
-        entry = {
+        self.entry(ext=request.ext, action=request.action.value, target=request.target,
+                   uuid=result.uuid or request.uuid, result="ok" if result.ok else result.error, text=result.text,
+                   command=result.command, via=request.via, request_id=request.request_id,
+                   client_id=request.client_id)
+
+    def entry(self, *, ext: str, action: str, result: Optional[str], text: str, via: str,
+              target: Optional[str] = None, uuid: Optional[str] = None, command: Optional[str] = None,
+              request_id: Optional[str] = None, client_id: Optional[str] = None) -> None:
+        """One line; ``request_id`` and ``client_id`` only for broker requests."""
+        line = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "ext": request.ext, "action": request.action.value, "target": request.target,
-            "uuid": result.uuid or request.uuid, "result": "ok" if result.ok else result.error,
-            "text": result.text, "command": result.command, "via": request.via,
+            "ext": ext, "action": action, "target": target, "uuid": uuid, "result": result, "text": text,
+            "command": command, "via": via,
         }
-        if request.request_id is not None:
-            entry["request_id"] = request.request_id
-        if request.client_id is not None:
-            entry["client_id"] = request.client_id
+        if request_id is not None:
+            line["request_id"] = request_id
+        if client_id is not None:
+            line["client_id"] = client_id
         try:
-            self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
             self._file.flush()
         except OSError as exc:
             raise OutputError(f"Cannot write the audit log {self.path}: {exc.strerror}.") from None
@@ -414,6 +443,8 @@ class Controller:
                          lambda leg: leg.ext == ext and leg.leg_uuid not in known and leg.direction == "outgoing",
                          lambda leg: f"{ext}: dialling {number} — {ext}'s phone is ringing; answer it to place "
                                      "the call", background=True)
+        # What the agent typed is checked first: a bad destination is refused as such, call or not.
+        destination = policy.number(request.target, "destination") if request.action is Action.transfer else None
         leg = authorise(request, self.legs(ext))
         uuid = leg.leg_uuid
         if not UUID.fullmatch(uuid):
@@ -440,7 +471,6 @@ class Controller:
                          else f"{ext}: {about} ended before it was answered",
                          unproven="the phone did not answer: answering from the computer works only on "
                                   "phones that honour FreeSWITCH's talk event (uuid_phone_event)")
-        destination = policy.number(request.target, "destination")
         if destination == request.ext:
             raise BadNumber(f"{ext} cannot transfer a call to itself.")
         return _Plan(f"uuid_transfer {uuid} -bleg {destination} XML {policy.context}", uuid, destination,

@@ -1,0 +1,185 @@
+"""Phone-control requests that come through a broker, for desktops without the ESL password.
+
+A desktop publishes a request on its own control topic (MQTT) or routing key (AMQP)::
+
+    freeswitch/<hostname>/agents/1001/control          <hostname>.agents.1001.control
+    {"id": "a1b2", "action": "transfer", "target": "1002", "time": 1796124000.5}
+
+and `eslkit relay --control` answers on the same address plus ``/reply`` (``.reply``)::
+
+    {"id": "a1b2", "ok": true, "ext": "1001", "action": "transfer",
+     "text": "1001: call from 6208 transferred to 1002", "error": null, …}
+
+`Desk` is the relay's side, whatever the broker: it takes the extension from the address
+(which the broker's ACL lets only that agent publish to) and never from the message,
+refuses a message that is not a request, answers a request id once (a broker may
+deliver twice), refuses requests older than ``max_age`` seconds (a desktop's click from
+before the relay restarted must not hang up today's call) and more than ``burst``
+requests per agent in ``per`` seconds, then hands the request to
+`eslkit.control.Controller` — which checks, again, that the call is that agent's.
+
+`request_message` / `Reply` are the desktop's side (``eslkit phone --via``, ``popup
+--from … --control``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid as uuidlib
+from collections import OrderedDict, deque
+from typing import Any, Optional
+
+from eslkit.control import Action, ControlError, Controller, Request, RequestRefused, Result
+
+__all__ = ["Desk", "request_message", "parse_reply", "MAX_REQUEST_BYTES"]
+
+MAX_REQUEST_BYTES = 4096
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+CLIENT_ID = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
+
+
+Refused = RequestRefused
+
+
+class Desk:
+    """The relay's control desk: messages in, replies out (see the module doc)."""
+
+    def __init__(self, controller: Controller, *, max_age: float = 30.0, burst: int = 5, per: float = 10.0,
+                 remember: int = 10_000, clock=time.time):
+        self.controller = controller
+        self.max_age = max_age
+        self.burst = burst
+        self.per = per
+        self.clock = clock
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._remember = remember
+        self._recent: dict[str, deque] = {}
+        self.counts = {"requests": 0, "done": 0, "refused": 0, "duplicates": 0}
+
+    async def handle(self, ext: str, payload: bytes, *, via: str = "mqtt",
+                     client_id: Optional[str] = None) -> Optional[dict]:
+        """One message from ``ext``'s control address; the reply to publish, or None for a
+        duplicate (already answered)."""
+        self.counts["requests"] += 1
+        request_id = None
+        try:
+            data = self._parse(ext, payload)
+            if isinstance(data.get("id"), str) and REQUEST_ID.fullmatch(data["id"]):
+                request_id = data["id"]  # the reply says which request it answers, refused or not
+            request = self._read(ext, data, request_id, via, client_id)
+            key = (ext, request_id)
+            if key in self._seen:
+                self.counts["duplicates"] += 1
+                return None
+            self._seen[key] = None
+            if len(self._seen) > self._remember:
+                self._seen.popitem(last=False)
+            self._limit(ext)
+            result = await self.controller.act(request)
+        except ControlError as err:
+            self.counts["refused"] += 1
+            result = getattr(err, "result", None) or Result(False, ext, _action_of(payload), str(err), error=err.kind,
+                                                            request_id=request_id)
+            audit = self.controller.audit
+            if isinstance(err, Refused) and audit is not None:  # refused before the controller saw it
+                audit.entry(ext=ext, action=result.action, result=err.kind, text=str(err), via=via,
+                            request_id=request_id, client_id=client_id)
+        else:
+            self.counts["done"] += 1
+        reply = result.to_dict()
+        reply["id"] = request_id
+        reply["time"] = self.clock()
+        return reply
+
+    @staticmethod
+    def _parse(ext: str, payload: bytes) -> dict:
+        if len(payload) > MAX_REQUEST_BYTES:
+            raise Refused("bad_request", f"A control request for {ext} of {len(payload)} bytes was refused: at most "
+                                         f"{MAX_REQUEST_BYTES}.")
+        try:
+            data = json.loads(payload)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise Refused("bad_request", f"A control message for {ext} is not JSON.") from None
+        if not isinstance(data, dict):
+            raise Refused("bad_request", f"A control message for {ext} is not a JSON object.")
+        return data
+
+    def _read(self, ext: str, data: dict, request_id: Optional[str], via: str, client_id: Optional[str]) -> Request:
+        if request_id is None:
+            raise Refused("bad_request", f"A control request for {ext} has no usable id (letters, digits, ._:- "
+                                         "up to 64).")
+        action = data.get("action")
+        if action not in Action.__members__:
+            raise Refused("bad_request", f"{_text(action)} is not an action: use one of "
+                                         f"{', '.join(Action.__members__)}.")
+        named = data.get("ext", ext)
+        if named != ext:
+            raise Refused("not_allowed", f"A request on {ext}'s control topic names extension {_text(named)}: "
+                                         f"an agent controls only its own calls.")
+        sent = data.get("time")
+        if not isinstance(sent, (int, float)) or isinstance(sent, bool):
+            raise Refused("bad_request", f"A control request for {ext} has no time (seconds since 1970).")
+        age = self.clock() - sent
+        if abs(age) > self.max_age:
+            raise Refused("expired", f"{ext}'s {action} request is {abs(age):.0f} s "
+                                     f"{'old' if age > 0 else 'in the future'}; requests expire after "
+                                     f"{self.max_age:g} s.")
+        fields = {}
+        for name in ("target", "uuid", "cause"):
+            value = data.get(name)
+            if value is not None and not isinstance(value, str):
+                raise Refused("bad_request", f"{name} in {ext}'s request must be a string.")
+            fields[name] = value
+        claimed = client_id or data.get("client_id")
+        if not (isinstance(claimed, str) and CLIENT_ID.fullmatch(claimed)):
+            claimed = None
+        return Request(ext, Action(action), fields["target"], fields["uuid"], fields["cause"], request_id,
+                       claimed, via)
+
+    def _limit(self, ext: str) -> None:
+        now = self.clock()
+        recent = self._recent.setdefault(ext, deque())
+        while recent and now - recent[0] >= self.per:
+            recent.popleft()
+        if len(recent) >= self.burst:
+            raise Refused("rate_limited", f"{ext} sent more than {self.burst} control requests in {self.per:g} s; "
+                                          "wait a moment.")
+        recent.append(now)
+
+
+def _text(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else repr(value[:40])
+    return text[:60]
+
+
+def _action_of(payload: bytes) -> str:
+    try:
+        action = json.loads(payload).get("action")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return "-"
+    return action if isinstance(action, str) and action in Action.__members__ else "-"
+
+
+# --- the desktop's side ----------------------------------------------------------------------------
+
+
+def request_message(request: Request, *, clock=time.time) -> tuple[str, bytes]:
+    """(request id, the JSON payload) of a request to publish."""
+    request_id = request.request_id or uuidlib.uuid4().hex
+    data = {"id": request_id, "action": request.action.value, "ext": request.ext, "time": clock()}
+    for name in ("target", "uuid", "cause", "client_id"):
+        value = getattr(request, name)
+        if value is not None:
+            data[name] = value
+    return request_id, json.dumps(data).encode()
+
+
+def parse_reply(payload: bytes) -> Optional[dict]:
+    """A reply's JSON object, or None when the message is not one."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("id"), str) else None
