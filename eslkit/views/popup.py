@@ -48,6 +48,8 @@ class PopupSnapshot:
     connected: bool = True
     now: Optional[float] = None  # switch clock, for the ringing / talk timers
     notes: tuple = field(default=())  # extra status lines (dropped events, ...)
+    selected: Optional[str] = None  # popup --control: the leg the keys act on (marked ▸)
+    footer: Optional[object] = None  # popup --control: a renderable below the status line (the keys)
 
 
 def format_seconds(seconds: Optional[float]) -> str:
@@ -93,7 +95,7 @@ class PopupView:
         for leg in snap.legs:
             if leg.state == "ended" and leg.ended_at is not None and now - leg.ended_at > SHOW_ENDED_FOR:
                 continue
-            parts.append(self._panel(leg, now, width))
+            parts.append(self._panel(leg, now, width, selected=snap.selected == leg.leg_uuid))
             shown.add(leg.ext)
         idle = [ext for ext in snap.exts if ext not in shown]
         if idle:
@@ -103,11 +105,13 @@ class PopupView:
         if snap.recent:
             parts.append(self._recent(snap, width))
         parts.append(self._status(snap, max(options.max_width, 20)))
+        if snap.footer is not None:
+            parts.append(snap.footer)
         yield Group(*parts)
 
     # --- pieces ----------------------------------------------------------------------
 
-    def _panel(self, leg: LegView, now: float, width: int) -> Panel:
+    def _panel(self, leg: LegView, now: float, width: int, selected: bool = False) -> Panel:
         inner = width - 4  # borders and padding
         label, style = state_label(leg)
         grid = Table.grid(padding=(0, 1))
@@ -139,7 +143,8 @@ class PopupView:
         grid.add_row(Text("Status"), self._status_value(leg, label, style, now))
         grid.add_row(Text("Call"), safe_text(leg.call_uuid[:8], "esl.uuid", max_len=8))
 
-        title = safe_text(leg.ext, "esl.title", max_len=16)
+        title = Text("▸ ", style="esl.title") if selected else Text()
+        title.append_text(safe_text(leg.ext, "esl.title", max_len=16))
         title.append(" · ")
         title.append(label, style=style)
         return Panel(grid, title=title, title_align="left", border_style=style, width=width)
