@@ -170,3 +170,35 @@ def test_the_relay_checks_again(broker, sim, relay) -> None:
         agent.close()
         other.close()
         popups.stop()
+
+
+def test_popup_keys_through_the_broker(broker, sim, relay) -> None:
+    """`popup --from mqtt://… --control` on a desktop with only 1001's broker password: the
+    keys go to the relay, the panel shows what the relay's tracker says."""
+    pytest.importorskip("pexpect", reason="pexpect is in the test extras: pip install -e '.[test]'")
+    from tests.test_popup_pty import Screen, spawn, stop
+
+    api = ApiLog(sim)
+    child = spawn("popup", "--ext", "1001", "--control", "--from", f"mqtt://1001@127.0.0.1:{broker.port}",
+                  env_extra={"ESLKIT_BROKER_PASSWORD": USERS["1001"]})
+    screen = Screen(child)
+    try:
+        screen.wait_for("a answer  h hold/unhold")
+        child.send("d6208\r")
+        screen.wait_for("✓ 1001: dialling 6208")
+        screen.wait_for("1001 · Connected")
+        api.wait_bridged()
+        child.send("h")
+        screen.wait_for("✓ 1001: call to 6208 on hold")
+        screen.wait_for("1001 · On hold")
+        child.send("t1002park\r")  # letters may be typed (a site may allow names), the relay refuses them
+        screen.wait_for("✗ '1002park' is not a destination eslkit will send to the switch")
+        child.send("t1002 &\r")  # a space or & never even gets into the prompt
+        screen.wait_for("✓ 1001: call to 6208 transferred to 1002")
+        screen.wait_for("1001 · Ended")
+    finally:
+        rest = stop(child)
+    assert child.exitstatus == 0, rest
+    assert [c.split()[0] for c in api.acting()] == ["originate", "uuid_hold", "uuid_transfer"]
+    transfer = [c for c in api.acting() if c.startswith("uuid_transfer")][0]
+    assert transfer.split()[2:] == ["-bleg", "1002", "XML", "default"]
