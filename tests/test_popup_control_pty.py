@@ -68,3 +68,25 @@ def test_without_control_the_keys_do_nothing():
             stop(child)
         assert "hold/unhold" not in screen.text and "Dial:" not in screen.text
         assert api.acting() == []
+
+
+def test_demo_with_control_acts_on_the_recorded_calls():
+    """`eslkit demo --control`: the keys act on the morning's recorded calls too — 1001
+    puts a queue call on hold and hangs up, and the recording does not play that call on."""
+    child = spawn("demo", "--control", "--scenario", "queue", "--speed", "0.5")
+    screen = Screen(child)
+    try:
+        screen.wait_for("1001 · Connected", timeout=30)
+        child.send("h")
+        screen.wait_for("✓ 1001: call from 6208 on hold")
+        screen.wait_for("1001 · On hold")
+        child.send("x")
+        screen.wait_for("✓ 1001: call from 6208 hung up")
+        screen.wait_for("1001 · Ended")
+        shown = len(screen.text)
+        screen.wait_for("1001 · Ringing", timeout=30)  # the next call: the last one did not come back
+        assert "1001 · Connected" not in screen.text[shown:screen.text.index("1001 · Ringing", shown)]
+    finally:
+        rest = stop(child)
+    assert child.exitstatus == 0, rest
+    assert "Traceback" not in screen.text + rest
