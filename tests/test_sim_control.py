@@ -215,3 +215,100 @@ def test_originate_as_captured(switch: Switch, captures: Path) -> None:
     assert_same_as_captured(ours, real[:end], names_ours, names_real)
     job = next(e for e in ours if e.name == "BACKGROUND_JOB")
     assert job.body == f"+OK {mine[0]}\n"
+
+
+# --- on the simulator's own calls --------------------------------------------------------------
+
+HANGUP_SEQUENCE = ["CHANNEL_HANGUP", "CHANNEL_STATE", "CHANNEL_CALLSTATE", "PRESENCE_IN", "CHANNEL_STATE",
+                   "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY", "CHANNEL_STATE"]
+
+
+def after(events: list, index: int, uuid: str) -> list[str]:
+    return [e.name for e in events[index:] if e.get("Unique-ID") == uuid]
+
+
+def test_kill_an_agent_leg_of_a_recorded_queue_call() -> None:
+    """1001 hangs up a queue call: its leg goes as a bridged leg that does not run the
+    bridge went in the captures, the caller's bridge ends and it hangs up too; the
+    recording does not play the call's end again."""
+    with sim_in_thread(scenario="queue", speed=2.0) as sim:
+        switch = Switch(sim)
+        switch.events.read_until(lambda: [e.name for e in switch.received()].count("CALL_UPDATE") >= 2, timeout=10)
+        bridge = next(e for e in switch.received() if e.name == "CHANNEL_BRIDGE")
+        caller, agent = bridge.get("Unique-ID"), bridge.get("Other-Leg-Unique-ID")
+        seen = len(switch.received())
+        assert switch.api(f"uuid_kill {agent}") == "+OK\n"
+        switch.events.read_until(lambda: False, timeout=4.0)  # past the recorded call's end
+        events = switch.received()
+        assert after(events, seen, agent) == HANGUP_SEQUENCE
+        assert after(events, seen, caller) == ["CHANNEL_UNBRIDGE", "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_HANGUP",
+                                               "CHANNEL_STATE", "CHANNEL_CALLSTATE", "CHANNEL_STATE",
+                                               "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY", "CHANNEL_STATE"]
+        ended = [e for e in events[seen:] if e.name == "CHANNEL_HANGUP_COMPLETE"]
+        assert [e.get("Hangup-Cause") for e in ended] == ["NORMAL_CLEARING", "NORMAL_CLEARING"]
+        assert switch.api("show channels") == "\n0 total.\n"
+
+
+def test_a_transferred_caller_hangs_up_when_its_recording_did() -> None:
+    with sim_in_thread(scenario="queue", speed=2.0) as sim:
+        switch = Switch(sim)
+        switch.events.read_until(lambda: any(e.name == "CHANNEL_BRIDGE" for e in switch.received()), timeout=10)
+        bridge = next(e for e in switch.received() if e.name == "CHANNEL_BRIDGE")
+        caller, agent = bridge.get("Unique-ID"), bridge.get("Other-Leg-Unique-ID")
+        assert switch.api(f"uuid_transfer {agent} -bleg 1002 XML default") == "+OK\n"
+        switch.events.read_until(lambda: any(e.name == "CHANNEL_HANGUP" and e.get("Unique-ID") == caller
+                                             for e in switch.received()), timeout=10)
+        events = switch.received()
+        hangup = next(e for e in events if e.name == "CHANNEL_HANGUP" and e.get("Unique-ID") == caller)
+        answered = int(bridge.get("Caller-Channel-Answered-Time"))
+        # the captured caller hung up 5.02 s after it was answered; its recording still says so
+        assert abs((int(hangup.get("Event-Date-Timestamp")) - answered) / 1e6 - 5.02) < 0.3
+        new = next(e.get("Unique-ID") for e in events if e.name == "CHANNEL_CREATE"
+                   and e.get("Unique-ID") not in (caller, agent) and e.get("Caller-Destination-Number") == "1002")
+        switch.events.read_until(lambda: any(e.name == "CHANNEL_DESTROY" and e.get("Unique-ID") == new
+                                             for e in switch.received()), timeout=5)
+        assert switch.api("show channels") == "\n0 total.\n"
+
+
+def test_replies_when_there_is_nothing_to_act_on(switch: Switch) -> None:
+    unknown = "6c0d2b8e-0000-4000-8000-000000000000"
+    assert switch.api(f"uuid_kill {unknown}") == "-ERR No such channel!\n"
+    assert switch.api("uuid_kill") == "-USAGE: <uuid> [cause]\n"
+    assert switch.api(f"uuid_hold {unknown}") == "-ERR Operation failed\n"
+    assert switch.api("uuid_hold") == "-USAGE: [off|toggle] <uuid> [<display>]\n"
+    assert switch.api(f"uuid_transfer {unknown} -bleg 1002") == "-ERR No such channel!\n"
+    assert switch.api("uuid_transfer x") == "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
+    assert switch.api(f"uuid_phone_event {unknown} talk") == "-ERR Operation failed\n"
+    assert switch.api("originate sofia/external/6208 &park") == "-ERR CHAN_NOT_IMPLEMENTED\n"
+
+
+def test_a_ringing_phone_answers_on_talk_and_a_killed_one_fails_the_job() -> None:
+    with sim_in_thread(speed=0.2) as sim:  # the phone would ring 15 s
+        switch = Switch(sim)
+        reply = switch.api("originate {origination_caller_id_number=1001}user/1001 &bridge(sofia/external/6208@x)")
+        leg = reply.split()[1]
+        switch.events.read_until(lambda: any(e.name == "CHANNEL_PROGRESS" for e in switch.received()))
+        started = time.monotonic()
+        assert switch.api(f"uuid_phone_event {leg} talk") == "+OK Success\n"
+        switch.events.read_until(lambda: any(e.name == "CHANNEL_ANSWER" for e in switch.received()))
+        assert time.monotonic() - started < 2
+        answer = next(e for e in switch.received() if e.name == "CHANNEL_ANSWER")
+        assert answer.get("Unique-ID") == leg and answer.get("Caller-Caller-ID-Number") == "1001"
+
+        job_uuid = "7d1f8f0e-1111-4222-8333-444455556666"
+        replies = len(switch.replies(switch.control))
+        switch.control.sock.sendall(f"bgapi originate {{origination_caller_id_number=1002}}user/1002 6209\n"
+                                    f"Job-UUID: {job_uuid}\n\n".encode())
+        switch.control.read_until(lambda: len(switch.replies(switch.control)) > replies)
+        switch.events.read_until(lambda: any(e.name == "CHANNEL_PROGRESS" and e.get("Caller-Destination-Number")
+                                             == "1002" for e in switch.received()))
+        ringing = next(e.get("Unique-ID") for e in switch.received() if e.name == "CHANNEL_PROGRESS"
+                       and e.get("Caller-Destination-Number") == "1002")
+        assert switch.api(f"uuid_kill {ringing} USER_BUSY") == "+OK\n"
+        switch.events.read_until(lambda: any(e.name == "BACKGROUND_JOB" for e in switch.received()))
+        job = next(e for e in switch.received() if e.name == "BACKGROUND_JOB")
+        assert (job.get("Job-UUID"), job.body) == (job_uuid, "-ERR USER_BUSY\n")
+        switch.events.read_until(lambda: any(e.name == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == ringing
+                                             for e in switch.received()))
+        end = next(e for e in switch.received() if e.name == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == ringing)
+        assert (end.get("Hangup-Cause"), end.get("variable_hangup_cause_q850")) == ("USER_BUSY", "17")

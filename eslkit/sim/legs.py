@@ -101,7 +101,7 @@ class Legs:
         self.apps: dict[str, dict[str, str]] = {}  # uuid -> application -> its data, as last started
         self.calls: dict[str, object] = {}  # uuid -> the recorded call (CallValues) it came from
         self.taken: set[str] = set()  # legs a command took out of their recording (until it ends)
-        self.offset: dict[str, int] = {}  # µs a leg's clock is ahead of this machine's (a recording's)
+        self.clocks: dict[str, tuple] = {}  # a leg taken from a recording keeps its clock (see Play)
         self.recordings: dict[object, tuple] = {}  # a recorded call playing (CallValues) -> (scenario, start)
 
     def track(self, ev) -> None:
@@ -146,7 +146,7 @@ class Legs:
         self._states.pop(uuid, None)
         self.apps.pop(uuid, None)
         self.calls.pop(uuid, None)
-        self.offset.pop(uuid, None)
+        self.clocks.pop(uuid, None)
         self.owner.discard(uuid)
         other = self.partner.pop(uuid, None)
         if other is not None and self.partner.get(other) == uuid:

@@ -116,27 +116,31 @@ class Play:
                     if m.group(1) not in self.fresh:
                         self.fresh[m.group(1)] = server.new_uuid()
         self.fired: list[Event] = []
-        self.offset = self._clock_offset()
+        self.clock = self._clock()
 
-    def _clock_offset(self) -> int:
-        """Events of a leg from a recording keep to the recording's clock (at --speed 2 it runs
-        ahead of this machine's): the first bound leg's, shared with the legs the move makes."""
-        from eslkit.sim.scenarios import recorded_now_us
+    def _clock(self) -> Optional[tuple]:
+        """Events of legs from a recording keep to the recording's clock, (start µs, loop time,
+        speed): at --speed 2 it runs ahead of this machine's, and a transferred caller's
+        recorded hang-up must come as long after its answer as it did.  The first bound leg's
+        clock, shared with the legs the move makes; None: this machine's clock."""
+        from eslkit.sim.scenarios import recorded_clock
 
         legs = self.server.legs
-        offset = 0
+        clock = None
         for uuid in self.roles.values():
-            recorded = recorded_now_us(self.server, uuid)
-            if recorded is not None:
-                offset = recorded - int(time.time() * 1_000_000)
+            clock = recorded_clock(self.server, uuid) or legs.clocks.get(uuid)
+            if clock is not None:
                 break
-            if uuid in legs.offset:
-                offset = legs.offset[uuid]
-                break
-        if offset:
+        if clock is not None:
             for uuid in self.roles.values():
-                legs.offset[uuid] = offset
-        return offset
+                legs.clocks[uuid] = clock
+        return clock
+
+    def now_us(self) -> int:
+        if self.clock is None:
+            return int(time.time() * 1_000_000)
+        base_us, start, speed = self.clock
+        return base_us + int((asyncio.get_running_loop().time() - start) * speed * 1_000_000)
 
     # --- playing -------------------------------------------------------------------------
 
@@ -176,7 +180,7 @@ class Play:
     # --- one step as an event for the live leg ----------------------------------------------
 
     def render(self, step: Step) -> list[tuple[str, str]]:
-        now_us = int(time.time() * 1_000_000) + self.offset
+        now_us = self.now_us()
         values = CallValues(now_us - int(step.at * 1_000_000), [], self.server.core_uuid,
                             {**self.fresh, **self.roles, **self.tokens})
         seq = self.server.next_seq()

@@ -209,15 +209,15 @@ async def play_call(server: Switch, scenario: Scenario, numbers: Optional[dict] 
             legs.taken.difference_update(values.simple.values())
 
 
-def recorded_now_us(server: "SimServer", uuid: str) -> Optional[int]:
-    """The time now on the clock of the recording this leg is playing in (at --speed 2 a
-    recording's times run twice as fast as the wall clock), or None."""
+def recorded_clock(server: "SimServer", uuid: str) -> Optional[tuple[int, float, float]]:
+    """The clock of the recording this leg is playing in, as (its start in µs, the loop time
+    it started, its speed): at --speed 2 a recording's times run twice as fast as the wall
+    clock.  None for a leg not in a recording that plays now."""
     values = server.legs.calls.get(uuid)
     playing = server.legs.recordings.get(values) if values is not None else None
     if playing is None or server.speed is None:
         return None
-    _, start = playing
-    return values.base_us + int((asyncio.get_running_loop().time() - start) * server.speed * 1_000_000)
+    return values.base_us, playing[1], server.speed
 
 
 def recorded_hangup(server: "SimServer", uuid: str) -> Optional[tuple[float, str]]:
