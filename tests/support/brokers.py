@@ -28,6 +28,7 @@ from tests.support.net import free_port, wait_for_port
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 EPMD = shutil.which("epmd") or "/usr/bin/epmd"
 
 
@@ -210,6 +211,14 @@ class RabbitMQ:
 
     def url(self, vhost: str = "") -> str:
         return f"amqp://{self.user}@{self.host}:{self.port}/{vhost}"
+
+    def ctl(self, *args: str, timeout: float = 60.0) -> str:
+        """rabbitmqctl against this node (users, permissions); raises on failure."""
+        done = subprocess.run([RABBITMQCTL, "--node", self.env["RABBITMQ_NODENAME"], *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {args[0]} failed: {done.stderr[-500:]}")
+        return done.stdout
 
     def start(self, timeout: float = 60.0) -> "RabbitMQ":
         if self.epmd is None or self.epmd.poll() is not None:
