@@ -19,12 +19,11 @@ import socket
 import uuid as uuidlib
 from dataclasses import replace
 from typing import Callable, Optional, Sequence
-from urllib.parse import urlsplit
 
 from eslkit.control import ActionTimeout, ControlError, Request, Result, error_for
 from eslkit.control_requests import Desk, parse_reply, request_message
 from eslkit.errors import BrokerError
-from eslkit.sinks.mqtt import MqttSettings, _FirstConnect, make_client, parse_mqtt_url, start_client, topic_part
+from eslkit.sinks.mqtt import MqttSettings, _FirstConnect, make_client, start_client, topic_part
 
 CONTROL_TOPIC = "freeswitch/+/agents/+/control"
 ANY_SWITCH = "-"
@@ -200,28 +199,3 @@ def result_of(reply: dict) -> Result:
         err.result = result
         raise err
     return result
-
-
-def open_control(url: str, exts: Sequence[str], *, wait: float = 10.0) -> MqttControl:
-    """The desktop's side for ``--via URL`` / ``popup --from URL --control``."""
-    from eslkit.sources.broker import PASSWORD_ENV, _split
-
-    bare, query = _split(url)
-    import os
-
-    env = query.get("password_env") or (PASSWORD_ENV if PASSWORD_ENV in os.environ else None)
-    scheme = urlsplit(bare).scheme
-    if scheme not in ("mqtt", "mqtts"):
-        raise BrokerError("Phone control through a broker needs an MQTT URL (mqtt://… or mqtts://…).",
-                          "Use --via mqtt://HOST:PORT[/freeswitch/HOSTNAME].")
-    return MqttControl(parse_mqtt_url(bare, password_env=env, client_id=query.get("client_id")), exts, wait=wait)
-
-
-async def act_via_broker(url: str, request: Request, *, wait: float = 10.0) -> Result:
-    """``eslkit phone --via URL``: one request through the relay; its reply."""
-    control = open_control(url, [request.ext], wait=wait + 2.0)  # the relay's own proof takes up to 5 s
-    await control.open()
-    try:
-        return await control.act(request)
-    finally:
-        await control.close()
