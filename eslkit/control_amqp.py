@@ -16,14 +16,11 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import uuid as uuidlib
 from collections import deque
-from dataclasses import replace
 from typing import Callable, Optional, Sequence
 
-from eslkit.control import Request, Result
-from eslkit.control_mqtt import ANY_SWITCH, NoReply, result_of
-from eslkit.control_requests import Desk, parse_reply, request_message
+from eslkit.control_mqtt import ANY_SWITCH
+from eslkit.control_requests import Desk, Requester, parse_reply
 from eslkit.errors import BrokerError
 from eslkit.sinks.amqp import AmqpSettings, _close_quietly, connect, short_key_part
 
@@ -157,18 +154,16 @@ class AmqpDesk:
         await asyncio.to_thread(self._worker.stop)
 
 
-class AmqpControl:
-    """A desktop's requests through ``relay --control`` on RabbitMQ (see `MqttControl`)."""
+class AmqpControl(Requester):
+    """A desktop's requests through ``relay --control`` on RabbitMQ (see `Requester`)."""
 
     def __init__(self, settings: AmqpSettings, exts: Sequence[str], *, wait: float = 10.0):
+        super().__init__(settings.username, wait)
         self.settings = settings
         self.exts = list(exts)
-        self.wait = wait
         self.description = f"{settings.where} exchange {settings.exchange}"
         self._worker = _Worker(settings, [f"*.agents.{short_key_part(ext)}.control.reply" for ext in exts],
                                "eslkit-amqp-requests", passive=True)
-        self._pending: dict[str, asyncio.Future] = {}
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -176,38 +171,18 @@ class AmqpControl:
         def deliver(key: str, body: bytes, user_id: Optional[str]) -> None:
             reply = parse_reply(body)
             if reply is not None:
-                self._loop.call_soon_threadsafe(self._answer, reply)
+                self._loop.call_soon_threadsafe(self.answer, reply)
 
-        self._worker.failed = lambda why: self._loop.call_soon_threadsafe(self._refused, why)
+        def failed(why: str) -> None:
+            self._loop.call_soon_threadsafe(self.refused, BrokerError(
+                f"RabbitMQ at {self.settings.where} refused the request ({why}).",
+                f"{self.settings.username} may only send requests for its own extension (docs/phone.md)."))
+
+        self._worker.failed = failed
         await asyncio.to_thread(self._worker.start, deliver)
 
-    def _refused(self, why: str) -> None:
-        for waiter in self._pending.values():
-            if not waiter.done():
-                waiter.set_exception(BrokerError(
-                    f"RabbitMQ at {self.settings.where} refused the request ({why}).",
-                    f"{self.settings.username} may only send requests for its own extension (docs/phone.md)."))
-
-    def _answer(self, reply: dict) -> None:
-        waiter = self._pending.get(reply["id"])
-        if waiter is not None and not waiter.done():
-            waiter.set_result(reply)
-
-    async def act(self, request: Request) -> Result:
-        request_id, payload = request_message(replace(request, client_id=self.settings.username,
-                                                      request_id=request.request_id or uuidlib.uuid4().hex))
-        waiter = self._loop.create_future()
-        self._pending[request_id] = waiter
-        try:
-            self._worker.publish(f"{ANY_SWITCH}.agents.{short_key_part(request.ext)}.control", payload)
-            try:
-                reply = await asyncio.wait_for(waiter, self.wait)
-            except asyncio.TimeoutError:
-                raise NoReply(f"No reply to {request.ext}'s {request.action.value} request from an eslkit relay "
-                              f"--control at {self.description} within {self.wait:g} s.") from None
-        finally:
-            self._pending.pop(request_id, None)
-        return result_of(reply)
+    def _send(self, ext: str, payload: bytes) -> None:
+        self._worker.publish(f"{ANY_SWITCH}.agents.{short_key_part(ext)}.control", payload)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._worker.stop)

@@ -20,8 +20,7 @@ import uuid as uuidlib
 from dataclasses import replace
 from typing import Callable, Optional, Sequence
 
-from eslkit.control import ActionTimeout, ControlError, Request, Result, error_for
-from eslkit.control_requests import Desk, parse_reply, request_message
+from eslkit.control_requests import Desk, Requester, parse_reply
 from eslkit.errors import BrokerError
 from eslkit.sinks.mqtt import MqttSettings, _FirstConnect, make_client, start_client, topic_part
 
@@ -100,21 +99,17 @@ class MqttDesk:
             await asyncio.to_thread(self._client.loop_stop)
 
 
-class MqttControl:
-    """A desktop's requests through ``relay --control``: `act` publishes one on the
-    agent's control topic and returns the relay's reply as a `Result` (or raises the
-    ControlError it names)."""
+class MqttControl(Requester):
+    """A desktop's requests through ``relay --control`` on MQTT (see `Requester`)."""
 
     def __init__(self, settings: MqttSettings, exts: Sequence[str], *, wait: float = 10.0):
         self.settings = replace(settings, client_id=settings.client_id or
                                 f"eslkit-control-{socket.gethostname()}-{uuidlib.uuid4().hex[:8]}")
+        super().__init__(self.settings.client_id, wait)
         self.exts = list(exts)
-        self.wait = wait
         self.prefix = settings.prefix or f"freeswitch/{ANY_SWITCH}"
         self.description = f"{settings.where}/{self.prefix}"
-        self._pending: dict[str, asyncio.Future] = {}
         self._client = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -133,7 +128,7 @@ class MqttControl:
         def on_message(client, userdata, msg):
             reply = parse_reply(msg.payload)
             if reply is not None:
-                self._loop.call_soon_threadsafe(self._answer, reply)
+                self._loop.call_soon_threadsafe(self.answer, reply)
 
         client = make_client(self.settings, on_message=on_message)
         client.on_connect = on_connect
@@ -150,52 +145,12 @@ class MqttControl:
                               f"{self.settings.username or 'this user'} read the control replies of "
                               f"{', '.join(self.exts)}.", "Check the broker's ACL (docs/phone.md).")
 
-    def _answer(self, reply: dict) -> None:
-        waiter = self._pending.get(reply["id"])
-        if waiter is not None and not waiter.done():
-            waiter.set_result(reply)
-
-    async def act(self, request: Request) -> Result:
-        request_id, payload = request_message(replace(request, client_id=self.settings.client_id))
-        waiter = self._loop.create_future()
-        self._pending[request_id] = waiter
-        try:
-            info = self._client.publish(control_topic(self.prefix, request.ext), payload, qos=1)
-            if info.rc != 0:
-                raise BrokerError(f"The request could not be sent to the MQTT broker at {self.settings.where}.")
-            try:
-                reply = await asyncio.wait_for(waiter, self.wait)
-            except asyncio.TimeoutError:
-                raise NoReply(f"No reply to {request.ext}'s {request.action.value} request from an eslkit relay "
-                              f"--control at {self.description} within {self.wait:g} s.") from None
-        finally:
-            self._pending.pop(request_id, None)
-        return result_of(reply)
+    def _send(self, ext: str, payload: bytes) -> None:
+        info = self._client.publish(control_topic(self.prefix, ext), payload, qos=1)
+        if info.rc != 0:
+            raise BrokerError(f"The request could not be sent to the MQTT broker at {self.settings.where}.")
 
     async def close(self) -> None:
         if self._client is not None:
             self._client.disconnect()
             await asyncio.to_thread(self._client.loop_stop)
-
-
-class NoReply(ActionTimeout):
-    kind = "no_reply"
-    exit_code = 36
-    default_fix = ("Check that `eslkit relay --control` runs against this broker, and that the broker's ACL "
-                   "lets this user publish to its control topic (docs/phone.md).")
-
-
-def result_of(reply: dict) -> Result:
-    """The relay's reply as a Result; a refusal raises its ControlError (same sentence, same
-    exit code as on the relay)."""
-    def text(name: str) -> Optional[str]:
-        value = reply.get(name)
-        return value if isinstance(value, str) else None
-
-    result = Result(reply.get("ok") is True, text("ext") or "", text("action") or "", text("text") or "",
-                    text("uuid"), text("target"), text("command"), text("error"), text("id"))
-    if not result.ok:
-        err: ControlError = error_for(result.error, result.text or "The relay refused the request.")
-        err.result = result
-        raise err
-    return result

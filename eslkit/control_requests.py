@@ -24,14 +24,16 @@ requests per agent in ``per`` seconds, then hands the request to
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 import uuid as uuidlib
 from collections import OrderedDict, deque
+from dataclasses import replace
 from typing import Any, Optional
 
-from eslkit.control import Action, ControlError, Controller, Request, RequestRefused, Result
+from eslkit.control import Action, ActionTimeout, ControlError, Controller, Request, RequestRefused, Result, error_for
 
 __all__ = ["Desk", "request_message", "parse_reply", "open_control", "act_via_broker", "MAX_REQUEST_BYTES"]
 
@@ -183,6 +185,72 @@ def parse_reply(payload: bytes) -> Optional[dict]:
     except (ValueError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("id"), str) else None
+
+
+class NoReply(ActionTimeout):
+    kind = "no_reply"
+    exit_code = 36
+    default_fix = ("Check that `eslkit relay --control` runs against this broker, and that the broker's ACL "
+                   "lets this user publish to its control topic (docs/phone.md).")
+
+
+def result_of(reply: dict) -> Result:
+    """The relay's reply as a Result; a refusal raises its ControlError (same sentence, same
+    exit code as on the relay)."""
+    def text(name: str) -> Optional[str]:
+        value = reply.get(name)
+        return value if isinstance(value, str) else None
+
+    result = Result(reply.get("ok") is True, text("ext") or "", text("action") or "", text("text") or "",
+                    text("uuid"), text("target"), text("command"), text("error"), text("id"))
+    if not result.ok:
+        err: ControlError = error_for(result.error, result.text or "The relay refused the request.")
+        err.result = result
+        raise err
+    return result
+
+
+class Requester:
+    """The desktop's side, whatever the broker: `act` publishes one request for the agent
+    and returns the relay's reply with the same id as a `Result` (or raises the
+    ControlError it names).  A broker's subclass opens the link, calls `answer` with every
+    reply (and `refused` when the broker turned a request away) and sends with `_send`."""
+
+    description = ""
+
+    def __init__(self, client_id: str, wait: float):
+        self.client_id = client_id
+        self.wait = wait
+        self._pending: dict[str, asyncio.Future] = {}
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    def answer(self, reply: dict) -> None:
+        waiter = self._pending.get(reply["id"])
+        if waiter is not None and not waiter.done():
+            waiter.set_result(reply)
+
+    def refused(self, error: Exception) -> None:
+        for waiter in self._pending.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    def _send(self, ext: str, payload: bytes) -> None:
+        raise NotImplementedError
+
+    async def act(self, request: Request) -> Result:
+        request_id, payload = request_message(replace(request, client_id=self.client_id))
+        waiter = self._loop.create_future()
+        self._pending[request_id] = waiter
+        try:
+            self._send(request.ext, payload)
+            try:
+                reply = await asyncio.wait_for(waiter, self.wait)
+            except asyncio.TimeoutError:
+                raise NoReply(f"No reply to {request.ext}'s {request.action.value} request from an eslkit relay "
+                              f"--control at {self.description} within {self.wait:g} s.") from None
+        finally:
+            self._pending.pop(request_id, None)
+        return result_of(reply)
 
 
 def open_control(url: str, exts, *, wait: float = 10.0):

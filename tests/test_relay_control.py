@@ -4,6 +4,7 @@ broker credentials — `eslkit phone --via` and raw MQTT clients trying what the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -35,26 +36,34 @@ def sim():
         yield running
 
 
+@contextlib.contextmanager
+def control_relay(url: str, password: str, broker_port: int, sim, audit):
+    """`eslkit relay --to URL --control --audit FILE` against the simulator, until SIGTERM."""
+    proc = subprocess.Popen(
+        [str(ESLKIT), "relay", "--to", url, "--password-env", "RELAY_PW", "--control", "--audit", str(audit),
+         "--host", sim.host, "--port", str(sim.port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "RELAY_PW": password, "ESL_PASSWORD": "ClueCon"})
+    assert wait_connected(proc.pid, broker_port) and wait_connected(proc.pid, sim.port)
+    proc.audit = audit
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
 @pytest.fixture
 def relay(broker, sim, tmp_path):
-    audit = tmp_path / "audit.jsonl"
-    proc = subprocess.Popen(
-        [str(ESLKIT), "relay", "--to", f"mqtt://relay@127.0.0.1:{broker.port}", "--password-env", "RELAY_PW",
-         "--client-id", "control-relay", "--control", "--audit", str(audit), "--host", sim.host,
-         "--port", str(sim.port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "RELAY_PW": USERS["relay"], "ESL_PASSWORD": "ClueCon"})
-    assert wait_connected(proc.pid, broker.port) and wait_connected(proc.pid, sim.port)
-    proc.audit = audit
-    yield proc
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    proc.stdout.close()
-    proc.stderr.close()
+    with control_relay(f"mqtt://relay@127.0.0.1:{broker.port}", USERS["relay"], broker.port, sim,
+                       tmp_path / "audit.jsonl") as proc:
+        yield proc
 
 
 def via(broker, ext: str, *args: str, user: str | None = None) -> subprocess.CompletedProcess:

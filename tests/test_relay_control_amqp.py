@@ -7,15 +7,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support.brokers import rabbitmq, wait_connected  # noqa: F401 (fixture)
+from tests.support.brokers import rabbitmq  # noqa: F401 (fixture)
 from tests.support.sim import ESLKIT, sim_in_thread
 from tests.test_phone import ApiLog, Popup
+from tests.test_relay_control import control_relay
 
 pytestmark = pytest.mark.slow
 
@@ -55,23 +55,8 @@ def sim():
 
 @pytest.fixture
 def relay(agents, sim, tmp_path):
-    audit = tmp_path / "audit.jsonl"
-    proc = subprocess.Popen(
-        [str(ESLKIT), "relay", "--to", agents.url(), "--password-env", "RELAY_PW", "--control", "--audit",
-         str(audit), "--host", sim.host, "--port", str(sim.port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "RELAY_PW": agents.password, "ESL_PASSWORD": "ClueCon"})
-    assert wait_connected(proc.pid, agents.port) and wait_connected(proc.pid, sim.port)
-    proc.audit = audit
-    yield proc
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    proc.stdout.close()
-    proc.stderr.close()
+    with control_relay(agents.url(), agents.password, agents.port, sim, tmp_path / "audit.jsonl") as proc:
+        yield proc
 
 
 def via(broker, ext: str, *args: str, user: str | None = None) -> subprocess.CompletedProcess:
