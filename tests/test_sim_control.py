@@ -312,3 +312,25 @@ def test_a_ringing_phone_answers_on_talk_and_a_killed_one_fails_the_job() -> Non
                                              for e in switch.received()))
         end = next(e for e in switch.received() if e.name == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == ringing)
         assert (end.get("Hangup-Cause"), end.get("variable_hangup_cause_q850")) == ("USER_BUSY", "17")
+
+
+def test_hanging_up_a_dial_while_the_far_party_rings_cancels_it() -> None:
+    with sim_in_thread(speed=0.5) as sim:  # the far party would ring 6 s
+        switch = Switch(sim)
+        leg = switch.api("originate {origination_caller_id_number=1001}user/1001 6208 XML default").split()[1]
+        switch.events.read_until(lambda: any(e.name == "CHANNEL_PROGRESS" for e in switch.received()))
+        assert switch.api(f"uuid_phone_event {leg} talk") == "+OK Success\n"
+        switch.events.read_until(lambda: any(e.name == "CHANNEL_PROGRESS" and e.get("Unique-ID") != leg
+                                             for e in switch.received()), timeout=5)
+        far = next(e.get("Unique-ID") for e in switch.received() if e.name == "CHANNEL_PROGRESS"
+                   and e.get("Unique-ID") != leg)
+        assert switch.api(f"uuid_kill {leg}") == "+OK\n"
+        switch.events.read_until(lambda: False, timeout=7.0)  # past when the far party would have answered
+        events = switch.received()
+        # as a ringing leg hangs up, but for PRESENCE_IN: no presence id on a far party's leg
+        assert after(events, events.index(next(e for e in events if e.name == "CHANNEL_HANGUP")), far) == \
+            [n for n in HANGUP_SEQUENCE if n != "PRESENCE_IN"]
+        assert "CHANNEL_ANSWER" not in after(events, 0, far)
+        end = next(e for e in events if e.name == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == far)
+        assert end.get("Hangup-Cause") == "ORIGINATOR_CANCEL"
+        assert switch.api("show channels") == "\n0 total.\n"

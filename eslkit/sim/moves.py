@@ -116,6 +116,9 @@ class Play:
                     if m.group(1) not in self.fresh:
                         self.fresh[m.group(1)] = server.new_uuid()
         self.fired: list[Event] = []
+        self.stopped = False  # a later command ended what this move was doing (uuid_kill of a dial)
+        self._seen: set[str] = set()  # legs this move has seen up: gone by another's hand, nothing more on them
+        self._ended: set[str] = set()  # legs this move itself destroyed (their last CHANNEL_STATE still comes)
         self.clock = self._clock()
 
     def _clock(self) -> Optional[tuple]:
@@ -159,6 +162,8 @@ class Play:
         start = loop.time()
         speed = self.server.speed
         for step in steps:
+            if self.stopped:
+                return
             if speed is not None:
                 delay = start + step.at / speed - loop.time()
                 if delay > 0:
@@ -170,8 +175,20 @@ class Play:
             self.fire(step)
 
     def fire(self, step: Step) -> Optional[Event]:
-        if step.role is not None and step.role not in self.roles:
-            return None  # a role this call does not have
+        if step.role is not None:
+            uuid = self.roles.get(step.role)
+            if uuid is None:
+                return None  # a role this call does not have
+            if uuid in self.server.legs:
+                self._seen.add(uuid)
+            elif uuid in self._seen and uuid not in self._ended:
+                return None  # the leg went meanwhile (another command hung it up): its events stop
+            if step.name == "PRESENCE_IN" and uuid in self.server.legs:
+                state = self.server.legs.state(uuid)
+                if not (state.get("variable_presence_id") or state.get("Channel-Presence-ID")):
+                    return None  # switch_channel_perform_presence: no presence id, no PRESENCE_IN
+            if step.name == "CHANNEL_DESTROY":
+                self._ended.add(uuid)
         event = Event(self.render(step), step.body)
         self.fired.append(event)
         self.server.fire(event)

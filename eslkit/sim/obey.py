@@ -325,6 +325,7 @@ class Originate:
 
     def cancel(self, cause: str) -> None:
         self.cause = cause
+        self.play.stopped = True
         if not self.job.done():
             self.job.set_result(f"-ERR {cause}\n")
         self.answered.set()
