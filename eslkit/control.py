@@ -43,7 +43,16 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 from eslkit.calls import LegView
-from eslkit.errors import EslkitError, OutputError
+from eslkit.errors import (
+    ActionTimeout,
+    BadNumber,
+    ControlError,
+    NoCall,
+    NotAllowed,
+    OutputError,
+    RequestRefused,
+    SwitchRefused,
+)
 
 __all__ = [
     "Action", "Request", "Result", "Policy", "Controller", "AuditLog", "authorise", "check_ext",
@@ -52,66 +61,8 @@ __all__ = [
 ]
 
 
-# --- errors: one sentence each, and a distinct exit code ------------------------------------------
-
-
-class ControlError(EslkitError):
-    """A phone-control request that was not carried out."""
-
-    exit_code = 30
-    kind = "failed"  # what the audit log and a broker reply say
-
-
-class NotAllowed(ControlError):
-    """The call (or uuid) named is not one of this extension's calls right now."""
-
-    exit_code = 31
-    kind = "not_allowed"
-    default_fix = "Act only on your own calls; `eslkit popup --ext EXT` shows them with their uuids."
-
-
-class NoCall(ControlError):
-    """The extension has no call the action fits, or several and none was named."""
-
-    exit_code = 32
-    kind = "no_call"
-    default_fix = ""
-
-
-class BadNumber(ControlError):
-    """A number, destination, context or extension that must not reach an api line."""
-
-    exit_code = 33
-    kind = "bad_number"
-    default_fix = "Give digits, *, # or + only (or a pattern allowed with --allow-dest)."
-
-
-class SwitchRefused(ControlError):
-    """The switch answered the command with -ERR."""
-
-    exit_code = 34
-    kind = "refused_by_switch"
-    default_fix = ""
-
-
-class ActionTimeout(ControlError):
-    """The switch took the command, but no event proved it happened in time."""
-
-    exit_code = 35
-    kind = "timeout"
-    default_fix = "Check the call on the switch (fs_cli: show channels); raise --wait if it is slow."
-
-
-class RequestRefused(ControlError):
-    """A request through a broker that the relay would not act on: not a request, too old
-    (``expired``), or one too many (``rate_limited``)."""
-
-    exit_code = 37
-    default_fix = ""
-
-    def __init__(self, kind: str, message: str, fix: str = ""):
-        super().__init__(message, fix)
-        self.kind = kind
+# The errors (one sentence each, a distinct exit code) are in eslkit.errors, with every other
+# code: ControlError, NotAllowed, NoCall, BadNumber, SwitchRefused, ActionTimeout, RequestRefused.
 
 
 def error_for(kind: Optional[str], text: str) -> ControlError:

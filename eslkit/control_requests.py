@@ -33,7 +33,8 @@ from collections import OrderedDict, deque
 from dataclasses import replace
 from typing import Any, Optional
 
-from eslkit.control import Action, ActionTimeout, ControlError, Controller, Request, RequestRefused, Result, error_for
+from eslkit.control import Action, ControlError, Controller, Request, RequestRefused, Result, error_for
+from eslkit.errors import NoReply
 
 __all__ = ["Desk", "request_message", "parse_reply", "open_control", "act_via_broker", "MAX_REQUEST_BYTES"]
 
@@ -185,13 +186,6 @@ def parse_reply(payload: bytes) -> Optional[dict]:
     except (ValueError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("id"), str) else None
-
-
-class NoReply(ActionTimeout):
-    kind = "no_reply"
-    exit_code = 36
-    default_fix = ("Check that `eslkit relay --control` runs against this broker, and that the broker's ACL "
-                   "lets this user publish to its control topic (docs/phone.md).")
 
 
 def result_of(reply: dict) -> Result:

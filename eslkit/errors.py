@@ -222,3 +222,73 @@ class VerifyFailed(BuildError):
 
     exit_code = 29
     default_fix = "Run `eslkit doctor --python PATH`; rebuild with the interpreter that will import ESL."
+
+
+# --- phone control (eslkit.control) -------------------------------------------------
+
+
+class ControlError(EslkitError):
+    """A phone-control request that was not carried out; ``kind`` names why (the audit log
+    and a broker reply say it), ``result`` (set by the controller) is the failed result."""
+
+    exit_code = 40
+    kind = "failed"
+
+
+class NotAllowed(ControlError):
+    """The call (or uuid) named is not one of this extension's calls right now."""
+
+    exit_code = 41
+    kind = "not_allowed"
+    default_fix = "Act only on your own calls; `eslkit popup --ext EXT --format json` shows them with their uuids."
+
+
+class NoCall(ControlError):
+    """The extension has no call the action fits, or several and none was named."""
+
+    exit_code = 42
+    kind = "no_call"
+
+
+class BadNumber(ControlError):
+    """A number, destination, context or extension that must not reach an api line."""
+
+    exit_code = 43
+    kind = "bad_number"
+    default_fix = "Give digits, *, # or + only (or a pattern allowed with --allow-dest)."
+
+
+class SwitchRefused(ControlError):
+    """The switch answered a phone-control command with -ERR."""
+
+    exit_code = 44
+    kind = "refused_by_switch"
+
+
+class ActionTimeout(ControlError):
+    """The switch took the command, but no event proved it happened in time."""
+
+    exit_code = 45
+    kind = "timeout"
+    default_fix = "Check the call on the switch (fs_cli: show channels); raise --wait if it is slow."
+
+
+class NoReply(ActionTimeout):
+    """Through a broker: no relay answered the request."""
+
+    exit_code = 46
+    kind = "no_reply"
+    default_fix = ("Check that `eslkit relay --control` runs against this broker, and that the broker's ACL "
+                   "lets this user publish to its control topic (docs/phone.md).")
+
+
+class RequestRefused(ControlError):
+    """A request through a broker that the relay would not act on: not a request, too old
+    (``expired``), or one too many (``rate_limited``)."""
+
+    exit_code = 47
+
+    def __init__(self, kind: str, message: str, fix: str = ""):
+        super().__init__(message, fix)
+        self.kind = kind
+

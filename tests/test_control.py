@@ -96,3 +96,20 @@ def test_the_state_the_action_needs() -> None:
     assert authorise(Request("1001", Action.hangup, uuid="t"), [ringing, talking]).leg_uuid == "t"
     with pytest.raises(NoCall, match="no call right now"):
         authorise(Request("1001", Action.hangup), [leg("1001", "e", "ended")])
+
+
+def test_control_exit_codes_are_in_the_one_list_and_their_own() -> None:
+    """Each refusal has its own exit code, in eslkit.errors with every other code."""
+    from eslkit import errors
+
+    def family(cls):
+        yield cls
+        for sub in cls.__subclasses__():
+            yield from family(sub)
+
+    everything = set(family(errors.EslkitError))
+    control = set(family(errors.ControlError))
+    assert all(cls.__module__ == "eslkit.errors" for cls in everything)
+    codes = [cls.exit_code for cls in control]
+    assert len(codes) == len(set(codes)) == 8
+    assert not set(codes) & {cls.exit_code for cls in everything - control}

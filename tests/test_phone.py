@@ -146,15 +146,15 @@ def test_refused_requests_never_reach_the_switch(sim, popup) -> None:
     before = api.acting()
 
     refused = [
-        (["hangup", "--ext", "1002"], 32, "1002 has no call right now."),
-        (["hangup", "--ext", "1002", "--uuid", mine["leg_uuid"]], 31, f"1002 has no call '{mine['leg_uuid']}'"),
-        (["hold", "--ext", "1001", "--uuid", "6c0d2b8e-0000-4000-8000-000000000000"], 31, "1001 has no call"),
-        (["transfer", "--ext", "1001", "1002 XML default &park"], 33, "'1002 XML default &park' is not a destination"),
-        (["transfer", "--ext", "1001", "1002,user/1003"], 33, "'1002,user/1003' is not a destination"),
-        (["dial", "--ext", "1001", "6208|user/1003"], 33, "is not a number"),
-        (["dial", "--ext", "1001}user/1002", "6208"], 33, "is not an extension"),
-        (["unhold", "--ext", "1001"], 32, "is not on hold"),
-        (["answer", "--ext", "1001"], 32, "is not ringing"),
+        (["hangup", "--ext", "1002"], 42, "1002 has no call right now."),
+        (["hangup", "--ext", "1002", "--uuid", mine["leg_uuid"]], 41, f"1002 has no call '{mine['leg_uuid']}'"),
+        (["hold", "--ext", "1001", "--uuid", "6c0d2b8e-0000-4000-8000-000000000000"], 41, "1001 has no call"),
+        (["transfer", "--ext", "1001", "1002 XML default &park"], 43, "'1002 XML default &park' is not a destination"),
+        (["transfer", "--ext", "1001", "1002,user/1003"], 43, "'1002,user/1003' is not a destination"),
+        (["dial", "--ext", "1001", "6208|user/1003"], 43, "is not a number"),
+        (["dial", "--ext", "1001}user/1002", "6208"], 43, "is not an extension"),
+        (["unhold", "--ext", "1001"], 42, "is not on hold"),
+        (["answer", "--ext", "1001"], 42, "is not ringing"),
     ]
     for args, code, sentence in refused:
         done = phone(sim, *args)
@@ -168,7 +168,7 @@ def test_refused_requests_never_reach_the_switch(sim, popup) -> None:
 
 def test_json_result_of_a_refusal(sim) -> None:
     done = phone(sim, "hangup", "--ext", "1001", "--format", "json")
-    assert done.returncode == 32
+    assert done.returncode == 42
     assert json.loads(done.stdout) == {"ok": False, "ext": "1001", "action": "hangup",
                                        "text": "1001 has no call right now.", "uuid": None, "target": None,
                                        "command": None, "error": "no_call", "request_id": None}
@@ -199,7 +199,7 @@ def test_audit_log(sim, popup, tmp_path) -> None:
     popup.wait(ext="1001", state="answered", other_number="6208")
     api.wait_bridged()
     assert phone(sim, "hold", "--ext", "1001", "--audit", str(audit)).returncode == 0
-    assert phone(sim, "transfer", "--ext", "1001", "1002 &park", "--audit", str(audit)).returncode == 33
+    assert phone(sim, "transfer", "--ext", "1001", "1002 &park", "--audit", str(audit)).returncode == 43
     lines = [json.loads(line) for line in audit.read_text().splitlines()]
     assert [(e["ext"], e["action"], e["target"], e["result"], e["via"]) for e in lines] == [
         ("1001", "dial", "6208", "ok", "cli"),

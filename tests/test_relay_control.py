@@ -119,7 +119,7 @@ def test_agents_control_their_calls_through_the_relay(broker, sim, relay) -> Non
         # 1001's credentials cannot reach 1002's call: the broker drops what they publish on
         # 1002's topic (MQTT 3.1.1 cannot say so), and nothing comes back.
         done = via(broker, "1002", "hangup", "--wait", "1", user="1001")
-        assert done.returncode == 36 and "No reply to 1002's hangup request" in done.stderr, done.stderr
+        assert done.returncode == 46 and "No reply to 1002's hangup request" in done.stderr, done.stderr
         assert popups.records[-1]["state"] == "answered"
         done = via(broker, "1002", "hangup")
         assert (done.returncode, done.stdout) == (0, "1002: call from 6208 hung up\n"), done.stderr
