@@ -323,10 +323,13 @@ class Controller:
         self._jobs: set[asyncio.Future] = set()  # originates still running in the switch
 
     async def close(self) -> None:
-        """Stop waiting for the originates still running (they go on in the switch)."""
+        """Stop waiting for the originates still running (they go on in the switch) and
+        close the audit log."""
         for job in list(self._jobs):
             job.cancel()
         await asyncio.gather(*self._jobs, return_exceptions=True)
+        if self.audit is not None:
+            self.audit.close()
 
     def observe(self, change: Any) -> None:
         """Take one change from the tracker (other items are ignored)."""

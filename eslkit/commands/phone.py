@@ -99,7 +99,7 @@ def _print(result: Result, fmt: Format) -> None:
 
 @phone.command()
 def dial(
-    number: Annotated[str, typer.Argument(help="The number to call.", show_default=False)],
+    number: Annotated[str, typer.Argument(metavar="NUMBER", help="The number to call.", show_default=False)],
     ext: ExtOpt,
     context: ContextOpt = None,
     allow_dest: AllowOpt = None,
@@ -147,7 +147,7 @@ def hangup(
 
 @phone.command()
 def transfer(
-    destination: Annotated[str, typer.Argument(show_default=False,
+    destination: Annotated[str, typer.Argument(metavar="DEST", show_default=False,
                                                help="Where the caller goes (through the dialplan).")],
     ext: ExtOpt,
     uuid: UuidOpt = None,
