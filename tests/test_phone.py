@@ -210,3 +210,13 @@ def test_audit_log(sim, popup, tmp_path) -> None:
     assert all(e["time"].endswith("Z") for e in lines)
     assert "ClueCon" not in audit.read_text()
     assert stat.S_IMODE(audit.stat().st_mode) == 0o600
+
+
+def test_through_a_broker_the_relay_keeps_the_rules(sim, tmp_path) -> None:
+    """--via sends the request to `relay --control`: its rules, context and audit log apply;
+    asking for local ones is a usage error, not silently ignored."""
+    audit = tmp_path / "audit.jsonl"
+    for extra in (["--audit", str(audit)], ["--context", "agents"], ["--allow-dest", "sales"]):
+        done = phone(sim, "transfer", "--ext", "1001", "1002", "--via", "mqtt://127.0.0.1:1", *extra)
+        assert done.returncode == 2 and "Invalid value for --via" in done.stderr, done.stderr
+    assert not audit.exists()

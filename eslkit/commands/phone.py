@@ -61,6 +61,9 @@ def _run(request: Request, *, fmt: Format, context: Optional[str], allow: Option
          host, port, password, profile, timeout) -> None:
     """One action, then its sentence (or JSON) on stdout; a refusal is one line on stderr
     (and, with --format json, the failed result on stdout) and a distinct exit code."""
+    if via is not None and (allow or context or endpoint or audit):
+        raise typer.BadParameter("through a broker, eslkit relay --control has the destination rules, the "
+                                 "context and the audit log.", param_hint="--via")
     log = None
     try:
         if via is not None:
