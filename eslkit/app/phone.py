@@ -5,7 +5,7 @@
 It connects, subscribes to what the call tracker reads, learns the calls already up
 (``show channels as json``), and hands the request to `eslkit.control.Controller`,
 which checks it, sends the api command and waits for the events that prove it.  Through
-a broker (``--via``) the relay does all that: see `eslkit.control_requests`.
+a broker (``--via``) the relay does all that: see `eslkit.control.requests`.
 """
 
 from __future__ import annotations

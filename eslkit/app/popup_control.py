@@ -6,7 +6,7 @@
 
 ``actor`` is what carries a `eslkit.control.Request` out: an `eslkit.control.Controller`
 on the popup's own switch connection, or, with ``--from mqtt://…``, an
-`eslkit.control_mqtt.MqttControl` that asks ``relay --control``.  Either checks the
+`eslkit.control.mqtt.MqttControl` that asks ``relay --control``.  Either checks the
 request the same way; this class only decides which call the agent means and shows what
 came back.  It never sends two requests at once: keys are ignored while one runs.
 """
@@ -14,14 +14,16 @@ came back.  It never sends two requests at once: keys are ignored while one runs
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Optional, Protocol, Sequence
+from pathlib import Path
+from typing import Callable, List, Optional, Protocol, Sequence
 
 from eslkit.calls import LegView
-from eslkit.control import SAFE, Action, ControlError, Request, Result
+from eslkit.control import SAFE, Action, AuditLog, ControlError, Controller, Policy, Request, Result
+from eslkit.control.requests import open_control
 from eslkit.errors import EslkitError
 from eslkit.views.control_bar import ControlBar
 
-__all__ = ["PanelControl", "KEYS"]
+__all__ = ["PanelControl", "KEYS", "phone_keys"]
 
 KEYS = (("a", "answer"), ("h", "hold/unhold"), ("x", "hang up"), ("t", "transfer"), ("d", "dial"),
         ("Tab", "next call"))
@@ -36,7 +38,7 @@ class Actor(Protocol):
 class PanelControl:
     def __init__(self, actor: Actor, exts: Sequence[str], legs: Callable[[], Sequence[LegView]], *,
                  via: str = "popup"):
-        self.actor = actor
+        self.actor = actor  # closed with the panel when it has a close()
         self.exts = list(exts)
         self.legs = legs  # the legs up, in the order the panel shows them
         self.via = via
@@ -124,3 +126,25 @@ class PanelControl:
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
+        close = getattr(self.actor, "close", None)
+        if close is not None:
+            await close()  # the controller's audit log, the broker link
+
+
+def phone_keys(source, exts, *, from_url: Optional[str], allow: Optional[List[str]], context: Optional[str],
+               audit: Optional[Path], settings=None):
+    """``--control``: a coroutine that gives the panel its phone keys once the source is
+    open: requests go to the popup's own switch connection, or through the broker to
+    ``relay --control``."""
+    async def start(run) -> None:
+        if from_url is not None:
+            actor = open_control(from_url, exts)
+            await actor.open()
+        else:
+            policy = Policy(patterns=tuple(allow or ()), context=context or settings.context or "default")
+            actor = Controller(source.conn, run.tracker.active, policy=policy,
+                               audit=AuditLog(audit) if audit is not None else None)
+            run.observe = actor.observe
+        run.control = PanelControl(actor, exts, run.legs_up)
+
+    return start

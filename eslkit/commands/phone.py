@@ -67,7 +67,7 @@ def _run(request: Request, *, fmt: Format, context: Optional[str], allow: Option
     log = None
     try:
         if via is not None:
-            from eslkit.control_requests import act_via_broker
+            from eslkit.control.requests import act_via_broker
 
             result = asyncio.run(act_via_broker(via, request, wait=wait))
         else:

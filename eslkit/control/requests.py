@@ -260,12 +260,12 @@ def open_control(url: str, exts, *, wait: float = 10.0):
     env = query.get("password_env") or (PASSWORD_ENV if PASSWORD_ENV in os.environ else None)
     scheme = urlsplit(bare).scheme
     if scheme in ("mqtt", "mqtts"):
-        from eslkit.control_mqtt import MqttControl
+        from eslkit.control.mqtt import MqttControl
         from eslkit.sinks.mqtt import parse_mqtt_url
 
         return MqttControl(parse_mqtt_url(bare, password_env=env, client_id=query.get("client_id")), exts, wait=wait)
     if scheme in ("amqp", "amqps"):
-        from eslkit.control_amqp import AmqpControl
+        from eslkit.control.amqp import AmqpControl
         from eslkit.sinks.amqp import parse_amqp_url
 
         return AmqpControl(parse_amqp_url(bare, password_env=env), exts, wait=wait)

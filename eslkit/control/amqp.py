@@ -1,5 +1,5 @@
 """Phone-control requests over AMQP (RabbitMQ): routing keys of the same shape as the MQTT
-topics of `eslkit.control_mqtt`, on the relay's topic exchange::
+topics of `eslkit.control.mqtt`, on the relay's topic exchange::
 
     <hostname>.agents.<ext>.control          a desktop's requests (JSON)
     <hostname>.agents.<ext>.control.reply    the relay's replies
@@ -19,8 +19,8 @@ import threading
 from collections import deque
 from typing import Callable, Optional, Sequence
 
-from eslkit.control_mqtt import ANY_SWITCH
-from eslkit.control_requests import Desk, Requester, parse_reply
+from eslkit.control.mqtt import ANY_SWITCH
+from eslkit.control.requests import Desk, Requester, parse_reply
 from eslkit.errors import BrokerError
 from eslkit.sinks.amqp import AmqpSettings, _close_quietly, connect, short_key_part
 

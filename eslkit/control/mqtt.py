@@ -1,5 +1,5 @@
 """Phone-control requests over MQTT: the relay's side (`MqttDesk`) and the desktop's
-(`MqttControl`), on the topics of `eslkit.control_requests`::
+(`MqttControl`), on the topics of `eslkit.control.requests`::
 
     freeswitch/<hostname>/agents/<ext>/control          a desktop's requests (JSON)
     freeswitch/<hostname>/agents/<ext>/control/reply    the relay's replies
@@ -20,7 +20,7 @@ import uuid as uuidlib
 from dataclasses import replace
 from typing import Callable, Optional, Sequence
 
-from eslkit.control_requests import Desk, Requester, parse_reply
+from eslkit.control.requests import Desk, Requester, parse_reply
 from eslkit.errors import BrokerError
 from eslkit.sinks.mqtt import MqttSettings, _FirstConnect, make_client, start_client, topic_part
 
