@@ -2,10 +2,10 @@
 ``api`` commands to FreeSWITCH, once, for every way in (``eslkit phone``, the popup's keys,
 requests through ``relay --control``, the web page).
 
-    control = Controller(switch, policy=Policy(context="agents"), audit=AuditLog("audit.jsonl"))
-    engine.listen(control.observe)                # every LegView the call tracker makes
-    result = await control.act(Request("1001", Action.HOLD), legs=tracker.active("1001"))
-    print(result.text)                            # "1001: call with 6208 on hold"
+    control = Controller(switch, tracker.active, policy=Policy(context="agents"), audit=AuditLog("audit.jsonl"))
+    engine.listen(control.observe)                # every LegView change the call tracker makes
+    result = await control.hold("1001")           # or control.act(Request("1001", Action.hold))
+    print(result.text)                            # "1001: call from 6208 on hold"
 
 Nobody acts where they do not belong:
 
@@ -37,6 +37,7 @@ import enum
 import json
 import os
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -293,6 +294,9 @@ class AuditLog:
         self._file.close()
 
 
+KNOWN = 10_000  # leg uuids a controller remembers having seen (a relay runs for months)
+
+
 # --- carrying it out ----------------------------------------------------------------------------------
 
 
@@ -319,7 +323,7 @@ class Controller:
         self.wait = wait
         self._waiters: list[_Waiter] = []
         self._lock: Optional[asyncio.Lock] = None
-        self._known: set[str] = set()  # leg uuids seen: a dial's new leg is one not among them
+        self._known: OrderedDict[str, None] = OrderedDict()  # recent legs: a dial's new leg is none of them
         self._jobs: set[asyncio.Future] = set()  # originates still running in the switch
 
     async def close(self) -> None:
@@ -335,7 +339,9 @@ class Controller:
         """Take one change from the tracker (other items are ignored)."""
         if not isinstance(change, LegView):
             return
-        self._known.add(change.leg_uuid)
+        self._known[change.leg_uuid] = None
+        if len(self._known) > KNOWN:
+            self._known.popitem(last=False)
         for waiter in list(self._waiters):
             if not waiter.future.done() and waiter.proof(change):
                 waiter.future.set_result(change)
