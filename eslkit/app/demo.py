@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from eslkit.app.popup import PopupEngine, PopupFormat, show
+from eslkit.app.popup_control import phone_keys
 from eslkit.calls import POPUP_EVENTS
 from eslkit.config import ConnectionSettings
 from eslkit.sim import SimServer
@@ -40,7 +41,8 @@ async def simulated_switch(scenario: str, speed: Optional[float]) -> AsyncIterat
     # A fresh password per run: the demo's switch listens on localhost only,
     # and nothing else should find it open.
     password = secrets.token_urlsafe(12)
-    server = SimServer("127.0.0.1", 0, password, scenario=scenario, loop=True, speed=speed)
+    server = SimServer("127.0.0.1", 0, password, scenario=None if scenario == "idle" else scenario, loop=True,
+                       speed=speed)
     await server.start()
     try:
         settings = ConnectionSettings(host="127.0.0.1", port=server.port, password=password, timeout=5.0)
@@ -54,13 +56,15 @@ async def simulated_switch(scenario: str, speed: Optional[float]) -> AsyncIterat
         await server.close()
 
 
-async def run_demo(fmt: PopupFormat, speed: Optional[float], scenario: str = DEFAULT_SCENARIO) -> None:
+async def run_demo(fmt: PopupFormat, speed: Optional[float], scenario: str = DEFAULT_SCENARIO,
+                   control: bool = False) -> None:
     async with simulated_switch(scenario, speed) as (server, source):
         Console(stderr=True, highlight=False, theme=THEME).print(
             f"[esl.heading]eslkit demo[/]: a simulated switch on 127.0.0.1:{server.port} plays "
             f"'{escape(scenario)}' calls for 1001 and 1002, again and again. [esl.label]Ctrl-C stops.[/]"
         )
-        await show(PopupEngine(source, DEMO_EXTS), fmt=fmt)
+        # with control, the simulated switch obeys the keys as a real one would (eslkit.sim.obey)
+        await show(PopupEngine(source, DEMO_EXTS), fmt=fmt, keys=phone_keys(DEMO_EXTS) if control else None)
 
 
 async def run_demo_web(scenario: str = DEFAULT_SCENARIO, speed: Optional[float] = None,
@@ -98,8 +102,9 @@ def _free(host: str, port: int) -> bool:
     return True
 
 
-def run(fmt: PopupFormat, speed: Optional[float], scenario: str = DEFAULT_SCENARIO, *, web: bool = False) -> None:
+def run(fmt: PopupFormat, speed: Optional[float], scenario: str = DEFAULT_SCENARIO, *, control: bool = False,
+        web: bool = False) -> None:
     try:
-        asyncio.run(run_demo_web(scenario, speed) if web else run_demo(fmt, speed, scenario))
+        asyncio.run(run_demo_web(scenario, speed) if web else run_demo(fmt, speed, scenario, control))
     except KeyboardInterrupt:
         pass

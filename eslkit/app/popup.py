@@ -21,17 +21,19 @@ what it has up: calls already up show at once, legs it no longer has end
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import sys
 import time
 from collections import deque
 from dataclasses import replace
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Awaitable, Callable, Iterable, Optional, Sequence, Union
 
 from rich.console import Console
 from rich.live import Live
 
 from eslkit.actions import ExecAction, UrlAction
+from eslkit.app.keys import keyboard
 from eslkit.app.runtime import SwitchClock, drop_stdout, resync, stop_on_signals
 from eslkit.calls import CallTracker, LegView
 from eslkit.errors import OutputError, TemplateError
@@ -294,17 +296,28 @@ class _Front:
 
 async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, actions: Sequence = (),
                on: OnState = OnState.ring, bell: bool = False, out=None, console: Optional[Console] = None,
-               err: Optional[Console] = None) -> None:
+               err: Optional[Console] = None, keys: Optional[Callable[[PopupEngine], Awaitable]] = None) -> None:
     """Run ``engine`` on this terminal: the panel (refreshed at a bounded rate from the
     latest snapshot, never holding up ingest) or one JSON object per change, plus the
-    actions; Ctrl-C ends it cleanly.  The source must be open."""
+    actions; Ctrl-C ends it cleanly.  ``keys`` (``popup --control``, see
+    `eslkit.app.popup_control.phone_keys`) gives the panel its phone keys.  The source
+    must be open."""
     err = err or Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
     # Failed writes (a full disk) become OutputError; a closed pipe stays BrokenPipeError.
     front = _Front(fmt, actions, on, bell, OutputStream(out if out is not None else sys.stdout), err)
     engine.listen(front)
+    panel = await keys(engine) if keys is not None and fmt is PopupFormat.panel else None
+
+    def view() -> PopupView:
+        snapshot = engine.snapshot()
+        if panel is not None:
+            bar = panel.bar()
+            snapshot = replace(snapshot, selected=panel.selected, footer=bar)
+        return PopupView(snapshot)
+
     live = None
     if fmt is PopupFormat.panel:
-        live = Live(get_renderable=lambda: PopupView(engine.snapshot()), console=console or Console(
+        live = Live(get_renderable=view, console=console or Console(
             theme=THEME, highlight=False), auto_refresh=False, redirect_stdout=False, redirect_stderr=False,
             transient=False)
 
@@ -316,16 +329,28 @@ async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, act
                 live.console.bell()
             live.refresh()
 
-    ticker = None
+    async def typing(pressed) -> None:
+        async for key in pressed:
+            panel.key(key)
+            live.refresh()
+
+    ticker = typist = None
+    terminal = contextlib.ExitStack()
     try:
         with stop_on_signals(engine.stop):
             if live is not None:
                 live.start(refresh=True)
                 ticker = asyncio.ensure_future(refresh())
+                if panel is not None:
+                    typist = asyncio.ensure_future(typing(terminal.enter_context(keyboard())))
             await engine.run()
     finally:
-        if ticker is not None:
-            ticker.cancel()
+        for task in (ticker, typist):
+            if task is not None:
+                task.cancel()
+        terminal.close()  # the terminal as it was
+        if panel is not None:
+            await panel.close()
         if live is not None:
             live.refresh()
             live.stop()

@@ -19,7 +19,7 @@ from typing import Callable, List, Optional, Protocol, Sequence
 
 from eslkit.calls import LegView
 from eslkit.control import SAFE, Action, AuditLog, ControlError, Controller, Policy, Request, Result
-from eslkit.control.requests import open_control
+from eslkit.control.via import open_control
 from eslkit.errors import EslkitError
 from eslkit.views.control_bar import ControlBar
 
@@ -131,20 +131,22 @@ class PanelControl:
             await close()  # the controller's audit log, the broker link
 
 
-def phone_keys(source, exts, *, from_url: Optional[str], allow: Optional[List[str]], context: Optional[str],
-               audit: Optional[Path], settings=None):
-    """``--control``: a coroutine that gives the panel its phone keys once the source is
-    open: requests go to the popup's own switch connection, or through the broker to
-    ``relay --control``."""
-    async def start(run) -> None:
+def phone_keys(exts: Sequence[str], *, from_url: Optional[str] = None, allow: Optional[List[str]] = None,
+               context: Optional[str] = None, audit: Optional[Path] = None, settings=None):
+    """``--control``: what `eslkit.app.popup.show` calls, once the source is open, for the
+    panel's keys: requests go to the popup's own switch connection (proved by its call
+    tracker), or through the broker to ``relay --control``."""
+    async def start(engine) -> PanelControl:
         if from_url is not None:
             actor = open_control(from_url, exts)
             await actor.open()
         else:
-            policy = Policy(patterns=tuple(allow or ()), context=context or settings.context or "default")
-            actor = Controller(source.conn, run.tracker.active, policy=policy,
+            policy = Policy(patterns=tuple(allow or ()), context=context or (settings.context if settings else None)
+                            or "default")
+            actor = Controller(engine.source.switch, engine.tracker.active, policy=policy,
                                audit=AuditLog(audit) if audit is not None else None)
-            run.observe = actor.observe
-        run.control = PanelControl(actor, exts, run.legs_up)
+            engine.listen(actor.observe)
+        return PanelControl(actor, exts, lambda: [leg for ext in exts
+                                                  for leg in engine.tracker.active(ext) + engine.relayed.active(ext)])
 
     return start

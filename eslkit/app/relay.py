@@ -25,6 +25,8 @@ from eslkit.app.runtime import SwitchClock, channels_up, stop_on_signals
 from eslkit.brokers import Publisher
 from eslkit.brokers.buffer import Message
 from eslkit.calls import POPUP_EVENTS, CallTracker, LegView, popup_record
+from eslkit.control import AuditLog, Controller, Policy
+from eslkit.control.requests import Desk
 from eslkit.errors import DeliveryIncomplete
 from eslkit.event import Event
 from eslkit.sources.base import Source
@@ -106,6 +108,7 @@ class RelayEngine:
         self._stopping: Optional[asyncio.Event] = None
         self._resyncing: Optional[asyncio.Future] = None
         self._rejects_said = 0
+        self.control: Optional[RelayControl] = None  # --control: phone-control requests through the broker
 
     # --- status -----------------------------------------------------------------
 
@@ -166,6 +169,8 @@ class RelayEngine:
 
     def _send_popups(self, hostname: Optional[str], changes: list[LegView]) -> None:
         for leg in changes:
+            if self.control is not None:
+                self.control.controller.observe(leg)  # what proves an agent's request
             # ensure_ascii like `popup --format json`: no raw control or bidi characters.
             payload = json.dumps(popup_record(leg), ensure_ascii=True).encode()
             self.publisher.send(Message(self.publisher.popup_address(hostname, leg.ext), payload, "popup",
@@ -235,6 +240,8 @@ class RelayEngine:
         self.publisher.on_reject = lambda line: loop.call_soon_threadsafe(self._rejected, line)
         await self.publisher.start()
         self.publisher.status(self.status())
+        if self.control is not None:
+            await self.control.start(self)
         beat = asyncio.ensure_future(self._heartbeat())
         ingest = asyncio.ensure_future(self._ingest())
         stopping = asyncio.ensure_future(self._stopping.wait())
@@ -246,6 +253,8 @@ class RelayEngine:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             error = ingest.exception() if ingest.done() and not ingest.cancelled() else None
+            if self.control is not None:
+                await self.control.close()
             summary = await self._finish()
         if error is not None:
             raise error
@@ -270,6 +279,32 @@ class RelayEngine:
             rejected=sum(publisher.rejected.values()),
         )
         return self.summary
+
+
+class RelayControl:
+    """``relay --control``: the agents' requests through the broker (`eslkit.control.mqtt`,
+    `eslkit.control.amqp`), carried out on the relay's own switch connection and proved by
+    its call tracker, which follows every agent."""
+
+    def __init__(self, engine: RelayEngine, *, policy: Policy, audit: Optional[AuditLog] = None, wait: float = 5.0):
+        self.controller = Controller(engine.source.switch, engine.tracker.active, policy=policy, audit=audit,
+                                     wait=wait)
+        self.desk = None
+        engine.control = self
+
+    async def start(self, engine: RelayEngine) -> None:
+        publisher = engine.publisher
+        if getattr(publisher, "protocol", None) == "mqtt":
+            from eslkit.control.mqtt import MqttDesk as Broker
+        else:
+            from eslkit.control.amqp import AmqpDesk as Broker
+        self.desk = Broker(publisher.settings, Desk(self.controller), lambda: engine.hostname)
+        await self.desk.start()
+
+    async def close(self) -> None:
+        if self.desk is not None:
+            await self.desk.close()
+        await self.controller.close()  # and its audit log
 
 
 def run(engine: RelayEngine) -> Summary:

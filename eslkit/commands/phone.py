@@ -67,7 +67,7 @@ def _run(request: Request, *, fmt: Format, context: Optional[str], allow: Option
     log = None
     try:
         if via is not None:
-            from eslkit.control.requests import act_via_broker
+            from eslkit.control.via import act_via_broker
 
             result = asyncio.run(act_via_broker(via, request, wait=wait))
         else:
@@ -94,7 +94,7 @@ def _print(result: Result, fmt: Format) -> None:
     if fmt is Format.json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
     else:
-        from eslkit.views.safe_text import visible
+        from eslkit.safe_text import visible
 
         sys.stdout.write(visible(result.text, 500) + "\n")  # numbers and names come from the network
     sys.stdout.flush()

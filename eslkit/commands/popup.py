@@ -12,6 +12,7 @@ import typer
 
 from eslkit.actions import ExecAction, UrlAction, forget_secrets
 from eslkit.app.popup import OnState, PopupEngine, PopupFormat, default_format, run
+from eslkit.app.popup_control import phone_keys
 from eslkit.calls import POPUP_EVENTS
 from eslkit.commands.options import (ContactsOpt, HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt,
                                     connection_settings, parse_exts)
@@ -68,6 +69,19 @@ def popup(
         help="Show the popup states `eslkit relay` publishes, from a broker (mqtt://HOST:PORT\\[/PREFIX] "
              "or amqp://…) instead of a switch; broker password in ESLKIT_BROKER_PASSWORD.")] = None,
     bell: Annotated[bool, typer.Option("--bell", help="Ring the terminal bell when a call rings.")] = False,
+    control: Annotated[bool, typer.Option(
+        "--control", rich_help_panel="Phone control",
+        help="Keys in the panel: a answer, h hold/unhold, x hang up, t transfer, d dial, Tab next call "
+             "(on this switch connection, or with --from through eslkit relay --control).")] = False,
+    allow_dest: Annotated[Optional[List[str]], typer.Option(
+        "--allow-dest", metavar="REGEX", show_default=False, rich_help_panel="Phone control",
+        help="With --control: also allow destinations matching this regular expression (repeatable).")] = None,
+    context: Annotated[Optional[str], typer.Option(
+        "--context", metavar="CONTEXT", show_default=False, rich_help_panel="Phone control",
+        help="With --control: dialplan context of dial and transfer (default: the profile's, else default).")] = None,
+    audit: Annotated[Optional[Path], typer.Option(
+        "--audit", metavar="FILE", dir_okay=False, rich_help_panel="Phone control",
+        help="With --control: append every action to this audit log (JSON lines).")] = None,
     match: Annotated[Optional[str], typer.Option(
         "--match", metavar="HEADER",
         help="The header that holds the agent's extension (default: variable_dialed_user, "
@@ -86,10 +100,21 @@ def popup(
     [bold]eslkit popup --ext 1001 --exec notify-send 'Call from {caller_name}'[/]
     [bold]eslkit popup --ext 1001 --format json --replay calls.jsonl[/]
     [bold]eslkit popup --ext 1001 --from mqtt://broker:1883[/]      (what eslkit relay publishes)
+    [bold]eslkit popup --ext 1001 --control[/]                      (phone keys: hold, transfer, hang up…)
     """
     exts = parse_exts(ext)
     if replay is not None and from_url is not None:
         raise typer.BadParameter("give --replay FILE or --from URL, not both", param_hint="--from")
+    fmt = format or default_format()
+    if control and (replay is not None or fmt is not PopupFormat.panel):
+        raise typer.BadParameter("the keys need the panel on a terminal and a live switch or broker "
+                                 "(not --replay, not --format json); eslkit phone does the same from a script.",
+                                 param_hint="--control")
+    if not control and (allow_dest or context or audit):
+        raise typer.BadParameter("--allow-dest, --context and --audit go with --control.", param_hint="--control")
+    if control and from_url is not None and (allow_dest or context or audit):
+        raise typer.BadParameter("through a broker, eslkit relay --control has the destination rules, the "
+                                 "context and the audit log.", param_hint="--control")
     actions: list = []
     if open_url:
         actions.append(UrlAction(open_url))
@@ -97,10 +122,12 @@ def popup(
     if argv:
         actions.append(ExecAction(argv))
     lookup = load_contacts(contacts).lookup if contacts else None
-    source = open_source(
-        replay=replay, speed=speed, from_url=from_url, popup_exts=exts,
-        live=lambda: EslSource(connection_settings(host, port, password, profile, timeout), names=POPUP_EVENTS))
+    settings = connection_settings(host, port, password, profile, timeout) if replay is None and from_url is None \
+        else None
+    source = open_source(replay=replay, speed=speed, from_url=from_url, popup_exts=exts,
+                         live=lambda: EslSource(settings, names=POPUP_EVENTS))
     if actions:
         forget_secrets()  # read by now; a browser or program started for a popup gets none
-    run(PopupEngine(source, exts, match=match, lookup=lookup), fmt=format or default_format(), actions=actions,
-        on=on, bell=bell)
+    keys = phone_keys(exts, from_url=from_url, allow=allow_dest, context=context, audit=audit,
+                      settings=settings) if control else None
+    run(PopupEngine(source, exts, match=match, lookup=lookup), fmt=fmt, actions=actions, on=on, bell=bell, keys=keys)

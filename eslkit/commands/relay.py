@@ -9,9 +9,10 @@ from typing import Annotated, List, Optional
 import typer
 from rich.console import Console
 
-from eslkit.app.relay import RelayEngine, run, switch_subscription
+from eslkit.app.relay import RelayControl, RelayEngine, run, switch_subscription
 from eslkit.brokers import publisher
 from eslkit.calls import CallTracker
+from eslkit.control import AuditLog, Policy
 from eslkit.commands.options import (
     HostOpt,
     PasswordOpt,
@@ -26,6 +27,7 @@ from eslkit.sources import EslSource, open_source
 from eslkit.subscription import Subscription, event_words
 
 _BROKER = "Broker"
+_CONTROL = "Phone control"
 
 
 def relay(
@@ -68,6 +70,19 @@ def relay(
         help="At exit, how long to wait for the broker to confirm what is buffered.")] = 10.0,
     status_interval: Annotated[float, typer.Option("--status-interval", min=0.5, metavar="SECONDS",
         help="How often the status message is refreshed.")] = 10.0,
+    control: Annotated[bool, typer.Option("--control", rich_help_panel=_CONTROL,
+        help="Also take phone-control requests from the agents' desktops on "
+             "freeswitch/{hostname}/agents/{ext}/control (MQTT; AMQP: {hostname}.agents.{ext}.control) "
+             "and answer on …/control/reply.")] = False,
+    allow_dest: Annotated[Optional[List[str]], typer.Option("--allow-dest", metavar="REGEX",
+        rich_help_panel=_CONTROL, show_default=False,
+        help="With --control: also allow destinations matching this regular expression (repeatable).")] = None,
+    context: Annotated[Optional[str], typer.Option("--context", metavar="CONTEXT", rich_help_panel=_CONTROL,
+        show_default=False, help="With --control: dialplan context of dial and transfer (default: the "
+                                 "profile's, else default).")] = None,
+    audit: Annotated[Optional[Path], typer.Option("--audit", metavar="FILE", dir_okay=False,
+        rich_help_panel=_CONTROL, help="With --control: append every request and its result to this "
+                                       "audit log (JSON lines).")] = None,
     replay: Annotated[Optional[Path], typer.Option("--replay", metavar="FILE",
         help="Relay a recording (watch --record) or a raw ESL transcript instead of a switch.")] = None,
     speed: Annotated[Optional[float], typer.Option("--speed", min=0.001,
@@ -85,23 +100,32 @@ def relay(
     [bold]eslkit relay --to amqp://relay@rabbit:5672/ --password-env AMQP_PASSWORD[/]
     [bold]eslkit relay --to mqtt://127.0.0.1:1883 --replay calls.jsonl[/]
 
-    Desktops then run [bold]eslkit popup --ext 1001 --from mqtt://broker:1883[/].
+    Desktops then run [bold]eslkit popup --ext 1001 --from mqtt://broker:1883[/]; with [bold]--control[/]
+    also [bold]eslkit phone hold --ext 1001 --via mqtt://broker:1883[/] (docs/phone.md).
     """
     if speed is not None and replay is None:
         raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
+    if not control and (allow_dest or context or audit):
+        raise typer.BadParameter("--allow-dest, --context and --audit go with --control.", param_hint="--control")
+    if control and replay is not None:
+        raise typer.BadParameter("--control needs a live switch, not --replay.", param_hint="--control")
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     names = event_words(filter or ()) or ["ALL"]
     sink = publisher(to, topic=topic, popup_topic=popup_topic, status_topic=status_topic, qos=qos,
                      client_id=client_id, username=username, password_env=password_env,
                      tls_ca=str(tls_ca) if tls_ca else None, exchange=exchange, buffer=buffer)
-    source = open_source(replay=replay, speed=speed, live=lambda: EslSource(
-        connection_settings(host, port, password, profile, timeout, console=err), names=switch_subscription(names)))
+    settings = connection_settings(host, port, password, profile, timeout, console=err) if replay is None else None
+    source = open_source(replay=replay, speed=speed, live=lambda: EslSource(settings, names=switch_subscription(names)))
 
     def notice(line: str) -> None:
         err.out("eslkit relay: " + visible(line, 300), highlight=False)
 
     engine = RelayEngine(source, sink, tracker=CallTracker(), select=Subscription(names, parse_header_filters(header)),
                          status_interval=status_interval, drain_timeout=drain_timeout, notice=notice)
+    if control:
+        RelayControl(engine, policy=Policy(patterns=tuple(allow_dest or ()), context=context or settings.context
+                                           or "default"), audit=AuditLog(audit) if audit is not None else None,
+                     wait=timeout)
     try:
         run(engine)
     finally:

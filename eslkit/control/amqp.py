@@ -22,7 +22,7 @@ from typing import Callable, Optional, Sequence
 from eslkit.control.mqtt import ANY_SWITCH
 from eslkit.control.requests import Desk, Requester, parse_reply
 from eslkit.errors import BrokerError
-from eslkit.sinks.amqp import AmqpSettings, _close_quietly, connect, short_key_part
+from eslkit.brokers.amqp import AmqpSettings, _close_quietly, connect, short_key_part
 
 CONTROL_KEY = "*.agents.*.control"
 

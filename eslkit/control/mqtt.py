@@ -22,7 +22,7 @@ from typing import Callable, Optional, Sequence
 
 from eslkit.control.requests import Desk, Requester, parse_reply
 from eslkit.errors import BrokerError
-from eslkit.sinks.mqtt import MqttSettings, _FirstConnect, make_client, start_client, topic_part
+from eslkit.brokers.mqtt import FirstConnect, MqttSettings, make_client, start_client, topic_part
 
 CONTROL_TOPIC = "freeswitch/+/agents/+/control"
 ANY_SWITCH = "-"
@@ -53,7 +53,7 @@ class MqttDesk:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue(QUEUE)
-        first = _FirstConnect()
+        first = FirstConnect()
 
         def on_connect(client, userdata, flags, reason, properties):
             first.set(not reason.is_failure, reason)
@@ -113,7 +113,7 @@ class MqttControl(Requester):
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
-        first = _FirstConnect()
+        first = FirstConnect()
         subscribed: asyncio.Future = self._loop.create_future()
         replies = [(control_topic(self.settings.prefix or "freeswitch/+", ext) + "/reply", 1) for ext in self.exts]
 

@@ -18,8 +18,8 @@ before the relay restarted must not hang up today's call) and more than ``burst`
 requests per agent in ``per`` seconds, then hands the request to
 `eslkit.control.Controller` — which checks, again, that the call is that agent's.
 
-`request_message` / `Reply` are the desktop's side (``eslkit phone --via``, ``popup
---from … --control``).
+`Requester` is the desktop's side (``eslkit phone --via``, ``popup --from … --control``);
+`eslkit.control.via` picks the broker's by the URL.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any, Optional
 from eslkit.control import Action, ControlError, Controller, Request, RequestRefused, Result, error_for
 from eslkit.errors import NoReply
 
-__all__ = ["Desk", "request_message", "parse_reply", "open_control", "act_via_broker", "MAX_REQUEST_BYTES"]
+__all__ = ["Desk", "Requester", "request_message", "parse_reply", "result_of", "MAX_REQUEST_BYTES"]
 
 MAX_REQUEST_BYTES = 4096
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -245,39 +245,3 @@ class Requester:
         finally:
             self._pending.pop(request_id, None)
         return result_of(reply)
-
-
-def open_control(url: str, exts, *, wait: float = 10.0):
-    """The desktop's side of ``--via URL`` / ``popup --from URL --control``: an
-    `MqttControl` or `AmqpControl` (``await control.open()`` next, then ``act``)."""
-    import os
-    from urllib.parse import urlsplit
-
-    from eslkit.errors import BrokerError
-    from eslkit.sources.broker import PASSWORD_ENV, _split
-
-    bare, query = _split(url)
-    env = query.get("password_env") or (PASSWORD_ENV if PASSWORD_ENV in os.environ else None)
-    scheme = urlsplit(bare).scheme
-    if scheme in ("mqtt", "mqtts"):
-        from eslkit.control.mqtt import MqttControl
-        from eslkit.sinks.mqtt import parse_mqtt_url
-
-        return MqttControl(parse_mqtt_url(bare, password_env=env, client_id=query.get("client_id")), exts, wait=wait)
-    if scheme in ("amqp", "amqps"):
-        from eslkit.control.amqp import AmqpControl
-        from eslkit.sinks.amqp import parse_amqp_url
-
-        return AmqpControl(parse_amqp_url(bare, password_env=env), exts, wait=wait)
-    raise BrokerError("Phone control through a broker needs an mqtt://, mqtts://, amqp:// or amqps:// URL.",
-                      "Use --via mqtt://HOST:PORT[/freeswitch/HOSTNAME] or amqp://USER@HOST:PORT/VHOST.")
-
-
-async def act_via_broker(url: str, request: Request, *, wait: float = 10.0) -> Result:
-    """``eslkit phone --via URL``: one request through the relay; its reply."""
-    control = open_control(url, [request.ext], wait=wait + 2.0)  # the relay's own proof takes up to 5 s
-    await control.open()
-    try:
-        return await control.act(request)
-    finally:
-        await control.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 # The headers every event has (switch_event_prep_for_delivery): never a channel's data.
 STANDARD = frozenset((
@@ -178,6 +178,30 @@ class Legs:
         if values is None:
             return set()
         return {u for u, v in self.calls.items() if v is values}
+
+
+class Dialing:
+    """The calls `originate` places (`eslkit.sim.obey.Originate`), by the agent leg's uuid:
+    answer now (talk), cancel (uuid_kill), and the far legs still ringing."""
+
+    def __init__(self) -> None:
+        self._by_leg: dict[str, Any] = {}
+
+    def get(self, uuid: str) -> Optional[Any]:
+        return self._by_leg.get(uuid)
+
+    def get_far(self, uuid: str) -> list[str]:
+        call = self._by_leg.get(uuid)
+        if call is None or call.far_answered:
+            return []
+        far = call.play.roles.get("F")
+        return [far] if far and far in call.server.legs and call.far_ringing else []
+
+    def add(self, call: Any) -> None:
+        self._by_leg[call.play.roles["A"]] = call
+
+    def remove(self, call: Any) -> None:
+        self._by_leg.pop(call.play.roles["A"], None)
 
 
 def _pairs(ev) -> list[tuple[str, str]]:

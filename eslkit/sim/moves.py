@@ -19,14 +19,13 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import Iterable, Optional
 
 from eslkit.event import Event
-from eslkit.sim.events import CallValues
+from eslkit.sim.fastpath import CallValues
 from eslkit.sim.legs import STANDARD, LegState, hangup_variables
-
-if TYPE_CHECKING:  # pragma: no cover
-    from eslkit.sim.server import SimServer
+from eslkit.sim.scenarios import recorded_clock
+from eslkit.sim.switch import Switch
 
 DATA = Path(__file__).parent / "scenarios" / "moves.json"
 UUID_TOKEN_RE = re.compile(r"~~(U\d+)~~")
@@ -101,7 +100,7 @@ class Play:
     uuids.  ``tokens`` fills the command's values (``DEST``, ``CAUSE``, ``ENDPOINT``…).
     """
 
-    def __init__(self, server: "SimServer", move: Move, roles: dict[str, str], tokens: Optional[dict] = None,
+    def __init__(self, server: Switch, move: Move, roles: dict[str, str], tokens: Optional[dict] = None,
                  *, make: Iterable[str] = ()):
         self.server = server
         self.move = move
@@ -126,8 +125,6 @@ class Play:
         speed): at --speed 2 it runs ahead of this machine's, and a transferred caller's
         recorded hang-up must come as long after its answer as it did.  The first bound leg's
         clock, shared with the legs the move makes; None: this machine's clock."""
-        from eslkit.sim.scenarios import recorded_clock
-
         legs = self.server.legs
         clock = None
         for uuid in self.roles.values():

@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from eslkit.sim.legs import LegState
 from eslkit.sim.moves import Play, moves
-
-if TYPE_CHECKING:  # pragma: no cover
-    from eslkit.sim.server import SimServer
+from eslkit.sim.switch import Switch
 
 KILL_USAGE = "-USAGE: <uuid> [cause]\n"
 HOLD_USAGE = "-USAGE: [off|toggle] <uuid> [<display>]\n"
@@ -85,7 +83,7 @@ def _q850(cause: str) -> str:
 # --- uuid_hold -----------------------------------------------------------------------------------
 
 
-def uuid_hold(server: "SimServer", arg: str) -> str:
+def uuid_hold(server: Switch, arg: str) -> str:
     words = arg.split()
     if not words:
         return HOLD_USAGE
@@ -112,7 +110,7 @@ def uuid_hold(server: "SimServer", arg: str) -> str:
 # --- uuid_kill ---------------------------------------------------------------------------------------
 
 
-def uuid_kill(server: "SimServer", arg: str) -> str:
+def uuid_kill(server: Switch, arg: str) -> str:
     if not arg.strip():
         return KILL_USAGE
     uuid, _, cause_text = arg.strip().partition(" ")
@@ -127,7 +125,7 @@ def uuid_kill(server: "SimServer", arg: str) -> str:
     return "+OK\n"
 
 
-def hang_up(server: "SimServer", uuid: str, cause: str) -> None:
+def hang_up(server: Switch, uuid: str, cause: str) -> None:
     """The leg hangs up with ``cause`` (its first event now, the rest after the reply);
     a leg bridged to it follows, as hangup_after_bridge has it."""
     legs = server.legs
@@ -154,7 +152,7 @@ def hang_up(server: "SimServer", uuid: str, cause: str) -> None:
         hang_up(server, leg, "ORIGINATOR_CANCEL")  # the far party still ringing: cancelled
 
 
-def take(server: "SimServer", uuids) -> None:
+def take(server: Switch, uuids) -> None:
     """These legs leave their recording (if they came from one): the commands drive them now."""
     legs = server.legs
     for uuid in uuids:
@@ -165,7 +163,7 @@ def take(server: "SimServer", uuids) -> None:
 # --- uuid_transfer ----------------------------------------------------------------------------------
 
 
-def uuid_transfer(server: "SimServer", arg: str) -> str:
+def uuid_transfer(server: Switch, arg: str) -> str:
     words = arg.split()
     if len(words) < 2 or len(words) > 5:
         return TRANSFER_USAGE
@@ -188,7 +186,7 @@ def uuid_transfer(server: "SimServer", arg: str) -> str:
     return "+OK\n"
 
 
-async def transfer(server: "SimServer", target: str, other: Optional[str], dest: str, context: str) -> None:
+async def transfer(server: Switch, target: str, other: Optional[str], dest: str, context: str) -> None:
     """``target`` leaves its bridge (``other`` hangs up) and goes to ``dest`` through the
     dialplan, which rings that number's phone; it answers after the captured pause."""
     legs = server.legs
@@ -229,7 +227,7 @@ def _ext(state: Optional[LegState]) -> str:
     return state.get("variable_dialed_user") or state.get("Caller-Destination-Number") or ""
 
 
-def recorded_end(server: "SimServer", uuid: str) -> None:
+def recorded_end(server: Switch, uuid: str) -> None:
     """A leg taken out of a recording (a transferred caller) still hangs up when its
     recording had it hang up."""
     end = server.recorded_hangup(uuid)
@@ -249,7 +247,7 @@ def recorded_end(server: "SimServer", uuid: str) -> None:
 # --- uuid_phone_event ----------------------------------------------------------------------------------
 
 
-def uuid_phone_event(server: "SimServer", arg: str) -> str:
+def uuid_phone_event(server: Switch, arg: str) -> str:
     words = arg.split()
     if not words:
         return PHONE_EVENT_USAGE
@@ -270,35 +268,11 @@ SPLIT_RE = re.compile(r"(?:\{[^}]*\}|'[^']*'|[^\s'{])+")
 ANSWER_AFTER = "answer"  # the phase that starts when the agent's phone answers
 
 
-class Dialing:
-    """The calls `originate` places, by the agent leg's uuid: answer now (talk), cancel
-    (uuid_kill), and the far legs still ringing."""
-
-    def __init__(self) -> None:
-        self._by_leg: dict[str, "Originate"] = {}
-
-    def get(self, uuid: str) -> Optional["Originate"]:
-        return self._by_leg.get(uuid)
-
-    def get_far(self, uuid: str) -> list[str]:
-        call = self._by_leg.get(uuid)
-        if call is None or call.far_answered:
-            return []
-        far = call.play.roles.get("F")
-        return [far] if far and far in call.server.legs and call.far_ringing else []
-
-    def add(self, call: "Originate") -> None:
-        self._by_leg[call.play.roles["A"]] = call
-
-    def remove(self, call: "Originate") -> None:
-        self._by_leg.pop(call.play.roles["A"], None)
-
-
 class Originate:
     """One originate: the agent's phone rings, answers (after the captured 3 s or on
     talk), then the far party rings and answers."""
 
-    def __init__(self, server: "SimServer", ext: str, endpoint: Optional[str], variables: dict[str, str]):
+    def __init__(self, server: Switch, ext: str, endpoint: Optional[str], variables: dict[str, str]):
         self.server = server
         self.ext = ext
         self.endpoint = endpoint
@@ -394,7 +368,7 @@ def parse_originate(arg: str) -> Optional[tuple[str, Optional[str], dict[str, st
     return ext, endpoint, variables
 
 
-def originate(server: "SimServer", arg: str) -> str:
+def originate(server: Switch, arg: str) -> str:
     """``api originate``: the call starts; the reply comes at once (see the module doc)."""
     parsed = parse_originate(arg)
     if parsed is None:
@@ -404,7 +378,7 @@ def originate(server: "SimServer", arg: str) -> str:
     return f"+OK {call.uuid}\n"
 
 
-async def originate_job(server: "SimServer", arg: str) -> str:
+async def originate_job(server: Switch, arg: str) -> str:
     """``bgapi originate``: the job's body once the agent's phone answered (or the call failed)."""
     parsed = parse_originate(arg)
     if parsed is None:
@@ -422,7 +396,7 @@ def _last_at(move, phase: str) -> float:
     return steps[-1].at if steps else 0.0
 
 
-async def _pause(server: "SimServer", seconds: float) -> None:
+async def _pause(server: Switch, seconds: float) -> None:
     if server.speed is not None and seconds > 0:
         await asyncio.sleep(seconds / server.speed)
     else:

@@ -209,7 +209,7 @@ async def play_call(server: Switch, scenario: Scenario, numbers: Optional[dict] 
             legs.taken.difference_update(values.simple.values())
 
 
-def recorded_clock(server: "SimServer", uuid: str) -> Optional[tuple[int, float, float]]:
+def recorded_clock(server: Switch, uuid: str) -> Optional[tuple[int, float, float]]:
     """The clock of the recording this leg is playing in, as (its start in µs, the loop time
     it started, its speed): at --speed 2 a recording's times run twice as fast as the wall
     clock.  None for a leg not in a recording that plays now."""
@@ -220,7 +220,7 @@ def recorded_clock(server: "SimServer", uuid: str) -> Optional[tuple[int, float,
     return values.base_us, playing[1], server.speed
 
 
-def recorded_hangup(server: "SimServer", uuid: str) -> Optional[tuple[float, str]]:
+def recorded_hangup(server: Switch, uuid: str) -> Optional[tuple[float, str]]:
     """Seconds until the recording this leg came from hangs it up, and the cause it gives."""
     values = server.legs.calls.get(uuid)
     playing = server.legs.recordings.get(values) if values is not None else None

@@ -36,8 +36,10 @@ from eslkit.sim.api import run_api
 from eslkit.sim.channels import CallRegistry
 from eslkit.sim.events import SimEvent
 from eslkit.sim.fastpath import CallEvent
+from eslkit.sim.legs import Dialing, Legs
+from eslkit.sim.obey import originate_job
 from eslkit.sim.replay import load_replay, play_to
-from eslkit.sim.scenarios import load_scenario, play
+from eslkit.sim.scenarios import load_scenario, play, recorded_hangup
 from eslkit.sim.session import Session
 from eslkit.subscription import event_type
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable, Optional, Protocol
 
 if TYPE_CHECKING:  # the types only: none of these modules imports this one
+    import asyncio
+
     from eslkit.sim.channels import CallRegistry
     from eslkit.sim.events import SimEvent
     from eslkit.sim.fastpath import Burst, CallValues
+    from eslkit.sim.legs import Dialing, Legs
 
 __all__ = ["Switch", "Listener", "Client"]
 
@@ -24,6 +27,8 @@ class Switch(Protocol):
     speed: Optional[float]  # time scale of scenarios and replays; None: as fast as possible
     max_buffer: int  # bytes a client may have waiting before it loses events
     channels: "CallRegistry"  # the channels up now
+    legs: "Legs"  # each leg's headers and variables, for the call-control commands
+    dialing: "Dialing"  # the calls originate places, still ringing or answering
 
     def next_seq(self) -> int: ...
     def new_uuid(self) -> str: ...
@@ -35,6 +40,8 @@ class Switch(Protocol):
     def api(self, name: str, arg: Optional[str]) -> str: ...
     def bgapi(self, job_uuid: str, name: str, arg: Optional[str]) -> None: ...
     def sendevent(self, name: str, headers: Iterable[tuple[str, str]], body: Optional[bytes] = None) -> str: ...
+    def spawn(self, coro) -> "asyncio.Task": ...
+    def recorded_hangup(self, uuid: str) -> Optional[tuple[float, str]]: ...
 
 
 class Listener(Protocol):

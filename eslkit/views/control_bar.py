@@ -9,7 +9,7 @@ from typing import Optional
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
-from eslkit.views.safe_text import safe_text
+from eslkit.safe_text import safe_text
 
 __all__ = ["ControlBar"]
 
