@@ -20,7 +20,10 @@ import pytest
 from eslkit.protocol import ApiResponse, CommandReply, EventFrame
 from eslkit.sim import derive_moves
 from eslkit.sim.derive import call_events
+from eslkit.sim.fastpath import CallEvent, CallValues
+from eslkit.sim.legs import Legs
 from eslkit.sim.moves import DATA
+from eslkit.sim.scenarios import CALL_SCENARIOS, fresh_uuids, load_scenario
 from tests.support.sim import sim_in_thread
 from tests.test_sim_protocol import Client
 
@@ -192,6 +195,45 @@ async def _channels(server) -> int:
     return len(server.channels)
 
 
+def _kept(legs) -> dict[str, int]:
+    """How many legs `Legs` still holds something about: none once every call has ended."""
+    names = ("_recent", "_states", "partner", "owner", "apps", "calls", "clocks", "taken", "recordings")
+    return {name: len(getattr(legs, name)) for name in names if getattr(legs, name)}
+
+
+async def _kept_by(server) -> dict[str, int]:
+    return _kept(server.legs)
+
+
+@pytest.mark.parametrize("name", CALL_SCENARIOS)
+def test_legs_forget_a_recorded_call_once_it_ends(name: str) -> None:
+    """FreeSWITCH says CHANNEL_STATE (CS_DESTROY) after CHANNEL_DESTROY: that last word
+    must not bring the leg back (it did: a paced simulator grew by every leg it played)."""
+    scenario = load_scenario(name)
+    legs = Legs()
+    for _ in range(3):
+        values = CallValues(int(time.time() * 1e6), fresh_uuids(scenario.uuids), "core", None)
+        for i, template in enumerate(scenario.templates):
+            legs.track(CallEvent(template, values, i))
+    assert _kept(legs) == {}
+
+
+def test_the_simulator_keeps_nothing_of_the_calls_it_played() -> None:
+    with sim_in_thread(scenario="blind-transfer", speed=20.0) as sim:
+        switch = Switch(sim)
+
+        def over() -> bool:
+            events = switch.received()
+            legs = {e.get("Unique-ID") for e in events if e.name == "CHANNEL_CREATE"}
+            gone = {e.get("Unique-ID") for e in events if e.name == "CHANNEL_STATE"
+                    and e.get("Channel-State") == "CS_DESTROY"}
+            return bool(legs) and legs <= gone
+
+        switch.events.read_until(over, timeout=10)
+        assert over()
+        assert switch.sim.call(_kept_by(switch.sim.server)) == {}
+
+
 def test_originate_as_captured(switch: Switch, captures: Path) -> None:
     """bgapi originate of the click-to-dial capture, on an idle simulator: the agent's
     phone rings, answers, the far party rings and answers, as the real switch had it; the
@@ -247,6 +289,7 @@ def test_kill_an_agent_leg_of_a_recorded_queue_call() -> None:
         ended = [e for e in events[seen:] if e.name == "CHANNEL_HANGUP_COMPLETE"]
         assert [e.get("Hangup-Cause") for e in ended] == ["NORMAL_CLEARING", "NORMAL_CLEARING"]
         assert switch.api("show channels") == "\n0 total.\n"
+        assert switch.sim.call(_kept_by(switch.sim.server)) == {}
 
 
 def test_a_transferred_caller_hangs_up_when_its_recording_did() -> None:
@@ -268,6 +311,7 @@ def test_a_transferred_caller_hangs_up_when_its_recording_did() -> None:
         switch.events.read_until(lambda: any(e.name == "CHANNEL_DESTROY" and e.get("Unique-ID") == new
                                              for e in switch.received()), timeout=5)
         assert switch.api("show channels") == "\n0 total.\n"
+        assert switch.sim.call(_kept_by(switch.sim.server)) == {}
 
 
 def test_replies_when_there_is_nothing_to_act_on(switch: Switch) -> None:

@@ -122,6 +122,8 @@ class Legs:
             if recent is None:
                 if name not in ("CHANNEL_CREATE", "CHANNEL_OUTGOING", "CHANNEL_STATE"):
                     return  # a leg first seen mid-call (a replay): not one the commands know
+                if name == "CHANNEL_STATE" and ev.get("Channel-State") == "CS_DESTROY":
+                    return  # the switch's last word on a leg, after its CHANNEL_DESTROY
                 recent = self._recent[uuid] = deque(maxlen=RECENT)
             recent.append(ev)
         values = getattr(ev, "values", None)

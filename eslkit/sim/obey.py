@@ -153,10 +153,12 @@ def hang_up(server: Switch, uuid: str, cause: str) -> None:
 
 
 def take(server: Switch, uuids) -> None:
-    """These legs leave their recording (if they came from one): the commands drive them now."""
+    """These legs leave their recording (if it still plays): the commands drive them now.
+    (The recording forgets its taken legs when it ends.)"""
     legs = server.legs
     for uuid in uuids:
-        if uuid in legs.calls:
+        values = legs.calls.get(uuid)
+        if values is not None and values in legs.recordings:
             legs.taken.add(uuid)
 
 
