@@ -52,3 +52,16 @@ def test_demo_loops_and_speaks_json():
     assert first == [("1001", "ringing", None), ("1002", "ringing", None), ("1001", "answered", None),
                      ("1002", "ended", "answered_elsewhere"), ("1001", "ended", "answered")]
     assert len({r["call_uuid"] for r in records}) == 2
+
+
+@pytest.mark.parametrize("argv, sentence", [
+    (["--web", "--control"], "the browser page has no phone buttons yet"),
+    (["--control", "--format", "json"], "the phone keys need the panel on a terminal"),
+])
+def test_demo_control_without_a_panel_is_a_usage_error(argv, sentence):
+    """The keys live in the terminal panel: asked for elsewhere, demo says so and starts nothing."""
+    done = subprocess.run([EXE, *PREFIX, "demo", *argv], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 2, done.stderr
+    assert sentence in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == ""

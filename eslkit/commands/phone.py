@@ -17,7 +17,16 @@ from eslkit.control import Action, AuditLog, ControlError, Policy, Request, Resu
 
 phone = typer.Typer(
     name="phone",
-    help="Control an agent's phone from the computer: dial, hang up, transfer, hold, answer.",
+    help="""Control an agent's phone from the computer: dial, hang up, transfer, hold, answer.
+
+    Only the extension's own calls, as the call tracker sees them; each action waits for the
+    switch's events that prove it happened (docs/phone.md).
+
+    [bold]eslkit phone dial --ext 1001 6208[/]        (1001's phone rings, then 6208)
+    [bold]eslkit phone transfer --ext 1001 1002[/]    (1001: call from 6208 transferred to 1002)
+    [bold]eslkit phone hold --ext 1001[/]             (then: eslkit phone unhold --ext 1001)
+    [bold]eslkit phone hangup --ext 1001 --via mqtt://broker:1883[/]   (through relay --control)
+    """,
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
