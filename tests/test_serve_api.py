@@ -68,6 +68,13 @@ def legs(received, ext: str = "1001") -> list[tuple[str, Optional[str]]]:
     return [(data["state"], data["outcome"]) for name, data in received if name == "leg" and data["ext"] == ext]
 
 
+async def queue_call(http, start, headers=None) -> list[tuple[str, dict]]:
+    """1001's stream while the queue call rings, is answered and ends (``start()`` plays it
+    once the snapshot is in)."""
+    return await events(http, "/api/agent/1001/events", lambda r: ("ended", "answered") in legs(r),
+                        headers=headers, then=start)
+
+
 def test_without_a_login_every_page_and_stream_is_401():
     async def main():
         async with serving() as (_, srv), client(srv) as http:
@@ -90,8 +97,7 @@ def test_without_a_login_every_page_and_stream_is_401():
 def test_an_agent_token_reads_its_own_extension_and_nothing_else():
     async def main():
         async with serving() as (sim, srv), client(srv) as http:
-            got = await events(http, "/api/agent/1001/events", lambda r: ("ended", "answered") in legs(r),
-                               headers=BEARER, then=lambda: sim.spawn(sim.play("queue")))
+            got = await queue_call(http, lambda: sim.spawn(sim.play("queue")), BEARER)
             assert legs(got) == [("ringing", None), ("answered", None), ("ended", "answered")]
             async with http.get("/api/agent/1001/day", headers=BEARER) as response:
                 day = (await response.json())["day"]
@@ -108,8 +114,7 @@ def test_an_agent_token_reads_its_own_extension_and_nothing_else():
 def test_the_stream_carries_the_records_popup_json_writes():
     async def main():
         async with serving() as (sim, srv), client(srv) as http:
-            got = await events(http, "/api/agent/1001/events", lambda r: ("ended", "answered") in legs(r),
-                               headers=BEARER, then=lambda: sim.spawn(sim.play("queue")))
+            got = await queue_call(http, lambda: sim.spawn(sim.play("queue")), BEARER)
             snapshot = got[0]
             assert snapshot[0] == "snapshot" and set(snapshot[1]) == {"now", "link", "calls", "day", "crm"}
             assert snapshot[1]["link"]["connected"] is True
@@ -247,8 +252,7 @@ def test_the_switch_password_never_reaches_a_page_or_a_stream():
         async with serving() as (sim, srv), client(srv) as http:
             await login(http, "sam")
             seen = []
-            got = await events(http, "/api/agent/1001/events", lambda r: ("ended", "answered") in legs(r),
-                               then=lambda: sim.spawn(sim.play("queue")))
+            got = await queue_call(http, lambda: sim.spawn(sim.play("queue")))
             seen.append(json.dumps(got))
             for path in ("/", "/agent/1001", "/api/me", "/api/agent/1001/calls", "/api/agent/1001/day", "/login"):
                 async with http.get(path) as response:

@@ -13,7 +13,7 @@ from tests.support.cli import Running
 from tests.support.net import free_port
 from tests.support.serve import write_users
 from tests.support.sim import sim_in_thread
-from tests.test_serve_api import BEARER, events, legs
+from tests.test_serve_api import BEARER, legs, queue_call
 
 pytestmark = pytest.mark.slow
 
@@ -33,9 +33,8 @@ def test_serve_from_mqtt_shows_the_states_the_relay_published(mosquitto, tmp_pat
 
             async def main():
                 async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
-                    got = await events(http, "/api/agent/1001/events", lambda r: ("ended", "answered") in legs(r),
-                                       headers=BEARER, then=lambda: sim.call_soon(
-                                           lambda: sim.server.spawn(sim.server.play("queue"))))
+                    got = await queue_call(http, lambda: sim.call_soon(
+                        lambda: sim.server.spawn(sim.server.play("queue"))), BEARER)
                     async with http.get("/api/agent/1001/day", headers=BEARER) as response:
                         day = (await response.json())["day"]
                 return got, day

@@ -54,6 +54,18 @@ TimeoutOpt = Annotated[
     typer.Option("--timeout", min=0.1, help="Seconds to wait for the connection and for replies.",
                  rich_help_panel=_PANEL),
 ]
+PopupFromOpt = Annotated[
+    Optional[str],
+    typer.Option("--from", metavar="URL",
+                 help="Show the popup states `eslkit relay` publishes, from a broker (mqtt://HOST:PORT\\[/PREFIX] "
+                      "or amqp://…) instead of a switch; broker password in ESLKIT_BROKER_PASSWORD."),
+]
+AgentMatchOpt = Annotated[
+    Optional[str],
+    typer.Option("--match", metavar="HEADER",
+                 help="The header that holds the agent's extension (default: variable_dialed_user, "
+                      "Channel-Presence-ID, Caller-Destination-Number, Caller-Callee-ID-Number, Channel-Name)."),
+]
 ContactsOpt = Annotated[
     Optional[Path],
     typer.Option("--contacts", metavar="FILE", dir_okay=False,

@@ -14,8 +14,8 @@ from eslkit.actions import ExecAction, UrlAction, forget_secrets
 from eslkit.app.popup import OnState, PopupEngine, PopupFormat, default_format, run
 from eslkit.app.popup_control import phone_keys
 from eslkit.calls import POPUP_EVENTS
-from eslkit.commands.options import (ContactsOpt, HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt,
-                                    connection_settings, parse_exts)
+from eslkit.commands.options import (AgentMatchOpt, ContactsOpt, HostOpt, PasswordOpt, PopupFromOpt, PortOpt,
+                                    ProfileOpt, TimeoutOpt, connection_settings, parse_exts)
 from eslkit.contacts import load_contacts
 from eslkit.errors import TemplateError
 from eslkit.sources import EslSource, open_source
@@ -64,10 +64,7 @@ def popup(
     speed: Annotated[Optional[float], typer.Option(
         "--speed", min=0.001,
         help="With --replay: keep the original timing, SPEED times faster (default: as fast as possible).")] = None,
-    from_url: Annotated[Optional[str], typer.Option(
-        "--from", metavar="URL",
-        help="Show the popup states `eslkit relay` publishes, from a broker (mqtt://HOST:PORT\\[/PREFIX] "
-             "or amqp://…) instead of a switch; broker password in ESLKIT_BROKER_PASSWORD.")] = None,
+    from_url: PopupFromOpt = None,
     bell: Annotated[bool, typer.Option("--bell", help="Ring the terminal bell when a call rings.")] = False,
     control: Annotated[bool, typer.Option(
         "--control", rich_help_panel="Phone control",
@@ -82,10 +79,7 @@ def popup(
     audit: Annotated[Optional[Path], typer.Option(
         "--audit", metavar="FILE", dir_okay=False, rich_help_panel="Phone control",
         help="With --control: append every action to this audit log (JSON lines).")] = None,
-    match: Annotated[Optional[str], typer.Option(
-        "--match", metavar="HEADER",
-        help="The header that holds the agent's extension (default: variable_dialed_user, "
-             "Channel-Presence-ID, Caller-Destination-Number, Caller-Callee-ID-Number, Channel-Name).")] = None,
+    match: AgentMatchOpt = None,
     host: HostOpt = None,
     port: PortOpt = None,
     password: PasswordOpt = None,

@@ -11,8 +11,8 @@ import typer
 
 from eslkit.app.popup import PopupEngine
 from eslkit.calls import POPUP_EVENTS
-from eslkit.commands.options import (ContactsOpt, HostOpt, PasswordOpt, PortOpt, ProfileOpt, TimeoutOpt,
-                                    connection_settings)
+from eslkit.commands.options import (AgentMatchOpt, ContactsOpt, HostOpt, PasswordOpt, PopupFromOpt, PortOpt,
+                                    ProfileOpt, TimeoutOpt, connection_settings)
 from eslkit.contacts import load_contacts
 from eslkit.sources import EslSource, open_source
 
@@ -25,17 +25,13 @@ def serve(
         "--listen", metavar="HOST:PORT",
         help="Where the pages are served (default 127.0.0.1:8080; beyond this machine only behind a TLS "
              "reverse proxy, see docs/serve.md).", show_default=False)] = None,
-    from_url: Annotated[Optional[str], typer.Option(
-        "--from", metavar="URL",
-        help="Take the popup states `eslkit relay` publishes, from mqtt://HOST:PORT\\[/PREFIX] or amqp://…, "
-             "instead of a switch; broker password in ESLKIT_BROKER_PASSWORD.")] = None,
+    from_url: PopupFromOpt = None,
     contacts: ContactsOpt = None,
     open_url: Annotated[Optional[str], typer.Option(
         "--open-url", metavar="TEMPLATE",
         help="The CRM link on each card, e.g. 'https://crm.example/search?phone={caller_number}' "
              "(values URL-encoded).")] = None,
-    match: Annotated[Optional[str], typer.Option(
-        "--match", metavar="HEADER", help="The header that holds the agent's extension (as in eslkit popup).")] = None,
+    match: AgentMatchOpt = None,
     host: HostOpt = None,
     port: PortOpt = None,
     password: PasswordOpt = None,
