@@ -48,7 +48,8 @@ def card(browser, state: str):
         "return c && {name: c.querySelector('.name').textContent, number: c.querySelector('.number').textContent,"
         " state: c.querySelector('.state').textContent, timer: c.querySelector('.timer').textContent,"
         " outcome: c.querySelector('.outcome').textContent, contact: c.querySelector('.contact').textContent,"
-        " queue: c.querySelector('.queue').textContent, crm: c.querySelector('.crm').hidden ? null :"
+        " queue: c.querySelector('.queue').textContent, badge: !c.querySelector('.badge').hidden,"
+        " crm: c.querySelector('.crm').hidden ? null :"
         " c.querySelector('.crm').getAttribute('href'), text: c.innerText, html: c.innerHTML};", state)
 
 
@@ -59,6 +60,11 @@ def log_in(browser, base: str, name: str, path: str = "/") -> None:
     browser.find_element(By.NAME, "name").send_keys(name)
     browser.find_element(By.NAME, "password").send_keys(PASSWORDS[name])
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+
+def no_script_errors(browser) -> None:
+    errors = [entry["message"] for entry in browser.get_log("browser") if entry["source"] == "javascript"]
+    assert not errors, errors
 
 
 def shot(browser, name: str) -> None:
@@ -110,6 +116,75 @@ def test_an_agent_watches_a_call_ring_be_answered_and_end(tmp_path):
             "const r = document.querySelector('#day tbody tr'); return r && r.innerText;"), what="the day's call")
         assert "6208" in row and "Answered" in row and "0:06" in row
         shot(browser, "serve-ended")
+        no_script_errors(browser)
+
+
+def press(browser, state: str, action: str) -> None:
+    """Click a button of the first card in ``state``."""
+    browser.find_element("css selector", f'#cards .card[data-state="{state}"] button[data-action="{action}"]').click()
+
+
+def post(browser, path: str, csrf: bool = True) -> int:
+    """A control POST from the page's own script: its status."""
+    return browser.execute_async_script(
+        "const done = arguments[2]; const headers = {'Content-Type': 'application/json'};"
+        "if (arguments[1]) headers['X-CSRF-Token'] = document.getElementById('agent').dataset.csrf;"
+        "fetch(arguments[0], {method: 'POST', headers: headers, body: '{}'}).then(r => done(r.status));",
+        path, csrf)
+
+
+def test_an_agent_dials_holds_unholds_and_hangs_up_from_the_page(tmp_path):
+    """serve --control in Chromium: the dial field places a call (1001's phone rings, then
+    answers), Hold shows the badge, Unhold takes it away, Hang up ends the card; a POST
+    without the page's CSRF token, or for 1002's calls, is refused."""
+    from selenium.webdriver.common.by import By
+
+    users = write_users(tmp_path / "users.txt")
+    # No scenario: only the calls the page places. Phones answer after 0.6 s instead of 3 s.
+    with sim_in_thread(speed=5.0) as sim, serve_process(users, sim.port, "--control") as base, \
+            chromium() as browser:
+        log_in(browser, base, "alice")
+        wait(browser, lambda b: "connected to" in b.find_element("id", "link").text, what="the link")
+        browser.find_element(By.CSS_SELECTOR, "#dial input").send_keys("6208")
+        browser.find_element(By.CSS_SELECTOR, "#dial button").click()
+        ringing = wait(browser, lambda b: card(b, "ringing"), what="1001's phone ringing")
+        assert ringing["name"].startswith("To")
+        result = browser.find_element("id", "control-result")
+        wait(browser, lambda b: "dialling 6208" in result.text, what="the dial's result")
+        answered = wait(browser, lambda b: card(b, "answered"), what="the answered card")
+        assert answered["state"] == "Connected" and not answered["badge"]
+        wait(browser, lambda b: card(b, "answered")["number"] == "6208", what="the far party's number")
+
+        press(browser, "answered", "hold")
+        held = wait(browser, lambda b: (card(b, "answered") or {}).get("badge") and card(b, "answered"),
+                    what="the on-hold badge")
+        assert held["state"] == "On hold"
+        wait(browser, lambda b: result.text == "1001: call to 6208 on hold", what="the hold's result")
+        shot(browser, "serve-control")
+        press(browser, "answered", "unhold")
+        back = wait(browser, lambda b: card(b, "answered") and not card(b, "answered")["badge"] and card(b, "answered"),
+                    what="the badge gone")
+        assert back["state"] == "Connected"
+
+        # What is typed in the transfer field survives the card's updates (its timer ticks).
+        field = browser.find_element(By.CSS_SELECTOR, '#cards .card[data-state="answered"] .transfer input')
+        field.send_keys("10")
+        timer = card(browser, "answered")["timer"]
+        wait(browser, lambda b: card(b, "answered")["timer"] != timer, what="the timer moving")
+        assert field.get_attribute("value") == "10"
+        assert browser.switch_to.active_element == field
+
+        assert post(browser, "/api/agent/1001/calls/hold", csrf=False) == 403
+        assert post(browser, "/api/agent/1002/calls/hangup") == 403
+        assert post(browser, "/api/agent/1001/calls/answer") == 404
+        assert card(browser, "answered") and not card(browser, "answered")["badge"]  # none of them did a thing
+
+        press(browser, "answered", "hangup")
+        ended = wait(browser, lambda b: card(b, "ended"), what="the ended card")
+        assert ended["state"] == "Ended" and ended["outcome"].startswith("talked ")
+        wait(browser, lambda b: result.text == "1001: call to 6208 hung up", what="the hang-up's result")
+        assert not browser.find_element(By.CSS_SELECTOR, '#cards .card[data-state="ended"] .controls').is_displayed()
+        no_script_errors(browser)
 
 
 def test_another_agents_page_and_stream_are_refused(tmp_path):

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from eslkit.app.popup import PopupEngine, PopupFormat, show
-from eslkit.app.popup_control import phone_keys
+from eslkit.app.popup_control import open_actor, phone_keys
 from eslkit.calls import POPUP_EVENTS
 from eslkit.config import ConnectionSettings
 from eslkit.sim import SimServer
@@ -67,11 +67,11 @@ async def run_demo(fmt: PopupFormat, speed: Optional[float], scenario: str = DEF
         await show(PopupEngine(source, DEMO_EXTS), fmt=fmt, keys=phone_keys(DEMO_EXTS) if control else None)
 
 
-async def run_demo_web(scenario: str = DEFAULT_SCENARIO, speed: Optional[float] = None,
+async def run_demo_web(scenario: str = DEFAULT_SCENARIO, speed: Optional[float] = None, control: bool = False,
                        opener: Callable[[str], object] = webbrowser.open) -> None:
     """The simulated switch and serve in this process; the browser opens agent 1001's page,
     logged in with a token made for this run only (it travels in the URL's fragment, which
-    the browser never sends anywhere)."""
+    the browser never sends anywhere); with ``control``, its buttons act on the calls."""
     from eslkit.app.serve import DEFAULT_LISTEN, ServeRun
     from eslkit.web.users import User, Users, hash_token, new_token
 
@@ -90,7 +90,9 @@ async def run_demo_web(scenario: str = DEFAULT_SCENARIO, speed: Optional[float] 
         threading.Thread(target=opener, args=(link,), daemon=True).start()
 
     async with simulated_switch(scenario, speed) as (_, source):
-        await ServeRun(PopupEngine(source, DEMO_EXTS), users, listen=listen, announce=announce).run()
+        engine = PopupEngine(source, DEMO_EXTS)
+        actor = await open_actor(engine, DEMO_EXTS) if control else None
+        await ServeRun(engine, users, listen=listen, announce=announce, control=actor).run()
 
 
 def _free(host: str, port: int) -> bool:
@@ -105,6 +107,6 @@ def _free(host: str, port: int) -> bool:
 def run(fmt: PopupFormat, speed: Optional[float], scenario: str = DEFAULT_SCENARIO, *, control: bool = False,
         web: bool = False) -> None:
     try:
-        asyncio.run(run_demo_web(scenario, speed) if web else run_demo(fmt, speed, scenario, control))
+        asyncio.run(run_demo_web(scenario, speed, control) if web else run_demo(fmt, speed, scenario, control))
     except KeyboardInterrupt:
         pass

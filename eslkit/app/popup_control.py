@@ -23,7 +23,7 @@ from eslkit.control.via import open_control
 from eslkit.errors import EslkitError
 from eslkit.views.control_bar import ControlBar
 
-__all__ = ["PanelControl", "KEYS", "phone_keys"]
+__all__ = ["PanelControl", "KEYS", "phone_keys", "open_actor"]
 
 KEYS = (("a", "answer"), ("h", "hold/unhold"), ("x", "hang up"), ("t", "transfer"), ("d", "dial"),
         ("Tab", "next call"))
@@ -131,21 +131,33 @@ class PanelControl:
             await close()  # the controller's audit log, the broker link
 
 
+async def open_actor(engine, exts: Sequence[str], *, from_url: Optional[str] = None,
+                     allow: Optional[List[str]] = None, context: Optional[str] = None, audit: Optional[Path] = None,
+                     settings=None):
+    """What carries out the requests of ``engine``'s agents (``popup --control``, ``serve
+    --control``), ready to ``act``: a `Controller` on the engine's own switch connection,
+    proved by its call tracker (it listens to the engine), or with ``from_url`` a requester
+    that asks ``relay --control`` through the broker.  ``await actor.close()`` at the end."""
+    if from_url is not None:
+        actor = open_control(from_url, exts)
+        await actor.open()
+        return actor
+    policy = Policy(patterns=tuple(allow or ()), context=context or (settings.context if settings else None)
+                    or "default")
+    actor = Controller(engine.source.switch, engine.tracker.active, policy=policy,
+                       audit=AuditLog(audit) if audit is not None else None)
+    engine.listen(actor.observe)
+    return actor
+
+
 def phone_keys(exts: Sequence[str], *, from_url: Optional[str] = None, allow: Optional[List[str]] = None,
                context: Optional[str] = None, audit: Optional[Path] = None, settings=None):
     """``--control``: what `eslkit.app.popup.show` calls, once the source is open, for the
     panel's keys: requests go to the popup's own switch connection (proved by its call
     tracker), or through the broker to ``relay --control``."""
     async def start(engine) -> PanelControl:
-        if from_url is not None:
-            actor = open_control(from_url, exts)
-            await actor.open()
-        else:
-            policy = Policy(patterns=tuple(allow or ()), context=context or (settings.context if settings else None)
-                            or "default")
-            actor = Controller(engine.source.switch, engine.tracker.active, policy=policy,
-                               audit=AuditLog(audit) if audit is not None else None)
-            engine.listen(actor.observe)
+        actor = await open_actor(engine, exts, from_url=from_url, allow=allow, context=context, audit=audit,
+                                 settings=settings)
         return PanelControl(actor, exts, lambda: [leg for ext in exts
                                                   for leg in engine.tracker.active(ext) + engine.relayed.active(ext)])
 

@@ -2,13 +2,16 @@
 in ONE asyncio loop.
 
     engine = PopupEngine(source, users.exts)
-    run = ServeRun(engine, users, listen=("127.0.0.1", 8080), open_url=None)
     await source.open()
+    actor = await open_actor(engine, users.exts)     # --control only: the page's buttons
+    run = ServeRun(engine, users, listen=("127.0.0.1", 8080), open_url=None, control=actor)
     await run.run()          # until the source ends or Ctrl-C; `run.url` says where it listens
 
 The popup engine does the tracking (resync after a reconnect, the switch's clock, expiry
 of legs whose end was lost); `ServeRun` listens to it and hands every change to the
-`CallBoard`, which the pages and streams read.
+`CallBoard`, which the pages and streams read.  With ``control`` (an
+`eslkit.control.Controller`, or a requester through ``relay --control``) the agents'
+buttons act on their calls through it, with all its checks.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class ServeRun:
     """A popup engine whose front is the web app (no panel, no JSON lines)."""
 
     def __init__(self, engine: PopupEngine, users, *, listen: tuple[str, int] = DEFAULT_LISTEN,
-                 open_url: Optional[str] = None, control: bool = False, err: Optional[Console] = None,
+                 open_url: Optional[str] = None, control=None, err: Optional[Console] = None,
                  signer=None, announce: Optional[Callable[["ServeRun"], None]] = None):
         from eslkit.actions import UrlAction
         from eslkit.web.app import WebApp
@@ -63,6 +66,7 @@ class ServeRun:
         crm = UrlAction(open_url).url if open_url else None
         self.board = CallBoard(users.exts, now=engine.now, crm_url=crm)
         self.web = WebApp(self.board, users, signer=signer or Signer(session_key()), control=control)
+        self.control = control
         self.url: Optional[str] = None
         self._announce = announce or ServeRun._started
         self._runner = None
@@ -85,6 +89,13 @@ class ServeRun:
             self.err.out(f"eslkit: reconnected after a {status.gap:.1f}s gap", highlight=False)
 
     async def run(self) -> None:
+        try:
+            await self._serve()
+        finally:
+            if self.control is not None:
+                await self.control.close()  # the audit log, the broker link
+
+    async def _serve(self) -> None:
         host, port = self.listen
         try:
             self._runner = await self.web.start(host, port)
@@ -111,6 +122,8 @@ class ServeRun:
                        "events from ", end="")
         self.err.out(visible(self.source.description, 200) + ".", highlight=False, end=" ")
         self.err.print("[esl.label]Ctrl-C stops.[/]")
+        if self.control is not None:
+            self.err.print("[esl.label]With --control: agents' buttons hang up, hold, transfer and dial.[/]")
         if self.listen[0] not in ("127.0.0.1", "::1", "localhost"):
             self.err.print("[esl.warning]eslkit serve: listening beyond this machine: put it behind a TLS "
                            "reverse proxy (docs/serve.md), or passwords cross the network in clear.[/]")

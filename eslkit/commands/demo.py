@@ -23,8 +23,8 @@ def demo(
     web: Annotated[bool, typer.Option(
         "--web", help="Show agent 1001's popup page in your browser instead (what eslkit serve gives agents).")] = False,
     control: Annotated[bool, typer.Option(
-        "--control", help="Phone keys in the panel: answer, hold, hang up, transfer, dial (docs/phone.md); "
-                          "--scenario idle to place every call yourself.")] = False,
+        "--control", help="Phone keys in the panel (with --web: buttons on the page): answer, hold, hang up, "
+                          "transfer, dial (docs/phone.md); --scenario idle to place every call yourself.")] = False,
 ) -> None:
     """See screen popups right now: a simulated switch plays a morning in a call centre for 1001 and 1002.
 
@@ -37,12 +37,9 @@ def demo(
     [bold]eslkit demo --scenario hold[/]      (one flow, again and again; see eslkit sim --help)
     [bold]eslkit demo --control[/]            (phone keys: hold, transfer, hang up a call, dial one)
     [bold]eslkit demo --web[/]                (agent 1001's page in the browser, as eslkit serve shows it)
+    [bold]eslkit demo --web --control[/]      (the page's buttons: hold, transfer, hang up, dial)
     """
-    if control and web:
-        # serve has no control buttons yet: the page would not show what --control promises
-        raise typer.BadParameter("the browser page has no phone buttons yet: the keys are the terminal panel's "
-                                 "(drop --web).", param_hint="--control")
     fmt = format or default_format()
-    if control and fmt is not PopupFormat.panel:
+    if control and not web and fmt is not PopupFormat.panel:
         raise typer.BadParameter("the phone keys need the panel on a terminal.", param_hint="--control")
     run(fmt, speed, scenario, control=control, web=web)

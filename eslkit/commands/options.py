@@ -15,7 +15,7 @@ profile, built-in default) and prints the warnings to stderr.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional, Sequence
+from typing import Annotated, List, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -65,6 +65,22 @@ AgentMatchOpt = Annotated[
     typer.Option("--match", metavar="HEADER",
                  help="The header that holds the agent's extension (default: variable_dialed_user, "
                       "Channel-Presence-ID, Caller-Destination-Number, Caller-Callee-ID-Number, Channel-Name)."),
+]
+_CONTROL = "Phone control"
+AllowDestOpt = Annotated[
+    Optional[List[str]],
+    typer.Option("--allow-dest", metavar="REGEX", show_default=False, rich_help_panel=_CONTROL,
+                 help="With --control: also allow destinations matching this regular expression (repeatable)."),
+]
+ContextOpt = Annotated[
+    Optional[str],
+    typer.Option("--context", metavar="CONTEXT", show_default=False, rich_help_panel=_CONTROL,
+                 help="With --control: dialplan context of dial and transfer (default: the profile's, else default)."),
+]
+AuditOpt = Annotated[
+    Optional[Path],
+    typer.Option("--audit", metavar="FILE", dir_okay=False, rich_help_panel=_CONTROL,
+                 help="With --control: append every action to this audit log (JSON lines)."),
 ]
 ContactsOpt = Annotated[
     Optional[Path],
@@ -121,3 +137,13 @@ def parse_exts(values: Optional[Sequence[str]]) -> list[str]:
     if not exts:
         raise typer.BadParameter("give at least one extension, e.g. --ext 1001", param_hint="--ext")
     return exts
+
+
+def check_control_options(control: bool, from_url: Optional[str], allow_dest, context, audit) -> None:
+    """popup and serve: --allow-dest, --context and --audit belong to --control on a switch
+    (through a broker, relay --control has them)."""
+    if not control and (allow_dest or context or audit):
+        raise typer.BadParameter("--allow-dest, --context and --audit go with --control.", param_hint="--control")
+    if control and from_url is not None and (allow_dest or context or audit):
+        raise typer.BadParameter("through a broker, eslkit relay --control has the destination rules, the "
+                                 "context and the audit log.", param_hint="--control")

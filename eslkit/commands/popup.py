@@ -14,8 +14,9 @@ from eslkit.actions import ExecAction, UrlAction, forget_secrets
 from eslkit.app.popup import OnState, PopupEngine, PopupFormat, default_format, run
 from eslkit.app.popup_control import phone_keys
 from eslkit.calls import POPUP_EVENTS
-from eslkit.commands.options import (AgentMatchOpt, ContactsOpt, HostOpt, PasswordOpt, PopupFromOpt, PortOpt,
-                                    ProfileOpt, TimeoutOpt, connection_settings, parse_exts)
+from eslkit.commands.options import (AgentMatchOpt, AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, HostOpt,
+                                    PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt, TimeoutOpt,
+                                    check_control_options, connection_settings, parse_exts)
 from eslkit.contacts import load_contacts
 from eslkit.errors import TemplateError
 from eslkit.sources import EslSource, open_source
@@ -70,15 +71,9 @@ def popup(
         "--control", rich_help_panel="Phone control",
         help="Keys in the panel: a answer, h hold/unhold, x hang up, t transfer, d dial, Tab next call "
              "(on this switch connection, or with --from through eslkit relay --control).")] = False,
-    allow_dest: Annotated[Optional[List[str]], typer.Option(
-        "--allow-dest", metavar="REGEX", show_default=False, rich_help_panel="Phone control",
-        help="With --control: also allow destinations matching this regular expression (repeatable).")] = None,
-    context: Annotated[Optional[str], typer.Option(
-        "--context", metavar="CONTEXT", show_default=False, rich_help_panel="Phone control",
-        help="With --control: dialplan context of dial and transfer (default: the profile's, else default).")] = None,
-    audit: Annotated[Optional[Path], typer.Option(
-        "--audit", metavar="FILE", dir_okay=False, rich_help_panel="Phone control",
-        help="With --control: append every action to this audit log (JSON lines).")] = None,
+    allow_dest: AllowDestOpt = None,
+    context: ContextOpt = None,
+    audit: AuditOpt = None,
     match: AgentMatchOpt = None,
     host: HostOpt = None,
     port: PortOpt = None,
@@ -104,11 +99,7 @@ def popup(
         raise typer.BadParameter("the keys need the panel on a terminal and a live switch or broker "
                                  "(not --replay, not --format json); eslkit phone does the same from a script.",
                                  param_hint="--control")
-    if not control and (allow_dest or context or audit):
-        raise typer.BadParameter("--allow-dest, --context and --audit go with --control.", param_hint="--control")
-    if control and from_url is not None and (allow_dest or context or audit):
-        raise typer.BadParameter("through a broker, eslkit relay --control has the destination rules, the "
-                                 "context and the audit log.", param_hint="--control")
+    check_control_options(control, from_url, allow_dest, context, audit)
     actions: list = []
     if open_url:
         actions.append(UrlAction(open_url))

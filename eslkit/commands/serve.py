@@ -11,8 +11,9 @@ import typer
 
 from eslkit.app.popup import PopupEngine
 from eslkit.calls import POPUP_EVENTS
-from eslkit.commands.options import (AgentMatchOpt, ContactsOpt, HostOpt, PasswordOpt, PopupFromOpt, PortOpt,
-                                    ProfileOpt, TimeoutOpt, connection_settings)
+from eslkit.commands.options import (AgentMatchOpt, AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, HostOpt,
+                                    PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt, TimeoutOpt,
+                                    check_control_options, connection_settings)
 from eslkit.contacts import load_contacts
 from eslkit.sources import EslSource, open_source
 
@@ -32,6 +33,14 @@ def serve(
         help="The CRM link on each card, e.g. 'https://crm.example/search?phone={caller_number}' "
              "(values URL-encoded).")] = None,
     match: AgentMatchOpt = None,
+    control: Annotated[bool, typer.Option(
+        "--control", rich_help_panel="Phone control",
+        help="Buttons on each card: hang up, hold/unhold, transfer, and a dial field; an agent acts only on "
+             "its own extension's calls (on this switch connection, or with --from through eslkit relay "
+             "--control).")] = False,
+    allow_dest: AllowDestOpt = None,
+    context: ContextOpt = None,
+    audit: AuditOpt = None,
     host: HostOpt = None,
     port: PortOpt = None,
     password: PasswordOpt = None,
@@ -48,25 +57,30 @@ def serve(
     [bold]eslkit serve --users users.txt[/]
     [bold]eslkit serve --users users.txt --contacts contacts.csv --open-url 'https://crm.example/?phone={caller_number}'[/]
     [bold]eslkit serve --users users.txt --from mqtt://broker:1883[/]   (what eslkit relay publishes)
+    [bold]eslkit serve --users users.txt --control --audit audit.jsonl[/]   (buttons: hang up, hold, transfer, dial)
     """
     from eslkit.actions import UrlAction
+    from eslkit.app.popup_control import open_actor
     from eslkit.app.serve import ServeRun, parse_listen
     from eslkit.web.users import load_users
 
+    check_control_options(control, from_url, allow_dest, context, audit)
     where = parse_listen(listen)
     people = load_users(users)
     if open_url:
         UrlAction(open_url)  # a bad template is an error now, not at the first call
     lookup = load_contacts(contacts).lookup if contacts else None
-    source = open_source(from_url=from_url, popup_exts=people.exts, live=lambda: EslSource(
-        connection_settings(host, port, password, profile, timeout), names=POPUP_EVENTS, reconnect=True))
-    run = ServeRun(PopupEngine(source, people.exts, match=match, lookup=lookup), people, listen=where,
-                   open_url=open_url)
+    settings = connection_settings(host, port, password, profile, timeout) if from_url is None else None
+    source = open_source(from_url=from_url, popup_exts=people.exts,
+                         live=lambda: EslSource(settings, names=POPUP_EVENTS, reconnect=True))
+    engine = PopupEngine(source, people.exts, match=match, lookup=lookup)
 
     async def main() -> None:
         try:
             await source.open()
-            await run.run()
+            actor = await open_actor(engine, people.exts, from_url=from_url, allow=allow_dest, context=context,
+                                     audit=audit, settings=settings) if control else None
+            await ServeRun(engine, people, listen=where, open_url=open_url, control=actor).run()
         finally:
             await source.close()
 

@@ -14,8 +14,10 @@ Routes (every one needs a login; docs/serve.md has the full reference):
     GET  /api/agent/{ext}/day                      the day's ended calls, newest first
     GET  /api/agent/{ext}/events                   Server-Sent Events (eslkit.web.board)
     GET  /api/me                                   who is logged in, and which extensions they see
+    POST /api/agent/{ext}/calls/{action}           with --control: hangup, hold, unhold, transfer, dial
 
-Who may see what is decided once, by `eslkit.web.users.allowed`; `WebApp.page()` mounts
+Who may see what is decided once, by `eslkit.web.users.allowed` (who may act: `may_act`;
+whose call it is: `eslkit.control`); `WebApp.page()` mounts
 another page behind the same login (``supervisor=True``: supervisors only), before the
 server starts (``ServeRun.web`` is the app of ``eslkit serve``), e.g.::
 
@@ -29,16 +31,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 import secrets
-from typing import Awaitable, Callable, Optional
+from typing import Awaitable, Callable, Optional, Protocol
 
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from eslkit.control import Action, ControlError, Request, Result
+from eslkit.errors import EslkitError
 from eslkit.safe_text import visible
 from eslkit.web.board import CallBoard, encode
 from eslkit.web.security import LoginBrake, Session, Signer, same
-from eslkit.web.users import User, Users, allowed
+from eslkit.web.users import User, Users, allowed, may_act
 
 __all__ = ["WebApp", "SESSION_COOKIE"]
 
@@ -47,6 +52,19 @@ LOGIN_COOKIE = "eslkit_login"  # the login form's CSRF token (double-submit)
 CLOCK_EVERY = 15.0
 _STATIC = "static"
 Handler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
+# The buttons' actions (answer is left out: most phones ignore uuid_phone_event talk).
+CONTROL_ACTIONS = (Action.hangup, Action.hold, Action.unhold, Action.transfer, Action.dial)
+# A refusal's HTTP status, by ControlError.kind.
+CONTROL_STATUS = {"not_allowed": 403, "no_call": 409, "bad_number": 422, "refused_by_switch": 502,
+                  "timeout": 504}
+MAX_CONTROL_BODY = 4096
+
+
+class Actor(Protocol):
+    """What carries a control request out: an `eslkit.control.Controller` on serve's own
+    switch connection, or a broker requester that asks ``relay --control``."""
+
+    async def act(self, request: Request) -> Result: ...
 
 # No script or style from anywhere else, no inline script, no framing (the buttons must not
 # be clickable through another site's page), no referrer leaving for another site.
@@ -64,7 +82,7 @@ class WebApp:
     """The aiohttp application of one ``eslkit serve``."""
 
     def __init__(self, board: CallBoard, users: Users, *, signer: Signer, brake: Optional[LoginBrake] = None,
-                 title: str = "eslkit", control: bool = False):
+                 title: str = "eslkit", control: Optional[Actor] = None):
         self.board = board
         self.users = users
         self.signer = signer
@@ -85,6 +103,7 @@ class WebApp:
         self.api("/api/agent/{ext}/calls", self._calls)
         self.api("/api/agent/{ext}/day", self._day)
         self.api("/api/agent/{ext}/events", self._events)
+        self.api("/api/agent/{ext}/calls/{action}", self._control, method="POST")
         self.app.on_shutdown.append(self._closing)
 
     # --- mounting ----------------------------------------------------------------------------
@@ -214,7 +233,8 @@ class WebApp:
         ext, refused = self._ext(request, user, api=False)
         if refused is not None:
             return refused
-        return self.render(request, "agent.html", user=user, ext=ext, control=self.control)
+        control = self.control is not None and may_act(user, ext, self.board.exts)
+        return self.render(request, "agent.html", user=user, ext=ext, control=control)
 
     # --- the API ------------------------------------------------------------------------------
 
@@ -228,7 +248,7 @@ class WebApp:
             return refused
         snapshot = self.board.snapshot([ext])
         return _json({"ext": ext, "now": snapshot["now"], "link": snapshot["link"], "calls": snapshot["calls"],
-                      "crm": snapshot["crm"]})
+                      "crm": snapshot["crm"], "since": snapshot["since"]})
 
     async def _day(self, request: web.Request, user: User) -> web.Response:
         ext, refused = self._ext(request, user, api=True)
@@ -252,6 +272,37 @@ class WebApp:
                     number += 1
                     await response.write(f"event: {name}\nid: {number}\ndata: {data}\n\n".encode("ascii"))
         return response
+
+    async def _control(self, request: web.Request, user: User) -> web.Response:
+        """One button: the request goes to the controller, which checks that the call is
+        ``ext``'s and the destination allowed; the answer is its Result (as JSON)."""
+        ext, refused = self._ext(request, user, api=True)
+        if refused is not None:
+            return refused
+        shown = visible(ext, 40)
+        if self.control is None:
+            return self._refused(request, True, "This eslkit serve runs without --control: its pages show calls "
+                                                "and do not act on them.")
+        action = request.match_info["action"]
+        if action not in {a.value for a in CONTROL_ACTIONS}:
+            return self._error(request, True, 404, f"{visible(action, 40)} is not an action here: use "
+                                                   f"{', '.join(a.value for a in CONTROL_ACTIONS)}.")
+        if not may_act(user, ext, self.board.exts):
+            return self._refused(request, True, f"{user.name} may see the calls of {shown} but not act on them: "
+                                                f"only {shown}'s own login may.")
+        body = await _control_body(request)
+        if isinstance(body, str):
+            return self._error(request, True, 400, body)
+        try:
+            result = await self.control.act(Request(ext, Action(action), target=body.get("target"),
+                                                    uuid=body.get("uuid"), via="web", client_id=user.name))
+        except ControlError as err:
+            result = err.result or Result(False, ext, action, str(err), error=err.kind)
+            return _json(result.to_dict(), CONTROL_STATUS.get(err.kind, 409))
+        except EslkitError as err:  # the link to the switch or broker is down
+            return _json(Result(False, ext, action, f"{ext}: {action} failed: {err}", error="unavailable").to_dict(),
+                         503)
+        return _json(result.to_dict())
 
     # --- answers -------------------------------------------------------------------------------
 
@@ -327,6 +378,26 @@ class WebApp:
 
 def _json(data, status: int = 200) -> web.Response:
     return web.Response(text=encode(data), status=status, content_type="application/json")
+
+
+async def _control_body(request: web.Request):
+    """The control request's JSON object ({"uuid": …, "target": …}, both optional), or why
+    it cannot be read."""
+    raw = await request.content.read(MAX_CONTROL_BODY + 1)
+    if len(raw) > MAX_CONTROL_BODY:
+        return f"A control request is at most {MAX_CONTROL_BODY} bytes."
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return 'A control request is a JSON object, e.g. {"uuid": "…", "target": "1002"}.'
+    if not isinstance(body, dict):
+        return 'A control request is a JSON object, e.g. {"uuid": "…", "target": "1002"}.'
+    for key in ("uuid", "target"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            return f"{key} is a string in a control request."
+    return body
 
 
 def _static_dir():

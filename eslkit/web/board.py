@@ -11,9 +11,13 @@
 The messages are what ``/api/agent/EXT/events`` sends as Server-Sent Events:
 
 - ``snapshot`` — on (re)connect, and whenever a stream fell behind: the clock, the link,
-  the cards, the day's calls and their CRM links: the page redraws from it;
+  the cards, the day's calls, their CRM links and timers: the page redraws from it;
 - ``leg`` — one record, exactly what ``eslkit popup --format json`` writes;
 - ``crm`` — ``{"leg_uuid", "url"}``, before a leg's first record (with ``--open-url``);
+- ``since`` — ``{"leg_uuid", "since"}``, before a record whose timer starts anew: when the
+  phone began to ring, then when the call was answered (epoch seconds, the switch's clock;
+  null when not known, as for what a relay published); a record's own ``time`` is when
+  its state last changed, a hold for instance;
 - ``link`` — ``{"connected", "text"}`` when the link to the switch or broker changes;
 - ``clock`` — ``{"now"}`` every 15 s: the switch's clock (the page's timers use it) and a
   keep-alive for proxies.
@@ -50,6 +54,16 @@ def encode(data) -> str:
     """JSON in ASCII only, with < > & escaped too: no raw control or bidi character travels,
     and no reader that mistakes it for HTML finds markup in it (any JSON reader decodes them)."""
     return json.dumps(data, ensure_ascii=True, separators=(",", ":")).translate(_HTML)
+
+
+def _since(leg: LegView) -> Optional[float]:
+    """When the card's timer started: the first ring, then the answer (None: not known, as
+    for the states a relay published)."""
+    if leg.state == "ringing":
+        return leg.created
+    if leg.state == "answered":
+        return leg.answered_at
+    return None
 
 
 class Stream:
@@ -104,6 +118,7 @@ class CallBoard:
         self._legs: dict[str, dict[str, LegView]] = {ext: {} for ext in self.exts}  # by leg uuid
         self._ended: dict[str, deque] = {ext: deque(maxlen=day_size) for ext in self.exts}
         self._crm: dict[str, str] = {}  # leg uuid -> CRM link
+        self._since: dict[str, Optional[float]] = {}  # leg uuid -> when its timer started
         self._streams: set[Stream] = set()
 
     # --- in -------------------------------------------------------------------------------
@@ -121,6 +136,10 @@ class CallBoard:
         if self.crm_url is not None and leg.leg_uuid not in self._crm and leg.state != "ended":
             self._crm[leg.leg_uuid] = self.crm_url(leg)
             messages.append(("crm", encode({"leg_uuid": leg.leg_uuid, "url": self._crm[leg.leg_uuid]})))
+        since = _since(leg)
+        if leg.state != "ended" and self._since.get(leg.leg_uuid, -1) != since:
+            self._since[leg.leg_uuid] = since
+            messages.append(("since", encode({"leg_uuid": leg.leg_uuid, "since": since})))
         legs[leg.leg_uuid] = leg
         ended = self._ended[leg.ext]
         if leg.state == "ended" and not any(old.leg_uuid == leg.leg_uuid for old in ended):
@@ -175,6 +194,8 @@ class CallBoard:
             "calls": [popup_record(leg) for leg in calls],
             "day": [popup_record(leg) for leg in day],
             "crm": {leg.leg_uuid: self._crm[leg.leg_uuid] for leg in calls if leg.leg_uuid in self._crm},
+            "since": {leg.leg_uuid: self._since[leg.leg_uuid] for leg in calls
+                      if self._since.get(leg.leg_uuid) is not None},
         }
 
     @contextlib.asynccontextmanager
@@ -207,3 +228,4 @@ class CallBoard:
                      if leg.state == "ended" and now - (leg.ended_at or now) > SHOW_ENDED_FOR]:
             del legs[uuid]
             self._crm.pop(uuid, None)
+            self._since.pop(uuid, None)

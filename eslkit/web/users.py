@@ -16,8 +16,11 @@ The file has one user a line, ``name:role:extensions:secret`` (``#`` starts a co
   login page).  Nothing in the file lets anyone log in without knowing the secret, and
   there is no default user.
 
-`allowed(user, ext)` is the one place that decides whether a user may see (or, with
-``--control``, act on) an extension's calls.
+`allowed(user, ext)` is the one place that decides whether a user may see an extension's
+calls, and `may_act(user, ext)` whether, with ``--control``, the user's buttons may act on
+them: only an agent whose own line names the extension (a supervisor watches, and does not
+take an agent's calls out of their hands; docs/serve.md).  Whose *call* it is, is then
+decided by `eslkit.control`.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from typing import Iterable, Optional
 
 from eslkit.errors import InputFileError
 
-__all__ = ["User", "Users", "allowed", "hash_password", "hash_token", "new_token", "load_users",
+__all__ = ["User", "Users", "allowed", "may_act", "hash_password", "hash_token", "new_token", "load_users",
            "save_user", "ROLES"]
 
 ROLES = ("agent", "supervisor")
@@ -69,10 +72,16 @@ class User:
 
 
 def allowed(user: Optional[User], ext: str, watched: Iterable[str]) -> bool:
-    """May ``user`` see (and with --control act on) the calls of ``ext``?"""
+    """May ``user`` see the calls of ``ext``?"""
     if user is None or ext not in set(watched):
         return False
     return user.supervisor or ext in user.exts
+
+
+def may_act(user: Optional[User], ext: str, watched: Iterable[str]) -> bool:
+    """May ``user`` (with --control) hang up, hold, transfer the calls of ``ext`` and dial as
+    ``ext``?  Only as that extension's own agent: a supervisor's role is to see."""
+    return allowed(user, ext, watched) and not user.supervisor and ext in user.exts
 
 
 class Users:

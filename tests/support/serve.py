@@ -56,10 +56,12 @@ def write_users(path: Path) -> Path:
 
 @contextlib.asynccontextmanager
 async def serving(people: Users = None, *, scenario="queue", speed=1.0, open_url=None, contacts=None,
-                  mount=None, **run_options) -> AsyncIterator[tuple]:
+                  mount=None, control: bool = False, audit: Path = None, **run_options) -> AsyncIterator[tuple]:
     """A simulator (its calls started by the test: ``sim.spawn(sim.play(NAME))``) and a
     ServeRun on a free port of 127.0.0.1, in the running loop; ``mount(run.web)`` adds pages
-    before it starts."""
+    before it starts; ``control``: the buttons, on serve's own switch connection (as
+    ``eslkit serve --control [--audit FILE]``)."""
+    from eslkit.app.popup_control import open_actor
     from eslkit.app.serve import ServeRun
 
     people = people or users()
@@ -68,10 +70,11 @@ async def serving(people: Users = None, *, scenario="queue", speed=1.0, open_url
     settings = ConnectionSettings(host="127.0.0.1", port=sim.port, password=SWITCH_PASSWORD, timeout=5.0)
     source = EslSource(settings, names=POPUP_EVENTS, reconnect=True)
     engine = PopupEngine(source, people.exts, lookup=contacts)
-    run = ServeRun(engine, people, listen=("127.0.0.1", 0), open_url=open_url, **run_options)
+    await source.open()
+    actor = await open_actor(engine, people.exts, audit=audit) if control else None
+    run = ServeRun(engine, people, listen=("127.0.0.1", 0), open_url=open_url, control=actor, **run_options)
     if mount is not None:
         mount(run.web)
-    await source.open()
     task = asyncio.ensure_future(run.run())
     try:
         while run.url is None:

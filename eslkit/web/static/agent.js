@@ -13,6 +13,11 @@
   const SHOW_ENDED_FOR = 30;
   const legs = new Map(); // leg_uuid -> the latest record
   const crm = new Map(); // leg_uuid -> CRM link
+  // leg_uuid -> when its timer started (the ring, then the answer): from eslkit when it knows
+  // (a record's own time is its latest change, a hold for instance), else when this page
+  // saw the leg enter its state.
+  const since = new Map();
+  const entered = new Map();
   let day = []; // ended records, newest first
   let offset = 0; // the switch's clock minus this browser's, in seconds
 
@@ -63,13 +68,21 @@
     if (row) { row.hidden = !value; row.previousElementSibling.hidden = !value; }
   }
 
+  // A leg keeps its card element while it is shown, so that a field being typed in (the
+  // transfer destination) and the focus survive the updates.
+  const template = document.getElementById("card").content.firstElementChild;
+  const elements = new Map(); // leg_uuid -> its card
   function card(r) {
-    const el = document.getElementById("card").content.firstElementChild.cloneNode(true);
+    let el = elements.get(r.leg_uuid);
+    if (!el) {
+      el = template.cloneNode(true);
+      el.dataset.leg = r.leg_uuid;
+      elements.set(r.leg_uuid, el);
+    }
     const [text, style] = label(r);
     const [number, name] = party(r);
-    el.dataset.leg = r.leg_uuid;
     el.dataset.state = r.state;
-    el.classList.add(style);
+    el.className = "card " + style;
     el.querySelector(".state").textContent = text;
     el.querySelector(".badge").hidden = !(r.state === "answered" && r.on_hold);
     if (r.direction === "outgoing") {
@@ -87,8 +100,9 @@
     out.hidden = out.previousElementSibling.hidden = r.state !== "ended";
     const link = crm.get(r.leg_uuid);
     const a = el.querySelector(".crm");
-    if (link && r.state !== "ended" && /^https?:\/\//i.test(link)) { a.href = link; a.hidden = false; }
-    if (window.eslkitControls) window.eslkitControls(el.querySelector(".controls"), r);
+    a.hidden = !(link && r.state !== "ended" && /^https?:\/\//i.test(link));
+    if (!a.hidden) a.href = link;
+    if (control) control.card(el, r);
     return el;
   }
   function timers() {
@@ -96,7 +110,8 @@
     for (const el of cards.querySelectorAll(".card")) {
       const r = legs.get(el.dataset.leg);
       if (!r) continue;
-      el.querySelector(".timer").textContent = r.state === "ended" ? "" : clock(t - seconds(r.time));
+      const start = since.has(r.leg_uuid) ? since.get(r.leg_uuid) : entered.get(r.leg_uuid) || seconds(r.time);
+      el.querySelector(".timer").textContent = r.state === "ended" ? "" : clock(t - start);
     }
   }
   function draw() {
@@ -107,17 +122,27 @@
     let last = null;
     for (const r of legs.values()) {
       if (r.state !== "ended") shownLegs.push(r);
-      else if (t - seconds(r.time) > SHOW_ENDED_FOR) legs.delete(r.leg_uuid);
+      else if (t - seconds(r.time) > SHOW_ENDED_FOR) {
+        for (const known of [legs, crm, since, entered]) known.delete(r.leg_uuid);
+      }
       else if (!last || seconds(r.time) >= seconds(last.time)) last = r;
     }
     shownLegs.sort(function (a, b) { return seconds(a.time) - seconds(b.time); });
     if (!shownLegs.length && last) shownLegs = [last];
-    cards.replaceChildren(...shownLegs.map(card));
-    if (!shownLegs.length) {
+    const wanted = shownLegs.map(card);
+    for (const uuid of Array.from(elements.keys())) {
+      if (!shownLegs.some(function (r) { return r.leg_uuid === uuid; })) elements.delete(uuid);
+    }
+    if (!wanted.length) {
       const idle = document.createElement("p");
       idle.className = "idle";
       idle.textContent = "Waiting for calls…";
-      cards.append(idle);
+      wanted.push(idle);
+    }
+    // Moved only when the order changed: moving a card would take the focus from its field.
+    const present = Array.from(cards.children);
+    if (present.length !== wanted.length || wanted.some(function (el, i) { return present[i] !== el; })) {
+      cards.replaceChildren(...wanted);
     }
     const ringing = shownLegs.some(function (r) { return r.state === "ringing"; });
     document.title = (ringing ? "☎ Ringing · " : "") + ext + " · eslkit";
@@ -159,12 +184,92 @@
     } catch (e) { /* some browsers only notify from a service worker */ }
   }
 
+  // --- the buttons (eslkit serve --control) -----------------------------------------------
+  // Each one POSTs {uuid, target} to /api/agent/EXT/calls/ACTION with this page's CSRF
+  // token; eslkit checks there that the call is this extension's and the number allowed,
+  // and answers with one sentence, shown below the dial field. One request at a time.
+  function controls() {
+    const result = document.getElementById("control-result");
+    const dial = document.getElementById("dial");
+    let busy = false;
+
+    function say(kind, text) {
+      result.hidden = false;
+      result.className = "result " + kind;
+      result.textContent = shown(text);
+    }
+    function enable() {
+      for (const b of root.querySelectorAll(".controls button, #dial button")) b.disabled = busy;
+    }
+    async function act(action, body) {
+      if (busy) return;
+      busy = true;
+      enable();
+      say("busy", action + "…");
+      try {
+        const response = await fetch("/api/agent/" + encodeURIComponent(ext) + "/calls/" + action, {
+          method: "POST", credentials: "same-origin",
+          headers: {"Content-Type": "application/json", "X-CSRF-Token": root.dataset.csrf},
+          body: JSON.stringify(body)});
+        let data = {};
+        try { data = await response.json(); } catch (e) { /* not JSON: a proxy's error page */ }
+        say(response.ok ? "ok" : "failed", data.text || data.error || ("eslkit serve answered " + response.status));
+        if (response.status === 401) setTimeout(function () { location.reload(); }, 2000);
+        return response.ok;
+      } catch (e) {
+        say("failed", "eslkit serve did not answer: " + action + " may not have been done.");
+        return false;
+      } finally {
+        busy = false;
+        enable();
+      }
+    }
+
+    cards.addEventListener("click", function (e) {
+      const button = e.target.closest("button[data-action]");
+      const el = button && button.closest(".card");
+      if (el) act(button.dataset.action, {uuid: el.dataset.leg});
+    });
+    cards.addEventListener("submit", function (e) {
+      e.preventDefault();
+      const el = e.target.closest(".card");
+      const field = e.target.elements.target;
+      if (el) act("transfer", {uuid: el.dataset.leg, target: field.value.trim()}).then(function (ok) {
+        if (ok) field.value = "";
+      });
+    });
+    dial.addEventListener("submit", function (e) {
+      e.preventDefault();
+      const field = dial.elements.target;
+      act("dial", {target: field.value.trim()}).then(function (ok) { if (ok) field.value = ""; });
+    });
+
+    return {
+      card: function (el, r) {
+        const box = el.querySelector(".controls");
+        const answered = r.state === "answered";
+        box.hidden = r.state === "ended";
+        box.querySelector("[data-action=hold]").hidden = !(answered && !r.on_hold);
+        box.querySelector("[data-action=unhold]").hidden = !(answered && r.on_hold);
+        box.querySelector(".transfer").hidden = !answered;
+        for (const b of box.querySelectorAll("button")) b.disabled = busy;
+      },
+    };
+  }
+  const control = root.dataset.control === "on" ? controls() : null;
+
   function onSnapshot(data) {
     offset = data.now - Date.now() / 1000;
     legs.clear();
     crm.clear();
+    since.clear();
+    entered.clear();
     for (const [uuid, url] of Object.entries(data.crm || {})) crm.set(uuid, url);
-    for (const r of data.calls) legs.set(r.leg_uuid, r);
+    for (const [uuid, start] of Object.entries(data.since || {})) since.set(uuid, start);
+    for (const r of data.calls) {
+      legs.set(r.leg_uuid, r);
+      entered.set(r.leg_uuid, seconds(r.time));
+    }
     day = data.day;
     link(data.link);
     draw();
@@ -173,6 +278,7 @@
   function onLeg(r) {
     const before = legs.get(r.leg_uuid);
     legs.set(r.leg_uuid, r);
+    if (!before || before.state !== r.state) entered.set(r.leg_uuid, seconds(r.time));
     if (r.state === "ringing" && (!before || before.state !== "ringing")) notify(r);
     if (r.state === "ended") {
       day = [r].concat(day.filter(function (d) { return d.leg_uuid !== r.leg_uuid; }));
@@ -186,6 +292,10 @@
     events.addEventListener("snapshot", function (e) { onSnapshot(JSON.parse(e.data)); });
     events.addEventListener("leg", function (e) { onLeg(JSON.parse(e.data)); });
     events.addEventListener("crm", function (e) { const c = JSON.parse(e.data); crm.set(c.leg_uuid, c.url); });
+    events.addEventListener("since", function (e) {
+      const c = JSON.parse(e.data);
+      if (c.since === null) since.delete(c.leg_uuid); else since.set(c.leg_uuid, c.since);
+    });
     events.addEventListener("link", function (e) { link(JSON.parse(e.data)); });
     events.addEventListener("clock", function (e) { offset = JSON.parse(e.data).now - Date.now() / 1000; });
     events.onerror = function () {
