@@ -176,13 +176,16 @@ def test_transfer_hands_the_caller_to_another_agent():
     run(main())
 
 
-def test_what_is_refused_never_reaches_the_switch():
+def test_what_is_refused_never_reaches_the_switch(tmp_path):
     """No CSRF token, another site's Origin, another agent's extension (by session or by
     token), a supervisor, a number that is not one, a call that is not there, an action that
     is not a button, a body that is not a request: each refused with one sentence, and the
-    switch gets nothing but the one call that is allowed."""
+    switch gets nothing but the one call that is allowed.  Every refusal of a logged-in
+    user's request is in the audit log, with who asked."""
+    audit = tmp_path / "audit.jsonl"
+
     async def main():
-        async with control_serving() as (sim, srv), Switchboard(sim) as switch, \
+        async with control_serving(audit=audit) as (sim, srv), Switchboard(sim) as switch, \
                 client(srv) as http, client(srv) as bob_http, client(srv) as sam_http, client(srv) as crm:
             bob = await agent(bob_http, "bob", "1002")
             assert (await bob.press("dial", target="6208"))[0] == 200
@@ -206,12 +209,12 @@ def test_what_is_refused_never_reaches_the_switch():
             await refused(422, "No number given", "dial")
             await refused(404, "is not an action here", "answer")
             async with http.post("/api/agent/1001/calls/dial", data=b"[1]", headers={"X-CSRF-Token": alice.csrf}) as r:
-                assert r.status == 400 and "JSON object" in (await r.json())["error"]
+                assert r.status == 400 and "JSON object" in (await r.json())["text"]
             async with http.post("/api/agent/1001/calls/dial", data=b"{" * 5000,
                                  headers={"X-CSRF-Token": alice.csrf}) as r:
-                assert r.status == 400 and "at most 4096 bytes" in (await r.json())["error"]
+                assert r.status == 400 and "at most 4096 bytes" in (await r.json())["text"]
             async with crm.post("/api/agent/1002/calls/hangup", json={"uuid": bobs}, headers=BEARER) as r:
-                assert r.status == 403 and "crm may not see the calls of 1002" in (await r.json())["error"]
+                assert r.status == 403 and "crm may not see the calls of 1002" in (await r.json())["text"]
             sam = await agent(sam_http, "sam", "1002")
             await refused(403, "sam may see the calls of 1002 but not act on them", "hangup", "1002", who=sam,
                           uuid=bobs)
@@ -227,6 +230,16 @@ def test_what_is_refused_never_reaches_the_switch():
             bob.close()
             alice.close()
             sam.close()
+        lines = [json.loads(line) for line in audit.read_text().splitlines()]
+        assert [(e["client_id"], e["ext"], e["action"], e["result"]) for e in lines] == [
+            ("bob", "1002", "dial", "ok"),
+            ("alice", "1002", "hangup", "not_allowed"), ("alice", "1001", "hangup", "not_allowed"),
+            ("alice", "1001", "hold", "no_call"), ("alice", "1001", "dial", "bad_number"),
+            ("alice", "1001", "transfer", "bad_number"), ("alice", "1001", "dial", "bad_number"),
+            ("alice", "1001", "answer", "bad_request"), ("alice", "1001", "dial", "bad_request"),
+            ("alice", "1001", "dial", "bad_request"), ("crm", "1002", "hangup", "not_allowed"),
+            ("sam", "1002", "hangup", "not_allowed")]
+        assert {e["via"] for e in lines} == {"web"}
     run(main())
 
 
@@ -263,5 +276,5 @@ def test_a_request_with_values_of_the_wrong_kind_is_refused(body):
     async def main():
         async with control_serving() as (_, srv), client(srv) as crm:
             async with crm.post("/api/agent/1001/calls/dial", json=body, headers=BEARER) as r:
-                assert r.status == 400 and "is a string" in (await r.json())["error"]
+                assert r.status == 400 and "is a string" in (await r.json())["text"]
     run(main())

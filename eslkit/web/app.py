@@ -56,7 +56,7 @@ Handler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
 CONTROL_ACTIONS = (Action.hangup, Action.hold, Action.unhold, Action.transfer, Action.dial)
 # A refusal's HTTP status, by ControlError.kind.
 CONTROL_STATUS = {"not_allowed": 403, "no_call": 409, "bad_number": 422, "refused_by_switch": 502,
-                  "timeout": 504}
+                  "timeout": 504, "no_reply": 504, "rate_limited": 429}
 MAX_CONTROL_BODY = 4096
 
 
@@ -144,23 +144,19 @@ class WebApp:
         user = self.users.get(session.name)
         return (user, session) if user is not None else (None, None)
 
-    def _may_see(self, user: User, ext: str) -> Optional[str]:
-        """None when ``user`` may see ``ext``; else why not."""
+    def _not_seen(self, user: User, ext: str) -> Optional[tuple[int, str]]:
+        """None when ``user`` may see ``ext``; else the HTTP status and why not."""
         if allowed(user, ext, self.board.exts):
             return None
+        shown = visible(ext, 40)
         if user.supervisor:
-            return "unknown"
-        return "refused"
+            return 404, f"No agent has extension {shown} in the users file."
+        return 403, f"{user.name} may not see the calls of {shown}."
 
     def _ext(self, request: web.Request, user: User, api: bool) -> tuple[str, Optional[web.Response]]:
         ext = request.match_info["ext"]
-        why = self._may_see(user, ext)
-        shown = visible(ext, 40)
-        if why == "unknown":
-            return ext, self._error(request, api, 404, f"No agent has extension {shown} in the users file.")
-        if why == "refused":
-            return ext, self._refused(request, api, f"{user.name} may not see the calls of {shown}.")
-        return ext, None
+        why = self._not_seen(user, ext)
+        return ext, None if why is None else self._error(request, api, *why)
 
     # --- pages ---------------------------------------------------------------------------------
 
@@ -275,27 +271,33 @@ class WebApp:
 
     async def _control(self, request: web.Request, user: User) -> web.Response:
         """One button: the request goes to the controller, which checks that the call is
-        ``ext``'s and the destination allowed; the answer is its Result (as JSON)."""
-        ext, refused = self._ext(request, user, api=True)
-        if refused is not None:
-            return refused
-        shown = visible(ext, 40)
+        ``ext``'s and the destination allowed.  Every answer is a result object (as
+        ``eslkit phone --format json`` writes); what serve refuses itself is audited too."""
+        ext, action = request.match_info["ext"], request.match_info["action"]
         if self.control is None:
-            return self._refused(request, True, "This eslkit serve runs without --control: its pages show calls "
-                                                "and do not act on them.")
-        action = request.match_info["action"]
-        if action not in {a.value for a in CONTROL_ACTIONS}:
-            return self._error(request, True, 404, f"{visible(action, 40)} is not an action here: use "
-                                                   f"{', '.join(a.value for a in CONTROL_ACTIONS)}.")
-        if not may_act(user, ext, self.board.exts):
-            return self._refused(request, True, f"{user.name} may see the calls of {shown} but not act on them: "
-                                                f"only {shown}'s own login may.")
-        body = await _control_body(request)
-        if isinstance(body, str):
-            return self._error(request, True, 400, body)
+            _, refused = self._ext(request, user, api=True)
+            return refused or self._refused(request, True, "This eslkit serve runs without --control: its pages "
+                                                           "show calls and do not act on them.")
+        why = self._may_not_act(user, ext, action)
+        body = {}
+        if why is None:
+            body = await _control_body(request)
+            if isinstance(body, str):
+                why = (400, "bad_request", body)
+        if why is not None:
+            status, kind, text = why
+            result = Result(False, ext[:64], action[:64], text, error=kind)
+            audit = getattr(self.control, "audit", None)  # a Controller's; through a broker, the relay's
+            if audit is not None:
+                audit.entry(ext=result.ext, action=result.action, result=kind, text=text, via="web",
+                            client_id=user.name)
+            return _json(result.to_dict(), status)
+        wanted = Request(ext, Action(action), target=body.get("target"), uuid=body.get("uuid"), via="web",
+                           client_id=user.name)
+        # Shielded: a button pressed is carried out and audited even if the page goes away meanwhile.
+        task = asyncio.ensure_future(self.control.act(wanted))
         try:
-            result = await self.control.act(Request(ext, Action(action), target=body.get("target"),
-                                                    uuid=body.get("uuid"), via="web", client_id=user.name))
+            result = await asyncio.shield(task)
         except ControlError as err:
             result = err.result or Result(False, ext, action, str(err), error=err.kind)
             return _json(result.to_dict(), CONTROL_STATUS.get(err.kind, 409))
@@ -303,6 +305,21 @@ class WebApp:
             return _json(Result(False, ext, action, f"{ext}: {action} failed: {err}", error="unavailable").to_dict(),
                          503)
         return _json(result.to_dict())
+
+    def _may_not_act(self, user: User, ext: str, action: str) -> Optional[tuple[int, str, str]]:
+        """None when ``user``'s button may ask for ``action`` on ``ext``'s calls; else the
+        HTTP status, the refusal's kind and its sentence."""
+        unseen = self._not_seen(user, ext)
+        if unseen is not None:
+            return unseen[0], "not_allowed", unseen[1]
+        if action not in {a.value for a in CONTROL_ACTIONS}:
+            return 404, "bad_request", (f"{visible(action, 40)} is not an action here: use "
+                                        f"{', '.join(a.value for a in CONTROL_ACTIONS)}.")
+        if not may_act(user, ext, self.board.exts):
+            shown = visible(ext, 40)
+            return 403, "not_allowed", f"{user.name} may see the calls of {shown} but not act on them: only " \
+                                       f"{shown}'s own login may."
+        return None
 
     # --- answers -------------------------------------------------------------------------------
 
