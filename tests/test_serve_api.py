@@ -116,9 +116,14 @@ def test_the_stream_carries_the_records_popup_json_writes():
         async with serving() as (sim, srv), client(srv) as http:
             got = await queue_call(http, lambda: sim.spawn(sim.play("queue")), BEARER)
             snapshot = got[0]
-            assert snapshot[0] == "snapshot" and set(snapshot[1]) == {"now", "link", "calls", "day", "crm"}
+            assert snapshot[0] == "snapshot" and set(snapshot[1]) == {"now", "link", "calls", "day", "crm", "since"}
             assert snapshot[1]["link"]["connected"] is True
             records = [data for name, data in got if name == "leg"]
+            # The card's timer: from the first ring, then from the answer (not from a record's time).
+            assert [name for name, _ in got if name in ("since", "leg")] == ["since", "leg", "since", "leg", "leg"]
+            ring, talk = [data for name, data in got if name == "since"]
+            assert ring["leg_uuid"] == talk["leg_uuid"] == records[0]["leg_uuid"]
+            assert talk["since"] - ring["since"] == pytest.approx(records[1]["ring_seconds"], abs=0.01)
             assert all(tuple(record) == RECORD_KEYS for record in records)
             assert {r["caller_number"] for r in records} == {"6208"}
             assert records[1]["ring_seconds"] == 3.0 and records[2]["talk_seconds"] == 5.0

@@ -71,6 +71,7 @@ class Agent:
         self.ext = ext
         self.csrf = ""
         self.records: list[dict] = []
+        self.since: list[dict] = []  # when each card's timer starts
         self._task = None
 
     async def open(self) -> "Agent":
@@ -90,6 +91,8 @@ class Agent:
                     ready.set()
                 elif line.startswith("data: {\"time\""):
                     self.records.append(json.loads(line[6:]))
+                elif line.startswith("data: {\"leg_uuid\"") and '"since"' in line:
+                    self.since.append(json.loads(line[6:]))
 
     def close(self) -> None:
         self._task.cancel()
@@ -140,6 +143,8 @@ def test_dial_hold_unhold_and_hang_up_from_the_page(tmp_path):
             assert (status, gone["text"]) == (200, "1001: call to 6208 hung up"), gone
             ended = await alice.seen(leg_uuid=uuid, state="ended")
             assert ended["outcome"] == "answered"
+            # the talk timer ran on through the hold: it started at the ring, then at the answer only
+            assert len([s for s in alice.since if s["leg_uuid"] == uuid]) == 2
             alice.close()
             assert [c.split()[0] for c in switch.acting()] == ["originate", "uuid_hold", "uuid_hold", "uuid_kill"]
         lines = [json.loads(line) for line in audit.read_text().splitlines()]

@@ -57,11 +57,30 @@ def test_each_stream_gets_a_snapshot_then_only_its_extensions():
             board.close()
             got_one = [(name, json.loads(data)) async for name, data in one]
             got_two = [(name, json.loads(data)) async for name, data in two]
-        assert [name for name, _ in got_one] == ["snapshot", "crm", "leg", "link"]
+        assert [name for name, _ in got_one] == ["snapshot", "crm", "since", "leg", "link"]
         assert got_one[1][1] == {"leg_uuid": "leg-1", "url": "https://crm/6208"}
-        assert got_one[2][1] == popup_record(leg(ext="1001"))
-        assert got_one[3][1] == {"connected": False, "text": "switch gone"}
+        assert got_one[2][1] == {"leg_uuid": "leg-1", "since": NOON - 5}
+        assert got_one[3][1] == popup_record(leg(ext="1001"))
+        assert got_one[4][1] == {"connected": False, "text": "switch gone"}
         assert [name for name, _ in got_two] == ["snapshot", "link"]
+    asyncio.run(main())
+
+
+def test_a_cards_timer_starts_at_the_ring_then_at_the_answer_and_runs_on_through_a_hold():
+    async def main():
+        board = CallBoard(["1001"], now=lambda: NOON + 60)
+        async with board.subscribe(["1001"]) as reader:
+            board.publish(leg())  # rang at NOON - 5
+            board.publish(leg(state="answered", at=NOON + 3, answered_at=NOON + 3))
+            board.publish(leg(state="answered", at=NOON + 20, answered_at=NOON + 3, on_hold=True))
+            board.publish(leg(state="answered", at=NOON + 30, answered_at=NOON + 3, on_hold=False))
+            assert board.snapshot(["1001"])["since"] == {"leg-1": NOON + 3}
+            board.publish(leg(state="ended", at=NOON + 40, answered_at=NOON + 3))
+            assert board.snapshot(["1001"])["since"] == {}
+            board.close()
+            got = [(name, json.loads(data)) async for name, data in reader]
+        assert [data["since"] for name, data in got if name == "since"] == [NOON - 5, NOON + 3]
+        assert [name for name, _ in got].count("leg") == 5
     asyncio.run(main())
 
 

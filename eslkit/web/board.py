@@ -137,7 +137,9 @@ class CallBoard:
             self._crm[leg.leg_uuid] = self.crm_url(leg)
             messages.append(("crm", encode({"leg_uuid": leg.leg_uuid, "url": self._crm[leg.leg_uuid]})))
         since = _since(leg)
-        if leg.state != "ended" and self._since.get(leg.leg_uuid, -1) != since:
+        if leg.state == "ended":
+            self._since.pop(leg.leg_uuid, None)  # an ended card has no timer
+        elif self._since.get(leg.leg_uuid, -1) != since:
             self._since[leg.leg_uuid] = since
             messages.append(("since", encode({"leg_uuid": leg.leg_uuid, "since": since})))
         legs[leg.leg_uuid] = leg
