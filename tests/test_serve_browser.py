@@ -244,11 +244,15 @@ def test_the_page_comes_back_by_itself_when_serve_restarts(tmp_path):
             assert "connected to" in browser.find_element("id", "link").text
 
 
-def test_demo_web_opens_agent_1001s_live_page(tmp_path):
+@pytest.mark.parametrize("control", [False, True], ids=["watch", "control"])
+def test_demo_web_opens_agent_1001s_live_page(tmp_path, control):
     """`eslkit demo --web` as a new user runs it: the browser it starts (here a script that
-    notes the address, then Chromium opens it) lands logged in on 1001's page, and calls come."""
+    notes the address, then Chromium opens it) lands logged in on 1001's page, and calls come;
+    with --control (and --scenario idle) the page's dial field places one and Hang up ends it."""
     import signal
     import subprocess
+
+    from selenium.webdriver.common.by import By
 
     from tests.support.sim import ESLKIT
 
@@ -256,7 +260,9 @@ def test_demo_web_opens_agent_1001s_live_page(tmp_path):
     opener = tmp_path / "browser.sh"
     opener.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
     opener.chmod(0o755)
-    proc = subprocess.Popen([str(ESLKIT), "demo", "--web", "--speed", "2"], env={**os.environ, "BROWSER": str(opener)},
+    options = ["--control", "--scenario", "idle"] if control else []
+    proc = subprocess.Popen([str(ESLKIT), "demo", "--web", "--speed", "2", *options],
+                            env={**os.environ, "BROWSER": str(opener)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20
@@ -269,8 +275,17 @@ def test_demo_web_opens_agent_1001s_live_page(tmp_path):
             browser.get(link)
             wait(browser, lambda b: b.current_url.endswith("/agent/1001"), what="1001's page")
             assert "#token" not in browser.current_url
+            if control:
+                wait(browser, lambda b: "connected to" in b.find_element("id", "link").text, what="the link")
+                browser.find_element(By.CSS_SELECTOR, "#dial input").send_keys("6208")
+                browser.find_element(By.CSS_SELECTOR, "#dial button").click()
             wait(browser, lambda b: card(b, "ringing") or card(b, "answered"), timeout=30, what="a call on 1001")
-            shot(browser, "serve-demo")
+            if control:
+                wait(browser, lambda b: card(b, "answered"), what="1001's phone answering")
+                press(browser, "answered", "hangup")
+                wait(browser, lambda b: card(b, "ended"), what="the ended card")
+            else:
+                shot(browser, "serve-demo")
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=15)
