@@ -107,7 +107,10 @@ class MqttControl(Requester):
                                 f"eslkit-control-{socket.gethostname()}-{uuidlib.uuid4().hex[:8]}")
         super().__init__(self.settings.client_id, wait)
         self.exts = list(exts)
-        self.prefix = settings.prefix or f"freeswitch/{ANY_SWITCH}"
+        # A request is published, and a topic to publish to has no wildcard: --from URL/freeswitch/+
+        # (every switch's popups) sends to whichever switch's relay, as no prefix does.
+        self.prefix = "/".join(ANY_SWITCH if level in ("+", "#") else level
+                               for level in (settings.prefix or f"freeswitch/{ANY_SWITCH}").split("/"))
         self.description = f"{settings.where}/{self.prefix}"
         self._client = None
 
