@@ -4,6 +4,7 @@ ESL password on serve's machine — as a user runs them: eslkit sim, relay, Mosq
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import pytest
@@ -47,3 +48,60 @@ def test_serve_from_mqtt_shows_the_states_the_relay_published(mosquitto, tmp_pat
     errors = "\n".join(serve.err)
     assert codes["serve"] == 0 and "Traceback" not in errors, errors
     assert "events from" in errors
+
+
+def test_serve_from_mqtt_with_control_acts_through_relay_control(tmp_path, monkeypatch):
+    """serve --from mqtt://… --control: the buttons' requests go through the broker to
+    `relay --control`, which carries them out with its own checks and audit log; serve has
+    no ESL password and its broker user only the rights docs/serve.md gives it."""
+    from tests.support.brokers import Mosquitto
+    from tests.test_relay_cli import documented_acl
+    from tests.test_relay_control import control_relay
+
+    monkeypatch.delenv("ESL_PASSWORD", raising=False)
+    accounts = {"relay": "relay-pw", "serve": "serve-pw"}
+    assert "user serve" in documented_serve_acl()
+    broker = Mosquitto(tmp_path / "acl", users=accounts, acl=documented_acl() + documented_serve_acl()).start()
+    users = write_users(tmp_path / "users.txt")
+    port = free_port()
+    try:
+        with sim_in_thread(speed=5.0) as sim, \
+                control_relay(f"mqtt://relay@127.0.0.1:{broker.port}", accounts["relay"], broker.port, sim,
+                              tmp_path / "audit.jsonl") as relay, \
+                Running("serve", "--users", users, "--listen", f"127.0.0.1:{port}", "--control", "--from",
+                        f"mqtt://serve@127.0.0.1:{broker.port}/freeswitch/+", env={"ESLKIT_BROKER_PASSWORD": "serve-pw"}) as serve:
+            try:
+                assert serve.wait_for(lambda: any("agent pages on" in line for line in serve.err), 20), serve.err
+
+                async def main():
+                    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", headers=BEARER) as http:
+                        async with http.post("/api/agent/1001/calls/dial", json={"target": "6208"}) as r:
+                            dialled = await r.json()
+                            assert r.status == 200, dialled
+                        for _ in range(300):  # the answered call, as the relay published it
+                            async with http.get("/api/agent/1001/calls") as r:
+                                calls = (await r.json())["calls"]
+                            if any(c["state"] == "answered" and c["other_number"] == "6208" for c in calls):
+                                break
+                            await asyncio.sleep(0.05)
+                        async with http.post("/api/agent/1001/calls/hangup", json={"uuid": dialled["uuid"]}) as r:
+                            return dialled, r.status, await r.json()
+
+                dialled, status, gone = asyncio.run(asyncio.wait_for(main(), 60))
+                assert dialled["text"].startswith("1001: dialling 6208")
+                assert (status, gone["text"]) == (200, "1001: call to 6208 hung up"), gone
+            finally:
+                code = serve.stop()
+        assert code == 0 and "Traceback" not in "\n".join(serve.err), serve.err
+        lines = [json.loads(line) for line in relay.audit.read_text().splitlines()]
+        assert [(e["action"], e["result"], e["via"]) for e in lines] == [("dial", "ok", "mqtt"), ("hangup", "ok", "mqtt")]
+    finally:
+        broker.stop()
+
+
+def documented_serve_acl() -> str:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "serve.md").read_text()
+    after = text.split("<!-- serve-acl", 1)[1]
+    return "\n" + after.split("```\n", 1)[1].split("```", 1)[0]
