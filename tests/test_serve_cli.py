@@ -62,3 +62,24 @@ def test_the_web_stack_is_imported_only_when_serve_runs():
     for argv in (["--help"], ["popup", "--help"], ["passwd", "--help"], ["demo", "--help"], ["serve", "--help"]):
         done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0 and done.stdout.strip() == "[]", (argv, done.stdout, done.stderr)
+
+
+def test_control_options_without_control_or_through_a_broker(tmp_path):
+    users = str(write_users(tmp_path / "users.txt"))
+    wide = {"COLUMNS": "300", "NO_COLOR": "1", "TERM": "dumb"}  # the usage error's box: one line
+    alone = serve("--users", users, "--audit", str(tmp_path / "audit.jsonl"), env=wide)
+    assert alone.returncode == 2 and "go with --control" in alone.stderr
+    broker = serve("--users", users, "--control", "--from", "mqtt://127.0.0.1:1", "--context", "agents", env=wide)
+    assert broker.returncode == 2 and "relay --control has the destination rules" in broker.stderr
+    for result in (alone, broker):
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "audit.jsonl").exists()
+
+
+def test_an_audit_log_that_cannot_be_written(tmp_path):
+    with sim_subprocess() as (host, port):
+        result = serve("--users", str(write_users(tmp_path / "users.txt")), "--port", str(port), "--control",
+                       "--audit", str(tmp_path / "no" / "such" / "dir" / "audit.jsonl"),
+                       "--listen", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 17 and "Cannot open the audit log" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
