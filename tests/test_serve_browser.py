@@ -119,6 +119,12 @@ def test_an_agent_watches_a_call_ring_be_answered_and_end(tmp_path):
         no_script_errors(browser)
 
 
+def seconds(timer: str) -> int:
+    """A card's timer ("1:05") in seconds."""
+    minutes, secs = timer.split(":")
+    return int(minutes) * 60 + int(secs)
+
+
 def press(browser, state: str, action: str) -> None:
     """Click a button of the first card in ``state``."""
     browser.find_element("css selector", f'#cards .card[data-state="{state}"] button[data-action="{action}"]').click()
@@ -154,11 +160,13 @@ def test_an_agent_dials_holds_unholds_and_hangs_up_from_the_page(tmp_path):
         answered = wait(browser, lambda b: card(b, "answered"), what="the answered card")
         assert answered["state"] == "Connected" and not answered["badge"]
         wait(browser, lambda b: card(b, "answered")["number"] == "6208", what="the far party's number")
+        wait(browser, lambda b: seconds(card(b, "answered")["timer"]) >= 2, what="the talk timer at 0:02")
 
         press(browser, "answered", "hold")
         held = wait(browser, lambda b: (card(b, "answered") or {}).get("badge") and card(b, "answered"),
                     what="the on-hold badge")
         assert held["state"] == "On hold"
+        assert seconds(held["timer"]) >= 2  # the talk timer runs on through the hold
         wait(browser, lambda b: result.text == "1001: call to 6208 on hold", what="the hold's result")
         shot(browser, "serve-control")
         press(browser, "answered", "unhold")
