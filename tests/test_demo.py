@@ -55,11 +55,11 @@ def test_demo_loops_and_speaks_json():
 
 
 @pytest.mark.parametrize("argv, sentence", [
-    (["--web", "--control"], "the browser page has no phone buttons yet"),
     (["--control", "--format", "json"], "the phone keys need the panel on a terminal"),
 ])
 def test_demo_control_without_a_panel_is_a_usage_error(argv, sentence):
-    """The keys live in the terminal panel: asked for elsewhere, demo says so and starts nothing."""
+    """The keys live in the terminal panel: asked for elsewhere, demo says so and starts nothing
+    (`demo --web --control` has the page's buttons: tests/test_serve_browser.py)."""
     done = subprocess.run([EXE, *PREFIX, "demo", *argv], capture_output=True, text=True, timeout=30,
                           env={**os.environ, "COLUMNS": "200"})
     assert done.returncode == 2, done.stderr
