@@ -283,12 +283,13 @@ class NoReply(ActionTimeout):
 
 
 class RequestRefused(ControlError):
-    """A request through a broker that the relay would not act on: not a request, too old
-    (``expired``), or one too many (``rate_limited``)."""
+    """A request that was not looked at: through a broker not a request or too old
+    (``expired``); from any way in, one too many (``rate_limited``, `eslkit.control.limit`)."""
 
     exit_code = 47
 
-    def __init__(self, kind: str, message: str, fix: str = ""):
+    def __init__(self, kind: str, message: str, fix: str = "", *, retry_after: float | None = None):
         super().__init__(message, fix)
         self.kind = kind
+        self.retry_after = retry_after  # rate_limited: seconds until the next request would be taken
 

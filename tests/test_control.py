@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from eslkit.calls import LegView
-from eslkit.control import Action, BadNumber, NoCall, NotAllowed, Policy, Request, authorise, check_ext
+from eslkit.control import (Action, BadNumber, NoCall, NotAllowed, Policy, RateLimit, Request, RequestRefused, authorise,
+                            check_ext)
+from eslkit.control.limit import Limiter
 
 # What an agent's desktop might send to smuggle a second command or a dialplan
 # application onto the switch's api line.
@@ -113,3 +115,41 @@ def test_control_exit_codes_are_in_the_one_list_and_their_own() -> None:
     codes = [cls.exit_code for cls in control]
     assert len(codes) == len(set(codes)) == 8
     assert not set(codes) & {cls.exit_code for cls in everything - control}
+
+
+def test_the_rate_limit_is_a_sliding_window_per_extension() -> None:
+    """One limit for every way in (the controller's): 5 requests of one extension in any
+    10 s; a refused one is not counted, so waiting is enough; other extensions go on."""
+    now = [1000.0]
+    limiter = Limiter(RateLimit(burst=5, per=10.0), clock=lambda: now[0])
+    for _ in range(5):
+        limiter.admit("1001")
+        now[0] += 1.0
+    with pytest.raises(RequestRefused) as err:
+        limiter.admit("1001")
+    assert (err.value.kind, err.value.exit_code) == ("rate_limited", 47)
+    assert str(err.value) == "1001 sent more than 5 control requests in 10 s; wait a moment."
+    assert err.value.retry_after == pytest.approx(5.0)
+    limiter.admit("1002")  # another agent is not held up
+    now[0] += 4.9
+    with pytest.raises(RequestRefused):
+        limiter.admit("1001")
+    now[0] += 0.1  # the first request is 10 s old: one more may go
+    limiter.admit("1001")
+    with pytest.raises(RequestRefused):
+        limiter.admit("1001")
+
+
+def test_a_limiter_forgets_the_oldest_extensions() -> None:
+    limiter = Limiter(RateLimit(burst=1, per=60.0), clock=lambda: 0.0, remember=3)
+    for ext in ("a", "b", "c", "d"):
+        limiter.admit(ext)
+    limiter.admit("a")  # forgotten: a relay that saw many topics does not grow without end
+    with pytest.raises(RequestRefused):
+        limiter.admit("d")
+
+
+@pytest.mark.parametrize("burst, per", [(0, 10.0), (5, 0.0)])
+def test_a_rate_limit_that_lets_nothing_through_is_refused(burst: int, per: float) -> None:
+    with pytest.raises(BadNumber, match="lets nothing through"):
+        RateLimit(burst, per)

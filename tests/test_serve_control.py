@@ -283,3 +283,40 @@ def test_a_request_with_values_of_the_wrong_kind_is_refused(body):
             async with crm.post("/api/agent/1001/calls/dial", json=body, headers=BEARER) as r:
                 assert r.status == 400 and "is a string" in (await r.json())["text"]
     run(main())
+
+
+def test_the_buttons_are_rate_limited_per_extension(tmp_path):
+    """The controller's one limit (5 requests of an extension in 10 s, as through the relay)
+    holds for the buttons: the sixth press is 429 with the result object and Retry-After,
+    whoever presses for 1001 (a session or 1001's API token); 1002 goes on; the switch gets
+    nothing of the flood; the refusal is audited with who pressed."""
+    audit = tmp_path / "audit.jsonl"
+
+    async def main():
+        async with control_serving(audit=audit) as (sim, srv), Switchboard(sim) as switch, \
+                client(srv) as http, client(srv) as bob_http, client(srv) as crm:
+            alice = await agent(http, "alice", "1001")
+            bob = await agent(bob_http, "bob", "1002")
+            for _ in range(5):
+                status, got = await alice.press("hold")
+                assert (status, got["error"]) == (409, "no_call"), got
+            async with http.post("/api/agent/1001/calls/hold", json={}, headers={"X-CSRF-Token": alice.csrf}) as r:
+                assert r.status == 429
+                assert 1 <= int(r.headers["Retry-After"]) <= 10
+                limited = await r.json()
+            assert limited == {"ok": False, "ext": "1001", "action": "hold", "error": "rate_limited",
+                               "text": "1001 sent more than 5 control requests in 10 s; wait a moment.",
+                               "uuid": None, "target": None, "command": None, "request_id": None}
+            async with crm.post("/api/agent/1001/calls/dial", json={"target": "6208"}, headers=BEARER) as r:
+                assert r.status == 429 and (await r.json())["error"] == "rate_limited"  # per extension
+            status, got = await bob.press("hold")
+            assert (status, got["error"]) == (409, "no_call"), got
+            await asyncio.sleep(0.3)
+            assert switch.acting() == []
+            alice.close()
+            bob.close()
+        lines = [json.loads(line) for line in audit.read_text().splitlines()]
+        assert [(e["client_id"], e["ext"], e["result"]) for e in lines] == \
+            [("alice", "1001", "no_call")] * 5 + [("alice", "1001", "rate_limited"), ("crm", "1001", "rate_limited"),
+                                                  ("bob", "1002", "no_call")]
+    run(main())

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Callable, List, Optional, Protocol, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from eslkit.calls import LegView
-from eslkit.control import SAFE, Action, AuditLog, ControlError, Controller, Policy, Request, Result
+from eslkit.control import SAFE, Action, Actor, AuditLog, ControlError, Controller, Policy, Request
 from eslkit.control.via import open_control
 from eslkit.errors import EslkitError
 from eslkit.views.control_bar import ControlBar
@@ -29,10 +29,6 @@ KEYS = (("a", "answer"), ("h", "hold/unhold"), ("x", "hang up"), ("t", "transfer
         ("Tab", "next call"))
 PROMPTS = {"t": (Action.transfer, "Transfer to"), "d": (Action.dial, "Dial")}
 MAX_TYPED = 32
-
-
-class Actor(Protocol):
-    async def act(self, request: Request) -> Result: ...
 
 
 class PanelControl:

@@ -16,6 +16,8 @@ Nobody acts where they do not belong:
   (`Policy.number`): digits, ``*``, ``#``, ``+`` and the site's own extra patterns, and
   never a character that could end an ``api`` argument or start a new one (spaces,
   ``&``, ``{}``, ``,``, ``|``, quotes, newlines…);
+- each extension may make at most ``Policy.rate`` requests (5 in 10 s) of a controller
+  (`eslkit.control.limit`): the relay's desk and serve's buttons both end here;
 - every action — done, refused or failed — is one JSON line in the audit log.
 
 Each action waits for the switch's events that prove it (the tracker's view of the leg
@@ -44,6 +46,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 from eslkit.calls import LegView
+from eslkit.control.limit import Limiter, RateLimit
 from eslkit.errors import (
     ActionTimeout,
     BadNumber,
@@ -56,7 +59,7 @@ from eslkit.errors import (
 )
 
 __all__ = [
-    "Action", "Request", "Result", "Policy", "Controller", "AuditLog", "authorise", "check_ext",
+    "Action", "Request", "Result", "Policy", "RateLimit", "Controller", "Actor", "AuditLog", "authorise", "check_ext",
     "ControlError", "NotAllowed", "NoCall", "BadNumber", "SwitchRefused", "ActionTimeout", "RequestRefused",
     "error_for",
 ]
@@ -101,8 +104,10 @@ class Request:
     uuid: Optional[str] = None
     cause: Optional[str] = None  # hangup only; NORMAL_CLEARING when not given
     request_id: Optional[str] = None  # broker requests
-    client_id: Optional[str] = None  # who sent it, as the broker message says
+    client_id: Optional[str] = None  # who sent it: the broker's client, serve's logged-in user
     via: str = "cli"  # cli | popup | mqtt | amqp | web
+    # Through a broker, whom the client says it acts for (serve's user): recorded, never trusted.
+    on_behalf_of: Optional[str] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action", Action(self.action))
@@ -150,14 +155,16 @@ def _shown(text: str, limit: int = 60) -> str:
 @dataclass(frozen=True)
 class Policy:
     """What this site allows: extra destination patterns (full-match regular expressions,
-    e.g. ``9\\d{10}`` or ``sales``), the dialplan context of transfers and dials, and an
+    e.g. ``9\\d{10}`` or ``sales``), the dialplan context of transfers and dials, an
     optional endpoint template for dialling (``sofia/gateway/pstn/{number}``: the far party
-    is bridged directly instead of through the dialplan)."""
+    is bridged directly instead of through the dialplan), and how many requests one
+    extension may make (``rate``)."""
 
     patterns: tuple = ()
     context: str = "default"
     endpoint: Optional[str] = None
     caller_name: str = "Agent {ext}"
+    rate: RateLimit = RateLimit()
 
     def __post_init__(self) -> None:
         compiled = []
@@ -251,9 +258,17 @@ class Switch(Protocol):
     async def bgapi(self, command: str, timeout: Optional[float] = None) -> str: ...
 
 
+class Actor(Protocol):
+    """What carries a request out: a `Controller` on a switch connection, or a broker's
+    requester (`eslkit.control.requests.Requester`) that asks ``relay --control``, whose
+    controller checks it.  The popup's keys and serve's buttons take either."""
+
+    async def act(self, request: Request) -> Result: ...
+
+
 class AuditLog:
     """Every action, one JSON line: time, ext, action, target, uuid, result (and for broker
-    requests the request id and client id).  Appended to, never overwritten; created
+    requests the request id, the client id and whom it claims to act for).  Appended to, never overwritten; created
     readable by its owner only.  Never a password: none reaches this module."""
 
     def __init__(self, path: Path):
@@ -269,12 +284,13 @@ class AuditLog:
         self.entry(ext=request.ext, action=request.action.value, target=request.target,
                    uuid=result.uuid or request.uuid, result="ok" if result.ok else result.error, text=result.text,
                    command=result.command, via=request.via, request_id=request.request_id,
-                   client_id=request.client_id)
+                   client_id=request.client_id, on_behalf_of=request.on_behalf_of)
 
     def entry(self, *, ext: str, action: str, result: Optional[str], text: str, via: str,
               target: Optional[str] = None, uuid: Optional[str] = None, command: Optional[str] = None,
-              request_id: Optional[str] = None, client_id: Optional[str] = None) -> None:
-        """One line; ``request_id`` and ``client_id`` only for broker requests."""
+              request_id: Optional[str] = None, client_id: Optional[str] = None,
+              on_behalf_of: Optional[str] = None) -> None:
+        """One line; ``request_id``, ``client_id`` and ``on_behalf_of`` only when known."""
         line = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "ext": ext, "action": action, "target": target, "uuid": uuid, "result": result, "text": text,
@@ -284,6 +300,8 @@ class AuditLog:
             line["request_id"] = request_id
         if client_id is not None:
             line["client_id"] = client_id
+        if on_behalf_of is not None:
+            line["on_behalf_of"] = on_behalf_of
         try:
             self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
             self._file.flush()
@@ -325,6 +343,7 @@ class Controller:
         self._lock: Optional[asyncio.Lock] = None
         self._known: OrderedDict[str, None] = OrderedDict()  # recent legs: a dial's new leg is none of them
         self._jobs: set[asyncio.Future] = set()  # originates still running in the switch
+        self._limiter = Limiter(self.policy.rate)
 
     async def close(self) -> None:
         """Stop waiting for the originates still running (they go on in the switch) and
@@ -367,22 +386,25 @@ class Controller:
         return await self.act(Request(ext, Action.answer, uuid=uuid, **kw))
 
     async def act(self, request: Request) -> Result:
-        """Carry out one request; raises a ControlError (audited too) when it is not done."""
+        """Carry out one request; raises a ControlError (audited too) when it is not done.
+        Every request counts against its extension's ``policy.rate``, refused ones too."""
         if self._lock is None:
             self._lock = asyncio.Lock()
-        async with self._lock:
-            command = None
-            try:
+        command = None
+        try:
+            # Counted before the queue for the lock: a flood is refused, not queued.
+            self._limiter.admit(check_ext(request.ext))
+            async with self._lock:
                 plan = self.plan(request)
                 command = plan.command
                 result = await self._run(request, plan)
-            except ControlError as err:
-                err.result = Result(False, request.ext, request.action.value, str(err), request.uuid,
-                                    request.target, command, err.kind, request.request_id)
-                self._audit(request, err.result)
-                raise
-            self._audit(request, result)
-            return result
+        except ControlError as err:
+            err.result = Result(False, request.ext, request.action.value, str(err), request.uuid,
+                                request.target, command, err.kind, request.request_id)
+            self._audit(request, err.result)
+            raise
+        self._audit(request, result)
+        return result
 
     def _audit(self, request: Request, result: Result) -> None:
         if self.audit is not None:

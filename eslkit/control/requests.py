@@ -14,9 +14,14 @@ and `eslkit relay --control` answers on the same address plus ``/reply`` (``.rep
 (which the broker's ACL lets only that agent publish to) and never from the message,
 refuses a message that is not a request, answers a request id once (a broker may
 deliver twice), refuses requests older than ``max_age`` seconds (a desktop's click from
-before the relay restarted must not hang up today's call) and more than ``burst``
-requests per agent in ``per`` seconds, then hands the request to
-`eslkit.control.Controller` — which checks, again, that the call is that agent's.
+before the relay restarted must not hang up today's call), then hands the request to
+`eslkit.control.Controller` — which limits each agent's requests (``Policy.rate``) and
+checks, again, that the call is that agent's.
+
+A request may say on whose behalf it is sent (``on_behalf_of``: the user logged in to
+``serve --from … --control``, whose MQTT client id is one for all its agents).  That is a
+claim, never a credential: it is written to the audit log beside the client id and used
+for nothing else.
 
 `Requester` is the desktop's side (``eslkit phone --via``, ``popup --from … --control``);
 `eslkit.control.via` picks the broker's by the URL.
@@ -29,7 +34,7 @@ import json
 import re
 import time
 import uuid as uuidlib
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any, Optional
 
@@ -49,16 +54,12 @@ Refused = RequestRefused
 class Desk:
     """The relay's control desk: messages in, replies out (see the module doc)."""
 
-    def __init__(self, controller: Controller, *, max_age: float = 30.0, burst: int = 5, per: float = 10.0,
-                 remember: int = 10_000, clock=time.time):
+    def __init__(self, controller: Controller, *, max_age: float = 30.0, remember: int = 10_000, clock=time.time):
         self.controller = controller
         self.max_age = max_age
-        self.burst = burst
-        self.per = per
         self.clock = clock
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._remember = remember
-        self._recent: dict[str, deque] = {}
         self.counts = {"requests": 0, "done": 0, "refused": 0, "duplicates": 0}
 
     async def handle(self, ext: str, payload: bytes, *, via: str = "mqtt",
@@ -66,7 +67,7 @@ class Desk:
         """One message from ``ext``'s control address; the reply to publish, or None for a
         duplicate (already answered)."""
         self.counts["requests"] += 1
-        request_id = None
+        request_id = data = None
         try:
             data = self._parse(ext, payload)
             if isinstance(data.get("id"), str) and REQUEST_ID.fullmatch(data["id"]):
@@ -79,16 +80,16 @@ class Desk:
             self._seen[key] = None
             if len(self._seen) > self._remember:
                 self._seen.popitem(last=False)
-            self._limit(ext)
-            result = await self.controller.act(request)
+            result = await self.controller.act(request)  # which audits it, done or not
         except ControlError as err:
             self.counts["refused"] += 1
-            result = getattr(err, "result", None) or Result(False, ext, _action_of(payload), str(err), error=err.kind,
-                                                            request_id=request_id)
-            audit = self.controller.audit
-            if isinstance(err, Refused) and audit is not None:  # refused before the controller saw it
-                audit.entry(ext=ext, action=result.action, result=err.kind, text=str(err), via=via,
-                            request_id=request_id, client_id=client_id)
+            result = getattr(err, "result", None)
+            if result is None:  # refused here, before the controller saw it
+                result = Result(False, ext, _action_of(payload), str(err), error=err.kind, request_id=request_id)
+                if self.controller.audit is not None:
+                    self.controller.audit.entry(ext=ext, action=result.action, result=err.kind, text=str(err),
+                                                via=via, request_id=request_id, client_id=client_id,
+                                                on_behalf_of=_on_behalf_of(data))
         else:
             self.counts["done"] += 1
         reply = result.to_dict()
@@ -139,17 +140,14 @@ class Desk:
         if not (isinstance(claimed, str) and CLIENT_ID.fullmatch(claimed)):
             claimed = None
         return Request(ext, Action(action), fields["target"], fields["uuid"], fields["cause"], request_id,
-                       claimed, via)
+                       claimed, via, on_behalf_of=_on_behalf_of(data))
 
-    def _limit(self, ext: str) -> None:
-        now = self.clock()
-        recent = self._recent.setdefault(ext, deque())
-        while recent and now - recent[0] >= self.per:
-            recent.popleft()
-        if len(recent) >= self.burst:
-            raise Refused("rate_limited", f"{ext} sent more than {self.burst} control requests in {self.per:g} s; "
-                                          "wait a moment.")
-        recent.append(now)
+
+def _on_behalf_of(data) -> Optional[str]:
+    """The message's ``on_behalf_of`` when it is a printable name, else None: a claim to
+    record, so nothing that could style a terminal that shows the audit log."""
+    claimed = data.get("on_behalf_of") if isinstance(data, dict) else None
+    return claimed if isinstance(claimed, str) and CLIENT_ID.fullmatch(claimed) else None
 
 
 def _text(value: Any) -> str:
@@ -172,7 +170,7 @@ def request_message(request: Request, *, clock=time.time) -> tuple[str, bytes]:
     """(request id, the JSON payload) of a request to publish."""
     request_id = request.request_id or uuidlib.uuid4().hex
     data = {"id": request_id, "action": request.action.value, "ext": request.ext, "time": clock()}
-    for name in ("target", "uuid", "cause", "client_id"):
+    for name in ("target", "uuid", "cause", "client_id", "on_behalf_of"):
         value = getattr(request, name)
         if value is not None:
             data[name] = value
@@ -232,7 +230,10 @@ class Requester:
         raise NotImplementedError
 
     async def act(self, request: Request) -> Result:
-        request_id, payload = request_message(replace(request, client_id=self.client_id))
+        # This process is the client the broker knows; whoever asked it (serve's logged-in user)
+        # goes along as "on behalf of", which the relay records and never trusts.
+        request_id, payload = request_message(replace(request, client_id=self.client_id,
+                                                      on_behalf_of=request.on_behalf_of or request.client_id))
         waiter = self._loop.create_future()
         self._pending[request_id] = waiter
         try:

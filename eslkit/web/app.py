@@ -32,13 +32,14 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import math
 import secrets
-from typing import Awaitable, Callable, Optional, Protocol
+from typing import Awaitable, Callable, Optional
 
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from eslkit.control import Action, ControlError, Request, Result
+from eslkit.control import Action, Actor, ControlError, Request, Result
 from eslkit.errors import EslkitError
 from eslkit.safe_text import visible
 from eslkit.web.board import CallBoard, encode
@@ -58,13 +59,6 @@ CONTROL_ACTIONS = (Action.hangup, Action.hold, Action.unhold, Action.transfer, A
 CONTROL_STATUS = {"not_allowed": 403, "no_call": 409, "bad_number": 422, "refused_by_switch": 502,
                   "timeout": 504, "no_reply": 504, "rate_limited": 429}
 MAX_CONTROL_BODY = 4096
-
-
-class Actor(Protocol):
-    """What carries a control request out: an `eslkit.control.Controller` on serve's own
-    switch connection, or a broker requester that asks ``relay --control``."""
-
-    async def act(self, request: Request) -> Result: ...
 
 # No script or style from anywhere else, no inline script, no framing (the buttons must not
 # be clickable through another site's page), no referrer leaving for another site.
@@ -300,7 +294,10 @@ class WebApp:
             result = await asyncio.shield(task)
         except ControlError as err:
             result = err.result or Result(False, ext, action, str(err), error=err.kind)
-            return _json(result.to_dict(), CONTROL_STATUS.get(err.kind, 409))
+            response = _json(result.to_dict(), CONTROL_STATUS.get(err.kind, 409))
+            if getattr(err, "retry_after", None) is not None:  # rate_limited: when the next one is taken
+                response.headers["Retry-After"] = str(math.ceil(err.retry_after))
+            return response
         except EslkitError as err:  # the link to the switch or broker is down
             return _json(Result(False, ext, action, f"{ext}: {action} failed: {err}", error="unavailable").to_dict(),
                          503)
