@@ -165,6 +165,11 @@ def test_the_relay_checks_again(broker, sim, relay) -> None:
         agent.send({"id": "a6", "action": "hold", "time": now})
         time.sleep(1.0)
         assert [json.loads(p)["id"] for _, p, _ in agent.replies.messages].count("a6") == 1
+        # "on behalf of" is recorded, never trusted: claiming 1002 does not reach 1002's call
+        agent.send({"id": "b1", "action": "hangup", "on_behalf_of": "1002", "time": now})
+        assert agent.reply("b1")["error"] == "no_call"
+        agent.send({"id": "b2", "action": "hold", "on_behalf_of": "\x1b[2Jalice", "time": now})
+        assert agent.reply("b2")["error"] == "no_call"
         for i in range(5):
             agent.send({"id": f"r{i}", "action": "hold", "time": time.time()})
         errors = [agent.reply(f"r{i}")["error"] for i in range(5)]
@@ -179,6 +184,11 @@ def test_the_relay_checks_again(broker, sim, relay) -> None:
         agent.close()
         other.close()
         popups.stop()
+    lines = {e.get("request_id"): e for e in map(json.loads, relay.audit.read_text().splitlines())}
+    assert (lines["b1"]["ext"], lines["b1"]["on_behalf_of"], lines["b1"]["result"]) == ("1001", "1002", "no_call")
+    assert "on_behalf_of" not in lines["b2"]  # not a printable name: not recorded
+    limited = [e for e in map(json.loads, relay.audit.read_text().splitlines()) if e["result"] == "rate_limited"]
+    assert len(limited) == errors.count("rate_limited")  # each refusal audited once
 
 
 def test_popup_keys_through_the_broker(broker, sim, relay) -> None:

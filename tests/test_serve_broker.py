@@ -95,6 +95,8 @@ def test_serve_from_mqtt_with_control_acts_through_relay_control(tmp_path, monke
         assert code == 0 and "Traceback" not in "\n".join(serve.err), serve.err
         lines = [json.loads(line) for line in relay.audit.read_text().splitlines()]
         assert [(e["action"], e["result"], e["via"]) for e in lines] == [("dial", "ok", "mqtt"), ("hangup", "ok", "mqtt")]
+        # serve's MQTT client id authenticated nothing per agent: the web user goes beside it, as a claim
+        assert all(e["client_id"].startswith("eslkit-control-") and e["on_behalf_of"] == "crm" for e in lines), lines
     finally:
         broker.stop()
 
