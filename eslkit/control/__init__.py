@@ -268,8 +268,9 @@ class Actor(Protocol):
 
 class AuditLog:
     """Every action, one JSON line: time, ext, action, target, uuid, result (and for broker
-    requests the request id, the client id and whom it claims to act for).  Appended to, never overwritten; created
-    readable by its owner only.  Never a password: none reaches this module."""
+    requests the request id, the client id and whom it claims to act for).  Appended to,
+    never overwritten; created readable by its owner only.  Never a password: none
+    reaches this module."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -387,7 +388,8 @@ class Controller:
 
     async def act(self, request: Request) -> Result:
         """Carry out one request; raises a ControlError (audited too) when it is not done.
-        Every request counts against its extension's ``policy.rate``, refused ones too."""
+        Every request counts against its extension's ``policy.rate`` — those refused later
+        too, not those refused for being one too many."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         command = None

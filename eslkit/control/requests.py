@@ -144,8 +144,8 @@ class Desk:
 
 
 def _on_behalf_of(data) -> Optional[str]:
-    """The message's ``on_behalf_of`` when it is a printable name, else None: a claim to
-    record, so nothing that could style a terminal that shows the audit log."""
+    """The message's ``on_behalf_of`` when it is a name of printable ASCII, else None: it is
+    only recorded, and nothing in it may style a terminal that shows the audit log."""
     claimed = data.get("on_behalf_of") if isinstance(data, dict) else None
     return claimed if isinstance(claimed, str) and CLIENT_ID.fullmatch(claimed) else None
 
