@@ -265,7 +265,7 @@ class WebApp:
 
     async def _control(self, request: web.Request, user: User) -> web.Response:
         """One button: the request goes to the controller, which checks that the call is
-        ``ext``'s and the destination allowed.  Every answer is a result object (as
+        ``ext``'s, the destination allowed and ``ext`` within its rate limit (429).  Every answer is a result object (as
         ``eslkit phone --format json`` writes); what serve refuses itself is audited too."""
         ext, action = request.match_info["ext"], request.match_info["action"]
         if self.control is None:
