@@ -172,6 +172,7 @@ class RabbitMQ:
     """One RabbitMQ node with its own epmd, ports, Mnesia and logs in a temp dir."""
 
     def __init__(self, directory: Path, *, user: str = "eslkit", password: str = "relay-secret"):
+        self._ready = False
         self.dir = Path(directory)
         self.host = "127.0.0.1"
         self.port = free_port()
@@ -214,6 +215,11 @@ class RabbitMQ:
 
     def ctl(self, *args: str, timeout: float = 60.0) -> str:
         """rabbitmqctl against this node (users, permissions); raises on failure."""
+        if not self._ready and args[0] != "await_startup":
+            # The AMQP port opens before the rabbit app reports "running"; rabbitmqctl's
+            # user commands refuse until then (seen under load in a full run).
+            self.ctl("await_startup", "--timeout", str(int(timeout)), timeout=timeout + 5)
+            self._ready = True
         done = subprocess.run([RABBITMQCTL, "--node", self.env["RABBITMQ_NODENAME"], *args], env=self.env,
                               capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:
@@ -221,6 +227,7 @@ class RabbitMQ:
         return done.stdout
 
     def start(self, timeout: float = 60.0) -> "RabbitMQ":
+        self._ready = False
         if self.epmd is None or self.epmd.poll() is not None:
             self.epmd = subprocess.Popen(
                 [EPMD, "-port", str(self.epmd_port)],
