@@ -36,10 +36,13 @@ import math
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from datetime import datetime, time as day_time, timedelta
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 from eslkit.calls import CallTracker, LegView
 from eslkit.event import Event
+
+if TYPE_CHECKING:  # pragma: no cover
+    from eslkit.queue_lists import SwitchState
 
 __all__ = [
     "CallCentreStats", "StatsSnapshot", "QueueFigures", "AgentFigures", "CallFigures", "WaitingCaller",
@@ -170,7 +173,8 @@ class _Queue:
         self.name = name
         self.kind = kind
         self.service_level = service_level
-        self.waiting: dict[str, tuple[float, Optional[str], Optional[str]]] = {}  # key -> (joined, number, name)
+        # key -> (joined, number, name, the caller's call uuid)
+        self.waiting: dict[str, tuple[float, Optional[str], Optional[str], Optional[str]]] = {}
         self.talking: dict[str, float] = {}  # key -> answered at
         self.agents: set[str] = set()
         self.totals = _Totals()
@@ -183,10 +187,11 @@ class _Queue:
         self.waits: list[float] = []  # sorted
         self.talks: list[float] = []
 
-    def join(self, key: str, when: float, number: Optional[str], name: Optional[str]) -> bool:
+    def join(self, key: str, when: float, number: Optional[str], name: Optional[str],
+             call: Optional[str] = None) -> bool:
         if key in self.waiting or key in self.talking:
             return False
-        self.waiting[key] = (when, number, name)
+        self.waiting[key] = (when, number, name, call or key)
         self.offered += 1
         self.totals.offered += 1
         return True
@@ -232,7 +237,7 @@ class _Queue:
         _observe(self.totals, "talk", talk, TALK_BUCKETS)
 
     def figures(self, now: Optional[float]) -> QueueFigures:
-        waits = sorted(((now or j) - j, num, nam) for j, num, nam in self.waiting.values())
+        waits = sorted(((now or j) - j, num or "", nam or "") for j, num, nam, _ in self.waiting.values())
         waits.reverse()
         decided = self.answered + self.abandoned + self.missed
         return QueueFigures(
@@ -244,7 +249,7 @@ class _Queue:
             service_level_seconds=self.service_level,
             wait_avg=_mean(self.waits), wait_p90=_p90(self.waits),
             talk_avg=_mean(self.talks), talk_p90=_p90(self.talks),
-            callers=tuple(WaitingCaller(num, nam, _round(w)) for w, num, nam in waits),
+            callers=tuple(WaitingCaller(num or None, nam or None, _round(w)) for w, num, nam in waits),
             agents=tuple(sorted(self.agents)),
         )
 
@@ -440,7 +445,7 @@ class CallCentreStats:
         queue = self._queue(queue_name, "callcenter")
         caller = event.get("CC-Member-Session-UUID")
         if action in ("member-queue-start", "member-queue-resume"):
-            if queue.join(member, when, event.get("CC-Member-CID-Number"), event.get("CC-Member-CID-Name")):
+            if queue.join(member, when, event.get("CC-Member-CID-Number"), event.get("CC-Member-CID-Name"), caller):
                 self._open_call(caller, module=True)
         elif action == "agent-offering" and agent_name:
             queue.agents.add(agent_name)
@@ -658,6 +663,79 @@ class CallCentreStats:
         if queue is None:
             queue = self.queues[name] = _Queue(name, kind, self.service_levels.get(name, self.service_level))
         return queue
+
+    # --- what the switch says is up (on connect, after a reconnect) ----------------------------
+
+    def resync(self, state: "SwitchState", now: float, known: Optional[Iterable[str]] = None) -> None:
+        """Take what the switch lists now (`eslkit.queue_lists.ask_switch`): the calls up, the
+        callers waiting in each queue, every mod_callcenter agent's status.  A caller eslkit
+        had waiting that the switch no longer lists left while eslkit could not see: what
+        became of it is unknown, so it is taken out of today's offered calls.  `known`: the
+        tracker's channels when the question was asked (`CallTracker.known`)."""
+        self._clock(now)
+        if state.channels is not None:
+            self.legs(self.tracker.resync(state.channels, now, known=known))
+        for row in state.agents or ():
+            name = row.get("name")
+            if not name:
+                continue
+            agent = self._cc_agent(name)
+            agent.status = row.get("status") or agent.status
+            agent.cc_state = row.get("state") or agent.cc_state
+            agent.wrap_up = _num(row.get("wrap_up_time")) or 0.0
+            ended = _num(row.get("last_bridge_end"))
+            if ended and (agent.last_end is None or ended > agent.last_end):
+                agent.last_end = ended
+            self._claim(name, contact_ext(row.get("contact")))
+        for row in state.tiers or ():
+            if row.get("queue") and row.get("agent"):
+                self._queue(row["queue"], "callcenter").agents.add(row["agent"])
+                self._cc_agent(row["agent"]).queues.add(row["queue"])
+        if state.members is not None:
+            listed: set = set()
+            for row in state.members:
+                queue, key = row.get("queue"), row.get("uuid")
+                if not queue or not key:
+                    continue
+                listed.add(key)
+                self._listed(self._queue(queue, "callcenter"), key, row.get("state"), _num(row.get("joined_epoch")),
+                             _num(row.get("bridge_epoch")), row.get("cid_number"), row.get("cid_name"),
+                             row.get("session_uuid"), now)
+            self._unlisted("callcenter", listed)
+        if state.fifos is not None:
+            listed = set()
+            for fifo in state.fifos:
+                queue = self._queue(fifo["name"], "fifo") if fifo.get("callers") else self.queues.get(fifo["name"])
+                for caller in fifo.get("callers", ()):
+                    listed.add(caller["uuid"])
+                    self._listed(queue, caller["uuid"], "Waiting", caller.get("since"), None, caller.get("number"),
+                                 caller.get("name"), caller["uuid"], now)
+            self._unlisted("fifo", listed)
+
+    def _listed(self, queue: _Queue, key: str, state: Optional[str], joined: Optional[float],
+                bridged: Optional[float], number: Optional[str], name: Optional[str], call: Optional[str],
+                now: float) -> None:
+        if state in ("Waiting", "Trying"):
+            if queue.join(key, joined or now, number, name, call):
+                self._open_call(call, module=True)
+        elif state == "Answered":
+            if key in queue.waiting:  # answered while eslkit could not see
+                caller = queue.waiting[key][3]
+                if queue.answer(key, bridged or now) is not None:
+                    self._call_answered(caller)
+            elif key not in queue.talking:
+                queue.talking[key] = bridged or now  # answered before eslkit looked: its talk only
+
+    def _unlisted(self, kind: str, listed: set) -> None:
+        for queue in self.queues.values():
+            if queue.kind != kind:
+                continue
+            for key in [k for k in queue.waiting if k not in listed]:
+                call = queue.waiting.pop(key)[3]
+                queue.offered = max(queue.offered - 1, 0)
+                self._calls.pop(call or "", None)
+            for key in [k for k in queue.talking if k not in listed]:
+                del queue.talking[key]
 
     # --- reading ------------------------------------------------------------------------------
 
