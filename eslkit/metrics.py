@@ -65,7 +65,7 @@ class StatsCollector:
                                      "eslkit started.", labels=q_labels)
         for q in snap.queues:
             labels = [q.name, q.kind]
-            t = totals[q.name]
+            t = totals[(q.name, q.kind)]
             waiting.add_metric(labels, q.waiting)
             longest.add_metric(labels, q.longest_wait or 0.0)
             for outcome in _OUTCOMES:

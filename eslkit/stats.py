@@ -144,8 +144,8 @@ class StatsSnapshot:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def queue(self, name: str) -> Optional[QueueFigures]:
-        return next((q for q in self.queues if q.name == name), None)
+    def queue(self, name: str, kind: Optional[str] = None) -> Optional[QueueFigures]:
+        return next((q for q in self.queues if q.name == name and kind in (None, q.kind)), None)
 
     def agent(self, name: str) -> Optional[AgentFigures]:
         return next((a for a in self.agents if a.name == name or a.ext == name), None)
@@ -346,7 +346,7 @@ class CallCentreStats:
         self.started: Optional[float] = None
         self._day_start: Optional[float] = None
         self._next_day: Optional[float] = None
-        self.queues: dict[str, _Queue] = {}
+        self.queues: dict[tuple[str, str], _Queue] = {}  # (name, kind): a number can be a fifo and a group
         self.agents: dict[str, _Agent] = {}
         self._claimed: dict[str, str] = {}  # extension -> the mod_callcenter agent it is
         self._leg_agent: dict[str, str] = {}  # agent leg uuid -> its mod_callcenter agent
@@ -523,8 +523,8 @@ class CallCentreStats:
             if queue.join(caller, when, event.caller_number, event.caller_name):
                 self._open_call(caller, module=True)
             return
-        queue = self.queues.get(name)
-        if queue is None or queue.kind != "fifo":
+        queue = self.queues.get((name, "fifo"))
+        if queue is None:
             return  # e.g. mod_fifo's own manual_calls: no caller ever joins it
         if action == "bridge-caller-start":
             if queue.answer(caller, when) is not None:
@@ -551,8 +551,9 @@ class CallCentreStats:
             agent.outgoing += 1
         if leg.queue:
             agent.queues.add(leg.queue)
-            if leg.queue in self.queues:
-                self.queues[leg.queue].agents.add(agent.name)
+            for kind in ("callcenter", "fifo"):
+                if (leg.queue, kind) in self.queues:
+                    self.queues[(leg.queue, kind)].agents.add(agent.name)
         answered = leg.answered_at is not None and (leg.state == "answered" or leg.outcome == "answered")
         if answered and leg.direction == "incoming" and leg.leg_uuid not in self._counted:
             self._counted.add(leg.leg_uuid)
@@ -659,9 +660,9 @@ class CallCentreStats:
             self._decided.popitem(last=False)
 
     def _queue(self, name: str, kind: str) -> _Queue:
-        queue = self.queues.get(name)
+        queue = self.queues.get((name, kind))
         if queue is None:
-            queue = self.queues[name] = _Queue(name, kind, self.service_levels.get(name, self.service_level))
+            queue = self.queues[(name, kind)] = _Queue(name, kind, self.service_levels.get(name, self.service_level))
         return queue
 
     # --- what the switch says is up (on connect, after a reconnect) ----------------------------
@@ -705,7 +706,7 @@ class CallCentreStats:
         if state.fifos is not None:
             listed = set()
             for fifo in state.fifos:
-                queue = self._queue(fifo["name"], "fifo") if fifo.get("callers") else self.queues.get(fifo["name"])
+                queue = self._queue(fifo["name"], "fifo") if fifo.get("callers") else None
                 for caller in fifo.get("callers", ()):
                     listed.add(caller["uuid"])
                     self._listed(queue, caller["uuid"], "Waiting", caller.get("since"), None, caller.get("number"),
@@ -753,9 +754,9 @@ class CallCentreStats:
                               mean_ring=_mean(self._ring_times)),
         )
 
-    def totals(self) -> dict[str, _Totals]:
-        """Per queue, the counts since eslkit started (for Prometheus counters)."""
-        return {name: q.totals for name, q in self.queues.items()}
+    def totals(self) -> dict[tuple[str, str], _Totals]:
+        """Per (queue, kind), the counts since eslkit started (for Prometheus counters)."""
+        return {key: q.totals for key, q in self.queues.items()}
 
 
 def contact_ext(contact: Optional[str]) -> Optional[str]:

@@ -65,13 +65,13 @@ class WallboardView:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         b = self.board
         snap = b.snapshot
-        wide = options.max_width >= 100
+        wide = options.max_width >= 140
         queues = [q for q in snap.queues if not b.queues or q.name in b.queues]
         agents = [a for a in snap.agents if not b.queues or set(a.queues) & set(b.queues)]
         head = Text.assemble(
             ("eslkit wallboard", "esl.title"), ("  ", ""), safe_text(b.source, "esl.label", max_len=60),
             ("  ", ""), (_clock(snap.time), "esl.timer"),
-            ("  today since ", "esl.label"), (_clock(snap.since), "esl.value"),
+            ("  since ", "esl.label"), (_clock(snap.since), "esl.value"),
             ("  ", ""), (b.status or ("connected" if b.connected else "disconnected"),
                          "esl.connected" if b.connected else "esl.disconnected"),
         )
@@ -91,10 +91,12 @@ class WallboardView:
         b = self.board
         table = Table(box=box.SIMPLE_HEAD, expand=True, title="Queues", title_style="esl.heading",
                       header_style="esl.heading", pad_edge=False)
-        table.add_column("Queue", ratio=3, no_wrap=True, overflow="ellipsis")
+        table.add_column("Queue", ratio=3, min_width=12, no_wrap=True, overflow="ellipsis")
         if wide:
             table.add_column("Kind", no_wrap=True)
-        for name in ("Waiting", "Longest", "Offered", "Answered", "Abandoned", "Missed", "Service"):
+        names = ("Waiting", "Longest", "Offered", "Answered", "Abandoned", "Missed", "Service") if wide else \
+            ("Wait", "Longest", "Offer", "Answ", "Aband", "Miss", "Service")
+        for name in names:
             table.add_column(name, justify="right", no_wrap=True)
         if wide:
             for name in ("Wait avg", "Wait p90", "Talk avg", "Talk p90"):
@@ -124,7 +126,7 @@ class WallboardView:
     def _agents(self, agents: list, wide: bool) -> Table:
         table = Table(box=box.SIMPLE_HEAD, expand=True, title="Agents", title_style="esl.heading",
                       header_style="esl.heading", pad_edge=False)
-        table.add_column("Agent", ratio=3, no_wrap=True, overflow="ellipsis")
+        table.add_column("Agent", ratio=3, min_width=12, no_wrap=True, overflow="ellipsis")
         table.add_column("State", no_wrap=True)
         for name in ("Call", "Answered", "Missed", "Talk"):
             table.add_column(name, justify="right", no_wrap=True)
