@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "CallCentreStats", "StatsSnapshot", "QueueFigures", "AgentFigures", "CallFigures", "WaitingCaller",
-    "AGENT_STATES", "GRACE", "SERVICE_LEVEL_SECONDS", "WAIT_BUCKETS", "parse_day_start",
+    "AGENT_STATES", "GRACE", "SERVICE_LEVEL_SECONDS", "WAIT_BUCKETS", "parse_day_start", "blind_spots",
 ]
 
 SERVICE_LEVEL_SECONDS = 20.0
@@ -589,11 +589,18 @@ class CallCentreStats:
             return
         call = self._calls.get(key)
         if call is None:
-            # A call is followed from its first ring; one already answered when eslkit
-            # started (or whose ringing was not seen), or in a queue eslkit did not see it
-            # join, counts for its agent only.
-            if leg.state != "ringing" or leg.queue:
+            if leg.state != "ringing":
+                # Already answered when eslkit first saw it (a call up at start): answered,
+                # in all calls and for its agent; not in a queue, which eslkit did not see offer it.
+                if leg.answered_at is not None or leg.state == "answered":
+                    if self._day_start is None or (leg.answered_at or self._day_start) >= self._day_start:
+                        self.calls_answered += 1
+                        if leg.ring_seconds is not None and leg.answered_at is not None:
+                            self._ring_times.append(leg.ring_seconds)
+                    self._decide(key, True)
                 return
+            if leg.queue:
+                return  # in a queue eslkit did not see it join: its agent's count only
             group = None
             if leg.dialed and leg.dialed != leg.ext:
                 group = self._queue(leg.dialed, "group")
@@ -751,12 +758,45 @@ class CallCentreStats:
             queues=tuple(q.figures(now) for _, q in sorted(self.queues.items())),
             agents=tuple(a.figures(now) for _, a in sorted(self.agents.items(), key=_agent_order)),
             calls=CallFigures(waiting=len(self._calls), answered=answered, missed=missed, busy=busy,
-                              mean_ring=_mean(self._ring_times)),
+                              mean_ring=_round(self.mean_ring_time)),
         )
+
+    @property
+    def mean_ring_time(self) -> Optional[float]:
+        """Seconds the answering agents' phones rang, on average (unrounded)."""
+        return sum(self._ring_times) / len(self._ring_times) if self._ring_times else None
 
     def totals(self) -> dict[tuple[str, str], _Totals]:
         """Per (queue, kind), the counts since eslkit started (for Prometheus counters)."""
         return {key: q.totals for key, q in self.queues.items()}
+
+
+# The events the figures are made of (the call tracker's, and the queue modules').
+_NEEDED = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")
+_MODULES = {"callcenter::info": "mod_callcenter queues", "fifo::info": "mod_fifo queues"}
+
+
+def blind_spots(names: Iterable[str], header_filters: Iterable[tuple[str, str]] = (),
+                matches: Iterable[str] = ()) -> list[str]:
+    """What a subscription (``event`` names, as `watch --filter` makes them) and filters hide
+    from the figures, in a sentence each; empty when nothing is hidden."""
+    words = list(names)
+    notes = []
+    if "ALL" not in words:
+        cut = words.index("CUSTOM") if "CUSTOM" in words else len(words)
+        plain, subclasses = set(words[:cut]), set(words[cut + 1:])
+        missing = [n for n in _NEEDED if n not in plain]
+        if missing:
+            notes.append(f"agents' calls need {', '.join(missing)}: not subscribed, so calls may be missing")
+        for subclass, what in _MODULES.items():
+            if "CUSTOM" not in words or (subclasses and subclass not in subclasses):
+                notes.append(f"{what} need CUSTOM {subclass}: not subscribed, so those queues are not counted")
+    for header, value in header_filters:
+        notes.append(f"--header {header}={value}: only the channels it lets through are counted; callers' "
+                     "own legs and queue events usually are not (abandons, queue figures)")
+    for match in matches:
+        notes.append(f"--match {match}: only the events it matches are counted")
+    return notes
 
 
 def contact_ext(contact: Optional[str]) -> Optional[str]:
