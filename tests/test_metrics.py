@@ -78,3 +78,14 @@ def test_docs_name_every_metric():
     doc = (ROOT / "docs" / "stats.md").read_text()
     named = set(re.findall(r"`(eslkit_[a-z_]+?)(?:_total)?(?:\{[^`]*)?`", doc))
     assert set(METRIC_NAMES) <= named
+
+
+def test_the_grafana_dashboard_queries_only_documented_metrics():
+    import json
+
+    dash = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    exprs.append(dash["templating"]["list"][0]["query"])
+    used = {re.sub(r"_(total|bucket|sum|count)$", "", name) for e in exprs for name in re.findall(r"eslkit_[a-z_]+", e)}
+    assert used and used <= set(METRIC_NAMES)
+    assert {p["id"] for p in dash["panels"]} == set(range(1, len(dash["panels"]) + 1))
