@@ -13,7 +13,7 @@ from eslkit import __version__
 from tests.support.fstree import pyenv_python
 from tests.support.cli import EXE
 
-COMMANDS = ["sim", "watch", "popup", "serve", "passwd", "demo", "build", "doctor", "relay", "phone"]
+COMMANDS = ["sim", "watch", "popup", "wallboard", "serve", "passwd", "demo", "build", "doctor", "relay", "phone"]
 ENV = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
 
 

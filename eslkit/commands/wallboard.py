@@ -68,7 +68,7 @@ def wallboard(
     """A live wallboard for supervisors: queues (waiting, longest wait, answered, abandoned,
     service level) and agents (state, calls, talk time). Definitions: docs/stats.md.
 
-    [bold]eslkit wallboard[/]                                    the switch of your profile / ESL_PASSWORD
+    [bold]eslkit wallboard[/]                     the switch of your profile or ESL_PASSWORD
     [bold]eslkit wallboard --queue support@default --warn-wait 45[/]
     [bold]eslkit wallboard --format json --interval 10 | jq .queues[/]
     [bold]eslkit wallboard --replay today.jsonl --format json[/]
