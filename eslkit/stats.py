@@ -39,6 +39,7 @@ from datetime import datetime, time as day_time, timedelta
 from typing import TYPE_CHECKING, Iterable, Optional
 
 from eslkit.calls import CallTracker, LegView
+from eslkit.calls import _num  # a positive number of a header, or None (mod_callcenter's times)
 from eslkit.event import Event
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -847,11 +848,4 @@ def _p90(ordered: list) -> Optional[float]:
 def _round(value: Optional[float]) -> Optional[float]:
     return None if value is None else round(max(value, 0.0), 1)
 
-
-def _num(value: Optional[str]) -> Optional[float]:
-    try:
-        n = float(value) if value else 0.0
-    except ValueError:
-        return None
-    return n if n > 0 else None
 
