@@ -381,6 +381,8 @@ class CallCentreStats:
             if call is not None and not call.module:
                 self._caller_gone(event.unique_id, call, event.hangup_cause)
         self.legs(self.tracker.feed(event))
+        if name == "CHANNEL_HANGUP_COMPLETE":
+            self._leg_agent.pop(event.unique_id or "", None)  # its agent is known by now, or never
         if self._calls and self.now is not None:
             self._decide_idle(self.now)
 

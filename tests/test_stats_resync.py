@@ -109,3 +109,40 @@ def test_a_wallboard_started_mid_call_is_right_at_once():
     assert snap.agent("1001@default").ext == "1001"
     assert snap.agent("1002@default").state == "ringing"  # offered 6209 (mod_callcenter: Receiving)
     assert snap.agent("1001@default").answered == 0  # answered before eslkit looked: not today's count
+
+
+def test_after_a_load_nothing_is_left_over():
+    """300 calls of every flow at full speed, through a real socket: every caller decided,
+    nothing kept per call once it is over (memory does not grow with the day's calls)."""
+    from eslkit.calls import POPUP_EVENTS
+    from eslkit.event import Event
+
+    mix = "queue+callcenter+fifo+abandon+two-callers+busy-queue+noanswer+hold+blind-transfer+callcenter-loopback"
+    stats = CallCentreStats()
+
+    async def follow(sim) -> None:
+        async with Connection("127.0.0.1", sim.port, "ClueCon") as conn:
+            await conn.subscribe(POPUP_EVENTS)
+            sim.call_soon(lambda: asyncio.ensure_future(sim.server.play(
+                load_scenario(f"load:calls=300,cps=1000,concurrent=50,agents=10,template={mix}"))))
+            events = conn.events().__aiter__()
+            while True:
+                try:
+                    item = await asyncio.wait_for(events.__anext__(), 3)
+                except asyncio.TimeoutError:
+                    return  # the load is over
+                if isinstance(item, Event):
+                    stats.feed(item)
+
+    with sim_in_thread(speed=None) as sim:
+        asyncio.run(follow(sim))
+    stats.tick(stats.now + 60)
+    snap = stats.snapshot()
+    for q in snap.queues:
+        assert q.waiting == 0 and q.offered == q.answered + q.abandoned + q.missed, q
+    # 30 noanswer calls join no queue; the 30 two-callers calls bring a second caller each
+    assert sum(q.offered for q in snap.queues) == 300
+    assert snap.calls.waiting == 0 and snap.calls.answered + snap.calls.missed + snap.calls.busy == 330
+    assert not stats._calls and not stats._leg_agent and not stats._group_talks and not stats._counted
+    assert all(not q.talking for q in stats.queues.values())
+    assert all(not a.legs for a in stats.agents.values())
