@@ -34,16 +34,17 @@ from __future__ import annotations
 import bisect
 import math
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, time as day_time, timedelta
 from typing import TYPE_CHECKING, Iterable, Optional
 
 from eslkit.calls import CallTracker, LegView
 from eslkit.calls import _num  # a positive number of a header, or None (mod_callcenter's times)
 from eslkit.event import Event
+from eslkit.subscription import Subscription
 
 if TYPE_CHECKING:  # pragma: no cover
-    from eslkit.queue_lists import SwitchState
+    from eslkit.switch_state import SwitchState
 
 __all__ = [
     "CallCentreStats", "StatsSnapshot", "QueueFigures", "AgentFigures", "CallFigures", "WaitingCaller",
@@ -144,6 +145,14 @@ class StatsSnapshot:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def narrowed(self, names: Iterable[str]) -> "StatsSnapshot":
+        """Only the queues called `names` and the agents who work in them (none: all)."""
+        wanted = set(names)
+        if not wanted:
+            return self
+        return replace(self, queues=tuple(q for q in self.queues if q.name in wanted),
+                       agents=tuple(a for a in self.agents if wanted & set(a.queues)))
 
     def queue(self, name: str, kind: Optional[str] = None) -> Optional[QueueFigures]:
         return next((q for q in self.queues if q.name == name and kind in (None, q.kind)), None)
@@ -355,6 +364,7 @@ class CallCentreStats:
         self._decided: "OrderedDict[str, bool]" = OrderedDict()  # caller uuid -> answered
         self._group_talks: dict[str, _Queue] = {}  # answering leg -> its ring group
         self._counted: set[str] = set()  # agent legs already counted as answered
+        self._rang_unseen: dict[str, bool] = {}  # agent legs first seen ringing in a resync -> a queue's
         self.calls_answered = self.calls_missed = self.calls_busy = 0
         self._ring_times: list[float] = []
 
@@ -376,7 +386,10 @@ class CallCentreStats:
             uuid = event.unique_id
             if agent and uuid and event.direction == "outbound":
                 self._leg_agent[uuid] = agent
-        elif name == "CHANNEL_HANGUP_COMPLETE":
+        if self._rang_unseen and event.unique_id in self._rang_unseen \
+                and (event.get("variable_cc_queue") or event.get("variable_fifo_name")):
+            self._rang_unseen[event.unique_id] = True  # a queue's offer (the tracker learnt the leg too late)
+        if name == "CHANNEL_HANGUP_COMPLETE":
             call = self._calls.get(event.unique_id or "")
             if call is not None and not call.module:
                 self._caller_gone(event.unique_id, call, event.hangup_cause)
@@ -587,6 +600,14 @@ class CallCentreStats:
 
     def _call_leg(self, leg: LegView) -> None:
         """What an agent leg tells about its caller's call (and, for a ring group, the queue)."""
+        if leg.leg_uuid in self._rang_unseen:
+            # Ringing before eslkit looked: a queue module counts its caller; only an answer
+            # with no queue to count it is counted, as a call first seen answered is.
+            queued = self._rang_unseen[leg.leg_uuid] or bool(leg.queue)
+            if leg.state == "ended":
+                del self._rang_unseen[leg.leg_uuid]
+            if leg.state != "answered" or queued:
+                return
         key = leg.call_uuid
         if key in self._decided:
             return
@@ -677,15 +698,26 @@ class CallCentreStats:
 
     # --- what the switch says is up (on connect, after a reconnect) ----------------------------
 
+    def known(self) -> frozenset:
+        """The channels followed now: pass it to `resync` with answers asked after this."""
+        return self.tracker.known()
+
     def resync(self, state: "SwitchState", now: float, known: Optional[Iterable[str]] = None) -> None:
-        """Take what the switch lists now (`eslkit.queue_lists.ask_switch`): the calls up, the
+        """Take what the switch lists now (`eslkit.switch_state.ask_switch`): the calls up, the
         callers waiting in each queue, every mod_callcenter agent's status.  A caller eslkit
         had waiting that the switch no longer lists left while eslkit could not see: what
         became of it is unknown, so it is taken out of today's offered calls.  `known`: the
         tracker's channels when the question was asked (`CallTracker.known`)."""
         self._clock(now)
         if state.channels is not None:
-            self.legs(self.tracker.resync(state.channels, now, known=known))
+            before = self.tracker.known()
+            changes = self.tracker.resync(state.channels, now, known=known)
+            # A phone already ringing when eslkit looked: what rings it (a queue's offer, a
+            # ring group) is not known yet; its later events say (see _call_leg).
+            for leg in changes:
+                if leg.state == "ringing" and leg.leg_uuid not in before:
+                    self._rang_unseen[leg.leg_uuid] = False
+            self.legs(changes)
         for row in state.agents or ():
             name = row.get("name")
             if not name:
@@ -781,19 +813,17 @@ _MODULES = {"callcenter::info": "mod_callcenter queues", "fifo::info": "mod_fifo
 
 def blind_spots(names: Iterable[str], header_filters: Iterable[tuple[str, str]] = (),
                 matches: Iterable[str] = ()) -> list[str]:
-    """What a subscription (``event`` names, as `watch --filter` makes them) and filters hide
-    from the figures, in a sentence each; empty when nothing is hidden."""
-    words = list(names)
+    """What a subscription (``event`` names, as `watch --filter` takes them) and filters hide
+    from the figures, in a sentence each; empty when nothing is hidden.  Whether a name is
+    subscribed is `eslkit.subscription`'s answer, as the switch would give it."""
+    wanted = Subscription(names).names
     notes = []
-    if "ALL" not in words:
-        cut = words.index("CUSTOM") if "CUSTOM" in words else len(words)
-        plain, subclasses = set(words[:cut]), set(words[cut + 1:])
-        missing = [n for n in _NEEDED if n not in plain]
-        if missing:
-            notes.append(f"agents' calls need {', '.join(missing)}: not subscribed, so calls may be missing")
-        for subclass, what in _MODULES.items():
-            if "CUSTOM" not in words or (subclasses and subclass not in subclasses):
-                notes.append(f"{what} need CUSTOM {subclass}: not subscribed, so those queues are not counted")
+    missing = [n for n in _NEEDED if not wanted.wants(n, None)]
+    if missing:
+        notes.append(f"agents' calls need {', '.join(missing)}: not subscribed, so calls may be missing")
+    for subclass, what in _MODULES.items():
+        if not wanted.wants("CUSTOM", subclass):
+            notes.append(f"{what} need CUSTOM {subclass}: not subscribed, so those queues are not counted")
     for header, value in header_filters:
         notes.append(f"--header {header}={value}: only the channels it lets through are counted; callers' "
                      "own legs and queue events usually are not (abandons, queue figures)")

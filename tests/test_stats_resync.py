@@ -10,8 +10,8 @@ import time
 import pytest
 
 from eslkit.client import Connection
-from eslkit.queue_lists import SwitchState, ask_switch, parse_fifo_list, parse_pipe_table
-from eslkit.sim.events import CallEvent, CallValues
+from eslkit.switch_state import SwitchState, ask_switch, parse_fifo_list, parse_pipe_table
+from eslkit.sim.fastpath import CallEvent, CallValues
 from eslkit.sim.queues import AGENT_COLUMNS, MEMBER_COLUMNS, QUEUE_COLUMNS
 from eslkit.sim.scenarios import fresh_uuids, load_scenario
 from eslkit.stats import CallCentreStats
@@ -144,5 +144,109 @@ def test_after_a_load_nothing_is_left_over():
     assert sum(q.offered for q in snap.queues) == 300
     assert snap.calls.waiting == 0 and snap.calls.answered + snap.calls.missed + snap.calls.busy == 330
     assert not stats._calls and not stats._leg_agent and not stats._group_talks and not stats._counted
+    assert not stats._rang_unseen
     assert all(not q.talking for q in stats.queues.values())
     assert all(not a.legs for a in stats.agents.values())
+
+
+def _two_callers(server):
+    """The two-callers flow's events, split at 4 s: 6208 talks to 1001, 6209 waits."""
+    scenario = load_scenario("two-callers")
+    values = CallValues(int(time.time()) * 1_000_000 + scenario.start_fraction_us,
+                        fresh_uuids(scenario.uuids), server.core_uuid, None)
+    before = [t for t in scenario.templates if t.at <= 4.0]
+    after = [t for t in scenario.templates if t.at > 4.0]
+
+    def fire(templates):
+        for template in templates:
+            server.fire(CallEvent(template, values, server.next_seq()))
+
+    return (lambda: fire(before)), (lambda: fire(after))
+
+
+def test_the_wallboard_asks_on_connect_and_again_after_a_reconnect():
+    """`eslkit wallboard` connects mid-call: its first figures already have 6209 waiting and
+    1001 talking.  Then the link drops, and while it is down the rest of the flow happens
+    (6209 answered, both calls over): after the reconnect the same question (the popup's
+    resync, with the queue lists) leaves no caller waiting and every agent free."""
+    from tests.support.cli import Running
+
+    with sim_in_thread(speed=None) as sim:  # no scenario of its own: only the flow below
+        first, rest = _two_callers(sim.server)
+        sim.call_soon(first)
+        with Running("wallboard", "--port", sim.port, "--format", "json", "--interval", "0.5",
+                     env={"ESL_PASSWORD": "ClueCon", "HOME": "/nonexistent"}) as board:
+
+            def queue(snap):
+                return next((q for q in snap["queues"] if q["name"] == "2000@default"), None)
+
+            def mid_call(snap):
+                q, agents = queue(snap), {a["name"]: a["state"] for a in snap["agents"]}
+                return q is not None and [c["number"] for c in q["callers"]] == ["6209"] \
+                    and agents.get("1001@default") == "talking"
+
+            assert board.wait_for(lambda: any(mid_call(s) for s in board.records()), 15), board.err
+            assert sim.subscribed() == 1
+
+            def blip_and_play_on():
+                for conn in list(sim.server.connections):
+                    conn.transport.abort()  # a reset: what happens next is not seen
+                rest()
+
+            sim.call_soon(blip_and_play_on)
+            assert board.wait_for(lambda: any("reconnecting" in line for line in board.err), 10), board.err
+
+            def over(snap):
+                q = queue(snap)
+                return q is not None and q["waiting"] == 0 and snap["agents"] \
+                    and all(a["state"] in ("available", "after_call_work") for a in snap["agents"])
+
+            seen = len(board.records())
+            assert board.wait_for(lambda: any(over(s) for s in board.records()[seen:]), 20), board.records()[-1]
+            assert board.stop() == 0
+    final = board.records()[-1]
+    q = queue(final)
+    # 6209 was waiting, then left while eslkit could not see how: out of today's offered calls
+    assert (q["waiting"], q["offered"], q["answered"], q["abandoned"], q["missed"]) == (0, 0, 0, 0, 0)
+    assert final["calls"]["waiting"] == 0
+
+
+def test_a_phone_ringing_when_eslkit_looks_is_counted_once():
+    """Asked at 4 s into two-callers (1001 talks to 6208, 1002 rings for 6209), then every
+    later event seen: 6209's call is the queue's (mod_callcenter lists it), so 1002's answer
+    counts once — not a second time as a call of its own — and nothing is left waiting."""
+    from eslkit.calls import POPUP_EVENTS
+    from eslkit.event import Event
+
+    stats = CallCentreStats()
+
+    async def follow(sim, rest) -> None:
+        async with Connection("127.0.0.1", sim.port, "ClueCon") as conn:
+            await conn.subscribe(POPUP_EVENTS)
+            known = stats.known()
+            stats.resync(await ask_switch(conn), time.time(), known=known)
+            sim.call_soon(rest)
+            events = conn.events().__aiter__()
+            while True:
+                try:
+                    item = await asyncio.wait_for(events.__anext__(), 2)
+                except asyncio.TimeoutError:
+                    return  # the flow is over
+                if isinstance(item, Event):
+                    stats.feed(item)
+
+    async def run(fn) -> None:
+        fn()
+
+    with sim_in_thread(speed=None) as sim:  # no scenario of its own: only the flow below
+        first, rest = _two_callers(sim.server)
+        sim.call(run(first))
+        asyncio.run(follow(sim, rest))
+    stats.tick(stats.now + 60)
+    snap = stats.snapshot()
+    q = snap.queue("2000@default")
+    assert (q.offered, q.answered, q.waiting) == (1, 1, 0)  # 6209; 6208 was answered before eslkit looked
+    # 6208's call, up when eslkit looked, and 6209's: two answered calls, nothing else
+    assert (snap.calls.answered, snap.calls.missed, snap.calls.busy, snap.calls.waiting) == (2, 0, 0, 0)
+    assert snap.agent("1002@default").answered == 1
+    assert not stats._rang_unseen and not stats._calls

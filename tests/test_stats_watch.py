@@ -7,14 +7,15 @@ import json
 
 from tests.test_stats_flows import DATA
 from tests.test_watch import watch
-from tests.test_watch_live import SimThread, watch_cli
+from tests.support.sim import sim_in_thread
+from tests.test_watch_live import watch_cli
 
 
 def test_readme_example_counts_the_calls_1001_answered():
     """`watch --header Caller-Destination-Number=1001 --stats` on a switch playing the queue
     call four times: 1001 answered four calls (the old counts said 0: they counted only the
     callers' legs, which that filter removes), and the stats say what the filter hides."""
-    with SimThread(scenario="queue", speed=20, loop=True) as sim:
+    with sim_in_thread(scenario="queue", speed=20, loop=True) as sim:
         r = watch_cli(sim.port, "--header", "Caller-Destination-Number=1001", "--stats", "--format", "json",
                       "--quiet", "--count", 4 * 25, ESL_PASSWORD="ClueCon")  # 25 events of 1001's leg a call
     assert r.returncode == 0, r.stderr
@@ -57,3 +58,18 @@ def test_a_subscription_without_the_queue_events_says_so():
     result = watch("--replay", DATA / "1.10.12-b/scenario_two_callers_plain.raw", "--stats", "--format", "plain",
                    "--quiet", "--filter", "CHANNEL_ANSWER")
     assert "agents' calls need CHANNEL_CREATE, CHANNEL_HANGUP_COMPLETE" in result.stderr.replace("\n", " ")
+
+
+def test_blind_spots_read_the_subscription_as_the_switch_does():
+    from eslkit.stats import blind_spots
+
+    assert blind_spots(["ALL"]) == []
+    assert blind_spots(["CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE", "CUSTOM", "callcenter::info",
+                        "fifo::info"]) == []
+    # a bare CUSTOM gets only CUSTOM events without a subclass (mod_event_socket): no queue events
+    bare = blind_spots(["CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE", "CUSTOM"])
+    assert [n.split(" need ")[0] for n in bare] == ["mod_callcenter queues", "mod_fifo queues"]
+    # names in any case, with the SWITCH_EVENT_ prefix, as switch_name_event() reads them
+    only_fifo = blind_spots(["switch_event_channel_create", "channel_answer", "CHANNEL_HANGUP_COMPLETE",
+                             "CUSTOM", "callcenter::info"])
+    assert only_fifo == ["mod_fifo queues need CUSTOM fifo::info: not subscribed, so those queues are not counted"]

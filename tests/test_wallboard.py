@@ -131,7 +131,7 @@ def test_a_missing_replay_file_is_one_sentence():
 
 
 def test_nothing_listening_is_one_sentence():
-    from tests.support.sim import free_port
+    from tests.support.net import free_port
 
     run = wallboard("--port", str(free_port()), "--no-reconnect")
     assert run.returncode == 3 and "Traceback" not in run.stderr

@@ -1,5 +1,6 @@
 """What every run engine needs at run time: Ctrl-C as a request to finish, the switch's
-clock, and the resync after a reconnect."""
+clock, and the resync after a reconnect (one question to the switch, `ask`, for the
+call tracker and for the statistics)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import os
 import signal
 import sys
 import time
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, Protocol
 
-from eslkit.calls import CallTracker, LegView, live_channels
-from eslkit.errors import EslkitError
+from eslkit.calls import CallTracker, LegView
 from eslkit.sources.base import Source
+from eslkit.switch_state import CHANNELS, EVERYTHING, SwitchState, ask_switch
 
-__all__ = ["stop_on_signals", "SwitchClock", "channels_up", "resync", "drop_stdout"]
+__all__ = ["stop_on_signals", "SwitchClock", "ask", "channels_up", "resync", "resync_stats", "drop_stdout"]
 
 
 @contextlib.contextmanager
@@ -65,16 +66,19 @@ class SwitchClock:
         return latest + (time.monotonic() - self._at)
 
 
+async def ask(source: Source, parts: Iterable[str] = CHANNELS) -> Optional[SwitchState]:
+    """What the switch behind ``source`` says is up (`eslkit.switch_state`, the `parts`
+    asked for); None when there is no switch to ask (a file, a broker).  A part it did
+    not answer usefully stays None: the next events (and the expiry) will sort it out."""
+    switch = source.switch
+    return None if switch is None else await ask_switch(switch, parts)
+
+
 async def channels_up(source: Source) -> Optional[list[dict]]:
     """The rows of ``show channels as json`` on the switch behind ``source``; None when there
     is no switch to ask (a file, a broker) or it did not answer usefully."""
-    switch = source.switch
-    if switch is None:
-        return None
-    try:
-        return live_channels(await switch.api("show channels as json", timeout=10))
-    except (EslkitError, ValueError, asyncio.TimeoutError):
-        return None  # the next events (and the expiry) will sort it out
+    state = await ask(source)
+    return None if state is None else state.channels
 
 
 async def resync(source: Source, tracker: CallTracker, now: Callable[[], Optional[float]]) -> list[LegView]:
@@ -84,6 +88,25 @@ async def resync(source: Source, tracker: CallTracker, now: Callable[[], Optiona
     known = tracker.known()  # what was up before asking: a leg that begins meanwhile is kept
     rows = await channels_up(source)
     return [] if rows is None else tracker.resync(rows, now(), known=known)
+
+
+class Resyncs(Protocol):
+    """Statistics that take what the switch lists (`CallCentreStats`, watch's `CallStats`)."""
+
+    def known(self) -> frozenset: ...
+    def resync(self, state: SwitchState, now: float, known: Optional[Iterable[str]] = None) -> None: ...
+
+
+async def resync_stats(source: Source, stats: Resyncs, now: Callable[[], Optional[float]]) -> bool:
+    """`resync` for the statistics (wallboard, watch --stats): the same question at the same
+    moments, with the queue modules' lists too, so callers already waiting and every agent's
+    status are right at once.  False when there was no switch to ask."""
+    known = stats.known()  # as in resync: what was up before asking
+    state = await ask(source, EVERYTHING)
+    if state is None:
+        return False
+    stats.resync(state, now() or time.time(), known=known)
+    return True
 
 
 def drop_stdout() -> None:

@@ -4,11 +4,13 @@ supervisor's live screen, or to one JSON snapshot per interval.
     engine = WallboardEngine(source, CallCentreStats(), fmt=BoardFormat.json, interval=5)
     run(engine)           # opens the source, runs until it ends or Ctrl-C
 
-One task takes events in; a ticker redraws the screen (or writes the snapshots that are
-due) and lets time pass for the engine (a ring group's unanswered call, a new day).  On
-connect and after every reconnect to a live switch, the engine asks the switch what is
-going on (`eslkit.queue_lists.ask_switch`), so the figures are right at once.  Snapshot
-times are the switch's: a replay writes one snapshot per interval of the recording.
+One task takes events in; a ticker lets time pass for the statistics (a ring group's
+unanswered call, a new day) and redraws the screen or writes the snapshots that are
+due.  On connect and after every reconnect to a live switch the engine asks it what is
+going on (`eslkit.app.runtime.resync_stats`, the popup's resync with the queue modules'
+lists), so the figures are right at once.  Snapshot times are the switch's: a replay
+writes one snapshot per interval of the recording.  A web server can run the same
+engine with ``fmt=None`` and read `snapshot()` when it is asked.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.client import ConnectionStatus
-from eslkit.commands.running import run_until_stopped
+from eslkit.app.runtime import SwitchClock, drop_stdout, resync_stats, stop_on_signals
 from eslkit.errors import OutputError
 from eslkit.event import Event
-from eslkit.queue_lists import ask_switch
+from eslkit.safe_text import visible
+from eslkit.sources.base import Source
 from eslkit.stats import CallCentreStats, StatsSnapshot
+from eslkit.status import ConnectionStatus
 from eslkit.views.ndjson import NdjsonWriter, OutputStream
-from eslkit.views.safe_text import visible
 from eslkit.views.theme import THEME
 from eslkit.views.wallboard import Wallboard, WallboardView
 
@@ -51,10 +53,10 @@ def default_format() -> BoardFormat:
 class WallboardEngine:
     def __init__(
         self,
-        source,
+        source: Source,
         stats: CallCentreStats,
         *,
-        fmt: BoardFormat,
+        fmt: Optional[BoardFormat] = None,
         interval: float = 5.0,
         queues: Sequence[str] = (),
         warn_wait: float = 60.0,
@@ -65,7 +67,7 @@ class WallboardEngine:
     ):
         self.source = source
         self.stats = stats
-        self.fmt = fmt
+        self.fmt = fmt  # None: no output of its own (a web server reads snapshot())
         self.interval = interval
         self.queues = tuple(queues)
         self.warn_wait = warn_wait
@@ -75,76 +77,73 @@ class WallboardEngine:
         self.console = console
         self.err = err or Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
         self.connected = False
-        self.status = f"connecting to {getattr(source, 'description', '')}"
+        self.status = f"connecting to {source.description}"
         self.snapshots = 0
         self.opened = False
+        self._latest = 0.0  # the newest time an event carried
+        self.clock = SwitchClock(lambda: self._latest)
         self._next: Optional[float] = None  # when the next JSON snapshot is due (switch time)
-        self._latest: Optional[float] = None  # the newest time an event carried, and when it came
-        self._latest_at = time.monotonic()
-        self._stop: Optional[asyncio.Event] = None
-        self._resync_task: Optional[asyncio.Future] = None
+        self._stop: Optional[asyncio.Event] = None  # made in run(): on 3.9 it binds to a loop
+        self._resyncing: Optional[asyncio.Future] = None
         self._failure: Optional[BaseException] = None
 
-    # --- the switch's clock ------------------------------------------------------------
-
     def now(self) -> Optional[float]:
-        """The switch's time now: its latest event's, plus what has passed here since."""
-        latest = self._latest
-        if latest is None or not getattr(self.source, "reconnects", False):
-            return latest  # a file: its own time only, however fast it is read
-        return latest + (time.monotonic() - self._latest_at)
+        """The switch's time now.  From a live source it runs on between events
+        (`SwitchClock`; this machine's before any event, so a quiet switch still gets its
+        snapshots); a file has only the times its events carry, however fast it is read,
+        so a replay gives the same figures at any speed."""
+        if not self.source.live:
+            return self._latest or None
+        return self.clock.now() or time.time()
 
     # --- ingest ----------------------------------------------------------------------
 
-    async def ingest(self) -> None:
+    async def _ingest(self) -> None:
         stats = self.stats
         json_out = self.writer is not None
         async for item in self.source:
             if isinstance(item, Event):
                 stats.feed(item)
                 ts = item.timestamp
-                if ts is not None and (self._latest is None or ts > self._latest):
-                    self._latest, self._latest_at = ts, time.monotonic()
+                if ts is not None and ts > self._latest:
+                    self._latest = ts
+                    self.clock.tick()
                     if json_out:
                         self._due(ts)
             elif isinstance(item, ConnectionStatus):
-                self._status(item)
+                self._link(item)
 
-    def _status(self, status: ConnectionStatus) -> None:
+    def _link(self, status: ConnectionStatus) -> None:
         self.connected = status.state == "connected"
-        where = getattr(self.source, "description", "")
-        if self.connected:
-            self.status = f"connected to {where}" if getattr(self.source, "reconnects", False) else where
+        where = self.source.description
+        if not self.source.live:  # a file: nothing to reconnect to
+            self.status = where if self.connected else f"end of {where}"
+        elif self.connected:
+            self.status = f"connected to {where}"
             if status.gap is not None:
                 self.status += f" (back after {status.gap:.0f}s)"
-            conn = getattr(self.source, "conn", None)
-            if hasattr(conn, "api"):  # a live switch (a file or a broker has nothing to ask)
-                if self._resync_task is not None:
-                    self._resync_task.cancel()
-                self._resync_task = asyncio.ensure_future(self._resync(conn))
-        elif not getattr(self.source, "reconnects", False):
-            self.status = f"end of {where}"
         else:
-            self.status = "disconnected: " + visible(status.reason or "the link went down", 120)
+            self.status = "reconnecting — " + visible(status.reason or f"disconnected from {where}", 120)
             if self.fmt is BoardFormat.json:
-                self.err.out(f"eslkit: {self.status} — reconnecting", highlight=False)
-
-    async def _resync(self, conn) -> None:
-        known = self.stats.tracker.known()
-        state = await ask_switch(conn)
-        self.stats.resync(state, self.now() or time.time(), known=known)
+                self.err.out(f"eslkit: {self.status}", highlight=False)
+        if self.connected:  # on connect and after each reconnect, as the popup does
+            if self._resyncing is not None:
+                self._resyncing.cancel()
+            self._resyncing = asyncio.ensure_future(resync_stats(self.source, self.stats, self.now))
 
     # --- output ------------------------------------------------------------------------
 
-    def board(self, now: Optional[float] = None) -> Wallboard:
+    def snapshot(self, now: Optional[float] = None) -> StatsSnapshot:
+        """The figures now (only the queues asked for, and their agents)."""
+        return self.stats.snapshot(self.now() if now is None else now).narrowed(self.queues)
+
+    def board(self) -> Wallboard:
         notes = []
-        dropped = getattr(self.source, "dropped", 0)
+        dropped = self.source.dropped
         if dropped:
             notes.append(f"{dropped} events dropped (eslkit could not keep up): figures may miss calls")
-        return Wallboard(self.stats.snapshot(now if now is not None else self.now()),
-                         source=getattr(self.source, "description", ""), connected=self.connected,
-                         status=self.status, warn_wait=self.warn_wait, target=self.target, queues=self.queues,
-                         notes=tuple(notes))
+        return Wallboard(self.snapshot(), source=self.source.description, connected=self.connected,
+                         status=self.status, warn_wait=self.warn_wait, target=self.target, notes=tuple(notes))
 
     def view(self) -> WallboardView:
         return WallboardView(self.board())
@@ -156,24 +155,23 @@ class WallboardEngine:
             return
         while now >= self._next:
             self.stats.tick(self._next)
-            self._write(self.stats.snapshot(self._next))
+            self._write(self.snapshot(self._next))
             self._next += self.interval
 
     def _write(self, snap: StatsSnapshot) -> None:
-        data = snap.to_dict()
-        if self.queues:
-            data["queues"] = [q for q in data["queues"] if q["name"] in self.queues]
-            data["agents"] = [a for a in data["agents"] if set(a["queues"]) & set(self.queues)]
-        self.writer.object(data)
+        self.writer.object(snap.to_dict())
         self.snapshots += 1
 
     # --- the whole run -------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Until the source ends or `stop()`; raises what the source raised (AuthError,
+        Disconnected, …) and a failed output, once the terminal is in order."""
         self._stop = asyncio.Event()
         live = None
         final_console = None
         if self.fmt is BoardFormat.rich:
+            # Follow the real terminal size (and its resizes) even if COLUMNS/LINES are exported.
             environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
             console = self.console or Console(theme=THEME, highlight=False, _environ=environ)
             if console.is_terminal:
@@ -181,25 +179,31 @@ class WallboardEngine:
                             redirect_stdout=False, redirect_stderr=False, transient=False)
             else:
                 final_console = console  # into a file: the last screen only
-        ingest = asyncio.ensure_future(self.ingest())
+        ingest = asyncio.ensure_future(self._ingest())
         ticker = asyncio.ensure_future(self._tick(live))
+        stopped = asyncio.ensure_future(self._stop.wait())
         try:
-            failure = await run_until_stopped(
-                ingest, self._stop, start=(lambda: live.start(refresh=True)) if live else (lambda: None),
-                helpers=[ticker])
+            with stop_on_signals(self.stop):
+                if live is not None:
+                    live.start(refresh=True)
+                await asyncio.wait([ingest, stopped], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if self._resync_task is not None:
-                self._resync_task.cancel()
+            tasks = [t for t in (ingest, ticker, stopped, self._resyncing) if t is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if live is not None:
                 live.stop()
                 final_console = live.console
             if final_console is not None:
                 final_console.print(self.view())
-        if self.writer is not None and self._failure is None:
+        failure = self._failure
+        if failure is None and not ingest.cancelled():
+            failure = ingest.exception()
+        if self.writer is not None and not isinstance(failure, (BrokenPipeError, OutputError)):
             now = self.now()
             self.stats.tick(now)
-            self._write(self.stats.snapshot(now))  # the last word: the figures at the end
-        failure = failure or self._failure
+            self._write(self.snapshot(now))  # the last word: the figures at the end
         if failure is not None:
             raise failure
 
@@ -210,11 +214,11 @@ class WallboardEngine:
             now = self.now()
             self.stats.tick(now)
             try:
-                if self.writer is not None and now is not None and getattr(self.source, "reconnects", False):
-                    self._due(now)
+                if self.writer is not None and now is not None and self.source.live:
+                    self._due(now)  # a file's snapshots come with its events
             except (BrokenPipeError, OutputError) as exc:
                 self._failure = exc
-                self._stop.set()
+                self.stop()
                 return
             if live is not None:
                 live.refresh()
@@ -225,7 +229,8 @@ class WallboardEngine:
 
 
 def run(engine: WallboardEngine) -> None:
-    """`eslkit wallboard`: open the source and run until it ends or Ctrl-C."""
+    """`eslkit wallboard`: open the source and run until it ends or Ctrl-C; a reader that
+    went away or a full disk ends it without a second error at exit."""
     async def main() -> None:
         try:
             await engine.source.open()
@@ -236,15 +241,10 @@ def run(engine: WallboardEngine) -> None:
 
     try:
         asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
     except BrokenPipeError:
-        _drop_stdout()  # the reader went away (`| head`): stop quietly
+        drop_stdout()  # `| head`: stop quietly
     except OutputError:
-        _drop_stdout()
+        drop_stdout()
         raise
-
-
-def _drop_stdout() -> None:
-    import contextlib
-
-    with contextlib.suppress(OSError, ValueError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -24,14 +24,12 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.app.runtime import drop_stdout, stop_on_signals
+from eslkit.app.runtime import drop_stdout, resync_stats, stop_on_signals
 from eslkit.errors import OutputError
 from eslkit.event import Event
-from eslkit.queue_lists import ask_switch
 from eslkit.recording import Recorder
 from eslkit.safe_text import visible
 from eslkit.sources.base import Source
-from eslkit.stats import blind_spots
 from eslkit.status import ConnectionStatus
 from eslkit.views.ndjson import NdjsonWriter, OutputStream
 from eslkit.views.plain import PlainWriter
@@ -80,6 +78,7 @@ class WatchEngine:
         quiet: bool = False,
         record: Optional[Path] = None,
         stats: bool = False,
+        stats_notes: Sequence[str] = (),
         out=None,
         err: Optional[Console] = None,
     ):
@@ -90,9 +89,7 @@ class WatchEngine:
         self.count = count
         self.quiet = quiet
         self.record_path = record
-        # What the subscription, a header filter or --match hides from the figures, said with them.
-        notes = blind_spots(source.subscriptions, source.filters, [m for _, _, m in self.matches]) if stats else ()
-        self.stats = CallStats(notes) if stats else None
+        self.stats = CallStats(stats_notes) if stats else None
         # Failed writes (a full disk) become OutputError; a closed pipe stays BrokenPipeError.
         self.out = OutputStream(out if out is not None else sys.stdout.buffer)
         self.err = err or Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
@@ -178,13 +175,9 @@ class WatchEngine:
 
     async def _calls_up(self) -> None:
         """--stats: what is up when watch connects (or reconnects): the channels (active), the
-        callers waiting in queues, the agents' status (eslkit.queue_lists.ask_switch)."""
-        switch = self.source.switch
-        if switch is None:
-            return  # a recording or a broker: nothing to ask
-        known = self.stats.engine.tracker.known()
-        state = await ask_switch(switch)
-        self.stats.resync(state, self.stats.engine.now or time.time(), known=known)
+        callers waiting in queues, the agents' status."""
+        engine = self.stats.engine
+        await resync_stats(self.source, self.stats, lambda: engine.now)  # the latest event's time
 
     # -- rates and snapshots -------------------------------------------------------------
 

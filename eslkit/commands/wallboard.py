@@ -75,6 +75,7 @@ def wallboard(
     """
     from eslkit.app import wallboard as app
     from eslkit.calls import POPUP_EVENTS
+    from eslkit.sources import EslSource, open_source
     from eslkit.stats import SERVICE_LEVEL_SECONDS, CallCentreStats, parse_day_start
 
     if format is not None and format not in ("rich", "json"):
@@ -90,20 +91,11 @@ def wallboard(
         raise typer.BadParameter("give either --replay or --from, not both.", param_hint="--from")
     if speed is not None and replay is None:
         raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
-    if replay is not None:
-        from eslkit.sources.replay import ReplaySource
-
-        source = ReplaySource(replay, speed=speed)
-    elif from_url is not None:
-        from eslkit.sources.broker import open_broker_source
-
-        source = open_broker_source(from_url)
-    else:
-        from eslkit.sources.esl import EslSource
-
-        settings = connection_settings(host, port, password, profile, timeout)
+    source = open_source(
+        replay=replay, speed=speed, from_url=from_url,
         # What the call tracker and the queue modules say: nothing else is needed.
-        source = EslSource(settings, names=POPUP_EVENTS, reconnect=reconnect)
+        live=lambda: EslSource(connection_settings(host, port, password, profile, timeout), names=POPUP_EVENTS,
+                               reconnect=reconnect))
     stats = CallCentreStats(service_level=default_level or SERVICE_LEVEL_SECONDS, service_levels=per_queue,
                             day_start=starts)
     app.run(app.WallboardEngine(source, stats, fmt=fmt, interval=interval, queues=queue or (),

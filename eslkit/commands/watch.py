@@ -22,6 +22,7 @@ from eslkit.commands.options import (
     parse_header_filters,
 )
 from eslkit.sources import EslSource, open_source
+from eslkit.stats import blind_spots
 from eslkit.subscription import event_words
 from eslkit.views.theme import THEME
 from eslkit.views.watch_table import parse_columns
@@ -111,5 +112,7 @@ def watch(
         replay=replay, speed=speed, from_url=from_url, names=names, filters=header_filters,
         live=lambda: EslSource(connection_settings(host, port, password, profile, timeout, console=err),
                                names=names, filters=header_filters, format=wire, reconnect=reconnect))
+    # What the subscription, a header filter or --match hides from the statistics, said with them.
+    notes = blind_spots(names, header_filters, [m for _, _, m in matches]) if stats else ()
     app.run(app.WatchEngine(source, fmt=fmt, columns=parse_columns(columns), matches=matches, count=count,
-                            quiet=quiet, record=record, stats=stats, err=err))
+                            quiet=quiet, record=record, stats=stats, stats_notes=notes, err=err))

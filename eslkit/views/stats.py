@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from eslkit.event import Event
-from eslkit.queue_lists import SwitchState
+from eslkit.switch_state import SwitchState
 from eslkit.stats import CallCentreStats
 from eslkit.safe_text import safe_text
 
@@ -73,8 +73,11 @@ class CallStats:
                 self.channels[uuid] = call
                 self.call_legs[call] = self.call_legs.get(call, 0) + 1
 
+    def known(self) -> frozenset:
+        return self.engine.known()
+
     def resync(self, state: SwitchState, now: float, known=None) -> None:
-        """What the switch says is up when watch connects (`eslkit.queue_lists.ask_switch`)."""
+        """What the switch says is up when watch connects (`eslkit.app.runtime.resync_stats`)."""
         if state.channels is not None:
             self.channels_up(state.channels)
         self.engine.resync(state, now, known=known)

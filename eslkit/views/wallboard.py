@@ -20,7 +20,7 @@ from rich.text import Text
 
 from eslkit.stats import AgentFigures, StatsSnapshot
 from eslkit.views.popup import format_seconds
-from eslkit.views.safe_text import safe_text
+from eslkit.safe_text import safe_text
 
 __all__ = ["Wallboard", "WallboardView", "STATE_LABELS"]
 
@@ -64,10 +64,9 @@ class WallboardView:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         b = self.board
-        snap = b.snapshot
+        snap = b.snapshot.narrowed(b.queues)
         wide = options.max_width >= 140
-        queues = [q for q in snap.queues if not b.queues or q.name in b.queues]
-        agents = [a for a in snap.agents if not b.queues or set(a.queues) & set(b.queues)]
+        queues, agents = snap.queues, snap.agents
         head = Text.assemble(
             ("eslkit wallboard", "esl.title"), ("  ", ""), safe_text(b.source, "esl.label", max_len=60),
             ("  ", ""), (_clock(snap.time), "esl.timer"),

@@ -1,11 +1,13 @@
-"""What a switch says is going on right now, for the statistics after a (re)connect.
+"""What a switch says is going on right now: the answers of its list commands, parsed.
 
-`callcenter_config agent list`, `… tier list`, `… queue list members` (mod_callcenter:
-pipe tables with a header line, then ``+OK``) and `fifo list` (mod_fifo: XML) say who
-waits in which queue and what every agent does; `show channels as json` which calls
-are up.  `ask_switch` asks all of them over a live connection; the parsers read the
-answers, and `CallCentreStats.resync` takes the result.  A module that is not loaded
-answers ``-ERR … Command not found!``: its part is then None (unknown), not empty.
+On connect and after a reconnect the run engines ask (`eslkit.app.runtime`): the popup
+and the relay only ``show channels as json`` (which calls are up), the statistics also
+mod_callcenter's ``callcenter_config agent list``, ``… tier list``, ``… queue list
+members`` (pipe tables with a header line, then ``+OK``) and mod_fifo's ``fifo list``
+(XML): who waits in which queue and what every agent does.  `ask_switch` asks over a
+live connection; `CallTracker.resync` and `CallCentreStats.resync` take the answers.
+A module that is not loaded answers ``-ERR … Command not found!``: its part is then
+None (unknown), not empty.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import asyncio
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterable, Optional
 
 from eslkit._headers import url_decode
 from eslkit.calls import live_channels
 from eslkit.errors import EslkitError
 
-__all__ = ["SwitchState", "parse_pipe_table", "parse_fifo_list", "ask_switch", "COMMANDS"]
+__all__ = ["SwitchState", "parse_pipe_table", "parse_fifo_list", "ask_switch", "COMMANDS", "CHANNELS", "EVERYTHING"]
 
 COMMANDS = {
     "channels": "show channels as json",
@@ -29,6 +31,8 @@ COMMANDS = {
     "members": "callcenter_config queue list members",
     "fifos": "fifo list",
 }
+CHANNELS = ("channels",)  # what the call tracker needs
+EVERYTHING = tuple(COMMANDS)  # what the statistics need
 
 
 @dataclass
@@ -112,12 +116,13 @@ _PARSERS = {
 }
 
 
-async def ask_switch(switch, timeout: float = 10.0) -> SwitchState:
-    """Ask a live switch (anything with ``await api(command, timeout=…)``) what is up now."""
+async def ask_switch(switch, parts: Iterable[str] = EVERYTHING, timeout: float = 10.0) -> SwitchState:
+    """Ask a live switch (anything with ``await api(command, timeout=…)``) what is up now;
+    `parts` names the answers wanted (keys of `COMMANDS`), the others stay None."""
     state = SwitchState()
-    for part, command in COMMANDS.items():
+    for part in parts:
         try:
-            setattr(state, part, _PARSERS[part](await switch.api(command, timeout=timeout)))
+            setattr(state, part, _PARSERS[part](await switch.api(COMMANDS[part], timeout=timeout)))
         except (EslkitError, ValueError, asyncio.TimeoutError):
             pass  # that part stays unknown: the events will tell
     return state
