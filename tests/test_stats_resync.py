@@ -10,6 +10,7 @@ import time
 import pytest
 
 from eslkit.client import Connection
+from eslkit.event import Event
 from eslkit.switch_state import SwitchState, ask_switch, parse_fifo_list, parse_pipe_table
 from eslkit.sim.fastpath import CallEvent, CallValues
 from eslkit.sim.queues import AGENT_COLUMNS, MEMBER_COLUMNS, QUEUE_COLUMNS
@@ -55,6 +56,18 @@ def test_callcenter_tables_in_mod_callcenter_shapes():
     assert {a["name"]: (a["status"], a["state"]) for a in state.agents} == {
         "1001@default": ("Available", "Receiving"), "1002@default": ("Available", "Receiving")}
     assert state.channels and state.fifos == []
+
+
+async def feed_until_quiet(conn: Connection, stats: CallCentreStats, quiet: float) -> None:
+    """Feed `stats` the connection's events until none has come for `quiet` seconds."""
+    events = conn.events().__aiter__()
+    while True:
+        try:
+            item = await asyncio.wait_for(events.__anext__(), quiet)
+        except asyncio.TimeoutError:
+            return
+        if isinstance(item, Event):
+            stats.feed(item)
 
 
 async def _fire(server, name, until, numbers=None):
@@ -115,7 +128,6 @@ def test_after_a_load_nothing_is_left_over():
     """300 calls of every flow at full speed, through a real socket: every caller decided,
     nothing kept per call once it is over (memory does not grow with the day's calls)."""
     from eslkit.calls import POPUP_EVENTS
-    from eslkit.event import Event
 
     mix = "queue+callcenter+fifo+abandon+two-callers+busy-queue+noanswer+hold+blind-transfer+callcenter-loopback"
     stats = CallCentreStats()
@@ -125,14 +137,7 @@ def test_after_a_load_nothing_is_left_over():
             await conn.subscribe(POPUP_EVENTS)
             sim.call_soon(lambda: asyncio.ensure_future(sim.server.play(
                 load_scenario(f"load:calls=300,cps=1000,concurrent=50,agents=10,template={mix}"))))
-            events = conn.events().__aiter__()
-            while True:
-                try:
-                    item = await asyncio.wait_for(events.__anext__(), 3)
-                except asyncio.TimeoutError:
-                    return  # the load is over
-                if isinstance(item, Event):
-                    stats.feed(item)
+            await feed_until_quiet(conn, stats, 3)  # the load is over
 
     with sim_in_thread(speed=None) as sim:
         asyncio.run(follow(sim))
@@ -216,7 +221,6 @@ def test_a_phone_ringing_when_eslkit_looks_is_counted_once():
     later event seen: 6209's call is the queue's (mod_callcenter lists it), so 1002's answer
     counts once — not a second time as a call of its own — and nothing is left waiting."""
     from eslkit.calls import POPUP_EVENTS
-    from eslkit.event import Event
 
     stats = CallCentreStats()
 
@@ -226,14 +230,7 @@ def test_a_phone_ringing_when_eslkit_looks_is_counted_once():
             known = stats.known()
             stats.resync(await ask_switch(conn), time.time(), known=known)
             sim.call_soon(rest)
-            events = conn.events().__aiter__()
-            while True:
-                try:
-                    item = await asyncio.wait_for(events.__anext__(), 2)
-                except asyncio.TimeoutError:
-                    return  # the flow is over
-                if isinstance(item, Event):
-                    stats.feed(item)
+            await feed_until_quiet(conn, stats, 2)  # the flow is over
 
     async def run(fn) -> None:
         fn()

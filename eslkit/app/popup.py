@@ -34,7 +34,7 @@ from rich.live import Live
 
 from eslkit.actions import ExecAction, UrlAction
 from eslkit.app.keys import keyboard
-from eslkit.app.runtime import SwitchClock, drop_stdout, resync, stop_on_signals
+from eslkit.app.runtime import SwitchClock, resync, run_on, stop_on_signals
 from eslkit.calls import CallTracker, LegView
 from eslkit.errors import OutputError, TemplateError
 from eslkit.event import Event
@@ -360,21 +360,5 @@ async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, act
 
 
 def run(engine: PopupEngine, **front) -> None:
-    """`eslkit popup`: open the source and `show()` the engine until the source ends or
-    Ctrl-C; a reader that went away or a full disk ends it without a second error at exit."""
-    async def main() -> None:
-        try:
-            await engine.source.open()
-            await show(engine, **front)
-        finally:
-            await engine.source.close()
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
-    except BrokenPipeError:
-        drop_stdout()  # `| head`: stop quietly
-    except OutputError:
-        drop_stdout()
-        raise
+    """`eslkit popup`: open the source and `show()` the engine until the source ends or Ctrl-C."""
+    run_on(engine.source, lambda: show(engine, **front))

@@ -10,13 +10,14 @@ import os
 import signal
 import sys
 import time
-from typing import Callable, Iterable, Iterator, Optional, Protocol
+from typing import Awaitable, Callable, Iterable, Iterator, Optional, Protocol
 
 from eslkit.calls import CallTracker, LegView
+from eslkit.errors import OutputError
 from eslkit.sources.base import Source
 from eslkit.switch_state import CHANNELS, EVERYTHING, SwitchState, ask_switch
 
-__all__ = ["stop_on_signals", "SwitchClock", "ask", "channels_up", "resync", "resync_stats", "drop_stdout"]
+__all__ = ["stop_on_signals", "SwitchClock", "ask", "channels_up", "resync", "resync_stats", "drop_stdout", "run_on"]
 
 
 @contextlib.contextmanager
@@ -114,3 +115,25 @@ def drop_stdout() -> None:
     still holds (the reader went away, or the disk is full)."""
     with contextlib.suppress(OSError, ValueError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def run_on(source: Source, body: Callable[[], Awaitable[None]]) -> None:
+    """A command's run: open ``source``, await ``body()`` until the source ends or Ctrl-C,
+    close it.  A reader that went away (``| head``) ends it quietly, a full disk with its
+    one error: neither with a second error when Python flushes stdout at exit."""
+    async def main() -> None:
+        try:
+            await source.open()
+            await body()
+        finally:
+            await source.close()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        drop_stdout()
+    except OutputError:
+        drop_stdout()
+        raise

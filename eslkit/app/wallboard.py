@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.app.runtime import SwitchClock, drop_stdout, resync_stats, stop_on_signals
+from eslkit.app.runtime import SwitchClock, resync_stats, run_on, stop_on_signals
 from eslkit.errors import OutputError
 from eslkit.event import Event
 from eslkit.safe_text import visible
@@ -79,7 +79,6 @@ class WallboardEngine:
         self.connected = False
         self.status = f"connecting to {source.description}"
         self.snapshots = 0
-        self.opened = False
         self._latest = 0.0  # the newest time an event carried
         self.clock = SwitchClock(lambda: self._latest)
         self._next: Optional[float] = None  # when the next JSON snapshot is due (switch time)
@@ -229,22 +228,5 @@ class WallboardEngine:
 
 
 def run(engine: WallboardEngine) -> None:
-    """`eslkit wallboard`: open the source and run until it ends or Ctrl-C; a reader that
-    went away or a full disk ends it without a second error at exit."""
-    async def main() -> None:
-        try:
-            await engine.source.open()
-            engine.opened = True
-            await engine.run()
-        finally:
-            await engine.source.close()
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
-    except BrokenPipeError:
-        drop_stdout()  # `| head`: stop quietly
-    except OutputError:
-        drop_stdout()
-        raise
+    """`eslkit wallboard`: open the source and run until it ends or Ctrl-C."""
+    run_on(engine.source, engine.run)
