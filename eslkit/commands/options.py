@@ -1,4 +1,5 @@
-"""Options shared by the commands: the connection to a switch, and a few more (--contacts, --ext, --header).
+"""Options shared by the commands: the connection to a switch, the statistics' (wallboard,
+serve), and a few more (--contacts, --ext, --header).
 
     from eslkit.commands.options import HostOpt, PortOpt, PasswordOpt, ProfileOpt, TimeoutOpt
     from eslkit.commands.options import connection_settings
@@ -15,14 +16,18 @@ profile, built-in default) and prints the warnings to stderr.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional, Sequence
+from typing import TYPE_CHECKING, Annotated, List, Optional, Sequence
 
 import typer
 from rich.console import Console
 
 from eslkit.config import ConnectionSettings, resolve
 
+if TYPE_CHECKING:
+    from eslkit.stats import CallCentreStats
+
 _PANEL = "Connection"
+_STATS = "Statistics"
 
 HostOpt = Annotated[
     Optional[str],
@@ -88,6 +93,28 @@ ContactsOpt = Annotated[
                  help="Look callers up in a CSV file or an SQLite database (see docs/popup.md)."),
 ]
 
+ServiceLevelOpt = Annotated[
+    Optional[List[str]],
+    typer.Option("--service-level", metavar="[QUEUE=]SECONDS", rich_help_panel=_STATS,
+                 help="Service level threshold: answered within SECONDS (default 20), for every queue or one "
+                      "(repeatable)."),
+]
+TargetOpt = Annotated[
+    float,
+    typer.Option("--target", min=0, max=100, rich_help_panel=_STATS,
+                 help="Service level goal in percent: below it is shown as an alert."),
+]
+WarnWaitOpt = Annotated[
+    float,
+    typer.Option("--warn-wait", min=0, metavar="SECONDS", rich_help_panel=_STATS,
+                 help="A caller waiting longer is shown as an alert."),
+]
+DayStartOpt = Annotated[
+    str,
+    typer.Option("--day-start", metavar="HH:MM", rich_help_panel=_STATS,
+                 help="When a day begins (local time): today's figures start again."),
+]
+
 
 def connection_settings(
     host: Optional[str],
@@ -147,3 +174,30 @@ def check_control_options(control: bool, from_url: Optional[str], allow_dest, co
     if control and from_url is not None and (allow_dest or context or audit):
         raise typer.BadParameter("through a broker, eslkit relay --control has the destination rules, the "
                                  "context and the audit log.", param_hint="--control")
+
+
+def call_centre_stats(service_level: Optional[Sequence[str]], day_start: str) -> "CallCentreStats":
+    """``--service-level`` and ``--day-start`` → the statistics engine they ask for."""
+    from eslkit.stats import SERVICE_LEVEL_SECONDS, CallCentreStats, parse_day_start
+
+    default, per_queue = None, {}
+    for value in service_level or ():
+        queue, sep, seconds = value.rpartition("=")
+        try:
+            number = float(seconds)
+        except ValueError:
+            number = -1.0
+        if number <= 0 or (sep and not queue):
+            raise typer.BadParameter(f"{value!r} is not SECONDS or QUEUE=SECONDS (e.g. 20, support@default=30).",
+                                     param_hint="--service-level")
+        if sep:
+            per_queue[queue] = number
+        else:
+            default = number
+    try:
+        starts = parse_day_start(day_start)
+    except ValueError:
+        raise typer.BadParameter(f"{day_start!r} is not a time of day HH:MM (e.g. 06:00).",
+                                 param_hint="--day-start") from None
+    return CallCentreStats(service_level=default or SERVICE_LEVEL_SECONDS, service_levels=per_queue,
+                           day_start=starts)
