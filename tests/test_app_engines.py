@@ -129,3 +129,30 @@ def test_events_source_counts_what_it_yields():
         return [item async for item in source]
 
     assert len(run(main())) == 2 and source.received == 1
+
+
+def test_the_wallboard_from_a_relays_popup_states_matches_the_switchs_events(captures):
+    """`serve --from` / `wallboard --from`: the popup states a relay published give the same
+    ring-group and agent figures as the switch's own events, and the board says what they
+    cannot carry (mod_callcenter and mod_fifo queues)."""
+    from eslkit.app.wallboard import WallboardEngine
+    from eslkit.calls import CallTracker
+    from eslkit.stats import CallCentreStats
+
+    events = capture_events(captures, "scenario_queue_plain")
+    tracker = CallTracker()
+    relayed = [leg_from_record(popup_record(leg)) for ev in events for leg in tracker.feed(ev)]
+    later = events[-1].timestamp + 60  # a minute on: nothing left undecided
+    direct, from_relay = WallboardEngine(EventsSource(events), CallCentreStats()), \
+        WallboardEngine(EventsSource(relayed), CallCentreStats())
+    for event in events:
+        direct.take(event)
+    for leg in relayed:
+        from_relay.take(leg)
+    mine, theirs = from_relay.snapshot(later).to_dict(), direct.snapshot(later).to_dict()
+    assert mine["queues"] == theirs["queues"] and mine["agents"] == theirs["agents"]
+    assert [(q["name"], q["kind"], q["offered"], q["answered"]) for q in mine["queues"]] == [("2000", "group", 1, 1)]
+    assert {a["name"]: a["answered"] for a in mine["agents"]} == {"1001": 1, "1002": 0}
+    assert direct.notes() == [] and from_relay.notes() == [
+        "from the popup states a relay publishes: the agents' calls only; mod_callcenter and mod_fifo queues "
+        "need the switch's own events"]

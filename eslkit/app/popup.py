@@ -39,7 +39,7 @@ from eslkit.calls import CallTracker, LegView
 from eslkit.errors import OutputError, TemplateError
 from eslkit.event import Event
 from eslkit.safe_text import visible
-from eslkit.sources.base import Source
+from eslkit.sources.base import Item, Source
 from eslkit.status import ConnectionStatus
 from eslkit.views.ndjson import OutputStream
 from eslkit.views.popup import SHOW_ENDED_FOR, JsonWriter, PopupSnapshot, PopupView
@@ -117,6 +117,7 @@ class PopupEngine:
         self.changes = 0
         self._last: dict[str, LegView] = {}  # the latest ended leg per extension
         self._listeners: list[Callable[[Change], None]] = []
+        self._taps: list[Callable[[Item], None]] = []
         self._stop: Optional[asyncio.Event] = None  # made in run(): on 3.9 it binds to a loop
         self._failure: Optional[BaseException] = None
         self._resyncing: Optional[asyncio.Future] = None
@@ -125,6 +126,13 @@ class PopupEngine:
         """Call ``listener`` with every leg change and link change; returns the way to stop."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+    def tap(self, taker: Callable[[Item], None]) -> Callable[[], None]:
+        """Hand ``taker`` every item the source yields (an Event, a relayed LegView, a
+        ConnectionStatus) before the engine takes it, so another engine can follow the same
+        stream (serve's wallboard); returns the way to stop."""
+        self._taps.append(taker)
+        return lambda: self._taps.remove(taker)
 
     # --- the run -------------------------------------------------------------------------
 
@@ -154,8 +162,10 @@ class PopupEngine:
             self._stop.set()
 
     async def _ingest(self) -> None:
-        tracker, relayed, clock = self.tracker, self.relayed, self.clock
+        tracker, relayed, clock, taps = self.tracker, self.relayed, self.clock, self._taps
         async for item in self.source:
+            for taker in taps:
+                taker(item)
             if isinstance(item, Event):
                 changes = tracker.feed(item)
                 clock.tick()

@@ -9,8 +9,11 @@ unanswered call, a new day) and redraws the screen or writes the snapshots that 
 due.  On connect and after every reconnect to a live switch the engine asks it what is
 going on (`eslkit.app.runtime.resync_stats`, the popup's resync with the queue modules'
 lists), so the figures are right at once.  Snapshot times are the switch's: a replay
-writes one snapshot per interval of the recording.  A web server can run the same
-engine with ``fmt=None`` and read `snapshot()` when it is asked.
+writes one snapshot per interval of the recording.
+
+``eslkit serve`` runs a popup engine on its source: it makes a wallboard engine with
+``fmt=None``, hands it every item the popup engine takes (``popup.tap(board.take)``) and
+reads `snapshot()` and `metrics()` when a page or Prometheus asks.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from rich.console import Console
 from rich.live import Live
 
 from eslkit.app.runtime import SwitchClock, resync_stats, run_on, stop_on_signals
+from eslkit.calls import LegView
 from eslkit.errors import OutputError
 from eslkit.event import Event
 from eslkit.safe_text import visible
-from eslkit.sources.base import Source
+from eslkit.sources.base import Item, Source
 from eslkit.stats import CallCentreStats, StatsSnapshot
 from eslkit.status import ConnectionStatus
 from eslkit.views.ndjson import NdjsonWriter, OutputStream
@@ -79,6 +83,7 @@ class WallboardEngine:
         self.connected = False
         self.status = f"connecting to {source.description}"
         self.snapshots = 0
+        self.popup_states = False  # the source gives a relay's popup states, not events
         self._latest = 0.0  # the newest time an event carried
         self.clock = SwitchClock(lambda: self._latest)
         self._next: Optional[float] = None  # when the next JSON snapshot is due (switch time)
@@ -98,19 +103,28 @@ class WallboardEngine:
     # --- ingest ----------------------------------------------------------------------
 
     async def _ingest(self) -> None:
-        stats = self.stats
-        json_out = self.writer is not None
         async for item in self.source:
-            if isinstance(item, Event):
-                stats.feed(item)
-                ts = item.timestamp
-                if ts is not None and ts > self._latest:
-                    self._latest = ts
-                    self.clock.tick()
-                    if json_out:
-                        self._due(ts)
-            elif isinstance(item, ConnectionStatus):
-                self._link(item)
+            self.take(item)
+
+    def take(self, item: Item) -> None:
+        """One item of the source: `run()` hands it its own; a server that runs another
+        engine on the source hands it theirs (`PopupEngine.tap`)."""
+        if isinstance(item, Event):
+            self.stats.feed(item)
+            self._saw(item.timestamp)
+        elif isinstance(item, LegView):  # the popup states a relay published (serve --from)
+            self.stats.legs([item])
+            self.popup_states = True
+            self._saw(item.time)
+        elif isinstance(item, ConnectionStatus):
+            self._link(item)
+
+    def _saw(self, when: Optional[float]) -> None:
+        if when is not None and when > self._latest:
+            self._latest = when
+            self.clock.tick()
+            if self.writer is not None:
+                self._due(when)
 
     def _link(self, status: ConnectionStatus) -> None:
         self.connected = status.state == "connected"
@@ -133,16 +147,35 @@ class WallboardEngine:
     # --- output ------------------------------------------------------------------------
 
     def snapshot(self, now: Optional[float] = None) -> StatsSnapshot:
-        """The figures now (only the queues asked for, and their agents)."""
-        return self.stats.snapshot(self.now() if now is None else now).narrowed(self.queues)
+        """The figures at the switch's time `now` (default: now), only the queues asked for
+        and their agents.  Time passes for the statistics first: a ring group's unanswered
+        call is decided, a new day begins."""
+        now = self.now() if now is None else now
+        self.stats.tick(now)
+        return self.stats.snapshot(now).narrowed(self.queues)
 
-    def board(self) -> Wallboard:
+    def metrics(self) -> bytes:
+        """Every figure in Prometheus' text format (`eslkit.metrics`), as of now."""
+        from eslkit.metrics import render_metrics  # prometheus_client only where /metrics is served
+
+        now = self.now()
+        self.stats.tick(now)
+        return render_metrics(self.stats, now)
+
+    def notes(self) -> list[str]:
+        """What the figures cannot see, in a sentence each."""
         notes = []
         dropped = self.source.dropped
         if dropped:
             notes.append(f"{dropped} events dropped (eslkit could not keep up): figures may miss calls")
+        if self.popup_states:
+            notes.append("from the popup states a relay publishes: the agents' calls only; mod_callcenter and "
+                         "mod_fifo queues need the switch's own events")
+        return notes
+
+    def board(self) -> Wallboard:
         return Wallboard(self.snapshot(), source=self.source.description, connected=self.connected,
-                         status=self.status, warn_wait=self.warn_wait, target=self.target, notes=tuple(notes))
+                         status=self.status, warn_wait=self.warn_wait, target=self.target, notes=tuple(self.notes()))
 
     def view(self) -> WallboardView:
         return WallboardView(self.board())
@@ -153,7 +186,6 @@ class WallboardEngine:
             self._next = now + self.interval
             return
         while now >= self._next:
-            self.stats.tick(self._next)
             self._write(self.snapshot(self._next))
             self._next += self.interval
 
@@ -200,9 +232,7 @@ class WallboardEngine:
         if failure is None and not ingest.cancelled():
             failure = ingest.exception()
         if self.writer is not None and not isinstance(failure, (BrokenPipeError, OutputError)):
-            now = self.now()
-            self.stats.tick(now)
-            self._write(self.snapshot(now))  # the last word: the figures at the end
+            self._write(self.snapshot())  # the last word: the figures at the end
         if failure is not None:
             raise failure
 
@@ -211,7 +241,6 @@ class WallboardEngine:
         while True:
             await asyncio.sleep(period)
             now = self.now()
-            self.stats.tick(now)
             try:
                 if self.writer is not None and now is not None and self.source.live:
                     self._due(now)  # a file's snapshots come with its events
@@ -225,6 +254,12 @@ class WallboardEngine:
     def stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
+
+    def close(self) -> None:
+        """For a server that hands it items (`take`) and never called `run()`: the question
+        to the switch still under way is dropped."""
+        if self._resyncing is not None:
+            self._resyncing.cancel()
 
 
 def run(engine: WallboardEngine) -> None:

@@ -11,9 +11,10 @@ import typer
 
 from eslkit.app.popup import PopupEngine
 from eslkit.calls import POPUP_EVENTS
-from eslkit.commands.options import (AgentMatchOpt, AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, HostOpt,
-                                    PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt, TimeoutOpt,
-                                    check_control_options, connection_settings)
+from eslkit.commands.options import (AgentMatchOpt, AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, DayStartOpt,
+                                    HostOpt, PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt, ServiceLevelOpt,
+                                    TargetOpt, TimeoutOpt, WarnWaitOpt, call_centre_stats, check_control_options,
+                                    connection_settings)
 from eslkit.contacts import load_contacts
 from eslkit.sources import EslSource, open_source
 
@@ -41,6 +42,10 @@ def serve(
     allow_dest: AllowDestOpt = None,
     context: ContextOpt = None,
     audit: AuditOpt = None,
+    service_level: ServiceLevelOpt = None,
+    target: TargetOpt = 80.0,
+    warn_wait: WarnWaitOpt = 60.0,
+    day_start: DayStartOpt = "00:00",
     host: HostOpt = None,
     port: PortOpt = None,
     password: PasswordOpt = None,
@@ -52,6 +57,7 @@ def serve(
     Agents open http://HOST:PORT/agent/EXT: a card when the phone rings (caller, contact,
     queue, CRM link), the talk timer, how it ended, the day's calls; pushed as it happens.
     A CRM can read the same records from the JSON API and event stream (docs/serve.md).
+    Supervisors get the wallboard (/wallboard) and Prometheus its metrics (/metrics).
 
     [bold]eslkit passwd users.txt alice --ext 1001[/]      (asks for alice's password)
     [bold]eslkit serve --users users.txt[/]
@@ -66,6 +72,7 @@ def serve(
 
     check_control_options(control, from_url, allow_dest, context, audit)
     where = parse_listen(listen)
+    stats = call_centre_stats(service_level, day_start)
     people = load_users(users)
     if open_url:
         UrlAction(open_url)  # a bad template is an error now, not at the first call
@@ -80,7 +87,8 @@ def serve(
             await source.open()
             actor = await open_actor(engine, people.exts, from_url=from_url, allow=allow_dest, context=context,
                                      audit=audit, settings=settings) if control else None
-            await ServeRun(engine, people, listen=where, open_url=open_url, control=actor).run()
+            await ServeRun(engine, people, listen=where, open_url=open_url, control=actor, stats=stats,
+                           warn_wait=warn_wait, target=target / 100).run()
         finally:
             await source.close()
 
