@@ -17,7 +17,8 @@ from eslkit.errors import OutputError
 from eslkit.sources.base import Source
 from eslkit.switch_state import CHANNELS, EVERYTHING, SwitchState, ask_switch
 
-__all__ = ["stop_on_signals", "SwitchClock", "ask", "channels_up", "resync", "resync_stats", "drop_stdout", "run_on"]
+__all__ = ["stop_on_signals", "until_stopped", "SwitchClock", "ask", "channels_up", "resync", "resync_stats",
+           "drop_stdout", "run_on"]
 
 
 @contextlib.contextmanager
@@ -36,6 +37,29 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+async def until_stopped(ingest: Awaitable[None], ticker: Awaitable[None], stop: asyncio.Event,
+                        on_signal: Callable[[], None], *, start: Optional[Callable[[], None]] = None,
+                        also: Callable[[], Iterable[Optional[asyncio.Future]]] = tuple) -> Optional[BaseException]:
+    """A screen engine's run: ``ingest`` (the source's items) and ``ticker`` (the screen's
+    clock) until the source ends or ``stop`` is set (Ctrl-C and SIGTERM call ``on_signal``);
+    ``start()`` (a live screen) once the signals are taken.  Then every task, and those of
+    ``also()`` (a question to the switch still under way), is cancelled and awaited.
+    Returns what the source raised, if anything."""
+    ingesting = asyncio.ensure_future(ingest)
+    tasks = [ingesting, asyncio.ensure_future(ticker), asyncio.ensure_future(stop.wait())]
+    try:
+        with stop_on_signals(on_signal):
+            if start is not None:
+                start()
+            await asyncio.wait([ingesting, tasks[2]], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        tasks += [task for task in also() if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return None if ingesting.cancelled() else ingesting.exception()
 
 
 class SwitchClock:

@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.app.runtime import SwitchClock, resync_stats, run_on, stop_on_signals
+from eslkit.app.runtime import SwitchClock, resync_stats, run_on, until_stopped
 from eslkit.calls import LegView
 from eslkit.errors import OutputError
 from eslkit.event import Event
@@ -210,27 +210,17 @@ class WallboardEngine:
                             redirect_stdout=False, redirect_stderr=False, transient=False)
             else:
                 final_console = console  # into a file: the last screen only
-        ingest = asyncio.ensure_future(self._ingest())
-        ticker = asyncio.ensure_future(self._tick(live))
-        stopped = asyncio.ensure_future(self._stop.wait())
         try:
-            with stop_on_signals(self.stop):
-                if live is not None:
-                    live.start(refresh=True)
-                await asyncio.wait([ingest, stopped], return_when=asyncio.FIRST_COMPLETED)
+            failed = await until_stopped(self._ingest(), self._tick(live), self._stop, self.stop,
+                                         start=None if live is None else lambda: live.start(refresh=True),
+                                         also=lambda: [self._resyncing])
         finally:
-            tasks = [t for t in (ingest, ticker, stopped, self._resyncing) if t is not None]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             if live is not None:
                 live.stop()
                 final_console = live.console
             if final_console is not None:
                 final_console.print(self.view())
-        failure = self._failure
-        if failure is None and not ingest.cancelled():
-            failure = ingest.exception()
+        failure = self._failure or failed
         if self.writer is not None and not isinstance(failure, (BrokenPipeError, OutputError)):
             self._write(self.snapshot())  # the last word: the figures at the end
         if failure is not None:

@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.app.runtime import drop_stdout, resync_stats, stop_on_signals
+from eslkit.app.runtime import drop_stdout, resync_stats, until_stopped
 from eslkit.errors import OutputError
 from eslkit.event import Event
 from eslkit.recording import Recorder
@@ -227,19 +227,11 @@ class WatchEngine:
                         redirect_stdout=False, redirect_stderr=False)
             if not console.is_terminal:  # --format table into a file: just the last screenful
                 self._final_console, live = console, None
-        ingest = asyncio.ensure_future(self.ingest())
-        ticker = asyncio.ensure_future(self._tick(live))
-        stopped = asyncio.ensure_future(self._stop.wait())
         try:
-            with stop_on_signals(self.stop):
-                if live is not None:
-                    live.start(refresh=True)
-                await asyncio.wait([ingest, stopped], return_when=asyncio.FIRST_COMPLETED)
+            failed = await until_stopped(self.ingest(), self._tick(live), self._stop, self.stop,
+                                         start=None if live is None else lambda: live.start(refresh=True),
+                                         also=lambda: [self._channels_task])
         finally:
-            tasks = [t for t in (ingest, ticker, stopped, self._channels_task) if t is not None]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             console = self._final_console
             if live is not None:
                 live.stop()
@@ -250,9 +242,7 @@ class WatchEngine:
                 final.state = "stopped" if final.state == "connected" else final.state
                 console.print(WatchScreen(lambda: final, self.columns), height=max(5, console.height - 2))
             self._flush()  # the last batch, also when the switch went away
-        failure = self._failure
-        if failure is None and not ingest.cancelled():
-            failure = ingest.exception()
+        failure = self._failure or failed
         if failure is not None:
             raise failure
 

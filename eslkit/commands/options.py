@@ -93,6 +93,11 @@ ContactsOpt = Annotated[
                  help="Look callers up in a CSV file or an SQLite database (see docs/popup.md)."),
 ]
 
+ReconnectOpt = Annotated[
+    bool,
+    typer.Option("--reconnect/--no-reconnect", help="Reconnect by itself when the link drops."),
+]
+
 ServiceLevelOpt = Annotated[
     Optional[List[str]],
     typer.Option("--service-level", metavar="[QUEUE=]SECONDS", rich_help_panel=_STATS,

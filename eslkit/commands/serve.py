@@ -3,13 +3,13 @@
 # No `from __future__ import annotations` here: typer reads these signatures at run time,
 # and on Python 3.9 it cannot see the Annotated options inside string annotations.
 
-import asyncio
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from eslkit.app.popup import PopupEngine
+from eslkit.app.runtime import run_on
 from eslkit.calls import POPUP_EVENTS
 from eslkit.commands.options import (AgentMatchOpt, AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, DayStartOpt,
                                     HostOpt, PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt, ServiceLevelOpt,
@@ -82,17 +82,10 @@ def serve(
                          live=lambda: EslSource(settings, names=POPUP_EVENTS, reconnect=True))
     engine = PopupEngine(source, people.exts, match=match, lookup=lookup)
 
-    async def main() -> None:
-        try:
-            await source.open()
-            actor = await open_actor(engine, people.exts, from_url=from_url, allow=allow_dest, context=context,
-                                     audit=audit, settings=settings) if control else None
-            await ServeRun(engine, people, listen=where, open_url=open_url, control=actor, stats=stats,
-                           warn_wait=warn_wait, target=target / 100).run()
-        finally:
-            await source.close()
+    async def body() -> None:  # the source is open: the buttons' controller may use its connection
+        actor = await open_actor(engine, people.exts, from_url=from_url, allow=allow_dest, context=context,
+                                 audit=audit, settings=settings) if control else None
+        await ServeRun(engine, people, listen=where, open_url=open_url, control=actor, stats=stats,
+                       warn_wait=warn_wait, target=target / 100).run()
 
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    run_on(source, body)

@@ -14,6 +14,7 @@ from eslkit.commands.options import (
     PasswordOpt,
     PortOpt,
     ProfileOpt,
+    ReconnectOpt,
     ServiceLevelOpt,
     TargetOpt,
     TimeoutOpt,
@@ -43,8 +44,7 @@ def wallboard(
     from_url: Annotated[Optional[str], typer.Option("--from", metavar="URL",
         help="Read the events `eslkit relay` publishes to a broker (mqtt://HOST:PORT\\[/PREFIX], "
              "amqp://USER@HOST:PORT/VHOST).")] = None,
-    reconnect: Annotated[bool, typer.Option("--reconnect/--no-reconnect",
-        help="Reconnect by itself when the link drops.")] = True,
+    reconnect: ReconnectOpt = True,
     host: HostOpt = None,
     port: PortOpt = None,
     password: PasswordOpt = None,

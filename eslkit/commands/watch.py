@@ -17,6 +17,7 @@ from eslkit.commands.options import (
     PasswordOpt,
     PortOpt,
     ProfileOpt,
+    ReconnectOpt,
     TimeoutOpt,
     connection_settings,
     parse_header_filters,
@@ -81,8 +82,7 @@ def watch(
         help="Event encoding to ask the switch for (event plain|json|xml); default json with "
              "--format json (the switch's JSON is written as it came), else plain.",
         show_default=False)] = None,
-    reconnect: Annotated[bool, typer.Option("--reconnect/--no-reconnect",
-        help="Reconnect by itself when the link drops.")] = True,
+    reconnect: ReconnectOpt = True,
     host: HostOpt = None,
     port: PortOpt = None,
     password: PasswordOpt = None,
