@@ -87,6 +87,8 @@ def test_a_hostile_queue_name_is_text_and_agents_are_refused(tmp_path):
             assert row["Queue"] == SHOWN and row["Waiting"] == "1"
             assert "<script>" not in row["html"] and "<img" not in row["html"]
             assert browser.execute_script("return window.pwned === undefined && !document.querySelector('main img')")
+            # 900 px wide: the queue table scrolls in its section; the page itself does not
+            assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
         with chromium() as browser:
             log_in(browser, base, "alice", "/wallboard")
             wait(browser, lambda b: "for supervisors" in b.find_element("tag name", "main").text, what="the refusal")
