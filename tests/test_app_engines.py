@@ -156,3 +156,27 @@ def test_the_wallboard_from_a_relays_popup_states_matches_the_switchs_events(cap
     assert direct.notes() == [] and from_relay.notes() == [
         "from the popup states a relay publishes: the agents' calls only; mod_callcenter and mod_fifo queues "
         "need the switch's own events"]
+
+
+def test_a_popup_state_delivered_twice_counts_once(captures):
+    """A broker delivers at least once: after a reconnect the same states come again (here
+    every one of them, after the call's end, and each twice in a row). The figures stay
+    those of one delivery."""
+    from eslkit.app.wallboard import WallboardEngine
+    from eslkit.calls import CallTracker
+    from eslkit.stats import CallCentreStats
+
+    events = capture_events(captures, "scenario_queue_plain")
+    tracker = CallTracker()
+    relayed = [leg_from_record(popup_record(leg)) for ev in events for leg in tracker.feed(ev)]
+    later = events[-1].timestamp + 60
+    once, again = WallboardEngine(EventsSource([]), CallCentreStats()), WallboardEngine(EventsSource([]), CallCentreStats())
+    for leg in relayed:
+        once.take(leg)
+    for leg in [leg for leg in relayed for _ in (1, 2)] + [leg_from_record(popup_record(leg)) for leg in relayed]:
+        again.take(leg)
+    mine, theirs = again.snapshot(later).to_dict(), once.snapshot(later).to_dict()
+    assert mine["queues"] == theirs["queues"] and mine["agents"] == theirs["agents"]
+    assert [(q["offered"], q["answered"]) for q in mine["queues"]] == [(1, 1)]
+    assert {a["name"]: (a["answered"], a["state"]) for a in mine["agents"]} == {
+        "1001": (1, "available"), "1002": (0, "available")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 import aiohttp
 import pytest
@@ -27,7 +28,9 @@ def test_serve_from_mqtt_shows_the_states_the_relay_published(mosquitto, tmp_pat
             Running("relay", "--to", mosquitto.url, "--client-id", "serve-e2e", "--host", sim.host, "--port",
                     sim.port, env={"ESL_PASSWORD": "ClueCon"}) as relay, \
             Running("serve", "--users", users, "--listen", f"127.0.0.1:{port}", "--from",
-                    f"{mosquitto.url}/freeswitch/+") as serve:
+                    # its own broker session: the default one (per host and extensions) is kept by
+                    # the broker across runs, and would hand over what earlier tests published
+                    f"{mosquitto.url}/freeswitch/+?client_id=serve-e2e-{uuid.uuid4().hex[:8]}") as serve:
         try:
             sim.wait_subscribed(1)  # the relay listens: only then are the calls played
             assert wait_connected(serve.proc.pid, mosquitto.port)

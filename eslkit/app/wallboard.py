@@ -23,6 +23,7 @@ import enum
 import os
 import sys
 import time
+from collections import OrderedDict
 from typing import Optional, Sequence
 
 from rich.console import Console
@@ -52,6 +53,10 @@ class BoardFormat(str, enum.Enum):
 
 def default_format() -> BoardFormat:
     return BoardFormat.rich if sys.stdout.isatty() else BoardFormat.json
+
+
+_RANK = {"ringing": 0, "answered": 1, "ended": 2}  # a leg's states in the order they come
+_RELAYED_KEPT = 4096  # legs whose newest relayed state is remembered (a re-delivery comes soon)
 
 
 class WallboardEngine:
@@ -84,6 +89,7 @@ class WallboardEngine:
         self.status = f"connecting to {source.description}"
         self.snapshots = 0
         self.popup_states = False  # the source gives a relay's popup states, not events
+        self._relayed: OrderedDict[str, tuple] = OrderedDict()  # leg uuid → ((time, rank), its newest state)
         self._latest = 0.0  # the newest time an event carried
         self.clock = SwitchClock(lambda: self._latest)
         self._next: Optional[float] = None  # when the next JSON snapshot is due (switch time)
@@ -113,11 +119,25 @@ class WallboardEngine:
             self.stats.feed(item)
             self._saw(item.timestamp)
         elif isinstance(item, LegView):  # the popup states a relay published (serve --from)
-            self.stats.legs([item])
             self.popup_states = True
-            self._saw(item.time)
+            if self._newer(item):
+                self.stats.legs([item])
+                self._saw(item.time)
         elif isinstance(item, ConnectionStatus):
             self._link(item)
+
+    def _newer(self, leg: LegView) -> bool:
+        """False for a state already taken: a broker delivers at least once, and after a
+        reconnect it may hand over a leg's answered and ended states a second time."""
+        key = (leg.time or 0.0, _RANK.get(leg.state, 0))
+        last = self._relayed.get(leg.leg_uuid)
+        if last is not None and (key < last[0] or leg == last[1]):
+            return False
+        self._relayed[leg.leg_uuid] = (key, leg)
+        self._relayed.move_to_end(leg.leg_uuid)
+        if len(self._relayed) > _RELAYED_KEPT:
+            self._relayed.popitem(last=False)
+        return True
 
     def _saw(self, when: Optional[float]) -> None:
         if when is not None and when > self._latest:
