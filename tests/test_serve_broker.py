@@ -34,6 +34,8 @@ def test_serve_from_mqtt_shows_the_states_the_relay_published(mosquitto, tmp_pat
         try:
             sim.wait_subscribed(1)  # the relay listens: only then are the calls played
             assert wait_connected(serve.proc.pid, mosquitto.port)
+            # serve listens once it is subscribed: its start-up line says so
+            assert serve.wait_for(lambda: any("agent pages on" in line for line in serve.err), 20), serve.err
 
             async def main():
                 async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
