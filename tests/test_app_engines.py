@@ -180,3 +180,18 @@ def test_a_popup_state_delivered_twice_counts_once(captures):
     assert [(q["offered"], q["answered"]) for q in mine["queues"]] == [(1, 1)]
     assert {a["name"]: (a["answered"], a["state"]) for a in mine["agents"]} == {
         "1001": (1, "available"), "1002": (0, "available")}
+
+
+def test_a_relayed_state_delivered_again_after_its_leg_ended_is_ignored(captures):
+    """MQTT QoS 1 and AMQP deliver at least once: a redelivered ringing state after the
+    hangup must not bring a ghost card back, and a second 'ended' must not list the call twice."""
+    from eslkit.calls import CallTracker
+
+    tracker = CallTracker()
+    events = capture_events(captures, "scenario_queue_plain")
+    relayed = [leg_from_record(popup_record(leg)) for ev in events for leg in tracker.feed(ev)]
+    mine = [leg for leg in relayed if leg.ext == "1001"]
+    legs = RelayedLegs(["1001"])
+    assert [legs.take(leg).state for leg in mine] == ["ringing", "answered", "ended"]
+    assert [legs.take(leg) for leg in mine] == [None, None, None]  # the broker hands them over again
+    assert legs.active("1001") == [] and len(legs.recent("1001")) == 1

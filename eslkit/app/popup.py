@@ -69,6 +69,8 @@ class RelayedLegs:
     """The popup states a relay published, kept for the panel as the call tracker keeps
     its own legs: the current ones, and the ended ones per extension, newest first."""
 
+    ENDED_KEPT = 10_000  # far more legs than end within a broker's redelivery window
+
     def __init__(self, exts: Iterable[str], *, lookup: Optional[Callable[[str], Optional[dict]]] = None,
                  history: int = 10):
         self.exts = set(exts)
@@ -77,10 +79,13 @@ class RelayedLegs:
         self._legs: dict[str, LegView] = {}
         self._history: dict[str, deque] = {}
         self._history_len = history
+        self._ended: dict[str, None] = {}  # uuids of ended legs, oldest first (bounded)
 
     def take(self, leg: LegView) -> Optional[LegView]:
         """Keep one published state; None when it is not for one of our extensions."""
-        if leg.ext not in self.exts:
+        if leg.ext not in self.exts or leg.leg_uuid in self._ended:
+            # At-least-once delivery: a state delivered again after its leg ended must not
+            # bring the card back (nor list the call twice).
             return None
         party = leg.other_number or (leg.caller_number if leg.direction == "incoming" else None)
         if leg.contact is None and self.lookup is not None and party:
@@ -90,6 +95,9 @@ class RelayedLegs:
             self.now = leg.time
         if leg.state == "ended":
             self._legs.pop(leg.leg_uuid, None)
+            self._ended[leg.leg_uuid] = None
+            if len(self._ended) > self.ENDED_KEPT:
+                del self._ended[next(iter(self._ended))]
             self._history.setdefault(leg.ext, deque(maxlen=self._history_len)).append(leg)
         else:
             self._legs[leg.leg_uuid] = leg
