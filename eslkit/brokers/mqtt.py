@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import socket
 import ssl
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from string import Formatter
 from typing import Any, Callable, Sequence
 from urllib.parse import unquote
 
@@ -95,6 +97,11 @@ def _unsafe(c: str) -> bool:
             or 0xFDD0 <= o <= 0xFDEF or (o & 0xFFFE) == 0xFFFE)
 
 
+# The ASCII characters _unsafe() refuses (in a level, and in a whole topic where "/" is allowed).
+_ASCII_UNSAFE_LEVEL = re.compile(r"[/+#\x00-\x1f\x7f]")
+_ASCII_UNSAFE_TOPIC = re.compile(r"[+#\x00-\x1f\x7f]")
+
+
 def topic_part(value: str | None) -> str:
     """One topic level from network text: never empty, never a wildcard or an extra level,
     nothing a broker refuses, at most MAX_LEVEL_BYTES of UTF-8.
@@ -103,6 +110,9 @@ def topic_part(value: str | None) -> str:
     same value always gives the same level and two long values stay apart."""
     if not value:
         return "-"
+    # Nearly every value (names, UUIDs, extensions) is short plain ASCII: one C-speed check.
+    if value.isascii() and len(value) <= MAX_LEVEL_BYTES and _ASCII_UNSAFE_LEVEL.search(value) is None:
+        return value
     safe = "".join("_" if _unsafe(c) else c for c in value)
     raw = safe.encode("utf-8")
     if len(raw) <= MAX_LEVEL_BYTES:
@@ -116,6 +126,8 @@ def topic_problem(topic: str) -> str | None:
     """Why a broker would refuse this topic (it would drop our connection), or None."""
     if not topic:
         return "the topic is empty"
+    if topic.isascii() and len(topic) <= MAX_TOPIC_BYTES and _ASCII_UNSAFE_TOPIC.search(topic) is None:
+        return None
     if "+" in topic or "#" in topic:
         return "the topic holds a wildcard"
     bad = next((c for c in topic if c != "/" and _unsafe(c)), None)
@@ -141,16 +153,24 @@ def check_template(template: str, option: str) -> str:
     return template
 
 
-def event_fields(event: Event, ext: str | None) -> dict[str, str]:
-    return {
-        "hostname": topic_part(event.hostname),
-        "event": topic_part(event.event_name),
-        "subclass": topic_part(event.subclass),
-        "name": topic_part(event.name),
-        "uuid": topic_part(event.unique_id),
-        "call_uuid": topic_part(event.call_uuid),
-        "ext": topic_part(ext),
-    }
+_FIELD_VALUES: dict[str, Callable[[Event], str | None]] = {
+    "hostname": lambda e: e.hostname,
+    "event": lambda e: e.event_name,
+    "subclass": lambda e: e.subclass,
+    "name": lambda e: e.name,
+    "uuid": lambda e: e.unique_id,
+    "call_uuid": lambda e: e.call_uuid,
+}
+
+
+def template_fields(template: str) -> tuple[str, ...]:
+    """The fields a (checked) topic template uses, so only those are looked up per event."""
+    names = (re.match(r"\w*", name).group() for _, name, _, _ in Formatter().parse(template) if name)
+    return tuple(dict.fromkeys(names))  # "{uuid[:8]}" uses uuid
+
+
+def event_fields(event: Event, ext: str | None, names: Sequence[str] = TOPIC_FIELDS) -> dict[str, str]:
+    return {name: topic_part(ext if name == "ext" else _FIELD_VALUES[name](event)) for name in names}
 
 
 def make_client(settings: MqttSettings, *, clean_session: bool = True, on_message: Callable | None = None):
@@ -239,7 +259,7 @@ class MqttPublisher:
         topic: str = EVENT_TOPIC,
         popup_topic: str = POPUP_TOPIC,
         status_topic: str = STATUS_TOPIC,
-        window: int = 100,
+        window: int = 1000,
         reconnect_delay: tuple[int, int] = (1, 30),
         connect_timeout: float = 10.0,
     ):
@@ -251,6 +271,7 @@ class MqttPublisher:
         self.buffer = buffer
         self.qos = qos
         self.topic = check_template(topic, "--topic")
+        self._topic_fields = template_fields(self.topic)
         self.popup_topic = check_template(popup_topic, "--popup-topic")
         try:
             self.status_topic = status_topic.format(client_id=topic_part(settings.client_id))
@@ -285,7 +306,7 @@ class MqttPublisher:
     # --- addresses -------------------------------------------------------------
 
     def event_address(self, event: Event, ext: str | None) -> str:
-        return self.topic.format(**event_fields(event, ext))
+        return self.topic.format(**event_fields(event, ext, self._topic_fields))
 
     def popup_address(self, hostname: str | None, ext: str) -> str:
         fields = dict.fromkeys(TOPIC_FIELDS, "-")
@@ -306,7 +327,7 @@ class MqttPublisher:
         client = make_client(self.settings)
         client.will_set(self.status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
         client.reconnect_delay_set(*self.reconnect_delay)
-        client.max_inflight_messages_set(self.window)
+        client.max_inflight_messages_set(0)  # our own window; paho's costs O(window) per ack per ack
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
