@@ -8,10 +8,10 @@ mod_amqp (``*.CHANNEL_ANSWER.#``) work unchanged.  Popup states go to
 ``Hostname.agents.EXT.popup`` and the relay's status to ``relay.CLIENT-ID.status``.
 
 pika is not thread-safe, so one thread owns the connection: it takes messages
-from the relay's bounded buffer and publishes each with publisher confirms;
-a message leaves our hands only when RabbitMQ has confirmed it.  If the
-connection breaks, the unconfirmed message goes back to the front of the
-buffer and the thread reconnects with capped back-off.
+from the relay's bounded buffer and publishes them with publisher confirms,
+many in flight at once; a message leaves our hands only when RabbitMQ has
+confirmed it.  If the connection breaks, the unconfirmed messages go back to
+the front of the buffer and the thread reconnects with capped back-off.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import socket
 import ssl
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 from urllib.parse import unquote
@@ -146,36 +146,51 @@ def connect(settings: AmqpSettings, timeout: float = 10.0):
 
     try:
         return pika.BlockingConnection(connection_parameters(settings, timeout))
-    except px.ProbableAuthenticationError:
-        raise BrokerError(
+    except (px.AMQPError, OSError, socket.timeout) as exc:
+        raise open_error(settings, exc) from None
+
+
+def open_error(settings: AmqpSettings, exc: BaseException) -> BrokerError:
+    """Why a connection to RabbitMQ could not be opened, in one sentence."""
+    from pika import exceptions as px
+
+    if isinstance(exc, px.ProbableAuthenticationError):
+        return BrokerError(
             f"RabbitMQ at {settings.where} refused the login.",
             "Check the user name in the URL and the password in the variable named by --password-env.",
-        ) from None
-    except px.ProbableAccessDeniedError:
-        raise BrokerError(f"RabbitMQ at {settings.where} denied access to the virtual host {settings.vhost!r}.",
-                          "Give the user permissions on it (rabbitmqctl set_permissions).") from None
-    except (px.AMQPError, OSError, socket.timeout) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise BrokerError(f"Cannot reach RabbitMQ at {settings.where}: {reason}.") from exc
+        )
+    if isinstance(exc, px.ProbableAccessDeniedError):
+        return BrokerError(f"RabbitMQ at {settings.where} denied access to the virtual host {settings.vhost!r}.",
+                           "Give the user permissions on it (rabbitmqctl set_permissions).")
+    reason = str(exc) or type(exc).__name__
+    return BrokerError(f"Cannot reach RabbitMQ at {settings.where}: {reason}.")
 
 
 class AmqpPublisher:
-    """The relay's AMQP side; the same face as MqttPublisher."""
+    """The relay's AMQP side; the same face as MqttPublisher.
+
+    One thread owns a pika ``SelectConnection`` (pika is not thread-safe) and keeps up
+    to ``window`` messages published and not yet confirmed: RabbitMQ confirms them
+    asynchronously, often many with one ``Basic.Ack`` (``multiple``).  A message leaves
+    our hands only when it is confirmed; if the connection breaks, everything
+    unconfirmed goes back to the front of the buffer, in order, and is sent again on
+    the next connection (at-least-once)."""
 
     protocol = "amqp"
 
     def __init__(self, settings: AmqpSettings, buffer: Buffer[Message], *, client_id: str | None = None,
-                 reconnect_delay: tuple[float, float] = (1.0, 30.0), connect_timeout: float = 10.0):
+                 reconnect_delay: tuple[float, float] = (1.0, 30.0), connect_timeout: float = 10.0,
+                 window: int = 1000):
         self.settings = settings
         self.buffer = buffer
         self.client_id = client_id or f"eslkit-relay-{socket.gethostname()}"
         self.status_key = AMQP_STATUS_KEY.format(client_id=short_key_part(self.client_id))
         self.reconnect_delay = reconnect_delay
         self.connect_timeout = connect_timeout
+        self.window = max(1, window)
         self.published: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()  # messages RabbitMQ would not take: counted, never re-sent
         self.on_reject: Callable[[str], None] | None = None
-        self._strikes = 0  # failed attempts in a row at the oldest message
         self.connects = 0
         self.disconnects = 0
         self.last_error: str | None = None
@@ -183,9 +198,14 @@ class AmqpPublisher:
         self._connected = False
         self._conn = None
         self._channel = None
+        self._tag = 0  # the delivery tag of the last message published on this channel
+        self._inflight: deque = deque()  # (delivery tag, Message or None for a status), oldest first
+        self._attempts: dict[int, int] = {}  # id(message) -> times RabbitMQ refused it (nack)
         self._status: dict | None = None
         self._status_lock = threading.Lock()
         self._stop = threading.Event()
+        self._first = threading.Event()  # the first connection is up, or could not be made
+        self._first_error: BrokerError | None = None
         self._thread: threading.Thread | None = None
 
     # --- addresses --------------------------------------------------------------
@@ -208,9 +228,15 @@ class AmqpPublisher:
                 - sum(self.rejected.values()))
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._open)
+        """Connect (in the publishing thread); raise BrokerError if the first connection fails."""
         self._thread = threading.Thread(target=self._work, name="eslkit-amqp-publish", daemon=True)
         self._thread.start()
+        if not await asyncio.to_thread(self._first.wait, self.connect_timeout + 5):
+            self._stop.set()
+            raise BrokerError(f"RabbitMQ at {self.settings.where} did not answer within {self.connect_timeout:g} s.")
+        if self._first_error is not None:
+            await asyncio.to_thread(self._thread.join, 5)
+            raise self._first_error
 
     def send(self, message: Message) -> Message | None:
         return self.buffer.put(message)
@@ -231,8 +257,8 @@ class AmqpPublisher:
         if final_status is not None:
             self.status(final_status)
             deadline = time.monotonic() + 3
-            while self._status is not None and self._connected and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            while (self._status is not None or self._inflight) and self._connected and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
         self._stop.set()
         self.buffer.close()
         if self._thread is not None:
@@ -240,115 +266,155 @@ class AmqpPublisher:
 
     # --- the publishing thread --------------------------------------------------------
 
-    def _open(self) -> None:
-        """Connect, declare the exchange as mod_amqp does (topic, durable), confirm mode."""
-        conn = connect(self.settings, self.connect_timeout)
-        try:
-            channel = conn.channel()
-            channel.exchange_declare(self.settings.exchange, exchange_type="topic", durable=True)
-            channel.confirm_delivery()
-        except Exception as exc:
-            _close_quietly(conn)
-            raise BrokerError(f"RabbitMQ at {self.settings.where} refused the exchange "
-                              f"{self.settings.exchange!r}: {exc}.",
-                              "Use another --exchange, or delete the existing one of another type.") from None
-        self._conn, self._channel = conn, channel
-        self._connected = True
-        self.connects += 1
-
-    def _lost(self, exc: BaseException) -> None:
-        self._connected = False
-        self.disconnects += 1
-        self.last_error = f"broker connection lost: {exc or type(exc).__name__}"
-        _close_quietly(self._conn)
-        self._conn = self._channel = None
-        if self.on_change:
-            self.on_change("disconnected")
-
-    def _reconnect(self) -> None:
-        low, high = self.reconnect_delay
-        for delay in Backoff(initial=low, cap=high).delays():
+    def _work(self) -> None:
+        delays = None
+        while not self._stop.is_set():
+            connects = self.connects
+            self._session()  # one connection, until it closes
+            if self.connects > connects:
+                delays = None  # it worked for a while: back off from the start again
+            # What was not confirmed goes back to the front, in order, for the next connection.
+            self.buffer.put_back([m for _, m in self._inflight if m is not None])
+            self._inflight.clear()
+            if not self._first.is_set():  # the first connection failed: start() says why
+                self._first.set()
+                return
             if self._stop.is_set():
                 return
-            try:
-                self._open()
-            except BrokerError as exc:
-                self.last_error = str(exc)
-                self._stop.wait(delay)
-                continue
-            if self.on_change:
-                self.on_change("connected")
-            return
+            if delays is None:
+                low, high = self.reconnect_delay
+                delays = Backoff(initial=low, cap=high).delays()
+            self._stop.wait(next(delays))
 
-    def _publish(self, key: str, body: bytes, headers: dict) -> None:
+    def _session(self) -> None:
+        pika = _pika()
+        self._conn = pika.SelectConnection(connection_parameters(self.settings, self.connect_timeout),
+                                           on_open_callback=self._on_open,
+                                           on_open_error_callback=self._on_open_error,
+                                           on_close_callback=self._on_closed)
+        self._conn.ioloop.start()  # returns when the connection is closed (ioloop.stop in the callbacks)
+        self._conn = self._channel = None
+
+    def _on_open(self, conn) -> None:
+        conn.channel(on_open_callback=self._on_channel)
+
+    def _on_channel(self, channel) -> None:
+        """Declare the exchange as mod_amqp does (topic, durable), then confirm mode."""
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.exchange_declare(self.settings.exchange, exchange_type="topic", durable=True,
+                                 callback=lambda _: channel.confirm_delivery(self._on_confirm,
+                                                                             callback=self._on_ready))
+
+    def _on_ready(self, _frame) -> None:
+        self._tag = 0
+        self._connected = True
+        self.connects += 1
+        again = self._first.is_set()
+        self._first.set()
+        if again and self.on_change:
+            self.on_change("connected")
+        self._pump()
+
+    def _on_open_error(self, conn, exc) -> None:
+        if not self._first.is_set():
+            self._first_error = open_error(self.settings, exc)
+        else:
+            self.last_error = str(open_error(self.settings, exc))
+        conn.ioloop.stop()
+
+    def _on_channel_closed(self, channel, reason) -> None:
+        if not self._connected and not self._first.is_set():
+            self._first_error = BrokerError(
+                f"RabbitMQ at {self.settings.where} refused the exchange {self.settings.exchange!r}: {reason}.",
+                "Use another --exchange, or delete the existing one of another type.")
+        if self._conn is not None and self._conn.is_open:
+            self._conn.close()  # a new connection opens a new channel (and declares the exchange again)
+
+    def _on_closed(self, conn, reason) -> None:
+        if self._connected:
+            self._connected = False
+            if not self._stop.is_set():
+                self.disconnects += 1
+                self.last_error = f"broker connection lost: {reason}"
+                if self.on_change:
+                    self.on_change("disconnected")
+        conn.ioloop.stop()
+
+    def _pump(self) -> None:
+        """Publish what is buffered, up to the window; runs again soon on the connection's loop."""
+        from pika import exceptions as px
+
+        conn, channel = self._conn, self._channel
+        if conn is None or not self._connected or not channel.is_open:
+            return
+        if self._stop.is_set() and self._status is None:
+            conn.close()
+            return
+        with self._status_lock:
+            status, self._status = self._status, None
+        if status is not None:
+            self._publish(self.status_key, json.dumps(status).encode(), {}, None)
+        room = self.window - len(self._inflight)
+        batch = self.buffer.take_many(room, timeout=0) if room > 0 else []
+        for message in batch:
+            try:
+                self._publish(message.address, message.payload, message.headers, message)
+            except (ValueError, TypeError, px.ShortStringTooLong) as exc:  # it can never be sent
+                self._reject(message, str(exc) or type(exc).__name__)
+        # Straight on while there is work and room; else look again in 10 ms (confirms also wake us).
+        conn.ioloop.call_later(0 if batch and len(self._inflight) < self.window else 0.01, self._pump)
+
+    def _publish(self, key: str, body: bytes, headers: dict, message: Message | None) -> None:
         pika = _pika()
         props = pika.BasicProperties(content_type="text/json", delivery_mode=2, headers=headers or None,
                                      timestamp=int(time.time()))
-        # In confirm mode this returns once RabbitMQ has confirmed (or raises).
         self._channel.basic_publish(self.settings.exchange, key, body, properties=props)
+        self._tag += 1
+        self._inflight.append((self._tag, message))
 
-    def _work(self) -> None:
-        from pika import exceptions as px
-
-        while not self._stop.is_set():
-            if not self._connected:
-                self._reconnect()
-                continue
-            try:
-                with self._status_lock:
-                    status, self._status = self._status, None
-                if status is not None:
-                    self._publish(self.status_key, json.dumps(status).encode(), {})
-                message = self.buffer.take(timeout=0.2)
-                if message is None:
-                    self._conn.process_data_events(0)  # heartbeats while idle
-                    continue
-                try:
-                    self._publish(message.address, message.payload, message.headers)
-                except (ValueError, TypeError, px.ShortStringTooLong) as exc:
-                    self._reject(message, str(exc) or type(exc).__name__)  # it can never be sent
-                    continue
-                except px.ChannelClosedByBroker as exc:
-                    # RabbitMQ refused this message and closed the channel: not again.
-                    self._reject(message, str(exc) or type(exc).__name__)
-                    raise
-                except px.NackError:
-                    if self._strike(message, "RabbitMQ did not accept it"):
-                        continue
-                    self._stop.wait(0.5)  # RabbitMQ could not take it: try again
-                    continue
-                except BaseException as exc:
-                    self._strike(message, f"the connection failed each time it was sent ({exc!r})")
-                    raise
-                self._strikes = 0
+    def _on_confirm(self, frame) -> None:
+        """RabbitMQ's Basic.Ack / Basic.Nack for one delivery tag, or for every tag up to it."""
+        method = frame.method
+        tag, ok = method.delivery_tag, method.NAME == "Basic.Ack"
+        inflight = self._inflight
+        if method.multiple:
+            done = []
+            while inflight and inflight[0][0] <= tag:
+                done.append(inflight.popleft()[1])
+        elif inflight and inflight[0][0] == tag:
+            done = [inflight.popleft()[1]]
+        else:  # confirmed out of order: rare, so a scan is fine
+            found = next((entry for entry in inflight if entry[0] == tag), None)
+            if found is None:
+                return
+            inflight.remove(found)
+            done = [found[1]]
+        for message in done:
+            if message is None:
+                continue  # a status message: best effort
+            if ok:
+                self._attempts.pop(id(message), None)
                 self.published[message.kind] += 1
-            except (px.AMQPError, OSError) as exc:
-                self._lost(exc)
-        if self._connected and self._status is not None:
-            try:
-                self._publish(self.status_key, json.dumps(self._status).encode(), {})
-            except (px.AMQPError, OSError):
-                pass
-        _close_quietly(self._conn)
-        self._connected = False
+            else:
+                self._refused(message)
 
+    def _refused(self, message: Message) -> None:
+        """RabbitMQ nacked `message`: send it again, and give it up (counted) after MAX_ATTEMPTS,
+        so one message it cannot take does not come back for ever."""
+        attempts = self._attempts.get(id(message), 0) + 1
+        if attempts >= MAX_ATTEMPTS:
+            self._attempts.pop(id(message), None)
+            self._reject(message, f"RabbitMQ did not accept it; {MAX_ATTEMPTS} attempts")
+            return
+        self._attempts[id(message)] = attempts
+        self.buffer.put_back([message])
 
     def _reject(self, message: Message, why: str) -> None:
-        self._strikes = 0
         self.rejected[message.kind] += 1
         self.last_error = f"a message to {message.address[:80]!r} was not published: {why}"
         if self.on_reject:
             self.on_reject(f"{message.kind} not published ({why}); routing key {message.address[:80]!r}")
-
-    def _strike(self, message: Message, why: str) -> bool:
-        """One more failed attempt at `message`: give it up (True) after MAX_ATTEMPTS in a
-        row, so one message RabbitMQ refuses cannot hold up everything behind it for ever."""
-        self._strikes += 1
-        if self._strikes >= MAX_ATTEMPTS:
-            self._reject(message, f"{why}; {MAX_ATTEMPTS} attempts")
-            return True
-        self.buffer.put_back([message])
-        return False
 
 
 MAX_ATTEMPTS = 5
