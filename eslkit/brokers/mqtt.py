@@ -1,13 +1,11 @@
-"""Publish to an MQTT broker (Mosquitto) with paho-mqtt 2.
+"""MQTT (Mosquitto): the relay's topics and publisher, and the subscriber for ``--from``.
 
-paho runs its network loop in its own thread: it reconnects by itself (with
-back-off) and re-sends unacknowledged QoS 1/2 messages after a reconnect.
-Our own thread moves messages from the relay's bounded `Buffer` into paho,
-at most ``window`` unacknowledged at a time, so the memory held while the
-broker is away is the buffer's bound plus one window, never more.
-
-After a reconnect, nothing new is handed to paho until its re-sent messages
-are acknowledged: that keeps the broker's copy in the switch's order.
+The publisher speaks MQTT 3.1.1 itself on the relay's event loop (`mqtt_wire`):
+up to ``window`` messages in flight, each counted as published when the broker
+acknowledges it, everything unacknowledged back to the front of the bounded
+`Buffer` when the link breaks, so the memory held while the broker is away is
+the buffer's bound, and the broker's copy keeps the switch's order.  The
+subscriber (``--from``) is paho-mqtt 2, in paho's own thread.
 """
 
 from __future__ import annotations
@@ -26,6 +24,8 @@ from string import Formatter
 from typing import Any, Callable, Sequence
 from urllib.parse import unquote
 
+from eslkit.backoff import Backoff
+from eslkit.brokers import mqtt_wire
 from eslkit.brokers.buffer import Buffer, Message
 from eslkit.brokers.urls import password_from_env, split_broker_url
 from eslkit.errors import BrokerError
@@ -246,7 +246,16 @@ def start_client(client, settings: MqttSettings, first: FirstConnect, timeout: f
 
 
 class MqttPublisher:
-    """The relay's MQTT side: topics, a publishing thread, the status topic."""
+    """The relay's MQTT side: topics, the status topic, and the publishing itself.
+
+    It publishes on the relay's own event loop through eslkit's MQTT 3.1.1 writer
+    (`eslkit.brokers.mqtt_wire`), not paho: paho's thread, its per-message bookkeeping
+    and three reads per acknowledgement cost more CPU than the relay itself, and its
+    thread fought the relay for the GIL.  Up to ``window`` messages are in flight; one
+    leaves our hands when the broker has acknowledged it (PUBACK, or PUBCOMP at QoS 2).
+    When the link breaks, everything unacknowledged goes back to the front of the
+    buffer, in order, and is sent again after the reconnect (at-least-once, in the
+    switch's order)."""
 
     protocol = "mqtt"
 
@@ -260,7 +269,7 @@ class MqttPublisher:
         popup_topic: str = POPUP_TOPIC,
         status_topic: str = STATUS_TOPIC,
         window: int = 1000,
-        reconnect_delay: tuple[int, int] = (1, 30),
+        reconnect_delay: tuple[float, float] = (1, 30),
         connect_timeout: float = 10.0,
     ):
         if qos not in (0, 1, 2):
@@ -282,26 +291,24 @@ class MqttPublisher:
         if problem is not None:
             raise BrokerError(f"The --status-topic template {status_topic!r} cannot be published to: {problem}.",
                               "Remove wildcards (+ #) and control characters from it; keep it short.")
-        self.window = max(1, window)
+        self.window = max(1, min(window, 65535))  # packet ids are 16 bits
         self.reconnect_delay = reconnect_delay
         self.connect_timeout = connect_timeout
         self.published: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()  # messages no broker would take: counted, never re-sent
         self.on_reject: Callable[[str], None] | None = None
+        self.on_change: Callable[[str], None] | None = None
         self.connects = 0
         self.disconnects = 0
         self.last_error: str | None = None
-        self._cv = threading.Condition()
-        self._connected = False
-        self._resync = False  # after a reconnect: wait for paho's re-sends first
-        self._inflight: deque = deque()  # (paho MQTTMessageInfo, kind), oldest first
-        self._acks = 0  # PUBACKs seen since the last count
-        self._stop = threading.Event()
+        self._link: _Link | None = None
+        self._inflight: deque = deque()  # (packet id, Message or None for a status), oldest first
+        self._mid = 0
+        self._pumping = False
         self._closing = False
-        self._thread: threading.Thread | None = None
-        self._first = FirstConnect()
-        self._client = None
-        self.on_change: Callable[[str], None] | None = None
+        self._tasks: list[asyncio.Future] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ssl: ssl.SSLContext | None = None
 
     # --- addresses -------------------------------------------------------------
 
@@ -317,179 +324,248 @@ class MqttPublisher:
 
     @property
     def connected(self) -> bool:
-        return self._connected
+        return self._link is not None and self._link.up
 
     @property
     def inflight(self) -> int:
         return len(self._inflight)
 
+    @property
+    def unconfirmed(self) -> int:
+        """Messages accepted and neither acknowledged nor dropped: waiting in
+        the buffer or in flight."""
+        return (self.buffer.added - self.buffer.dropped - sum(self.published.values())
+                - sum(self.rejected.values()))
+
     async def start(self) -> None:
-        client = make_client(self.settings)
-        client.will_set(self.status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
-        client.reconnect_delay_set(*self.reconnect_delay)
-        client.max_inflight_messages_set(0)  # our own window; paho's costs O(window) per ack per ack
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        self._client = client
-        await asyncio.to_thread(start_client, client, self.settings, self._first, self.connect_timeout)
-        self._thread = threading.Thread(target=self._pump, name="eslkit-mqtt-publish", daemon=True)
-        self._thread.start()
+        """Connect; raise BrokerError when the broker cannot be reached or refuses us."""
+        self._loop = asyncio.get_running_loop()
+        self._ssl = _tls_context(self.settings) if self.settings.tls else None
+        await self._open()
+        self._tasks = [asyncio.ensure_future(self._keepalive())]
 
     def send(self, message: Message) -> Message | None:
         """Queue one message; returns the one dropped to make room, if any."""
-        return self.buffer.put(message)
+        dropped = self.buffer.put(message)
+        if not self._pumping and self._loop is not None:
+            self._pumping = True
+            self._loop.call_soon(self._pump)  # once per turn of the loop, however many were sent
+        return dropped
 
     def status(self, payload: dict) -> None:
         """Best effort, retained: the next status replaces a missed one."""
-        if self._client is not None and self._connected:
-            self._client.publish(self.status_topic, json.dumps(payload), qos=1, retain=True)
+        if self.connected:
+            self._write(self.status_topic, json.dumps(payload).encode(), None, qos=1, retain=True)
 
     async def drain(self, timeout: float) -> bool:
         """Wait until everything queued is acknowledged; False on timeout."""
         deadline = time.monotonic() + timeout
-        while True:
-            with self._cv:
-                self._reap()
-            if not self.unconfirmed:
-                return True
+        while self.unconfirmed:
             if time.monotonic() >= deadline:
                 return False
-            await asyncio.sleep(0.05)
-
-    @property
-    def unconfirmed(self) -> int:
-        """Messages accepted and neither acknowledged nor dropped: waiting in
-        the buffer, held by the publishing thread, or in flight."""
-        return (self.buffer.added - self.buffer.dropped - sum(self.published.values())
-                - sum(self.rejected.values()))
+            await asyncio.sleep(0.02)
+        return True
 
     async def close(self, final_status: dict | None = None) -> None:
         self._closing = True
-        self._stop.set()
         self.buffer.close()
-        with self._cv:
-            self._cv.notify_all()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 5)
-        client = self._client
-        if client is None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        link = self._link
+        if link is None or not link.up:
             return
-        if final_status is not None and self._connected:
-            info = client.publish(self.status_topic, json.dumps(final_status), qos=1, retain=True)
-            await asyncio.to_thread(_wait_published, info, 3.0)
-        client.disconnect()
-        await asyncio.to_thread(client.loop_stop)
+        if final_status is not None:
+            self.status(final_status)
+            deadline = time.monotonic() + 3
+            while self._inflight and link.up and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        link.transport.write(mqtt_wire.DISCONNECT_PACKET)
+        link.transport.close()
 
-    # --- paho's thread -----------------------------------------------------------
+    # --- the link ------------------------------------------------------------------
 
-    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
-        ok = not reason.is_failure
-        self._first.set(ok, reason)
-        if not ok:
-            self.last_error = f"broker refused the connection: {reason}"
+    async def _open(self) -> None:
+        settings = self.settings
+        loop = asyncio.get_running_loop()
+        try:
+            transport, link = await asyncio.wait_for(loop.create_connection(
+                lambda: _Link(self), settings.host, settings.port, ssl=self._ssl,
+                server_hostname=settings.host if self._ssl else None), self.connect_timeout)
+        except asyncio.TimeoutError:
+            raise BrokerError(f"The MQTT broker at {settings.where} did not answer within "
+                              f"{self.connect_timeout:g} s.") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise connect_error(settings, exc) from exc
+        will = (self.status_topic, json.dumps({"state": "offline"}).encode(), 1, True)
+        transport.write(mqtt_wire.connect_packet(settings.client_id, settings.keepalive, username=settings.username,
+                                                 password=settings.password, will=will))
+        try:
+            code = await asyncio.wait_for(asyncio.shield(link.connack), self.connect_timeout)
+        except asyncio.TimeoutError:
+            transport.abort()
+            raise BrokerError(f"The MQTT broker at {settings.where} did not answer within "
+                              f"{self.connect_timeout:g} s.") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise connect_error(settings, exc) from None
+        if code != 0:
+            transport.close()
+            raise refused_error(settings, mqtt_wire.REFUSALS.get(code, f"refused, code {code}"))
+        link.up = True
+        self._link = link
+        self.connects += 1
+        self._pump()
+
+    def _lost(self, link: "_Link", exc: BaseException | None) -> None:
+        """The link broke (or we closed it): what was in flight goes back, in order."""
+        if link is not self._link:
             return
-        with self._cv:
-            self._connected = True
-            self.connects += 1
-            self._cv.notify_all()
+        self._link = None
+        self.buffer.put_back([m for _, m in self._inflight if m is not None])
+        self._inflight.clear()
+        if self._closing:
+            return
+        self.disconnects += 1
+        self.last_error = f"broker connection lost: {exc or 'closed by the broker'}"
         if self.on_change:
-            self.on_change("connected")
-
-    def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
-        with self._cv:
-            was = self._connected
-            self._connected = False
-            self._resync = True
-            if was and not self._closing:
-                self.disconnects += 1
-                self.last_error = f"broker connection lost: {reason}"
-        if was and self.on_change and not self._closing:
             self.on_change("disconnected")
+        self._tasks.append(asyncio.ensure_future(self._reconnect()))
 
-    def _on_publish(self, client, userdata, mid, reason, properties) -> None:
-        # Called with paho's own lock held: only wake the pump, never call paho here.
-        with self._cv:
-            self._acks += 1
-            self._cv.notify_all()
+    async def _reconnect(self) -> None:
+        low, high = self.reconnect_delay
+        for delay in Backoff(initial=low, cap=high).delays():
+            await asyncio.sleep(delay)
+            try:
+                await self._open()
+            except BrokerError as exc:
+                self.last_error = str(exc)
+                continue
+            if self.on_change:
+                self.on_change("connected")
+            return
 
-    def _reap(self) -> None:
-        """Count the messages the broker has acknowledged (caller holds _cv).
+    async def _keepalive(self) -> None:
+        """A PINGREQ twice per keep-alive period; a broker silent for 1.5 periods is gone."""
+        period = max(1, self.settings.keepalive)
+        while True:
+            await asyncio.sleep(period / 2)
+            link = self._link
+            if link is None or not link.up:
+                continue
+            if time.monotonic() - link.heard > 1.5 * period:
+                link.transport.abort()
+            else:
+                link.transport.write(mqtt_wire.PINGREQ_PACKET)
 
-        PUBACKs come in publishing order, so look at the oldest first; one
-        that is acknowledged late (re-sent after a reconnect) only delays the
-        count of those behind it, never loses them."""
-        if self._acks:
-            self._acks = 0
-            inflight = self._inflight
-            while inflight and _acked(inflight[0][0]):
-                self.published[inflight.popleft()[1]] += 1
-        if not self._inflight:
-            self._resync = False
+    # --- publishing ------------------------------------------------------------------
 
     def _pump(self) -> None:
-        client = self._client
-        while not self._stop.is_set():
-            with self._cv:
-                self._reap()
-                room = self.window - len(self._inflight)
-                if not (self._connected and not self._resync and room > 0):
-                    self._cv.wait(0.2)
-                    continue
-            batch = self.buffer.take_many(room, timeout=0.2)
-            if not batch:
+        """Hand what is buffered to the link, up to the window."""
+        self._pumping = False
+        link = self._link
+        if link is None or not link.up:
+            return
+        room = self.window - len(self._inflight)
+        if room <= 0:
+            return  # acknowledgements call us again
+        for message in self.buffer.take_many(room, timeout=0):
+            problem = topic_problem(message.address)
+            if problem is None and len(message.payload) > mqtt_wire.MAX_PAYLOAD:
+                problem = "the message is larger than MQTT allows"
+            if problem is not None:  # the broker would drop the link and we would re-send it forever
+                self._reject(message, problem)
                 continue
-            if not self._connected:
-                self.buffer.put_back(batch)  # the link went while we waited: keep them in the bound
-                continue
-            # Never hold our lock while calling paho (it calls us back under its own).
-            sent = []
-            for i, message in enumerate(batch):
-                problem = topic_problem(message.address)
-                if problem is not None:  # the broker would drop the link and we would re-send it forever
-                    self._reject(message, problem)
-                    continue
-                try:
-                    info = client.publish(message.address, message.payload, qos=self.qos)
-                except Exception as exc:  # one bad message must never end the publishing thread
-                    self._reject(message, str(exc) or type(exc).__name__)
-                    continue
-                if info.rc != 0 and self.qos == 0:
-                    self.buffer.put_back(batch[i:])  # QoS 0 is not queued by paho: keep them ourselves
-                    break
-                # QoS 1/2 while the link just dropped: paho keeps it and re-sends it.
-                sent.append((info, message.kind))
-            with self._cv:
-                self._inflight.extend(sent)
-        with self._cv:
-            self._acks += 1
-            self._reap()
+            self._write(message.address, message.payload, message, self.qos)
+        link.flush()
 
+    def _write(self, topic: str, payload: bytes, message: Message | None, qos: int, retain: bool = False) -> None:
+        mid = 0
+        if qos:
+            mid = self._mid = self._mid % 65535 + 1
+            self._inflight.append((mid, message))
+        self._link.queue(mqtt_wire.publish_head(topic.encode(), len(payload), qos, mid, retain=retain), payload)
+        if not qos and message is not None:
+            self.published[message.kind] += 1  # QoS 0: nothing comes back
+        if message is None:
+            self._link.flush()
+
+    def _acknowledged(self, mid: int) -> None:
+        """PUBACK (QoS 1) or PUBCOMP (QoS 2) for packet `mid`: it is the broker's now."""
+        inflight = self._inflight
+        if inflight and inflight[0][0] == mid:
+            _, message = inflight.popleft()
+        else:  # acknowledged out of order: rare, so a scan is fine
+            found = next((entry for entry in inflight if entry[0] == mid), None)
+            if found is None:
+                return
+            inflight.remove(found)
+            message = found[1]
+        if message is not None:
+            self.published[message.kind] += 1
+        if len(inflight) < self.window // 2 and len(self.buffer) and not self._pumping:
+            self._pumping = True
+            self._loop.call_soon(self._pump)
 
     def _reject(self, message: Message, why: str) -> None:
         """Count a message that cannot be published, and say so (on_reject)."""
-        with self._cv:
-            self.rejected[message.kind] += 1
+        self.rejected[message.kind] += 1
         self.last_error = f"a message to {message.address[:80]!r} was not published: {why}"
         if self.on_reject:
             self.on_reject(f"{message.kind} not published ({why}); topic {message.address[:80]!r}")
 
 
-def _acked(info) -> bool:
-    """Has the broker acknowledged this message?  paho's is_published() raises
-    for a message handed over while the link was down, although paho queued it
-    and will re-send it; its flag still tells the truth once the ack comes."""
-    try:
-        return info.is_published()
-    except RuntimeError:
-        return bool(getattr(info, "_published", False))
+class _Link(asyncio.Protocol):
+    """One TCP (or TLS) connection to the broker: writes queued packets, reads acknowledgements."""
+
+    def __init__(self, publisher: MqttPublisher):
+        self.publisher = publisher
+        self.transport = None
+        self.up = False
+        self.connack = asyncio.get_running_loop().create_future()
+        self.heard = time.monotonic()
+        self._reader = mqtt_wire.PacketReader()
+        self._out: list[bytes] = []
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def queue(self, head: bytes, payload: bytes) -> None:
+        self._out += (head, payload)
+
+    def flush(self) -> None:
+        if self._out and self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines(self._out)
+        self._out = []
+
+    def data_received(self, data: bytes) -> None:
+        self.heard = time.monotonic()
+        try:
+            packets = self._reader.feed(data)
+        except ValueError:
+            self.transport.abort()
+            return
+        publisher = self.publisher
+        for kind, _flags, body in packets:
+            if kind == mqtt_wire.PUBACK or kind == mqtt_wire.PUBCOMP:
+                publisher._acknowledged(mqtt_wire.mid_of(body))
+            elif kind == mqtt_wire.PUBREC:  # QoS 2, step 2 of 4: release it
+                self.transport.write(mqtt_wire.ack_packet(mqtt_wire.PUBREL, mqtt_wire.mid_of(body)))
+            elif kind == mqtt_wire.CONNACK and not self.connack.done():
+                self.connack.set_result(body[1] if len(body) >= 2 else 255)
+
+    def connection_lost(self, exc) -> None:
+        self.up = False
+        if not self.connack.done():
+            self.connack.set_exception(exc or ConnectionResetError("the broker closed the connection"))
+        self.publisher._lost(self, exc)
 
 
-def _wait_published(info, timeout: float) -> None:
+def _tls_context(settings: MqttSettings) -> ssl.SSLContext:
     try:
-        info.wait_for_publish(timeout)
-    except (RuntimeError, ValueError):
-        pass  # the link went; the Last Will says "offline" for us
+        return ssl.create_default_context(cafile=settings.tls_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise BrokerError(f"Cannot use the CA file {settings.tls_ca!r}: {exc}.",
+                          "Give a PEM file with --tls-ca.") from None
 
 
 class MqttSubscriber:
