@@ -50,10 +50,11 @@ EVENT_NAMES = (
     "CALL_DETAIL DEVICE_STATE TEXT SHUTDOWN_REQUESTED ALL"
 ).split()
 
-# After this many lookups on a plain event, split the whole block once.
+# After this many lookups on a plain (or compact JSON) event, decode it all once.
 _LAZY_LOOKUPS = 3
 # A line holding ": " twice (not FreeSWITCH's shape, whose values are URL-encoded).
 _TWO_SEPARATORS = re.compile(r": [^\n]*: ")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")  # a header name JSON writes without escapes
 
 
 class Event:
@@ -105,7 +106,7 @@ class Event:
             # The switch's own compact line, checked without building it: the
             # headers are decoded when first asked for (watch --format json never asks).
             ev = cls.__new__(cls)
-            ev._text, ev._end, ev._lookups = text, 0, _LAZY_LOOKUPS
+            ev._text, ev._end, ev._lookups = text, 0, 0
             ev._h = ev._pairs = None
             ev._encoded, ev.body, ev.format = False, None, "json"
             return ev
@@ -236,6 +237,8 @@ class Event:
         if self._lookups >= _LAZY_LOOKUPS:
             return self._parse().get(name)
         self._lookups += 1
+        if self.format == "json":
+            return self._json_raw(name)
         text, end = self._text, self._end
         key = name + ": "
         if text.startswith(key):
@@ -250,6 +253,27 @@ class Event:
         if text.find("\n" + key, start, end) >= 0:
             return self._parse().get(name)  # a repeated header: the careful path
         return value
+
+    def _json_raw(self, name: str) -> Value | None:
+        """One header of a compact JSON event (checked by is_compact_event) without decoding
+        it all.  There a raw quote after ``{`` or ``,`` always opens a key, so ``,"Name":"``
+        is that header with a string value (the first of a repeated header, as decoding keeps);
+        a value with an escape, an array or a name that needs escaping take the careful path."""
+        if _PLAIN_NAME.fullmatch(name) is None:
+            return self._parse().get(name)
+        text = self._text
+        key = '"' + name + '":'
+        if text.startswith(key, 1):
+            start = 1 + len(key)
+        else:
+            i = text.find("," + key)
+            if i < 0:
+                return None
+            start = i + 1 + len(key)
+        stop = text.find('"', start + 1)
+        if text[start] != '"' or text.find("\\", start, stop) >= 0:
+            return self._parse().get(name)
+        return text[start + 1: stop]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The decoded value of a header (the first one of a multi-value header)."""

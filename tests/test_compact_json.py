@@ -132,6 +132,34 @@ def test_a_compact_event_is_decoded_on_first_use_and_written_as_it_came():
     assert repeated.hangup_cause == "A" and repeated.get_all("Hangup-Cause") == ["A", "B"]
 
 
+def test_a_header_read_from_compact_json_without_decoding_is_the_decoded_value():
+    """The relay reads a few headers of each JSON event straight from the text (Event._json_raw):
+    each must be what decoding the whole event gives, for every header the switch sent."""
+    for body in json_events("scenario_queue_json") + json_events("bgapi_status_json"):
+        text = body.decode("utf-8")
+        eager = Event._decode_json(text)
+        for name in [*eager.headers, "No-Such-Header", "Event-Name"]:
+            lazy = Event.from_json(text)
+            assert (lazy.get(name), lazy.lookup(name)) == (eager.get(name), eager.lookup(name)), name
+
+
+NAMES = ["a", "b", "Event-Name", "x_y", 'a"b', "a\\", ""]
+tricky = st.text(alphabet='ab,":\\{}[] ', max_size=8)
+
+
+@settings(max_examples=500, deadline=None)
+@given(pairs=st.lists(st.tuples(st.sampled_from(NAMES), tricky | st.lists(tricky, max_size=2)), max_size=5),
+       name=st.sampled_from(NAMES))
+def test_a_lazy_json_lookup_agrees_with_json_loads(pairs, name):
+    text = "{" + ",".join(json.dumps(k) + ":" + json.dumps(v, separators=(",", ":")) for k, v in pairs) + "}"
+    if not is_compact_event(text):
+        return
+    want = first_wins(json.loads(text, object_pairs_hook=list)).get(name)
+    if isinstance(want, list):
+        want = want[0] if want else None
+    assert Event.from_json(text).get(name) == want
+
+
 @pytest.mark.parametrize("payload", [b'{"Event-Name":"X"', b'{"Event-Name":"X\\q"}', b'{"Event-Name":"X",}'])
 def test_a_malformed_json_event_is_still_a_protocol_error_at_the_parser(payload):
     frame = b"Content-Length: %d\nContent-Type: text/event-json\n\n%s" % (len(payload), payload)

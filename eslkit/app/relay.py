@@ -42,6 +42,12 @@ def switch_subscription(names: list[str]) -> list[str]:
     return ["ALL"] if "ALL" in names else event_words([*names, *POPUP_EVENTS])
 
 
+def _payload(event: Event) -> bytes:
+    """The event's JSON: a compact JSON event from the switch as it came (`json_line`),
+    anything else encoded (`to_json`)."""
+    return (event.json_line() if event.format == "json" else event.to_json()).encode()
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -163,8 +169,7 @@ class RelayEngine:
         if self.select.wants(item):
             ext = tracker.ext_for(item) if tracker is not None else None
             headers = {"ext": ext} if ext else {}
-            self.publisher.send(Message(self.publisher.event_address(item, ext), item.to_json().encode(),
-                                        "event", headers))
+            self.publisher.send(Message(self.publisher.event_address(item, ext), _payload(item), "event", headers))
         self._send_popups(item.hostname, changes)
 
     def _send_popups(self, hostname: Optional[str], changes: list[LegView]) -> None:

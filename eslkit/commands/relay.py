@@ -115,7 +115,9 @@ def relay(
                      client_id=client_id, username=username, password_env=password_env,
                      tls_ca=str(tls_ca) if tls_ca else None, exchange=exchange, buffer=buffer)
     settings = connection_settings(host, port, password, profile, timeout, console=err) if replay is None else None
-    source = open_source(replay=replay, speed=speed, live=lambda: EslSource(settings, names=switch_subscription(names)))
+    # format json: each event is published as the switch wrote it, not decoded and encoded again.
+    source = open_source(replay=replay, speed=speed, live=lambda: EslSource(settings, names=switch_subscription(names),
+                                                                           format="json"))
 
     def notice(line: str) -> None:
         err.out("eslkit relay: " + visible(line, 300), highlight=False)
