@@ -50,8 +50,8 @@ EVENT_NAMES = (
     "CALL_DETAIL DEVICE_STATE TEXT SHUTDOWN_REQUESTED ALL"
 ).split()
 
-# After this many lookups on a plain (or compact JSON) event, decode it all once.
-_LAZY_LOOKUPS = 3
+# After this many different headers looked up on a plain (or compact JSON) event, decode it all once.
+_LAZY_LOOKUPS = 5
 # A line holding ": " twice (not FreeSWITCH's shape, whose values are URL-encoded).
 _TWO_SEPARATORS = re.compile(r": [^\n]*: ")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")  # a header name JSON writes without escapes
@@ -60,7 +60,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")  # a header name JSON writes without
 class Event:
     """A FreeSWITCH event: decoded headers, an optional body, typed fields."""
 
-    __slots__ = ("_text", "_end", "_h", "_pairs", "_encoded", "_lookups", "body", "format")
+    __slots__ = ("_text", "_end", "_h", "_pairs", "_encoded", "_lookups", "_seen", "body", "format")
 
     def __init__(
         self,
@@ -76,6 +76,7 @@ class Event:
         self._text = ""
         self._end = 0
         self._lookups = 0
+        self._seen = None
         self.body = body
         self.format = format
 
@@ -97,6 +98,7 @@ class Event:
         ev._pairs = None
         ev._encoded = True
         ev._lookups = 0
+        ev._seen = None
         ev.format = "plain"
         return ev
 
@@ -106,7 +108,7 @@ class Event:
             # The switch's own compact line, checked without building it: the
             # headers are decoded when first asked for (watch --format json never asks).
             ev = cls.__new__(cls)
-            ev._text, ev._end, ev._lookups = text, 0, 0
+            ev._text, ev._end, ev._lookups, ev._seen = text, 0, 0, None
             ev._h = ev._pairs = None
             ev._encoded, ev.body, ev.format = False, None, "json"
             return ev
@@ -133,7 +135,7 @@ class Event:
             # line json_line() would write (cJSON writes no raw whitespace).
             verbatim = text.isascii() and not escapes and "\n" not in text and "\r" not in text \
                 and "\t" not in text
-            ev._text, ev._end, ev._lookups = (text if verbatim else ""), 0, 0
+            ev._text, ev._end, ev._lookups, ev._seen = (text if verbatim else ""), 0, 0, None
             ev.body, ev.format = body, "json"
             return ev
         body = None
@@ -178,6 +180,7 @@ class Event:
         ev._text = ""
         ev._end = 0
         ev._lookups = 0
+        ev._seen = None
         ev.body = body
         ev.format = "xml"
         return ev
@@ -234,11 +237,21 @@ class Event:
         h = self._h
         if h is not None:
             return h.get(name)
+        seen = self._seen
+        if seen is not None and name in seen:  # callers ask for Event-Name and the hostname again and again
+            return seen[name]
         if self._lookups >= _LAZY_LOOKUPS:
             return self._parse().get(name)
         self._lookups += 1
-        if self.format == "json":
-            return self._json_raw(name)
+        value = self._json_raw(name) if self.format == "json" else self._plain_raw(name)
+        if self._h is None:
+            if seen is None:
+                self._seen = {name: value}
+            else:
+                seen[name] = value
+        return value
+
+    def _plain_raw(self, name: str) -> Value | None:
         text, end = self._text, self._end
         key = name + ": "
         if text.startswith(key):
