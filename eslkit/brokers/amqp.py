@@ -7,11 +7,11 @@ way mod_amqp encodes it (letters, digits, ``-~_`` kept, ``.`` → ``%2E``, space
 mod_amqp (``*.CHANNEL_ANSWER.#``) work unchanged.  Popup states go to
 ``Hostname.agents.EXT.popup`` and the relay's status to ``relay.CLIENT-ID.status``.
 
-pika is not thread-safe, so one thread owns the connection: it takes messages
-from the relay's bounded buffer and publishes them with publisher confirms,
-many in flight at once; a message leaves our hands only when RabbitMQ has
-confirmed it.  If the connection breaks, the unconfirmed messages go back to
-the front of the buffer and the thread reconnects with capped back-off.
+The publisher runs on the relay's event loop (pika's asyncio adapter): it takes
+messages from the relay's bounded buffer and publishes them with publisher
+confirms, many in flight at once; a message leaves our hands only when RabbitMQ
+has confirmed it.  If the connection breaks, the unconfirmed messages go back to
+the front of the buffer and it reconnects with capped back-off.
 """
 
 from __future__ import annotations
@@ -169,12 +169,12 @@ def open_error(settings: AmqpSettings, exc: BaseException) -> BrokerError:
 class AmqpPublisher:
     """The relay's AMQP side; the same face as MqttPublisher.
 
-    One thread owns a pika ``SelectConnection`` (pika is not thread-safe) and keeps up
-    to ``window`` messages published and not yet confirmed: RabbitMQ confirms them
-    asynchronously, often many with one ``Basic.Ack`` (``multiple``).  A message leaves
-    our hands only when it is confirmed; if the connection breaks, everything
-    unconfirmed goes back to the front of the buffer, in order, and is sent again on
-    the next connection (at-least-once)."""
+    A pika ``AsyncioConnection`` on the relay's own event loop (no thread to fight the
+    relay for the GIL) keeps up to ``window`` messages published and not yet confirmed:
+    RabbitMQ confirms them asynchronously, often many with one ``Basic.Ack``
+    (``multiple``).  A message leaves our hands only when it is confirmed; if the
+    connection breaks, everything unconfirmed goes back to the front of the buffer, in
+    order, and is sent again on the next connection (at-least-once)."""
 
     protocol = "amqp"
 
@@ -202,11 +202,12 @@ class AmqpPublisher:
         self._inflight: deque = deque()  # (delivery tag, Message or None for a status), oldest first
         self._attempts: dict[int, int] = {}  # id(message) -> times RabbitMQ refused it (nack)
         self._status: dict | None = None
-        self._status_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._first = threading.Event()  # the first connection is up, or could not be made
-        self._first_error: BrokerError | None = None
-        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._opened: asyncio.Future | None = None  # the connection being opened is ready (or failed)
+        self._closed: asyncio.Future | None = None
+        self._retry: asyncio.Future | None = None
+        self._pumping = False
+        self._closing = False
 
     # --- addresses --------------------------------------------------------------
 
@@ -228,78 +229,72 @@ class AmqpPublisher:
                 - sum(self.rejected.values()))
 
     async def start(self) -> None:
-        """Connect (in the publishing thread); raise BrokerError if the first connection fails."""
-        self._thread = threading.Thread(target=self._work, name="eslkit-amqp-publish", daemon=True)
-        self._thread.start()
-        if not await asyncio.to_thread(self._first.wait, self.connect_timeout + 5):
-            self._stop.set()
-            raise BrokerError(f"RabbitMQ at {self.settings.where} did not answer within {self.connect_timeout:g} s.")
-        if self._first_error is not None:
-            await asyncio.to_thread(self._thread.join, 5)
-            raise self._first_error
+        """Connect; raise BrokerError if the first connection fails."""
+        self._loop = asyncio.get_running_loop()
+        await self._open()
 
     def send(self, message: Message) -> Message | None:
-        return self.buffer.put(message)
+        dropped = self.buffer.put(message)
+        self._wake()
+        return dropped
 
     def status(self, payload: dict) -> None:
-        with self._status_lock:
-            self._status = payload  # the publishing thread sends the latest one
+        self._status = payload  # the next turn of the pump sends the latest one
+        self._wake()
 
     async def drain(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while self.unconfirmed:
             if time.monotonic() >= deadline:
                 return False
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
         return True
 
     async def close(self, final_status: dict | None = None) -> None:
-        if final_status is not None:
+        self._closing = True
+        if self._retry is not None:
+            self._retry.cancel()
+            await asyncio.gather(self._retry, return_exceptions=True)
+        if final_status is not None and self._connected:
             self.status(final_status)
             deadline = time.monotonic() + 3
             while (self._status is not None or self._inflight) and self._connected and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
-        self._stop.set()
         self.buffer.close()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 10)
+        conn = self._conn
+        if conn is not None and conn.is_open:
+            self._closed = self._loop.create_future()
+            conn.close()
+            await asyncio.wait([self._closed], timeout=5)
 
-    # --- the publishing thread --------------------------------------------------------
+    # --- the connection, on the relay's event loop ----------------------------------------
 
-    def _work(self) -> None:
-        delays = None
-        while not self._stop.is_set():
-            connects = self.connects
-            self._session()  # one connection, until it closes
-            if self.connects > connects:
-                delays = None  # it worked for a while: back off from the start again
-            # What was not confirmed goes back to the front, in order, for the next connection.
-            self.buffer.put_back([m for _, m in self._inflight if m is not None])
-            self._inflight.clear()
-            if not self._first.is_set():  # the first connection failed: start() says why
-                self._first.set()
-                return
-            if self._stop.is_set():
-                return
-            if delays is None:
-                low, high = self.reconnect_delay
-                delays = Backoff(initial=low, cap=high).delays()
-            self._stop.wait(next(delays))
+    async def _open(self) -> None:
+        """One connection: open, channel, exchange declared as mod_amqp does (topic, durable),
+        confirm mode.  Raises BrokerError when any step fails."""
+        _pika()  # a clear error if it is missing, and its logging quiet
+        from pika.adapters.asyncio_connection import AsyncioConnection
 
-    def _session(self) -> None:
-        pika = _pika()
-        self._conn = pika.SelectConnection(connection_parameters(self.settings, self.connect_timeout),
-                                           on_open_callback=self._on_open,
-                                           on_open_error_callback=self._on_open_error,
-                                           on_close_callback=self._on_closed)
-        self._conn.ioloop.start()  # returns when the connection is closed (ioloop.stop in the callbacks)
-        self._conn = self._channel = None
+        self._opened = self._loop.create_future()
+        self._conn = AsyncioConnection(connection_parameters(self.settings, self.connect_timeout),
+                                       on_open_callback=self._on_open, on_open_error_callback=self._on_open_error,
+                                       on_close_callback=self._on_closed, custom_ioloop=self._loop)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._opened), self.connect_timeout + 5)
+        except asyncio.TimeoutError:
+            if self._conn.is_open:
+                self._conn.close()
+            raise BrokerError(f"RabbitMQ at {self.settings.where} did not answer within "
+                              f"{self.connect_timeout:g} s.") from None
+        self._tag = 0
+        self._connected = True
+        self.connects += 1
+        self._wake()
 
     def _on_open(self, conn) -> None:
         conn.channel(on_open_callback=self._on_channel)
 
     def _on_channel(self, channel) -> None:
-        """Declare the exchange as mod_amqp does (topic, durable), then confirm mode."""
         self._channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
         channel.exchange_declare(self.settings.exchange, exchange_type="topic", durable=True,
@@ -307,63 +302,78 @@ class AmqpPublisher:
                                                                              callback=self._on_ready))
 
     def _on_ready(self, _frame) -> None:
-        self._tag = 0
-        self._connected = True
-        self.connects += 1
-        again = self._first.is_set()
-        self._first.set()
-        if again and self.on_change:
-            self.on_change("connected")
-        self._pump()
+        if not self._opened.done():
+            self._opened.set_result(None)
 
     def _on_open_error(self, conn, exc) -> None:
-        if not self._first.is_set():
-            self._first_error = open_error(self.settings, exc)
-        else:
-            self.last_error = str(open_error(self.settings, exc))
-        conn.ioloop.stop()
+        if not self._opened.done():
+            self._opened.set_exception(open_error(self.settings, exc))
 
     def _on_channel_closed(self, channel, reason) -> None:
-        if not self._connected and not self._first.is_set():
-            self._first_error = BrokerError(
+        if not self._opened.done():
+            self._opened.set_exception(BrokerError(
                 f"RabbitMQ at {self.settings.where} refused the exchange {self.settings.exchange!r}: {reason}.",
-                "Use another --exchange, or delete the existing one of another type.")
+                "Use another --exchange, or delete the existing one of another type."))
         if self._conn is not None and self._conn.is_open:
             self._conn.close()  # a new connection opens a new channel (and declares the exchange again)
 
     def _on_closed(self, conn, reason) -> None:
-        if self._connected:
-            self._connected = False
-            if not self._stop.is_set():
-                self.disconnects += 1
-                self.last_error = f"broker connection lost: {reason}"
-                if self.on_change:
-                    self.on_change("disconnected")
-        conn.ioloop.stop()
+        if not self._opened.done():
+            self._opened.set_exception(open_error(self.settings, reason))
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+        if conn is not self._conn:
+            return
+        self._conn = self._channel = None
+        # What was not confirmed goes back to the front, in order, for the next connection.
+        self.buffer.put_back([m for _, m in self._inflight if m is not None])
+        self._inflight.clear()
+        if not self._connected:
+            return
+        self._connected = False
+        if self._closing:
+            return
+        self.disconnects += 1
+        self.last_error = f"broker connection lost: {reason}"
+        if self.on_change:
+            self.on_change("disconnected")
+        self._retry = asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        low, high = self.reconnect_delay
+        for delay in Backoff(initial=low, cap=high).delays():
+            await asyncio.sleep(delay)
+            try:
+                await self._open()
+            except BrokerError as exc:
+                self.last_error = str(exc)
+                continue
+            if self.on_change:
+                self.on_change("connected")
+            return
+
+    def _wake(self) -> None:
+        if not self._pumping and self._loop is not None:
+            self._pumping = True
+            self._loop.call_soon(self._pump)  # once per turn of the loop, however many were sent
 
     def _pump(self) -> None:
-        """Publish what is buffered, up to the window; runs again soon on the connection's loop."""
+        """Publish what is buffered, up to the window (confirms wake us again)."""
         from pika import exceptions as px
 
-        conn, channel = self._conn, self._channel
-        if conn is None or not self._connected or not channel.is_open:
+        self._pumping = False
+        channel = self._channel
+        if not self._connected or channel is None or not channel.is_open:
             return
-        if self._stop.is_set() and self._status is None:
-            conn.close()
-            return
-        with self._status_lock:
-            status, self._status = self._status, None
+        status, self._status = self._status, None
         if status is not None:
             self._publish(self.status_key, json.dumps(status).encode(), {}, None)
         room = self.window - len(self._inflight)
-        batch = self.buffer.take_many(room, timeout=0) if room > 0 else []
-        for message in batch:
+        for message in self.buffer.take_many(room, timeout=0) if room > 0 else ():
             try:
                 self._publish(message.address, message.payload, message.headers, message)
             except (ValueError, TypeError, px.ShortStringTooLong) as exc:  # it can never be sent
                 self._reject(message, str(exc) or type(exc).__name__)
-        # Straight on while there is work and room; else look again in 10 ms (confirms also wake us).
-        conn.ioloop.call_later(0 if batch and len(self._inflight) < self.window else 0.01, self._pump)
 
     def _publish(self, key: str, body: bytes, headers: dict, message: Message | None) -> None:
         pika = _pika()
@@ -398,6 +408,8 @@ class AmqpPublisher:
                 self.published[message.kind] += 1
             else:
                 self._refused(message)
+        if len(inflight) < self.window // 2 and len(self.buffer):
+            self._wake()
 
     def _refused(self, message: Message) -> None:
         """RabbitMQ nacked `message`: send it again, and give it up (counted) after MAX_ATTEMPTS,
@@ -409,6 +421,7 @@ class AmqpPublisher:
             return
         self._attempts[id(message)] = attempts
         self.buffer.put_back([message])
+        self._wake()
 
     def _reject(self, message: Message, why: str) -> None:
         self.rejected[message.kind] += 1
