@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -40,12 +41,15 @@ AMQP_POPUP_KEY = "{hostname}.agents.{ext}.popup"
 AMQP_STATUS_KEY = "relay.{client_id}.status"
 
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-~_")
+_SAFE_WORD = re.compile(r"[A-Za-z0-9~_-]+")
 
 
 def key_part(value: str | None) -> str:
     """One routing-key word, encoded as mod_amqp's amqp_util_encode does; empty → ``_``."""
     if not value:
         return "_"
+    if _SAFE_WORD.fullmatch(value):  # names, UUIDs, host names without dots: as they are
+        return value
     out = []
     for byte in value.encode("utf-8"):
         if byte in _SAFE:
@@ -314,6 +318,11 @@ class AmqpPublisher:
             self._opened.set_exception(BrokerError(
                 f"RabbitMQ at {self.settings.where} refused the exchange {self.settings.exchange!r}: {reason}.",
                 "Use another --exchange, or delete the existing one of another type."))
+        elif self._connected and self._inflight and self._inflight[0][1] is not None:
+            # RabbitMQ closes the channel on a message it cannot take (e.g. larger than its
+            # max_message_size), the oldest unconfirmed one: not again and again for ever.
+            if self._given_up(self._inflight[0][1]):
+                self._inflight.popleft()
         if self._conn is not None and self._conn.is_open:
             self._conn.close()  # a new connection opens a new channel (and declares the exchange again)
 
@@ -406,22 +415,21 @@ class AmqpPublisher:
             if ok:
                 self._attempts.pop(id(message), None)
                 self.published[message.kind] += 1
-            else:
-                self._refused(message)
+            elif not self._given_up(message):
+                self.buffer.put_back([message])  # nacked: once more
         if len(inflight) < self.window // 2 and len(self.buffer):
             self._wake()
 
-    def _refused(self, message: Message) -> None:
-        """RabbitMQ nacked `message`: send it again, and give it up (counted) after MAX_ATTEMPTS,
-        so one message it cannot take does not come back for ever."""
+    def _given_up(self, message: Message) -> bool:
+        """RabbitMQ refused `message` once more (a nack, or the channel closed on it): True,
+        and counted as refused, after MAX_ATTEMPTS, so it does not come back for ever."""
         attempts = self._attempts.get(id(message), 0) + 1
-        if attempts >= MAX_ATTEMPTS:
-            self._attempts.pop(id(message), None)
-            self._reject(message, f"RabbitMQ did not accept it; {MAX_ATTEMPTS} attempts")
-            return
-        self._attempts[id(message)] = attempts
-        self.buffer.put_back([message])
-        self._wake()
+        if attempts < MAX_ATTEMPTS:
+            self._attempts[id(message)] = attempts
+            return False
+        self._attempts.pop(id(message), None)
+        self._reject(message, f"RabbitMQ did not accept it; {MAX_ATTEMPTS} attempts")
+        return True
 
     def _reject(self, message: Message, why: str) -> None:
         self.rejected[message.kind] += 1
