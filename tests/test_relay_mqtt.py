@@ -358,3 +358,56 @@ def test_a_message_the_broker_would_refuse_is_counted_and_the_next_still_goes(mo
         assert sink.disconnects == 0
     finally:
         sub.close()
+
+
+def numbered(events, copies: int) -> list[Event]:
+    """`copies` runs of the capture, every event made unique by its Event-Sequence."""
+    out = []
+    for n in range(copies):
+        for ev in events:
+            d = ev.to_dict()
+            d["Event-Sequence"] = str(len(out) + 1)
+            out.append(Event.from_dict(d))
+    return out
+
+
+def test_a_dead_link_at_full_speed_loses_nothing_and_keeps_the_order(mosquitto, captures):
+    """Thousands of events, a full window (1000) of them in flight when the link dies —
+    neither delivered nor acknowledged.  Every event still arrives, first arrivals in order."""
+    from tests.support.net import CutProxy
+
+    events = numbered(capture_events(captures, "scenario_queue_plain"), 40)  # 3,520 events
+    sub = MqttCollector(mosquitto, "freeswitch/vm/events/#", client_id="desk-fast")
+
+    async def scenario():
+        proxy = await CutProxy(mosquitto.host, mosquitto.port).start()
+        settings = parse_mqtt_url(f"mqtt://127.0.0.1:{proxy.port}", client_id="relay-fast")
+        sink = MqttPublisher(settings, Buffer(100_000), reconnect_delay=(0.2, 0.2))
+
+        async def gate(i):
+            if i == 1000:
+                proxy.freeze()
+            if i == 2000:
+                assert sink.inflight > 900  # the window filled up: published, never acknowledged
+                proxy.cut()
+
+        relay = Relay(from_list(events, gate, every=1000), sink, drain_timeout=30)
+        try:
+            return await relay.run(), sink
+        finally:
+            await proxy.close()
+
+    try:
+        summary, sink = run(scenario(), timeout=120)
+        assert summary.complete and summary.published_events >= len(events), summary.line()
+        assert sink.disconnects == 1 and sink.window == 1000
+        assert sub.wait_for(lambda m: len({p for _, p, _ in m}) >= len(events), timeout=30), \
+            f"{len({p for _, p, _ in sub.messages})} of {len(events)}"
+        seen, order = set(), []
+        for _, payload, _ in sub.messages:
+            if payload not in seen:
+                seen.add(payload)
+                order.append(json.loads(payload)["Event-Sequence"])
+        assert order == [str(i + 1) for i in range(len(events))]
+    finally:
+        sub.close()

@@ -30,3 +30,54 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0, proc: Optional[su
             return True
         time.sleep(0.05)
     return False
+
+
+class CutProxy:
+    """A TCP forwarder (asyncio) a test can freeze and cut: ``freeze()`` drops every byte both
+    ways from then on, as a dead link does; ``cut()`` closes the frozen connections, and
+    connections made after it are forwarded again.  So a client's messages in flight are
+    neither delivered nor acknowledged — the loss a broker outage causes, made exactly."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.port = 0
+        self._server = None
+        self._frozen = False
+        self._pairs: list = []
+
+    async def start(self) -> "CutProxy":
+        import asyncio
+
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader, writer) -> None:
+        import asyncio
+
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._pairs.append((writer, up_writer))
+
+        async def pipe(src, dst):
+            with contextlib.suppress(OSError, ConnectionError):
+                while data := await src.read(65536):
+                    if not self._frozen:
+                        dst.write(data)
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def freeze(self) -> None:
+        self._frozen = True
+
+    def cut(self) -> None:
+        for client, upstream in self._pairs:
+            client.close()
+            upstream.close()
+        self._pairs.clear()
+        self._frozen = False
+
+    async def close(self) -> None:
+        self.cut()
+        self._server.close()
+        await self._server.wait_closed()
