@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import ROOT, Figure, table  # noqa: E402
 
-SECTIONS = ("throughput", "latency", "serve", "memory", "sim", "build")
+SECTIONS = ("throughput", "latency", "serve", "relay", "memory", "sim", "build")
 
 
 def main(argv=None) -> int:
@@ -60,6 +60,11 @@ def main(argv=None) -> int:
         from benchmarks import serve_latency
 
         figures += serve_latency.measure(calls=3 if smoke else 100, rate=2000, timeout=timeout)
+    if "relay" in sections:
+        from benchmarks import relay
+
+        figures += relay.measure(count=2_000 if smoke else (args.count or 50_000), reps=reps if not smoke else 1,
+                                 timeout=timeout)
     if "memory" in sections:
         from benchmarks import memory
 

@@ -1,0 +1,297 @@
+"""T8: the relay's throughput to Mosquitto (QoS 1) and to RabbitMQ (publisher confirms).
+
+    .venv/bin/python benchmarks/run.py --only relay [--count 50000 --reps 3]
+
+Each repetition, per broker, in this process one after the other:
+
+- **the anchor**: a bare publisher of the same library with nothing else to do — paho
+  publishing the events' JSON (made before the clock starts) at QoS 1, or pika publishing
+  them with asynchronous publisher confirms, 1,000 in flight — until every message is
+  acknowledged;
+- **the relay**: eslkit's `RelayEngine` with the call tracker, as `eslkit relay --to URL`
+  builds it, reading the real 1.10.12 capture events as `event json ALL` frames (the
+  firehose's corpus) from bytes through eslkit's parser, until every message is confirmed.
+
+events/s = events / (first event → last confirmation).  Nothing may be lost: before each
+run a durable subscription is made (an MQTT session with clean_session off, a durable
+RabbitMQ queue bound to ``#``) and afterwards every event must be in it.  Brokers are
+started for the run on free loopback ports and stopped after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from benchmarks.harness import Figure
+
+TARGET = 10_000  # events/s, the issue's bound for a call centre's firehose
+WINDOW = 1000
+
+
+def _frames(n: int) -> list[bytes]:
+    """The firehose's corpus as a live relay reads it: `event json ALL` frames."""
+    from benchmarks.corpus import frames_in
+
+    base = frames_in("json")
+    return [base[i % len(base)] for i in range(n)]
+
+
+def _events_from_bytes(frames: list[bytes]):
+    """Events as a live relay gets them: frames parsed from the bytes, 64 kB at a time."""
+    from eslkit.protocol import EventFrame, Parser
+
+    parser = Parser()
+    blob = b"".join(frames)
+    for i in range(0, len(blob), 65536):
+        for frame in parser.feed(blob[i:i + 65536]):
+            if isinstance(frame, EventFrame):
+                yield frame.event
+
+
+def _payloads(frames: list[bytes]) -> list[bytes]:
+    return [e.json_line().encode() for e in _events_from_bytes(frames)]
+
+
+async def _relay(sink, frames: list[bytes]) -> tuple[float, object]:
+    from eslkit.app.relay import RelayEngine
+    from eslkit.calls import CallTracker
+    from eslkit.sources import EventsSource
+
+    await sink.start()
+    sink.start = _already  # the engine must not connect a second time
+    engine = RelayEngine(EventsSource(_events_from_bytes(frames)), sink, tracker=CallTracker(), drain_timeout=600)
+    start = time.perf_counter()
+    summary = await engine.run()
+    return time.perf_counter() - start, summary
+
+
+async def _already() -> None:
+    return None
+
+
+# --- MQTT ---------------------------------------------------------------------------------
+
+def _mqtt_client(broker, client_id: str, clean: bool = True):
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean,
+                         protocol=mqtt.MQTTv311)
+    return client
+
+
+def _mqtt_session(broker, topic: str) -> None:
+    """A durable session (QoS 1) the broker keeps messages for while it is away."""
+    done = threading.Event()
+    client = _mqtt_client(broker, "bench-keeper", clean=False)
+    client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, 1)
+    client.on_subscribe = lambda *a: done.set()
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    done.wait(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def _mqtt_kept(broker, want: int, quiet: float = 2.0) -> int:
+    """Messages the durable session got while away (waits until none come for `quiet` s)."""
+    got = [0]
+    client = _mqtt_client(broker, "bench-keeper", clean=False)
+    client.on_message = lambda c, u, m: got.__setitem__(0, got[0] + 1)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    last, seen = time.monotonic(), 0
+    while time.monotonic() - last < quiet and got[0] < want:
+        time.sleep(0.1)
+        if got[0] != seen:
+            seen, last = got[0], time.monotonic()
+    client.disconnect()
+    client.loop_stop()
+    # Start the next run with an empty session.
+    cleaner = _mqtt_client(broker, "bench-keeper", clean=True)
+    cleaner.connect(broker.host, broker.port)
+    cleaner.disconnect()
+    return got[0]
+
+
+def _mqtt_bare(broker, payloads: list[bytes]) -> float:
+    done = threading.Event()
+    acked = [0]
+
+    def on_publish(c, u, mid, reason, properties):
+        acked[0] += 1
+        if acked[0] == len(payloads):
+            done.set()
+
+    client = _mqtt_client(broker, "bench-bare")
+    client.max_inflight_messages_set(100)  # paho walks its in-flight list on every ack: 100 is its fastest here
+    client.max_queued_messages_set(0)
+    client.on_publish = on_publish
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    start = time.perf_counter()
+    for payload in payloads:
+        client.publish("freeswitch/bench/events/EVENT/-", payload, qos=1)
+    done.wait(600)
+    elapsed = time.perf_counter() - start
+    client.disconnect()
+    client.loop_stop()
+    return elapsed
+
+
+def _mqtt_rep(broker, frames, payloads) -> dict:
+    from eslkit.brokers.buffer import Buffer
+    from eslkit.brokers.mqtt import MqttPublisher, parse_mqtt_url
+
+    n = len(frames)
+    _mqtt_session(broker, "freeswitch/bench/#")
+    bare = _mqtt_bare(broker, payloads)
+    bare_kept = _mqtt_kept(broker, n)
+    _mqtt_session(broker, "freeswitch/+/events/#")
+    sink = MqttPublisher(parse_mqtt_url(broker.url, client_id="bench-relay"), Buffer(n + 1000), qos=1)
+    elapsed, summary = asyncio.run(_relay(sink, frames))
+    kept = _mqtt_kept(broker, n)
+    return {"anchor": n / bare, "value": n / elapsed, "kept": kept, "anchor_kept": bare_kept,
+            "complete": summary.complete, "line": summary.line()}
+
+
+# --- AMQP ---------------------------------------------------------------------------------
+
+QUEUE = "eslkit-bench-relay"
+
+
+def _amqp_queue(broker, purge: bool = False) -> int:
+    """The durable queue bound to everything; returns how many messages it holds (and empties it)."""
+    import pika
+
+    params = pika.ConnectionParameters(broker.host, broker.port, "/",
+                                       pika.PlainCredentials(broker.user, broker.password))
+    conn = pika.BlockingConnection(params)
+    try:
+        ch = conn.channel()
+        ch.exchange_declare("freeswitch", exchange_type="topic", durable=True)
+        held = ch.queue_declare(QUEUE, durable=True).method.message_count
+        ch.queue_bind(QUEUE, "freeswitch", routing_key="#")
+        if purge:
+            ch.queue_purge(QUEUE)
+        return held
+    finally:
+        conn.close()
+
+
+def _amqp_bare(broker, payloads: list[bytes]) -> float:
+    """pika alone: SelectConnection, confirm mode, WINDOW messages in flight."""
+    import pika
+
+    state = {"sent": 0, "acked": 0, "start": 0.0, "end": 0.0}
+    props = pika.BasicProperties(content_type="text/json", delivery_mode=2)
+    outstanding: deque = deque()  # delivery tags not yet confirmed (confirms may come out of order)
+
+    def publish_more(ch):
+        while state["sent"] < len(payloads) and len(outstanding) < WINDOW:
+            ch.basic_publish("freeswitch", "bench.EVENT._.x", payloads[state["sent"]], properties=props)
+            state["sent"] += 1
+            outstanding.append(state["sent"])
+
+    def on_confirm(frame):
+        tag = frame.method.delivery_tag
+        if frame.method.multiple:
+            while outstanding and outstanding[0] <= tag:
+                outstanding.popleft()
+                state["acked"] += 1
+        elif tag in outstanding:
+            outstanding.remove(tag)
+            state["acked"] += 1
+        if state["acked"] >= len(payloads):
+            state["end"] = time.perf_counter()
+            conn.close()
+        else:
+            publish_more(channel[0])
+
+    channel = []
+
+    def on_channel(ch):
+        channel.append(ch)
+        ch.confirm_delivery(on_confirm, callback=lambda _: (state.__setitem__("start", time.perf_counter()),
+                                                            publish_more(ch)))
+
+    params = pika.ConnectionParameters(broker.host, broker.port, "/",
+                                       pika.PlainCredentials(broker.user, broker.password))
+    def failed(c, reason):
+        state["error"] = reason
+        c.ioloop.stop()
+
+    conn = pika.SelectConnection(params, on_open_callback=lambda c: c.channel(on_open_callback=on_channel),
+                                 on_open_error_callback=failed, on_close_callback=lambda c, r: c.ioloop.stop())
+    conn.ioloop.call_later(600, lambda: failed(conn, "no confirms for 600 s"))
+    conn.ioloop.start()
+    if not state["end"]:
+        raise RuntimeError(f"bare pika: {state['acked']} of {len(payloads)} confirmed ({state.get('error')})")
+    return state["end"] - state["start"]
+
+
+def _amqp_rep(broker, frames, payloads) -> dict:
+    from eslkit.brokers.amqp import AmqpPublisher, parse_amqp_url
+    from eslkit.brokers.buffer import Buffer
+
+    n = len(frames)
+    _amqp_queue(broker, purge=True)
+    bare = _amqp_bare(broker, payloads)
+    bare_kept = _amqp_queue(broker, purge=True)
+    os.environ["ESLKIT_BENCH_AMQP_PW"] = broker.password
+    sink = AmqpPublisher(parse_amqp_url(broker.url(), password_env="ESLKIT_BENCH_AMQP_PW"), Buffer(n + 1000),
+                         client_id="bench-relay")
+    elapsed, summary = asyncio.run(_relay(sink, frames))
+    kept = _amqp_queue(broker, purge=True)
+    return {"anchor": n / bare, "value": n / elapsed, "kept": kept, "anchor_kept": bare_kept,
+            "complete": summary.complete, "line": summary.line()}
+
+
+# --- the rows -----------------------------------------------------------------------------
+
+def _figure(key: str, label: str, anchor_label: str, reps: list[dict], n: int) -> Figure:
+    value = statistics.median(r["value"] for r in reps)
+    anchor = statistics.median(r["anchor"] for r in reps)
+    ratio = statistics.median(r["value"] / r["anchor"] for r in reps)
+    lost = [n - r["kept"] for r in reps]
+    complete = all(r["complete"] for r in reps) and max(lost) <= 0
+    load = os.getloadavg()
+    runs = ", ".join(f"{r['value']:,.0f}" for r in reps)
+    anchors = ", ".join(f"{r['anchor']:,.0f}" for r in reps)
+    return Figure(key, label, value=value, unit="ev/s", anchor_label=anchor_label, anchor=anchor, ratio=ratio,
+                  target=f"≥ {TARGET:,} ev/s, 0 lost", passed=complete and value >= TARGET,
+                  checks={"events": n, "runs": [round(r["value"]) for r in reps],
+                          "anchor_runs": [round(r["anchor"]) for r in reps],
+                          "lost": lost, "anchor_lost": [n - r["anchor_kept"] for r in reps],
+                          "summary": reps[-1]["line"], "load_average": [round(x, 2) for x in load]},
+                  note=f"runs {runs} ev/s; anchor {anchors}; load average {load[0]:.1f}")
+
+
+def measure(count: int, reps: int, timeout: float = 600) -> list[Figure]:
+    from tests.support.brokers import Mosquitto, RabbitMQ
+
+    frames = _frames(count)
+    payloads = _payloads(frames)
+    figures = []
+    with tempfile.TemporaryDirectory(prefix="eslkit-bench-relay-") as d:
+        mosquitto = Mosquitto(Path(d) / "mqtt").start()
+        try:
+            rows = [_mqtt_rep(mosquitto, frames, payloads) for _ in range(reps)]
+        finally:
+            mosquitto.stop()
+        figures.append(_figure("relay_mqtt", "T8 relay → Mosquitto, QoS 1 (events confirmed)",
+                               "bare paho", rows, count))
+        rabbit = RabbitMQ(Path(d) / "amqp").start()
+        try:
+            rows = [_amqp_rep(rabbit, frames, payloads) for _ in range(reps)]
+        finally:
+            rabbit.close()
+        figures.append(_figure("relay_amqp", "T8 relay → RabbitMQ, publisher confirms",
+                               "bare pika", rows, count))
+    return figures
