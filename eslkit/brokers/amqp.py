@@ -385,9 +385,10 @@ class AmqpPublisher:
                 self._reject(message, str(exc) or type(exc).__name__)
 
     def _publish(self, key: str, body: bytes, headers: dict, message: Message | None) -> None:
-        pika = _pika()
-        props = pika.BasicProperties(content_type="text/json", delivery_mode=2, headers=headers or None,
-                                     timestamp=int(time.time()))
+        from pika import BasicProperties  # imported by start() already: a dict lookup
+
+        props = BasicProperties(content_type="text/json", delivery_mode=2, headers=headers or None,
+                                timestamp=int(time.time()))
         self._channel.basic_publish(self.settings.exchange, key, body, properties=props)
         self._tag += 1
         self._inflight.append((self._tag, message))
