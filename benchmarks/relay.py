@@ -13,8 +13,9 @@ Each repetition, per broker, in this process one after the other:
   firehose's corpus) from bytes through eslkit's parser, until every message is confirmed.
 
 events/s = events / (first event → last confirmation).  Nothing may be lost: before each
-run a durable subscription is made (an MQTT session with clean_session off, a durable
-RabbitMQ queue bound to ``#``) and afterwards every event must be in it.  Brokers are
+run a durable subscription is made (an MQTT session with clean_session off, held in
+Mosquitto's memory; a durable RabbitMQ queue bound to ``#``, persistent messages) and
+afterwards every event must be in it.  Brokers are
 started for the run on free loopback ports and stopped after.
 """
 
@@ -166,8 +167,9 @@ def _mqtt_rep(broker, frames, payloads) -> dict:
 QUEUE = "eslkit-bench-relay"
 
 
-def _amqp_queue(broker, purge: bool = False) -> int:
-    """The durable queue bound to everything; returns how many messages it holds (and empties it)."""
+def _amqp_queue(broker) -> int:
+    """The durable queue bound to everything: how many events it holds (not popup states or
+    the relay's status), taking them all out."""
     import pika
 
     params = pika.ConnectionParameters(broker.host, broker.port, "/",
@@ -176,11 +178,17 @@ def _amqp_queue(broker, purge: bool = False) -> int:
     try:
         ch = conn.channel()
         ch.exchange_declare("freeswitch", exchange_type="topic", durable=True)
-        held = ch.queue_declare(QUEUE, durable=True).method.message_count
+        ch.queue_declare(QUEUE, durable=True)
         ch.queue_bind(QUEUE, "freeswitch", routing_key="#")
-        if purge:
-            ch.queue_purge(QUEUE)
-        return held
+        ch.basic_qos(prefetch_count=1000)
+        events = 0
+        for method, _, _ in ch.consume(QUEUE, auto_ack=True, inactivity_timeout=1.0):
+            if method is None:
+                break
+            key = method.routing_key
+            events += ".agents." not in key and not key.startswith("relay.")
+        ch.cancel()
+        return events
     finally:
         conn.close()
 
@@ -241,14 +249,14 @@ def _amqp_rep(broker, frames, payloads) -> dict:
     from eslkit.brokers.buffer import Buffer
 
     n = len(frames)
-    _amqp_queue(broker, purge=True)
+    _amqp_queue(broker)
     bare = _amqp_bare(broker, payloads)
-    bare_kept = _amqp_queue(broker, purge=True)
+    bare_kept = _amqp_queue(broker)
     os.environ["ESLKIT_BENCH_AMQP_PW"] = broker.password
     sink = AmqpPublisher(parse_amqp_url(broker.url(), password_env="ESLKIT_BENCH_AMQP_PW"), Buffer(n + 1000),
                          client_id="bench-relay")
     elapsed, summary = asyncio.run(_relay(sink, frames))
-    kept = _amqp_queue(broker, purge=True)
+    kept = _amqp_queue(broker)
     return {"anchor": n / bare, "value": n / elapsed, "kept": kept, "anchor_kept": bare_kept,
             "complete": summary.complete, "line": summary.line()}
 
@@ -259,7 +267,7 @@ def _figure(key: str, label: str, anchor_label: str, reps: list[dict], n: int) -
     value = statistics.median(r["value"] for r in reps)
     anchor = statistics.median(r["anchor"] for r in reps)
     ratio = statistics.median(r["value"] / r["anchor"] for r in reps)
-    lost = [n - r["kept"] for r in reps]
+    lost = [max(0, n - r["kept"]) for r in reps]  # at-least-once: a re-sent event may be kept twice
     complete = all(r["complete"] for r in reps) and max(lost) <= 0
     load = os.getloadavg()
     runs = ", ".join(f"{r['value']:,.0f}" for r in reps)
@@ -268,7 +276,7 @@ def _figure(key: str, label: str, anchor_label: str, reps: list[dict], n: int) -
                   target=f"≥ {TARGET:,} ev/s, 0 lost", passed=complete and value >= TARGET,
                   checks={"events": n, "runs": [round(r["value"]) for r in reps],
                           "anchor_runs": [round(r["anchor"]) for r in reps],
-                          "lost": lost, "anchor_lost": [n - r["anchor_kept"] for r in reps],
+                          "lost": lost, "anchor_lost": [max(0, n - r["anchor_kept"]) for r in reps],
                           "summary": reps[-1]["line"], "load_average": [round(x, 2) for x in load]},
                   note=f"runs {runs} ev/s; anchor {anchors}; load average {load[0]:.1f}")
 
@@ -280,7 +288,12 @@ def measure(count: int, reps: int, timeout: float = 600) -> list[Figure]:
     payloads = _payloads(frames)
     figures = []
     with tempfile.TemporaryDirectory(prefix="eslkit-bench-relay-") as d:
-        mosquitto = Mosquitto(Path(d) / "mqtt").start()
+        mosquitto = Mosquitto(Path(d) / "mqtt")
+        # The durable session's queue in memory, unbounded: the tests' broker writes its whole
+        # store to disk every second, which at this rate measures the disk, not the relay.
+        mosquitto.config.write_text(mosquitto.config.read_text().replace("persistence true", "persistence false")
+                                    .replace("max_queued_messages 100000", "max_queued_messages 0"))
+        mosquitto.start()
         try:
             rows = [_mqtt_rep(mosquitto, frames, payloads) for _ in range(reps)]
         finally:

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FIGURES = [
     "c_esl", "c_esl_json", "pure_esl", "pure_esl_json", "greenswitch", "genesis", "bare_socket",
-    "eslkit_client", "watch_quiet", "watch_json", "latency_floor", "popup_p99", "serve_card_p99", "watch_rss",
+    "eslkit_client", "watch_quiet", "watch_json", "latency_floor", "popup_p99", "serve_card_p99", "relay_mqtt",
+    "relay_amqp", "watch_rss",
     "tracker_memory", "sim_one", "sim_many", "build_second", "build_standalone",
 ]
 THROUGHPUT = FIGURES[:10]
@@ -98,3 +99,10 @@ def test_build_figures_built_and_found_nothing_to_do(smoke):
     assert smoke["figures"]["build_second"]["checks"]["errors"] == []
     standalone = smoke["figures"]["build_standalone"]["checks"]
     assert standalone["errors"] == [] and standalone["commands"] >= 10
+
+
+@pytest.mark.parametrize("key", ["relay_mqtt", "relay_amqp"])
+def test_the_relay_and_its_anchor_delivered_every_event(smoke, key):
+    checks = smoke["figures"][key]["checks"]
+    assert checks["lost"] == [0] and checks["anchor_lost"] == [0], checks
+    assert smoke["figures"][key]["ratio"] > 0
