@@ -271,32 +271,17 @@ def test_a_message_rabbitmq_cannot_take_is_counted_and_the_next_still_goes(amqp_
 def test_a_dead_link_at_full_speed_loses_nothing_and_keeps_the_order(amqp_env, captures):
     """Thousands of events, a full window (1000) awaiting confirms when the link dies — neither
     delivered nor confirmed.  Every event still reaches the queue, first arrivals in order."""
-    from tests.support.net import CutProxy
-    from tests.test_relay_mqtt import numbered
+    from tests.test_relay_mqtt import numbered, through_a_dying_link
 
     events = numbered(capture_events(captures, "scenario_queue_plain"), 40)  # 3,520 events
     conn, ch, q = queue(amqp_env, "vm.#")
 
-    async def scenario():
-        proxy = await CutProxy(amqp_env.host, amqp_env.port).start()
-        settings = parse_amqp_url(f"amqp://{amqp_env.user}@127.0.0.1:{proxy.port}/", password_env=ENV)
-        sink = AmqpPublisher(settings, Buffer(100_000), client_id="amqp-fast", reconnect_delay=(0.2, 0.2))
-
-        async def gate(i):
-            if i == 1000:
-                proxy.freeze()
-            if i == 2000:
-                assert len(sink._inflight) > 900  # the window filled up: published, never confirmed
-                proxy.cut()
-
-        relay = Relay(from_list(events, gate, every=1000), sink, drain_timeout=30)
-        try:
-            return await relay.run(), sink
-        finally:
-            await proxy.close()
+    def make_sink(port):
+        settings = parse_amqp_url(f"amqp://{amqp_env.user}@127.0.0.1:{port}/", password_env=ENV)
+        return AmqpPublisher(settings, Buffer(100_000), client_id="amqp-fast", reconnect_delay=(0.2, 0.2))
 
     try:
-        summary, sink = run(scenario(), timeout=120)
+        summary, sink = run(through_a_dying_link(amqp_env, make_sink, events), timeout=120)
         assert summary.complete and summary.published_events >= len(events), summary.line()
         assert sink.disconnects == 1 and sink.window == 1000
         got = drain(ch, q, 10**9, timeout=5)  # all of it: re-sent messages come twice

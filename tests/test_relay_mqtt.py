@@ -371,34 +371,40 @@ def numbered(events, copies: int) -> list[Event]:
     return out
 
 
+async def through_a_dying_link(broker, make_sink, events):
+    """Relay `events` to `broker` through a CutProxy that goes dead after 1000 events and is
+    cut after 2000, when the publisher's window is full of unacknowledged messages."""
+    from tests.support.net import CutProxy
+
+    proxy = await CutProxy(broker.host, broker.port).start()
+    sink = make_sink(proxy.port)
+
+    async def gate(i):
+        if i == 1000:
+            proxy.freeze()
+        if i == 2000:
+            assert sink.inflight > 900  # the window filled up: published, never acknowledged
+            proxy.cut()
+
+    relay = Relay(from_list(events, gate, every=1000), sink, drain_timeout=30)
+    try:
+        return await relay.run(), sink
+    finally:
+        await proxy.close()
+
+
 def test_a_dead_link_at_full_speed_loses_nothing_and_keeps_the_order(mosquitto, captures):
     """Thousands of events, a full window (1000) of them in flight when the link dies —
     neither delivered nor acknowledged.  Every event still arrives, first arrivals in order."""
-    from tests.support.net import CutProxy
-
     events = numbered(capture_events(captures, "scenario_queue_plain"), 40)  # 3,520 events
     sub = MqttCollector(mosquitto, "freeswitch/vm/events/#", client_id="desk-fast")
 
-    async def scenario():
-        proxy = await CutProxy(mosquitto.host, mosquitto.port).start()
-        settings = parse_mqtt_url(f"mqtt://127.0.0.1:{proxy.port}", client_id="relay-fast")
-        sink = MqttPublisher(settings, Buffer(100_000), reconnect_delay=(0.2, 0.2))
-
-        async def gate(i):
-            if i == 1000:
-                proxy.freeze()
-            if i == 2000:
-                assert sink.inflight > 900  # the window filled up: published, never acknowledged
-                proxy.cut()
-
-        relay = Relay(from_list(events, gate, every=1000), sink, drain_timeout=30)
-        try:
-            return await relay.run(), sink
-        finally:
-            await proxy.close()
+    def make_sink(port):
+        settings = parse_mqtt_url(f"mqtt://127.0.0.1:{port}", client_id="relay-fast")
+        return MqttPublisher(settings, Buffer(100_000), reconnect_delay=(0.2, 0.2))
 
     try:
-        summary, sink = run(scenario(), timeout=120)
+        summary, sink = run(through_a_dying_link(mosquitto, make_sink, events), timeout=120)
         assert summary.complete and summary.published_events >= len(events), summary.line()
         assert sink.disconnects == 1 and sink.window == 1000
         assert sub.wait_for(lambda m: len({p for _, p, _ in m}) >= len(events), timeout=30), \

@@ -25,13 +25,13 @@ import socket
 import ssl
 import threading
 import time
-from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 from urllib.parse import unquote
 
 from eslkit.backoff import Backoff
 from eslkit.brokers.buffer import Buffer, Message
+from eslkit.brokers.outbox import WindowedPublisher
 from eslkit.brokers.urls import password_from_env, split_broker_url
 from eslkit.errors import BrokerError
 from eslkit.event import Event
@@ -170,7 +170,7 @@ def open_error(settings: AmqpSettings, exc: BaseException) -> BrokerError:
     return BrokerError(f"Cannot reach RabbitMQ at {settings.where}: {reason}.")
 
 
-class AmqpPublisher:
+class AmqpPublisher(WindowedPublisher):
     """The relay's AMQP side; the same face as MqttPublisher.
 
     A pika ``AsyncioConnection`` on the relay's own event loop (no thread to fight the
@@ -181,37 +181,24 @@ class AmqpPublisher:
     order, and is sent again on the next connection (at-least-once)."""
 
     protocol = "amqp"
+    address_name = "routing key"
 
     def __init__(self, settings: AmqpSettings, buffer: Buffer[Message], *, client_id: str | None = None,
                  reconnect_delay: tuple[float, float] = (1.0, 30.0), connect_timeout: float = 10.0,
                  window: int = 1000):
+        super().__init__(buffer, window=window, reconnect_delay=reconnect_delay, connect_timeout=connect_timeout)
         self.settings = settings
-        self.buffer = buffer
         self.client_id = client_id or f"eslkit-relay-{socket.gethostname()}"
         self.status_key = AMQP_STATUS_KEY.format(client_id=short_key_part(self.client_id))
-        self.reconnect_delay = reconnect_delay
-        self.connect_timeout = connect_timeout
-        self.window = max(1, window)
-        self.published: Counter[str] = Counter()
-        self.rejected: Counter[str] = Counter()  # messages RabbitMQ would not take: counted, never re-sent
-        self.on_reject: Callable[[str], None] | None = None
-        self.connects = 0
-        self.disconnects = 0
-        self.last_error: str | None = None
-        self.on_change: Callable[[str], None] | None = None
         self._connected = False
         self._conn = None
         self._channel = None
         self._tag = 0  # the delivery tag of the last message published on this channel
-        self._inflight: deque = deque()  # (delivery tag, Message or None for a status), oldest first
         self._attempts: dict[int, int] = {}  # id(message) -> times RabbitMQ refused it (nack)
         self._status: dict | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._opened: asyncio.Future | None = None  # the connection being opened is ready (or failed)
         self._closed: asyncio.Future | None = None
         self._retry: asyncio.Future | None = None
-        self._pumping = False
-        self._closing = False
 
     # --- addresses --------------------------------------------------------------
 
@@ -227,32 +214,14 @@ class AmqpPublisher:
     def connected(self) -> bool:
         return self._connected
 
-    @property
-    def unconfirmed(self) -> int:
-        return (self.buffer.added - self.buffer.dropped - sum(self.published.values())
-                - sum(self.rejected.values()))
-
     async def start(self) -> None:
         """Connect; raise BrokerError if the first connection fails."""
         self._loop = asyncio.get_running_loop()
         await self._open()
 
-    def send(self, message: Message) -> Message | None:
-        dropped = self.buffer.put(message)
-        self._wake()
-        return dropped
-
     def status(self, payload: dict) -> None:
         self._status = payload  # the next turn of the pump sends the latest one
         self._wake()
-
-    async def drain(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.unconfirmed:
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(0.02)
-        return True
 
     async def close(self, final_status: dict | None = None) -> None:
         self._closing = True
@@ -334,37 +303,12 @@ class AmqpPublisher:
         if conn is not self._conn:
             return
         self._conn = self._channel = None
-        # What was not confirmed goes back to the front, in order, for the next connection.
-        self.buffer.put_back([m for _, m in self._inflight if m is not None])
-        self._inflight.clear()
-        if not self._connected:
-            return
-        self._connected = False
-        if self._closing:
-            return
-        self.disconnects += 1
-        self.last_error = f"broker connection lost: {reason}"
-        if self.on_change:
-            self.on_change("disconnected")
-        self._retry = asyncio.ensure_future(self._reconnect())
-
-    async def _reconnect(self) -> None:
-        low, high = self.reconnect_delay
-        for delay in Backoff(initial=low, cap=high).delays():
-            await asyncio.sleep(delay)
-            try:
-                await self._open()
-            except BrokerError as exc:
-                self.last_error = str(exc)
-                continue
-            if self.on_change:
-                self.on_change("connected")
-            return
-
-    def _wake(self) -> None:
-        if not self._pumping and self._loop is not None:
-            self._pumping = True
-            self._loop.call_soon(self._pump)  # once per turn of the loop, however many were sent
+        if self._connected:
+            self._connected = False
+            self._link_lost(reason)
+        else:  # never opened, or closed by us: nothing was published on it
+            self.buffer.put_back([m for _, m in self._inflight if m is not None])
+            self._inflight.clear()
 
     def _pump(self) -> None:
         """Publish what is buffered, up to the window (confirms wake us again)."""
@@ -391,35 +335,18 @@ class AmqpPublisher:
                                 timestamp=int(time.time()))
         self._channel.basic_publish(self.settings.exchange, key, body, properties=props)
         self._tag += 1
-        self._inflight.append((self._tag, message))
+        self._sent(self._tag, message)
 
     def _on_confirm(self, frame) -> None:
         """RabbitMQ's Basic.Ack / Basic.Nack for one delivery tag, or for every tag up to it."""
         method = frame.method
-        tag, ok = method.delivery_tag, method.NAME == "Basic.Ack"
-        inflight = self._inflight
-        if method.multiple:
-            done = []
-            while inflight and inflight[0][0] <= tag:
-                done.append(inflight.popleft()[1])
-        elif inflight and inflight[0][0] == tag:
-            done = [inflight.popleft()[1]]
-        else:  # confirmed out of order: rare, so a scan is fine
-            found = next((entry for entry in inflight if entry[0] == tag), None)
-            if found is None:
-                return
-            inflight.remove(found)
-            done = [found[1]]
-        for message in done:
-            if message is None:
-                continue  # a status message: best effort
-            if ok:
+        for message in self._acknowledged(method.delivery_tag, method.multiple):
+            if method.NAME == "Basic.Ack":
                 self._attempts.pop(id(message), None)
                 self.published[message.kind] += 1
             elif not self._given_up(message):
                 self.buffer.put_back([message])  # nacked: once more
-        if len(inflight) < self.window // 2 and len(self.buffer):
-            self._wake()
+                self._wake()
 
     def _given_up(self, message: Message) -> bool:
         """RabbitMQ refused `message` once more (a nack, or the channel closed on it): True,
@@ -431,12 +358,6 @@ class AmqpPublisher:
         self._attempts.pop(id(message), None)
         self._reject(message, f"RabbitMQ did not accept it; {MAX_ATTEMPTS} attempts")
         return True
-
-    def _reject(self, message: Message, why: str) -> None:
-        self.rejected[message.kind] += 1
-        self.last_error = f"a message to {message.address[:80]!r} was not published: {why}"
-        if self.on_reject:
-            self.on_reject(f"{message.kind} not published ({why}); routing key {message.address[:80]!r}")
 
 
 MAX_ATTEMPTS = 5

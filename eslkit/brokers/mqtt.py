@@ -18,15 +18,14 @@ import socket
 import ssl
 import threading
 import time
-from collections import Counter, deque
 from dataclasses import dataclass, field
 from string import Formatter
 from typing import Any, Callable, Sequence
 from urllib.parse import unquote
 
-from eslkit.backoff import Backoff
 from eslkit.brokers import mqtt_wire
 from eslkit.brokers.buffer import Buffer, Message
+from eslkit.brokers.outbox import WindowedPublisher
 from eslkit.brokers.urls import password_from_env, split_broker_url
 from eslkit.errors import BrokerError
 from eslkit.event import Event
@@ -245,7 +244,7 @@ def start_client(client, settings: MqttSettings, first: FirstConnect, timeout: f
         raise refused_error(settings, first.reason)
 
 
-class MqttPublisher:
+class MqttPublisher(WindowedPublisher):
     """The relay's MQTT side: topics, the status topic, and the publishing itself.
 
     It publishes on the relay's own event loop through eslkit's MQTT 3.1.1 writer
@@ -258,6 +257,7 @@ class MqttPublisher:
     switch's order)."""
 
     protocol = "mqtt"
+    address_name = "topic"
 
     def __init__(
         self,
@@ -274,10 +274,12 @@ class MqttPublisher:
     ):
         if qos not in (0, 1, 2):
             raise BrokerError(f"QoS {qos} does not exist.", "Use --qos 0, 1 or 2.")
+        # packet ids are 16 bits
+        super().__init__(buffer, window=min(window, 65535), reconnect_delay=reconnect_delay,
+                         connect_timeout=connect_timeout)
         self.settings = settings
         if not settings.client_id:
             settings.client_id = f"eslkit-relay-{socket.gethostname()}"
-        self.buffer = buffer
         self.qos = qos
         self.topic = check_template(topic, "--topic")
         self._topic_fields = template_fields(self.topic)
@@ -291,23 +293,10 @@ class MqttPublisher:
         if problem is not None:
             raise BrokerError(f"The --status-topic template {status_topic!r} cannot be published to: {problem}.",
                               "Remove wildcards (+ #) and control characters from it; keep it short.")
-        self.window = max(1, min(window, 65535))  # packet ids are 16 bits
-        self.reconnect_delay = reconnect_delay
-        self.connect_timeout = connect_timeout
-        self.published: Counter[str] = Counter()
-        self.rejected: Counter[str] = Counter()  # messages no broker would take: counted, never re-sent
-        self.on_reject: Callable[[str], None] | None = None
-        self.on_change: Callable[[str], None] | None = None
-        self.connects = 0
-        self.disconnects = 0
-        self.last_error: str | None = None
         self._link: _Link | None = None
-        self._inflight: deque = deque()  # (packet id, Message or None for a status), oldest first
         self._mid = 0
-        self._pumping = False
-        self._closing = False
-        self._tasks: list[asyncio.Future] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._keeping: asyncio.Future | None = None
+        self._retry: asyncio.Future | None = None
         self._ssl: ssl.SSLContext | None = None
 
     # --- addresses -------------------------------------------------------------
@@ -326,52 +315,25 @@ class MqttPublisher:
     def connected(self) -> bool:
         return self._link is not None and self._link.up
 
-    @property
-    def inflight(self) -> int:
-        return len(self._inflight)
-
-    @property
-    def unconfirmed(self) -> int:
-        """Messages accepted and neither acknowledged nor dropped: waiting in
-        the buffer or in flight."""
-        return (self.buffer.added - self.buffer.dropped - sum(self.published.values())
-                - sum(self.rejected.values()))
-
     async def start(self) -> None:
         """Connect; raise BrokerError when the broker cannot be reached or refuses us."""
         self._loop = asyncio.get_running_loop()
         self._ssl = _tls_context(self.settings) if self.settings.tls else None
         await self._open()
-        self._tasks = [asyncio.ensure_future(self._keepalive())]
-
-    def send(self, message: Message) -> Message | None:
-        """Queue one message; returns the one dropped to make room, if any."""
-        dropped = self.buffer.put(message)
-        if not self._pumping and self._loop is not None:
-            self._pumping = True
-            self._loop.call_soon(self._pump)  # once per turn of the loop, however many were sent
-        return dropped
+        self._keeping = asyncio.ensure_future(self._keepalive())
 
     def status(self, payload: dict) -> None:
         """Best effort, retained: the next status replaces a missed one."""
         if self.connected:
             self._write(self.status_topic, json.dumps(payload).encode(), None, qos=1, retain=True)
 
-    async def drain(self, timeout: float) -> bool:
-        """Wait until everything queued is acknowledged; False on timeout."""
-        deadline = time.monotonic() + timeout
-        while self.unconfirmed:
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(0.02)
-        return True
-
     async def close(self, final_status: dict | None = None) -> None:
         self._closing = True
         self.buffer.close()
-        for task in self._tasks:
+        tasks = [t for t in (self._keeping, self._retry) if t is not None]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         link = self._link
         if link is None or not link.up:
             return
@@ -421,28 +383,7 @@ class MqttPublisher:
         if link is not self._link:
             return
         self._link = None
-        self.buffer.put_back([m for _, m in self._inflight if m is not None])
-        self._inflight.clear()
-        if self._closing:
-            return
-        self.disconnects += 1
-        self.last_error = f"broker connection lost: {exc or 'closed by the broker'}"
-        if self.on_change:
-            self.on_change("disconnected")
-        self._tasks.append(asyncio.ensure_future(self._reconnect()))
-
-    async def _reconnect(self) -> None:
-        low, high = self.reconnect_delay
-        for delay in Backoff(initial=low, cap=high).delays():
-            await asyncio.sleep(delay)
-            try:
-                await self._open()
-            except BrokerError as exc:
-                self.last_error = str(exc)
-                continue
-            if self.on_change:
-                self.on_change("connected")
-            return
+        self._link_lost(exc or "closed by the broker")
 
     async def _keepalive(self) -> None:
         """A PINGREQ twice per keep-alive period; a broker silent for 1.5 periods is gone."""
@@ -482,37 +423,12 @@ class MqttPublisher:
         mid = 0
         if qos:
             mid = self._mid = self._mid % 65535 + 1
-            self._inflight.append((mid, message))
+            self._sent(mid, message)
         self._link.queue(mqtt_wire.publish_head(topic.encode(), len(payload), qos, mid, retain=retain), payload)
         if not qos and message is not None:
             self.published[message.kind] += 1  # QoS 0: nothing comes back
         if message is None:
             self._link.flush()
-
-    def _acknowledged(self, mid: int) -> None:
-        """PUBACK (QoS 1) or PUBCOMP (QoS 2) for packet `mid`: it is the broker's now."""
-        inflight = self._inflight
-        if inflight and inflight[0][0] == mid:
-            _, message = inflight.popleft()
-        else:  # acknowledged out of order: rare, so a scan is fine
-            found = next((entry for entry in inflight if entry[0] == mid), None)
-            if found is None:
-                return
-            inflight.remove(found)
-            message = found[1]
-        if message is not None:
-            self.published[message.kind] += 1
-        if len(inflight) < self.window // 2 and len(self.buffer) and not self._pumping:
-            self._pumping = True
-            self._loop.call_soon(self._pump)
-
-    def _reject(self, message: Message, why: str) -> None:
-        """Count a message that cannot be published, and say so (on_reject)."""
-        self.rejected[message.kind] += 1
-        self.last_error = f"a message to {message.address[:80]!r} was not published: {why}"
-        if self.on_reject:
-            self.on_reject(f"{message.kind} not published ({why}); topic {message.address[:80]!r}")
-
 
 class _Link(asyncio.Protocol):
     """One TCP (or TLS) connection to the broker: writes queued packets, reads acknowledgements."""
@@ -546,8 +462,9 @@ class _Link(asyncio.Protocol):
             return
         publisher = self.publisher
         for kind, _flags, body in packets:
-            if kind == mqtt_wire.PUBACK or kind == mqtt_wire.PUBCOMP:
-                publisher._acknowledged(mqtt_wire.mid_of(body))
+            if kind == mqtt_wire.PUBACK or kind == mqtt_wire.PUBCOMP:  # it is the broker's now
+                for message in publisher._acknowledged(mqtt_wire.mid_of(body)):
+                    publisher.published[message.kind] += 1
             elif kind == mqtt_wire.PUBREC:  # QoS 2, step 2 of 4: release it
                 self.transport.write(mqtt_wire.ack_packet(mqtt_wire.PUBREL, mqtt_wire.mid_of(body)))
             elif kind == mqtt_wire.CONNACK and not self.connack.done():
