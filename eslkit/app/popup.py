@@ -304,7 +304,7 @@ async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, act
     must be open."""
     err = err or Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
     # Failed writes (a full disk) become OutputError; a closed pipe stays BrokenPipeError.
-    front = _Front(fmt, actions, on, bell, OutputStream(out if out is not None else sys.stdout), err)
+    front = _Front(fmt, actions, on, bell, OutputStream(out if out is not None else sys.stdout.buffer), err)
     engine.listen(front)
     panel = await keys(engine) if keys is not None and fmt is PopupFormat.panel else None
 

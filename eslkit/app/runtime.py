@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Callable, Iterator, Optional
 
@@ -15,25 +16,83 @@ from eslkit.calls import CallTracker, LegView, live_channels
 from eslkit.errors import EslkitError
 from eslkit.sources.base import Source
 
-__all__ = ["stop_on_signals", "SwitchClock", "channels_up", "resync", "drop_stdout"]
+__all__ = ["stop_on_signals", "open_unless_stopped", "SwitchClock", "channels_up", "resync", "drop_stdout"]
+
+
+# After a Ctrl-C, a run that has not finished within this many seconds says how to quit at once.
+STILL_FINISHING_AFTER = 1.0
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[asyncio.Event]:
     """Ctrl-C and SIGTERM call ``stop()`` instead of raising KeyboardInterrupt, so a run
-    can leave the terminal in order and say what it did (outside the main thread, or on
-    a loop that cannot take signal handlers, nothing changes)."""
+    can leave the terminal in order, write out what it holds and say what it did.  The
+    event it gives is set then too: `open_unless_stopped` waits on it while connecting.
+
+    Finishing can hang on what is outside eslkit — a reader that stopped reading a full
+    pipe, a broker that does not confirm — so a run still finishing after a second says
+    so on stderr, and a second Ctrl-C quits at once: KeyboardInterrupt, with what was
+    still to be written to a pipe or file thrown away (outside the main thread, where
+    there are no signal handlers, nothing changes)."""
+    interrupted = asyncio.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
     loop = asyncio.get_running_loop()
-    installed = []
+    timer: list[threading.Timer] = []
+
+    def stopping() -> None:
+        interrupted.set()
+        stop()
+
+    def handler(signum: int, frame) -> None:
+        # A Python-level handler, not loop.add_signal_handler: it runs even while the loop
+        # is stuck in a blocked write, which is when a second Ctrl-C matters most.
+        if timer and signum == signal.SIGINT:
+            if not os.isatty(1):
+                drop_stdout()  # nothing more may block on the reader that stopped reading
+            raise KeyboardInterrupt
+        if not timer:
+            timer.append(threading.Timer(STILL_FINISHING_AFTER, _say_still_finishing))
+            timer[0].daemon = True
+            timer[0].start()
+        loop.call_soon_threadsafe(stopping)
+
+    previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop)
-            installed.append(sig)
+        previous[sig] = signal.signal(sig, handler)
     try:
-        yield
+        yield interrupted
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        if timer:
+            timer[0].cancel()
+
+
+async def open_unless_stopped(source: Source, interrupted: asyncio.Event) -> bool:
+    """Open ``source`` unless Ctrl-C comes first (a switch that does not answer, a
+    connect that waits for --timeout): False then.  The caller closes the source."""
+    opening = asyncio.ensure_future(source.open())
+    waiting = asyncio.ensure_future(interrupted.wait())
+    try:
+        await asyncio.wait([opening, waiting], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+    if opening.done():
+        opening.result()  # the user's errors (AuthError, ConnectionRefused, …) raise here
+        return True
+    while not opening.done():
+        opening.cancel()  # again if need be: Python < 3.12's wait_for can lose a cancel
+        await asyncio.wait({opening}, timeout=0.5)
+    if not opening.cancelled():
+        opening.exception()  # an error or a late success after Ctrl-C: not the user's concern now
+    return False
+
+
+def _say_still_finishing() -> None:
+    with contextlib.suppress(OSError):
+        os.write(2, b"eslkit: still finishing; press Ctrl-C again to quit at once.\n")
 
 
 class SwitchClock:

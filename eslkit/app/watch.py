@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.app.runtime import channels_up, drop_stdout, stop_on_signals
+from eslkit.app.runtime import channels_up, drop_stdout, open_unless_stopped, stop_on_signals
 from eslkit.errors import OutputError
 from eslkit.event import Event
 from eslkit.recording import Recorder
@@ -93,11 +93,13 @@ class WatchEngine:
         self.out = OutputStream(out if out is not None else sys.stdout.buffer)
         self.err = err or Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
         self.shown = 0
+        self.taken = 0  # events taken from the source: what was written, shown or recorded
         self.rows: deque = deque(maxlen=TABLE_ROWS_KEPT)
         self.snapshot = WatchSnapshot(source=source.description, retrying=source.reconnects)
         self.started = time.monotonic()
         self.broken_pipe = False
         self.opened = False
+        self.stopped = False  # stop() was asked for (Ctrl-C, SIGTERM), maybe before run()
         self._final_console: Optional[Console] = None
         self._failure: Optional[OutputError] = None  # the output failed in the ticker
         self._samples: deque = deque()
@@ -124,7 +126,7 @@ class WatchEngine:
             for name, rx, _ in self.matches
         ]
         count = self.count or 0
-        shown = 0
+        shown = taken = 0
         now = time.time
         try:
             async for item in self.source:
@@ -133,6 +135,9 @@ class WatchEngine:
                     if recorder is not None:
                         recorder.status(item, now())
                     continue
+                taken += 1
+                if rows is not None:
+                    self.taken = taken  # for the status line; only the table pays for it
                 if recorder is not None:
                     recorder.event(item, now())
                 if tests and not all(t(item) for t in tests):
@@ -151,6 +156,7 @@ class WatchEngine:
             self.broken_pipe = True
         finally:
             self.shown = shown
+            self.taken = taken
             if recorder is not None:
                 recorder.close()
 
@@ -182,7 +188,8 @@ class WatchEngine:
 
     @property
     def received(self) -> int:
-        return self.source.received
+        """Events taken in so far (the status line's count; live only for the table)."""
+        return self.taken
 
     def rate(self) -> float:
         t = time.monotonic()
@@ -216,6 +223,8 @@ class WatchEngine:
         """Until the source ends, `stop()`, or the output fails; raises what the source raised
         (AuthError, Disconnected, …) once the terminal and the output are in order."""
         self._stop = asyncio.Event()
+        if self.stopped:
+            self._stop.set()
         live = None
         if self.fmt is OutputFormat.table and not self.quiet:
             # Follow the real terminal size (and its resizes) even if COLUMNS/LINES are exported.
@@ -230,10 +239,9 @@ class WatchEngine:
         ticker = asyncio.ensure_future(self._tick(live))
         stopped = asyncio.ensure_future(self._stop.wait())
         try:
-            with stop_on_signals(self.stop):
-                if live is not None:
-                    live.start(refresh=True)
-                await asyncio.wait([ingest, stopped], return_when=asyncio.FIRST_COMPLETED)
+            if live is not None:
+                live.start(refresh=True)
+            await asyncio.wait([ingest, stopped], return_when=asyncio.FIRST_COMPLETED)
         finally:
             tasks = [t for t in (ingest, ticker, stopped, self._channels_task) if t is not None]
             for task in tasks:
@@ -256,6 +264,7 @@ class WatchEngine:
             raise failure
 
     def stop(self) -> None:
+        self.stopped = True
         if self._stop is not None:
             self._stop.set()
 
@@ -281,30 +290,38 @@ class WatchEngine:
     # -- the end -----------------------------------------------------------------------------
 
     def summary(self) -> str:
+        """What watch took in (so with -n 3: 3 events), what --match let through, what the
+        source dropped; also after Ctrl-C while connecting."""
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        received = self.received
+        taken = self.taken
         dropped = self.source.dropped
         extra = f", {self.shown} matched" if self.matches else ""
-        return (f"{received} events received{extra}, {dropped} dropped, {elapsed:.2f} s, "
-                f"{received / elapsed:.1f} events/s")
+        text = (f"{taken} events received{extra}, {dropped} dropped, {elapsed:.2f} s, "
+                f"{taken / elapsed:.1f} events/s")
+        if not self.opened:
+            text = f"stopped while connecting to {visible(self.source.description, 100)}; " + text
+        return text
 
     def final_stats(self) -> Optional[dict]:
         if self.stats is None:
             return None
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        return self.stats.to_dict(elapsed=elapsed, rate=self.received / elapsed)
+        return self.stats.to_dict(elapsed=elapsed, rate=self.taken / elapsed)
 
 
 def run(engine: WatchEngine) -> None:
     """`eslkit watch`: open the source, run, and say what happened (the summary line, the
     final statistics) also after Ctrl-C or a lost switch; a failed connect says only why."""
     async def main() -> None:
-        try:
-            await engine.source.open()
-            engine.opened = True
-            await engine.run()
-        finally:
-            await engine.source.close()
+        # Ctrl-C stops the run from the first moment (also while connecting) to the
+        # last line written.
+        with stop_on_signals(engine.stop) as interrupted:
+            try:
+                engine.opened = await open_unless_stopped(engine.source, interrupted)
+                if engine.opened:
+                    await engine.run()
+            finally:
+                await engine.source.close()
 
     try:
         asyncio.run(main())
@@ -312,7 +329,7 @@ def run(engine: WatchEngine) -> None:
         if engine.broken_pipe or engine.out.failed:
             # The reader (head, jq -e …) went away, or the disk is full: not a traceback.
             drop_stdout()
-        if engine.opened and not engine.broken_pipe:
+        if (engine.opened or engine.stopped) and not engine.broken_pipe:
             _finish(engine)
 
 
