@@ -154,3 +154,24 @@ def test_the_summary_counts_what_count_let_through(tmp_path):
     assert len(r.stdout.splitlines()) == 3
     assert len([x for x in rec.read_text().splitlines() if '"event"' in x]) == 3
     assert summary_count(r.stderr) == 3, r.stderr
+
+
+def test_relay_ctrl_c_while_connecting_stops_it():
+    """The relay took Ctrl-C during the connect as a request for later: it kept waiting for
+    the switch and then relayed anyway.  Now it stops at once and says so."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        relay = Unread("relay", "--to", "mqtt://127.0.0.1:1", "--port", port, "--timeout", "60")
+        try:
+            silent.settimeout(30)
+            conn, _ = silent.accept()
+            with conn:
+                relay.proc.send_signal(signal.SIGINT)
+                assert relay.proc.wait(10) == 0, "".join(relay.err)
+        finally:
+            relay.kill()
+    err = "".join(relay.err)
+    assert f"stopped while connecting to 127.0.0.1:{port}; nothing was relayed" in err, err
+    assert "Traceback" not in err

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Optional
 
-from eslkit.app.runtime import SwitchClock, channels_up, stop_on_signals
+from eslkit.app.runtime import SwitchClock, channels_up, open_unless_stopped, stop_on_signals
 from eslkit.brokers import Publisher
 from eslkit.brokers.buffer import Message
 from eslkit.calls import POPUP_EVENTS, CallTracker, LegView, popup_record
@@ -106,6 +106,7 @@ class RelayEngine:
         self.summary: Optional[Summary] = None
         self._broker_down = False
         self._stopping: Optional[asyncio.Event] = None
+        self.stopped = False  # stop() was asked for, maybe before run()
         self._resyncing: Optional[asyncio.Future] = None
         self._rejects_said = 0
         self.control: Optional[RelayControl] = None  # --control: phone-control requests through the broker
@@ -143,6 +144,7 @@ class RelayEngine:
 
     def stop(self) -> None:
         """Finish: stop reading, deliver what is buffered, say what happened."""
+        self.stopped = True
         if self._stopping is not None:
             self._stopping.set()
 
@@ -236,6 +238,8 @@ class RelayEngine:
         ``drain_timeout``) and return the summary (also kept in ``summary``)."""
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        if self.stopped:
+            self._stopping.set()
         self.publisher.on_change = lambda state: loop.call_soon_threadsafe(self._broker_changed, state)
         self.publisher.on_reject = lambda line: loop.call_soon_threadsafe(self._rejected, line)
         await self.publisher.start()
@@ -307,14 +311,15 @@ class RelayControl:
         await self.controller.close()  # and its audit log
 
 
-def run(engine: RelayEngine) -> Summary:
+def run(engine: RelayEngine) -> Optional[Summary]:
     """`eslkit relay`: open the source, relay until it ends or Ctrl-C, deliver, and raise
     `DeliveryIncomplete` when anything did not reach the broker.  The summary (also after
-    an error) is in ``engine.summary``."""
-    async def main() -> Summary:
-        with stop_on_signals(engine.stop):
-            await engine.source.open()
+    an error) is in ``engine.summary``; None when Ctrl-C came while connecting."""
+    async def main() -> Optional[Summary]:
+        with stop_on_signals(engine.stop) as interrupted:
             try:
+                if not await open_unless_stopped(engine.source, interrupted):
+                    return None  # Ctrl-C while connecting: nothing was relayed
                 return await engine.run()
             finally:
                 await engine.source.close()
@@ -322,6 +327,8 @@ def run(engine: RelayEngine) -> Summary:
     try:
         summary = asyncio.run(main())
     except KeyboardInterrupt:
+        if engine.summary is None:
+            raise  # a second Ctrl-C during the drain: what was buffered is not confirmed
         summary = engine.summary
     if summary is not None and not summary.complete:
         if summary.dropped or summary.unconfirmed or summary.rejected:

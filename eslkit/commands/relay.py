@@ -132,4 +132,6 @@ def relay(
         # Said even when the switch or the broker ended the run with an error.
         if engine.summary is not None:
             err.out(f"eslkit relay: {engine.summary.line()}", highlight=False)
+        elif engine.stopped:
+            notice(f"stopped while connecting to {source.description}; nothing was relayed")
         sys.stderr.flush()
