@@ -83,6 +83,14 @@ class LocalProtocolError(EslkitError, ValueError):
     default_fix = "Remove newlines and carriage returns from commands and header values."
 
 
+class UnknownEventName(EslkitError, ValueError):
+    """A --filter name that is not one of FreeSWITCH's events (a typo): refused before
+    subscribing, as the switch would ignore it (or refuse the whole command)."""
+
+    exit_code = 2
+    default_fix = "Event names are FreeSWITCH's (CHANNEL_ANSWER, CHANNEL_HANGUP_COMPLETE, …, ALL); subclasses follow CUSTOM: 'CUSTOM sofia::register'."
+
+
 class CommandTimeout(EslkitError):
     exit_code = 9
     default_fix = "The switch is overloaded or the command blocks; raise --timeout or use bgapi."

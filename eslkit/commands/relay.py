@@ -24,7 +24,7 @@ from eslkit.commands.options import (
 )
 from eslkit.safe_text import visible
 from eslkit.sources import EslSource, open_source
-from eslkit.subscription import Subscription, event_words
+from eslkit.subscription import Subscription, checked_event_words
 
 _BROKER = "Broker"
 _CONTROL = "Phone control"
@@ -110,7 +110,7 @@ def relay(
     if control and replay is not None:
         raise typer.BadParameter("--control needs a live switch, not --replay.", param_hint="--control")
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    names = event_words(filter or ()) or ["ALL"]
+    names = checked_event_words(filter or ()) or ["ALL"]
     sink = publisher(to, topic=topic, popup_topic=popup_topic, status_topic=status_topic, qos=qos,
                      client_id=client_id, username=username, password_env=password_env,
                      tls_ca=str(tls_ca) if tls_ca else None, exchange=exchange, buffer=buffer)

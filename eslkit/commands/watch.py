@@ -22,7 +22,7 @@ from eslkit.commands.options import (
     parse_header_filters,
 )
 from eslkit.sources import EslSource, open_source
-from eslkit.subscription import event_words
+from eslkit.subscription import checked_event_words
 from eslkit.views.theme import THEME
 from eslkit.views.watch_table import parse_columns
 
@@ -101,7 +101,7 @@ def watch(
         raise typer.BadParameter("give either --replay or --from, not both.", param_hint="--from")
     if speed is not None and replay is None:
         raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
-    names = event_words(filter or ()) or ["ALL"]
+    names = checked_event_words(filter or ()) or ["ALL"]
     header_filters = parse_header_filters(header)
     matches = parse_matches(match)
     fmt = format or app.default_format()
