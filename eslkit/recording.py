@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import stat
 from pathlib import Path
 from typing import Iterator, NamedTuple, Optional, Union
 
@@ -177,14 +178,22 @@ def _arrival(spans: list[tuple[int, int, float]], offset: int, last: Optional[fl
 class Recorder:
     """``watch --record FILE``: every event and link change as recording lines.
 
-    Lines are written in batches; `flush()` and `close()` write what is pending.
+    A recording is never overwritten: a file that already holds something is refused
+    (`InputFileError`, naming a free name) unless ``append``, which adds to it — after a
+    newline if its last line was cut off (kill -9, a full disk), so the new lines stay
+    whole.  Lines are written in batches; `flush()` and `close()` write what is pending.
     A failed write (a full disk) is `OutputError`.
     """
 
-    def __init__(self, path: Union[str, Path], batch: int = 256):
+    def __init__(self, path: Union[str, Path], batch: int = 256, *, append: bool = False):
         self.path = Path(path)
         try:
-            self._fh = self.path.open("w", encoding="utf-8")
+            self._fh = _open_for_recording(self.path, append)
+        except FileExistsError:
+            raise InputFileError(
+                f"{self.path} already holds a recording; eslkit never overwrites one.",
+                f"Add --append to add to it, or record to a new file (e.g. --record {_free_name(self.path)}).",
+            ) from None
         except OSError as exc:
             raise InputFileError(f"Cannot write the recording {self.path}: {exc.strerror}.",
                                  "Choose a --record path in a writable directory.") from exc
@@ -227,3 +236,39 @@ class Recorder:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _open_for_recording(path: Path, append: bool):
+    """The file to record into: a new one ('x'), an empty one, a pipe or device ('w'), or,
+    with ``append``, the end of an eslkit recording.  FileExistsError for a file with
+    something in it (without ``append``)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return path.open("x", encoding="utf-8")
+    if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+        return path.open("a" if append else "w", encoding="utf-8")
+    if not append:
+        raise FileExistsError(path)
+    if file_kind(path) != RECORDING:
+        raise InputFileError(f"{path} is not an eslkit recording: --append adds only to one.",
+                             "Record to a new file instead.")
+    fh = path.open("a+b")
+    try:
+        fh.seek(-1, 2)
+        cut = fh.read(1) != b"\n"  # a last line cut off: start the next one on its own line
+    finally:
+        fh.close()
+    out = path.open("a", encoding="utf-8")
+    if cut:
+        out.write("\n")
+    return out
+
+
+def _free_name(path: Path) -> str:
+    """``calls.jsonl`` → ``calls-2.jsonl`` (or the first number not taken)."""
+    for n in range(2, 1000):
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        if not candidate.exists():
+            return str(candidate)
+    return str(path.with_name(f"{path.stem}-new{path.suffix}"))

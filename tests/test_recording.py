@@ -5,6 +5,7 @@ one set of errors that `watch --replay`, `popup --replay`, `relay --replay` and
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from eslkit.protocol import EventFrame, Parser
 from eslkit.sim.replay import load_replay
 from eslkit.sources.replay import ReplaySource
 from eslkit.status import ConnectionStatus
-from tests.support.cli import invoke
+from tests.support.cli import eslkit, invoke
 
 
 
@@ -97,3 +98,57 @@ def test_a_recorder_that_cannot_write_says_so(tmp_path: Path):
     with pytest.raises(InputFileError, match="Cannot write the recording") as err:
         recording.Recorder(tmp_path / "no" / "such" / "dir.jsonl")
     assert isinstance(err.value.__cause__, OSError)  # the cause is kept for a traceback reader
+
+
+# --- a recording is never overwritten ---------------------------------------------------------
+
+
+def _record(*args):
+    return eslkit("watch", "--format", "json", "--quiet", *args, env={"HOME": "/nonexistent"})
+
+
+def test_record_refuses_to_overwrite_a_recording(captures: Path, tmp_path: Path):
+    """`--record calls.jsonl` twice: the second run ends before reading anything, the first
+    recording is untouched (265 lines used to become 4), and the fix names a free file."""
+    rec = tmp_path / "calls.jsonl"
+    assert _record("--replay", captures / "scenario_queue_plain.raw", "--record", rec).returncode == 0
+    before = rec.read_bytes()
+    (tmp_path / "calls-2.jsonl").write_text("")  # taken: the fix names the next one
+    r = _record("--replay", captures / "greeting.raw", "--record", rec, "-n", 1)
+    assert r.returncode == 11, r.stderr
+    assert r.stderr.splitlines() == [
+        f"eslkit: {rec} already holds a recording; eslkit never overwrites one.",
+        f"  fix: Add --append to add to it, or record to a new file (e.g. --record {tmp_path}/calls-3.jsonl).",
+    ]
+    assert rec.read_bytes() == before
+
+
+def test_record_append_adds_whole_lines_even_after_a_cut_off_one(captures: Path, tmp_path: Path):
+    rec = tmp_path / "calls.jsonl"
+    assert _record("--replay", captures / "scenario_queue_plain.raw", "--record", rec).returncode == 0
+    first = rec.read_bytes()
+    rec.write_bytes(first[:-40])  # the last line cut off, as by kill -9 or a full disk
+    assert _record("--replay", captures / "scenario_noanswer_plain.raw", "--record", rec,
+                   "--append").returncode == 0
+    lines = rec.read_bytes().split(b"\n")
+    assert lines[len(first[:-40].split(b"\n")) - 1] == first[:-40].split(b"\n")[-1]  # the cut line alone
+    added = [json.loads(x) for x in lines[len(first[:-40].split(b"\n")):] if x]
+    assert added[0]["status"]["state"] == "connected" and any("event" in x for x in added)
+
+
+def test_record_into_an_empty_file_or_a_device_is_fine(captures: Path, tmp_path: Path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    for target in (empty, Path("/dev/null")):
+        r = _record("--replay", captures / "greeting.raw", "--record", target)
+        assert r.returncode == 0, r.stderr
+    assert empty.read_text().startswith('{"time":')
+
+
+def test_append_is_only_for_recordings(captures: Path, tmp_path: Path):
+    transcript = tmp_path / "t.raw"
+    transcript.write_bytes((captures / "greeting.raw").read_bytes())
+    r = _record("--replay", captures / "greeting.raw", "--record", transcript, "--append")
+    assert r.returncode == 11 and "is not an eslkit recording: --append adds only to one." in r.stderr
+    assert transcript.read_bytes() == (captures / "greeting.raw").read_bytes()
+    assert _record("--replay", captures / "greeting.raw", "--append").returncode == 2

@@ -77,6 +77,7 @@ class WatchEngine:
         count: Optional[int] = None,
         quiet: bool = False,
         record: Optional[Path] = None,
+        append: bool = False,
         stats: bool = False,
         out=None,
         err: Optional[Console] = None,
@@ -106,7 +107,7 @@ class WatchEngine:
         self._stop: Optional[asyncio.Event] = None  # made in run(): on 3.9 it binds to a loop
         self._channels_task: Optional[asyncio.Future] = None
         # Opened now, so an unwritable path is reported before connecting.
-        self.recorder = Recorder(record) if record else None
+        self.recorder = Recorder(record, append=append) if record else None
         self.writer = None
         if not quiet and fmt is OutputFormat.json:
             self.writer = NdjsonWriter(self.out)

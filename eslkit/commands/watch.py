@@ -66,7 +66,10 @@ def watch(
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
         help="Print no events, only the summary line at exit.")] = False,
     record: Annotated[Optional[Path], typer.Option("--record", metavar="FILE", dir_okay=False,
-        help="Write every event and connection change to FILE as JSON lines.")] = None,
+        help="Write every event and connection change to FILE as JSON lines (a new file: "
+             "an existing recording is never overwritten).")] = None,
+    append: Annotated[bool, typer.Option("--append",
+        help="With --record: add to an existing recording.")] = False,
     replay: Annotated[Optional[Path], typer.Option("--replay", metavar="FILE",
         help="Read a recording (--record) or a raw ESL transcript instead of a switch.")] = None,
     from_url: Annotated[Optional[str], typer.Option("--from", metavar="URL",
@@ -99,6 +102,8 @@ def watch(
         raise typer.BadParameter("must be at least 1.", param_hint="--count")
     if replay is not None and from_url is not None:
         raise typer.BadParameter("give either --replay or --from, not both.", param_hint="--from")
+    if append and record is None:
+        raise typer.BadParameter("--append only applies to --record FILE.", param_hint="--append")
     if speed is not None and replay is None:
         raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
     names = checked_event_words(filter or ()) or ["ALL"]
@@ -112,4 +117,5 @@ def watch(
         live=lambda: EslSource(connection_settings(host, port, password, profile, timeout, console=err),
                                names=names, filters=header_filters, format=wire, reconnect=reconnect))
     app.run(app.WatchEngine(source, fmt=fmt, columns=parse_columns(columns), matches=matches, count=count,
-                            quiet=quiet, record=record, stats=stats, err=err))
+                            quiet=quiet, record=record, append=append, stats=stats,
+                            err=err))
