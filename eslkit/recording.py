@@ -32,7 +32,7 @@ from eslkit.event import Event, ascii_json
 from eslkit.protocol import DisconnectNotice, EventFrame, Parser, RudeRejection
 from eslkit.status import ConnectionStatus
 
-__all__ = ["Entry", "RECORDING", "TRANSCRIPT", "file_kind", "read", "Recorder"]
+__all__ = ["Entry", "RECORDING", "TRANSCRIPT", "Damage", "file_kind", "read", "Recorder"]
 
 RECORDING = "recording"
 TRANSCRIPT = "transcript"
@@ -55,7 +55,8 @@ class Entry(NamedTuple):
 
 
 def file_kind(path: Union[str, Path]) -> str:
-    """RECORDING or TRANSCRIPT; an `InputFileError` that says why for anything else."""
+    """RECORDING or TRANSCRIPT; an `InputFileError` that says why for anything else (an
+    empty file included: a replay of nothing is a mistake, not a run that saw no calls)."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
@@ -67,43 +68,103 @@ def file_kind(path: Union[str, Path]) -> str:
     except OSError as exc:
         raise InputFileError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
     head = head.lstrip()
+    if not head:
+        raise InputFileError(f"{path} is empty: there is nothing to replay.",
+                             "Record one with eslkit watch --record FILE, or give another file.")
     if head.startswith(b"{"):
         return RECORDING
-    if not head or head[:13] in (b"Content-Type:", b"Content-Lengt"):
+    if head[:13] in (b"Content-Type:", b"Content-Lengt"):
         return TRANSCRIPT
     raise InputFileError(f"{path} is neither an eslkit recording nor a raw ESL transcript.")
 
 
-def read(path: Union[str, Path]) -> Iterator[Entry]:
-    """Every entry of a recording or a transcript, read lazily; errors are `InputFileError`."""
+class Damage:
+    """The damaged lines of a recording, skipped and counted while the rest is read: a
+    line cut off when recording stopped mid-write (kill -9, a full disk), or one that is
+    not a recording line.  `error()` says it in one sentence, for the end of the run."""
+
+    SHOWN = 3  # the first few are named; the count says the rest
+
+    def __init__(self, path: Union[str, Path]):
+        self.path = Path(path)
+        self.count = 0
+        self.first: list[tuple[int, str]] = []  # (line number, why)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def add(self, lineno: int, why: str) -> None:
+        self.count += 1
+        if len(self.first) < self.SHOWN:
+            self.first.append((lineno, why))
+
+    def error(self) -> InputFileError:
+        named = "; ".join(f"line {n}: {why}" for n, why in self.first)
+        more = "; …" if self.count > len(self.first) else ""
+        if self.count == 1:
+            message = f"{self.path}: 1 damaged line was skipped ({named})."
+        else:
+            message = f"{self.path}: {self.count} damaged lines were skipped ({named}{more})."
+        if all(why == "cut off" for _, why in self.first):
+            return InputFileError(message, "Every other line was replayed; a line is cut off when recording "
+                                           "stops mid-write (kill -9, a full disk).")
+        return InputFileError(message, "Every other line was replayed. " + _LINE_FIX)
+
+
+def read(path: Union[str, Path], damage: Optional[Damage] = None) -> Iterator[Entry]:
+    """Every entry of a recording or a transcript, read lazily; errors are `InputFileError`.
+
+    A damaged recording line raises, or, given ``damage``, is skipped and counted there
+    (the replays say so once they have played the rest)."""
     path = Path(path)
     if file_kind(path) == RECORDING:
-        return _recording(path)
+        return _recording(path, damage)
     return _transcript(path)
 
 
-def _recording(path: Path) -> Iterator[Entry]:
+def _recording(path: Path, damage: Optional[Damage]) -> Iterator[Entry]:
     with _opened(path) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
-                stamp = rec.get("time")
-                if stamp is not None and (not isinstance(stamp, (int, float)) or isinstance(stamp, bool)):
-                    raise ValueError("'time' is not a number")
-                if "event" in rec:
-                    item: Union[Event, ConnectionStatus] = Event.from_dict(rec["event"])
-                elif "status" in rec:
-                    st = rec["status"]
-                    item = ConnectionStatus(st["state"], st.get("reason") or "", st.get("gap"),
-                                            st.get("attempt") or 0)
-                else:
-                    raise ValueError("neither 'event' nor 'status'")
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                raise InputFileError(f"{path}, line {lineno}: not an eslkit recording line ({exc}).",
-                                     _LINE_FIX) from None
+                stamp, item = _line(line)
+            except ValueError as exc:
+                why = str(exc)
+                if why == "not JSON" and not line.endswith(b"\n"):
+                    why = "cut off"  # recording stopped mid-write: kill -9, a full disk
+                if damage is None:
+                    raise InputFileError(f"{path}, line {lineno}: not an eslkit recording line ({why}).",
+                                         _LINE_FIX) from None
+                damage.add(lineno, why)
+                continue
             yield Entry(stamp, item)
+
+
+def _line(line: bytes) -> tuple[Optional[float], Union[Event, ConnectionStatus]]:
+    """One recording line; ValueError saying what is wrong with it."""
+    try:
+        rec = json.loads(line)
+    except (ValueError, RecursionError):
+        raise ValueError("not JSON") from None
+    if not isinstance(rec, dict):
+        raise ValueError("not a JSON object")
+    stamp = rec.get("time")
+    if stamp is not None and (not isinstance(stamp, (int, float)) or isinstance(stamp, bool)):
+        raise ValueError("'time' is not a number")
+    if "event" in rec:
+        event = rec["event"]
+        if not isinstance(event, dict):
+            raise ValueError("'event' is not an object")
+        return stamp, Event.from_dict(event)
+    if "status" in rec:
+        st = rec["status"]
+        if not isinstance(st, dict) or not isinstance(st.get("state"), str):
+            raise ValueError("'status' is not an object with a 'state'")
+        gap = st.get("gap")
+        return stamp, ConnectionStatus(st["state"], str(st.get("reason") or ""),
+                                       gap if isinstance(gap, (int, float)) else None, st.get("attempt") or 0)
+    raise ValueError("neither 'event' nor 'status'")
 
 
 def _transcript(path: Path) -> Iterator[Entry]:

@@ -104,6 +104,9 @@ def sim(
             what = "no calls but those its clients place"
         console.out(f"eslkit sim: listening on {server.host}:{server.port}, {what}. Ctrl-C stops.",
                     highlight=False)
+        if server.replay is not None and server.replay.damage:
+            damage = server.replay.damage.error()
+            console.out(f"eslkit sim: warning: {damage} {damage.fix}", highlight=False)
         try:
             await server.serve_forever()
         except asyncio.CancelledError:
