@@ -206,3 +206,15 @@ def test_the_simulator_serves_a_damaged_recording_and_warns(captures: Path, tmp_
     rec.write_bytes(b"\n".join(lines))
     replay = load_replay(str(rec))
     assert replay.damage.count == 1 and len(replay) == 87
+
+
+@pytest.mark.parametrize("command", [["watch", "--format", "json"], ["popup", "--ext", "1002", "--format", "json"]])
+def test_a_transcripts_disconnect_notice_is_not_a_reconnect(captures: Path, command):
+    """The switch's "Disconnected, goodbye." inside a transcript is what the recorded switch
+    did: a file does not reconnect, so nothing says "reconnecting"."""
+    raw = captures.parent / "1.10.12-b" / "scenario_fifo_1002_plain.raw"
+    assert b"text/disconnect-notice" in raw.read_bytes()
+    r = eslkit(*command, "--replay", raw, env={"HOME": "/nonexistent"})
+    assert r.returncode == 0, r.stderr
+    assert "eslkit: in the recording, the link was lost: Disconnected, goodbye.\n" in r.stderr
+    assert "reconnecting" not in r.stderr

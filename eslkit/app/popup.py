@@ -34,7 +34,7 @@ from rich.live import Live
 
 from eslkit.actions import ExecAction, UrlAction
 from eslkit.app.keys import keyboard
-from eslkit.app.runtime import SwitchClock, drop_stdout, resync, stop_on_signals
+from eslkit.app.runtime import SwitchClock, drop_stdout, link_lost, resync, stop_on_signals
 from eslkit.calls import CallTracker, LegView
 from eslkit.errors import OutputError, TemplateError
 from eslkit.event import Event
@@ -184,7 +184,8 @@ class PopupEngine:
         elif self.connected:
             self.connection = f"connected to {where}"
         else:
-            self.connection = f"reconnecting — {status.reason.strip() or f'disconnected from {where}'}"
+            said = status.reason.strip() or f"disconnected from {where}"
+            self.connection = f"reconnecting — {said}" if self.source.reconnects else said
         for listener in list(self._listeners):
             listener(status)
         if self.connected:  # on connect and after each reconnect
@@ -243,7 +244,8 @@ class PopupEngine:
 class _Front:
     """What `eslkit popup` does with each change: JSON lines, the actions, the bell."""
 
-    def __init__(self, fmt: PopupFormat, actions, on: OnState, bell: bool, out, err: Console):
+    def __init__(self, fmt: PopupFormat, actions, on: OnState, bell: bool, out, err: Console, source: Source):
+        self.source = source
         self.writer = JsonWriter(out) if fmt is PopupFormat.json else None
         self._states: dict[str, str] = {}  # the state of each leg up, by leg uuid
         self.fmt = fmt
@@ -281,8 +283,9 @@ class _Front:
         if self.fmt is not PopupFormat.json:
             return  # the panel shows it in its status line
         if status.state != "connected":
-            self.err.print("[esl.warning]eslkit: link lost:[/] ", end="")
-            self.err.out(visible(status.reason, 200) + " — reconnecting", highlight=False)
+            heading, rest = link_lost(self.source, status.reason, "eslkit: link lost:")
+            self.err.print(f"[esl.warning]{heading}[/] ", end="")
+            self.err.out(visible(rest, 200), highlight=False)
         elif status.gap is not None:
             self.err.out(f"eslkit: reconnected after a {status.gap:.1f}s gap", highlight=False)
 
@@ -304,7 +307,8 @@ async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, act
     must be open."""
     err = err or Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
     # Failed writes (a full disk) become OutputError; a closed pipe stays BrokenPipeError.
-    front = _Front(fmt, actions, on, bell, OutputStream(out if out is not None else sys.stdout.buffer), err)
+    front = _Front(fmt, actions, on, bell, OutputStream(out if out is not None else sys.stdout.buffer), err,
+                   engine.source)
     engine.listen(front)
     panel = await keys(engine) if keys is not None and fmt is PopupFormat.panel else None
 

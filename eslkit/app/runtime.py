@@ -16,7 +16,7 @@ from eslkit.calls import CallTracker, LegView, live_channels
 from eslkit.errors import EslkitError
 from eslkit.sources.base import Source
 
-__all__ = ["stop_on_signals", "open_unless_stopped", "SwitchClock", "channels_up", "resync", "drop_stdout"]
+__all__ = ["stop_on_signals", "open_unless_stopped", "SwitchClock", "channels_up", "resync", "link_lost", "drop_stdout"]
 
 
 # After a Ctrl-C, a run that has not finished within this many seconds says how to quit at once.
@@ -143,6 +143,16 @@ async def resync(source: Source, tracker: CallTracker, now: Callable[[], Optiona
     known = tracker.known()  # what was up before asking: a leg that begins meanwhile is kept
     rows = await channels_up(source)
     return [] if rows is None else tracker.resync(rows, now(), known=known)
+
+
+def link_lost(source: Source, reason: str, heading: str) -> tuple[str, str]:
+    """(heading, rest) of the stderr line for a link that went down: a live source says
+    whether it reconnects; a file only tells what the recorded switch did (a transcript's
+    disconnect notice): nothing reconnects there."""
+    reason = reason.strip() or "the link went down"
+    if not source.live:
+        return "eslkit: in the recording, the link was lost:", reason
+    return heading, reason + (" — reconnecting" if source.reconnects else "")
 
 
 def drop_stdout() -> None:

@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.app.runtime import channels_up, drop_stdout, open_unless_stopped, stop_on_signals
+from eslkit.app.runtime import channels_up, drop_stdout, link_lost, open_unless_stopped, stop_on_signals
 from eslkit.errors import OutputError
 from eslkit.event import Event
 from eslkit.recording import Recorder
@@ -173,9 +173,9 @@ class WatchEngine:
         if self.quiet or self.fmt is OutputFormat.table:
             return  # the table shows it in its status line; --quiet shows only the summary
         if status.state == "disconnected":
-            again = " — reconnecting" if self.source.reconnects else ""
-            self.err.print("[esl.warning]eslkit: disconnected:[/] ", end="")
-            self.err.out(visible(status.reason or "the link went down", 200) + again, highlight=False)
+            heading, rest = link_lost(self.source, status.reason, "eslkit: disconnected:")
+            self.err.print(f"[esl.warning]{heading}[/] ", end="")
+            self.err.out(visible(rest, 200), highlight=False)
         if status.state == "connected" and status.gap is not None:
             self.err.out(f"eslkit: reconnected after a {status.gap:.1f}s gap", highlight=False)
 
