@@ -23,13 +23,14 @@ skipped: a flood of calls must not become a flood of processes.
 
 from __future__ import annotations
 
-import string
+import difflib
 import os
+import string
 import subprocess
 import threading
 import time
 import webbrowser
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
 from eslkit.calls import LegView
@@ -46,8 +47,11 @@ MAX_VALUE = 256
 MAX_RUNNING = 8
 
 
-def check_template(template: str) -> list[str]:
-    """The field names a template uses; a TemplateError for anything else."""
+def check_template(template: str, contact_columns: Optional[Iterable[str]] = None) -> list[str]:
+    """The field names a template uses; a TemplateError (whose fix lists every valid field)
+    for anything else.  ``contact_columns``: the columns of the --contacts file, which the
+    ``{contact_<column>}`` fields must name (empty: no file, so none); None: not checked."""
+    columns = None if contact_columns is None else [c for c in contact_columns if c.isidentifier()]
     names = []
     try:
         parsed = list(string.Formatter().parse(template))
@@ -56,10 +60,35 @@ def check_template(template: str) -> list[str]:
     for _, name, spec, conv in parsed:
         if name is None:
             continue
-        if spec or conv or not (name in FIELDS or (name.startswith("contact_") and name[8:].isidentifier())):
-            raise TemplateError(f"The template {template!r} uses an unknown field {{{name}}}.")
+        contact = name.startswith("contact_") and name[8:].isidentifier()
+        if spec or conv or not (name in FIELDS or contact):
+            raise TemplateError(f"The template {template!r} uses an unknown field {{{name}}}{_guess(name, columns)}.",
+                                _fields(columns))
+        if contact and columns is not None and name[8:] not in columns:
+            if not columns:
+                raise TemplateError(f"The template {template!r} uses {{{name}}}, but there is no --contacts file.",
+                                    f"Give --contacts FILE (with a column {name[8:]!r}), or use the fields "
+                                    "there are: " + ", ".join("{%s}" % f for f in FIELDS) + ".")
+            raise TemplateError(f"The template {template!r} uses {{{name}}}, but the contacts file has no column "
+                                f"{name[8:]!r}{_guess(name, columns)}.", _fields(columns))
         names.append(name)
     return names
+
+
+def _guess(name: str, columns: Optional[Sequence[str]]) -> str:
+    known = [*FIELDS, *(f"contact_{c}" for c in columns or ())]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+    return f" (did you mean {{{close[0]}}}?)" if close else ""
+
+
+def _fields(columns: Optional[Sequence[str]]) -> str:
+    """The fix of a template error: every field there is."""
+    fields = ", ".join("{%s}" % f for f in FIELDS)
+    if columns is None:
+        return f"Use {fields} or {{contact_<column>}} (a column of the --contacts file)."
+    if not columns:
+        return f"Use {fields} ({{contact_<column>}} needs --contacts FILE)."
+    return f"Use {fields}, or the contacts file's " + ", ".join("{contact_%s}" % c for c in columns) + "."
 
 
 def template_values(leg: LegView) -> dict[str, str]:
@@ -91,8 +120,9 @@ def _arg_value(value: str) -> str:
 class UrlAction:
     """Open the filled-in URL in the default browser (in a thread: it can block)."""
 
-    def __init__(self, template: str, opener: Callable[[str], object] = webbrowser.open):
-        check_template(template)
+    def __init__(self, template: str, opener: Callable[[str], object] = webbrowser.open, *,
+                 contact_columns: Optional[Iterable[str]] = None):
+        check_template(template, contact_columns)
         if urlsplit(template.split("{", 1)[0] or template).scheme not in ("http", "https"):
             raise TemplateError(
                 f"The --open-url template {template!r} does not start with http:// or https://.",
@@ -126,11 +156,11 @@ class UrlAction:
 class ExecAction:
     """Run a program with filled-in arguments, no shell, never waiting for it."""
 
-    def __init__(self, argv: Sequence[str]):
+    def __init__(self, argv: Sequence[str], *, contact_columns: Optional[Iterable[str]] = None):
         if not argv or not argv[0]:
             raise TemplateError("--exec needs a program to run.", "e.g. --exec notify-send 'Call from {caller_name}'")
         for arg in argv:
-            check_template(arg)
+            check_template(arg, contact_columns)
         self.argv = list(argv)
         self.children: list[subprocess.Popen] = []
 

@@ -122,7 +122,7 @@ class TemplateError(EslkitError):
     """An `eslkit popup` --open-url or --exec template that cannot be used."""
 
     exit_code = 14
-    default_fix = "Use {caller_number}, {caller_name}, {dialed}, {queue}, {ext}, {call_uuid} or {contact_<column>}."
+    default_fix = "The fields are listed under Actions in docs/popup.md."
 
 
 class ListenError(EslkitError):

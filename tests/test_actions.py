@@ -12,6 +12,7 @@ import pytest
 from eslkit.actions import ExecAction, UrlAction, check_template
 from eslkit.calls import LegView
 from eslkit.errors import TemplateError
+from tests.support.cli import eslkit
 
 NASTY = 'Bob & "Alice" $(touch /tmp/pwned); `id` | x\n#frag?q=1 \x1b]0;t\x07'
 
@@ -106,3 +107,43 @@ def test_exec_programs_do_not_inherit_eslkit_secrets(tmp_path, monkeypatch):
     env = json.loads(out.read_text())
     assert env["HARMLESS"] == "kept"
     assert "ESL_PASSWORD" not in env and "ESLKIT_BROKER_PASSWORD" not in env
+
+
+# --- {contact_<column>} is checked against the contacts file at start ------------------------------
+
+ALL_FIELDS = ("{ext}, {state}, {caller_number}, {caller_name}, {dialed}, {queue}, {call_uuid}, {leg_uuid}, "
+              "{direction}, {other_number}, {other_name}, {transferred_from}")
+
+
+def test_a_contact_field_must_be_a_column_of_the_contacts_file():
+    columns = ["number", "name", "company", "note"]
+    assert check_template("https://crm/{contact_company}?n={contact_name}", columns) == \
+        ["contact_company", "contact_name"]
+    with pytest.raises(TemplateError) as err:
+        check_template("https://crm/{contact_compny}", columns)
+    assert str(err.value) == ("The template 'https://crm/{contact_compny}' uses {contact_compny}, but the contacts "
+                              "file has no column 'compny' (did you mean {contact_company}?).")
+    assert err.value.fix == (f"Use {ALL_FIELDS}, or the contacts file's {{contact_number}}, {{contact_name}}, "
+                             "{contact_company}, {contact_note}.") and err.value.exit_code == 14
+    with pytest.raises(TemplateError, match=r"uses \{contact_company\}, but there is no --contacts file\.$") as err:
+        check_template("https://crm/{contact_company}", ())
+    assert err.value.fix == f"Give --contacts FILE (with a column 'company'), or use the fields there are: {ALL_FIELDS}."
+
+
+def test_an_unknown_field_gets_the_closest_and_every_field_there_is():
+    with pytest.raises(TemplateError) as err:
+        check_template("{caller_nmber}", ())
+    assert str(err.value).endswith("uses an unknown field {caller_nmber} (did you mean {caller_number}?).")
+    assert err.value.fix == f"Use {ALL_FIELDS} ({{contact_<column>}} needs --contacts FILE)."
+
+
+def test_popup_refuses_a_contact_field_the_file_lacks_before_connecting(tmp_path):
+    book = tmp_path / "contacts.csv"
+    book.write_text("number,name,company\n6208,Ada,AE\n")
+    r = eslkit("popup", "--ext", "1001", "--port", 1, "--contacts", book,
+               "--open-url", "https://crm.example/{contact_compny}", env={"HOME": "/nonexistent"})
+    assert r.returncode == 14, r.stderr  # before connecting: nothing listens on port 1
+    assert "has no column 'compny' (did you mean {contact_company}?)" in r.stderr
+    r = eslkit("popup", "--ext", "1001", "--port", 1, "--exec", "true", "{contact_company}",
+               env={"HOME": "/nonexistent"})
+    assert r.returncode == 14 and "but there is no --contacts file" in r.stderr, r.stderr

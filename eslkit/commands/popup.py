@@ -100,13 +100,15 @@ def popup(
                                  "(not --replay, not --format json); eslkit phone does the same from a script.",
                                  param_hint="--control")
     check_control_options(control, from_url, allow_dest, context, audit)
+    book = load_contacts(contacts) if contacts else None
+    columns = book.columns if book is not None else ()  # what {contact_<column>} may name
     actions: list = []
     if open_url:
-        actions.append(UrlAction(open_url))
+        actions.append(UrlAction(open_url, contact_columns=columns))
     argv = exec_argv(exec_cmd, exec_args or [])
     if argv:
-        actions.append(ExecAction(argv))
-    lookup = load_contacts(contacts).lookup if contacts else None
+        actions.append(ExecAction(argv, contact_columns=columns))
+    lookup = book.lookup if book is not None else None
     settings = connection_settings(host, port, password, profile, timeout) if replay is None and from_url is None \
         else None
     source = open_source(replay=replay, speed=speed, from_url=from_url, popup_exts=exts,
