@@ -45,7 +45,7 @@ from eslkit.views.ndjson import OutputStream
 from eslkit.views.popup import SHOW_ENDED_FOR, JsonWriter, PopupSnapshot, PopupView
 from eslkit.views.theme import THEME
 
-__all__ = ["PopupEngine", "RelayedLegs", "PopupFormat", "OnState", "show", "run", "default_format"]
+__all__ = ["PopupEngine", "RelayedLegs", "PopupFormat", "OnState", "show", "run", "run_front", "default_format"]
 
 REFRESH_PER_SECOND = 4
 Change = Union[LegView, ConnectionStatus]
@@ -365,7 +365,7 @@ async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, act
 
 def run(engine: PopupEngine, **front) -> None:
     """`eslkit popup`: open the source and `show()` the engine until the source ends or
-    Ctrl-C; a reader that went away or a full disk ends it without a second error at exit."""
+    Ctrl-C (see `run_front`)."""
     async def main() -> None:
         try:
             await engine.source.open()
@@ -373,6 +373,13 @@ def run(engine: PopupEngine, **front) -> None:
         finally:
             await engine.source.close()
 
+    run_front(main)
+
+
+def run_front(main: Callable[[], Awaitable[None]]) -> None:
+    """``asyncio.run(main())`` as the popup's fronts end (`eslkit popup`, `eslkit demo`):
+    Ctrl-C is no error, a reader that went away (``| head``) ends it quietly with exit 0,
+    a full disk is said once, with no second error at exit."""
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
