@@ -129,7 +129,7 @@ class ListenError(EslkitError):
     """`eslkit sim` cannot listen on the address it was given."""
 
     exit_code = 15
-    default_fix = "Choose a free --port (another switch or simulator may hold 8021) or another --host."
+    default_fix = "Choose a free --port (--port 0 takes any free one) or another --host."
 
 
 class OutputError(EslkitError):
