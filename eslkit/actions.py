@@ -15,7 +15,8 @@ Templates use ``{field}`` placeholders (``{{`` for a literal brace).  Fields:
   ``;``, ``$(...)``, newlines).  Control characters in values are made
   visible first (many programs echo their arguments to a terminal) and values
   are cut at 256 characters.  A value can still begin with ``-``: put ``--``
-  before such arguments if the program reads options.
+  before such arguments if the program reads options.  What it prints goes to
+  ``on_output`` (the popup shows it), with a failing exit status.
 
 While 8 browser launches or programs are still running, further ones are
 skipped: a flood of calls must not become a flood of processes.
@@ -154,15 +155,23 @@ class UrlAction:
 
 
 class ExecAction:
-    """Run a program with filled-in arguments, no shell, never waiting for it."""
+    """Run a program with filled-in arguments, no shell, never waiting for it.
 
-    def __init__(self, argv: Sequence[str], *, contact_columns: Optional[Iterable[str]] = None):
+    What the program prints (stdout and stderr) and a failing exit status go, line by
+    line, to ``on_output`` — called from a reader thread — or nowhere when it is None."""
+
+    MAX_LINES = 20  # of one run's output; the rest is read and counted, not shown
+
+    def __init__(self, argv: Sequence[str], *, contact_columns: Optional[Iterable[str]] = None,
+                 on_output: Optional[Callable[[str], None]] = None):
         if not argv or not argv[0]:
             raise TemplateError("--exec needs a program to run.", "e.g. --exec notify-send 'Call from {caller_name}'")
         for arg in argv:
             check_template(arg, contact_columns)
         self.argv = list(argv)
+        self.on_output = on_output
         self.children: list[subprocess.Popen] = []
+        self._readers: list[threading.Thread] = []
 
     def args(self, leg: LegView) -> list[str]:
         values = template_values(leg)
@@ -174,21 +183,52 @@ class ExecAction:
         if len(self.children) >= MAX_RUNNING:
             return None
         argv = self.args(leg)
+        said = self.on_output is not None
         try:
             child = subprocess.Popen(
-                argv, shell=False, env=_child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True,
+                argv, shell=False, env=_child_env(), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if said else subprocess.DEVNULL,
+                stderr=subprocess.STDOUT if said else subprocess.DEVNULL, start_new_session=True,
             )
         except OSError as exc:
             raise TemplateError(
                 f"Cannot run {argv[0]!r}: {exc.strerror or exc}.", "Check the program name given to --exec."
             ) from None
         self.children.append(child)
+        if said:
+            reader = threading.Thread(target=self._relay, args=(child,), daemon=True)
+            reader.start()
+            self._readers = [t for t in self._readers if t.is_alive()] + [reader]
         return child
+
+    def _relay(self, child: subprocess.Popen) -> None:
+        """Hand the program's output on, a line at a time, then its exit status if it failed."""
+        name = os.path.basename(self.argv[0])
+        shown = hidden = 0
+        with child.stdout:
+            for raw in child.stdout:  # read to the end: a full pipe would stall the program
+                if shown < self.MAX_LINES:
+                    shown += 1
+                    self.on_output(f"{name}: {raw.decode('utf-8', 'replace').rstrip()}")
+                else:
+                    hidden += 1
+        if hidden:
+            self.on_output(f"{name}: … {hidden} more lines not shown")
+        code = child.wait()
+        if code != 0:
+            self.on_output(f"{name} exited with status {code}" if code > 0 else f"{name} was killed by signal {-code}")
 
     def reap(self) -> None:
         """Collect children that finished, so none is left a zombie."""
         self.children = [c for c in self.children if c.poll() is None]
+
+    def wait(self, timeout: float = 2.0) -> None:
+        """Give programs that are finishing a moment to say what they said (a replay can end
+        right after a ring), then reap; a program still running is left to run."""
+        deadline = time.monotonic() + timeout
+        for reader in self._readers:
+            reader.join(max(deadline - time.monotonic(), 0))
+        self.reap()
 
 
 # Secrets eslkit reads from its environment: a program run for a popup has no business with them.

@@ -147,3 +147,35 @@ def test_popup_refuses_a_contact_field_the_file_lacks_before_connecting(tmp_path
     r = eslkit("popup", "--ext", "1001", "--port", 1, "--exec", "true", "{contact_company}",
                env={"HOME": "/nonexistent"})
     assert r.returncode == 14 and "but there is no --contacts file" in r.stderr, r.stderr
+
+
+# --- what the --exec program prints is shown, not discarded ------------------------------------------
+
+
+def test_exec_hands_on_what_the_program_prints_and_a_failing_status():
+    said = []
+    script = "import sys; print('line one'); print('to stderr', file=sys.stderr); print('x' * 5); sys.exit(3)"
+    action = ExecAction([sys.executable, "-c", script, "{caller_number}"], on_output=said.append)
+    action(leg())
+    action.wait(10)
+    name = sys.executable.rsplit("/", 1)[-1]
+    assert sorted(said[:3]) == sorted([f"{name}: line one", f"{name}: to stderr", f"{name}: xxxxx"])
+    assert said[3:] == [f"{name} exited with status 3"]
+
+
+def test_a_chatty_program_is_cut_to_its_first_lines():
+    said = []
+    action = ExecAction([sys.executable, "-c", "for i in range(5000): print(i)"], on_output=said.append)
+    action(leg())
+    action.wait(10)
+    assert len(said) == ExecAction.MAX_LINES + 1 and said[-1].endswith(": … 4980 more lines not shown")
+
+
+def test_popup_shows_the_exec_output_on_stderr_and_keeps_stdout_json(captures):
+    r = eslkit("popup", "--ext", "1002", "--replay", captures / "scenario_noanswer_plain.raw", "--format", "json",
+               "--exec", sys.executable, "--", "-c", "import sys; print('CRM says', sys.argv[1])", "{caller_number}",
+               env={"HOME": "/nonexistent"})
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x)["state"] for x in r.stdout.splitlines()] == ["ringing", "ended"]
+    name = sys.executable.rsplit("/", 1)[-1]
+    assert f"eslkit: --exec {name}: CRM says 6208\n" in r.stderr

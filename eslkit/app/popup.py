@@ -31,6 +31,7 @@ from typing import Awaitable, Callable, Iterable, Optional, Sequence, Union
 
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from eslkit.actions import ExecAction, UrlAction
 from eslkit.app.keys import keyboard
@@ -38,7 +39,7 @@ from eslkit.app.runtime import SwitchClock, drop_stdout, link_lost, resync, stop
 from eslkit.calls import CallTracker, LegView
 from eslkit.errors import OutputError, TemplateError
 from eslkit.event import Event
-from eslkit.safe_text import visible
+from eslkit.safe_text import safe_text, visible
 from eslkit.sources.base import Source
 from eslkit.status import ConnectionStatus
 from eslkit.views.ndjson import OutputStream
@@ -246,6 +247,12 @@ class _Front:
 
     def __init__(self, fmt: PopupFormat, actions, on: OnState, bell: bool, out, err: Console, source: Source):
         self.source = source
+        self.say: Callable[[Text], None] = err.print  # show() prints above the panel instead
+        loop = asyncio.get_running_loop()
+        for action in actions:
+            if isinstance(action, ExecAction) and action.on_output is None:
+                # What --exec's program prints is shown, never mixed into the JSON on stdout.
+                action.on_output = lambda line: _on_loop(loop, self._program_said, line)
         self.writer = JsonWriter(out) if fmt is PopupFormat.json else None
         self._states: dict[str, str] = {}  # the state of each leg up, by leg uuid
         self.fmt = fmt
@@ -289,12 +296,23 @@ class _Front:
         elif status.gap is not None:
             self.err.out(f"eslkit: reconnected after a {status.gap:.1f}s gap", highlight=False)
 
+    def _program_said(self, line: str) -> None:
+        text = Text("eslkit: --exec ", style="esl.label")
+        text.append_text(safe_text(line, max_len=300))
+        self.say(text)
+
     def finish(self) -> None:
         for action in self.actions:
             if isinstance(action, ExecAction):
-                action.reap()
+                action.wait()
             elif isinstance(action, UrlAction):
                 action.wait()
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable, *args) -> None:
+    """From another thread: run ``fn`` on the loop, unless the run has ended."""
+    with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
+        loop.call_soon_threadsafe(fn, *args)
 
 
 async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, actions: Sequence = (),
@@ -343,6 +361,7 @@ async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, act
     try:
         with stop_on_signals(engine.stop):
             if live is not None:
+                front.say = live.console.print  # above the panel, which Rich then redraws
                 live.start(refresh=True)
                 ticker = asyncio.ensure_future(refresh())
                 if panel is not None:
@@ -361,6 +380,7 @@ async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, act
             if not live.console.is_terminal:
                 live.console.line()
         front.finish()
+        await asyncio.sleep(0)  # what the programs said while finishing
 
 
 def run(engine: PopupEngine, **front) -> None:
