@@ -126,12 +126,37 @@ def test_bad_options_are_one_line_and_a_code(captures, tmp_path, popup):
         (["--ext", "1001", "--open-url", "https://x/{nope}"], 14, "unknown field {nope}"),
         (["--ext", "1001", "--exec", "no-such-program-eslkit"], 14, "no program"),
         (["--ext", "1001", "--contacts", str(tmp_path / "none.csv")], 11, "Cannot read the contacts file"),
-        (["--ext", ","], 2, "at least one extension"),
+        (["--ext", ","], 2, "give the agent's extension"),
     ]
     for args, code, words in cases:
         result = popup(*args)
         assert result.returncode == code, (args, result.stderr)
         assert words in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["1001"], "1001 looks like an extension: give it with --ext, e.g. eslkit popup --ext 1001"),
+    (["1001", "1002"], "e.g. eslkit popup --ext 1001,1002"),
+    ([], "give the agent's extension, e.g. eslkit popup --ext 1001"),
+    (["--ext", "1001", "--bel"], "there is no option --bel; did you mean --bell?"),
+    (["--ext", "1001", "--contact", "c.csv"], "there is no option --contact; did you mean --contacts?"),
+    (["--ext", "1001", "x.csv"], "unexpected argument 'x.csv' (arguments follow --exec CMD)"),
+])
+def test_common_slips_say_what_to_type(popup, args, words):
+    """`eslkit popup 1001` answered "Missing option '--ext'" (1001 was taken as an --exec
+    argument); a misspelt option now gets the closest one."""
+    result = popup(*args)
+    assert result.returncode == 2, result.stderr
+    assert words in " ".join(result.stderr.replace("│", " ").split()), result.stderr
+
+
+def test_exec_takes_the_programs_own_options(captures, tmp_path, popup):
+    """`--exec sh -c '…'` failed with "No such option: -c": the program's options are its own."""
+    out = tmp_path / "said.txt"
+    result = popup("--ext", "1002", "--replay", str(captures / "scenario_noanswer_plain.raw"), "--format", "json",
+                   "--exec", "sh", "-c", f"echo ring {{caller_number}} >> {out}")
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().splitlines() == ["ring 6208"]  # the run waited for the program to finish
 
 
 def test_subscribes_only_to_what_it_needs():

@@ -14,6 +14,7 @@ profile, built-in default) and prints the warnings to stderr.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, List, Optional, Sequence
 
@@ -127,15 +128,20 @@ def parse_header_filters(values: Optional[Sequence[str]]) -> list[tuple[str, str
     return out
 
 
-def parse_exts(values: Optional[Sequence[str]]) -> list[str]:
-    """``--ext 1001 --ext 1002`` or ``--ext 1001,1002`` → ["1001", "1002"]."""
+def parse_exts(values: Optional[Sequence[str]], stray: Sequence[str] = (), command: str = "popup") -> list[str]:
+    """``--ext 1001 --ext 1002`` or ``--ext 1001,1002`` → ["1001", "1002"]; ``stray``: the
+    arguments given without an option, the common slip being `eslkit popup 1001`."""
     exts: list[str] = []
     for value in values or ():
         for ext in value.replace(" ", ",").split(","):
             if ext and ext not in exts:
                 exts.append(ext)
     if not exts:
-        raise typer.BadParameter("give at least one extension, e.g. --ext 1001", param_hint="--ext")
+        if stray and all(_EXTENSION.fullmatch(arg) for arg in stray):
+            given = ",".join(stray)
+            raise typer.BadParameter(f"{given} looks like an extension: give it with --ext, "
+                                     f"e.g. eslkit {command} --ext {given}", param_hint="--ext")
+        raise typer.BadParameter(f"give the agent's extension, e.g. eslkit {command} --ext 1001", param_hint="--ext")
     return exts
 
 
@@ -147,3 +153,6 @@ def check_control_options(control: bool, from_url: Optional[str], allow_dest, co
     if control and from_url is not None and (allow_dest or context or audit):
         raise typer.BadParameter("through a broker, eslkit relay --control has the destination rules, the "
                                  "context and the audit log.", param_hint="--control")
+
+
+_EXTENSION = re.compile(r"[0-9*#+]{2,15}(,[0-9*#+]{2,15})*")

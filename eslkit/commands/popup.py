@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` here: typer reads these signatures at run time,
 # and on Python 3.9 it cannot see the Annotated options inside string annotations.
 
+import difflib
 import shlex
 import shutil
 from pathlib import Path
@@ -22,10 +23,25 @@ from eslkit.errors import TemplateError
 from eslkit.sources import EslSource, open_source
 
 
-def exec_argv(program: Optional[str], args: Sequence[str]) -> Optional[list[str]]:
+# Options click does not know are kept as arguments: after --exec they are the program's
+# (`--exec sh -c 'echo {caller_name}'`); without --exec, `exec_argv` says what went wrong.
+CONTEXT_SETTINGS = {"ignore_unknown_options": True}
+
+
+def _known_options(ctx: Optional[typer.Context]) -> list[str]:
+    """The command's long options (for "did you mean")."""
+    return [o for p in (ctx.command.params if ctx else ()) for o in p.opts if o.startswith("--")]
+
+
+def exec_argv(program: Optional[str], args: Sequence[str], ctx: Optional[typer.Context] = None) -> Optional[list[str]]:
     """``--exec notify-send "Call from {caller_name}"``: the program, then its arguments
     (or one quoted string, split like a shell would split it — but never run by one)."""
     if not program:
+        for arg in args:
+            if arg.startswith("-") and len(arg) > 1:
+                close = difflib.get_close_matches(arg.split("=", 1)[0], _known_options(ctx), n=1, cutoff=0.6)
+                raise typer.BadParameter(f"there is no option {arg}" + (f"; did you mean {close[0]}?" if close else
+                                         " (a program's options follow --exec CMD)"))
         if args:
             raise typer.BadParameter(f"unexpected argument {args[0]!r} (arguments follow --exec CMD)")
         return None
@@ -37,9 +53,10 @@ def exec_argv(program: Optional[str], args: Sequence[str]) -> Optional[list[str]
 
 
 def popup(
-    ext: Annotated[List[str], typer.Option(
-        "--ext", "-e", metavar="EXT",
-        help="The agent's extension (repeat, or 1001,1002 for several).")],
+    ctx: typer.Context,
+    ext: Annotated[Optional[List[str]], typer.Option(
+        "--ext", "-e", metavar="EXT", show_default=False,
+        help="The agent's extension (required; repeat, or 1001,1002 for several).")] = None,
     exec_args: Annotated[Optional[List[str]], typer.Argument(
         metavar="[ARG]...", show_default=False,
         help="Arguments for --exec CMD, each one argument whatever the values hold.")] = None,
@@ -91,7 +108,7 @@ def popup(
     [bold]eslkit popup --ext 1001 --from mqtt://broker:1883[/]      (what eslkit relay publishes)
     [bold]eslkit popup --ext 1001 --control[/]                      (phone keys: hold, transfer, hang up…)
     """
-    exts = parse_exts(ext)
+    exts = parse_exts(ext, [] if exec_cmd else exec_args or [])
     if replay is not None and from_url is not None:
         raise typer.BadParameter("give --replay FILE or --from URL, not both", param_hint="--from")
     fmt = format or default_format()
@@ -105,7 +122,7 @@ def popup(
     actions: list = []
     if open_url:
         actions.append(UrlAction(open_url, contact_columns=columns))
-    argv = exec_argv(exec_cmd, exec_args or [])
+    argv = exec_argv(exec_cmd, exec_args or [], ctx)
     if argv:
         actions.append(ExecAction(argv, contact_columns=columns))
     lookup = book.lookup if book is not None else None
