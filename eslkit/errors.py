@@ -115,7 +115,7 @@ class InputFileError(EslkitError):
 
 class ConfigError(EslkitError):
     exit_code = 12
-    default_fix = "Fix ~/.config/eslkit/config.toml or choose another --profile."
+    default_fix = "Correct that file, or move it away."
 
 
 class TemplateError(EslkitError):
