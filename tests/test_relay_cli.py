@@ -236,3 +236,39 @@ def test_watch_from_mqtt_prints_what_watch_prints_for_the_switch(mosquitto, capt
         code = watcher.stop()
     assert code == 0, watcher.err
     assert watcher.records() == want
+
+
+# --- a broker library that is not installed (issue 20) ----------------------------------
+
+
+@pytest.mark.parametrize("url, module, requirement", [
+    ("mqtt://127.0.0.1:1", "paho", "paho-mqtt>=2.0"),
+    ("amqp://127.0.0.1:1", "pika", "pika>=1.3"),
+])
+def test_missing_broker_library_fix_is_the_command_for_this_python(captures, url, module, requirement):
+    import shlex
+    import subprocess
+    import sys
+
+    # eslkit as installed without the extra: the same Python, the library not importable.
+    run_relay = (f"import sys; sys.modules[{module!r}] = None; from eslkit.cli import main; "
+                 f"sys.argv = ['eslkit', 'relay', '--to', {url!r}, '--replay', {str(captures / f'{QUEUE}.raw')!r}]; "
+                 "main()")
+    done = subprocess.run([sys.executable, "-c", run_relay], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 13, done.stderr
+    assert "support is not installed" in done.stderr and "Traceback" not in done.stderr
+    fix = done.stderr.split("fix: ", 1)[1].strip()
+    assert fix == f"{shlex.quote(sys.executable)} -m pip install '{requirement}'"
+    assert "eslkit[" not in fix  # `pip install 'eslkit[mqtt]'` would fetch another eslkit
+    # The fix runs as printed, in the Python eslkit runs on (here the library is there already).
+    check = subprocess.run([*shlex.split(fix), "--dry-run", "--no-index"], capture_output=True, text=True,
+                           timeout=120)
+    assert check.returncode == 0 and "already satisfied" in check.stdout, check.stdout + check.stderr
+
+
+def test_the_readme_set_up_installs_the_brokers_relay_needs():
+    from pathlib import Path
+
+    setup = (Path(__file__).parents[1] / "scripts" / "setup").read_text()
+    extras = [line for line in setup.splitlines() if line.startswith("extras=")]
+    assert extras and all("mqtt" in line and "amqp" in line for line in extras), extras

@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 from urllib.parse import unquote
 
 from eslkit.brokers.buffer import Buffer, Message
-from eslkit.brokers.urls import password_from_env, split_broker_url
+from eslkit.brokers.urls import not_installed, password_from_env, split_broker_url
 from eslkit.errors import BrokerError
 from eslkit.event import Event
 
@@ -158,7 +158,7 @@ def make_client(settings: MqttSettings, *, clean_session: bool = True, on_messag
     try:
         import paho.mqtt.client as mqtt
     except ImportError:
-        raise BrokerError("The MQTT support is not installed.", "pip install 'eslkit[mqtt]'") from None
+        raise not_installed("MQTT", "paho-mqtt>=2.0") from None
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=settings.client_id,
