@@ -1,4 +1,5 @@
-"""Options shared by the commands: the connection to a switch, and a few more (--contacts, --ext, --header).
+"""Options shared by the commands: the connection to a switch, and a few more (--contacts, --ext, --header,
+--speed, --ext-header).
 
     from eslkit.commands.options import HostOpt, PortOpt, PasswordOpt, ProfileOpt, TimeoutOpt
     from eslkit.commands.options import connection_settings
@@ -61,12 +62,6 @@ PopupFromOpt = Annotated[
                  help="Show the popup states `eslkit relay` publishes, from a broker (mqtt://HOST:PORT\\[/PREFIX] "
                       "or amqp://…) instead of a switch; broker password in ESLKIT_BROKER_PASSWORD."),
 ]
-AgentMatchOpt = Annotated[
-    Optional[str],
-    typer.Option("--match", metavar="HEADER",
-                 help="The header that holds the agent's extension (default: variable_dialed_user, "
-                      "Channel-Presence-ID, Caller-Destination-Number, Caller-Callee-ID-Number, Channel-Name)."),
-]
 _CONTROL = "Phone control"
 AllowDestOpt = Annotated[
     Optional[List[str]],
@@ -88,6 +83,60 @@ ContactsOpt = Annotated[
     typer.Option("--contacts", metavar="FILE", dir_okay=False,
                  help="Look callers up in a CSV file or an SQLite database (see docs/popup.md)."),
 ]
+
+# One --speed for demo, sim and the replays of watch, popup and relay: a time scale, or max.
+SpeedOpt = Annotated[
+    Optional[str],
+    typer.Option("--speed", metavar="X|max",
+                 help="How fast time runs: X times real time (0.5 slower, 4 faster), or max (also 0): "
+                      "no delays."),
+]
+ReplaySpeedOpt = Annotated[
+    Optional[str],
+    typer.Option("--speed", metavar="X|max", show_default=False,
+                 help="With --replay: keep the original timing, X times faster (0.5 slower), or max "
+                      "(also 0; the default): as fast as possible."),
+]
+
+
+def parse_speed(value: Optional[str]) -> Optional[float]:
+    """``--speed``: the time scale, or None for no delays (``max``, or ``0``: what else
+    could a replay at speed 0 mean?)."""
+    if value is None or value.strip().lower() == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number or max (e.g. --speed 4, --speed max).",
+                                 param_hint="--speed") from None
+    if speed == 0:
+        return None
+    if not 0 < speed < float("inf"):
+        raise typer.BadParameter(f"{value} is not a speed: give a number above 0 (e.g. --speed 4), or max.",
+                                 param_hint="--speed")
+    return speed
+
+
+# popup and serve: the header that holds the agent's extension (watch's --match is a filter).
+ExtHeaderOpt = Annotated[
+    Optional[str],
+    typer.Option("--ext-header", metavar="HEADER", show_default=False,
+                 help="The header that holds the agent's extension (default: variable_dialed_user, "
+                      "Channel-Presence-ID, Caller-Destination-Number, Caller-Callee-ID-Number, Channel-Name)."),
+]
+OldMatchOpt = Annotated[Optional[str], typer.Option("--match", metavar="HEADER", hidden=True)]
+
+
+def ext_header(new: Optional[str], old: Optional[str], command: str) -> Optional[str]:
+    """``--ext-header``, or its old spelling ``--match`` with a note (scripts may still use it)."""
+    if old is None:
+        return new
+    if new is not None:
+        raise typer.BadParameter("give --ext-header alone (--match is its old name)", param_hint="--ext-header")
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[yellow]eslkit: note:[/] {command} --match is now --ext-header (in watch, --match filters "
+        "events by a regex); --match still works here for now.", markup=True)
+    return old
 
 
 def connection_settings(

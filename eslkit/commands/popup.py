@@ -15,9 +15,10 @@ from eslkit.actions import ExecAction, UrlAction, forget_secrets
 from eslkit.app.popup import OnState, PopupEngine, PopupFormat, default_format, run
 from eslkit.app.popup_control import phone_keys
 from eslkit.calls import POPUP_EVENTS
-from eslkit.commands.options import (AgentMatchOpt, AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, HostOpt,
-                                    PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt, TimeoutOpt,
-                                    check_control_options, connection_settings, parse_exts)
+from eslkit.commands.options import (AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, ExtHeaderOpt, HostOpt,
+                                    OldMatchOpt, PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt, ReplaySpeedOpt,
+                                    TimeoutOpt, check_control_options, connection_settings, ext_header, parse_exts,
+                                    parse_speed)
 from eslkit.contacts import load_contacts
 from eslkit.errors import TemplateError
 from eslkit.sources import EslSource, open_source
@@ -79,9 +80,7 @@ def popup(
         "--replay", metavar="FILE",
         help="Read a recording (watch --record) or a raw ESL transcript instead of a switch; "
              "ends when the file does.")] = None,
-    speed: Annotated[Optional[float], typer.Option(
-        "--speed", min=0.001,
-        help="With --replay: keep the original timing, SPEED times faster (default: as fast as possible).")] = None,
+    speed: ReplaySpeedOpt = None,
     from_url: PopupFromOpt = None,
     bell: Annotated[bool, typer.Option("--bell", help="Ring the terminal bell when a call rings.")] = False,
     control: Annotated[bool, typer.Option(
@@ -91,7 +90,8 @@ def popup(
     allow_dest: AllowDestOpt = None,
     context: ContextOpt = None,
     audit: AuditOpt = None,
-    match: AgentMatchOpt = None,
+    header: ExtHeaderOpt = None,
+    match: OldMatchOpt = None,
     host: HostOpt = None,
     port: PortOpt = None,
     password: PasswordOpt = None,
@@ -128,10 +128,11 @@ def popup(
     lookup = book.lookup if book is not None else None
     settings = connection_settings(host, port, password, profile, timeout) if replay is None and from_url is None \
         else None
-    source = open_source(replay=replay, speed=speed, from_url=from_url, popup_exts=exts,
+    source = open_source(replay=replay, speed=parse_speed(speed), from_url=from_url, popup_exts=exts,
                          live=lambda: EslSource(settings, names=POPUP_EVENTS))
     if actions:
         forget_secrets()  # read by now; a browser or program started for a popup gets none
     keys = phone_keys(exts, from_url=from_url, allow=allow_dest, context=context, audit=audit,
                       settings=settings) if control else None
-    run(PopupEngine(source, exts, match=match, lookup=lookup), fmt=fmt, actions=actions, on=on, bell=bell, keys=keys)
+    run(PopupEngine(source, exts, match=ext_header(header, match, "popup"), lookup=lookup), fmt=fmt,
+        actions=actions, on=on, bell=bell, keys=keys)

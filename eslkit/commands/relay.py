@@ -18,9 +18,11 @@ from eslkit.commands.options import (
     PasswordOpt,
     PortOpt,
     ProfileOpt,
+    ReplaySpeedOpt,
     TimeoutOpt,
     connection_settings,
     parse_header_filters,
+    parse_speed,
 )
 from eslkit.safe_text import visible
 from eslkit.sources import EslSource, open_source
@@ -85,8 +87,7 @@ def relay(
                                        "audit log (JSON lines).")] = None,
     replay: Annotated[Optional[Path], typer.Option("--replay", metavar="FILE",
         help="Relay a recording (watch --record) or a raw ESL transcript instead of a switch.")] = None,
-    speed: Annotated[Optional[float], typer.Option("--speed", min=0.001,
-        help="With --replay: keep the original timing, SPEED times faster.")] = None,
+    speed: ReplaySpeedOpt = None,
     host: HostOpt = None,
     port: PortOpt = None,
     password: PasswordOpt = None,
@@ -115,7 +116,7 @@ def relay(
                      client_id=client_id, username=username, password_env=password_env,
                      tls_ca=str(tls_ca) if tls_ca else None, exchange=exchange, buffer=buffer)
     settings = connection_settings(host, port, password, profile, timeout, console=err) if replay is None else None
-    source = open_source(replay=replay, speed=speed, live=lambda: EslSource(settings, names=switch_subscription(names)))
+    source = open_source(replay=replay, speed=parse_speed(speed), live=lambda: EslSource(settings, names=switch_subscription(names)))
 
     def notice(line: str) -> None:
         err.out("eslkit relay: " + visible(line, 300), highlight=False)

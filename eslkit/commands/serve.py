@@ -11,9 +11,9 @@ import typer
 
 from eslkit.app.popup import PopupEngine
 from eslkit.calls import POPUP_EVENTS
-from eslkit.commands.options import (AgentMatchOpt, AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, HostOpt,
-                                    PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt, TimeoutOpt,
-                                    check_control_options, connection_settings)
+from eslkit.commands.options import (AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, ExtHeaderOpt, HostOpt,
+                                    OldMatchOpt, PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt, TimeoutOpt,
+                                    check_control_options, connection_settings, ext_header)
 from eslkit.contacts import load_contacts
 from eslkit.sources import EslSource, open_source
 
@@ -32,7 +32,8 @@ def serve(
         "--open-url", metavar="TEMPLATE",
         help="The CRM link on each card, e.g. 'https://crm.example/search?phone={caller_number}' "
              "(values URL-encoded).")] = None,
-    match: AgentMatchOpt = None,
+    header: ExtHeaderOpt = None,
+    match: OldMatchOpt = None,
     control: Annotated[bool, typer.Option(
         "--control", rich_help_panel="Phone control",
         help="Buttons on each card: hang up, hold/unhold, transfer, and a dial field; an agent acts only on "
@@ -73,7 +74,7 @@ def serve(
     settings = connection_settings(host, port, password, profile, timeout) if from_url is None else None
     source = open_source(from_url=from_url, popup_exts=people.exts,
                          live=lambda: EslSource(settings, names=POPUP_EVENTS, reconnect=True))
-    engine = PopupEngine(source, people.exts, match=match, lookup=lookup)
+    engine = PopupEngine(source, people.exts, match=ext_header(header, match, "serve"), lookup=lookup)
 
     async def main() -> None:
         try:

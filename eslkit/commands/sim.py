@@ -13,20 +13,9 @@ import typer
 from rich.console import Console
 
 from eslkit.app.runtime import stop_on_signals
+from eslkit.commands.options import SpeedOpt, parse_speed
 from eslkit.errors import ListenError
 from eslkit.sim.scenarios import MIXES, SCENARIOS
-
-
-def _speed(value: str) -> Optional[float]:
-    if value.lower() == "max":
-        return None
-    try:
-        speed = float(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a number or 'max'.") from None
-    if not speed > 0:
-        raise typer.BadParameter("the speed must be above 0 (or 'max').")
-    return speed
 
 
 def _cidrs(values: List[str]) -> List[str]:
@@ -63,7 +52,7 @@ def sim(
         typer.Option("--replay", metavar="FILE",
                      help="Play a raw transcript (.raw) or an eslkit recording (JSON lines) to each client instead."),
     ] = None,
-    speed: Annotated[str, typer.Option("--speed", metavar="X|max", help="Time scale; max = no delays.")] = "1",
+    speed: SpeedOpt = "1",
     allow: Annotated[
         Optional[List[str]],
         typer.Option("--allow", metavar="CIDR", help="Only these addresses may connect (repeatable); "
@@ -91,7 +80,7 @@ def sim(
         scenario=None if replay or scenario == "idle" else scenario,
         loop=loop,
         replay=replay,
-        speed=_speed(speed),
+        speed=parse_speed(speed),
         allow=_cidrs(allow or []),
     )
 

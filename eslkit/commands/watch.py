@@ -17,9 +17,11 @@ from eslkit.commands.options import (
     PasswordOpt,
     PortOpt,
     ProfileOpt,
+    ReplaySpeedOpt,
     TimeoutOpt,
     connection_settings,
     parse_header_filters,
+    parse_speed,
 )
 from eslkit.sources import EslSource, open_source
 from eslkit.subscription import checked_event_words
@@ -75,8 +77,7 @@ def watch(
     from_url: Annotated[Optional[str], typer.Option("--from", metavar="URL",
         help="Read the events `eslkit relay` publishes to a broker (mqtt://HOST:PORT\\[/PREFIX], "
              "amqp://USER@HOST:PORT/VHOST) instead of a switch.")] = None,
-    speed: Annotated[Optional[float], typer.Option("--speed", min=0.001,
-        help="With --replay: keep the original timing, SPEED times faster (default: as fast as possible).")] = None,
+    speed: ReplaySpeedOpt = None,
     stats: Annotated[bool, typer.Option("--stats",
         help="Show call statistics; with --format json, print a final stats object.")] = False,
     wire_format: Annotated[Optional[WireFormat], typer.Option("--wire-format", case_sensitive=False,
@@ -113,7 +114,7 @@ def watch(
     err = Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
     wire = (wire_format or app.default_wire(fmt, quiet)).value
     source = open_source(
-        replay=replay, speed=speed, from_url=from_url, names=names, filters=header_filters,
+        replay=replay, speed=parse_speed(speed), from_url=from_url, names=names, filters=header_filters,
         live=lambda: EslSource(connection_settings(host, port, password, profile, timeout, console=err),
                                names=names, filters=header_filters, format=wire, reconnect=reconnect))
     app.run(app.WatchEngine(source, fmt=fmt, columns=parse_columns(columns), matches=matches, count=count,
