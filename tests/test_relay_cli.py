@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 
@@ -272,3 +273,42 @@ def test_the_readme_set_up_installs_the_brokers_relay_needs():
     setup = (Path(__file__).parents[1] / "scripts" / "setup").read_text()
     extras = [line for line in setup.splitlines() if line.startswith("extras=")]
     assert extras and all("mqtt" in line and "amqp" in line for line in extras), extras
+
+
+# --- what relay says while it runs (issue 20) ---------------------------------------------
+
+
+def test_relay_says_where_it_relays_before_the_summary(mosquitto, captures):
+    cap = captures / f"{QUEUE}.raw"
+    done = eslkit("relay", "--to", mosquitto.url, "--replay", cap, "-f", "CHANNEL_ANSWER",
+                  "--client-id", "cli-start")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    start = f"eslkit relay: relaying CHANNEL_ANSWER events (and every agent's popup states) from replay of {cap.name} "
+    assert lines[0].startswith(start), lines
+    assert (f"to {mosquitto.url}: events to freeswitch/{{hostname}}/events/{{event}}/{{ext}}, popup states to "
+            "freeswitch/{hostname}/agents/{ext}/popup, status to freeswitch/relay/cli-start/status (QoS 1)") in lines[0]
+    assert lines[-1].startswith("eslkit relay: received 88 events")
+    assert " in, " not in done.stderr  # the live line is for a terminal only
+
+
+def test_relay_on_a_terminal_shows_a_live_status_line_then_the_summary(mosquitto, captures):
+    from tests.test_popup_pty import Screen, spawn
+
+    child = spawn("relay", "--to", mosquitto.url, "--replay", str(captures / f"{QUEUE}.raw"), "--speed", "0.2",
+                  "--client-id", "cli-live")
+    screen = Screen(child)
+    try:
+        screen.wait_for("eslkit relay: relaying every event")
+        screen.wait_for("broker connected; switch connected")
+        shown = screen.text.replace("\r", "\n").splitlines()
+        status = re.compile(r"\d+ events? in, \d+\.\d/s; \d+ out, \d+\.\d/s; buffer \d+; "
+                            r"broker connected; switch connected *")
+        assert any(status.fullmatch(line) for line in shown), shown[-3:]
+        child.sendintr()
+        screen.until_eof()
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, screen.text[-800:]
+    tail = screen.text.rstrip().splitlines()[-1]
+    assert tail.strip().startswith("eslkit relay: received"), screen.text[-800:]

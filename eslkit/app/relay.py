@@ -17,9 +17,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Optional
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
 
 from eslkit.app.runtime import SwitchClock, channels_up, open_unless_stopped, stop_on_signals
 from eslkit.brokers import Publisher
@@ -89,7 +94,8 @@ class RelayEngine:
 
     def __init__(self, source: Source, publisher: Publisher, *, tracker: Optional[CallTracker] = None,
                  select: Optional[Subscription] = None, status_interval: float = 10.0,
-                 drain_timeout: float = 10.0, notice: Optional[Callable[[str], None]] = None):
+                 drain_timeout: float = 10.0, notice: Optional[Callable[[str], None]] = None,
+                 events: str = "every event"):
         self.source = source
         self.publisher = publisher
         self.tracker = tracker
@@ -97,6 +103,7 @@ class RelayEngine:
         self.status_interval = status_interval
         self.drain_timeout = drain_timeout
         self.notice = notice  # one line for the operator (stderr)
+        self.events = events  # what --filter/--header let through, for the start-up line
         self.clock = SwitchClock(lambda: tracker.now if tracker is not None else 0.0)
         self.received = 0
         self.switch = "unknown"
@@ -123,6 +130,18 @@ class RelayEngine:
             # Events the switch connection dropped because the relay fell behind.
             "source_dropped": self.source.dropped,
         }
+
+    def status_line(self, rate_in: float, rate_out: float) -> str:
+        """The one-line live status a terminal shows while the relay runs."""
+        counts = self.counters()
+        broker = "connected" if self.publisher.connected else "away"
+        received = counts["received"]
+        line = (f"{received} event{'' if received == 1 else 's'} in, {rate_in:.1f}/s; "
+                f"{counts['published']} out, {rate_out:.1f}/s; buffer {counts['buffered']}; "
+                f"broker {broker}; switch {self.switch}")
+        if counts["dropped"]:
+            line += f"; {counts['dropped']} dropped"
+        return line
 
     def status(self, state: str = "online") -> dict:
         return {"state": state, "switch": self.switch, "hostname": self.hostname,
@@ -246,6 +265,7 @@ class RelayEngine:
         self.publisher.status(self.status())
         if self.control is not None:
             await self.control.start(self)
+        self._say(f"relaying {self.events} from {self.source.description} to {self.publisher.describe()}")
         beat = asyncio.ensure_future(self._heartbeat())
         ingest = asyncio.ensure_future(self._ingest())
         stopping = asyncio.ensure_future(self._stopping.wait())
@@ -311,16 +331,40 @@ class RelayControl:
         await self.controller.close()  # and its audit log
 
 
-def run(engine: RelayEngine) -> Optional[Summary]:
+async def _show_status(engine: RelayEngine, live: Live) -> None:
+    """Refresh the live status line each second; rates over the last 5 s, so a pause
+    between bursts reads as a slower rate, not as 0."""
+    history: deque = deque(maxlen=6)
+    while True:
+        counts = engine.counters()
+        now = time.monotonic()
+        history.append((now, counts["received"], counts["published"]))
+        then, received, published = history[0]
+        span = now - then
+        rate_in = (counts["received"] - received) / span if span else 0.0
+        rate_out = (counts["published"] - published) / span if span else 0.0
+        live.update(Text(engine.status_line(rate_in, rate_out), no_wrap=True, overflow="ellipsis"), refresh=True)
+        await asyncio.sleep(1.0)
+
+
+def run(engine: RelayEngine, console: Optional[Console] = None) -> Optional[Summary]:
     """`eslkit relay`: open the source, relay until it ends or Ctrl-C, deliver, and raise
     `DeliveryIncomplete` when anything did not reach the broker.  The summary (also after
-    an error) is in ``engine.summary``; None when Ctrl-C came while connecting."""
+    an error) is in ``engine.summary``; None when Ctrl-C came while connecting.  On a
+    terminal ``console``, a one-line live status stays under the notices while it runs."""
     async def main() -> Optional[Summary]:
         with stop_on_signals(engine.stop) as interrupted:
             try:
                 if not await open_unless_stopped(engine.source, interrupted):
                     return None  # Ctrl-C while connecting: nothing was relayed
-                return await engine.run()
+                if console is None or not console.is_terminal:
+                    return await engine.run()
+                with Live(Text(""), console=console, transient=True, auto_refresh=False) as live:
+                    shown = asyncio.ensure_future(_show_status(engine, live))
+                    try:
+                        return await engine.run()
+                    finally:
+                        shown.cancel()
             finally:
                 await engine.source.close()
 

@@ -190,6 +190,10 @@ class AmqpPublisher:
 
     # --- addresses --------------------------------------------------------------
 
+    def describe(self) -> str:
+        return (f"{self.settings.where}, exchange {self.settings.exchange}: events as "
+                f"{'.'.join(AMQP_EVENT_FIELDS)}, popup states as {AMQP_POPUP_KEY}, status as {self.status_key}")
+
     def event_address(self, event: Event, ext: str | None) -> str:
         return routing_key(event)
 

@@ -284,6 +284,10 @@ class MqttPublisher:
 
     # --- addresses -------------------------------------------------------------
 
+    def describe(self) -> str:
+        return (f"{self.settings.where}: events to {self.topic}, popup states to {self.popup_topic}, "
+                f"status to {self.status_topic} (QoS {self.qos})")
+
     def event_address(self, event: Event, ext: str | None) -> str:
         return self.topic.format(**event_fields(event, ext))
 

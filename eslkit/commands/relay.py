@@ -121,14 +121,18 @@ def relay(
     def notice(line: str) -> None:
         err.out("eslkit relay: " + visible(line, 300), highlight=False)
 
+    events = "every event" if names == ["ALL"] else ", ".join(names) + " events"
+    if header:
+        events += " where " + " or ".join(header)
     engine = RelayEngine(source, sink, tracker=CallTracker(), select=Subscription(names, parse_header_filters(header)),
-                         status_interval=status_interval, drain_timeout=drain_timeout, notice=notice)
+                         status_interval=status_interval, drain_timeout=drain_timeout, notice=notice,
+                         events=events + " (and every agent's popup states)")
     if control:
         RelayControl(engine, policy=Policy(patterns=tuple(allow_dest or ()), context=context or settings.context
                                            or "default"), audit=AuditLog(audit) if audit is not None else None,
                      wait=timeout)
     try:
-        run(engine)
+        run(engine, err)
     finally:
         # Said even when the switch or the broker ended the run with an error.
         if engine.summary is not None:
