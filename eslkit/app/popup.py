@@ -35,7 +35,7 @@ from rich.text import Text
 
 from eslkit.actions import ExecAction, UrlAction
 from eslkit.app.keys import keyboard
-from eslkit.app.runtime import SwitchClock, drop_stdout, link_lost, resync, stop_on_signals
+from eslkit.app.runtime import SwitchClock, drop_stdout, link_lost, resync, stop_on_signals, unregistered
 from eslkit.calls import CallTracker, LegView
 from eslkit.errors import OutputError, TemplateError
 from eslkit.event import Event
@@ -121,6 +121,9 @@ class PopupEngine:
         self._stop: Optional[asyncio.Event] = None  # made in run(): on 3.9 it binds to a loop
         self._failure: Optional[BaseException] = None
         self._resyncing: Optional[asyncio.Future] = None
+        self.unregistered: tuple[str, ...] = ()  # extensions no phone is registered as
+        self._asked = False  # the switch is asked that once, at the first connect
+        self.on_notice: Optional[Callable[[str], None]] = None  # one line for the operator
 
     def listen(self, listener: Callable[[Change], None]) -> Callable[[], None]:
         """Call ``listener`` with every leg change and link change; returns the way to stop."""
@@ -198,6 +201,17 @@ class PopupEngine:
                 self._changed(leg)
         except (OutputError, BrokenPipeError) as exc:
             self._fail(exc)
+        if not self._asked:
+            self._asked = True
+            await self._ask_registered()
+
+    async def _ask_registered(self) -> None:
+        """A mistyped --ext waits for ever in silence: say once that no phone is registered
+        as it (it may still register; the popup keeps waiting)."""
+        self.unregistered = tuple(await unregistered(self.source, self.exts))
+        if self.unregistered and self.on_notice is not None:
+            self.on_notice(f"the switch has no phone registered as {', '.join(self.unregistered)} "
+                           "(sofia_contact: user_not_registered); waiting for its calls anyway")
 
     async def _expire_every(self, period: float) -> None:
         while True:
@@ -233,9 +247,12 @@ class PopupEngine:
             recent += self.tracker.recent(ext) + self.relayed.recent(ext)
         recent.sort(key=lambda leg: leg.ended_at or 0.0, reverse=True)
         dropped = self.source.dropped
+        notes = (f"{dropped} events dropped",) if dropped else ()
+        if self.unregistered:
+            notes += (f"no phone registered as {', '.join(self.unregistered)}",)
         return PopupSnapshot(
             exts=self.exts, legs=tuple(legs), recent=tuple(recent[:10]), connection=self.connection,
-            connected=self.connected, now=now, notes=(f"{dropped} events dropped",) if dropped else (),
+            connected=self.connected, now=now, notes=notes,
         )
 
 
@@ -328,6 +345,8 @@ async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, act
     front = _Front(fmt, actions, on, bell, OutputStream(out if out is not None else sys.stdout.buffer), err,
                    engine.source)
     engine.listen(front)
+    if fmt is PopupFormat.json:  # the panel shows notices in its status line
+        engine.on_notice = lambda line: err.out("eslkit: " + visible(line, 300), highlight=False)
     panel = await keys(engine) if keys is not None and fmt is PopupFormat.panel else None
 
     def view() -> PopupView:

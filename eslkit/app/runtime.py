@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 from eslkit.calls import CallTracker, LegView, live_channels
 from eslkit.errors import EslkitError
@@ -134,6 +134,24 @@ async def channels_up(source: Source) -> Optional[list[dict]]:
         return live_channels(await switch.api("show channels as json", timeout=10))
     except (EslkitError, ValueError, asyncio.TimeoutError):
         return None  # the next events (and the expiry) will sort it out
+
+
+async def unregistered(source: Source, exts: Sequence[str]) -> list[str]:
+    """The extensions no phone is registered as, by mod_sofia's ``sofia_contact */EXT``
+    (the default domain, every profile); none when there is no switch to ask, it has no
+    mod_sofia, or it does not answer."""
+    switch = source.switch
+    if switch is None:
+        return []
+    missing = []
+    for ext in exts:
+        try:
+            reply = await switch.api(f"sofia_contact */{ext}", timeout=10)
+        except (EslkitError, asyncio.TimeoutError):
+            return []
+        if reply.strip() == "error/user_not_registered":
+            missing.append(ext)
+    return missing
 
 
 async def resync(source: Source, tracker: CallTracker, now: Callable[[], Optional[float]]) -> list[LegView]:

@@ -29,6 +29,7 @@ class Switch(Protocol):
     channels: "CallRegistry"  # the channels up now
     legs: "Legs"  # each leg's headers and variables, for the call-control commands
     dialing: "Dialing"  # the calls originate places, still ringing or answering
+    registered: Optional[frozenset]  # the users a phone is registered as; None: any (a replay)
 
     def next_seq(self) -> int: ...
     def new_uuid(self) -> str: ...
