@@ -77,7 +77,7 @@ class Unread:
 
 
 def summary_count(stderr: str) -> int:
-    return int(re.search(r"eslkit watch: .*?(\d+) events received", stderr).group(1))
+    return int(re.search(r"eslkit watch: .*?(\d+) events? received", stderr).group(1))
 
 
 def test_ctrl_c_while_the_reader_lags_leaves_only_whole_lines(captures, tmp_path):

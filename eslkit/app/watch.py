@@ -41,7 +41,9 @@ __all__ = ["WatchEngine", "OutputFormat", "WireFormat", "default_format", "defau
 
 REFRESH_PER_SECOND = 4
 TABLE_ROWS_KEPT = 500
-_RATE_WINDOW = 2.0
+# A call's events come in bursts seconds apart: over 10 s the rate reads as the traffic,
+# not as 0.0/s between two bursts.
+_RATE_WINDOW = 10.0
 
 
 class OutputFormat(str, enum.Enum):
@@ -297,7 +299,7 @@ class WatchEngine:
         taken = self.taken
         dropped = self.source.dropped
         extra = f", {self.shown} matched" if self.matches else ""
-        text = (f"{taken} events received{extra}, {dropped} dropped, {elapsed:.2f} s, "
+        text = (f"{taken} event{'' if taken == 1 else 's'} received{extra}, {dropped} dropped, {elapsed:.2f} s, "
                 f"{taken / elapsed:.1f} events/s")
         if not self.opened:
             text = f"stopped while connecting to {visible(self.source.description, 100)}; " + text

@@ -107,18 +107,37 @@ def _cell(event: Event, key: str, received_at: float) -> str:
     return event.get(key) or ""
 
 
-def event_table(rows: Sequence[tuple[float, Event]], columns: Sequence[str]) -> Table:
+def event_table(rows: Sequence[tuple[float, Event]], columns: Sequence[str], *,
+                seconds_only: bool = False, width: int = 200) -> Table:
+    """``seconds_only``: a very narrow terminal gives the time's milliseconds to the event name."""
+    # The event name is what people read: its column takes what the others leave at their
+    # usual widths, and never less than CHANNEL_HANGUP_COMPLETE; the others are cut first.
+    others = sum(_WANT.get(key, 10) + 3 for key in columns if key != "event")
+    event_max = min(_EVENT_MAX, max(_EVENT_NAME, width - others)) + 2  # + its padding
     table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False, show_edge=False,
                   header_style="esl.heading", padding=(0, 1))
     for key in columns:
         heading, ratio = COLUMNS.get(key, (key, 2))
-        table.add_column(visible(heading), no_wrap=True, overflow="ellipsis",
-                         ratio=ratio or None, min_width=3)
+        # The event column is as wide as its names (up to a cause): the other columns share
+        # the rest, and are cut first.
+        event = key == "event"
+        table.add_column(visible(heading), no_wrap=True, overflow="ellipsis", ratio=None if event else ratio or None,
+                         max_width=event_max if event else None, min_width=3)
     for received_at, event in rows:
         style = event_style(event)
-        table.add_row(*[safe_text(_cell(event, key, received_at), max_len=200) for key in columns],
-                      style=style)
+        cells = [_cell(event, key, received_at) for key in columns]
+        if seconds_only and "time" in columns:
+            at = columns.index("time")
+            cells[at] = cells[at][:8]
+        table.add_row(*[safe_text(cell, max_len=200) for cell in cells], style=style)
     return table
+
+
+_EVENT_NAME = len("CHANNEL_HANGUP_COMPLETE")
+_EVENT_MAX = len("CHANNEL_HANGUP_COMPLETE NORMAL_TEMPORARY_FAILURE")
+# What the other columns usually need (a header column: 10).
+_WANT = {"time": 12, "direction": 3, "channel": 24, "caller": 6, "name": 12, "destination": 6, "state": 6,
+         "uuid": 8}
 
 
 @dataclass
@@ -142,6 +161,13 @@ class WatchSnapshot:
     since: float = field(default_factory=time.monotonic)
 
 
+def rate_text(rate: float) -> tuple[str, str]:
+    """(number, unit): a quiet switch reads "12/min", not "0.2/s"."""
+    if 0 < rate < 1:
+        return f"{rate * 60:.0f}", "/min"
+    return f"{rate:.1f}", "/s"
+
+
 def status_line(s: WatchSnapshot) -> Text:
     state_style = {"connected": "esl.connected", "disconnected": "esl.disconnected"}.get(s.state, "esl.warning")
     line = Text(no_wrap=True, overflow="ellipsis")
@@ -158,11 +184,12 @@ def status_line(s: WatchSnapshot) -> Text:
         line.append(f" (back after a {s.gap:.1f}s gap)", "esl.warning")
     line.append("  │ ", "esl.label")
     line.append(f"{s.received}", "esl.count")
-    line.append(" events ", "esl.label")
+    line.append(" event " if s.received == 1 else " events ", "esl.label")
     if s.matches:
         line.append(f"({s.shown} matched) ", "esl.label")
-    line.append(f"{s.rate:.1f}", "esl.count")
-    line.append("/s  dropped ", "esl.label")
+    number, unit = rate_text(s.rate)
+    line.append(number, "esl.count")
+    line.append(f"{unit}  dropped ", "esl.label")
     line.append(str(s.dropped), "esl.missed" if s.dropped else "esl.count")
     if s.subscriptions:
         line.append("  │ event ", "esl.label")
@@ -185,9 +212,18 @@ class WatchScreen:
         self.auto = self.columns == DEFAULT_COLUMNS  # the user did not choose: we may drop some
 
     def columns_for(self, width: int) -> list[str]:
+        """Narrower, the columns go in this order: channel and name, direction and state,
+        the uuid, the destination (and the time's milliseconds); the event name (what
+        people read) is the last to be cut."""
         if not self.auto or width >= 110:
             return self.columns
-        drop = {"channel", "name"} if width >= 80 else {"channel", "name", "direction", "state"}
+        drop = {"channel", "name"}
+        if width < 80:
+            drop |= {"direction", "state"}
+        if width < 64:
+            drop |= {"uuid"}
+        if width < 48:
+            drop |= {"destination"}
         return [c for c in self.columns if c not in drop]
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -201,4 +237,5 @@ class WatchScreen:
         used = len(console.render_lines(Group(*top), options.update(height=None), pad=False))
         room = max(0, height - used - 2)  # the table's heading and its rule
         rows = list(s.rows[-room:]) if room else []
-        yield Group(*top, event_table(rows, self.columns_for(options.max_width)))
+        width = options.max_width
+        yield Group(*top, event_table(rows, self.columns_for(width), seconds_only=width < 48, width=width))
