@@ -382,3 +382,22 @@ def test_table_format_into_a_file_is_one_final_screen(captures):
     assert r.returncode == 0 and lines[0].startswith("● ")
     assert "CHANNEL_HANGUP_COMPLETE ORIGINATOR_CANCEL" in r.stdout.decode()
     assert b"\x1b[?1049h" not in r.stdout  # no alternate screen when not on a terminal
+
+
+def test_keys_are_read_whole_even_when_a_sequence_comes_in_pieces():
+    from eslkit.views.table_keys import KeyReader, TableView
+
+    reader = KeyReader()
+    assert reader.feed(b"q /") == ["q", " ", "/"]
+    assert reader.feed(b"\x1b[") == [] and reader.feed(b"A\x1b[6~") == ["up", "pagedown"]
+    assert reader.feed(b"\x1b") == ["esc"] and reader.feed(b"\x1b[1;5C\r\x7f") == ["other", "enter", "backspace"]
+    view, rows = TableView(), tuple(range(50))
+    assert not view.key(" ", rows) and view.frozen == rows  # paused on what was there
+    view.key("up", rows + (50,))
+    assert view.offset == 1 and view.frozen == rows
+    for key in ["/", "a", "b", "backspace", "c", "enter"]:
+        view.key(key, rows)
+    assert view.search == "ac" and view.typing is None
+    view.key("esc", rows)
+    assert (view.search, view.frozen, view.offset) == ("", None, 0)
+    assert view.key("q", rows) is True

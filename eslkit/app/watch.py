@@ -24,7 +24,8 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.app.runtime import channels_up, drop_stdout, link_lost, open_unless_stopped, stop_on_signals
+from eslkit.app.runtime import (channels_up, drop_stdout, link_lost, open_unless_stopped, stop_on_signals,
+                                terminal_keys)
 from eslkit.errors import OutputError
 from eslkit.event import Event
 from eslkit.recording import Recorder
@@ -35,6 +36,7 @@ from eslkit.views.ndjson import NdjsonWriter, OutputStream
 from eslkit.views.plain import PlainWriter
 from eslkit.views.stats import CallStats, stats_panel
 from eslkit.views.theme import THEME
+from eslkit.views.table_keys import KeyReader, TableView
 from eslkit.views.watch_table import WatchScreen, WatchSnapshot
 
 __all__ = ["WatchEngine", "OutputFormat", "WireFormat", "default_format", "default_wire", "run"]
@@ -108,6 +110,7 @@ class WatchEngine:
         self._samples: deque = deque()
         self._stop: Optional[asyncio.Event] = None  # made in run(): on 3.9 it binds to a loop
         self._channels_task: Optional[asyncio.Future] = None
+        self._keys = KeyReader()
         # Opened now, so an unwritable path is reported before connecting.
         self.recorder = Recorder(record, append=append) if record else None
         self.writer = None
@@ -241,10 +244,14 @@ class WatchEngine:
         ingest = asyncio.ensure_future(self.ingest())
         ticker = asyncio.ensure_future(self._tick(live))
         stopped = asyncio.ensure_future(self._stop.wait())
+        keys = terminal_keys(self._typed) if live is not None else contextlib.nullcontext(False)
         try:
-            if live is not None:
-                live.start(refresh=True)
-            await asyncio.wait([ingest, stopped], return_when=asyncio.FIRST_COMPLETED)
+            with keys as listening:
+                if listening:
+                    self.snapshot.view = TableView()
+                if live is not None:
+                    live.start(refresh=True)
+                await asyncio.wait([ingest, stopped], return_when=asyncio.FIRST_COMPLETED)
         finally:
             tasks = [t for t in (ingest, ticker, stopped, self._channels_task) if t is not None]
             for task in tasks:
@@ -258,6 +265,7 @@ class WatchEngine:
                 # Leave the last screenful behind the summary, sized to the terminal.
                 final = self.make_snapshot()
                 final.state = "stopped" if final.state == "connected" else final.state
+                final.view = None  # the newest rows, as the run ended
                 console.print(WatchScreen(lambda: final, self.columns), height=max(5, console.height - 2))
             self._flush()  # the last batch, also when the switch went away
         failure = self._failure
@@ -270,6 +278,16 @@ class WatchEngine:
         self.stopped = True
         if self._stop is not None:
             self._stop.set()
+
+    def _typed(self, data: bytes) -> None:
+        """A key on the live table: q quits like Ctrl-C; the others change the view."""
+        view = self.snapshot.view
+        if view is None:
+            return
+        for key in self._keys.feed(data):
+            if view.key(key, tuple(self.rows)):
+                self.stop()
+                return
 
     async def _tick(self, live: Optional[Live]) -> None:
         period = 1 / REFRESH_PER_SECOND

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from eslkit.event import Event
 from eslkit.safe_text import safe_text, visible
+from eslkit.views.table_keys import TableView
 
 # name: (heading, ratio); a name not listed here is taken as a header name.
 COLUMNS: dict[str, tuple[str, int]] = {
@@ -159,6 +160,7 @@ class WatchSnapshot:
     extra: Optional[object] = None  # e.g. the stats panel
     retrying: bool = True  # a live switch reconnects; a replay just reports what happened
     since: float = field(default_factory=time.monotonic)
+    view: Optional[TableView] = None  # the keys' choices (paused, scrolled, searched); None: no keys
 
 
 def rate_text(rate: float) -> tuple[str, str]:
@@ -203,6 +205,33 @@ def status_line(s: WatchSnapshot) -> Text:
     return line
 
 
+def keys_line(view: TableView, hidden: int) -> Text:
+    """What the keys did and can do; ``hidden``: newer rows not shown (paused, scrolled)."""
+    line = Text(no_wrap=True, overflow="ellipsis")
+    if view.typing is not None:
+        line.append("/", "esl.warning")
+        line.append(visible(view.typing, 60))
+        line.append("▏  Enter search · Esc cancel", "esl.label")
+        return line
+    if view.paused:
+        line.append("PAUSED", "esl.warning")
+        if hidden:
+            line.append(f" · {hidden} newer", "esl.warning")
+        line.append(" · space or End: live  ", "esl.label")
+    if view.search:
+        line.append("/" + visible(view.search, 60), "esl.warning")
+        line.append(" · Esc clears  ", "esl.label")
+    line.append("q quit · space pause · / search · ↑↓ PgUp PgDn scroll", "esl.label")
+    return line
+
+
+def _found(rows: Sequence[tuple[float, Event]], columns: Sequence[str], search: str) -> list:
+    """The rows whose shown cells hold ``search`` (any case), as the table would show them."""
+    wanted = search.casefold()
+    return [(at, event) for at, event in rows
+            if any(wanted in _cell(event, key, at).casefold() for key in columns)]
+
+
 class WatchScreen:
     """Draws the current snapshot at whatever size the terminal has now."""
 
@@ -229,13 +258,26 @@ class WatchScreen:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         s = self.snapshot()
         height = options.height or options.max_height or console.height
+        width = options.max_width
+        columns = self.columns_for(width)
+        view = s.view
+        rows: Sequence = s.rows
         top = [status_line(s)]
+        if view is not None:
+            rows = view.frozen if view.frozen is not None else rows
+            if view.search:
+                rows = _found(rows, columns, view.search)
+            top.append(keys_line(view, len(s.rows) - len(view.frozen) if view.frozen is not None else 0))
         if s.extra is not None:
             top.append(s.extra)
         # Measure what sits above the table at this width, so the newest row
         # always lands on the last line whatever the terminal's size.
         used = len(console.render_lines(Group(*top), options.update(height=None), pad=False))
         room = max(0, height - used - 2)  # the table's heading and its rule
-        rows = list(s.rows[-room:]) if room else []
-        width = options.max_width
-        yield Group(*top, event_table(rows, self.columns_for(width), seconds_only=width < 48, width=width))
+        end = len(rows)
+        if view is not None:
+            view.page = max(room - 1, 1)
+            view.offset = min(view.offset, max(len(rows) - room, 0))  # not past the oldest row
+            end -= view.offset
+        rows = list(rows[max(end - room, 0):end]) if room else []
+        yield Group(*top, event_table(rows, columns, seconds_only=width < 48, width=width))
