@@ -208,7 +208,9 @@ class RelayEngine:
         if status.state == "disconnected":
             self.switch_disconnects += 1
             again = "; reconnecting" if self.source.reconnects else ""
-            self._say(f"switch disconnected ({status.reason}){again}")
+            # A transcript's disconnect notice is what the recorded switch did, not this run.
+            where = "" if self.source.live else "in the recording, the "
+            self._say(f"{where}switch disconnected ({status.reason}){again}")
         else:
             if self.switch == "disconnected":
                 self._say("switch connected again" + (f" after {status.gap:.1f} s" if status.gap else ""))
