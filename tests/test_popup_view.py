@@ -163,18 +163,7 @@ def test_docs_show_what_the_view_renders(captures, monkeypatch):
         def block(snap):
             return "\n".join(line.rstrip() for line in render(snap, 72).rstrip().splitlines())
 
-        def lookup(number):
-            return {"number": number, "name": "Ada Lovelace", "company": "Analytical Engines Ltd"}
-
-        parser = Parser()
-        tracker = CallTracker({"1001"}, lookup=lookup)
-        snaps = []
-        for frame in parser.feed((captures / "scenario_queue_plain.raw").read_bytes()):
-            if isinstance(frame, EventFrame):
-                for leg in tracker.feed(frame.event):
-                    snaps.append(PopupSnapshot(exts=("1001",), legs=tuple(tracker.active("1001")) or (leg,),
-                                               recent=tuple(tracker.recent("1001")),
-                                               connection="connected to 127.0.0.1:8021", now=tracker.now + 2))
+        snaps = _with_contact(captures, {"name": "Ada Lovelace", "company": "Analytical Engines Ltd"})
         assert block(snaps[1]) in text  # connected
         assert block(snaps[2]) in text  # ended
         assert block(states(captures, "scenario_queue_plain.raw", "1002")[-1]) in text

@@ -123,23 +123,29 @@ def test_a_second_ctrl_c_quits_when_the_reader_stopped_reading(captures, tmp_pat
     assert "Traceback" not in "".join(watch.err)
 
 
-def test_ctrl_c_while_connecting_says_the_summary_and_exits_0():
-    """A switch that accepts the connection and never greets: Ctrl-C during the wait ends
-    watch as Ctrl-C does later — the summary, exit 0 — not KeyboardInterrupt's 130."""
+def ctrl_c_while_connecting(*args) -> tuple[int, str]:
+    """``eslkit ARGS --port P`` against a switch that accepts the connection and never
+    greets; Ctrl-C during the wait.  Its port and stderr, once it exited 0."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)
         port = silent.getsockname()[1]
-        watch = Unread("watch", "--port", port, "--timeout", "60", "--format", "json")
+        proc = Unread(*args, "--port", port, "--timeout", "60")
         try:
             silent.settimeout(30)
-            conn, _ = silent.accept()  # watch is connecting: waiting for auth/request
+            conn, _ = silent.accept()  # it is connecting: waiting for auth/request
             with conn:
-                watch.proc.send_signal(signal.SIGINT)
-                assert watch.proc.wait(10) == 0, "".join(watch.err)
+                proc.proc.send_signal(signal.SIGINT)
+                assert proc.proc.wait(10) == 0, "".join(proc.err)
         finally:
-            watch.kill()
-    err = "".join(watch.err)
+            proc.kill()
+    return port, "".join(proc.err)
+
+
+def test_ctrl_c_while_connecting_says_the_summary_and_exits_0():
+    """Ctrl-C while connecting ends watch as Ctrl-C does later — the summary, exit 0 — not
+    KeyboardInterrupt's 130."""
+    port, err = ctrl_c_while_connecting("watch", "--format", "json")
     assert f"stopped while connecting to 127.0.0.1:{port}; 0 events received" in err, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
 
@@ -159,19 +165,6 @@ def test_the_summary_counts_what_count_let_through(tmp_path):
 def test_relay_ctrl_c_while_connecting_stops_it():
     """The relay took Ctrl-C during the connect as a request for later: it kept waiting for
     the switch and then relayed anyway.  Now it stops at once and says so."""
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(1)
-        port = silent.getsockname()[1]
-        relay = Unread("relay", "--to", "mqtt://127.0.0.1:1", "--port", port, "--timeout", "60")
-        try:
-            silent.settimeout(30)
-            conn, _ = silent.accept()
-            with conn:
-                relay.proc.send_signal(signal.SIGINT)
-                assert relay.proc.wait(10) == 0, "".join(relay.err)
-        finally:
-            relay.kill()
-    err = "".join(relay.err)
+    port, err = ctrl_c_while_connecting("relay", "--to", "mqtt://127.0.0.1:1")
     assert f"stopped while connecting to 127.0.0.1:{port}; nothing was relayed" in err, err
     assert "Traceback" not in err
