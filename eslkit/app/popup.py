@@ -358,9 +358,11 @@ async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, act
 
     live = None
     if fmt is PopupFormat.panel:
+        # Whole frames: Ctrl-C during a write blocked on a slow terminal must not leave half
+        # a colour code behind (OutputStream writes the rest, as for JSON lines).
         live = Live(get_renderable=view, console=console or Console(
-            theme=THEME, highlight=False), auto_refresh=False, redirect_stdout=False, redirect_stderr=False,
-            transient=False)
+            file=OutputStream(sys.stdout.buffer), force_terminal=sys.stdout.isatty(), theme=THEME,
+            highlight=False), auto_refresh=False, redirect_stdout=False, redirect_stderr=False, transient=False)
 
     async def refresh() -> None:
         while True:
