@@ -384,13 +384,11 @@ def test_table_format_into_a_file_is_one_final_screen(captures):
     assert b"\x1b[?1049h" not in r.stdout  # no alternate screen when not on a terminal
 
 
-def test_keys_are_read_whole_even_when_a_sequence_comes_in_pieces():
-    from eslkit.views.table_keys import KeyReader, TableView
+def test_the_table_keys_page_search_and_quit():
+    from eslkit.app.keys import decode
+    from eslkit.views.table_keys import TableView
 
-    reader = KeyReader()
-    assert reader.feed(b"q /") == ["q", " ", "/"]
-    assert reader.feed(b"\x1b[") == [] and reader.feed(b"A\x1b[6~") == ["up", "pagedown"]
-    assert reader.feed(b"\x1b") == ["esc"] and reader.feed(b"\x1b[1;5C\r\x7f") == ["other", "enter", "backspace"]
+    assert decode("q /\x1b[A\x1b[6~\x1b[5~\x1b[H\x1b[F") == ["q", " ", "/", "up", "pagedown", "pageup", "home", "end"]
     view, rows = TableView(), tuple(range(50))
     assert not view.key(" ", rows) and view.frozen == rows  # paused on what was there
     view.key("up", rows + (50,))

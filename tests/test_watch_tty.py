@@ -151,8 +151,8 @@ def test_keys_pause_scroll_search_and_quit_as_in_htop_and_less():
             lines = tmux.wait_for(lambda ls: " newer · space or End: live" in ls[1])
             assert _rows(lines) == held
             tmux.keys("Up", "Up", "Up")  # back three rows: the oldest three now show above the rest
-            lines = tmux.wait_for(lambda ls: _rows(ls) != held)
-            assert _rows(lines)[3:] == held[:-3]
+            # (the keys arrive one by one: wait for all three, never on a sleep)
+            tmux.wait_for(lambda ls: len(_rows(ls)) == len(held) and _rows(ls)[3:] == held[:-3])
             tmux.keys("End")  # live again
             tmux.wait_for(lambda ls: not ls[1].startswith("PAUSED"))
             tmux.keys("/", "H", "A", "N", "G", "U", "P", "Enter")  # only the hangups

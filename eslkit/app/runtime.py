@@ -70,43 +70,6 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[asyncio.Event]:
             timer[0].cancel()
 
 
-@contextlib.contextmanager
-def terminal_keys(on_bytes: Callable[[bytes], None]) -> Iterator[bool]:
-    """While inside: the keys typed on this terminal go to ``on_bytes`` as they come (no
-    Enter needed, nothing echoed); Ctrl-C stays a signal.  Yields False, doing nothing,
-    when stdin is not a terminal.  The terminal's mode is restored on the way out."""
-    try:
-        import termios
-        import tty
-    except ImportError:  # pragma: no cover - not a POSIX terminal
-        yield False
-        return
-    fd = sys.stdin.fileno() if sys.stdin is not None else -1
-    if fd < 0 or not os.isatty(fd):
-        yield False
-        return
-    saved = termios.tcgetattr(fd)
-    loop = asyncio.get_running_loop()
-
-    def readable() -> None:
-        try:
-            data = os.read(fd, 1024)
-        except OSError:
-            data = b""
-        if not data:  # the terminal went away: stop listening, keep running
-            loop.remove_reader(fd)
-            return
-        on_bytes(data)
-
-    tty.setcbreak(fd)
-    loop.add_reader(fd, readable)
-    try:
-        yield True
-    finally:
-        loop.remove_reader(fd)
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-
-
 async def open_unless_stopped(source: Source, interrupted: asyncio.Event) -> bool:
     """Open ``source`` unless Ctrl-C comes first (a switch that does not answer, a
     connect that waits for --timeout): False then.  The caller closes the source."""

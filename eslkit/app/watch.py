@@ -24,8 +24,8 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.app.runtime import (channels_up, drop_stdout, link_lost, open_unless_stopped, stop_on_signals,
-                                terminal_keys)
+from eslkit.app.keys import keyboard
+from eslkit.app.runtime import channels_up, drop_stdout, link_lost, open_unless_stopped, stop_on_signals
 from eslkit.errors import OutputError
 from eslkit.event import Event
 from eslkit.recording import Recorder
@@ -36,7 +36,7 @@ from eslkit.views.ndjson import NdjsonWriter, OutputStream
 from eslkit.views.plain import PlainWriter
 from eslkit.views.stats import CallStats, stats_panel
 from eslkit.views.theme import THEME
-from eslkit.views.table_keys import KeyReader, TableView
+from eslkit.views.table_keys import TableView
 from eslkit.views.watch_table import WatchScreen, WatchSnapshot
 
 __all__ = ["WatchEngine", "OutputFormat", "WireFormat", "default_format", "default_wire", "run"]
@@ -110,7 +110,6 @@ class WatchEngine:
         self._samples: deque = deque()
         self._stop: Optional[asyncio.Event] = None  # made in run(): on 3.9 it binds to a loop
         self._channels_task: Optional[asyncio.Future] = None
-        self._keys = KeyReader()
         # Opened now, so an unwritable path is reported before connecting.
         self.recorder = Recorder(record, append=append) if record else None
         self.writer = None
@@ -244,14 +243,20 @@ class WatchEngine:
         ingest = asyncio.ensure_future(self.ingest())
         ticker = asyncio.ensure_future(self._tick(live))
         stopped = asyncio.ensure_future(self._stop.wait())
-        keys = terminal_keys(self._typed) if live is not None else contextlib.nullcontext(False)
+        # The table's keys, when someone can type them (stdin a terminal).
+        typing = live is not None and sys.stdin is not None and sys.stdin.isatty()
+        reading = None
         try:
-            with keys as listening:
-                if listening:
+            with keyboard() if typing else contextlib.nullcontext() as keys:
+                if keys is not None:
                     self.snapshot.view = TableView()
+                    reading = asyncio.ensure_future(self._read_keys(keys))
                 if live is not None:
                     live.start(refresh=True)
                 await asyncio.wait([ingest, stopped], return_when=asyncio.FIRST_COMPLETED)
+                if reading is not None:
+                    reading.cancel()
+                    await asyncio.gather(reading, return_exceptions=True)
         finally:
             tasks = [t for t in (ingest, ticker, stopped, self._channels_task) if t is not None]
             for task in tasks:
@@ -279,12 +284,10 @@ class WatchEngine:
         if self._stop is not None:
             self._stop.set()
 
-    def _typed(self, data: bytes) -> None:
-        """A key on the live table: q quits like Ctrl-C; the others change the view."""
+    async def _read_keys(self, keys) -> None:
+        """The live table's keys: q quits like Ctrl-C; the others change the view."""
         view = self.snapshot.view
-        if view is None:
-            return
-        for key in self._keys.feed(data):
+        async for key in keys:
             if view.key(key, tuple(self.rows)):
                 self.stop()
                 return
