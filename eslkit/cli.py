@@ -63,7 +63,7 @@ def report_error(err: EslkitError, console: Optional[Console] = None) -> None:
         console.print(f"  [dim]fix:[/] {escape(visible(err.fix))}")
 
 
-COMMANDS = ("sim", "watch", "popup", "serve", "passwd", "demo", "build", "doctor", "relay", "phone")
+COMMANDS = ("sim", "watch", "popup", "wallboard", "serve", "passwd", "demo", "build", "doctor", "relay", "phone")
 
 
 def _register(only: Optional[str] = None) -> None:

@@ -129,3 +129,69 @@ def test_events_source_counts_what_it_yields():
         return [item async for item in source]
 
     assert len(run(main())) == 2 and source.received == 1
+
+
+def test_the_wallboard_from_a_relays_popup_states_matches_the_switchs_events(captures):
+    """`serve --from` / `wallboard --from`: the popup states a relay published give the same
+    ring-group and agent figures as the switch's own events, and the board says what they
+    cannot carry (mod_callcenter and mod_fifo queues)."""
+    from eslkit.app.wallboard import WallboardEngine
+    from eslkit.calls import CallTracker
+    from eslkit.stats import CallCentreStats
+
+    events = capture_events(captures, "scenario_queue_plain")
+    tracker = CallTracker()
+    relayed = [leg_from_record(popup_record(leg)) for ev in events for leg in tracker.feed(ev)]
+    later = events[-1].timestamp + 60  # a minute on: nothing left undecided
+    direct, from_relay = WallboardEngine(EventsSource(events), CallCentreStats()), \
+        WallboardEngine(EventsSource(relayed), CallCentreStats())
+    for event in events:
+        direct.take(event)
+    for leg in relayed:
+        from_relay.take(leg)
+    mine, theirs = from_relay.snapshot(later).to_dict(), direct.snapshot(later).to_dict()
+    assert mine["queues"] == theirs["queues"] and mine["agents"] == theirs["agents"]
+    assert [(q["name"], q["kind"], q["offered"], q["answered"]) for q in mine["queues"]] == [("2000", "group", 1, 1)]
+    assert {a["name"]: a["answered"] for a in mine["agents"]} == {"1001": 1, "1002": 0}
+    assert direct.notes() == [] and from_relay.notes() == [
+        "from the popup states a relay publishes: the agents' calls only; mod_callcenter and mod_fifo queues "
+        "need the switch's own events"]
+
+
+def test_a_popup_state_delivered_twice_counts_once(captures):
+    """A broker delivers at least once: after a reconnect the same states come again (here
+    every one of them, after the call's end, and each twice in a row). The figures stay
+    those of one delivery."""
+    from eslkit.app.wallboard import WallboardEngine
+    from eslkit.calls import CallTracker
+    from eslkit.stats import CallCentreStats
+
+    events = capture_events(captures, "scenario_queue_plain")
+    tracker = CallTracker()
+    relayed = [leg_from_record(popup_record(leg)) for ev in events for leg in tracker.feed(ev)]
+    later = events[-1].timestamp + 60
+    once, again = WallboardEngine(EventsSource([]), CallCentreStats()), WallboardEngine(EventsSource([]), CallCentreStats())
+    for leg in relayed:
+        once.take(leg)
+    for leg in [leg for leg in relayed for _ in (1, 2)] + [leg_from_record(popup_record(leg)) for leg in relayed]:
+        again.take(leg)
+    mine, theirs = again.snapshot(later).to_dict(), once.snapshot(later).to_dict()
+    assert mine["queues"] == theirs["queues"] and mine["agents"] == theirs["agents"]
+    assert [(q["offered"], q["answered"]) for q in mine["queues"]] == [(1, 1)]
+    assert {a["name"]: (a["answered"], a["state"]) for a in mine["agents"]} == {
+        "1001": (1, "available"), "1002": (0, "available")}
+
+
+def test_a_relayed_state_delivered_again_after_its_leg_ended_is_ignored(captures):
+    """MQTT QoS 1 and AMQP deliver at least once: a redelivered ringing state after the
+    hangup must not bring a ghost card back, and a second 'ended' must not list the call twice."""
+    from eslkit.calls import CallTracker
+
+    tracker = CallTracker()
+    events = capture_events(captures, "scenario_queue_plain")
+    relayed = [leg_from_record(popup_record(leg)) for ev in events for leg in tracker.feed(ev)]
+    mine = [leg for leg in relayed if leg.ext == "1001"]
+    legs = RelayedLegs(["1001"])
+    assert [legs.take(leg).state for leg in mine] == ["ringing", "answered", "ended"]
+    assert [legs.take(leg) for leg in mine] == [None, None, None]  # the broker hands them over again
+    assert legs.active("1001") == [] and len(legs.recent("1001")) == 1

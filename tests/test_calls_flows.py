@@ -392,7 +392,9 @@ def test_watch_stats_counts_a_call_already_up_as_answered():
     for event in all_events[bridged + 1:]:
         stats.add(event)
     assert (stats.answered, stats.missed, stats.busy) == (1, 0, 0)
-    assert stats.mean_ring_time == pytest.approx(3.02, abs=0.01)
+    # the ring time of the agent's phone that answered (issue 18: the statistics engine's
+    # figure): 1001's leg created 883.527556, answered 886.527550
+    assert stats.mean_ring_time == pytest.approx(3.0, abs=0.01)
 
 
 def test_attended_transfer_hands_the_caller_to_the_target():

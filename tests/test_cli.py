@@ -13,7 +13,7 @@ from eslkit import __version__
 from tests.support.fstree import pyenv_python
 from tests.support.cli import EXE
 
-COMMANDS = ["sim", "watch", "popup", "serve", "passwd", "demo", "build", "doctor", "relay", "phone"]
+COMMANDS = ["sim", "watch", "popup", "wallboard", "serve", "passwd", "demo", "build", "doctor", "relay", "phone"]
 ENV = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
 
 
@@ -93,6 +93,7 @@ CAPTURE = Path(__file__).parent / "data" / "fs-captures" / "1.10.12-b" / "scenar
 REPLAYS = {
     "watch": ["watch", "--format", "json", "--replay", str(CAPTURE)],
     "popup": ["popup", "--ext", "1002", "--format", "json", "--replay", str(CAPTURE)],
+    "wallboard": ["wallboard", "--format", "json", "--interval", "1", "--replay", str(CAPTURE)],
 }
 
 
@@ -108,6 +109,7 @@ def test_speed_max_and_0_mean_as_fast_as_possible_in_every_replay(command, speed
 @pytest.mark.parametrize("args", [
     ["watch", "--replay", str(CAPTURE)], ["popup", "--ext", "1002", "--replay", str(CAPTURE)],
     ["relay", "--to", "mqtt://127.0.0.1:1", "--replay", str(CAPTURE)], ["sim", "--port", "0"], ["demo"],
+    ["wallboard", "--replay", str(CAPTURE)],
 ])
 @pytest.mark.parametrize("bad, words", [("-2", "give a number above 0"), ("fast", "is not a number or max")])
 def test_a_bad_speed_gets_the_same_sentence_in_every_command(args, bad, words):
@@ -117,7 +119,7 @@ def test_a_bad_speed_gets_the_same_sentence_in_every_command(args, bad, words):
     assert "x>=" not in r.stderr  # typer's range box said "0.0 is not in the range x>=0.001"
 
 
-@pytest.mark.parametrize("command", ["watch", "popup", "relay", "sim", "demo"])
+@pytest.mark.parametrize("command", ["watch", "popup", "relay", "sim", "demo", "wallboard"])
 def test_speed_reads_the_same_in_every_help(command):
     wide = {**ENV, "COLUMNS": "400"}  # one line per option
     out = subprocess.run([*EXE, command, "--help"], capture_output=True, text=True, timeout=60, env=wide).stdout

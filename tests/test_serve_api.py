@@ -279,22 +279,22 @@ def test_a_hostile_path_is_shown_as_text(path):
 
 
 def test_a_supervisors_page_is_mounted_in_one_line():
-    """How another page (a wallboard, /metrics) joins serve: the same login, supervisors only."""
+    """How another page joins serve (as /wallboard and /metrics do): the same login, supervisors only."""
     from aiohttp import web
 
-    async def wallboard(request, user):
-        return web.Response(text=f"wallboard for {user.name}")
+    async def report(request, user):
+        return web.Response(text=f"report for {user.name}")
 
     async def main():
-        async with serving(mount=lambda site: site.page("/wallboard", wallboard, supervisor=True)) as (_, srv):
-            async with client(srv) as anonymous, anonymous.get("/wallboard") as response:
+        async with serving(mount=lambda site: site.page("/report", report, supervisor=True)) as (_, srv):
+            async with client(srv) as anonymous, anonymous.get("/report") as response:
                 assert response.status == 401
             async with client(srv) as http:
                 await login(http, "alice")
-                async with http.get("/wallboard") as response:
+                async with http.get("/report") as response:
                     assert response.status == 403 and "for supervisors" in await response.text()
             async with client(srv) as http:
                 await login(http, "sam")
-                async with http.get("/wallboard") as response:
-                    assert response.status == 200 and await response.text() == "wallboard for sam"
+                async with http.get("/report") as response:
+                    assert response.status == 200 and await response.text() == "report for sam"
     run(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 import aiohttp
 import pytest
@@ -14,7 +15,7 @@ from tests.support.cli import Running
 from tests.support.net import free_port
 from tests.support.serve import write_users
 from tests.support.sim import sim_in_thread
-from tests.test_serve_api import BEARER, legs, queue_call
+from tests.test_serve_api import BEARER, legs, login, queue_call
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +28,14 @@ def test_serve_from_mqtt_shows_the_states_the_relay_published(mosquitto, tmp_pat
             Running("relay", "--to", mosquitto.url, "--client-id", "serve-e2e", "--host", sim.host, "--port",
                     sim.port, env={"ESL_PASSWORD": "ClueCon"}) as relay, \
             Running("serve", "--users", users, "--listen", f"127.0.0.1:{port}", "--from",
-                    f"{mosquitto.url}/freeswitch/+") as serve:
+                    # its own broker session: the default one (per host and extensions) is kept by
+                    # the broker across runs, and would hand over what earlier tests published
+                    f"{mosquitto.url}/freeswitch/+?client_id=serve-e2e-{uuid.uuid4().hex[:8]}") as serve:
         try:
             sim.wait_subscribed(1)  # the relay listens: only then are the calls played
             assert wait_connected(serve.proc.pid, mosquitto.port)
+            # serve listens once it is subscribed: its start-up line says so
+            assert serve.wait_for(lambda: any("agent pages on" in line for line in serve.err), 20), serve.err
 
             async def main():
                 async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
@@ -38,11 +43,23 @@ def test_serve_from_mqtt_shows_the_states_the_relay_published(mosquitto, tmp_pat
                         lambda: sim.server.spawn(sim.server.play("queue"))), BEARER)
                     async with http.get("/api/agent/1001/day", headers=BEARER) as response:
                         day = (await response.json())["day"]
-                return got, day
+                async with aiohttp.ClientSession(f"http://127.0.0.1:{port}",
+                                                 cookie_jar=aiohttp.CookieJar(unsafe=True)) as supervisor:
+                    await login(supervisor, "sam")
+                    async with supervisor.get("/wallboard.json") as response:
+                        board = await response.json()
+                return got, day, board
 
-            got, day = asyncio.run(asyncio.wait_for(main(), 60))
+            got, day, board = asyncio.run(asyncio.wait_for(main(), 60))
             assert legs(got) == [("ringing", None), ("answered", None), ("ended", "answered")]
             assert [r["caller_number"] for r in day] == ["6208"]
+            # The supervisors' wallboard counts the same states: the ring group 2000, 1001's answer;
+            # and it says what popup states cannot carry.
+            assert [(q["name"], q["kind"], q["offered"], q["answered"], q["waiting"]) for q in board["queues"]] \
+                == [("2000", "group", 1, 1, 0)]
+            assert {a["name"]: (a["answered"], a["state"]) for a in board["agents"]} == {
+                "1001": (1, "available"), "1002": (0, "available")}
+            assert board["link"]["connected"] and "mod_callcenter and mod_fifo queues" in board["notes"][0]
         finally:
             codes = {"serve": serve.stop(), "relay": relay.stop()}
     errors = "\n".join(serve.err)

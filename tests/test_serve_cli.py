@@ -34,6 +34,18 @@ def test_a_bad_listen_address(tmp_path, listen):
     assert result.returncode == 15 and "--listen" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("args, hint", [
+    (["--service-level", "abc"], "--service-level"),
+    (["--service-level", "=20"], "--service-level"),
+    (["--day-start", "25:00"], "--day-start"),
+    (["--target", "120"], "--target"),
+])
+def test_bad_statistics_options_say_which_and_exit_2(tmp_path, args, hint):
+    """The wallboard's options, as `eslkit wallboard` takes them: refused before anything starts."""
+    result = serve("--users", str(write_users(tmp_path / "users.txt")), *args)
+    assert result.returncode == 2 and hint in result.stderr and "Traceback" not in result.stderr
+
+
 def test_a_port_already_taken(tmp_path):
     with socket.socket() as taken, sim_subprocess() as (host, port):
         taken.bind(("127.0.0.1", 0))

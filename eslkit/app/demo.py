@@ -20,7 +20,8 @@ from typing import AsyncIterator, Callable, Optional
 from rich.console import Console
 from rich.markup import escape
 
-from eslkit.app.popup import PopupEngine, PopupFormat, run_front, show
+from eslkit.app.runtime import run_main
+from eslkit.app.popup import PopupEngine, PopupFormat, show
 from eslkit.app.popup_control import open_actor, phone_keys
 from eslkit.calls import POPUP_EVENTS
 from eslkit.config import ConnectionSettings
@@ -106,4 +107,4 @@ def _free(host: str, port: int) -> bool:
 def run(fmt: PopupFormat, speed: Optional[float], scenario: str = DEFAULT_SCENARIO, *, control: bool = False,
         web: bool = False) -> None:
     # Ends as `eslkit popup` does: Ctrl-C is no error, `| head` ends quietly.
-    run_front(lambda: run_demo_web(scenario, speed, control) if web else run_demo(fmt, speed, scenario, control))
+    run_main(lambda: run_demo_web(scenario, speed, control) if web else run_demo(fmt, speed, scenario, control))

@@ -35,18 +35,18 @@ from rich.text import Text
 
 from eslkit.actions import ExecAction, UrlAction
 from eslkit.app.keys import keyboard
-from eslkit.app.runtime import SwitchClock, drop_stdout, link_lost, resync, stop_on_signals, unregistered
+from eslkit.app.runtime import SwitchClock, link_lost, resync, run_on, stop_on_signals, unregistered
 from eslkit.calls import CallTracker, LegView
 from eslkit.errors import OutputError, TemplateError
 from eslkit.event import Event
 from eslkit.safe_text import safe_text, visible
-from eslkit.sources.base import Source
+from eslkit.sources.base import Item, Source
 from eslkit.status import ConnectionStatus
 from eslkit.views.ndjson import OutputStream
 from eslkit.views.popup import SHOW_ENDED_FOR, JsonWriter, PopupSnapshot, PopupView
 from eslkit.views.theme import THEME
 
-__all__ = ["PopupEngine", "RelayedLegs", "PopupFormat", "OnState", "show", "run", "run_front", "default_format"]
+__all__ = ["PopupEngine", "RelayedLegs", "PopupFormat", "OnState", "show", "run", "default_format"]
 
 REFRESH_PER_SECOND = 4
 Change = Union[LegView, ConnectionStatus]
@@ -70,6 +70,8 @@ class RelayedLegs:
     """The popup states a relay published, kept for the panel as the call tracker keeps
     its own legs: the current ones, and the ended ones per extension, newest first."""
 
+    ENDED_KEPT = 10_000  # far more legs than end within a broker's redelivery window
+
     def __init__(self, exts: Iterable[str], *, lookup: Optional[Callable[[str], Optional[dict]]] = None,
                  history: int = 10):
         self.exts = set(exts)
@@ -78,10 +80,13 @@ class RelayedLegs:
         self._legs: dict[str, LegView] = {}
         self._history: dict[str, deque] = {}
         self._history_len = history
+        self._ended: dict[str, None] = {}  # uuids of ended legs, oldest first (bounded)
 
     def take(self, leg: LegView) -> Optional[LegView]:
         """Keep one published state; None when it is not for one of our extensions."""
-        if leg.ext not in self.exts:
+        if leg.ext not in self.exts or leg.leg_uuid in self._ended:
+            # At-least-once delivery: a state delivered again after its leg ended must not
+            # bring the card back (nor list the call twice).
             return None
         party = leg.other_number or (leg.caller_number if leg.direction == "incoming" else None)
         if leg.contact is None and self.lookup is not None and party:
@@ -91,6 +96,9 @@ class RelayedLegs:
             self.now = leg.time
         if leg.state == "ended":
             self._legs.pop(leg.leg_uuid, None)
+            self._ended[leg.leg_uuid] = None
+            if len(self._ended) > self.ENDED_KEPT:
+                del self._ended[next(iter(self._ended))]
             self._history.setdefault(leg.ext, deque(maxlen=self._history_len)).append(leg)
         else:
             self._legs[leg.leg_uuid] = leg
@@ -118,6 +126,7 @@ class PopupEngine:
         self.changes = 0
         self._last: dict[str, LegView] = {}  # the latest ended leg per extension
         self._listeners: list[Callable[[Change], None]] = []
+        self._taps: list[Callable[[Item], None]] = []
         self._stop: Optional[asyncio.Event] = None  # made in run(): on 3.9 it binds to a loop
         self._failure: Optional[BaseException] = None
         self._resyncing: Optional[asyncio.Future] = None
@@ -129,6 +138,13 @@ class PopupEngine:
         """Call ``listener`` with every leg change and link change; returns the way to stop."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+    def tap(self, taker: Callable[[Item], None]) -> Callable[[], None]:
+        """Hand ``taker`` every item the source yields (an Event, a relayed LegView, a
+        ConnectionStatus) before the engine takes it, so another engine can follow the same
+        stream (serve's wallboard); returns the way to stop."""
+        self._taps.append(taker)
+        return lambda: self._taps.remove(taker)
 
     # --- the run -------------------------------------------------------------------------
 
@@ -158,8 +174,10 @@ class PopupEngine:
             self._stop.set()
 
     async def _ingest(self) -> None:
-        tracker, relayed, clock = self.tracker, self.relayed, self.clock
+        tracker, relayed, clock, taps = self.tracker, self.relayed, self.clock, self._taps
         async for item in self.source:
+            for taker in taps:
+                taker(item)
             if isinstance(item, Event):
                 changes = tracker.feed(item)
                 clock.tick()
@@ -405,28 +423,5 @@ async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, act
 
 
 def run(engine: PopupEngine, **front) -> None:
-    """`eslkit popup`: open the source and `show()` the engine until the source ends or
-    Ctrl-C (see `run_front`)."""
-    async def main() -> None:
-        try:
-            await engine.source.open()
-            await show(engine, **front)
-        finally:
-            await engine.source.close()
-
-    run_front(main)
-
-
-def run_front(main: Callable[[], Awaitable[None]]) -> None:
-    """``asyncio.run(main())`` as the popup's fronts end (`eslkit popup`, `eslkit demo`):
-    Ctrl-C is no error, a reader that went away (``| head``) ends it quietly with exit 0,
-    a full disk is said once, with no second error at exit."""
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
-    except BrokenPipeError:
-        drop_stdout()  # `| head`: stop quietly
-    except OutputError:
-        drop_stdout()
-        raise
+    """`eslkit popup`: open the source and `show()` the engine until the source ends or Ctrl-C."""
+    run_on(engine.source, lambda: show(engine, **front))

@@ -1,5 +1,6 @@
 """What every run engine needs at run time: Ctrl-C as a request to finish, the switch's
-clock, and the resync after a reconnect."""
+clock, and the resync after a reconnect (one question to the switch, `ask`, for the
+call tracker and for the statistics)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Awaitable, Callable, Iterable, Iterator, Optional, Protocol, Sequence
 
-from eslkit.calls import CallTracker, LegView, live_channels
-from eslkit.errors import EslkitError
+from eslkit.calls import CallTracker, LegView
+from eslkit.errors import EslkitError, OutputError
 from eslkit.sources.base import Source
+from eslkit.switch_state import CHANNELS, EVERYTHING, SwitchState, ask_switch
 
-__all__ = ["stop_on_signals", "open_unless_stopped", "SwitchClock", "channels_up", "resync", "link_lost", "drop_stdout"]
+__all__ = ["stop_on_signals", "open_unless_stopped", "until_stopped", "SwitchClock", "ask", "channels_up",
+           "unregistered", "resync", "resync_stats", "link_lost", "drop_stdout", "run_on", "run_main"]
 
 
 # After a Ctrl-C, a run that has not finished within this many seconds says how to quit at once.
@@ -95,6 +98,29 @@ def _say_still_finishing() -> None:
         os.write(2, b"eslkit: still finishing; press Ctrl-C again to quit at once.\n")
 
 
+async def until_stopped(ingest: Awaitable[None], ticker: Awaitable[None], stop: asyncio.Event,
+                        on_signal: Callable[[], None], *, start: Optional[Callable[[], None]] = None,
+                        also: Callable[[], Iterable[Optional[asyncio.Future]]] = tuple) -> Optional[BaseException]:
+    """A screen engine's run: ``ingest`` (the source's items) and ``ticker`` (the screen's
+    clock) until the source ends or ``stop`` is set (Ctrl-C and SIGTERM call ``on_signal``);
+    ``start()`` (a live screen) once the signals are taken.  Then every task, and those of
+    ``also()`` (a question to the switch still under way), is cancelled and awaited.
+    Returns what the source raised, if anything."""
+    ingesting = asyncio.ensure_future(ingest)
+    tasks = [ingesting, asyncio.ensure_future(ticker), asyncio.ensure_future(stop.wait())]
+    try:
+        with stop_on_signals(on_signal):
+            if start is not None:
+                start()
+            await asyncio.wait([ingesting, tasks[2]], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        tasks += [task for task in also() if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return None if ingesting.cancelled() else ingesting.exception()
+
+
 class SwitchClock:
     """The switch's clock now: the latest event time seen plus what has passed here since.
 
@@ -124,16 +150,19 @@ class SwitchClock:
         return latest + (time.monotonic() - self._at)
 
 
+async def ask(source: Source, parts: Iterable[str] = CHANNELS) -> Optional[SwitchState]:
+    """What the switch behind ``source`` says is up (`eslkit.switch_state`, the `parts`
+    asked for); None when there is no switch to ask (a file, a broker).  A part it did
+    not answer usefully stays None: the next events (and the expiry) will sort it out."""
+    switch = source.switch
+    return None if switch is None else await ask_switch(switch, parts)
+
+
 async def channels_up(source: Source) -> Optional[list[dict]]:
     """The rows of ``show channels as json`` on the switch behind ``source``; None when there
     is no switch to ask (a file, a broker) or it did not answer usefully."""
-    switch = source.switch
-    if switch is None:
-        return None
-    try:
-        return live_channels(await switch.api("show channels as json", timeout=10))
-    except (EslkitError, ValueError, asyncio.TimeoutError):
-        return None  # the next events (and the expiry) will sort it out
+    state = await ask(source)
+    return None if state is None else state.channels
 
 
 async def unregistered(source: Source, exts: Sequence[str]) -> list[str]:
@@ -173,8 +202,55 @@ def link_lost(source: Source, reason: str, heading: str) -> tuple[str, str]:
     return heading, reason + (" — reconnecting" if source.reconnects else "")
 
 
+class Resyncs(Protocol):
+    """Statistics that take what the switch lists (`CallCentreStats`, watch's `CallStats`)."""
+
+    def known(self) -> frozenset: ...
+    def resync(self, state: SwitchState, now: float, known: Optional[Iterable[str]] = None) -> None: ...
+
+
+async def resync_stats(source: Source, stats: Resyncs, now: Callable[[], Optional[float]]) -> bool:
+    """`resync` for the statistics (wallboard, watch --stats): the same question at the same
+    moments, with the queue modules' lists too, so callers already waiting and every agent's
+    status are right at once.  False when there was no switch to ask."""
+    known = stats.known()  # as in resync: what was up before asking
+    state = await ask(source, EVERYTHING)
+    if state is None:
+        return False
+    stats.resync(state, now() or time.time(), known=known)
+    return True
+
+
 def drop_stdout() -> None:
     """Point stdout at /dev/null, so Python's flush at exit does not fail again on what it
     still holds (the reader went away, or the disk is full)."""
     with contextlib.suppress(OSError, ValueError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def run_on(source: Source, body: Callable[[], Awaitable[None]]) -> None:
+    """A command's run: open ``source``, await ``body()`` until the source ends or Ctrl-C,
+    close it (see `run_main`)."""
+    async def main() -> None:
+        try:
+            await source.open()
+            await body()
+        finally:
+            await source.close()
+
+    run_main(main)
+
+
+def run_main(main: Callable[[], Awaitable[None]]) -> None:
+    """``asyncio.run(main())`` as a screen's run ends (popup, wallboard, demo): Ctrl-C is no
+    error, a reader that went away (``| head``) ends it quietly with exit 0, a full disk is
+    said once — neither with a second error when Python flushes stdout at exit."""
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        drop_stdout()  # `| head`: stop quietly
+    except OutputError:
+        drop_stdout()
+        raise

@@ -12,6 +12,8 @@ of legs whose end was lost); `ServeRun` listens to it and hands every change to 
 `CallBoard`, which the pages and streams read.  With ``control`` (an
 `eslkit.control.Controller`, or a requester through ``relay --control``) the agents'
 buttons act on their calls through it, with all its checks.
+A `WallboardEngine` takes every item the popup engine takes (`PopupEngine.tap`): the
+supervisors' ``/wallboard`` and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from rich.console import Console
 
 from eslkit.app.popup import PopupEngine
 from eslkit.app.runtime import stop_on_signals
+from eslkit.app.wallboard import WallboardEngine
 from eslkit.calls import LegView
 from eslkit.errors import ListenError
 from eslkit.safe_text import visible
+from eslkit.stats import CallCentreStats
 from eslkit.status import ConnectionStatus
 from eslkit.views.theme import THEME
 
@@ -52,8 +56,10 @@ class ServeRun:
 
     def __init__(self, engine: PopupEngine, users, *, listen: tuple[str, int] = DEFAULT_LISTEN,
                  open_url: Optional[str] = None, control=None, err: Optional[Console] = None,
-                 signer=None, announce: Optional[Callable[["ServeRun"], None]] = None):
+                 signer=None, announce: Optional[Callable[["ServeRun"], None]] = None,
+                 stats: Optional[CallCentreStats] = None, warn_wait: float = 60.0, target: float = 0.8):
         from eslkit.actions import UrlAction
+        from eslkit.web import wallboard
         from eslkit.web.app import WebApp
         from eslkit.web.board import CallBoard
         from eslkit.web.security import Signer, session_key
@@ -71,6 +77,10 @@ class ServeRun:
         self._announce = announce or ServeRun._started
         self._runner = None
         engine.listen(self._changed)
+        # The supervisors' wallboard and /metrics: the statistics follow the same stream.
+        self.wallboard = WallboardEngine(engine.source, stats or CallCentreStats(), warn_wait=warn_wait, target=target)
+        engine.tap(self.wallboard.take)
+        wallboard.mount(self.web, self.wallboard)
 
     def _changed(self, change: Union[LegView, ConnectionStatus]) -> None:
         if isinstance(change, ConnectionStatus):
@@ -110,6 +120,7 @@ class ServeRun:
             with stop_on_signals(self.engine.stop):
                 await self.engine.run()
         finally:
+            self.wallboard.close()
             await self.web.stop(self._runner)
 
     def stop(self) -> None:
@@ -124,6 +135,9 @@ class ServeRun:
         self.err.print("[esl.label]Ctrl-C stops.[/]")
         if self.control is not None:
             self.err.print("[esl.label]With --control: agents' buttons hang up, hold, transfer and dial.[/]")
+        if roles.count("supervisor"):
+            self.err.print(f"  supervisors: the wallboard on [bold]{self.url}wallboard[/], Prometheus metrics on "
+                           f"[bold]{self.url}metrics[/] (a supervisor's API token).")
         if self.listen[0] not in ("127.0.0.1", "::1", "localhost"):
             self.err.print("[esl.warning]eslkit serve: listening beyond this machine: put it behind a TLS "
                            "reverse proxy (docs/serve.md), or passwords cross the network in clear.[/]")

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.live import Live
 
 from eslkit.app.keys import keyboard
-from eslkit.app.runtime import channels_up, drop_stdout, link_lost, open_unless_stopped, stop_on_signals
+from eslkit.app.runtime import drop_stdout, link_lost, open_unless_stopped, resync_stats, stop_on_signals, until_stopped
 from eslkit.errors import OutputError
 from eslkit.event import Event
 from eslkit.recording import Recorder
@@ -83,6 +83,7 @@ class WatchEngine:
         record: Optional[Path] = None,
         append: bool = False,
         stats: bool = False,
+        stats_notes: Sequence[str] = (),
         out=None,
         err: Optional[Console] = None,
     ):
@@ -93,7 +94,7 @@ class WatchEngine:
         self.count = count
         self.quiet = quiet
         self.record_path = record
-        self.stats = CallStats() if stats else None
+        self.stats = CallStats(stats_notes) if stats else None
         # Failed writes (a full disk) become OutputError; a closed pipe stays BrokenPipeError.
         self.out = OutputStream(out if out is not None else sys.stdout.buffer)
         self.err = err or Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
@@ -184,10 +185,10 @@ class WatchEngine:
             self.err.out(f"eslkit: reconnected after a {status.gap:.1f}s gap", highlight=False)
 
     async def _calls_up(self) -> None:
-        """--stats: the channels already up when watch connects (or reconnects) count as active."""
-        rows = await channels_up(self.source)
-        if rows is not None:
-            self.stats.channels_up(rows)
+        """--stats: what is up when watch connects (or reconnects): the channels (active), the
+        callers waiting in queues, the agents' status."""
+        engine = self.stats.engine
+        await resync_stats(self.source, self.stats, lambda: engine.now)  # the latest event's time
 
     # -- rates and snapshots -------------------------------------------------------------
 
@@ -240,28 +241,22 @@ class WatchEngine:
                         redirect_stdout=False, redirect_stderr=False)
             if not console.is_terminal:  # --format table into a file: just the last screenful
                 self._final_console, live = console, None
-        ingest = asyncio.ensure_future(self.ingest())
-        ticker = asyncio.ensure_future(self._tick(live))
-        stopped = asyncio.ensure_future(self._stop.wait())
         # The table's keys, when someone can type them (stdin a terminal).
         typing = live is not None and sys.stdin is not None and sys.stdin.isatty()
-        reading = None
+        reading: list[asyncio.Future] = []
         try:
             with keyboard() if typing else contextlib.nullcontext() as keys:
-                if keys is not None:
-                    self.snapshot.view = TableView()
-                    reading = asyncio.ensure_future(self._read_keys(keys))
-                if live is not None:
-                    live.start(refresh=True)
-                await asyncio.wait([ingest, stopped], return_when=asyncio.FIRST_COMPLETED)
-                if reading is not None:
-                    reading.cancel()
-                    await asyncio.gather(reading, return_exceptions=True)
+                def start() -> None:
+                    if keys is not None:
+                        self.snapshot.view = TableView()
+                        reading.append(asyncio.ensure_future(self._read_keys(keys)))
+                    if live is not None:
+                        live.start(refresh=True)
+
+                # The key reader is cancelled inside `keyboard()`, before the terminal is given back.
+                failed = await until_stopped(self.ingest(), self._tick(live), self._stop, self.stop, start=start,
+                                             also=lambda: [self._channels_task, *reading])
         finally:
-            tasks = [t for t in (ingest, ticker, stopped, self._channels_task) if t is not None]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             console = self._final_console
             if live is not None:
                 live.stop()
@@ -273,9 +268,7 @@ class WatchEngine:
                 final.view = None  # the newest rows, as the run ended
                 console.print(WatchScreen(lambda: final, self.columns), height=max(5, console.height - 2))
             self._flush()  # the last batch, also when the switch went away
-        failure = self._failure
-        if failure is None and not ingest.cancelled():
-            failure = ingest.exception()
+        failure = self._failure or failed
         if failure is not None:
             raise failure
 

@@ -1,5 +1,5 @@
-"""Options shared by the commands: the connection to a switch, and a few more (--contacts, --ext, --header,
---speed, --ext-header).
+"""Options shared by the commands: the connection to a switch, the statistics' (wallboard,
+serve), and a few more (--contacts, --ext, --header, --speed, --ext-header).
 
     from eslkit.commands.options import HostOpt, PortOpt, PasswordOpt, ProfileOpt, TimeoutOpt
     from eslkit.commands.options import connection_settings
@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, List, Optional, Sequence
+from typing import TYPE_CHECKING, Annotated, List, Optional, Sequence
 
 import typer
 from rich.console import Console
 
 from eslkit.config import ConnectionSettings, resolve
 
+if TYPE_CHECKING:
+    from eslkit.stats import CallCentreStats
+
 _PANEL = "Connection"
+_STATS = "Statistics"
 
 HostOpt = Annotated[
     Optional[str],
@@ -139,6 +143,34 @@ def ext_header(new: Optional[str], old: Optional[str], command: str) -> Optional
     return old
 
 
+ReconnectOpt = Annotated[
+    bool,
+    typer.Option("--reconnect/--no-reconnect", help="Reconnect by itself when the link drops."),
+]
+
+ServiceLevelOpt = Annotated[
+    Optional[List[str]],
+    typer.Option("--service-level", metavar="[QUEUE=]SECONDS", rich_help_panel=_STATS,
+                 help="Service level threshold: answered within SECONDS (default 20), for every queue or one "
+                      "(repeatable)."),
+]
+TargetOpt = Annotated[
+    float,
+    typer.Option("--target", min=0, max=100, rich_help_panel=_STATS,
+                 help="Service level goal in percent: below it is shown as an alert."),
+]
+WarnWaitOpt = Annotated[
+    float,
+    typer.Option("--warn-wait", min=0, metavar="SECONDS", rich_help_panel=_STATS,
+                 help="A caller waiting longer is shown as an alert."),
+]
+DayStartOpt = Annotated[
+    str,
+    typer.Option("--day-start", metavar="HH:MM", rich_help_panel=_STATS,
+                 help="When a day begins (local time): today's figures start again."),
+]
+
+
 def connection_settings(
     host: Optional[str],
     port: Optional[int],
@@ -177,6 +209,9 @@ def parse_header_filters(values: Optional[Sequence[str]]) -> list[tuple[str, str
     return out
 
 
+_EXTENSION = re.compile(r"[0-9*#+]{2,15}(,[0-9*#+]{2,15})*")
+
+
 def parse_exts(values: Optional[Sequence[str]], stray: Sequence[str] = (), command: str = "popup") -> list[str]:
     """``--ext 1001 --ext 1002`` or ``--ext 1001,1002`` → ["1001", "1002"]; ``stray``: the
     arguments given without an option, the common slip being `eslkit popup 1001`."""
@@ -204,4 +239,30 @@ def check_control_options(control: bool, from_url: Optional[str], allow_dest, co
                                  "context and the audit log.", param_hint="--control")
 
 
-_EXTENSION = re.compile(r"[0-9*#+]{2,15}(,[0-9*#+]{2,15})*")
+def call_centre_stats(service_level: Optional[Sequence[str]], day_start: str) -> "CallCentreStats":
+    """``--service-level`` and ``--day-start`` → the statistics engine they ask for."""
+    from eslkit.stats import SERVICE_LEVEL_SECONDS, CallCentreStats, parse_day_start
+
+    default, per_queue = None, {}
+    for value in service_level or ():
+        queue, sep, seconds = value.rpartition("=")
+        try:
+            number = float(seconds)
+        except ValueError:
+            number = -1.0
+        if number <= 0 or (sep and not queue):
+            raise typer.BadParameter(f"{value!r} is not SECONDS or QUEUE=SECONDS (e.g. 20, support@default=30).",
+                                     param_hint="--service-level")
+        if sep:
+            per_queue[queue] = number
+        else:
+            default = number
+    try:
+        starts = parse_day_start(day_start)
+    except ValueError:
+        raise typer.BadParameter(f"{day_start!r} is not a time of day HH:MM (e.g. 06:00).",
+                                 param_hint="--day-start") from None
+    return CallCentreStats(service_level=default or SERVICE_LEVEL_SECONDS, service_levels=per_queue,
+                           day_start=starts)
+
+

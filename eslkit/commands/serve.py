@@ -3,16 +3,17 @@
 # No `from __future__ import annotations` here: typer reads these signatures at run time,
 # and on Python 3.9 it cannot see the Annotated options inside string annotations.
 
-import asyncio
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from eslkit.app.popup import PopupEngine
+from eslkit.app.runtime import run_on
 from eslkit.calls import POPUP_EVENTS
-from eslkit.commands.options import (AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, ExtHeaderOpt, HostOpt,
-                                    OldMatchOpt, PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt, TimeoutOpt,
+from eslkit.commands.options import (AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, DayStartOpt, ExtHeaderOpt,
+                                    HostOpt, OldMatchOpt, PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt,
+                                    ServiceLevelOpt, TargetOpt, TimeoutOpt, WarnWaitOpt, call_centre_stats,
                                     check_control_options, connection_settings, ext_header)
 from eslkit.contacts import load_contacts
 from eslkit.sources import EslSource, open_source
@@ -42,6 +43,10 @@ def serve(
     allow_dest: AllowDestOpt = None,
     context: ContextOpt = None,
     audit: AuditOpt = None,
+    service_level: ServiceLevelOpt = None,
+    target: TargetOpt = 80.0,
+    warn_wait: WarnWaitOpt = 60.0,
+    day_start: DayStartOpt = "00:00",
     host: HostOpt = None,
     port: PortOpt = None,
     password: PasswordOpt = None,
@@ -53,6 +58,7 @@ def serve(
     Agents open http://HOST:PORT/agent/EXT: a card when the phone rings (caller, contact,
     queue, CRM link), the talk timer, how it ended, the day's calls; pushed as it happens.
     A CRM can read the same records from the JSON API and event stream (docs/serve.md).
+    Supervisors get the wallboard (/wallboard) and Prometheus its metrics (/metrics).
 
     [bold]eslkit passwd users.txt alice --ext 1001[/]      (asks for alice's password)
     [bold]eslkit serve --users users.txt[/]
@@ -67,6 +73,7 @@ def serve(
 
     check_control_options(control, from_url, allow_dest, context, audit)
     where = parse_listen(listen)
+    stats = call_centre_stats(service_level, day_start)
     people = load_users(users)
     if open_url:
         UrlAction(open_url)  # a bad template is an error now, not at the first call
@@ -76,16 +83,10 @@ def serve(
                          live=lambda: EslSource(settings, names=POPUP_EVENTS, reconnect=True))
     engine = PopupEngine(source, people.exts, match=ext_header(header, match, "serve"), lookup=lookup)
 
-    async def main() -> None:
-        try:
-            await source.open()
-            actor = await open_actor(engine, people.exts, from_url=from_url, allow=allow_dest, context=context,
-                                     audit=audit, settings=settings) if control else None
-            await ServeRun(engine, people, listen=where, open_url=open_url, control=actor).run()
-        finally:
-            await source.close()
+    async def body() -> None:  # the source is open: the buttons' controller may use its connection
+        actor = await open_actor(engine, people.exts, from_url=from_url, allow=allow_dest, context=context,
+                                 audit=audit, settings=settings) if control else None
+        await ServeRun(engine, people, listen=where, open_url=open_url, control=actor, stats=stats,
+                       warn_wait=warn_wait, target=target / 100).run()
 
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    run_on(source, body)

@@ -17,6 +17,7 @@ from eslkit.commands.options import (
     PasswordOpt,
     PortOpt,
     ProfileOpt,
+    ReconnectOpt,
     ReplaySpeedOpt,
     TimeoutOpt,
     connection_settings,
@@ -24,6 +25,7 @@ from eslkit.commands.options import (
     parse_speed,
 )
 from eslkit.sources import EslSource, open_source
+from eslkit.stats import blind_spots
 from eslkit.subscription import checked_event_words
 from eslkit.views.theme import THEME
 from eslkit.views.watch_table import parse_columns
@@ -84,8 +86,7 @@ def watch(
         help="Event encoding to ask the switch for (event plain|json|xml); default json with "
              "--format json (the switch's JSON is written as it came), else plain.",
         show_default=False)] = None,
-    reconnect: Annotated[bool, typer.Option("--reconnect/--no-reconnect",
-        help="Reconnect by itself when the link drops.")] = True,
+    reconnect: ReconnectOpt = True,
     host: HostOpt = None,
     port: PortOpt = None,
     password: PasswordOpt = None,
@@ -117,6 +118,8 @@ def watch(
         replay=replay, speed=parse_speed(speed), from_url=from_url, names=names, filters=header_filters,
         live=lambda: EslSource(connection_settings(host, port, password, profile, timeout, console=err),
                                names=names, filters=header_filters, format=wire, reconnect=reconnect))
+    # What the subscription, a header filter or --match hides from the statistics, said with them.
+    notes = blind_spots(names, header_filters, [m for _, _, m in matches]) if stats else ()
     app.run(app.WatchEngine(source, fmt=fmt, columns=parse_columns(columns), matches=matches, count=count,
-                            quiet=quiet, record=record, append=append, stats=stats,
+                            quiet=quiet, record=record, append=append, stats=stats, stats_notes=notes,
                             err=err))

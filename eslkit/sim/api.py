@@ -2,7 +2,8 @@
 
 status, version, uptime, hostname, echo, show channels [as json], show calls
 [as json], show channels count, log <level> <text>, sofia_contact, the call-control commands
-(originate, uuid_kill, uuid_hold, uuid_transfer, uuid_phone_event: `eslkit.sim.obey`), and — verbatim
+(originate, uuid_kill, uuid_hold, uuid_transfer, uuid_phone_event: `eslkit.sim.obey`), mod_callcenter's
+``callcenter_config … list`` and mod_fifo's ``fifo list|count`` (eslkit.sim.queues), and — verbatim
 from the capture of a real switch — show modules, show api as json, help.
 Anything else gets FreeSWITCH's own error text.
 """
@@ -147,6 +148,8 @@ def sofia_contact(server: Switch, arg: str) -> str:
 
 
 COMMANDS = {
+    "callcenter_config": lambda server, arg: server.queues.callcenter_config(arg),
+    "fifo": lambda server, arg: server.queues.fifo(arg),
     "status": status,
     "version": version,
     "uptime": uptime,

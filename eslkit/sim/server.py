@@ -38,6 +38,7 @@ from eslkit.sim.events import SimEvent
 from eslkit.sim.fastpath import CallEvent
 from eslkit.sim.legs import Dialing, Legs
 from eslkit.sim.obey import originate_job
+from eslkit.sim.queues import QueueRegistry
 from eslkit.sim.replay import load_replay, play_to
 from eslkit.sim.scenarios import LoadSpec, load_scenario, play, recorded_hangup
 from eslkit.sim.session import Session
@@ -121,6 +122,7 @@ class SimServer:
         self.channels = CallRegistry()
         self.legs = Legs()  # what the call-control commands act on (eslkit.sim.obey)
         self.dialing = Dialing()
+        self.queues = QueueRegistry()  # mod_callcenter's and mod_fifo's tables (callcenter_config, fifo)
         self.connections: set[_Connection] = set()
         self._server: Optional[asyncio.base_events.Server] = None
         self._seq = 0
@@ -277,6 +279,7 @@ class SimServer:
             self.channels.track(ev)
             if controllable:
                 self.legs.track(ev)
+            self.queues.track(ev)
         logging = False
         made: dict[str, list] = {}  # each frame made once per format, whatever the number of connections
         made_together: dict[str, tuple] = {}

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the types only: none of these modules imports this one
     from eslkit.sim.events import SimEvent
     from eslkit.sim.fastpath import Burst, CallValues
     from eslkit.sim.legs import Dialing, Legs
+    from eslkit.sim.queues import QueueRegistry
 
 __all__ = ["Switch", "Listener", "Client"]
 
@@ -30,6 +31,7 @@ class Switch(Protocol):
     legs: "Legs"  # each leg's headers and variables, for the call-control commands
     dialing: "Dialing"  # the calls originate places, still ringing or answering
     registered: Optional[frozenset]  # the users a phone is registered as; None: any (a replay)
+    queues: "QueueRegistry"  # mod_callcenter's and mod_fifo's tables (callcenter_config, fifo)
 
     def next_seq(self) -> int: ...
     def new_uuid(self) -> str: ...

@@ -1,50 +1,39 @@
-"""``watch --stats``: call-related statistics from the event stream.
+"""``watch --stats``: event counts, and call statistics from `eslkit.stats`.
 
-`CallStats` is pure bookkeeping (events in, numbers out); `stats_panel`
-renders a snapshot of it; `CallStats.to_dict()` is the final object printed
-with ``--format json``.
-
-- channels are alive from CHANNEL_CREATE to CHANNEL_DESTROY (by ``Unique-ID``);
-- a call is the set of channels sharing the ``Channel-Call-UUID`` they were
-  created with (an agent leg's can change later, so the first one counts);
-- a call's outcome is decided on its inbound leg (``Call-Direction: inbound``):
-  answered on its CHANNEL_ANSWER, or at its hangup when that carries a
-  ``Caller-Channel-Answered-Time`` (a call already up when watch started);
-  when it hangs up unanswered, busy if it or any leg of the call ended with
-  USER_BUSY, otherwise missed;
-- ring time is the inbound leg's ``Caller-Channel-Answered-Time`` minus its
-  ``Caller-Channel-Created-Time`` (the switch's clock, so replays at any speed
-  give the same figure).
+`CallStats` counts events per name and the channels alive (CHANNEL_CREATE to
+CHANNEL_DESTROY, by ``Unique-ID``; a call is the channels sharing the
+``Channel-Call-UUID`` they were created with), and feeds every event to the
+call-centre statistics engine (`eslkit.stats.CallCentreStats`), the one the
+wallboard and /metrics use: calls answered, missed and busy and the mean ring
+time are its *all calls* figures, and it knows the queues and agents
+(docs/stats.md).  `stats_panel` renders a snapshot of it; `CallStats.to_dict()`
+is the final object printed with ``--format json``.  `notes` say what a filter
+hides from the figures.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
-from typing import Optional
+from typing import Optional, Sequence
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from eslkit.event import Event
+from eslkit.switch_state import SwitchState
+from eslkit.stats import CallCentreStats
 from eslkit.safe_text import safe_text
-
-_HANGUPS = ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE")
 
 
 class CallStats:
-    def __init__(self) -> None:
+    def __init__(self, notes: Sequence[str] = ()) -> None:
         self.counts: Counter = Counter()
         self.events = 0
         self.channels: dict[str, str] = {}  # Unique-ID -> call id
         self.call_legs: dict[str, int] = {}  # call id -> live channels
-        self.answered = 0
-        self.missed = 0
-        self.busy = 0
-        self._answered: set[str] = set()  # inbound legs answered
-        self._ended: set[str] = set()  # inbound legs already counted at hangup
-        self._busy_calls: set[str] = set()
-        self.ring_times: list[float] = []
+        self.engine = CallCentreStats()
+        self.notes = tuple(notes)  # what the subscription or a filter hides from the figures
         self._gone: deque = deque(maxlen=1000)  # destroyed lately: a late `show channels` row is stale
 
     def add(self, event: Event) -> None:
@@ -53,6 +42,7 @@ class CallStats:
             name = event.get("Event-Subclass") or name
         self.counts[name] += 1
         self.events += 1
+        self.engine.feed(event)
         if not name.startswith("CHANNEL_"):
             return
         uuid = event.get("Unique-ID")
@@ -72,25 +62,6 @@ class CallStats:
                     self.call_legs[call] = left
                 else:
                     self.call_legs.pop(call, None)
-                    self._busy_calls.discard(call)
-        elif name == "CHANNEL_ANSWER":
-            if event.get("Call-Direction") == "inbound" and uuid not in self._answered:
-                self._answer(uuid, event)
-        elif name in _HANGUPS:
-            cause = event.get("Hangup-Cause")
-            call = self.channels.get(uuid) or event.get("Channel-Call-UUID") or uuid
-            if cause == "USER_BUSY":
-                self._busy_calls.add(call)
-            if event.get("Call-Direction") == "inbound" and uuid not in self._ended:
-                self._ended.add(uuid)
-                if uuid not in self._answered and _ring_time(event) is not None:
-                    self._answer(uuid, event)  # answered before watch started: the hangup says when
-                if uuid in self._answered:
-                    self._answered.discard(uuid)
-                elif cause == "USER_BUSY" or call in self._busy_calls:
-                    self.busy += 1
-                else:
-                    self.missed += 1
 
     def channels_up(self, rows: list) -> None:
         """The rows of `show channels as json` when watch connects: channels already up are
@@ -102,12 +73,26 @@ class CallStats:
                 self.channels[uuid] = call
                 self.call_legs[call] = self.call_legs.get(call, 0) + 1
 
-    def _answer(self, uuid: str, event: Event) -> None:
-        self._answered.add(uuid)
-        self.answered += 1
-        ring = _ring_time(event)
-        if ring is not None:
-            self.ring_times.append(ring)
+    def known(self) -> frozenset:
+        return self.engine.known()
+
+    def resync(self, state: SwitchState, now: float, known=None) -> None:
+        """What the switch says is up when watch connects (`eslkit.app.runtime.resync_stats`)."""
+        if state.channels is not None:
+            self.channels_up(state.channels)
+        self.engine.resync(state, now, known=known)
+
+    @property
+    def answered(self) -> int:
+        return self.engine.calls_answered
+
+    @property
+    def missed(self) -> int:
+        return self.engine.calls_missed
+
+    @property
+    def busy(self) -> int:
+        return self.engine.calls_busy
 
     @property
     def active_channels(self) -> int:
@@ -119,10 +104,15 @@ class CallStats:
 
     @property
     def mean_ring_time(self) -> Optional[float]:
-        return sum(self.ring_times) / len(self.ring_times) if self.ring_times else None
+        return self.engine.mean_ring_time
 
     def to_dict(self, elapsed: Optional[float] = None, rate: Optional[float] = None) -> dict:
+        """The final object: nothing more will come, so a ring group's call whose phones all
+        stopped ringing is decided now rather than GRACE seconds later."""
+        if self.engine.now is not None:
+            self.engine.tick(self.engine.now + self.engine.grace)
         mean = self.mean_ring_time
+        snap = self.engine.snapshot().to_dict()
         return {
             "events": self.events,
             "events_per_second": None if rate is None else round(rate, 3),
@@ -134,18 +124,10 @@ class CallStats:
             "calls_missed": self.missed,
             "calls_busy": self.busy,
             "mean_ring_time": None if mean is None else round(mean, 3),
+            "queues": snap["queues"],
+            "agents": snap["agents"],
+            "notes": list(self.notes),
         }
-
-
-def _ring_time(event: Event) -> Optional[float]:
-    try:
-        created = int(event.get("Caller-Channel-Created-Time") or 0)
-        answered = int(event.get("Caller-Channel-Answered-Time") or 0)
-    except ValueError:
-        return None
-    if created > 0 and answered >= created:
-        return (answered - created) / 1_000_000
-    return None
 
 
 def stats_panel(stats: CallStats, rate: float, max_names: int = 8) -> Group:
@@ -173,4 +155,25 @@ def stats_panel(stats: CallStats, rate: float, max_names: int = 8) -> Group:
     for i in range(0, len(cells), per_row):
         row = cells[i: i + per_row]
         table.add_row(*(row + [Text("")] * (per_row - len(row))))
-    return Group(calls, table)
+    parts = [calls]
+    snap = stats.engine.snapshot()
+    for q in snap.queues[:max_names]:
+        parts.append(Text.assemble(
+            ("queue ", "esl.label"), safe_text(q.name, "esl.value", max_len=30), (f" ({q.kind})", "esl.label"),
+            ("  waiting ", "esl.label"), (str(q.waiting), "esl.count"),
+            ("  offered ", "esl.label"), (str(q.offered), "esl.count"),
+            ("  answered ", "esl.label"), (str(q.answered), "esl.answered"),
+            ("  abandoned ", "esl.label"), (str(q.abandoned), "esl.missed"),
+            ("  missed ", "esl.label"), (str(q.missed), "esl.missed"),
+            ("  service ", "esl.label"),
+            ("-" if q.service_level is None else f"{q.service_level * 100:.0f}%", "esl.count")))
+    if snap.agents:
+        line = Text("agents ", "esl.label")
+        for a in snap.agents[:max_names * 2]:
+            line.append_text(safe_text(a.name, "esl.value", max_len=24))
+            line.append(f" {a.state.replace('_', ' ')} {a.answered}/{a.missed}  ", "esl.label")
+        parts.append(line)
+    parts.append(table)
+    for note in stats.notes:
+        parts.append(safe_text(note, "esl.warning"))
+    return Group(*parts)

@@ -38,6 +38,12 @@ STYLES = {
     "esl.quiet": "bright_black",
     "esl.heading": "bold",
     "esl.count": "bold",
+    # wallboard: agent states and thresholds
+    "esl.available": "green",
+    "esl.wrapup": "magenta",
+    "esl.break": "yellow",
+    "esl.alert": "bold white on red",
+    "esl.good": "green",
     # connection status
     "esl.connected": "green",
     "esl.disconnected": "bold red",

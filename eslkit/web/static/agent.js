@@ -1,6 +1,6 @@
 // The agent page: cards and the day's calls, from /api/agent/EXT/events (Server-Sent Events).
 // Every value from the network is set with textContent (never parsed as HTML) and its control
-// and format characters are made visible first, as the terminal popup does.
+// and format characters are made visible first (text.js), as the terminal popup does.
 "use strict";
 (function () {
   const root = document.getElementById("agent");
@@ -21,26 +21,9 @@
   let day = []; // ended records, newest first
   let offset = 0; // the switch's clock minus this browser's, in seconds
 
-  // C0 -> control pictures, DEL -> ␡, other controls and format characters -> <U+XXXX>
-  // (eslkit/safe_text.py); at most 256 characters.
-  function shown(value) {
-    let text = value === null || value === undefined ? "" : String(value);
-    if (text.length > 256) text = text.slice(0, 255) + "…";
-    return text.replace(/[\p{Cc}\p{Cf}\p{Cs}\p{Cn}\p{Zl}\p{Zp}]/gu, function (ch) {
-      const code = ch.codePointAt(0);
-      if (code < 0x20) return String.fromCodePoint(0x2400 + code);
-      if (code === 0x7f) return "\u2421";
-      return "<U+" + code.toString(16).toUpperCase().padStart(4, "0") + ">";
-    });
-  }
+  const {shown, clock} = eslkitText; // text.js
   function now() { return Date.now() / 1000 + offset; }
   function seconds(iso) { return iso ? Date.parse(iso) / 1000 : null; }
-  function clock(span) {
-    if (span === null || span === undefined || isNaN(span)) return "–";
-    const s = Math.max(0, Math.round(span));
-    const mm = String(Math.floor(s / 60) % 60).padStart(2, "0"), ss = String(s % 60).padStart(2, "0");
-    return s >= 3600 ? Math.floor(s / 3600) + ":" + mm + ":" + ss : Math.floor(s / 60) + ":" + ss;
-  }
   // (number, name) of the party the agent talks to (eslkit.views.popup.party).
   function party(r) {
     if (r.direction === "outgoing") return [r.other_number, r.other_name];
