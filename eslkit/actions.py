@@ -15,7 +15,8 @@ Templates use ``{field}`` placeholders (``{{`` for a literal brace).  Fields:
   ``;``, ``$(...)``, newlines).  Control characters in values are made
   visible first (many programs echo their arguments to a terminal) and values
   are cut at 256 characters.  A value can still begin with ``-``: put ``--``
-  before such arguments if the program reads options.
+  before such arguments if the program reads options.  What it prints goes to
+  ``on_output`` (the popup shows it), with a failing exit status.
 
 While 8 browser launches or programs are still running, further ones are
 skipped: a flood of calls must not become a flood of processes.
@@ -23,13 +24,14 @@ skipped: a flood of calls must not become a flood of processes.
 
 from __future__ import annotations
 
-import string
+import difflib
 import os
+import string
 import subprocess
 import threading
 import time
 import webbrowser
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
 from eslkit.calls import LegView
@@ -46,8 +48,11 @@ MAX_VALUE = 256
 MAX_RUNNING = 8
 
 
-def check_template(template: str) -> list[str]:
-    """The field names a template uses; a TemplateError for anything else."""
+def check_template(template: str, contact_columns: Optional[Iterable[str]] = None) -> list[str]:
+    """The field names a template uses; a TemplateError (whose fix lists every valid field)
+    for anything else.  ``contact_columns``: the columns of the --contacts file, which the
+    ``{contact_<column>}`` fields must name (empty: no file, so none); None: not checked."""
+    columns = None if contact_columns is None else [c for c in contact_columns if c.isidentifier()]
     names = []
     try:
         parsed = list(string.Formatter().parse(template))
@@ -56,10 +61,35 @@ def check_template(template: str) -> list[str]:
     for _, name, spec, conv in parsed:
         if name is None:
             continue
-        if spec or conv or not (name in FIELDS or (name.startswith("contact_") and name[8:].isidentifier())):
-            raise TemplateError(f"The template {template!r} uses an unknown field {{{name}}}.")
+        contact = name.startswith("contact_") and name[8:].isidentifier()
+        if spec or conv or not (name in FIELDS or contact):
+            raise TemplateError(f"The template {template!r} uses an unknown field {{{name}}}{_guess(name, columns)}.",
+                                _fields(columns))
+        if contact and columns is not None and name[8:] not in columns:
+            if not columns:
+                raise TemplateError(f"The template {template!r} uses {{{name}}}, but there is no --contacts file.",
+                                    f"Give --contacts FILE (with a column {name[8:]!r}), or use the fields "
+                                    "there are: " + ", ".join("{%s}" % f for f in FIELDS) + ".")
+            raise TemplateError(f"The template {template!r} uses {{{name}}}, but the contacts file has no column "
+                                f"{name[8:]!r}{_guess(name, columns)}.", _fields(columns))
         names.append(name)
     return names
+
+
+def _guess(name: str, columns: Optional[Sequence[str]]) -> str:
+    known = [*FIELDS, *(f"contact_{c}" for c in columns or ())]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+    return f" (did you mean {{{close[0]}}}?)" if close else ""
+
+
+def _fields(columns: Optional[Sequence[str]]) -> str:
+    """The fix of a template error: every field there is."""
+    fields = ", ".join("{%s}" % f for f in FIELDS)
+    if columns is None:
+        return f"Use {fields} or {{contact_<column>}} (a column of the --contacts file)."
+    if not columns:
+        return f"Use {fields} ({{contact_<column>}} needs --contacts FILE)."
+    return f"Use {fields}, or the contacts file's " + ", ".join("{contact_%s}" % c for c in columns) + "."
 
 
 def template_values(leg: LegView) -> dict[str, str]:
@@ -91,8 +121,9 @@ def _arg_value(value: str) -> str:
 class UrlAction:
     """Open the filled-in URL in the default browser (in a thread: it can block)."""
 
-    def __init__(self, template: str, opener: Callable[[str], object] = webbrowser.open):
-        check_template(template)
+    def __init__(self, template: str, opener: Callable[[str], object] = webbrowser.open, *,
+                 contact_columns: Optional[Iterable[str]] = None):
+        check_template(template, contact_columns)
         if urlsplit(template.split("{", 1)[0] or template).scheme not in ("http", "https"):
             raise TemplateError(
                 f"The --open-url template {template!r} does not start with http:// or https://.",
@@ -124,15 +155,23 @@ class UrlAction:
 
 
 class ExecAction:
-    """Run a program with filled-in arguments, no shell, never waiting for it."""
+    """Run a program with filled-in arguments, no shell, never waiting for it.
 
-    def __init__(self, argv: Sequence[str]):
+    What the program prints (stdout and stderr) and a failing exit status go, line by
+    line, to ``on_output`` — called from a reader thread — or nowhere when it is None."""
+
+    MAX_LINES = 20  # of one run's output; the rest is read and counted, not shown
+
+    def __init__(self, argv: Sequence[str], *, contact_columns: Optional[Iterable[str]] = None,
+                 on_output: Optional[Callable[[str], None]] = None):
         if not argv or not argv[0]:
             raise TemplateError("--exec needs a program to run.", "e.g. --exec notify-send 'Call from {caller_name}'")
         for arg in argv:
-            check_template(arg)
+            check_template(arg, contact_columns)
         self.argv = list(argv)
+        self.on_output = on_output
         self.children: list[subprocess.Popen] = []
+        self._readers: list[threading.Thread] = []
 
     def args(self, leg: LegView) -> list[str]:
         values = template_values(leg)
@@ -144,21 +183,52 @@ class ExecAction:
         if len(self.children) >= MAX_RUNNING:
             return None
         argv = self.args(leg)
+        said = self.on_output is not None
         try:
             child = subprocess.Popen(
-                argv, shell=False, env=_child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True,
+                argv, shell=False, env=_child_env(), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if said else subprocess.DEVNULL,
+                stderr=subprocess.STDOUT if said else subprocess.DEVNULL, start_new_session=True,
             )
         except OSError as exc:
             raise TemplateError(
                 f"Cannot run {argv[0]!r}: {exc.strerror or exc}.", "Check the program name given to --exec."
             ) from None
         self.children.append(child)
+        if said:
+            reader = threading.Thread(target=self._relay, args=(child,), daemon=True)
+            reader.start()
+            self._readers = [t for t in self._readers if t.is_alive()] + [reader]
         return child
+
+    def _relay(self, child: subprocess.Popen) -> None:
+        """Hand the program's output on, a line at a time, then its exit status if it failed."""
+        name = os.path.basename(self.argv[0])
+        shown = hidden = 0
+        with child.stdout:
+            for raw in child.stdout:  # read to the end: a full pipe would stall the program
+                if shown < self.MAX_LINES:
+                    shown += 1
+                    self.on_output(f"{name}: {raw.decode('utf-8', 'replace').rstrip()}")
+                else:
+                    hidden += 1
+        if hidden:
+            self.on_output(f"{name}: … {hidden} more lines not shown")
+        code = child.wait()
+        if code != 0:
+            self.on_output(f"{name} exited with status {code}" if code > 0 else f"{name} was killed by signal {-code}")
 
     def reap(self) -> None:
         """Collect children that finished, so none is left a zombie."""
         self.children = [c for c in self.children if c.poll() is None]
+
+    def wait(self, timeout: float = 2.0) -> None:
+        """Give programs that are finishing a moment to say what they said (a replay can end
+        right after a ring), then reap; a program still running is left to run."""
+        deadline = time.monotonic() + timeout
+        for reader in self._readers:
+            reader.join(max(deadline - time.monotonic(), 0))
+        self.reap()
 
 
 # Secrets eslkit reads from its environment: a program run for a popup has no business with them.

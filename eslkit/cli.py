@@ -77,7 +77,8 @@ def _register(only: Optional[str] = None) -> None:
         if isinstance(command, typer.Typer):  # a command with subcommands (eslkit phone hold …)
             app.add_typer(command, name=name)
         else:
-            app.command(name)(command)
+            # A command may ask for its own parsing (popup: a program's options after --exec).
+            app.command(name, context_settings=getattr(module, "CONTEXT_SETTINGS", None))(command)
 
 
 def _command_in(argv: list) -> Optional[str]:

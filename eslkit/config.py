@@ -203,9 +203,20 @@ def _port(value: object, path: Path, name: str) -> Optional[int]:
     return value
 
 
-def load_profiles(env: Mapping[str, str] = os.environ) -> dict[str, Profile]:
-    """Every profile, eslkit's own first; a name defined twice keeps the first."""
-    profiles = dict(read_eslkit_config(eslkit_config_path(env)))
+def load_profiles(env: Mapping[str, str] = os.environ, *,
+                  broken: Optional[list] = None) -> dict[str, Profile]:
+    """Every profile, eslkit's own first; a name defined twice keeps the first.
+
+    A config.toml that cannot be read raises `ConfigError`, or, given a ``broken``
+    list, is put there and contributes no profiles.
+    """
+    try:
+        profiles = dict(read_eslkit_config(eslkit_config_path(env)))
+    except ConfigError as exc:
+        if broken is None:
+            raise
+        broken.append(exc)
+        profiles = {}
     for path in fs_cli_config_paths(env):
         found = read_fs_cli_config(path)
         if path.exists():
@@ -243,7 +254,12 @@ def resolve(
     which earns a warning about the process list.
     """
     warnings: list[str] = []
-    profiles = load_profiles(env)
+    broken: list[ConfigError] = []
+    profiles = load_profiles(env, broken=broken)
+    if broken and profile is not None:
+        raise broken[0]  # the profile asked for may be the one the damage hides
+    for exc in broken:  # a run that asks for no profile still works: say it, go on
+        warnings.append(f"{exc} Its profiles are not used; {exc.fix[0].lower()}{exc.fix[1:]}")
     prof: Optional[Profile] = None
     if profile is not None:
         prof = profiles.get(profile)
@@ -272,10 +288,12 @@ def resolve(
             f"prefer the {PASSWORD_ENV} environment variable or a profile in "
             f"{eslkit_config_path(env)} (chmod 600)."
         )
-    # Every file read that holds a password should be private, used this time or not.
-    for path in sorted({p.source for p in profiles.values() if p.password is not None}, key=str):
-        if _readable_by_others(path):
-            warnings.append(f"{path} holds a password and is readable by other users; run: chmod 600 {path}")
+    # The file this run takes its profile from should be private if it holds a password
+    # (even when ESL_PASSWORD wins this time); files this run does not use are not its business.
+    used = prof.source if prof is not None else None
+    if used is not None and any(p.source == used and p.password is not None for p in profiles.values()):
+        if _readable_by_others(used):
+            warnings.append(f"{used} holds a password and is readable by other users; run: chmod 600 {used}")
     return ConnectionSettings(
         host=host or (prof.host if prof and prof.host else DEFAULT_HOST),
         port=port or (prof.port if prof and prof.port else DEFAULT_PORT),

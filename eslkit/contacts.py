@@ -47,9 +47,13 @@ def normalise_number(number: Optional[str]) -> str:
 
 
 class Contacts:
-    """Contact records keyed by normalised number."""
+    """Contact records keyed by normalised number; ``columns``: the file's columns as the
+    records name them (``number`` first), what ``{contact_<column>}`` templates may use."""
 
-    def __init__(self, records: list[dict]):
+    def __init__(self, records: list[dict], columns: Optional[list[str]] = None):
+        if columns is None:
+            columns = list(dict.fromkeys(key for record in records for key in record))
+        self.columns = columns
         self._exact: dict[str, dict] = {}
         self._by_tail: dict[str, list[str]] = {}
         for record in records:
@@ -92,8 +96,14 @@ def load_contacts(path: Union[str, Path]) -> Contacts:
             "Give --contacts a CSV file or an SQLite database (see docs/popup.md).",
         ) from exc
     if head.startswith(b"SQLite format 3\x00"):
-        return Contacts(_sqlite_records(path))
-    return Contacts(_csv_records(path))
+        return Contacts(*_sqlite_records(path))
+    return Contacts(*_csv_records(path))
+
+
+def _columns(fields: list[str], number_col: str) -> list[str]:
+    """The columns as `_clean_record` names them: the number's first."""
+    keys = [str(f).strip().lower()[:64] for f in fields if f and f != number_col]
+    return list(dict.fromkeys(["number", *(k for k in keys if k)]))
 
 
 def _clean_record(row: dict, number_col: str) -> dict:
@@ -107,7 +117,7 @@ def _clean_record(row: dict, number_col: str) -> dict:
     return record
 
 
-def _csv_records(path: Path) -> list[dict]:
+def _csv_records(path: Path) -> tuple[list[dict], list[str]]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
@@ -119,7 +129,7 @@ def _csv_records(path: Path) -> list[dict]:
                     "Make the first line a header such as: number,name,company",
                 )
             reader.fieldnames = fields
-            return [_clean_record(row, number_col) for row in reader]
+            return [_clean_record(row, number_col) for row in reader], _columns(fields, number_col)
     except UnicodeDecodeError:
         raise InputFileError(
             f"The contacts file {path} is neither UTF-8 CSV nor an SQLite database.",
@@ -129,7 +139,7 @@ def _csv_records(path: Path) -> list[dict]:
         raise InputFileError(f"The contacts file {path} is not valid CSV: {exc}.", "Fix the line it names.") from None
 
 
-def _sqlite_records(path: Path) -> list[dict]:
+def _sqlite_records(path: Path) -> tuple[list[dict], list[str]]:
     try:
         # Read-only: a popup never writes to the user's database.
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -143,7 +153,8 @@ def _sqlite_records(path: Path) -> list[dict]:
                     "CREATE TABLE contacts (number TEXT, name TEXT, company TEXT, ...)",
                 )
             rows = db.execute("SELECT * FROM contacts").fetchall()
-            return [_clean_record({k.lower(): r[k] for k in r.keys()}, number_col) for r in rows]
+            return [_clean_record({k.lower(): r[k] for k in r.keys()}, number_col) for r in rows], \
+                _columns(cols, number_col)
         finally:
             db.close()
     except sqlite3.Error as exc:

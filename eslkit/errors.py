@@ -83,6 +83,14 @@ class LocalProtocolError(EslkitError, ValueError):
     default_fix = "Remove newlines and carriage returns from commands and header values."
 
 
+class UnknownEventName(EslkitError, ValueError):
+    """A --filter name that is not one of FreeSWITCH's events (a typo): refused before
+    subscribing, as the switch would ignore it (or refuse the whole command)."""
+
+    exit_code = 2
+    default_fix = "Event names are FreeSWITCH's (CHANNEL_ANSWER, CHANNEL_HANGUP_COMPLETE, …, ALL); subclasses follow CUSTOM: 'CUSTOM sofia::register'."
+
+
 class CommandTimeout(EslkitError):
     exit_code = 9
     default_fix = "The switch is overloaded or the command blocks; raise --timeout or use bgapi."
@@ -107,21 +115,21 @@ class InputFileError(EslkitError):
 
 class ConfigError(EslkitError):
     exit_code = 12
-    default_fix = "Fix ~/.config/eslkit/config.toml or choose another --profile."
+    default_fix = "Correct that file, or move it away."
 
 
 class TemplateError(EslkitError):
     """An `eslkit popup` --open-url or --exec template that cannot be used."""
 
     exit_code = 14
-    default_fix = "Use {caller_number}, {caller_name}, {dialed}, {queue}, {ext}, {call_uuid} or {contact_<column>}."
+    default_fix = "The fields are listed under Actions in docs/popup.md."
 
 
 class ListenError(EslkitError):
     """`eslkit sim` cannot listen on the address it was given."""
 
     exit_code = 15
-    default_fix = "Choose a free --port (another switch or simulator may hold 8021) or another --host."
+    default_fix = "Choose a free --port (--port 0 takes any free one) or another --host."
 
 
 class OutputError(EslkitError):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import stat
 from pathlib import Path
 from typing import Iterator, NamedTuple, Optional, Union
 
@@ -31,7 +32,7 @@ from eslkit.event import Event, ascii_json
 from eslkit.protocol import DisconnectNotice, EventFrame, Parser, RudeRejection
 from eslkit.status import ConnectionStatus
 
-__all__ = ["Entry", "RECORDING", "TRANSCRIPT", "file_kind", "read", "Recorder"]
+__all__ = ["Entry", "RECORDING", "TRANSCRIPT", "Damage", "file_kind", "read", "Recorder"]
 
 RECORDING = "recording"
 TRANSCRIPT = "transcript"
@@ -54,7 +55,8 @@ class Entry(NamedTuple):
 
 
 def file_kind(path: Union[str, Path]) -> str:
-    """RECORDING or TRANSCRIPT; an `InputFileError` that says why for anything else."""
+    """RECORDING or TRANSCRIPT; an `InputFileError` that says why for anything else (an
+    empty file included: a replay of nothing is a mistake, not a run that saw no calls)."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
@@ -66,43 +68,103 @@ def file_kind(path: Union[str, Path]) -> str:
     except OSError as exc:
         raise InputFileError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
     head = head.lstrip()
+    if not head:
+        raise InputFileError(f"{path} is empty: there is nothing to replay.",
+                             "Record one with eslkit watch --record FILE, or give another file.")
     if head.startswith(b"{"):
         return RECORDING
-    if not head or head[:13] in (b"Content-Type:", b"Content-Lengt"):
+    if head[:13] in (b"Content-Type:", b"Content-Lengt"):
         return TRANSCRIPT
     raise InputFileError(f"{path} is neither an eslkit recording nor a raw ESL transcript.")
 
 
-def read(path: Union[str, Path]) -> Iterator[Entry]:
-    """Every entry of a recording or a transcript, read lazily; errors are `InputFileError`."""
+class Damage:
+    """The damaged lines of a recording, skipped and counted while the rest is read: a
+    line cut off when recording stopped mid-write (kill -9, a full disk), or one that is
+    not a recording line.  `error()` says it in one sentence, for the end of the run."""
+
+    SHOWN = 3  # the first few are named; the count says the rest
+
+    def __init__(self, path: Union[str, Path]):
+        self.path = Path(path)
+        self.count = 0
+        self.first: list[tuple[int, str]] = []  # (line number, why)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def add(self, lineno: int, why: str) -> None:
+        self.count += 1
+        if len(self.first) < self.SHOWN:
+            self.first.append((lineno, why))
+
+    def error(self) -> InputFileError:
+        named = "; ".join(f"line {n}: {why}" for n, why in self.first)
+        more = "; …" if self.count > len(self.first) else ""
+        if self.count == 1:
+            message = f"{self.path}: 1 damaged line was skipped ({named})."
+        else:
+            message = f"{self.path}: {self.count} damaged lines were skipped ({named}{more})."
+        if all(why == "cut off" for _, why in self.first):
+            return InputFileError(message, "Every other line was replayed; a line is cut off when recording "
+                                           "stops mid-write (kill -9, a full disk).")
+        return InputFileError(message, "Every other line was replayed. " + _LINE_FIX)
+
+
+def read(path: Union[str, Path], damage: Optional[Damage] = None) -> Iterator[Entry]:
+    """Every entry of a recording or a transcript, read lazily; errors are `InputFileError`.
+
+    A damaged recording line raises, or, given ``damage``, is skipped and counted there
+    (the replays say so once they have played the rest)."""
     path = Path(path)
     if file_kind(path) == RECORDING:
-        return _recording(path)
+        return _recording(path, damage)
     return _transcript(path)
 
 
-def _recording(path: Path) -> Iterator[Entry]:
+def _recording(path: Path, damage: Optional[Damage]) -> Iterator[Entry]:
     with _opened(path) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
-                stamp = rec.get("time")
-                if stamp is not None and (not isinstance(stamp, (int, float)) or isinstance(stamp, bool)):
-                    raise ValueError("'time' is not a number")
-                if "event" in rec:
-                    item: Union[Event, ConnectionStatus] = Event.from_dict(rec["event"])
-                elif "status" in rec:
-                    st = rec["status"]
-                    item = ConnectionStatus(st["state"], st.get("reason") or "", st.get("gap"),
-                                            st.get("attempt") or 0)
-                else:
-                    raise ValueError("neither 'event' nor 'status'")
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                raise InputFileError(f"{path}, line {lineno}: not an eslkit recording line ({exc}).",
-                                     _LINE_FIX) from None
+                stamp, item = _line(line)
+            except ValueError as exc:
+                why = str(exc)
+                if why == "not JSON" and not line.endswith(b"\n"):
+                    why = "cut off"  # recording stopped mid-write: kill -9, a full disk
+                if damage is None:
+                    raise InputFileError(f"{path}, line {lineno}: not an eslkit recording line ({why}).",
+                                         _LINE_FIX) from None
+                damage.add(lineno, why)
+                continue
             yield Entry(stamp, item)
+
+
+def _line(line: bytes) -> tuple[Optional[float], Union[Event, ConnectionStatus]]:
+    """One recording line; ValueError saying what is wrong with it."""
+    try:
+        rec = json.loads(line)
+    except (ValueError, RecursionError):
+        raise ValueError("not JSON") from None
+    if not isinstance(rec, dict):
+        raise ValueError("not a JSON object")
+    stamp = rec.get("time")
+    if stamp is not None and (not isinstance(stamp, (int, float)) or isinstance(stamp, bool)):
+        raise ValueError("'time' is not a number")
+    if "event" in rec:
+        event = rec["event"]
+        if not isinstance(event, dict):
+            raise ValueError("'event' is not an object")
+        return stamp, Event.from_dict(event)
+    if "status" in rec:
+        st = rec["status"]
+        if not isinstance(st, dict) or not isinstance(st.get("state"), str):
+            raise ValueError("'status' is not an object with a 'state'")
+        gap = st.get("gap")
+        return stamp, ConnectionStatus(st["state"], str(st.get("reason") or ""),
+                                       gap if isinstance(gap, (int, float)) else None, st.get("attempt") or 0)
+    raise ValueError("neither 'event' nor 'status'")
 
 
 def _transcript(path: Path) -> Iterator[Entry]:
@@ -177,14 +239,22 @@ def _arrival(spans: list[tuple[int, int, float]], offset: int, last: Optional[fl
 class Recorder:
     """``watch --record FILE``: every event and link change as recording lines.
 
-    Lines are written in batches; `flush()` and `close()` write what is pending.
+    A recording is never overwritten: a file that already holds something is refused
+    (`InputFileError`, naming a free name) unless ``append``, which adds to it — after a
+    newline if its last line was cut off (kill -9, a full disk), so the new lines stay
+    whole.  Lines are written in batches; `flush()` and `close()` write what is pending.
     A failed write (a full disk) is `OutputError`.
     """
 
-    def __init__(self, path: Union[str, Path], batch: int = 256):
+    def __init__(self, path: Union[str, Path], batch: int = 256, *, append: bool = False):
         self.path = Path(path)
         try:
-            self._fh = self.path.open("w", encoding="utf-8")
+            self._fh = _open_for_recording(self.path, append)
+        except FileExistsError:
+            raise InputFileError(
+                f"{self.path} already holds a recording; eslkit never overwrites one.",
+                f"Add --append to add to it, or record to a new file (e.g. --record {_free_name(self.path)}).",
+            ) from None
         except OSError as exc:
             raise InputFileError(f"Cannot write the recording {self.path}: {exc.strerror}.",
                                  "Choose a --record path in a writable directory.") from exc
@@ -227,3 +297,39 @@ class Recorder:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _open_for_recording(path: Path, append: bool):
+    """The file to record into: a new one ('x'), an empty one, a pipe or device ('w'), or,
+    with ``append``, the end of an eslkit recording.  FileExistsError for a file with
+    something in it (without ``append``)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return path.open("x", encoding="utf-8")
+    if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+        return path.open("a" if append else "w", encoding="utf-8")
+    if not append:
+        raise FileExistsError(path)
+    if file_kind(path) != RECORDING:
+        raise InputFileError(f"{path} is not an eslkit recording: --append adds only to one.",
+                             "Record to a new file instead.")
+    fh = path.open("a+b")
+    try:
+        fh.seek(-1, 2)
+        cut = fh.read(1) != b"\n"  # a last line cut off: start the next one on its own line
+    finally:
+        fh.close()
+    out = path.open("a", encoding="utf-8")
+    if cut:
+        out.write("\n")
+    return out
+
+
+def _free_name(path: Path) -> str:
+    """``calls.jsonl`` → ``calls-2.jsonl`` (or the first number not taken)."""
+    for n in range(2, 1000):
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        if not candidate.exists():
+            return str(candidate)
+    return str(path.with_name(f"{path.stem}-new{path.suffix}"))

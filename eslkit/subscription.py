@@ -30,14 +30,16 @@ broker) and the relay.  An event here is anything with ``event_name``,
 
 from __future__ import annotations
 
+import difflib
 import re
 from functools import lru_cache
 from typing import Iterable, Iterator, Optional, Protocol, Sequence
 
+from eslkit.errors import UnknownEventName
 from eslkit.event import EVENT_NAMES  # switch_event.c's names, ALL last
 
 __all__ = [
-    "EVENT_NAMES", "event_type", "event_words", "EventNames", "HeaderFilters", "Subscription",
+    "EVENT_NAMES", "event_type", "event_words", "checked_event_words", "EventNames", "HeaderFilters", "Subscription",
     "MAX_FILTER_REGEX",
 ]
 
@@ -96,6 +98,23 @@ def event_words(values: Iterable[str]) -> list[str]:
                 if word not in names:
                     names.append(word)
     return names + (["CUSTOM", *subclasses] if custom else [])
+
+
+def checked_event_words(values: Iterable[str]) -> list[str]:
+    """`event_words` for what a user typed (``--filter``): every event name must be one the
+    switch knows, else `UnknownEventName` names the closest ("did you mean …?").  The switch
+    would skip the typo — the events never come — or, with no name left, refuse the command.
+    CUSTOM subclasses are the modules' own names and pass as they are."""
+    words = event_words(values)
+    unknown = [w for w in words[: words.index("CUSTOM") if "CUSTOM" in words else len(words)]
+               if event_type(w) is None]
+    if not unknown:
+        return words
+    guesses = {w: difflib.get_close_matches(w.upper(), EVENT_NAMES, n=1, cutoff=0.6) for w in unknown}
+    what = "is not a FreeSWITCH event name" if len(unknown) == 1 else "are not FreeSWITCH event names"
+    message = f"{', '.join(repr(w) for w in unknown)} {what}"
+    hints = [g[0] if len(unknown) == 1 else f"{g[0]} for {w}" for w, g in guesses.items() if g]
+    raise UnknownEventName(f"{message}; did you mean {', '.join(hints)}?" if hints else f"{message}.")
 
 
 class EventNames:

@@ -7,6 +7,7 @@ Trees are assembled from the real ESL sources (tests/support/fstree.py).
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import stat
 import sys
@@ -215,6 +216,18 @@ def test_dry_run_changes_nothing(trees, tmp_path):
     assert "+py3mod" not in shown["1.10.12c"]
     assert f"$ make py3mod PYTHON3={probe(SYSTEM_PY).executable} SWIG=" in shown["1.10.12c"]
     assert "make py3mod may change other files of libs/esl" in shown["1.10.12c"]
+
+
+def test_piped_dry_run_prints_each_command_whole(trees, tmp_path):
+    """`eslkit build --dry-run | less` (or into a file) wrapped at 80 columns and split the
+    swig and gcc commands mid-path: each is now one line, to be copied and run as shown."""
+    plan = prepare(trees["1.6.20"], python=SYSTEM_PY, out=str(tmp_path / "out"))
+    proc = run_eslkit("build", "--src", trees["1.6.20"], "--dry-run", "--out", tmp_path / "out",
+                      "--python", SYSTEM_PY)
+    lines = proc.stdout.splitlines()
+    for step in plan.steps:
+        assert "    $ " + shlex.join(step.argv) in lines, step.name
+    assert max(len(x) for x in lines) > 200  # they are long: nothing cut them
 
 
 def _fails(proc, code: int, words: str):

@@ -85,3 +85,58 @@ def test_every_command_works_on_python_39(venv39, tmp_path):
                            capture_output=True, text=True, timeout=60, env=ENV)
     assert popup.returncode == 0, popup.stderr[-1500:]
     assert '"state": "answered"' in popup.stdout or '"state":"answered"' in popup.stdout
+
+
+# --- one option name, one meaning (issue 20) --------------------------------------------------
+
+CAPTURE = Path(__file__).parent / "data" / "fs-captures" / "1.10.12-b" / "scenario_fifo_1002_plain.raw"
+REPLAYS = {
+    "watch": ["watch", "--format", "json", "--replay", str(CAPTURE)],
+    "popup": ["popup", "--ext", "1002", "--format", "json", "--replay", str(CAPTURE)],
+    "wallboard": ["wallboard", "--format", "json", "--interval", "1", "--replay", str(CAPTURE)],
+}
+
+
+@pytest.mark.parametrize("command", sorted(REPLAYS))
+@pytest.mark.parametrize("speed", ["0", "max", "MAX"])
+def test_speed_max_and_0_mean_as_fast_as_possible_in_every_replay(command, speed):
+    plain = run(*REPLAYS[command])
+    fast = run(*REPLAYS[command], "--speed", speed)
+    assert fast.returncode == 0 == plain.returncode, fast.stderr
+    assert fast.stdout == plain.stdout and fast.stdout.count("\n") >= 3
+
+
+@pytest.mark.parametrize("args", [
+    ["watch", "--replay", str(CAPTURE)], ["popup", "--ext", "1002", "--replay", str(CAPTURE)],
+    ["relay", "--to", "mqtt://127.0.0.1:1", "--replay", str(CAPTURE)], ["sim", "--port", "0"], ["demo"],
+    ["wallboard", "--replay", str(CAPTURE)],
+])
+@pytest.mark.parametrize("bad, words", [("-2", "give a number above 0"), ("fast", "is not a number or max")])
+def test_a_bad_speed_gets_the_same_sentence_in_every_command(args, bad, words):
+    r = run(*args, "--speed", bad)
+    assert r.returncode == 2, r.stderr
+    assert words in r.stderr and "--speed" in r.stderr and "Traceback" not in r.stderr
+    assert "x>=" not in r.stderr  # typer's range box said "0.0 is not in the range x>=0.001"
+
+
+@pytest.mark.parametrize("command", ["watch", "popup", "relay", "sim", "demo", "wallboard"])
+def test_speed_reads_the_same_in_every_help(command):
+    wide = {**ENV, "COLUMNS": "400"}  # one line per option
+    out = subprocess.run([*EXE, command, "--help"], capture_output=True, text=True, timeout=60, env=wide).stdout
+    line = next(line for line in out.splitlines() if "--speed " in line and "│" in line)
+    assert "X|max" in line and ("max (also 0): no delays" in line or "as fast as possible" in line), line
+
+
+def test_popup_ext_header_is_the_extension_header_and_match_still_works_with_a_note():
+    args = ["popup", "--ext", "1002", "--format", "json", "--replay", str(CAPTURE)]
+    new = run(*args, "--ext-header", "Caller-Destination-Number")
+    old = run(*args, "--match", "Caller-Destination-Number")
+    assert new.returncode == 0 == old.returncode, new.stderr + old.stderr
+    assert new.stdout == old.stdout and new.stdout
+    assert "--match" not in new.stderr
+    assert "--match is now --ext-header" in old.stderr
+    both = run(*args, "--ext-header", "X", "--match", "Y")
+    assert both.returncode == 2 and "--ext-header alone" in both.stderr
+    for command in ("popup", "serve"):
+        helptext = run(command, "--help").stdout
+        assert "--ext-header" in helptext and "--match" not in helptext

@@ -210,3 +210,38 @@ def test_cli_env_password_gives_no_warning(tmp_path):
     assert r.returncode == 3
     assert "process list" not in r.stderr
     assert "Hunter2Secret" not in r.stderr + r.stdout
+
+
+# --- only the file a run uses is its business (issue 20) -----------------------------------
+
+
+def test_a_file_this_run_does_not_use_gives_no_warning(home):
+    (home / ".fs_cli_conf").write_text("[pbx9]\nhost => 192.0.2.9\npassword => pw\n")
+    (home / ".fs_cli_conf").chmod(0o644)
+    write_toml(home, '[profiles.other]\npassword = "pw"\n', mode=0o644)
+    assert resolve(port=8022, env=env_for(home)).warnings == ()
+    # the run that takes its profile from a file hears about that file, and only that one
+    s = resolve(profile="pbx9", env=env_for(home))
+    assert len(s.warnings) == 1 and str(home / ".fs_cli_conf") in s.warnings[0]
+
+
+def test_a_broken_config_toml_does_not_block_a_run_without_profile(home):
+    path = write_toml(home, "[profiles.p\nhost='x'")
+    s = resolve(port=8022, env=env_for(home))
+    assert (s.host, s.port, s.profile) == ("127.0.0.1", 8022, None)
+    assert len(s.warnings) == 1
+    assert str(path) in s.warnings[0] and "not valid TOML" in s.warnings[0]
+    assert "profiles are not used" in s.warnings[0] and "--profile" not in s.warnings[0]
+    with pytest.raises(ConfigError) as err:
+        resolve(profile="p", env=env_for(home))
+    assert "--profile" not in err.value.fix and "Correct" in err.value.fix
+
+
+def test_cli_plain_port_run_with_a_broken_config_toml_reaches_the_switch(tmp_path):
+    write_toml(tmp_path, "[profiles.p\nhost='x'")
+    # Port 1 on loopback refuses: the run went past the config (exit 3, not 12).
+    r = run_cli(["watch", "--port", "1", "--format", "json"], tmp_path)
+    assert r.returncode == 3, r.stderr
+    assert "not valid TOML" in r.stderr and "warning" in r.stderr
+    r = run_cli(["watch", "--profile", "p", "--format", "json"], tmp_path)
+    assert r.returncode == 12 and "--profile" not in r.stderr, r.stderr

@@ -65,3 +65,13 @@ def test_demo_control_without_a_panel_is_a_usage_error(argv, sentence):
     assert done.returncode == 2, done.stderr
     assert sentence in done.stderr and "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_demo_into_head_ends_quietly_like_watch_and_popup():
+    """`eslkit demo | head -4` exited 1 with no word (BrokenPipeError at the reader's exit);
+    `watch | head` and `popup | head` exit 0.  The intro line is not wrapped at 80 columns."""
+    cmd = " ".join([EXE, *PREFIX]) + " demo --format json --speed 20 | head -4"
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x)["ext"] for x in r.stdout.splitlines()] and len(r.stdout.splitlines()) == 4
+    assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith("eslkit demo: a simulated switch on ")

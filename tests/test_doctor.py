@@ -184,3 +184,15 @@ def test_doctor_rehearses_the_compile_against_the_targets_headers(tmp_path, tree
     # the same diagnosis and fix as the build's
     assert row.detail.split(": ", 1)[1] in _one_line(build.stderr)
     assert _one_line(row.fix) in _one_line(build.stderr)
+
+
+def test_piped_doctor_keeps_every_path_and_fix_on_one_line(trees):
+    """Into a pipe or a file the table was 80 columns wide: paths, commands and fixes split
+    mid-word.  Now each cell is whole on its row's line, to be read or copied."""
+    rows = run_checks(str(trees["1.6"]), python=SYSTEM_PY)
+    proc = run_eslkit("doctor", "--src", trees["1.6"], "--python", SYSTEM_PY)
+    lines = proc.stdout.splitlines()
+    for row in rows:
+        line = next(x for x in lines if x.startswith(f"│ {row.name} "))
+        assert row.detail in line and row.fix in line, (row, line)
+    assert any("./bootstrap.sh && ./configure" in x for x in lines)

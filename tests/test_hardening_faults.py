@@ -140,7 +140,7 @@ def test_a_slow_drip_still_delivers_the_event():
 def test_the_last_events_before_the_switch_closes_are_not_lost():
     with MisbehavingSwitch(event_then_close) as switch:
         r = watch(switch.port, "--no-reconnect", "--timeout", "1")
-    assert r.returncode == 7 and "1 events received" in r.stderr, r.stderr
+    assert r.returncode == 7 and "1 event received" in r.stderr, r.stderr
     assert '"Event-Name":"HEARTBEAT"' in r.stdout
 
 

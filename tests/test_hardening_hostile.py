@@ -23,6 +23,7 @@ import stat
 import subprocess
 import sys
 import threading
+import termios
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -230,6 +231,12 @@ def in_terminal(*args: str, extra_env=None, until: str | None = None, timeout: f
     Ctrl-C once that text has appeared (escape codes removed); else wait for the end."""
     child = pexpect.spawn(str(ESLKIT), list(args), env=env(TERM="xterm-256color", **(extra_env or {})),
                           dimensions=(40, 120), timeout=timeout)
+    # On Ctrl-C the terminal itself would throw away the output in flight and echo "^C"
+    # into it, cutting one of Rich's own colour codes ("\x1b[0^C"): not what eslkit wrote.
+    # Keep the output and echo nothing, so what is checked is eslkit's bytes alone.
+    attrs = termios.tcgetattr(child.child_fd)
+    attrs[3] = (attrs[3] | termios.NOFLSH) & ~(termios.ECHO | termios.ECHOCTL)
+    termios.tcsetattr(child.child_fd, termios.TCSANOW, attrs)
     data = b""
     deadline = time.monotonic() + timeout
     try:

@@ -147,10 +147,12 @@ def test_esl_password_never_in_timeout_or_refused_errors(tmp_path):
 
 def test_popup_children_never_get_the_password_as_an_argument(tmp_path):
     program = recorder(tmp_path)
+    book = tmp_path / "contacts.csv"
+    book.write_text("number,password\n99999,\n")  # a column named password, nobody's number
     with sim_in_thread(password=SECRET, scenario="busy", speed=None) as sim:
         code, out, err = popup_for_a_while(
             tmp_path, sim.port, "--open-url", "https://crm.example/?n={caller_number}&u={call_uuid}",
-            "--exec", str(program), "{caller_name}", "{leg_uuid}", "{contact_password}",
+            "--contacts", book, "--exec", str(program), "{caller_name}", "{leg_uuid}", "{contact_password}",
             states=1, ESL_PASSWORD=SECRET, BROWSER=str(program))
     assert code == 0, err
     deadline = time.monotonic() + 10

@@ -126,12 +126,37 @@ def test_bad_options_are_one_line_and_a_code(captures, tmp_path, popup):
         (["--ext", "1001", "--open-url", "https://x/{nope}"], 14, "unknown field {nope}"),
         (["--ext", "1001", "--exec", "no-such-program-eslkit"], 14, "no program"),
         (["--ext", "1001", "--contacts", str(tmp_path / "none.csv")], 11, "Cannot read the contacts file"),
-        (["--ext", ","], 2, "at least one extension"),
+        (["--ext", ","], 2, "give the agent's extension"),
     ]
     for args, code, words in cases:
         result = popup(*args)
         assert result.returncode == code, (args, result.stderr)
         assert words in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["1001"], "1001 looks like an extension: give it with --ext, e.g. eslkit popup --ext 1001"),
+    (["1001", "1002"], "e.g. eslkit popup --ext 1001,1002"),
+    ([], "give the agent's extension, e.g. eslkit popup --ext 1001"),
+    (["--ext", "1001", "--bel"], "there is no option --bel; did you mean --bell?"),
+    (["--ext", "1001", "--contact", "c.csv"], "there is no option --contact; did you mean --contacts?"),
+    (["--ext", "1001", "x.csv"], "unexpected argument 'x.csv' (arguments follow --exec CMD)"),
+])
+def test_common_slips_say_what_to_type(popup, args, words):
+    """`eslkit popup 1001` answered "Missing option '--ext'" (1001 was taken as an --exec
+    argument); a misspelt option now gets the closest one."""
+    result = popup(*args)
+    assert result.returncode == 2, result.stderr
+    assert words in " ".join(result.stderr.replace("│", " ").split()), result.stderr
+
+
+def test_exec_takes_the_programs_own_options(captures, tmp_path, popup):
+    """`--exec sh -c '…'` failed with "No such option: -c": the program's options are its own."""
+    out = tmp_path / "said.txt"
+    result = popup("--ext", "1002", "--replay", str(captures / "scenario_noanswer_plain.raw"), "--format", "json",
+                   "--exec", "sh", "-c", f"echo ring {{caller_number}} >> {out}")
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().splitlines() == ["ring 6208"]  # the run waited for the program to finish
 
 
 def test_subscribes_only_to_what_it_needs():
@@ -253,3 +278,46 @@ def test_from_a_broker_shows_what_the_relay_published(captures, mosquitto):  # n
     states = [r["state"] for r in got]
     assert states[-2:] == ["answered", "ended"] and set(states[:-2]) == {"ringing"}
     assert got[-1] == published[-1]
+
+
+# --- an extension no phone is registered as (issue 20) ----------------------------------------
+
+
+def test_an_unregistered_extension_is_said_once_and_the_popup_keeps_waiting():
+    from tests.support.cli import Running
+    from tests.support.sim import sim_subprocess
+
+    with sim_subprocess("--scenario", "queue", "--loop", "--speed", "4") as (host, port):
+        env = {"ESL_PASSWORD": "ClueCon"}
+        ghost = Running("popup", "--ext", "9999,1001", "--format", "json", "--host", host, "--port", str(port),
+                        env=env)
+        try:
+            assert ghost.wait_for(lambda: any("no phone registered as 9999" in ln for ln in ghost.err), 20), ghost.err
+            assert ghost.wait_for(lambda: ghost.records(), 30)  # 1001's calls still come; it kept going
+            assert ghost.proc.poll() is None
+        finally:
+            assert ghost.stop() == 0, ghost.err
+        said = [ln for ln in ghost.err if "registered" in ln]
+        assert said == ["eslkit: the switch has no phone registered as 9999 (sofia_contact: user_not_registered); "
+                        "waiting for its calls anyway"], ghost.err
+        known = Running("popup", "--ext", "1001", "--format", "json", "--host", host, "--port", str(port), env=env)
+        try:
+            assert known.wait_for(lambda: known.records(), 30)
+        finally:
+            assert known.stop() == 0, known.err
+        assert not [ln for ln in known.err if "registered" in ln], known.err
+
+
+def test_the_simulator_answers_sofia_contact_as_mod_sofia():
+    from eslkit.sim.api import run_api
+    from eslkit.sim.server import registered_phones
+    from eslkit.sim.scenarios import load_scenario
+
+    class Switch:
+        registered = registered_phones(load_scenario("queue"), None)
+
+    assert run_api(Switch, "sofia_contact", "*/1001") == "sofia/internal/sip:1001@127.0.0.1:5071;transport=UDP"
+    assert run_api(Switch, "sofia_contact", "internal/1002@192.0.2.1") .startswith("sofia/internal/sip:1002@")
+    assert run_api(Switch, "sofia_contact", "*/9999") == "error/user_not_registered"
+    assert "1020" in registered_phones(load_scenario("load:agents=20"), None)
+    assert registered_phones(None, object()) is None  # a replay: anyone may be there

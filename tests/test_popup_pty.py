@@ -172,3 +172,17 @@ def test_panel_says_when_the_switch_goes_away():
         rest = stop(child)
     assert child.exitstatus == 0
     assert "Traceback" not in screen.text + rest
+
+
+def test_exec_output_shows_above_the_panel(captures):
+    """The --exec program's output was thrown away; in the panel it prints above the box,
+    which Rich redraws below it."""
+    child = spawn("popup", "--ext", "1002", "--replay", str(captures / "scenario_noanswer_plain.raw"),
+                  "--speed", "4", "--exec", "echo", "CRM lookup for {caller_number}")
+    screen = Screen(child)
+    screen.wait_for("eslkit: --exec echo: CRM lookup for 6208")
+    screen.until_eof()
+    assert child.exitstatus == 0, screen.text[-1500:]
+    text = screen.text
+    assert "1002 · Ringing" in text
+    assert text.rindex("eslkit: --exec echo: CRM lookup for 6208") < text.rindex("1002 · ")

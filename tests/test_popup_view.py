@@ -163,18 +163,7 @@ def test_docs_show_what_the_view_renders(captures, monkeypatch):
         def block(snap):
             return "\n".join(line.rstrip() for line in render(snap, 72).rstrip().splitlines())
 
-        def lookup(number):
-            return {"number": number, "name": "Ada Lovelace", "company": "Analytical Engines Ltd"}
-
-        parser = Parser()
-        tracker = CallTracker({"1001"}, lookup=lookup)
-        snaps = []
-        for frame in parser.feed((captures / "scenario_queue_plain.raw").read_bytes()):
-            if isinstance(frame, EventFrame):
-                for leg in tracker.feed(frame.event):
-                    snaps.append(PopupSnapshot(exts=("1001",), legs=tuple(tracker.active("1001")) or (leg,),
-                                               recent=tuple(tracker.recent("1001")),
-                                               connection="connected to 127.0.0.1:8021", now=tracker.now + 2))
+        snaps = _with_contact(captures, {"name": "Ada Lovelace", "company": "Analytical Engines Ltd"})
         assert block(snaps[1]) in text  # connected
         assert block(snaps[2]) in text  # ended
         assert block(states(captures, "scenario_queue_plain.raw", "1002")[-1]) in text
@@ -234,3 +223,52 @@ def test_a_transferred_call_says_who_sent_it():
     text = render(snaps[2])  # the transferred call ringing 1002
     assert "From    1001 (transferred)" in text and "Caller 6208" in text
     assert "From" not in render(snaps[0])
+
+
+# --- the panel a new user expects (issue 20) -----------------------------------------------
+
+
+def _with_contact(captures, contact):
+    parser = Parser()
+    tracker = CallTracker({"1001"}, lookup=lambda number: {"number": number, **contact})
+    snaps = []
+    for frame in parser.feed((captures / "scenario_queue_plain.raw").read_bytes()):
+        if isinstance(frame, EventFrame):
+            for leg in tracker.feed(frame.event):
+                snaps.append(PopupSnapshot(exts=("1001",), legs=tuple(tracker.active("1001")) or (leg,),
+                                           recent=tuple(tracker.recent("1001")),
+                                           connection="connected to 127.0.0.1:8021", now=tracker.now + 2))
+    return snaps
+
+
+def test_the_panel_uses_a_wide_terminal_so_a_contact_note_is_whole(captures):
+    note = "VIP since 2019; prefers email; escalate billing issues to Grace in accounts, ext 1042"
+    ringing = _with_contact(captures, {"name": "Ada Lovelace", "note": note})[0]
+    text = render(ringing, 110)
+    assert note in text  # at 72 columns it was cut
+    assert max(cell_len(line) for line in text.splitlines()) <= 110
+    assert note not in render(ringing, 80)  # narrower, it is cut to fit, never wrapped
+
+
+def test_the_contacts_name_replaces_the_caller_id_name(captures):
+    ringing = _with_contact(captures, {"name": "Ada Lovelace", "company": "Analytical Engines Ltd"})[0]
+    lines = render(ringing, 100).splitlines()
+    caller = next(line for line in lines if "Caller  " in line)
+    assert caller.split("Caller  ", 1)[1].startswith("Ada Lovelace")  # who calls, first
+    assert "caller ID Caller 6208" in caller  # what the phone network said, after it
+    assert not any("Contact Ada Lovelace" in line for line in lines)  # not twice
+    assert any("Contact Analytical Engines Ltd" in line for line in lines)
+
+
+def test_recent_calls_have_headings_and_each_duration_its_own_column(captures):
+    answered_here = _with_contact(captures, {"name": "Ada Lovelace"})[-1]
+    lines = [line.rstrip() for line in render(answered_here, 80).splitlines()]
+    at = lines.index("Recent calls")
+    assert lines[at + 1].split() == ["Ended", "Caller", "Outcome", "Rang", "Talked"]
+    assert lines[at + 2].split()[-3:] == ["Answered", "0:03", "0:05"]  # rang 3 s, then talked 5 s
+    _, elsewhere = states(captures, "scenario_queue_plain.raw", "1002")
+    lines = [line.rstrip() for line in render(elsewhere, 80).splitlines()]
+    at = lines.index("Recent calls")
+    row = lines[at + 2]
+    assert row.endswith("Answered by 1001  0:03")  # a ring time, under Rang; nothing under Talked
+    assert lines[at + 1].index("Rang") <= row.index("0:03") < lines[at + 1].index("Talked")

@@ -104,7 +104,7 @@ def test_watch_count_one_background_job(switch):
     assert watch.returncode == 0, err
     (line,) = out.splitlines()
     assert json.loads(line)["Event-Name"] == "BACKGROUND_JOB"
-    assert "1 events received" in err
+    assert "1 event received" in err
 
 
 def _missed_call(ext: str) -> list:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 
@@ -236,3 +237,80 @@ def test_watch_from_mqtt_prints_what_watch_prints_for_the_switch(mosquitto, capt
         code = watcher.stop()
     assert code == 0, watcher.err
     assert watcher.records() == want
+
+
+# --- a broker library that is not installed (issue 20) ----------------------------------
+
+
+@pytest.mark.parametrize("url, module, requirement", [
+    ("mqtt://127.0.0.1:1", "paho", "paho-mqtt>=2.0"),
+    ("amqp://127.0.0.1:1", "pika", "pika>=1.3"),
+])
+def test_missing_broker_library_fix_is_the_command_for_this_python(captures, url, module, requirement):
+    import shlex
+    import subprocess
+    import sys
+
+    # eslkit as installed without the extra: the same Python, the library not importable.
+    run_relay = (f"import sys; sys.modules[{module!r}] = None; from eslkit.cli import main; "
+                 f"sys.argv = ['eslkit', 'relay', '--to', {url!r}, '--replay', {str(captures / f'{QUEUE}.raw')!r}]; "
+                 "main()")
+    done = subprocess.run([sys.executable, "-c", run_relay], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 13, done.stderr
+    assert "support is not installed" in done.stderr and "Traceback" not in done.stderr
+    fix = done.stderr.split("fix: ", 1)[1].strip()
+    assert fix == f"{shlex.quote(sys.executable)} -m pip install '{requirement}'"
+    assert "eslkit[" not in fix  # `pip install 'eslkit[mqtt]'` would fetch another eslkit
+    # The fix runs as printed, in the Python eslkit runs on (here the library is there already).
+    check = subprocess.run([*shlex.split(fix), "--dry-run", "--no-index"], capture_output=True, text=True,
+                           timeout=120)
+    assert check.returncode == 0 and "already satisfied" in check.stdout, check.stdout + check.stderr
+
+
+def test_the_readme_set_up_installs_the_brokers_relay_needs():
+    from pathlib import Path
+
+    setup = (Path(__file__).parents[1] / "scripts" / "setup").read_text()
+    extras = [line for line in setup.splitlines() if line.startswith("extras=")]
+    assert extras and all("mqtt" in line and "amqp" in line for line in extras), extras
+
+
+# --- what relay says while it runs (issue 20) ---------------------------------------------
+
+
+def test_relay_says_where_it_relays_before_the_summary(mosquitto, captures):
+    cap = captures / f"{QUEUE}.raw"
+    done = eslkit("relay", "--to", mosquitto.url, "--replay", cap, "-f", "CHANNEL_ANSWER",
+                  "--client-id", "cli-start")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    start = f"eslkit relay: relaying CHANNEL_ANSWER events (and every agent's popup states) from replay of {cap.name} "
+    assert lines[0].startswith(start), lines
+    assert (f"to {mosquitto.url}: events to freeswitch/{{hostname}}/events/{{event}}/{{ext}}, popup states to "
+            "freeswitch/{hostname}/agents/{ext}/popup, status to freeswitch/relay/cli-start/status (QoS 1)") in lines[0]
+    assert lines[-1].startswith("eslkit relay: received 88 events")
+    # the transcript's own disconnect notice is what the recorded switch did
+    assert "eslkit relay: in the recording, the switch disconnected (Disconnected, goodbye.)" in lines
+    assert " in, " not in done.stderr  # the live line is for a terminal only
+
+
+def test_relay_on_a_terminal_shows_a_live_status_line_then_the_summary(mosquitto, captures):
+    from tests.test_popup_pty import Screen, spawn
+
+    child = spawn("relay", "--to", mosquitto.url, "--replay", str(captures / f"{QUEUE}.raw"), "--speed", "0.2",
+                  "--client-id", "cli-live")
+    screen = Screen(child)
+    try:
+        screen.wait_for("eslkit relay: relaying every event")
+        screen.wait_for("broker connected; switch connected")
+        shown = screen.text.replace("\r", "\n").splitlines()
+        status = re.compile(r"\d+ events? in, \d+\.\d/s; \d+ out, \d+\.\d/s; buffer \d+; "
+                            r"broker connected; switch connected *")
+        assert any(status.fullmatch(line) for line in shown), shown[-3:]
+        child.sendintr()
+        screen.until_eof()
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, screen.text[-800:]
+    tail = screen.text.rstrip().splitlines()[-1]
+    assert tail.strip().startswith("eslkit relay: received"), screen.text[-800:]

@@ -76,8 +76,8 @@ def test_allow_option_rejects_other_addresses() -> None:
 
 
 @pytest.mark.parametrize("args,code,text", [
-    (["--speed", "fast"], 2, "is not a number or 'max'"),
-    (["--speed", "0"], 2, "above 0"),
+    (["--speed", "fast"], 2, "is not a number or max"),
+    (["--speed", "-1"], 2, "give a number above 0"),  # 0 is max, as in every --speed
     (["--allow", "10.0.0.300/8"], 2, "is not an address or CIDR"),
     (["--scenario", "nosuch"], 11, "There is no scenario called 'nosuch'"),
     (["--scenario", "load:cps=-1"], 11, "The load generator needs"),
@@ -101,10 +101,38 @@ def test_bad_options_end_with_one_clear_sentence(args: list[str], code: int, tex
 
 
 def test_port_in_use_is_a_clear_error() -> None:
+    """The fix names the port that is taken (it named 8021 whatever --port said)."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        result = run("--port", str(busy.getsockname()[1]))
+        port = busy.getsockname()[1]
+        result = run("--port", str(port))
     assert result.returncode == 15
-    assert "Cannot listen on 127.0.0.1" in result.stderr and "Address already in use" in result.stderr
-    assert "fix:" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"eslkit: Cannot listen on 127.0.0.1:{port}: Address already in use.",
+        f"  fix: Another switch or simulator already listens on port {port}: stop it, or choose another "
+        "--port (--port 0 takes any free one).",
+    ]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_shuts_down_like_ctrl_c_and_like_freeswitch(sig) -> None:
+    """systemd, docker stop and kill send SIGTERM: the simulator used to die (143) without
+    the SHUTDOWN event and disconnect notice a real switch sends on shutdown
+    (fs_stopped_while_connected)."""
+    port = free_port()
+    proc = subprocess.Popen([str(ESLKIT), "sim", "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "ESL_PASSWORD": "ClueCon"})
+    try:
+        assert wait_for_port("127.0.0.1", port, 15, proc, greeting=True), "eslkit sim did not listen"
+        listener = talk("127.0.0.1", port, b"auth ClueCon\n\nevent plain SHUTDOWN\n\n")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=10)
+        listener.read_until(lambda: listener.eof, timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert err.splitlines()[-1] == "eslkit sim: stopped." and "Traceback" not in err
+    assert [f.event.name for f in listener.frames if isinstance(f, EventFrame)] == ["SHUTDOWN"]
+    assert listener.frames[-1].text == "The system is being shut down.\n" and listener.eof

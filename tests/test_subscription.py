@@ -28,9 +28,17 @@ from eslkit.event import Event
 from eslkit.protocol import CommandReply, EventFrame, Parser
 from eslkit.sim.events import SimEvent
 from eslkit.sim.session import Session
-from eslkit.subscription import EventNames, HeaderFilters, Subscription, event_type, event_words
+from eslkit.errors import UnknownEventName
+from eslkit.subscription import (
+    EventNames,
+    HeaderFilters,
+    Subscription,
+    checked_event_words,
+    event_type,
+    event_words,
+)
 from tests.support.brokers import MqttCollector
-from tests.support.cli import invoke
+from tests.support.cli import eslkit, invoke
 from tests.support.sim import sim_in_thread
 
 CAPTURES = Path(__file__).parent / "data" / "fs-captures" / "1.10.12"
@@ -301,3 +309,43 @@ def test_the_relay_asks_a_live_switch_for_what_its_tracker_needs():
     # Every word after CUSTOM is a subclass to FreeSWITCH: CUSTOM and its subclasses go last.
     assert merged[merged.index("CUSTOM") + 1:] == ["sofia::register", "callcenter::info", "fifo::info"]
     assert set(merged[: merged.index("CUSTOM")]) == {n for n in POPUP_EVENTS if n.isupper() and n != "CUSTOM"}
+
+
+# --- what a user types: names checked before subscribing ---------------------------------------
+
+
+def test_a_name_the_real_switch_refused_is_refused_before_subscribing():
+    """`event plain NO_SUCH_EVENT`: the real switch answered -ERR no keywords supplied; a
+    typo beside a good name it skips in silence.  eslkit says which word and why, first."""
+    assert "NO_SUCH_EVENT" in sent("event_formats_replies")[-3]
+    with pytest.raises(UnknownEventName, match=r"'NO_SUCH_EVENT' is not a FreeSWITCH event name\.$"):
+        checked_event_words(["NO_SUCH_EVENT"])
+    with pytest.raises(UnknownEventName) as err:
+        checked_event_words(["CHANNEL_ANSWER,CHANNEL_HANGUPP_COMPLETE"])
+    assert str(err.value).endswith("did you mean CHANNEL_HANGUP_COMPLETE?") and err.value.exit_code == 2
+    with pytest.raises(UnknownEventName, match="did you mean CHANNEL_ANSWER for CHANNEL_ANSWR, "
+                                                "CHANNEL_CREATE for CHANEL_CREATE"):
+        checked_event_words(["CHANNEL_ANSWR CHANEL_CREATE"])
+
+
+def test_names_the_switch_knows_pass_as_the_switch_reads_them():
+    # The words of the capture the real switch accepted, in any case, with the prefix.
+    assert checked_event_words(["CHANNEL_CREATE CHANNEL_HANGUP_COMPLETE CUSTOM sofia::register"]) == \
+        ["CHANNEL_CREATE", "CHANNEL_HANGUP_COMPLETE", "CUSTOM", "sofia::register"]
+    assert checked_event_words(["channel_answer", "SWITCH_EVENT_HEARTBEAT", "ALL"]) == \
+        ["channel_answer", "SWITCH_EVENT_HEARTBEAT", "ALL"]
+    # Subclasses are the modules' own names: free-form, after CUSTOM or with ::.
+    assert checked_event_words(["CUSTOM my_module::anything callcenter::info"]) == \
+        ["CUSTOM", "my_module::anything", "callcenter::info"]
+
+
+@pytest.mark.parametrize("command", ["watch", "relay"])
+def test_a_typo_in_filter_ends_with_the_suggestion_before_connecting(command):
+    extra = ["--to", "mqtt://127.0.0.1:1"] if command == "relay" else []
+    # Nothing listens on port 1: a check after connecting would say "refused" instead.
+    r = eslkit(command, *extra, "--port", 1, "-f", "CHANNEL_ANSWER,CHANNEL_HANGUPP_COMPLETE",
+               env={"HOME": "/nonexistent"})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines()[0] == ("eslkit: 'CHANNEL_HANGUPP_COMPLETE' is not a FreeSWITCH event name; "
+                                        "did you mean CHANNEL_HANGUP_COMPLETE?")
+    assert "fix:" in r.stderr and "Traceback" not in r.stderr

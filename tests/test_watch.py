@@ -349,6 +349,27 @@ def test_status_line_shows_disconnection_and_gap():
     assert "event CHANNEL_ANSWER" in lines[0] and "filter Caller-Destination-Number 1001" in lines[0]
 
 
+
+@pytest.mark.parametrize("width", [40, 50, 63, 70, 100])
+def test_a_narrow_table_cuts_the_event_name_last(captures, width):
+    events = [f.event for f in frames(captures / "scenario_queue_plain.raw")]
+    hangup = next(e for e in events if e.event_name == "CHANNEL_HANGUP_COMPLETE")
+    lines = render_screen([(0.0, hangup)], width, 6, state="connected", source="127.0.0.1:8021", received=1)
+    row = lines[-1]
+    assert len(row) <= width and "CHANNEL_HANGUP_COMPLETE" in row, lines  # the name whole, at any width
+    if width >= 100:  # and its cause once there is room, before the uuid
+        assert f"CHANNEL_HANGUP_COMPLETE {hangup.get('Hangup-Cause')}" in row and hangup.unique_id[:8] in row
+    time_cell = row.split()[0]
+    assert re.fullmatch(r"\d\d:\d\d:\d\d(\.\d{3})?", time_cell), row  # never a cut time
+
+
+def test_status_line_counts_one_event_and_a_slow_rate_per_minute():
+    line = render_screen([], 120, 3, state="connected", source="pbx:8021", received=1, rate=0.2)[0]
+    assert "│ 1 event 12/min" in line and "events" not in line
+    line = render_screen([], 120, 3, state="connected", source="pbx:8021", received=2, rate=3.25)[0]
+    assert "│ 2 events 3.2/s" in line or "│ 2 events 3.3/s" in line
+
+
 def test_unwritable_record_path_fails_before_anything_else(captures, tmp_path):
     r = run_cli("--replay", captures / "scenario_queue_plain.raw", "--record", tmp_path / "no" / "such" / "dir.jsonl")
     assert r.returncode == 11 and b"Cannot write the recording" in r.stderr
@@ -361,3 +382,20 @@ def test_table_format_into_a_file_is_one_final_screen(captures):
     assert r.returncode == 0 and lines[0].startswith("● ")
     assert "CHANNEL_HANGUP_COMPLETE ORIGINATOR_CANCEL" in r.stdout.decode()
     assert b"\x1b[?1049h" not in r.stdout  # no alternate screen when not on a terminal
+
+
+def test_the_table_keys_page_search_and_quit():
+    from eslkit.app.keys import decode
+    from eslkit.views.table_keys import TableView
+
+    assert decode("q /\x1b[A\x1b[6~\x1b[5~\x1b[H\x1b[F") == ["q", " ", "/", "up", "pagedown", "pageup", "home", "end"]
+    view, rows = TableView(), tuple(range(50))
+    assert not view.key(" ", rows) and view.frozen == rows  # paused on what was there
+    view.key("up", rows + (50,))
+    assert view.offset == 1 and view.frozen == rows
+    for key in ["/", "a", "b", "backspace", "c", "enter"]:
+        view.key(key, rows)
+    assert view.search == "ac" and view.typing is None
+    view.key("esc", rows)
+    assert (view.search, view.frozen, view.offset) == ("", None, 0)
+    assert view.key("q", rows) is True

@@ -132,3 +132,52 @@ def test_table_keeps_up_with_a_flood():
     status = next(x for x in lines if x.startswith("● "))
     assert f"│ {received} events" in status and "dropped 0" in status
     assert any(x.startswith("calls active") for x in lines)
+
+
+def _rows(lines: list[str]) -> list[str]:
+    """The table's rows on the screen (they start with the time), as time and uuid: the
+    columns' widths follow what is shown."""
+    return [f"{x.split()[0]} {x.split()[-1]}" for x in lines if x[:2].isdigit() and x[2:3] == ":"]
+
+
+def test_keys_pause_scroll_search_and_quit_as_in_htop_and_less():
+    with sim_in_thread(scenario="queue", loop=True, speed=4) as sim:
+        tmux = Tmux(_watch_command(f"--port {sim.port}"), 120, 24)
+        try:
+            lines = tmux.wait_for(lambda ls: len(_rows(ls)) >= 15 and "q quit · space pause" in ls[1])
+            tmux.keys("Space")  # pause: the rows hold still while events keep coming
+            lines = tmux.wait_for(lambda ls: ls[1].startswith("PAUSED"))
+            held = _rows(lines)
+            lines = tmux.wait_for(lambda ls: " newer · space or End: live" in ls[1])
+            assert _rows(lines) == held
+            tmux.keys("Up", "Up", "Up")  # back three rows: the oldest three now show above the rest
+            # (the keys arrive one by one: wait for all three, never on a sleep)
+            tmux.wait_for(lambda ls: len(_rows(ls)) == len(held) and _rows(ls)[3:] == held[:-3])
+            tmux.keys("End")  # live again
+            tmux.wait_for(lambda ls: not ls[1].startswith("PAUSED"))
+            tmux.keys("/", "H", "A", "N", "G", "U", "P", "Enter")  # only the hangups
+            shown = lambda ls: [x for x in ls if x[:2].isdigit() and x[2:3] == ":"]  # noqa: E731
+            tmux.wait_for(lambda ls: "/HANGUP · Esc clears" in ls[1] and shown(ls)
+                          and all("HANGUP" in row for row in shown(ls)))
+            tmux.keys("Escape")
+            tmux.wait_for(lambda ls: "/HANGUP" not in ls[1] and any("HANGUP" not in row for row in shown(ls)))
+            tmux.keys("q")  # quits as Ctrl-C does: the last screen and the summary
+            lines = tmux.wait_for(lambda ls: any("events received" in x for x in ls))
+            assert next(x for x in lines if "events received" in x).startswith("eslkit watch: ")
+        finally:
+            tmux.kill()
+
+
+def test_the_terminal_is_given_back_as_it_was_after_q():
+    with sim_in_thread(scenario="queue", loop=True, speed=4) as sim:
+        # After watch, `stty -a` shows the mode the shell gets back: echo and line editing on.
+        tmux = Tmux(f"cd / && env HOME=/nonexistent {PY} -m eslkit watch --port {sim.port}; stty -a; sleep 30",
+                    160, 24)
+        try:
+            tmux.wait_for(lambda ls: "q quit" in ls[1])
+            tmux.keys("q")
+            lines = tmux.wait_for(lambda ls: any("icanon" in x for x in ls))
+        finally:
+            tmux.kill()
+    modes = " ".join(lines).split()
+    assert "icanon" in modes and "echo" in modes and "-icanon" not in modes and "-echo" not in modes

@@ -10,7 +10,6 @@ by the same `eslkit.app.serve` as ``eslkit serve``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import secrets
 import socket
@@ -21,6 +20,7 @@ from typing import AsyncIterator, Callable, Optional
 from rich.console import Console
 from rich.markup import escape
 
+from eslkit.app.runtime import run_main
 from eslkit.app.popup import PopupEngine, PopupFormat, show
 from eslkit.app.popup_control import open_actor, phone_keys
 from eslkit.calls import POPUP_EVENTS
@@ -59,7 +59,7 @@ async def simulated_switch(scenario: str, speed: Optional[float]) -> AsyncIterat
 async def run_demo(fmt: PopupFormat, speed: Optional[float], scenario: str = DEFAULT_SCENARIO,
                    control: bool = False) -> None:
     async with simulated_switch(scenario, speed) as (server, source):
-        Console(stderr=True, highlight=False, theme=THEME).print(
+        Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME).print(
             f"[esl.heading]eslkit demo[/]: a simulated switch on 127.0.0.1:{server.port} plays "
             f"'{escape(scenario)}' calls for 1001 and 1002, again and again. [esl.label]Ctrl-C stops.[/]"
         )
@@ -106,7 +106,5 @@ def _free(host: str, port: int) -> bool:
 
 def run(fmt: PopupFormat, speed: Optional[float], scenario: str = DEFAULT_SCENARIO, *, control: bool = False,
         web: bool = False) -> None:
-    try:
-        asyncio.run(run_demo_web(scenario, speed, control) if web else run_demo(fmt, speed, scenario, control))
-    except KeyboardInterrupt:
-        pass
+    # Ends as `eslkit popup` does: Ctrl-C is no error, `| head` ends quietly.
+    run_main(lambda: run_demo_web(scenario, speed, control) if web else run_demo(fmt, speed, scenario, control))

@@ -20,7 +20,10 @@ from typing import AsyncIterator, Iterator, Optional
 __all__ = ["keyboard", "Keys", "decode"]
 
 _SEQUENCES = {"\x1b[A": "up", "\x1b[B": "down", "\x1b[C": "right", "\x1b[D": "left", "\x1bOA": "up",
-              "\x1bOB": "down", "\x1b[Z": "backtab"}
+              "\x1bOB": "down", "\x1b[Z": "backtab",
+              # paging, for watch's table (xterm, tmux, screen and the Linux console)
+              "\x1b[5~": "pageup", "\x1b[6~": "pagedown", "\x1b[H": "home", "\x1bOH": "home", "\x1b[1~": "home",
+              "\x1b[7~": "home", "\x1b[F": "end", "\x1bOF": "end", "\x1b[4~": "end", "\x1b[8~": "end"}
 _SINGLE = {"\r": "enter", "\n": "enter", "\t": "tab", "\x7f": "backspace", "\x08": "backspace", "\x1b": "esc"}
 
 

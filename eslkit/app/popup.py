@@ -31,14 +31,15 @@ from typing import Awaitable, Callable, Iterable, Optional, Sequence, Union
 
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from eslkit.actions import ExecAction, UrlAction
 from eslkit.app.keys import keyboard
-from eslkit.app.runtime import SwitchClock, resync, run_on, stop_on_signals
+from eslkit.app.runtime import SwitchClock, link_lost, resync, run_on, stop_on_signals, unregistered
 from eslkit.calls import CallTracker, LegView
 from eslkit.errors import OutputError, TemplateError
 from eslkit.event import Event
-from eslkit.safe_text import visible
+from eslkit.safe_text import safe_text, visible
 from eslkit.sources.base import Item, Source
 from eslkit.status import ConnectionStatus
 from eslkit.views.ndjson import OutputStream
@@ -129,6 +130,9 @@ class PopupEngine:
         self._stop: Optional[asyncio.Event] = None  # made in run(): on 3.9 it binds to a loop
         self._failure: Optional[BaseException] = None
         self._resyncing: Optional[asyncio.Future] = None
+        self.unregistered: tuple[str, ...] = ()  # extensions no phone is registered as
+        self._asked = False  # the switch is asked that once, at the first connect
+        self.on_notice: Optional[Callable[[str], None]] = None  # one line for the operator
 
     def listen(self, listener: Callable[[Change], None]) -> Callable[[], None]:
         """Call ``listener`` with every leg change and link change; returns the way to stop."""
@@ -202,7 +206,8 @@ class PopupEngine:
         elif self.connected:
             self.connection = f"connected to {where}"
         else:
-            self.connection = f"reconnecting — {status.reason.strip() or f'disconnected from {where}'}"
+            said = status.reason.strip() or f"disconnected from {where}"
+            self.connection = f"reconnecting — {said}" if self.source.reconnects else said
         for listener in list(self._listeners):
             listener(status)
         if self.connected:  # on connect and after each reconnect
@@ -214,6 +219,17 @@ class PopupEngine:
                 self._changed(leg)
         except (OutputError, BrokenPipeError) as exc:
             self._fail(exc)
+        if not self._asked:
+            self._asked = True
+            await self._ask_registered()
+
+    async def _ask_registered(self) -> None:
+        """A mistyped --ext waits for ever in silence: say once that no phone is registered
+        as it (it may still register; the popup keeps waiting)."""
+        self.unregistered = tuple(await unregistered(self.source, self.exts))
+        if self.unregistered and self.on_notice is not None:
+            self.on_notice(f"the switch has no phone registered as {', '.join(self.unregistered)} "
+                           "(sofia_contact: user_not_registered); waiting for its calls anyway")
 
     async def _expire_every(self, period: float) -> None:
         while True:
@@ -249,9 +265,12 @@ class PopupEngine:
             recent += self.tracker.recent(ext) + self.relayed.recent(ext)
         recent.sort(key=lambda leg: leg.ended_at or 0.0, reverse=True)
         dropped = self.source.dropped
+        notes = (f"{dropped} events dropped",) if dropped else ()
+        if self.unregistered:
+            notes += (f"no phone registered as {', '.join(self.unregistered)}",)
         return PopupSnapshot(
             exts=self.exts, legs=tuple(legs), recent=tuple(recent[:10]), connection=self.connection,
-            connected=self.connected, now=now, notes=(f"{dropped} events dropped",) if dropped else (),
+            connected=self.connected, now=now, notes=notes,
         )
 
 
@@ -261,7 +280,14 @@ class PopupEngine:
 class _Front:
     """What `eslkit popup` does with each change: JSON lines, the actions, the bell."""
 
-    def __init__(self, fmt: PopupFormat, actions, on: OnState, bell: bool, out, err: Console):
+    def __init__(self, fmt: PopupFormat, actions, on: OnState, bell: bool, out, err: Console, source: Source):
+        self.source = source
+        self.say: Callable[[Text], None] = err.print  # show() prints above the panel instead
+        loop = asyncio.get_running_loop()
+        for action in actions:
+            if isinstance(action, ExecAction) and action.on_output is None:
+                # What --exec's program prints is shown, never mixed into the JSON on stdout.
+                action.on_output = lambda line: _on_loop(loop, self._program_said, line)
         self.writer = JsonWriter(out) if fmt is PopupFormat.json else None
         self._states: dict[str, str] = {}  # the state of each leg up, by leg uuid
         self.fmt = fmt
@@ -299,17 +325,29 @@ class _Front:
         if self.fmt is not PopupFormat.json:
             return  # the panel shows it in its status line
         if status.state != "connected":
-            self.err.print("[esl.warning]eslkit: link lost:[/] ", end="")
-            self.err.out(visible(status.reason, 200) + " — reconnecting", highlight=False)
+            heading, rest = link_lost(self.source, status.reason, "eslkit: link lost:")
+            self.err.print(f"[esl.warning]{heading}[/] ", end="")
+            self.err.out(visible(rest, 200), highlight=False)
         elif status.gap is not None:
             self.err.out(f"eslkit: reconnected after a {status.gap:.1f}s gap", highlight=False)
+
+    def _program_said(self, line: str) -> None:
+        text = Text("eslkit: --exec ", style="esl.label")
+        text.append_text(safe_text(line, max_len=300))
+        self.say(text)
 
     def finish(self) -> None:
         for action in self.actions:
             if isinstance(action, ExecAction):
-                action.reap()
+                action.wait()
             elif isinstance(action, UrlAction):
                 action.wait()
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable, *args) -> None:
+    """From another thread: run ``fn`` on the loop, unless the run has ended."""
+    with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
+        loop.call_soon_threadsafe(fn, *args)
 
 
 async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, actions: Sequence = (),
@@ -322,8 +360,11 @@ async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, act
     must be open."""
     err = err or Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
     # Failed writes (a full disk) become OutputError; a closed pipe stays BrokenPipeError.
-    front = _Front(fmt, actions, on, bell, OutputStream(out if out is not None else sys.stdout), err)
+    front = _Front(fmt, actions, on, bell, OutputStream(out if out is not None else sys.stdout.buffer), err,
+                   engine.source)
     engine.listen(front)
+    if fmt is PopupFormat.json:  # the panel shows notices in its status line
+        engine.on_notice = lambda line: err.out("eslkit: " + visible(line, 300), highlight=False)
     panel = await keys(engine) if keys is not None and fmt is PopupFormat.panel else None
 
     def view() -> PopupView:
@@ -335,9 +376,11 @@ async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, act
 
     live = None
     if fmt is PopupFormat.panel:
+        # Whole frames: Ctrl-C during a write blocked on a slow terminal must not leave half
+        # a colour code behind (OutputStream writes the rest, as for JSON lines).
         live = Live(get_renderable=view, console=console or Console(
-            theme=THEME, highlight=False), auto_refresh=False, redirect_stdout=False, redirect_stderr=False,
-            transient=False)
+            file=OutputStream(sys.stdout.buffer), force_terminal=sys.stdout.isatty(), theme=THEME,
+            highlight=False), auto_refresh=False, redirect_stdout=False, redirect_stderr=False, transient=False)
 
     async def refresh() -> None:
         while True:
@@ -357,6 +400,7 @@ async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, act
     try:
         with stop_on_signals(engine.stop):
             if live is not None:
+                front.say = live.console.print  # above the panel, which Rich then redraws
                 live.start(refresh=True)
                 ticker = asyncio.ensure_future(refresh())
                 if panel is not None:
@@ -375,6 +419,7 @@ async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, act
             if not live.console.is_terminal:
                 live.console.line()
         front.finish()
+        await asyncio.sleep(0)  # what the programs said while finishing
 
 
 def run(engine: PopupEngine, **front) -> None:

@@ -17,11 +17,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Optional
 
-from eslkit.app.runtime import SwitchClock, channels_up, stop_on_signals
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from eslkit.app.runtime import SwitchClock, channels_up, open_unless_stopped, stop_on_signals
 from eslkit.brokers import Publisher
 from eslkit.brokers.buffer import Message
 from eslkit.calls import POPUP_EVENTS, CallTracker, LegView, popup_record
@@ -95,7 +100,8 @@ class RelayEngine:
 
     def __init__(self, source: Source, publisher: Publisher, *, tracker: Optional[CallTracker] = None,
                  select: Optional[Subscription] = None, status_interval: float = 10.0,
-                 drain_timeout: float = 10.0, notice: Optional[Callable[[str], None]] = None):
+                 drain_timeout: float = 10.0, notice: Optional[Callable[[str], None]] = None,
+                 events: str = "every event"):
         self.source = source
         self.publisher = publisher
         self.tracker = tracker
@@ -103,6 +109,7 @@ class RelayEngine:
         self.status_interval = status_interval
         self.drain_timeout = drain_timeout
         self.notice = notice  # one line for the operator (stderr)
+        self.events = events  # what --filter/--header let through, for the start-up line
         self.clock = SwitchClock(lambda: tracker.now if tracker is not None else 0.0)
         self.received = 0
         self.switch = "unknown"
@@ -112,6 +119,7 @@ class RelayEngine:
         self.summary: Optional[Summary] = None
         self._broker_down = False
         self._stopping: Optional[asyncio.Event] = None
+        self.stopped = False  # stop() was asked for, maybe before run()
         self._resyncing: Optional[asyncio.Future] = None
         self._rejects_said = 0
         self.control: Optional[RelayControl] = None  # --control: phone-control requests through the broker
@@ -128,6 +136,18 @@ class RelayEngine:
             # Events the switch connection dropped because the relay fell behind.
             "source_dropped": self.source.dropped,
         }
+
+    def status_line(self, rate_in: float, rate_out: float) -> str:
+        """The one-line live status a terminal shows while the relay runs."""
+        counts = self.counters()
+        broker = "connected" if self.publisher.connected else "away"
+        received = counts["received"]
+        line = (f"{received} event{'' if received == 1 else 's'} in, {rate_in:.1f}/s; "
+                f"{counts['published']} out, {rate_out:.1f}/s; buffer {counts['buffered']}; "
+                f"broker {broker}; switch {self.switch}")
+        if counts["dropped"]:
+            line += f"; {counts['dropped']} dropped"
+        return line
 
     def status(self, state: str = "online") -> dict:
         return {"state": state, "switch": self.switch, "hostname": self.hostname,
@@ -149,6 +169,7 @@ class RelayEngine:
 
     def stop(self) -> None:
         """Finish: stop reading, deliver what is buffered, say what happened."""
+        self.stopped = True
         if self._stopping is not None:
             self._stopping.set()
 
@@ -192,7 +213,9 @@ class RelayEngine:
         if status.state == "disconnected":
             self.switch_disconnects += 1
             again = "; reconnecting" if self.source.reconnects else ""
-            self._say(f"switch disconnected ({status.reason}){again}")
+            # A transcript's disconnect notice is what the recorded switch did, not this run.
+            where = "" if self.source.live else "in the recording, the "
+            self._say(f"{where}switch disconnected ({status.reason}){again}")
         else:
             if self.switch == "disconnected":
                 self._say("switch connected again" + (f" after {status.gap:.1f} s" if status.gap else ""))
@@ -241,12 +264,15 @@ class RelayEngine:
         ``drain_timeout``) and return the summary (also kept in ``summary``)."""
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        if self.stopped:
+            self._stopping.set()
         self.publisher.on_change = lambda state: loop.call_soon_threadsafe(self._broker_changed, state)
         self.publisher.on_reject = lambda line: loop.call_soon_threadsafe(self._rejected, line)
         await self.publisher.start()
         self.publisher.status(self.status())
         if self.control is not None:
             await self.control.start(self)
+        self._say(f"relaying {self.events} from {self.source.description} to {self.publisher.describe()}")
         beat = asyncio.ensure_future(self._heartbeat())
         ingest = asyncio.ensure_future(self._ingest())
         stopping = asyncio.ensure_future(self._stopping.wait())
@@ -312,21 +338,48 @@ class RelayControl:
         await self.controller.close()  # and its audit log
 
 
-def run(engine: RelayEngine) -> Summary:
+async def _show_status(engine: RelayEngine, live: Live) -> None:
+    """Refresh the live status line each second; rates over the last 5 s, so a pause
+    between bursts reads as a slower rate, not as 0."""
+    history: deque = deque(maxlen=6)
+    while True:
+        counts = engine.counters()
+        now = time.monotonic()
+        history.append((now, counts["received"], counts["published"]))
+        then, received, published = history[0]
+        span = now - then
+        rate_in = (counts["received"] - received) / span if span else 0.0
+        rate_out = (counts["published"] - published) / span if span else 0.0
+        live.update(Text(engine.status_line(rate_in, rate_out), no_wrap=True, overflow="ellipsis"), refresh=True)
+        await asyncio.sleep(1.0)
+
+
+def run(engine: RelayEngine, console: Optional[Console] = None) -> Optional[Summary]:
     """`eslkit relay`: open the source, relay until it ends or Ctrl-C, deliver, and raise
     `DeliveryIncomplete` when anything did not reach the broker.  The summary (also after
-    an error) is in ``engine.summary``."""
-    async def main() -> Summary:
-        with stop_on_signals(engine.stop):
-            await engine.source.open()
+    an error) is in ``engine.summary``; None when Ctrl-C came while connecting.  On a
+    terminal ``console``, a one-line live status stays under the notices while it runs."""
+    async def main() -> Optional[Summary]:
+        with stop_on_signals(engine.stop) as interrupted:
             try:
-                return await engine.run()
+                if not await open_unless_stopped(engine.source, interrupted):
+                    return None  # Ctrl-C while connecting: nothing was relayed
+                if console is None or not console.is_terminal:
+                    return await engine.run()
+                with Live(Text(""), console=console, transient=True, auto_refresh=False) as live:
+                    shown = asyncio.ensure_future(_show_status(engine, live))
+                    try:
+                        return await engine.run()
+                    finally:
+                        shown.cancel()
             finally:
                 await engine.source.close()
 
     try:
         summary = asyncio.run(main())
     except KeyboardInterrupt:
+        if engine.summary is None:
+            raise  # a second Ctrl-C during the drain: what was buffered is not confirmed
         summary = engine.summary
     if summary is not None and not summary.complete:
         if summary.dropped or summary.unconfirmed or summary.rejected:

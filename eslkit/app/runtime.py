@@ -9,34 +9,93 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
-from typing import Awaitable, Callable, Iterable, Iterator, Optional, Protocol
+from typing import Awaitable, Callable, Iterable, Iterator, Optional, Protocol, Sequence
 
 from eslkit.calls import CallTracker, LegView
-from eslkit.errors import OutputError
+from eslkit.errors import EslkitError, OutputError
 from eslkit.sources.base import Source
 from eslkit.switch_state import CHANNELS, EVERYTHING, SwitchState, ask_switch
 
-__all__ = ["stop_on_signals", "until_stopped", "SwitchClock", "ask", "channels_up", "resync", "resync_stats",
-           "drop_stdout", "run_on"]
+__all__ = ["stop_on_signals", "open_unless_stopped", "until_stopped", "SwitchClock", "ask", "channels_up",
+           "unregistered", "resync", "resync_stats", "link_lost", "drop_stdout", "run_on", "run_main"]
+
+
+# After a Ctrl-C, a run that has not finished within this many seconds says how to quit at once.
+STILL_FINISHING_AFTER = 1.0
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[asyncio.Event]:
     """Ctrl-C and SIGTERM call ``stop()`` instead of raising KeyboardInterrupt, so a run
-    can leave the terminal in order and say what it did (outside the main thread, or on
-    a loop that cannot take signal handlers, nothing changes)."""
+    can leave the terminal in order, write out what it holds and say what it did.  The
+    event it gives is set then too: `open_unless_stopped` waits on it while connecting.
+
+    Finishing can hang on what is outside eslkit — a reader that stopped reading a full
+    pipe, a broker that does not confirm — so a run still finishing after a second says
+    so on stderr, and a second Ctrl-C quits at once: KeyboardInterrupt, with what was
+    still to be written to a pipe or file thrown away (outside the main thread, where
+    there are no signal handlers, nothing changes)."""
+    interrupted = asyncio.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
     loop = asyncio.get_running_loop()
-    installed = []
+    timer: list[threading.Timer] = []
+
+    def stopping() -> None:
+        interrupted.set()
+        stop()
+
+    def handler(signum: int, frame) -> None:
+        # A Python-level handler, not loop.add_signal_handler: it runs even while the loop
+        # is stuck in a blocked write, which is when a second Ctrl-C matters most.
+        if timer and signum == signal.SIGINT:
+            if not os.isatty(1):
+                drop_stdout()  # nothing more may block on the reader that stopped reading
+            raise KeyboardInterrupt
+        if not timer:
+            timer.append(threading.Timer(STILL_FINISHING_AFTER, _say_still_finishing))
+            timer[0].daemon = True
+            timer[0].start()
+        loop.call_soon_threadsafe(stopping)
+
+    previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop)
-            installed.append(sig)
+        previous[sig] = signal.signal(sig, handler)
     try:
-        yield
+        yield interrupted
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        if timer:
+            timer[0].cancel()
+
+
+async def open_unless_stopped(source: Source, interrupted: asyncio.Event) -> bool:
+    """Open ``source`` unless Ctrl-C comes first (a switch that does not answer, a
+    connect that waits for --timeout): False then.  The caller closes the source."""
+    opening = asyncio.ensure_future(source.open())
+    waiting = asyncio.ensure_future(interrupted.wait())
+    try:
+        await asyncio.wait([opening, waiting], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+    if opening.done():
+        opening.result()  # the user's errors (AuthError, ConnectionRefused, …) raise here
+        return True
+    while not opening.done():
+        opening.cancel()  # again if need be: Python < 3.12's wait_for can lose a cancel
+        await asyncio.wait({opening}, timeout=0.5)
+    if not opening.cancelled():
+        opening.exception()  # an error or a late success after Ctrl-C: not the user's concern now
+    return False
+
+
+def _say_still_finishing() -> None:
+    with contextlib.suppress(OSError):
+        os.write(2, b"eslkit: still finishing; press Ctrl-C again to quit at once.\n")
 
 
 async def until_stopped(ingest: Awaitable[None], ticker: Awaitable[None], stop: asyncio.Event,
@@ -106,6 +165,24 @@ async def channels_up(source: Source) -> Optional[list[dict]]:
     return None if state is None else state.channels
 
 
+async def unregistered(source: Source, exts: Sequence[str]) -> list[str]:
+    """The extensions no phone is registered as, by mod_sofia's ``sofia_contact */EXT``
+    (the default domain, every profile); none when there is no switch to ask, it has no
+    mod_sofia, or it does not answer."""
+    switch = source.switch
+    if switch is None:
+        return []
+    missing = []
+    for ext in exts:
+        try:
+            reply = await switch.api(f"sofia_contact */{ext}", timeout=10)
+        except (EslkitError, asyncio.TimeoutError):
+            return []
+        if reply.strip() == "error/user_not_registered":
+            missing.append(ext)
+    return missing
+
+
 async def resync(source: Source, tracker: CallTracker, now: Callable[[], Optional[float]]) -> list[LegView]:
     """On connect and after a reconnect, ask the switch what it has up: a call already up
     shows at once, and a call that ended while the link was down does not stay ringing.
@@ -113,6 +190,16 @@ async def resync(source: Source, tracker: CallTracker, now: Callable[[], Optiona
     known = tracker.known()  # what was up before asking: a leg that begins meanwhile is kept
     rows = await channels_up(source)
     return [] if rows is None else tracker.resync(rows, now(), known=known)
+
+
+def link_lost(source: Source, reason: str, heading: str) -> tuple[str, str]:
+    """(heading, rest) of the stderr line for a link that went down: a live source says
+    whether it reconnects; a file only tells what the recorded switch did (a transcript's
+    disconnect notice): nothing reconnects there."""
+    reason = reason.strip() or "the link went down"
+    if not source.live:
+        return "eslkit: in the recording, the link was lost:", reason
+    return heading, reason + (" — reconnecting" if source.reconnects else "")
 
 
 class Resyncs(Protocol):
@@ -143,8 +230,7 @@ def drop_stdout() -> None:
 
 def run_on(source: Source, body: Callable[[], Awaitable[None]]) -> None:
     """A command's run: open ``source``, await ``body()`` until the source ends or Ctrl-C,
-    close it.  A reader that went away (``| head``) ends it quietly, a full disk with its
-    one error: neither with a second error when Python flushes stdout at exit."""
+    close it (see `run_main`)."""
     async def main() -> None:
         try:
             await source.open()
@@ -152,12 +238,19 @@ def run_on(source: Source, body: Callable[[], Awaitable[None]]) -> None:
         finally:
             await source.close()
 
+    run_main(main)
+
+
+def run_main(main: Callable[[], Awaitable[None]]) -> None:
+    """``asyncio.run(main())`` as a screen's run ends (popup, wallboard, demo): Ctrl-C is no
+    error, a reader that went away (``| head``) ends it quietly with exit 0, a full disk is
+    said once — neither with a second error when Python flushes stdout at exit."""
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:
-        drop_stdout()
+        drop_stdout()  # `| head`: stop quietly
     except OutputError:
         drop_stdout()
         raise

@@ -24,7 +24,8 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.app.runtime import drop_stdout, resync_stats, until_stopped
+from eslkit.app.keys import keyboard
+from eslkit.app.runtime import drop_stdout, link_lost, open_unless_stopped, resync_stats, stop_on_signals, until_stopped
 from eslkit.errors import OutputError
 from eslkit.event import Event
 from eslkit.recording import Recorder
@@ -35,13 +36,16 @@ from eslkit.views.ndjson import NdjsonWriter, OutputStream
 from eslkit.views.plain import PlainWriter
 from eslkit.views.stats import CallStats, stats_panel
 from eslkit.views.theme import THEME
+from eslkit.views.table_keys import TableView
 from eslkit.views.watch_table import WatchScreen, WatchSnapshot
 
 __all__ = ["WatchEngine", "OutputFormat", "WireFormat", "default_format", "default_wire", "run"]
 
 REFRESH_PER_SECOND = 4
 TABLE_ROWS_KEPT = 500
-_RATE_WINDOW = 2.0
+# A call's events come in bursts seconds apart: over 10 s the rate reads as the traffic,
+# not as 0.0/s between two bursts.
+_RATE_WINDOW = 10.0
 
 
 class OutputFormat(str, enum.Enum):
@@ -77,6 +81,7 @@ class WatchEngine:
         count: Optional[int] = None,
         quiet: bool = False,
         record: Optional[Path] = None,
+        append: bool = False,
         stats: bool = False,
         stats_notes: Sequence[str] = (),
         out=None,
@@ -94,18 +99,20 @@ class WatchEngine:
         self.out = OutputStream(out if out is not None else sys.stdout.buffer)
         self.err = err or Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
         self.shown = 0
+        self.taken = 0  # events taken from the source: what was written, shown or recorded
         self.rows: deque = deque(maxlen=TABLE_ROWS_KEPT)
         self.snapshot = WatchSnapshot(source=source.description, retrying=source.reconnects)
         self.started = time.monotonic()
         self.broken_pipe = False
         self.opened = False
+        self.stopped = False  # stop() was asked for (Ctrl-C, SIGTERM), maybe before run()
         self._final_console: Optional[Console] = None
         self._failure: Optional[OutputError] = None  # the output failed in the ticker
         self._samples: deque = deque()
         self._stop: Optional[asyncio.Event] = None  # made in run(): on 3.9 it binds to a loop
         self._channels_task: Optional[asyncio.Future] = None
         # Opened now, so an unwritable path is reported before connecting.
-        self.recorder = Recorder(record) if record else None
+        self.recorder = Recorder(record, append=append) if record else None
         self.writer = None
         if not quiet and fmt is OutputFormat.json:
             self.writer = NdjsonWriter(self.out)
@@ -125,7 +132,7 @@ class WatchEngine:
             for name, rx, _ in self.matches
         ]
         count = self.count or 0
-        shown = 0
+        shown = taken = 0
         now = time.time
         try:
             async for item in self.source:
@@ -134,6 +141,9 @@ class WatchEngine:
                     if recorder is not None:
                         recorder.status(item, now())
                     continue
+                taken += 1
+                if rows is not None:
+                    self.taken = taken  # for the status line; only the table pays for it
                 if recorder is not None:
                     recorder.event(item, now())
                 if tests and not all(t(item) for t in tests):
@@ -152,6 +162,7 @@ class WatchEngine:
             self.broken_pipe = True
         finally:
             self.shown = shown
+            self.taken = taken
             if recorder is not None:
                 recorder.close()
 
@@ -167,9 +178,9 @@ class WatchEngine:
         if self.quiet or self.fmt is OutputFormat.table:
             return  # the table shows it in its status line; --quiet shows only the summary
         if status.state == "disconnected":
-            again = " — reconnecting" if self.source.reconnects else ""
-            self.err.print("[esl.warning]eslkit: disconnected:[/] ", end="")
-            self.err.out(visible(status.reason or "the link went down", 200) + again, highlight=False)
+            heading, rest = link_lost(self.source, status.reason, "eslkit: disconnected:")
+            self.err.print(f"[esl.warning]{heading}[/] ", end="")
+            self.err.out(visible(rest, 200), highlight=False)
         if status.state == "connected" and status.gap is not None:
             self.err.out(f"eslkit: reconnected after a {status.gap:.1f}s gap", highlight=False)
 
@@ -183,7 +194,8 @@ class WatchEngine:
 
     @property
     def received(self) -> int:
-        return self.source.received
+        """Events taken in so far (the status line's count; live only for the table)."""
+        return self.taken
 
     def rate(self) -> float:
         t = time.monotonic()
@@ -217,6 +229,8 @@ class WatchEngine:
         """Until the source ends, `stop()`, or the output fails; raises what the source raised
         (AuthError, Disconnected, …) once the terminal and the output are in order."""
         self._stop = asyncio.Event()
+        if self.stopped:
+            self._stop.set()
         live = None
         if self.fmt is OutputFormat.table and not self.quiet:
             # Follow the real terminal size (and its resizes) even if COLUMNS/LINES are exported.
@@ -227,10 +241,21 @@ class WatchEngine:
                         redirect_stdout=False, redirect_stderr=False)
             if not console.is_terminal:  # --format table into a file: just the last screenful
                 self._final_console, live = console, None
+        # The table's keys, when someone can type them (stdin a terminal).
+        typing = live is not None and sys.stdin is not None and sys.stdin.isatty()
+        reading: list[asyncio.Future] = []
         try:
-            failed = await until_stopped(self.ingest(), self._tick(live), self._stop, self.stop,
-                                         start=None if live is None else lambda: live.start(refresh=True),
-                                         also=lambda: [self._channels_task])
+            with keyboard() if typing else contextlib.nullcontext() as keys:
+                def start() -> None:
+                    if keys is not None:
+                        self.snapshot.view = TableView()
+                        reading.append(asyncio.ensure_future(self._read_keys(keys)))
+                    if live is not None:
+                        live.start(refresh=True)
+
+                # The key reader is cancelled inside `keyboard()`, before the terminal is given back.
+                failed = await until_stopped(self.ingest(), self._tick(live), self._stop, self.stop, start=start,
+                                             also=lambda: [self._channels_task, *reading])
         finally:
             console = self._final_console
             if live is not None:
@@ -240,6 +265,7 @@ class WatchEngine:
                 # Leave the last screenful behind the summary, sized to the terminal.
                 final = self.make_snapshot()
                 final.state = "stopped" if final.state == "connected" else final.state
+                final.view = None  # the newest rows, as the run ended
                 console.print(WatchScreen(lambda: final, self.columns), height=max(5, console.height - 2))
             self._flush()  # the last batch, also when the switch went away
         failure = self._failure or failed
@@ -247,8 +273,17 @@ class WatchEngine:
             raise failure
 
     def stop(self) -> None:
+        self.stopped = True
         if self._stop is not None:
             self._stop.set()
+
+    async def _read_keys(self, keys) -> None:
+        """The live table's keys: q quits like Ctrl-C; the others change the view."""
+        view = self.snapshot.view
+        async for key in keys:
+            if view.key(key, tuple(self.rows)):
+                self.stop()
+                return
 
     async def _tick(self, live: Optional[Live]) -> None:
         period = 1 / REFRESH_PER_SECOND
@@ -272,30 +307,38 @@ class WatchEngine:
     # -- the end -----------------------------------------------------------------------------
 
     def summary(self) -> str:
+        """What watch took in (so with -n 3: 3 events), what --match let through, what the
+        source dropped; also after Ctrl-C while connecting."""
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        received = self.received
+        taken = self.taken
         dropped = self.source.dropped
         extra = f", {self.shown} matched" if self.matches else ""
-        return (f"{received} events received{extra}, {dropped} dropped, {elapsed:.2f} s, "
-                f"{received / elapsed:.1f} events/s")
+        text = (f"{taken} event{'' if taken == 1 else 's'} received{extra}, {dropped} dropped, {elapsed:.2f} s, "
+                f"{taken / elapsed:.1f} events/s")
+        if not self.opened:
+            text = f"stopped while connecting to {visible(self.source.description, 100)}; " + text
+        return text
 
     def final_stats(self) -> Optional[dict]:
         if self.stats is None:
             return None
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        return self.stats.to_dict(elapsed=elapsed, rate=self.received / elapsed)
+        return self.stats.to_dict(elapsed=elapsed, rate=self.taken / elapsed)
 
 
 def run(engine: WatchEngine) -> None:
     """`eslkit watch`: open the source, run, and say what happened (the summary line, the
     final statistics) also after Ctrl-C or a lost switch; a failed connect says only why."""
     async def main() -> None:
-        try:
-            await engine.source.open()
-            engine.opened = True
-            await engine.run()
-        finally:
-            await engine.source.close()
+        # Ctrl-C stops the run from the first moment (also while connecting) to the
+        # last line written.
+        with stop_on_signals(engine.stop) as interrupted:
+            try:
+                engine.opened = await open_unless_stopped(engine.source, interrupted)
+                if engine.opened:
+                    await engine.run()
+            finally:
+                await engine.source.close()
 
     try:
         asyncio.run(main())
@@ -303,7 +346,7 @@ def run(engine: WatchEngine) -> None:
         if engine.broken_pipe or engine.out.failed:
             # The reader (head, jq -e …) went away, or the disk is full: not a traceback.
             drop_stdout()
-        if engine.opened and not engine.broken_pipe:
+        if (engine.opened or engine.stopped) and not engine.broken_pipe:
             _finish(engine)
 
 

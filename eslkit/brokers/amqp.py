@@ -32,7 +32,7 @@ from urllib.parse import unquote
 from eslkit.backoff import Backoff
 from eslkit.brokers.buffer import Buffer, Message
 from eslkit.brokers.outbox import WindowedPublisher
-from eslkit.brokers.urls import password_from_env, split_broker_url
+from eslkit.brokers.urls import not_installed, password_from_env, split_broker_url
 from eslkit.errors import BrokerError
 from eslkit.event import Event
 
@@ -120,7 +120,7 @@ def _pika():
     try:
         import pika
     except ImportError:
-        raise BrokerError("The AMQP support is not installed.", "pip install 'eslkit[amqp]'") from None
+        raise not_installed("AMQP", "pika>=1.3") from None
     # pika logs each failed attempt with a traceback; eslkit says it once, in one sentence.
     log = logging.getLogger("pika")
     if not log.handlers:
@@ -201,6 +201,10 @@ class AmqpPublisher(WindowedPublisher):
         self._retry: asyncio.Future | None = None
 
     # --- addresses --------------------------------------------------------------
+
+    def describe(self) -> str:
+        return (f"{self.settings.where}, exchange {self.settings.exchange}: events as "
+                f"{'.'.join(AMQP_EVENT_FIELDS)}, popup states as {AMQP_POPUP_KEY}, status as {self.status_key}")
 
     def event_address(self, event: Event, ext: str | None) -> str:
         return routing_key(event)

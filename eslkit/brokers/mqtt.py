@@ -26,7 +26,7 @@ from urllib.parse import unquote
 from eslkit.brokers import mqtt_wire
 from eslkit.brokers.buffer import Buffer, Message
 from eslkit.brokers.outbox import WindowedPublisher
-from eslkit.brokers.urls import password_from_env, split_broker_url
+from eslkit.brokers.urls import not_installed, password_from_env, split_broker_url
 from eslkit.errors import BrokerError
 from eslkit.event import Event
 
@@ -177,7 +177,7 @@ def make_client(settings: MqttSettings, *, clean_session: bool = True, on_messag
     try:
         import paho.mqtt.client as mqtt
     except ImportError:
-        raise BrokerError("The MQTT support is not installed.", "pip install 'eslkit[mqtt]'") from None
+        raise not_installed("MQTT", "paho-mqtt>=2.0") from None
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=settings.client_id,
@@ -300,6 +300,10 @@ class MqttPublisher(WindowedPublisher):
         self._ssl: ssl.SSLContext | None = None
 
     # --- addresses -------------------------------------------------------------
+
+    def describe(self) -> str:
+        return (f"{self.settings.where}: events to {self.topic}, popup states to {self.popup_topic}, "
+                f"status to {self.status_topic} (QoS {self.qos})")
 
     def event_address(self, event: Event, ext: str | None) -> str:
         return self.topic.format(**event_fields(event, ext, self._topic_fields))

@@ -9,13 +9,22 @@ the shell history): from ``--password-env VAR``, ``?password_env=VAR`` in a
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from eslkit.errors import BrokerError
 
-__all__ = ["PASSWORD_ENV", "password_from_env", "safe_url", "split_broker_url", "split_query"]
+__all__ = ["PASSWORD_ENV", "not_installed", "password_from_env", "safe_url", "split_broker_url", "split_query"]
 
 PASSWORD_ENV = "ESLKIT_BROKER_PASSWORD"
+
+
+def not_installed(what: str, requirement: str) -> BrokerError:
+    """The broker library is missing: the fix installs it into the Python eslkit runs on
+    (a .venv, pipx or the system), which ``pip install 'eslkit[mqtt]'`` would not."""
+    return BrokerError(f"The {what} support is not installed in the Python eslkit runs on.",
+                       f"{shlex.quote(sys.executable)} -m pip install '{requirement}'")
 
 
 def password_from_env(var: str | None) -> str | None:

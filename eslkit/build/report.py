@@ -65,10 +65,12 @@ def plan_renderable(plan: BuildPlan) -> Group:
                           "eslkit keeps the original of each one it changes", style="dim"))
     parts.append(Text("commands:", style="bold"))
     for number, step in enumerate(plan.steps, 1):
-        line = Text(f"{number:>2}. {step.name}", style="bold")
+        line = Text(f"{number:>2}. {step.name}", style="bold", no_wrap=True, overflow="ignore")
         line.append(f"  ({step.why}; in {step.cwd})" if step.why else f"  (in {step.cwd})", style="dim")
         parts.append(line)
-        parts.append(Text("    $ " + shlex.join(step.argv), overflow="fold"))
+        # Whole, never wrapped or cut by eslkit (piped, or on a terminal that wraps it
+        # itself), so the command can be copied and run as printed.
+        parts.append(Text("    $ " + shlex.join(step.argv), no_wrap=True, overflow="ignore"))
     return Group(*parts)
 
 

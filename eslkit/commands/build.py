@@ -67,7 +67,7 @@ def build(
                    wheel=str(wheel) if wheel else None, out=str(out) if out else None, swig=swig, check=check,
                    fresh=force)
     if dry_run:
-        console.print(plan_renderable(plan))
+        console.print(plan_renderable(plan), crop=False)
         console.print(Text("dry run: nothing was changed", style="bold"))
         return
     console.print(Text(f"building with {plan.mode}: {plan.reason}", style="bold"))

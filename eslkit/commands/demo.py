@@ -9,6 +9,7 @@ import typer
 
 from eslkit.app.demo import DEFAULT_SCENARIO, run
 from eslkit.app.popup import PopupFormat, default_format
+from eslkit.commands.options import SpeedOpt, parse_speed
 
 
 def demo(
@@ -16,8 +17,7 @@ def demo(
         "--format", case_sensitive=False, show_default=False,
         help="panel (the screen popup; default on a terminal) or json (one object per state change; "
              "default when piped).")] = None,
-    speed: Annotated[float, typer.Option(
-        "--speed", min=0.01, help="Play the calls this many times faster than real time.")] = 1.0,
+    speed: SpeedOpt = "1",
     scenario: Annotated[str, typer.Option(
         "--scenario", help="Which simulated call to play (see eslkit sim --help).")] = DEFAULT_SCENARIO,
     web: Annotated[bool, typer.Option(
@@ -42,4 +42,4 @@ def demo(
     fmt = format or default_format()
     if control and not web and fmt is not PopupFormat.panel:
         raise typer.BadParameter("the phone keys need the panel on a terminal.", param_hint="--control")
-    run(fmt, speed, scenario, control=control, web=web)
+    run(fmt, parse_speed(speed), scenario, control=control, web=web)

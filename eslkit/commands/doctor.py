@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -39,8 +40,14 @@ def doctor(
     table.add_column("fix", overflow="fold")
     for row in rows:
         table.add_row(Text(row.name), Text(row.status, style=_STYLE[row.status]), Text(row.detail), Text(row.fix))
-    Console(highlight=False).print(table)
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        # Piped or in a file: as wide as the widest row, so that paths and commands stay whole
+        # (80 columns split them mid-path); a terminal keeps its own width.
+        console = Console(highlight=False, width=max(console.width, Measurement.get(
+            console, console.options.update_width(10_000), table).maximum))
+    console.print(table)
     failed = [r.name for r in rows if r.status == FAIL]
     if failed:
-        Console(stderr=True, highlight=False).print(Text(f"{len(failed)} check(s) failed: {', '.join(failed)}", style="bold red"))
+        Console(stderr=True, highlight=False, soft_wrap=True).print(Text(f"{len(failed)} check(s) failed: {', '.join(failed)}", style="bold red"))
         raise typer.Exit(1)

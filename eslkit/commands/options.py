@@ -1,5 +1,5 @@
 """Options shared by the commands: the connection to a switch, the statistics' (wallboard,
-serve), and a few more (--contacts, --ext, --header).
+serve), and a few more (--contacts, --ext, --header, --speed, --ext-header).
 
     from eslkit.commands.options import HostOpt, PortOpt, PasswordOpt, ProfileOpt, TimeoutOpt
     from eslkit.commands.options import connection_settings
@@ -15,6 +15,7 @@ profile, built-in default) and prints the warnings to stderr.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, List, Optional, Sequence
 
@@ -65,12 +66,6 @@ PopupFromOpt = Annotated[
                  help="Show the popup states `eslkit relay` publishes, from a broker (mqtt://HOST:PORT\\[/PREFIX] "
                       "or amqp://…) instead of a switch; broker password in ESLKIT_BROKER_PASSWORD."),
 ]
-AgentMatchOpt = Annotated[
-    Optional[str],
-    typer.Option("--match", metavar="HEADER",
-                 help="The header that holds the agent's extension (default: variable_dialed_user, "
-                      "Channel-Presence-ID, Caller-Destination-Number, Caller-Callee-ID-Number, Channel-Name)."),
-]
 _CONTROL = "Phone control"
 AllowDestOpt = Annotated[
     Optional[List[str]],
@@ -92,6 +87,61 @@ ContactsOpt = Annotated[
     typer.Option("--contacts", metavar="FILE", dir_okay=False,
                  help="Look callers up in a CSV file or an SQLite database (see docs/popup.md)."),
 ]
+
+# One --speed for demo, sim and the replays of watch, popup and relay: a time scale, or max.
+SpeedOpt = Annotated[
+    Optional[str],
+    typer.Option("--speed", metavar="X|max",
+                 help="How fast time runs: X times real time (0.5 slower, 4 faster), or max (also 0): "
+                      "no delays."),
+]
+ReplaySpeedOpt = Annotated[
+    Optional[str],
+    typer.Option("--speed", metavar="X|max", show_default=False,
+                 help="With --replay: keep the original timing, X times faster (0.5 slower), or max "
+                      "(also 0; the default): as fast as possible."),
+]
+
+
+def parse_speed(value: Optional[str]) -> Optional[float]:
+    """``--speed``: the time scale, or None for no delays (``max``, or ``0``: what else
+    could a replay at speed 0 mean?)."""
+    if value is None or value.strip().lower() == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number or max (e.g. --speed 4, --speed max).",
+                                 param_hint="--speed") from None
+    if speed == 0:
+        return None
+    if not 0 < speed < float("inf"):
+        raise typer.BadParameter(f"{value} is not a speed: give a number above 0 (e.g. --speed 4), or max.",
+                                 param_hint="--speed")
+    return speed
+
+
+# popup and serve: the header that holds the agent's extension (watch's --match is a filter).
+ExtHeaderOpt = Annotated[
+    Optional[str],
+    typer.Option("--ext-header", metavar="HEADER", show_default=False,
+                 help="The header that holds the agent's extension (default: variable_dialed_user, "
+                      "Channel-Presence-ID, Caller-Destination-Number, Caller-Callee-ID-Number, Channel-Name)."),
+]
+OldMatchOpt = Annotated[Optional[str], typer.Option("--match", metavar="HEADER", hidden=True)]
+
+
+def ext_header(new: Optional[str], old: Optional[str], command: str) -> Optional[str]:
+    """``--ext-header``, or its old spelling ``--match`` with a note (scripts may still use it)."""
+    if old is None:
+        return new
+    if new is not None:
+        raise typer.BadParameter("give --ext-header alone (--match is its old name)", param_hint="--ext-header")
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[yellow]eslkit: note:[/] {command} --match is now --ext-header (in watch, --match filters "
+        "events by a regex); --match still works here for now.", markup=True)
+    return old
+
 
 ReconnectOpt = Annotated[
     bool,
@@ -159,15 +209,23 @@ def parse_header_filters(values: Optional[Sequence[str]]) -> list[tuple[str, str
     return out
 
 
-def parse_exts(values: Optional[Sequence[str]]) -> list[str]:
-    """``--ext 1001 --ext 1002`` or ``--ext 1001,1002`` → ["1001", "1002"]."""
+_EXTENSION = re.compile(r"[0-9*#+]{2,15}(,[0-9*#+]{2,15})*")
+
+
+def parse_exts(values: Optional[Sequence[str]], stray: Sequence[str] = (), command: str = "popup") -> list[str]:
+    """``--ext 1001 --ext 1002`` or ``--ext 1001,1002`` → ["1001", "1002"]; ``stray``: the
+    arguments given without an option, the common slip being `eslkit popup 1001`."""
     exts: list[str] = []
     for value in values or ():
         for ext in value.replace(" ", ",").split(","):
             if ext and ext not in exts:
                 exts.append(ext)
     if not exts:
-        raise typer.BadParameter("give at least one extension, e.g. --ext 1001", param_hint="--ext")
+        if stray and all(_EXTENSION.fullmatch(arg) for arg in stray):
+            given = ",".join(stray)
+            raise typer.BadParameter(f"{given} looks like an extension: give it with --ext, "
+                                     f"e.g. eslkit {command} --ext {given}", param_hint="--ext")
+        raise typer.BadParameter(f"give the agent's extension, e.g. eslkit {command} --ext 1001", param_hint="--ext")
     return exts
 
 
@@ -206,3 +264,5 @@ def call_centre_stats(service_level: Optional[Sequence[str]], day_start: str) ->
                                  param_hint="--day-start") from None
     return CallCentreStats(service_level=default or SERVICE_LEVEL_SECONDS, service_levels=per_queue,
                            day_start=starts)
+
+

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` here: typer reads these signatures at run time,
 # and on Python 3.9 it cannot see the Annotated options inside string annotations.
 
+import difflib
 import shlex
 import shutil
 from pathlib import Path
@@ -14,18 +15,34 @@ from eslkit.actions import ExecAction, UrlAction, forget_secrets
 from eslkit.app.popup import OnState, PopupEngine, PopupFormat, default_format, run
 from eslkit.app.popup_control import phone_keys
 from eslkit.calls import POPUP_EVENTS
-from eslkit.commands.options import (AgentMatchOpt, AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, HostOpt,
-                                    PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt, TimeoutOpt,
-                                    check_control_options, connection_settings, parse_exts)
+from eslkit.commands.options import (AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, ExtHeaderOpt, HostOpt,
+                                    OldMatchOpt, PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt, ReplaySpeedOpt,
+                                    TimeoutOpt, check_control_options, connection_settings, ext_header, parse_exts,
+                                    parse_speed)
 from eslkit.contacts import load_contacts
 from eslkit.errors import TemplateError
 from eslkit.sources import EslSource, open_source
 
 
-def exec_argv(program: Optional[str], args: Sequence[str]) -> Optional[list[str]]:
+# Options click does not know are kept as arguments: after --exec they are the program's
+# (`--exec sh -c 'echo {caller_name}'`); without --exec, `exec_argv` says what went wrong.
+CONTEXT_SETTINGS = {"ignore_unknown_options": True}
+
+
+def _known_options(ctx: Optional[typer.Context]) -> list[str]:
+    """The command's long options (for "did you mean")."""
+    return [o for p in (ctx.command.params if ctx else ()) for o in p.opts if o.startswith("--")]
+
+
+def exec_argv(program: Optional[str], args: Sequence[str], ctx: Optional[typer.Context] = None) -> Optional[list[str]]:
     """``--exec notify-send "Call from {caller_name}"``: the program, then its arguments
     (or one quoted string, split like a shell would split it — but never run by one)."""
     if not program:
+        for arg in args:
+            if arg.startswith("-") and len(arg) > 1:
+                close = difflib.get_close_matches(arg.split("=", 1)[0], _known_options(ctx), n=1, cutoff=0.6)
+                raise typer.BadParameter(f"there is no option {arg}" + (f"; did you mean {close[0]}?" if close else
+                                         " (a program's options follow --exec CMD)"))
         if args:
             raise typer.BadParameter(f"unexpected argument {args[0]!r} (arguments follow --exec CMD)")
         return None
@@ -37,9 +54,10 @@ def exec_argv(program: Optional[str], args: Sequence[str]) -> Optional[list[str]
 
 
 def popup(
-    ext: Annotated[List[str], typer.Option(
-        "--ext", "-e", metavar="EXT",
-        help="The agent's extension (repeat, or 1001,1002 for several).")],
+    ctx: typer.Context,
+    ext: Annotated[Optional[List[str]], typer.Option(
+        "--ext", "-e", metavar="EXT", show_default=False,
+        help="The agent's extension (required; repeat, or 1001,1002 for several).")] = None,
     exec_args: Annotated[Optional[List[str]], typer.Argument(
         metavar="[ARG]...", show_default=False,
         help="Arguments for --exec CMD, each one argument whatever the values hold.")] = None,
@@ -62,9 +80,7 @@ def popup(
         "--replay", metavar="FILE",
         help="Read a recording (watch --record) or a raw ESL transcript instead of a switch; "
              "ends when the file does.")] = None,
-    speed: Annotated[Optional[float], typer.Option(
-        "--speed", min=0.001,
-        help="With --replay: keep the original timing, SPEED times faster (default: as fast as possible).")] = None,
+    speed: ReplaySpeedOpt = None,
     from_url: PopupFromOpt = None,
     bell: Annotated[bool, typer.Option("--bell", help="Ring the terminal bell when a call rings.")] = False,
     control: Annotated[bool, typer.Option(
@@ -74,7 +90,8 @@ def popup(
     allow_dest: AllowDestOpt = None,
     context: ContextOpt = None,
     audit: AuditOpt = None,
-    match: AgentMatchOpt = None,
+    header: ExtHeaderOpt = None,
+    match: OldMatchOpt = None,
     host: HostOpt = None,
     port: PortOpt = None,
     password: PasswordOpt = None,
@@ -91,7 +108,7 @@ def popup(
     [bold]eslkit popup --ext 1001 --from mqtt://broker:1883[/]      (what eslkit relay publishes)
     [bold]eslkit popup --ext 1001 --control[/]                      (phone keys: hold, transfer, hang up…)
     """
-    exts = parse_exts(ext)
+    exts = parse_exts(ext, [] if exec_cmd else exec_args or [])
     if replay is not None and from_url is not None:
         raise typer.BadParameter("give --replay FILE or --from URL, not both", param_hint="--from")
     fmt = format or default_format()
@@ -100,19 +117,22 @@ def popup(
                                  "(not --replay, not --format json); eslkit phone does the same from a script.",
                                  param_hint="--control")
     check_control_options(control, from_url, allow_dest, context, audit)
+    book = load_contacts(contacts) if contacts else None
+    columns = book.columns if book is not None else ()  # what {contact_<column>} may name
     actions: list = []
     if open_url:
-        actions.append(UrlAction(open_url))
-    argv = exec_argv(exec_cmd, exec_args or [])
+        actions.append(UrlAction(open_url, contact_columns=columns))
+    argv = exec_argv(exec_cmd, exec_args or [], ctx)
     if argv:
-        actions.append(ExecAction(argv))
-    lookup = load_contacts(contacts).lookup if contacts else None
+        actions.append(ExecAction(argv, contact_columns=columns))
+    lookup = book.lookup if book is not None else None
     settings = connection_settings(host, port, password, profile, timeout) if replay is None and from_url is None \
         else None
-    source = open_source(replay=replay, speed=speed, from_url=from_url, popup_exts=exts,
+    source = open_source(replay=replay, speed=parse_speed(speed), from_url=from_url, popup_exts=exts,
                          live=lambda: EslSource(settings, names=POPUP_EVENTS))
     if actions:
         forget_secrets()  # read by now; a browser or program started for a popup gets none
     keys = phone_keys(exts, from_url=from_url, allow=allow_dest, context=context, audit=audit,
                       settings=settings) if control else None
-    run(PopupEngine(source, exts, match=match, lookup=lookup), fmt=fmt, actions=actions, on=on, bell=bell, keys=keys)
+    run(PopupEngine(source, exts, match=ext_header(header, match, "popup"), lookup=lookup), fmt=fmt,
+        actions=actions, on=on, bell=bell, keys=keys)

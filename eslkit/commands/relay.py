@@ -18,13 +18,15 @@ from eslkit.commands.options import (
     PasswordOpt,
     PortOpt,
     ProfileOpt,
+    ReplaySpeedOpt,
     TimeoutOpt,
     connection_settings,
     parse_header_filters,
+    parse_speed,
 )
 from eslkit.safe_text import visible
 from eslkit.sources import EslSource, open_source
-from eslkit.subscription import Subscription, event_words
+from eslkit.subscription import Subscription, checked_event_words
 
 _BROKER = "Broker"
 _CONTROL = "Phone control"
@@ -85,8 +87,7 @@ def relay(
                                        "audit log (JSON lines).")] = None,
     replay: Annotated[Optional[Path], typer.Option("--replay", metavar="FILE",
         help="Relay a recording (watch --record) or a raw ESL transcript instead of a switch.")] = None,
-    speed: Annotated[Optional[float], typer.Option("--speed", min=0.001,
-        help="With --replay: keep the original timing, SPEED times faster.")] = None,
+    speed: ReplaySpeedOpt = None,
     host: HostOpt = None,
     port: PortOpt = None,
     password: PasswordOpt = None,
@@ -110,28 +111,34 @@ def relay(
     if control and replay is not None:
         raise typer.BadParameter("--control needs a live switch, not --replay.", param_hint="--control")
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    names = event_words(filter or ()) or ["ALL"]
+    names = checked_event_words(filter or ()) or ["ALL"]
     sink = publisher(to, topic=topic, popup_topic=popup_topic, status_topic=status_topic, qos=qos,
                      client_id=client_id, username=username, password_env=password_env,
                      tls_ca=str(tls_ca) if tls_ca else None, exchange=exchange, buffer=buffer)
     settings = connection_settings(host, port, password, profile, timeout, console=err) if replay is None else None
     # format json: each event is published as the switch wrote it, not decoded and encoded again.
-    source = open_source(replay=replay, speed=speed, live=lambda: EslSource(settings, names=switch_subscription(names),
-                                                                           format="json"))
+    source = open_source(replay=replay, speed=parse_speed(speed),
+                         live=lambda: EslSource(settings, names=switch_subscription(names), format="json"))
 
     def notice(line: str) -> None:
         err.out("eslkit relay: " + visible(line, 300), highlight=False)
 
+    events = "every event" if names == ["ALL"] else ", ".join(names) + " events"
+    if header:
+        events += " where " + " or ".join(header)
     engine = RelayEngine(source, sink, tracker=CallTracker(), select=Subscription(names, parse_header_filters(header)),
-                         status_interval=status_interval, drain_timeout=drain_timeout, notice=notice)
+                         status_interval=status_interval, drain_timeout=drain_timeout, notice=notice,
+                         events=events + " (and every agent's popup states)")
     if control:
         RelayControl(engine, policy=Policy(patterns=tuple(allow_dest or ()), context=context or settings.context
                                            or "default"), audit=AuditLog(audit) if audit is not None else None,
                      wait=timeout)
     try:
-        run(engine)
+        run(engine, err)
     finally:
         # Said even when the switch or the broker ended the run with an error.
         if engine.summary is not None:
             err.out(f"eslkit relay: {engine.summary.line()}", highlight=False)
+        elif engine.stopped:
+            notice(f"stopped while connecting to {source.description}; nothing was relayed")
         sys.stderr.flush()

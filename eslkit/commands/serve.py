@@ -11,10 +11,10 @@ import typer
 from eslkit.app.popup import PopupEngine
 from eslkit.app.runtime import run_on
 from eslkit.calls import POPUP_EVENTS
-from eslkit.commands.options import (AgentMatchOpt, AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, DayStartOpt,
-                                    HostOpt, PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt, ServiceLevelOpt,
-                                    TargetOpt, TimeoutOpt, WarnWaitOpt, call_centre_stats, check_control_options,
-                                    connection_settings)
+from eslkit.commands.options import (AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, DayStartOpt, ExtHeaderOpt,
+                                    HostOpt, OldMatchOpt, PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt,
+                                    ServiceLevelOpt, TargetOpt, TimeoutOpt, WarnWaitOpt, call_centre_stats,
+                                    check_control_options, connection_settings, ext_header)
 from eslkit.contacts import load_contacts
 from eslkit.sources import EslSource, open_source
 
@@ -33,7 +33,8 @@ def serve(
         "--open-url", metavar="TEMPLATE",
         help="The CRM link on each card, e.g. 'https://crm.example/search?phone={caller_number}' "
              "(values URL-encoded).")] = None,
-    match: AgentMatchOpt = None,
+    header: ExtHeaderOpt = None,
+    match: OldMatchOpt = None,
     control: Annotated[bool, typer.Option(
         "--control", rich_help_panel="Phone control",
         help="Buttons on each card: hang up, hold/unhold, transfer, and a dial field; an agent acts only on "
@@ -80,7 +81,7 @@ def serve(
     settings = connection_settings(host, port, password, profile, timeout) if from_url is None else None
     source = open_source(from_url=from_url, popup_exts=people.exts,
                          live=lambda: EslSource(settings, names=POPUP_EVENTS, reconnect=True))
-    engine = PopupEngine(source, people.exts, match=match, lookup=lookup)
+    engine = PopupEngine(source, people.exts, match=ext_header(header, match, "serve"), lookup=lookup)
 
     async def body() -> None:  # the source is open: the buttons' controller may use its connection
         actor = await open_actor(engine, people.exts, from_url=from_url, allow=allow_dest, context=context,

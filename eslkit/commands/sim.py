@@ -4,6 +4,7 @@
 # then ignore the Annotated options (their aliases such as -f vanish).
 
 import asyncio
+import errno
 import ipaddress
 import os
 from typing import Annotated, List, Optional
@@ -11,20 +12,10 @@ from typing import Annotated, List, Optional
 import typer
 from rich.console import Console
 
+from eslkit.app.runtime import stop_on_signals
+from eslkit.commands.options import SpeedOpt, parse_speed
 from eslkit.errors import ListenError
 from eslkit.sim.scenarios import MIXES, SCENARIOS
-
-
-def _speed(value: str) -> Optional[float]:
-    if value.lower() == "max":
-        return None
-    try:
-        speed = float(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a number or 'max'.") from None
-    if not speed > 0:
-        raise typer.BadParameter("the speed must be above 0 (or 'max').")
-    return speed
 
 
 def _cidrs(values: List[str]) -> List[str]:
@@ -61,7 +52,7 @@ def sim(
         typer.Option("--replay", metavar="FILE",
                      help="Play a raw transcript (.raw) or an eslkit recording (JSON lines) to each client instead."),
     ] = None,
-    speed: Annotated[str, typer.Option("--speed", metavar="X|max", help="Time scale; max = no delays.")] = "1",
+    speed: SpeedOpt = "1",
     allow: Annotated[
         Optional[List[str]],
         typer.Option("--allow", metavar="CIDR", help="Only these addresses may connect (repeatable); "
@@ -89,7 +80,7 @@ def sim(
         scenario=None if replay or scenario == "idle" else scenario,
         loop=loop,
         replay=replay,
-        speed=_speed(speed),
+        speed=parse_speed(speed),
         allow=_cidrs(allow or []),
     )
 
@@ -98,23 +89,42 @@ def sim(
             await server.start()
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ListenError(f"Cannot listen on {host}:{port}: {reason}.") from exc
+            raise ListenError(f"Cannot listen on {host}:{port}: {reason}.", _listen_fix(exc.errno, port)) from exc
         what = f"replaying {replay}" if replay else f"scenario {scenario}" + (" (looping)" if loop else "")
         if scenario == "idle" and not replay:
             what = "no calls but those its clients place"
         console.out(f"eslkit sim: listening on {server.host}:{server.port}, {what}. Ctrl-C stops.",
                     highlight=False)
-        try:
-            await server.serve_forever()
-        except asyncio.CancelledError:
-            pass
-        finally:
-            await server.close()
+        if server.replay is not None and server.replay.damage:
+            damage = server.replay.damage.error()
+            console.out(f"eslkit sim: warning: {damage} {damage.fix}", highlight=False)
+        # Ctrl-C and SIGTERM (systemd, docker stop, kill) alike shut down as FreeSWITCH
+        # does: the SHUTDOWN event, then the disconnect notice to every client.
+        with stop_on_signals(lambda: None) as stopped:
+            serving = asyncio.ensure_future(server.serve_forever())
+            waiting = asyncio.ensure_future(stopped.wait())
+            try:
+                await asyncio.wait([serving, waiting], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (serving, waiting):
+                    task.cancel()
+                await asyncio.gather(serving, waiting, return_exceptions=True)
+                await server.close()
+        console.out("eslkit sim: stopped.", highlight=False)
 
     try:
         asyncio.run(run())
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C while shutting down
         console.out("eslkit sim: stopped.", highlight=False)
+
+
+def _listen_fix(errno_: Optional[int], port: int) -> str:
+    if errno_ == errno.EADDRINUSE:
+        return (f"Another switch or simulator already listens on port {port}: stop it, or choose another "
+                "--port (--port 0 takes any free one).")
+    if errno_ == errno.EACCES:
+        return "Ports below 1024 need root: choose --port 1024 or above (FreeSWITCH's is 8021)."
+    return "Give --host an address of this machine (127.0.0.1, 0.0.0.0 for every one), or another --port."
 
 
 # The scenarios, one per line, after the docstring's last line (typer shows it as help).

@@ -15,12 +15,14 @@ from eslkit.commands.options import (
     PortOpt,
     ProfileOpt,
     ReconnectOpt,
+    ReplaySpeedOpt,
     ServiceLevelOpt,
     TargetOpt,
     TimeoutOpt,
     WarnWaitOpt,
     call_centre_stats,
     connection_settings,
+    parse_speed,
 )
 
 
@@ -39,8 +41,7 @@ def wallboard(
     day_start: DayStartOpt = "00:00",
     replay: Annotated[Optional[Path], typer.Option("--replay", metavar="FILE",
         help="Read a recording (watch --record) or a raw ESL transcript instead of a switch.")] = None,
-    speed: Annotated[Optional[float], typer.Option("--speed", min=0.001,
-        help="With --replay: keep the original timing, SPEED times faster (default: as fast as possible).")] = None,
+    speed: ReplaySpeedOpt = None,
     from_url: Annotated[Optional[str], typer.Option("--from", metavar="URL",
         help="Read the events `eslkit relay` publishes to a broker (mqtt://HOST:PORT\\[/PREFIX], "
              "amqp://USER@HOST:PORT/VHOST).")] = None,
@@ -72,7 +73,7 @@ def wallboard(
     if speed is not None and replay is None:
         raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
     source = open_source(
-        replay=replay, speed=speed, from_url=from_url,
+        replay=replay, speed=parse_speed(speed), from_url=from_url,
         # What the call tracker and the queue modules say: nothing else is needed.
         live=lambda: EslSource(connection_settings(host, port, password, profile, timeout), names=POPUP_EVENTS,
                                reconnect=reconnect))

@@ -18,13 +18,15 @@ from eslkit.commands.options import (
     PortOpt,
     ProfileOpt,
     ReconnectOpt,
+    ReplaySpeedOpt,
     TimeoutOpt,
     connection_settings,
     parse_header_filters,
+    parse_speed,
 )
 from eslkit.sources import EslSource, open_source
 from eslkit.stats import blind_spots
-from eslkit.subscription import event_words
+from eslkit.subscription import checked_event_words
 from eslkit.views.theme import THEME
 from eslkit.views.watch_table import parse_columns
 
@@ -68,14 +70,16 @@ def watch(
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
         help="Print no events, only the summary line at exit.")] = False,
     record: Annotated[Optional[Path], typer.Option("--record", metavar="FILE", dir_okay=False,
-        help="Write every event and connection change to FILE as JSON lines.")] = None,
+        help="Write every event and connection change to FILE as JSON lines (a new file: "
+             "an existing recording is never overwritten).")] = None,
+    append: Annotated[bool, typer.Option("--append",
+        help="With --record: add to an existing recording.")] = False,
     replay: Annotated[Optional[Path], typer.Option("--replay", metavar="FILE",
         help="Read a recording (--record) or a raw ESL transcript instead of a switch.")] = None,
     from_url: Annotated[Optional[str], typer.Option("--from", metavar="URL",
         help="Read the events `eslkit relay` publishes to a broker (mqtt://HOST:PORT\\[/PREFIX], "
              "amqp://USER@HOST:PORT/VHOST) instead of a switch.")] = None,
-    speed: Annotated[Optional[float], typer.Option("--speed", min=0.001,
-        help="With --replay: keep the original timing, SPEED times faster (default: as fast as possible).")] = None,
+    speed: ReplaySpeedOpt = None,
     stats: Annotated[bool, typer.Option("--stats",
         help="Show call statistics; with --format json, print a final stats object.")] = False,
     wire_format: Annotated[Optional[WireFormat], typer.Option("--wire-format", case_sensitive=False,
@@ -100,19 +104,22 @@ def watch(
         raise typer.BadParameter("must be at least 1.", param_hint="--count")
     if replay is not None and from_url is not None:
         raise typer.BadParameter("give either --replay or --from, not both.", param_hint="--from")
+    if append and record is None:
+        raise typer.BadParameter("--append only applies to --record FILE.", param_hint="--append")
     if speed is not None and replay is None:
         raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
-    names = event_words(filter or ()) or ["ALL"]
+    names = checked_event_words(filter or ()) or ["ALL"]
     header_filters = parse_header_filters(header)
     matches = parse_matches(match)
     fmt = format or app.default_format()
     err = Console(stderr=True, highlight=False, soft_wrap=True, theme=THEME)
     wire = (wire_format or app.default_wire(fmt, quiet)).value
     source = open_source(
-        replay=replay, speed=speed, from_url=from_url, names=names, filters=header_filters,
+        replay=replay, speed=parse_speed(speed), from_url=from_url, names=names, filters=header_filters,
         live=lambda: EslSource(connection_settings(host, port, password, profile, timeout, console=err),
                                names=names, filters=header_filters, format=wire, reconnect=reconnect))
     # What the subscription, a header filter or --match hides from the statistics, said with them.
     notes = blind_spots(names, header_filters, [m for _, _, m in matches]) if stats else ()
     app.run(app.WatchEngine(source, fmt=fmt, columns=parse_columns(columns), matches=matches, count=count,
-                            quiet=quiet, record=record, stats=stats, stats_notes=notes, err=err))
+                            quiet=quiet, record=record, append=append, stats=stats, stats_notes=notes,
+                            err=err))

@@ -1,7 +1,7 @@
 """The API commands the simulated switch answers (``api`` and ``bgapi``), with FreeSWITCH 1.10's output shapes.
 
 status, version, uptime, hostname, echo, show channels [as json], show calls
-[as json], show channels count, log <level> <text>, the call-control commands
+[as json], show channels count, log <level> <text>, sofia_contact, the call-control commands
 (originate, uuid_kill, uuid_hold, uuid_transfer, uuid_phone_event: `eslkit.sim.obey`), mod_callcenter's
 ``callcenter_config … list`` and mod_fifo's ``fifo list|count`` (eslkit.sim.queues), and — verbatim
 from the capture of a real switch — show modules, show api as json, help.
@@ -133,6 +133,20 @@ def log(server: Switch, arg: str) -> str:
     return "+OK\n"
 
 
+def sofia_contact(server: Switch, arg: str) -> str:
+    """mod_sofia's ``sofia_contact [PROFILE/]USER[@DOMAIN]``: the registered phone's dial
+    string, or ``error/user_not_registered`` (mod_sofia.c, sofia_contact_function).  The
+    phones are the agents of the captured switch (agents_register_plain: 1001 at
+    127.0.0.1:5071, 1002 at :5072) and a load's agents; a replay's are unknown: all."""
+    rest = arg.split("/", 1)[1] if "/" in arg else arg
+    user = rest.partition("@")[0].partition("/")[0]
+    registered = server.registered
+    if not user or (registered is not None and user not in registered):
+        return "error/user_not_registered"
+    port = 5070 + int(user) % 1000 if user.isdigit() else 5060
+    return f"sofia/internal/sip:{user}@127.0.0.1:{port};transport=UDP"
+
+
 COMMANDS = {
     "callcenter_config": lambda server, arg: server.queues.callcenter_config(arg),
     "fifo": lambda server, arg: server.queues.fifo(arg),
@@ -147,6 +161,7 @@ COMMANDS = {
     "uuid_transfer": obey.uuid_transfer,
     "uuid_phone_event": obey.uuid_phone_event,
     "log": log,
+    "sofia_contact": sofia_contact,
     "hostname": lambda server, arg: "vm",
     "echo": lambda server, arg: arg,
     "help": lambda server, arg: _static_api()["help"],

@@ -18,6 +18,7 @@ parsed and serialised once and shared by all connections.
 from __future__ import annotations
 
 import asyncio
+from typing import Optional
 
 from eslkit import recording
 from eslkit.errors import InputFileError
@@ -27,11 +28,14 @@ from eslkit.sim.switch import Client, Switch
 
 
 class Replay:
-    """(seconds from the first event, event) pairs, ready to send."""
+    """(seconds from the first event, event) pairs, ready to send; ``damage``: the damaged
+    lines of a recording that were skipped (the simulator says so when it starts)."""
 
-    def __init__(self, items: list[tuple[float, SimEvent]], source: str):
+    def __init__(self, items: list[tuple[float, SimEvent]], source: str,
+                 damage: Optional[recording.Damage] = None):
         self.items = items
         self.source = source
+        self.damage = damage
 
     def __len__(self) -> int:
         return len(self.items)
@@ -42,7 +46,8 @@ def load_replay(path: str) -> Replay:
     transcript's events keep the switch's own bytes for clients of the same format."""
     items: list[tuple[float, SimEvent]] = []
     t0 = last = None
-    for when, item, wire in recording.read(path):
+    damage = recording.Damage(path)
+    for when, item, wire in recording.read(path, damage):
         if not isinstance(item, Event):
             continue  # a link change of the recording: nothing a client of ours gets
         when = last if when is None else when
@@ -52,8 +57,10 @@ def load_replay(path: str) -> Replay:
         at = 0.0 if when is None or t0 is None else max(0.0, when - t0)
         items.append((at, SimEvent.from_event(item, dict([wire]) if wire else None)))
     if not items:
+        if damage:
+            raise damage.error()
         raise InputFileError(f"The replay file {path} holds no events.")
-    return Replay(items, path)
+    return Replay(items, path, damage or None)
 
 
 async def play_to(server: Switch, conn: Client, replay: Replay, delay: float = 0.0) -> None:

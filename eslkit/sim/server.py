@@ -40,7 +40,7 @@ from eslkit.sim.legs import Dialing, Legs
 from eslkit.sim.obey import originate_job
 from eslkit.sim.queues import QueueRegistry
 from eslkit.sim.replay import load_replay, play_to
-from eslkit.sim.scenarios import load_scenario, play, recorded_hangup
+from eslkit.sim.scenarios import LoadSpec, load_scenario, play, recorded_hangup
 from eslkit.sim.session import Session
 from eslkit.subscription import event_type
 
@@ -58,6 +58,20 @@ CHANNEL_LOG_LINES = {
 }
 
 Speed = Optional[float]  # None = as fast as possible ("max")
+
+
+# The phones registered on the switch the captures come from (agents_register_plain).
+CAPTURED_PHONES = frozenset({"1001", "1002"})
+
+
+def registered_phones(scenario, replay) -> Optional[frozenset]:
+    """Who `sofia_contact` finds: the captured switch's phones and a load's agents; for a
+    replay nobody knows, so everyone (a popup then never says "not registered")."""
+    if replay is not None:
+        return None
+    if isinstance(scenario, LoadSpec):
+        return CAPTURED_PHONES | {str(scenario.first_agent + i) for i in range(scenario.agents)}
+    return CAPTURED_PHONES
 
 
 class SimServer:
@@ -102,6 +116,7 @@ class SimServer:
         self.replay = None
         if replay is not None:
             self.replay = load_replay(replay) if isinstance(replay, str) else replay
+        self.registered = registered_phones(self.scenario, self.replay)
         self.core_uuid = str(uuidlib.uuid4())
         self.started_at = time.time()
         self.channels = CallRegistry()

@@ -30,6 +30,7 @@ class Switch(Protocol):
     channels: "CallRegistry"  # the channels up now
     legs: "Legs"  # each leg's headers and variables, for the call-control commands
     dialing: "Dialing"  # the calls originate places, still ringing or answering
+    registered: Optional[frozenset]  # the users a phone is registered as; None: any (a replay)
     queues: "QueueRegistry"  # mod_callcenter's and mod_fifo's tables (callcenter_config, fifo)
 
     def next_seq(self) -> int: ...

@@ -42,6 +42,7 @@ class ReplaySource:
         self.received = 0
         self.dropped = 0
         self.kind = ""
+        self.damage: Optional[recording.Damage] = None  # the damaged lines skipped so far
 
     @property
     def description(self) -> str:
@@ -59,7 +60,8 @@ class ReplaySource:
         start_wall: Optional[float] = None
         start_file: Optional[float] = None
         n = 0
-        for stamp, item, _ in recording.read(self.path):
+        damage = self.damage = recording.Damage(self.path)
+        for stamp, item, _ in recording.read(self.path, damage):
             if isinstance(item, Event):
                 if wants is not None and not wants(item):
                     continue
@@ -75,3 +77,5 @@ class ReplaySource:
                 if n % 512 == 0:
                     await asyncio.sleep(0)  # let the screen refresh and Ctrl-C through
             yield item
+        if damage:
+            raise damage.error()  # after the rest was played: the run's summary comes first

@@ -8,10 +8,12 @@ decodes the ``\\uXXXX`` escapes back.
 
 from __future__ import annotations
 
+import io
 from typing import Any, BinaryIO
 
 from eslkit.errors import OutputError
 from eslkit.event import Event, ascii_json
+
 
 class NdjsonWriter:
     def __init__(self, stream: BinaryIO, batch: int = 512):
@@ -41,21 +43,35 @@ class NdjsonWriter:
 
 
 class OutputStream:
-    """A stream whose failed writes (a full disk, an I/O error) raise `OutputError`.
+    """A stream that writes all it is given, whose failed writes raise `OutputError`.
+
+    All: a blocked write to a full pipe that a signal interrupts (Ctrl-C while the
+    reader is slow) can take only part of the data — Python's buffered writer then
+    returns the count and forgets the rest, which left half a JSON line for the reader.
+    Here the rest follows, so the reader only ever gets whole lines.
 
     A reader that goes away stays `BrokenPipeError`: the commands end quietly on
     it (``| head``).  ``failed`` tells the command to throw away what Python
     still holds for the stream, so the exit does not fail on it a second time.
+    Text given to a binary stream is written as UTF-8.
     """
 
     def __init__(self, stream, what: str = "standard output"):
         self.stream = stream
         self.what = what
         self.failed = False
+        self._binary = not isinstance(stream, io.TextIOBase)
 
-    def write(self, data):
+    def write(self, data) -> int:
+        if self._binary and isinstance(data, str):
+            data = data.encode("utf-8")
         try:
-            return self.stream.write(data)
+            done = self.stream.write(data)
+            if self._binary and done is not None and done < len(data):
+                rest = memoryview(data)[done:]
+                while rest:
+                    rest = rest[self.stream.write(rest):]
+            return len(data)
         except BrokenPipeError:
             raise
         except OSError as exc:

@@ -82,7 +82,8 @@ def state_label(leg: LegView) -> tuple[str, str]:
 class PopupView:
     """The popup panel(s), the recent calls below, and the connection line."""
 
-    def __init__(self, snapshot: PopupSnapshot, *, max_panel_width: int = 72):
+    # As wide as the terminal, up to a width still read at a glance.
+    def __init__(self, snapshot: PopupSnapshot, *, max_panel_width: int = 120):
         self.snapshot = snapshot
         self.max_panel_width = max_panel_width
 
@@ -120,12 +121,14 @@ class PopupView:
         grid.add_column(no_wrap=True, overflow="ellipsis", max_width=value_len)
 
         number, name = party(leg)
+        # A contact's name is who calls: it takes the caller-ID name's place, which follows it.
+        who = _who(leg.contact, name, value_len)
         if leg.direction == "outgoing":  # the agent's own call: who it goes to
             grid.add_row(Text("To"), safe_text(number or "…", "esl.number", max_len=value_len))
-            if name:
-                grid.add_row(Text("Name"), safe_text(name, "esl.caller", max_len=value_len))
+            if who is not None:
+                grid.add_row(Text("Name"), who)
         else:
-            grid.add_row(Text("Caller"), safe_text(name or "(no name)", "esl.caller", max_len=value_len))
+            grid.add_row(Text("Caller"), who if who is not None else Text("(no name)", style="esl.caller"))
             grid.add_row(Text("Number"), safe_text(number or "unknown", "esl.number", max_len=value_len))
             if leg.dialed:
                 grid.add_row(Text("Dialled"), safe_text(leg.dialed, "esl.value", max_len=value_len))
@@ -138,8 +141,9 @@ class PopupView:
             if leg.wait_seconds is not None:
                 queue.append(f"  waited {format_seconds(leg.wait_seconds)}", style="esl.label")
             grid.add_row(Text("Queue"), queue)
-        if leg.contact:
-            grid.add_row(Text("Contact"), _contact_text(leg.contact, value_len))
+        details = _contact_details(leg.contact, value_len) if leg.contact else None
+        if details is not None:
+            grid.add_row(Text("Contact"), details)
         grid.add_row(Text("Status"), self._status_value(leg, label, style, now))
         grid.add_row(Text("Call"), safe_text(leg.call_uuid[:8], "esl.uuid", max_len=8))
 
@@ -172,15 +176,17 @@ class PopupView:
     def _recent(self, snap: PopupSnapshot, width: int) -> Table:
         table = Table(
             title=Text("Recent calls", style="esl.heading"), title_justify="left", box=None,
-            show_header=False, padding=(0, 1), width=width, pad_edge=False,
+            header_style="esl.label", padding=(0, 1), width=width, pad_edge=False,
         )
-        table.add_column(no_wrap=True)  # time
+        table.add_column("Ended", no_wrap=True)
         many = len(snap.exts) != 1
         if many:
-            table.add_column(no_wrap=True)  # ext
-        table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)  # caller
-        table.add_column(no_wrap=True)  # outcome
-        table.add_column(no_wrap=True, justify="right")  # duration
+            table.add_column("Ext", no_wrap=True)
+        table.add_column("Caller", no_wrap=True, overflow="ellipsis", ratio=1)
+        table.add_column("Outcome", no_wrap=True)
+        # Two columns, so that a duration always means the same: ringing, then talking.
+        table.add_column("Rang", no_wrap=True, justify="right")
+        table.add_column("Talked", no_wrap=True, justify="right")
         for leg in snap.recent:
             label, style = state_label(leg)
             if leg.outcome == "answered":
@@ -190,15 +196,16 @@ class PopupView:
             number, name = party(leg)
             caller = Text("→ ", style="esl.label") if leg.direction == "outgoing" else Text()
             caller.append_text(safe_text(number or "unknown", "esl.number", max_len=24))
-            if name:
+            known = str(leg.contact.get("name") or "") if leg.contact else ""
+            if known or name:
                 caller.append(" ")
-                caller.append_text(safe_text(name, "", max_len=max(width - 40, 8)))
-            duration = leg.talk_seconds if leg.outcome == "answered" else leg.ring_seconds
+                caller.append_text(safe_text(known or name, "esl.contact" if known else "", max_len=max(width - 40, 8)))
+            talked = format_seconds(leg.talk_seconds) if leg.outcome == "answered" else ""
             cells = [Text(when, style="esl.label")]
             if many:
                 cells.append(safe_text(leg.ext, "esl.label", max_len=12))
             cells += [caller, Text(label, style=_OUTCOME_STYLE.get(leg.outcome or "", style)),
-                      Text(format_seconds(duration), style="esl.label")]
+                      Text(format_seconds(leg.ring_seconds), style="esl.label"), Text(talked, style="esl.label")]
             table.add_row(*cells, style=row_style)
         return table
 
@@ -220,14 +227,23 @@ def party(leg: LegView) -> tuple:
     return leg.other_number or leg.caller_number, leg.other_name or leg.caller_name
 
 
-def _contact_text(contact: dict, max_len: int) -> Text:
-    name = contact.get("name") or ""
-    rest = [str(v) for k, v in contact.items() if k not in ("name", "number") and v]
-    text = safe_text(name or contact.get("number") or "", "esl.contact", max_len=max_len)
-    if rest:
-        text.append(" · ", style="esl.label")
-        text.append_text(safe_text(" · ".join(rest), "esl.label", max_len=max(max_len - len(text), 4)))
+def _who(contact: Optional[dict], caller_id_name: Optional[str], max_len: int) -> Optional[Text]:
+    """The contact's name, then the caller-ID name when it says something else; or the
+    caller-ID name alone; None when there is no name at all."""
+    known = str(contact.get("name") or "") if contact else ""
+    if not known:
+        return safe_text(caller_id_name, "esl.caller", max_len=max_len) if caller_id_name else None
+    text = safe_text(known, "esl.contact", max_len=max_len)
+    if caller_id_name and caller_id_name != known and len(text) + 14 < max_len:
+        text.append("  caller ID ", style="esl.label")
+        text.append_text(safe_text(caller_id_name, "esl.label", max_len=max_len - len(text)))
     return text
+
+
+def _contact_details(contact: dict, max_len: int) -> Optional[Text]:
+    """What the contacts file says besides the name and number (company, notes …)."""
+    rest = [str(v) for k, v in contact.items() if k not in ("name", "number") and v]
+    return safe_text(" · ".join(rest), "esl.contact", max_len=max_len) if rest else None
 
 
 class JsonWriter:

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from eslkit.event import Event
 from eslkit.safe_text import safe_text, visible
+from eslkit.views.table_keys import TableView
 
 # name: (heading, ratio); a name not listed here is taken as a header name.
 COLUMNS: dict[str, tuple[str, int]] = {
@@ -107,18 +108,37 @@ def _cell(event: Event, key: str, received_at: float) -> str:
     return event.get(key) or ""
 
 
-def event_table(rows: Sequence[tuple[float, Event]], columns: Sequence[str]) -> Table:
+def event_table(rows: Sequence[tuple[float, Event]], columns: Sequence[str], *,
+                seconds_only: bool = False, width: int = 200) -> Table:
+    """``seconds_only``: a very narrow terminal gives the time's milliseconds to the event name."""
+    # The event name is what people read: its column takes what the others leave at their
+    # usual widths, and never less than CHANNEL_HANGUP_COMPLETE; the others are cut first.
+    others = sum(_WANT.get(key, 10) + 3 for key in columns if key != "event")
+    event_max = min(_EVENT_MAX, max(_EVENT_NAME, width - others)) + 2  # + its padding
     table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False, show_edge=False,
                   header_style="esl.heading", padding=(0, 1))
     for key in columns:
         heading, ratio = COLUMNS.get(key, (key, 2))
-        table.add_column(visible(heading), no_wrap=True, overflow="ellipsis",
-                         ratio=ratio or None, min_width=3)
+        # The event column is as wide as its names (up to a cause): the other columns share
+        # the rest, and are cut first.
+        event = key == "event"
+        table.add_column(visible(heading), no_wrap=True, overflow="ellipsis", ratio=None if event else ratio or None,
+                         max_width=event_max if event else None, min_width=3)
     for received_at, event in rows:
         style = event_style(event)
-        table.add_row(*[safe_text(_cell(event, key, received_at), max_len=200) for key in columns],
-                      style=style)
+        cells = [_cell(event, key, received_at) for key in columns]
+        if seconds_only and "time" in columns:
+            at = columns.index("time")
+            cells[at] = cells[at][:8]
+        table.add_row(*[safe_text(cell, max_len=200) for cell in cells], style=style)
     return table
+
+
+_EVENT_NAME = len("CHANNEL_HANGUP_COMPLETE")
+_EVENT_MAX = len("CHANNEL_HANGUP_COMPLETE NORMAL_TEMPORARY_FAILURE")
+# What the other columns usually need (a header column: 10).
+_WANT = {"time": 12, "direction": 3, "channel": 24, "caller": 6, "name": 12, "destination": 6, "state": 6,
+         "uuid": 8}
 
 
 @dataclass
@@ -140,6 +160,14 @@ class WatchSnapshot:
     extra: Optional[object] = None  # e.g. the stats panel
     retrying: bool = True  # a live switch reconnects; a replay just reports what happened
     since: float = field(default_factory=time.monotonic)
+    view: Optional[TableView] = None  # the keys' choices (paused, scrolled, searched); None: no keys
+
+
+def rate_text(rate: float) -> tuple[str, str]:
+    """(number, unit): a quiet switch reads "12/min", not "0.2/s"."""
+    if 0 < rate < 1:
+        return f"{rate * 60:.0f}", "/min"
+    return f"{rate:.1f}", "/s"
 
 
 def status_line(s: WatchSnapshot) -> Text:
@@ -158,11 +186,12 @@ def status_line(s: WatchSnapshot) -> Text:
         line.append(f" (back after a {s.gap:.1f}s gap)", "esl.warning")
     line.append("  │ ", "esl.label")
     line.append(f"{s.received}", "esl.count")
-    line.append(" events ", "esl.label")
+    line.append(" event " if s.received == 1 else " events ", "esl.label")
     if s.matches:
         line.append(f"({s.shown} matched) ", "esl.label")
-    line.append(f"{s.rate:.1f}", "esl.count")
-    line.append("/s  dropped ", "esl.label")
+    number, unit = rate_text(s.rate)
+    line.append(number, "esl.count")
+    line.append(f"{unit}  dropped ", "esl.label")
     line.append(str(s.dropped), "esl.missed" if s.dropped else "esl.count")
     if s.subscriptions:
         line.append("  │ event ", "esl.label")
@@ -176,6 +205,33 @@ def status_line(s: WatchSnapshot) -> Text:
     return line
 
 
+def keys_line(view: TableView, hidden: int) -> Text:
+    """What the keys did and can do; ``hidden``: newer rows not shown (paused, scrolled)."""
+    line = Text(no_wrap=True, overflow="ellipsis")
+    if view.typing is not None:
+        line.append("/", "esl.warning")
+        line.append(visible(view.typing, 60))
+        line.append("▏  Enter search · Esc cancel", "esl.label")
+        return line
+    if view.paused:
+        line.append("PAUSED", "esl.warning")
+        if hidden:
+            line.append(f" · {hidden} newer", "esl.warning")
+        line.append(" · space or End: live  ", "esl.label")
+    if view.search:
+        line.append("/" + visible(view.search, 60), "esl.warning")
+        line.append(" · Esc clears  ", "esl.label")
+    line.append("q quit · space pause · / search · ↑↓ PgUp PgDn scroll", "esl.label")
+    return line
+
+
+def _found(rows: Sequence[tuple[float, Event]], columns: Sequence[str], search: str) -> list:
+    """The rows whose shown cells hold ``search`` (any case), as the table would show them."""
+    wanted = search.casefold()
+    return [(at, event) for at, event in rows
+            if any(wanted in _cell(event, key, at).casefold() for key in columns)]
+
+
 class WatchScreen:
     """Draws the current snapshot at whatever size the terminal has now."""
 
@@ -185,20 +241,43 @@ class WatchScreen:
         self.auto = self.columns == DEFAULT_COLUMNS  # the user did not choose: we may drop some
 
     def columns_for(self, width: int) -> list[str]:
+        """Narrower, the columns go in this order: channel and name, direction and state,
+        the uuid, the destination (and the time's milliseconds); the event name (what
+        people read) is the last to be cut."""
         if not self.auto or width >= 110:
             return self.columns
-        drop = {"channel", "name"} if width >= 80 else {"channel", "name", "direction", "state"}
+        drop = {"channel", "name"}
+        if width < 80:
+            drop |= {"direction", "state"}
+        if width < 64:
+            drop |= {"uuid"}
+        if width < 48:
+            drop |= {"destination"}
         return [c for c in self.columns if c not in drop]
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         s = self.snapshot()
         height = options.height or options.max_height or console.height
+        width = options.max_width
+        columns = self.columns_for(width)
+        view = s.view
+        rows: Sequence = s.rows
         top = [status_line(s)]
+        if view is not None:
+            rows = view.frozen if view.frozen is not None else rows
+            if view.search:
+                rows = _found(rows, columns, view.search)
+            top.append(keys_line(view, len(s.rows) - len(view.frozen) if view.frozen is not None else 0))
         if s.extra is not None:
             top.append(s.extra)
         # Measure what sits above the table at this width, so the newest row
         # always lands on the last line whatever the terminal's size.
         used = len(console.render_lines(Group(*top), options.update(height=None), pad=False))
         room = max(0, height - used - 2)  # the table's heading and its rule
-        rows = list(s.rows[-room:]) if room else []
-        yield Group(*top, event_table(rows, self.columns_for(options.max_width)))
+        end = len(rows)
+        if view is not None:
+            view.page = max(room - 1, 1)
+            view.offset = min(view.offset, max(len(rows) - room, 0))  # not past the oldest row
+            end -= view.offset
+        rows = list(rows[max(end - room, 0):end]) if room else []
+        yield Group(*top, event_table(rows, columns, seconds_only=width < 48, width=width))
