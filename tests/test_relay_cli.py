@@ -242,19 +242,21 @@ def test_watch_from_mqtt_prints_what_watch_prints_for_the_switch(mosquitto, capt
 # --- a broker library that is not installed (issue 20) ----------------------------------
 
 
-@pytest.mark.parametrize("url, module, requirement", [
-    ("mqtt://127.0.0.1:1", "paho", "paho-mqtt>=2.0"),
-    ("amqp://127.0.0.1:1", "pika", "pika>=1.3"),
+@pytest.mark.parametrize("args, module, requirement", [
+    # The relay publishes to MQTT with eslkit's own writer; reading from MQTT takes paho.
+    (["popup", "--ext", "1001", "--from", "mqtt://127.0.0.1:1"], "paho", "paho-mqtt>=2.0"),
+    (["relay", "--to", "amqp://127.0.0.1:1"], "pika", "pika>=1.3"),
 ])
-def test_missing_broker_library_fix_is_the_command_for_this_python(captures, url, module, requirement):
+def test_missing_broker_library_fix_is_the_command_for_this_python(captures, args, module, requirement):
     import shlex
     import subprocess
     import sys
 
+    if args[0] == "relay":
+        args = [*args, "--replay", str(captures / f"{QUEUE}.raw")]
     # eslkit as installed without the extra: the same Python, the library not importable.
     run_relay = (f"import sys; sys.modules[{module!r}] = None; from eslkit.cli import main; "
-                 f"sys.argv = ['eslkit', 'relay', '--to', {url!r}, '--replay', {str(captures / f'{QUEUE}.raw')!r}]; "
-                 "main()")
+                 f"sys.argv = ['eslkit', *{args!r}]; main()")
     done = subprocess.run([sys.executable, "-c", run_relay], capture_output=True, text=True, timeout=60)
     assert done.returncode == 13, done.stderr
     assert "support is not installed" in done.stderr and "Traceback" not in done.stderr
