@@ -161,6 +161,7 @@ def test_refused_requests_never_reach_the_switch(sim, popup) -> None:
         assert done.returncode == code, (args, done.stderr)
         assert sentence in done.stderr, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) <= 2 and "Traceback" not in done.stderr  # sentence, fix
+        assert code != 42 or "fix: " in done.stderr, (args, done.stderr)  # no call to act on: say what to do
         assert done.stdout == ""
     assert api.acting() == before  # not one of them reached the switch
     assert popup.records[-1]["state"] == "answered"  # the call is untouched

@@ -143,12 +143,18 @@ def test_hold_and_unhold_as_captured(switch: Switch, captures: Path) -> None:
     assert [e.name for e in ours[:3]] == ["CHANNEL_CALLSTATE", "CHANNEL_HOLD", "API"]
     assert_same_as_captured([e for e in ours if e.name != "API"], window(real, held, unheld, {a, b}, "uuid_hold"),
                             names, names)
+    # switch_ivr_hold refuses a leg already HELD (and switch_ivr_unhold one that is not): -ERR, no event
+    seen = len(switch.received())
+    assert switch.api(f"uuid_hold {a}") == "-ERR Operation failed\n"
+    switch.events.read_until(lambda: any(e.name == "API" for e in switch.received()[seen:]))
+    assert not [e for e in switch.received()[seen:] if e.name in ("CHANNEL_HOLD", "CHANNEL_CALLSTATE")]
 
     seen = len(switch.received())
     assert switch.api(f"uuid_hold off {a}") == "+OK Success\n"
     switch.events.read_until(lambda: len(switch.received()) >= seen + 4)
     ours = [e for e in switch.received()[seen:] if e.name != "API"]
     assert_same_as_captured(ours, window(real, unheld, end, {a, b}, "uuid_hold"), names, names)
+    assert switch.api(f"uuid_hold off {a}") == "-ERR Operation failed\n"
 
 
 def test_blind_transfer_as_captured(switch: Switch, captures: Path) -> None:

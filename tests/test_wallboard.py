@@ -202,3 +202,24 @@ def test_in_a_real_terminal(tmp_path):
         tmux.wait_for(lambda ls: any("all calls" in line for line in ls))
     finally:
         tmux.kill()
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_q_quits_as_ctrl_c_does():
+    """q on the live screen: the last board, exit 0, and the terminal back (echo on)."""
+    from tests.support.sim import sim_in_thread
+    from tests.test_watch_tty import Tmux
+
+    with sim_in_thread(scenario="queue", loop=True, speed=4) as sim:  # a switch that never ends by itself
+        command = (f"cd / && env HOME=/nonexistent {PY} -m eslkit wallboard --port {sim.port}; "
+                   "echo wallboard-exit-$?; stty -a; sleep 30")
+        tmux = Tmux(command, 100, 30)
+        try:
+            tmux.wait_for(lambda ls: any(line.lstrip().startswith("1001 ") for line in ls))
+            tmux.keys("q")
+            lines = tmux.wait_for(lambda ls: any("icanon" in line for line in ls))
+        finally:
+            tmux.kill()
+    assert "wallboard-exit-0" in lines and any("all calls" in line for line in lines)
+    modes = " ".join(lines).split()
+    assert "icanon" in modes and "echo" in modes and "-icanon" not in modes and "-echo" not in modes

@@ -53,7 +53,7 @@ def wallboard(
     timeout: TimeoutOpt = 5.0,
 ) -> None:
     """A live wallboard for supervisors: queues (waiting, longest wait, answered, abandoned,
-    service level) and agents (state, calls, talk time). Definitions: docs/stats.md.
+    service level) and agents (state, calls, talk time); q or Ctrl-C stops. Definitions: docs/stats.md.
 
     [bold]eslkit wallboard[/]                     the switch of your profile or ESL_PASSWORD
     [bold]eslkit wallboard --queue support@default --warn-wait 45[/]

@@ -224,7 +224,8 @@ def authorise(request: Request, legs: Sequence[LegView]) -> LegView:
                              f"{ext}'s own calls.")
         mine = named
     if not mine:
-        raise NoCall(f"{ext} has no call right now.", "")
+        raise NoCall(f"{ext} has no call right now.",
+                     f"Try again while {ext} has a call (eslkit popup --ext {ext} shows its calls).")
     fits = {
         Action.hangup: lambda leg: True,
         Action.hold: lambda leg: leg.state == "answered" and not leg.on_hold,
@@ -237,13 +238,16 @@ def authorise(request: Request, legs: Sequence[LegView]) -> LegView:
         return fitting[0]
     if not fitting:
         leg = mine[0]
-        why = {
-            Action.hold: "is already on hold" if leg.on_hold else "is not answered yet",
-            Action.unhold: "is not on hold",
-            Action.transfer: "is not connected to anyone yet" if leg.state == "answered" else "is not answered yet",
-            Action.answer: "is not ringing",
-        }.get(action, "cannot be acted on")
-        raise NoCall(f"{ext}'s {_describe(leg)} {why}.", "")
+        # The sentence, and the fix: what the call must be, or do, first.
+        why, fix = {
+            Action.hold: ("is already on hold", "Take it off hold with unhold.") if leg.on_hold
+            else ("is not answered yet", "Put it on hold once it is answered."),
+            Action.unhold: ("is not on hold", "Only a call on hold can be taken off hold."),
+            Action.transfer: ("is not connected to anyone yet", "Transfer it once the other party answers.")
+            if leg.state == "answered" else ("is not answered yet", "Transfer it once it is answered."),
+            Action.answer: ("is not ringing", "Answer a call while it rings."),
+        }.get(action, ("cannot be acted on", ""))
+        raise NoCall(f"{ext}'s {_describe(leg)} {why}.", fix)
     listed = ", ".join(f"{leg.leg_uuid} ({_describe(leg)})" for leg in fitting)
     raise NoCall(f"{ext} has {len(fitting)} calls: {listed}.", "Name one with --uuid.")
 

@@ -95,7 +95,7 @@ def uuid_hold(server: Switch, arg: str) -> str:
         return FAILED
     hold = not state.held if verb == "toggle" else verb != "off"
     if hold == state.held:
-        return "+OK Success\n"  # switch_ivr_hold / _unhold on a leg already so: nothing to do
+        return FAILED  # switch_ivr_hold / _unhold refuse a leg whose call state is already so
     roles = {"A": uuid}
     partner = legs.bridged(uuid)
     if partner is not None:
