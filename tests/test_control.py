@@ -93,6 +93,11 @@ def test_the_state_the_action_needs() -> None:
         authorise(Request("1001", Action.transfer), [ringing])
     with pytest.raises(NoCall, match="is not connected to anyone yet"):
         authorise(Request("1001", Action.transfer), [leg("1001", "w", bridged=False)])
+    # Click-to-dial: 1001 answered, 6208 still rings. A hold now would be lost when 6208 answers
+    # (the switch sets the call ACTIVE with no CHANNEL_UNHOLD), so it waits for the far party.
+    with pytest.raises(NoCall, match="is not connected to anyone yet") as refused:
+        authorise(Request("1001", Action.hold), [leg("1001", "w", bridged=False)])
+    assert refused.value.fix == "Put it on hold once the other party answers."
     with pytest.raises(NoCall, match="has 2 calls"):
         authorise(Request("1001", Action.hangup), [ringing, talking])
     assert authorise(Request("1001", Action.hangup, uuid="t"), [ringing, talking]).leg_uuid == "t"

@@ -228,7 +228,9 @@ def authorise(request: Request, legs: Sequence[LegView]) -> LegView:
                      f"Try again while {ext} has a call (eslkit popup --ext {ext} shows its calls).")
     fits = {
         Action.hangup: lambda leg: True,
-        Action.hold: lambda leg: leg.state == "answered" and not leg.on_hold,
+        # Not before the far party is there: a hold put on a click-to-dial leg while the number
+        # still rings is lost when it answers (the switch sets the call ACTIVE, no UNHOLD event).
+        Action.hold: lambda leg: leg.state == "answered" and leg.bridged and not leg.on_hold,
         Action.unhold: lambda leg: leg.state == "answered" and leg.on_hold,
         Action.transfer: lambda leg: leg.state == "answered" and leg.bridged,
         Action.answer: lambda leg: leg.state == "ringing",
@@ -241,7 +243,8 @@ def authorise(request: Request, legs: Sequence[LegView]) -> LegView:
         # The sentence, and the fix: what the call must be, or do, first.
         why, fix = {
             Action.hold: ("is already on hold", "Take it off hold with unhold.") if leg.on_hold
-            else ("is not answered yet", "Put it on hold once it is answered."),
+            else ("is not connected to anyone yet", "Put it on hold once the other party answers.")
+            if leg.state == "answered" else ("is not answered yet", "Put it on hold once it is answered."),
             Action.unhold: ("is not on hold", "Only a call on hold can be taken off hold."),
             Action.transfer: ("is not connected to anyone yet", "Transfer it once the other party answers.")
             if leg.state == "answered" else ("is not answered yet", "Transfer it once it is answered."),
