@@ -60,6 +60,10 @@ def main(argv=None) -> int:
         from benchmarks import serve_latency
 
         figures += serve_latency.measure(calls=3 if smoke else 100, rate=2000, timeout=timeout)
+        from benchmarks import serve_fanout
+
+        figures += serve_fanout.measure(agents=50 if smoke else 1000, seconds=3 if smoke else 20, cps=30,
+                                        timeout=timeout)
     if "relay" in sections:
         from benchmarks import relay
 

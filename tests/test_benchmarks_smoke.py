@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FIGURES = [
     "c_esl", "c_esl_json", "pure_esl", "pure_esl_json", "greenswitch", "genesis", "bare_socket",
-    "eslkit_client", "watch_quiet", "watch_json", "latency_floor", "popup_p99", "serve_card_p99", "relay_mqtt",
+    "eslkit_client", "watch_quiet", "watch_json", "latency_floor", "popup_p99", "serve_card_p99", "serve_fanout_p99",
+    "serve_agent_memory", "relay_mqtt",
     "relay_amqp", "watch_rss",
     "tracker_memory", "sim_one", "sim_many", "build_second", "build_standalone",
 ]
@@ -79,6 +80,13 @@ def test_popup_wrote_every_state_change(smoke):
     assert f["background_events"] > 0
     floor = smoke["figures"]["latency_floor"]["checks"]
     assert floor["samples"] == floor["expected"]
+
+
+def test_serve_fanout_reached_every_agent(smoke):
+    f = smoke["figures"]["serve_fanout_p99"]["checks"]
+    assert f["connected"] == f["agents"] and f["failed_streams"] == 0, f
+    assert f["ringing_legs"] > 0 and f["delivered"] == f["ringing_legs"] and f["lost"] == 0, f
+    assert smoke["figures"]["serve_agent_memory"]["value"] is not None
 
 
 def test_memory_figures_ran_to_the_end(smoke):
