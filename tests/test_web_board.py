@@ -102,3 +102,34 @@ def test_the_json_carries_no_markup_and_no_raw_control_character():
     text = encode({"caller_name": "<script>x</script>&\u202e\x1b[2J"})
     assert text.isascii() and "<" not in text and ">" not in text and "&" not in text
     assert json.loads(text) == {"caller_name": "<script>x</script>&\u202e\x1b[2J"}
+
+
+def test_the_day_lists_are_bounded_on_the_whole_board_oldest_first():
+    # A thousand agents' day must not grow without end: day_total calls in all, the
+    # board's oldest going first, each extension's newest kept.
+    now = [NOON]
+    board = CallBoard(["1001", "1002", "1003"], now=lambda: now[0], day_size=4, day_total=6)
+    for i in range(30):
+        ext = ("1001", "1002", "1003")[i % 3] if i < 20 else "1001"
+        board.publish(leg(ext=ext, uuid=f"c{i:02}", state="ended", at=NOON - 100 + i))
+    days = {ext: [x.leg_uuid for x in board.day(ext)] for ext in board.exts}
+    assert sum(map(len, days.values())) == 6
+    assert days["1001"] == ["c29", "c28", "c27", "c26"]  # its own bound: day_size
+    assert days["1002"] == ["c19"] and days["1003"] == ["c17"]  # the board's oldest went first
+    for i in range(100):  # one busy extension, past its own bound again and again
+        board.publish(leg(ext="1001", uuid=f"d{i:03}", state="ended", at=NOON - 50 + i * 0.1))
+    assert [len(board.day(ext)) for ext in board.exts] == [4, 1, 1]
+    assert len(board._ended_order) <= 2 * 6 + 64  # what remembers the order is bounded too
+
+
+def test_a_closed_stream_is_forgotten_by_every_extension_it_read():
+    async def main():
+        board = CallBoard([str(1001 + i) for i in range(100)], now=lambda: NOON)
+        for i in range(3):
+            async with board.subscribe(board.exts) as stream:
+                board.publish(leg(ext="1050", uuid=f"leg-{i}"))
+                assert stream.queue.qsize() == 3  # snapshot, since, leg
+        assert board.streams == 0
+        assert sum(len(readers) for readers in board._readers.values()) == 0
+
+    asyncio.run(main())

@@ -40,9 +40,10 @@ from eslkit.calls import LegView, popup_record
 from eslkit.status import ConnectionStatus
 from eslkit.views.popup import SHOW_ENDED_FOR
 
-__all__ = ["CallBoard", "Stream", "SHOW_ENDED_FOR", "DAY_SIZE", "encode"]
+__all__ = ["CallBoard", "Stream", "SHOW_ENDED_FOR", "DAY_SIZE", "DAY_TOTAL", "encode"]
 
 DAY_SIZE = 500  # ended calls kept per extension for "today"
+DAY_TOTAL = 20_000  # and on the whole board (~1 kB each): a thousand agents' day stays bounded
 QUEUE_SIZE = 256
 Message = tuple  # (event name, JSON text)
 
@@ -108,7 +109,8 @@ class CallBoard:
     """Cards and day lists per extension, fed by a popup engine's changes."""
 
     def __init__(self, exts: Iterable[str], *, now: Callable[[], float] = time.time,
-                 crm_url: Optional[Callable[[LegView], str]] = None, day_size: int = DAY_SIZE):
+                 crm_url: Optional[Callable[[LegView], str]] = None, day_size: int = DAY_SIZE,
+                 day_total: int = DAY_TOTAL):
         self.exts = tuple(exts)
         self.now = now
         self.crm_url = crm_url
@@ -117,9 +119,15 @@ class CallBoard:
         self.published = 0
         self._legs: dict[str, dict[str, LegView]] = {ext: {} for ext in self.exts}  # by leg uuid
         self._ended: dict[str, deque] = {ext: deque(maxlen=day_size) for ext in self.exts}
+        # Every call put on a day list, oldest first: the board's oldest goes when it holds day_total
+        # (one no longer on its list, gone at midnight or past day_size, is passed over).
+        self._ended_order: deque = deque()
+        self._day_total = day_total
+        self._day_held = 0  # calls on the day lists now
         self._crm: dict[str, str] = {}  # leg uuid -> CRM link
         self._since: dict[str, Optional[float]] = {}  # leg uuid -> when its timer started
         self._streams: set[Stream] = set()
+        self._readers: dict[str, set[Stream]] = {ext: set() for ext in self.exts}  # a change goes to these only
 
     # --- in -------------------------------------------------------------------------------
 
@@ -142,16 +150,34 @@ class CallBoard:
         elif self._since.get(leg.leg_uuid, -1) != since:
             self._since[leg.leg_uuid] = since
             messages.append(("since", encode({"leg_uuid": leg.leg_uuid, "since": since})))
+        before = legs.get(leg.leg_uuid)
         legs[leg.leg_uuid] = leg
-        ended = self._ended[leg.ext]
-        if leg.state == "ended" and not any(old.leg_uuid == leg.leg_uuid for old in ended):
-            ended.appendleft(leg)
+        if leg.state == "ended" and (before is None or before.state != "ended"):
+            self._day_add(leg)
         self._trim(leg.ext)
         messages.append(("leg", encode(popup_record(leg))))
-        for stream in list(self._streams):
-            if leg.ext in stream.exts:
-                for message in messages:
-                    stream.put(message)
+        for stream in list(self._readers[leg.ext]):
+            for message in messages:
+                stream.put(message)
+
+    def _day_add(self, leg: LegView) -> None:
+        ended = self._ended[leg.ext]
+        if any(old.leg_uuid == leg.leg_uuid for old in ended):
+            return
+        if len(ended) < (ended.maxlen or 0):
+            self._day_held += 1  # else the extension's own oldest made room
+        ended.appendleft(leg)
+        order = self._ended_order
+        order.append(leg)
+        while self._day_held > self._day_total:
+            oldest = order.popleft()
+            day = self._ended[oldest.ext]
+            if day and day[-1] is oldest:
+                day.pop()
+                self._day_held -= 1
+        if len(order) > 2 * self._day_total + 64:  # too many passed over: only what is held
+            order = self._ended_order = deque(sorted((x for day in self._ended.values() for x in day),
+                                                      key=lambda x: x.ended_at or 0))
 
     def link(self, connected: bool, text: str) -> None:
         self.connected = connected
@@ -185,6 +211,7 @@ class CallBoard:
         midnight = datetime.fromtimestamp(self.now()).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
         while ended and (ended[-1].ended_at or 0) < midnight:
             ended.pop()
+            self._day_held -= 1
         return list(ended)
 
     def snapshot(self, exts: Iterable[str]) -> dict:
@@ -205,10 +232,14 @@ class CallBoard:
         stream = Stream(self, exts)
         stream.put(("snapshot", encode(self.snapshot(stream.exts))))
         self._streams.add(stream)
+        for ext in stream.exts:
+            self._readers.get(ext, set()).add(stream)
         try:
             yield stream
         finally:
             self._streams.discard(stream)
+            for ext in stream.exts:
+                self._readers.get(ext, set()).discard(stream)
             stream.closed = True
 
     @property
