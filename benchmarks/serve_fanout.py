@@ -107,13 +107,14 @@ def measure(agents: int, seconds: float, cps: float, timeout: float) -> list[Fig
             tap = RingTap(sim_port)
             tap.start()
             t_open = time.monotonic()
-            samples = []
-            while client.poll() is None and time.monotonic() < t_open + seconds + timeout:
-                samples.append(_rss(serve.pid) or 0)
-                time.sleep(0.2)
+            samples, cpu = [], None
             t_close = t_open + seconds
+            while client.poll() is None and time.monotonic() < t_close + timeout:
+                samples.append(_rss(serve.pid) or 0)
+                if cpu is None and time.monotonic() >= t_close:
+                    cpu = _cpu(serve.pid) - cpu0  # the streams' window, not their closing
+                time.sleep(0.2)
             out, err = client.communicate(timeout=60)
-            cpu = _cpu(serve.pid) - cpu0
             result = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"error": err[-300:]}
         finally:
             if tap is not None:
@@ -126,7 +127,8 @@ def measure(agents: int, seconds: float, cps: float, timeout: float) -> list[Fig
     seen = {uuid: t for _, uuid, t in result.get("ringing", [])}
     # The legs the tap saw ring while every stream was open (the last second left to arrive).
     wanted = {uuid: t for uuid, (ext, t) in tap.ringing.items() if t < t_close - 1.0}
-    latencies = [(seen[uuid] - t) * 1000 for uuid, t in wanted.items() if uuid in seen]
+    timed = sorted(((seen[uuid] - t) * 1000, t - t_open) for uuid, t in wanted.items() if uuid in seen)
+    latencies = [ms for ms, _ in timed]
     lost = len(wanted) - len(latencies)
     common = {"agents": agents, "cps": cps, "ready": ready, "connected": result.get("connected"),
               "failed_streams": result.get("failed"), "errors": result.get("errors"),
@@ -135,13 +137,14 @@ def measure(agents: int, seconds: float, cps: float, timeout: float) -> list[Fig
     latency.checks = dict(common, ringing_legs=len(wanted), delivered=len(latencies), lost=lost)
     if latencies:
         latency.value = _percentile(latencies, 0.99)
-        latency.checks.update(p50=statistics.median(latencies), max=max(latencies))
+        latency.checks.update(p50=statistics.median(latencies), max=max(latencies),
+                              worst=[[round(ms, 1), round(at, 2)] for ms, at in timed[-12:]])  # [ms, s in]
         # These readers keep up: a card lost, or a stream resynced, is a failure here.
         latency.passed = (latency.value <= TARGET_MS and result.get("connected") == agents and lost == 0
                           and not result.get("resyncs"))
         latency.note = (f"p50 {latency.checks['p50']:.1f} ms, max {latency.checks['max']:.1f} ms, "
                         f"{len(latencies):,} of {len(wanted):,} ringing cards on {result.get('connected')} streams, "
-                        f"{result.get('resyncs')} resyncs, {cps:g} calls/s, serve CPU {cpu / seconds:.0%}, "
+                        f"{result.get('resyncs')} resyncs, {cps:g} calls/s, serve CPU {(cpu or 0) / (seconds + 2):.0%}, "
                         f"load average {' '.join(uptime)}")
     else:
         latency.note = "no ringing card measured: " + (result.get("error") or serve_err[-200:])

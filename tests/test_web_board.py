@@ -4,12 +4,14 @@ never holds up the tracker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from datetime import datetime
 
 from eslkit.calls import LegView, popup_record
 from eslkit.status import ConnectionStatus
-from eslkit.web.board import QUEUE_SIZE, CallBoard, encode
+from eslkit.web.board import CLOCK_EVERY, QUEUE_SIZE, CallBoard, encode
 
 NOON = datetime(2026, 3, 2, 12, 0, 0).timestamp()
 
@@ -131,5 +133,27 @@ def test_a_closed_stream_is_forgotten_by_every_extension_it_read():
                 assert stream.queue.qsize() == 3  # snapshot, since, leg
         assert board.streams == 0
         assert sum(len(readers) for readers in board._readers.values()) == 0
+
+    asyncio.run(main())
+
+
+def test_streams_opened_together_get_their_clocks_spread_out_not_all_at_once():
+    async def main():
+        board = CallBoard(["1001"], now=lambda: NOON)
+        async with contextlib.AsyncExitStack() as opened:
+            streams = [await opened.enter_async_context(board.subscribe(["1001"])) for _ in range(300)]
+            starts = sorted(s.clock_at for s in streams)
+            assert starts[-1] - starts[0] > CLOCK_EVERY / 2  # a thousand browsers back after a restart
+            board.tick()
+            assert all(s.queue.qsize() == 1 for s in streams)  # nothing due yet: the snapshot only
+            due = streams[:7]
+            for s in due:
+                s.clock_at = time.monotonic() - 1
+            board.tick()
+            clocked = [s for s in streams if s.queue.qsize() == 2]
+            assert clocked == due
+            assert all(s.clock_at > time.monotonic() + CLOCK_EVERY - 1 for s in due)  # next in 15 s
+            board.tick()
+            assert sum(s.queue.qsize() for s in streams) == 300 + 7
 
     asyncio.run(main())

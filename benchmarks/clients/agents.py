@@ -44,7 +44,7 @@ class Agent:
                         self.snapshots += 1
                         if self.snapshots == 1:
                             ready.append(self.ext)
-                            if len(ready) == ready[0]:
+                            if len(ready) - 1 == ready[0]:
                                 connected.set()
                     elif name == "leg" and b'"state":"ringing"' in line:
                         record = json.loads(line[6:])

@@ -50,7 +50,7 @@ __all__ = ["WebApp", "SESSION_COOKIE"]
 
 SESSION_COOKIE = "eslkit_session"
 LOGIN_COOKIE = "eslkit_login"  # the login form's CSRF token (double-submit)
-CLOCK_EVERY = 15.0
+TICK_EVERY = 0.5  # the board sends each stream its clock in turn (eslkit.web.board.CLOCK_EVERY)
 _STATIC = "static"
 Handler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
 # The buttons' actions (answer is left out: most phones ignore uuid_phone_event talk).
@@ -383,7 +383,7 @@ class WebApp:
 
     async def _tick(self) -> None:
         while True:
-            await asyncio.sleep(CLOCK_EVERY)
+            await asyncio.sleep(TICK_EVERY)
             self.board.tick()
 
     async def _closing(self, app: web.Application) -> None:

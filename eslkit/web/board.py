@@ -20,7 +20,8 @@ The messages are what ``/api/agent/EXT/events`` sends as Server-Sent Events:
   its state last changed, a hold for instance;
 - ``link`` — ``{"connected", "text"}`` when the link to the switch or broker changes;
 - ``clock`` — ``{"now"}`` every 15 s: the switch's clock (the page's timers use it) and a
-  keep-alive for proxies.
+  keep-alive for proxies; each stream on its own second, so that a thousand streams opened
+  together (a restart) are not all woken together.
 
 Publishing never waits for a reader: each stream has a bounded queue, and one that
 fills is emptied and sent a fresh snapshot instead.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import time
 from collections import deque
 from datetime import datetime
@@ -40,8 +42,9 @@ from eslkit.calls import LegView, popup_record
 from eslkit.status import ConnectionStatus
 from eslkit.views.popup import SHOW_ENDED_FOR
 
-__all__ = ["CallBoard", "Stream", "SHOW_ENDED_FOR", "DAY_SIZE", "DAY_TOTAL", "encode"]
+__all__ = ["CallBoard", "Stream", "SHOW_ENDED_FOR", "CLOCK_EVERY", "DAY_SIZE", "DAY_TOTAL", "encode"]
 
+CLOCK_EVERY = 15.0  # seconds between a stream's clock messages
 DAY_SIZE = 500  # ended calls kept per extension for "today"
 DAY_TOTAL = 20_000  # and on the whole board (~1 kB each): a thousand agents' day stays bounded
 QUEUE_SIZE = 256
@@ -76,6 +79,7 @@ class Stream:
         self.queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
         self.closed = False
         self.resyncs = 0
+        self.clock_at = time.monotonic() + random.uniform(1.0, CLOCK_EVERY)  # its first, spread out
 
     def put(self, message: Message) -> None:
         if self.closed:
@@ -187,9 +191,15 @@ class CallBoard:
             stream.put(message)
 
     def tick(self) -> None:
-        """The clock message, to every stream (every 15 s)."""
+        """The clock message, to the streams whose turn it is (each every CLOCK_EVERY s);
+        called about every second."""
+        now = time.monotonic()
+        due = [stream for stream in self._streams if stream.clock_at <= now]
+        if not due:
+            return
         message = ("clock", encode({"now": self.now()}))
-        for stream in list(self._streams):
+        for stream in due:
+            stream.clock_at = now + CLOCK_EVERY
             stream.put(message)
 
     # --- out ------------------------------------------------------------------------------
