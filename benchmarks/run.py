@@ -74,6 +74,9 @@ def main(argv=None) -> int:
 
         figures += memory.measure(count=20_000 if smoke else 1_000_000, calls=300 if smoke else 100_000,
                                   timeout=timeout if smoke else 1800)
+        from benchmarks import day_memory
+
+        figures += day_memory.measure(calls=300 if smoke else 100_000, timeout=timeout if smoke else 1800)
     if "sim" in sections:
         from benchmarks import simload
 

@@ -366,7 +366,7 @@ class CallCentreStats:
         self._counted: set[str] = set()  # agent legs already counted as answered
         self._rang_unseen: dict[str, bool] = {}  # agent legs first seen ringing in a resync -> a queue's
         self.calls_answered = self.calls_missed = self.calls_busy = 0
-        self._ring_times: list[float] = []
+        self._ring_total, self._ring_count = 0.0, 0  # the answering phones' ring times today: their mean only
 
     # --- feeding ---------------------------------------------------------------------------
 
@@ -426,7 +426,7 @@ class CallCentreStats:
                 for a in self.agents.values():
                     a.new_day()
                 self.calls_answered = self.calls_missed = self.calls_busy = 0
-                self._ring_times = []
+                self._ring_total, self._ring_count = 0.0, 0
 
     def _day_bounds(self, now: float) -> tuple[float, float]:
         local = datetime.fromtimestamp(now, self.tz)
@@ -620,7 +620,7 @@ class CallCentreStats:
                     if self._day_start is None or (leg.answered_at or self._day_start) >= self._day_start:
                         self.calls_answered += 1
                         if leg.ring_seconds is not None and leg.answered_at is not None:
-                            self._ring_times.append(leg.ring_seconds)
+                            self._rang(leg.ring_seconds)
                     self._decide(key, True)
                 return
             if leg.queue:
@@ -645,7 +645,7 @@ class CallCentreStats:
         call.idle_since = None
         if leg.state == "answered":
             if leg.ring_seconds is not None:
-                self._ring_times.append(leg.ring_seconds)
+                self._rang(leg.ring_seconds)
             if call.queue is not None and leg.answered_at is not None:
                 call.queue.answer(key, leg.answered_at)
                 self._group_talks[leg.leg_uuid] = call.queue
@@ -799,7 +799,11 @@ class CallCentreStats:
     @property
     def mean_ring_time(self) -> Optional[float]:
         """Seconds the answering agents' phones rang, on average (unrounded)."""
-        return sum(self._ring_times) / len(self._ring_times) if self._ring_times else None
+        return self._ring_total / self._ring_count if self._ring_count else None
+
+    def _rang(self, seconds: float) -> None:
+        self._ring_total += seconds
+        self._ring_count += 1
 
     def totals(self) -> dict[tuple[str, str], _Totals]:
         """Per (queue, kind), the counts since eslkit started (for Prometheus counters)."""

@@ -24,7 +24,7 @@ FIGURES = [
     "eslkit_client", "watch_quiet", "watch_json", "latency_floor", "popup_p99", "serve_card_p99", "serve_fanout_p99",
     "serve_agent_memory", "relay_mqtt",
     "relay_amqp", "watch_rss",
-    "tracker_memory", "sim_one", "sim_many", "build_second", "build_standalone",
+    "tracker_memory", "day_serve", "day_popup", "day_relay", "sim_one", "sim_many", "build_second", "build_standalone",
 ]
 THROUGHPUT = FIGURES[:10]
 
@@ -94,6 +94,10 @@ def test_memory_figures_ran_to_the_end(smoke):
     assert rss["rc"] == 0 and rss["events_sent"] == 20_000 and rss["samples"] >= 3
     tracker = smoke["figures"]["tracker_memory"]["checks"]
     assert tracker["changes"] == {"ringing": 300, "answered": 300, "ended": 300}
+    for key in ("day_serve", "day_popup", "day_relay"):
+        day = smoke["figures"][key]["checks"]
+        assert day["ended_early"] is None and day["samples"] >= 20, day
+    assert smoke["figures"]["day_popup"]["checks"]["ended_legs"] == 2 * 300  # every agent leg of every call
 
 
 def test_sim_clients_all_received_well_formed_events(smoke):

@@ -1,0 +1,110 @@
+"""Target 10 (issue 19): a long day — `serve`, `relay` and `popup` each take N simulated calls
+(`eslkit sim --scenario load:calls=N,...,agents=1000 --speed max`, each call with new UUIDs,
+over a thousand agents 1001–2000) as a user runs them, their RSS read from /proc every
+0.2 s.  Growth is the highest RSS in the last tenth of the run minus the RSS a tenth of the
+way in (after warm-up: the tracker's and the board's windows of ended calls filled).  The
+run ends when the command has had nothing to do for 2 s (its CPU time stands still).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from benchmarks.harness import PASSWORD_ENV, PYTHON, ROOT, Figure, cpu_seconds, stop
+from benchmarks.memory import _rss
+from benchmarks.simload import _free_port, _wait_listening
+
+AGENTS = 1000
+EXTS = [str(1001 + i) for i in range(AGENTS)]
+
+
+def _command(name: str, sim_port: int, tmp: Path, broker) -> list[str]:
+    esl = ["--host", "127.0.0.1", "--port", str(sim_port)]
+    if name == "serve":
+        from eslkit.web.users import hash_token
+
+        users = tmp / "users.txt"
+        users.write_text("".join(f"a{ext}:agent:{ext}:{hash_token('t' + ext)}\n" for ext in EXTS))
+        return ["serve", "--users", str(users), "--listen", f"127.0.0.1:{_free_port()}", *esl]
+    if name == "popup":
+        return ["popup", "--ext", ",".join(EXTS), "--format", "json", *esl]
+    return ["relay", "--to", f"mqtt://127.0.0.1:{broker.port}", *esl]
+
+
+def run(name: str, calls: int, timeout: float, broker=None) -> Figure:
+    fig = Figure(f"day_{name}", f"T10 RSS growth of {name} over {calls:,} calls ({AGENTS:,} agents)", unit="MB",
+                 target="≤ 10 MB")
+    env = dict(os.environ, **PASSWORD_ENV)
+    with tempfile.TemporaryDirectory(prefix="eslkit-bench-day-") as tmp:
+        sim_port = _free_port()
+        sim = subprocess.Popen([PYTHON, "-m", "eslkit", "sim", "--port", str(sim_port), "--speed", "max", "--scenario",
+                                f"load:calls={calls},cps=1000,concurrent=200,agents={AGENTS}"],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = None
+        try:
+            _wait_listening(sim_port, sim)
+            proc = subprocess.Popen([PYTHON, "-m", "eslkit", *_command(name, sim_port, Path(tmp), broker)],
+                                    cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            ended_legs = [0]  # popup's JSON lines: every agent leg must end (two a call)
+            counter = threading.Thread(target=_count_ended, args=(proc.stdout, ended_legs), daemon=True)
+            counter.start()
+            samples, still = [], 0
+            deadline = time.monotonic() + timeout
+            cpu = 0.0
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+                rss, now_cpu = _rss(proc.pid), cpu_seconds(proc.pid)
+                if rss:
+                    samples.append((time.monotonic(), rss))
+                still = still + 1 if now_cpu - cpu < 0.01 and len(samples) > 25 else 0
+                cpu = now_cpu
+                if still >= 10:
+                    break
+            ended = proc.poll()
+        finally:
+            if proc is not None:
+                stop(proc)
+            stop(sim)
+        err = proc.stderr.read().decode("utf-8", "replace") if proc is not None else ""
+    fig.checks = {"calls": calls, "agents": AGENTS, "ended_legs": ended_legs[0] if name == "popup" else None, "samples": len(samples), "cpu_s": cpu, "ended_early": ended,
+                  "loadavg": Path("/proc/loadavg").read_text().split()[:3], "stderr": err[-300:]}
+    if len(samples) < 20 or ended is not None:
+        fig.note = f"{name} ended too soon or never settled ({len(samples)} samples): {err[-200:]}"
+        return fig
+    samples = samples[:-10]  # the idle tail
+    t0, t1 = samples[0][0], samples[-1][0]
+    early = min(samples, key=lambda s: abs(s[0] - (t0 + 0.1 * (t1 - t0))))[1]
+    late = max(rss for t, rss in samples if t >= t0 + 0.9 * (t1 - t0))
+    fig.value = (late - early) / 1e6
+    fig.checks.update(rss_early_mb=early / 1e6, rss_late_mb=late / 1e6, rss_peak_mb=max(r for _, r in samples) / 1e6,
+                      seconds=t1 - t0)
+    fig.note = (f"{early / 1e6:.1f} → {late / 1e6:.1f} MB (peak {fig.checks['rss_peak_mb']:.1f}) in {t1 - t0:.0f} s, "
+                f"{cpu:.0f} s CPU")
+    fig.passed = fig.value <= 10 and (name != "popup" or ended_legs[0] == 2 * calls)
+    return fig
+
+
+def _count_ended(stream, count: list) -> None:
+    for line in stream:
+        if b'"state": "ended"' in line:  # popup's JSON lines (json.dumps' separators)
+            count[0] += 1
+
+
+def measure(calls: int, timeout: float, only=("serve", "popup", "relay")) -> list[Figure]:
+    figures = [run(name, calls, timeout) for name in only if name != "relay"]
+    if "relay" in only:
+        from tests.support.brokers import Mosquitto
+
+        with tempfile.TemporaryDirectory(prefix="eslkit-bench-day-mqtt-") as d:
+            mosquitto = Mosquitto(Path(d) / "mqtt")
+            mosquitto.start()
+            try:
+                figures.append(run("relay", calls, timeout, broker=mosquitto))
+            finally:
+                mosquitto.stop()
+    return figures
