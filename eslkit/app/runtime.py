@@ -11,8 +11,9 @@ import signal
 import sys
 import threading
 import time
-from typing import Awaitable, Callable, Iterable, Iterator, Optional, Protocol, Sequence
+from typing import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Optional, Protocol, Sequence
 
+from eslkit.app.keys import keyboard
 from eslkit.calls import CallTracker, LegView
 from eslkit.errors import EslkitError, OutputError
 from eslkit.sources.base import Source
@@ -99,25 +100,32 @@ def _say_still_finishing() -> None:
 
 
 async def until_stopped(ingest: Awaitable[None], ticker: Awaitable[None], stop: asyncio.Event,
-                        on_signal: Callable[[], None], *, start: Optional[Callable[[], None]] = None,
+                        on_signal: Callable[[], None], *, live=None,
+                        read_keys: Optional[Callable[[AsyncIterator[str]], Awaitable[None]]] = None,
                         also: Callable[[], Iterable[Optional[asyncio.Future]]] = tuple) -> Optional[BaseException]:
     """A screen engine's run: ``ingest`` (the source's items) and ``ticker`` (the screen's
-    clock) until the source ends or ``stop`` is set (Ctrl-C and SIGTERM call ``on_signal``);
-    ``start()`` (a live screen) once the signals are taken.  Then every task, and those of
-    ``also()`` (a question to the switch still under way), is cancelled and awaited.
-    Returns what the source raised, if anything."""
-    ingesting = asyncio.ensure_future(ingest)
-    tasks = [ingesting, asyncio.ensure_future(ticker), asyncio.ensure_future(stop.wait())]
-    try:
-        with stop_on_signals(on_signal):
-            if start is not None:
-                start()
-            await asyncio.wait([ingesting, tasks[2]], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        tasks += [task for task in also() if task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    clock) until the source ends or ``stop`` is set (Ctrl-C and SIGTERM call ``on_signal``).
+    ``live`` (a rich Live screen) starts once the signals are taken; while it shows and
+    someone can type (stdin a terminal), ``read_keys(keys)`` reads the keyboard.  Then every
+    task, and those of ``also()`` (a question to the switch still under way), is cancelled and
+    awaited — the key reader before the terminal is given back.  Returns what the source
+    raised, if anything."""
+    typing = live is not None and read_keys is not None and sys.stdin is not None and sys.stdin.isatty()
+    with keyboard() if typing else contextlib.nullcontext() as keys:
+        ingesting = asyncio.ensure_future(ingest)
+        tasks = [ingesting, asyncio.ensure_future(ticker), asyncio.ensure_future(stop.wait())]
+        try:
+            with stop_on_signals(on_signal):
+                if keys is not None:
+                    tasks.append(asyncio.ensure_future(read_keys(keys)))
+                if live is not None:
+                    live.start(refresh=True)
+                await asyncio.wait([ingesting, tasks[2]], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            tasks += [task for task in also() if task is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     return None if ingesting.cancelled() else ingesting.exception()
 
 

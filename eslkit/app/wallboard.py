@@ -19,7 +19,6 @@ reads `snapshot()` and `metrics()` when a page or Prometheus asks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import os
 import sys
@@ -30,7 +29,6 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.app.keys import keyboard
 from eslkit.app.runtime import SwitchClock, resync_stats, run_on, until_stopped
 from eslkit.calls import LegView
 from eslkit.errors import OutputError
@@ -232,20 +230,10 @@ class WallboardEngine:
                             redirect_stdout=False, redirect_stderr=False, transient=False)
             else:
                 final_console = console  # into a file: the last screen only
-        # q quits, as in watch's table, when someone can type it (stdin a terminal).
-        typing = live is not None and sys.stdin is not None and sys.stdin.isatty()
-        reading: list[asyncio.Future] = []
         try:
-            with keyboard() if typing else contextlib.nullcontext() as keys:
-                def start() -> None:
-                    if keys is not None:
-                        reading.append(asyncio.ensure_future(self._read_keys(keys)))
-                    if live is not None:
-                        live.start(refresh=True)
-
-                # The key reader is cancelled inside `keyboard()`, before the terminal is given back.
-                failed = await until_stopped(self._ingest(), self._tick(live), self._stop, self.stop, start=start,
-                                             also=lambda: [self._resyncing, *reading])
+            # q quits, as in watch's table, when someone can type it (stdin a terminal).
+            failed = await until_stopped(self._ingest(), self._tick(live), self._stop, self.stop, live=live,
+                                         read_keys=self._read_keys, also=lambda: [self._resyncing])
         finally:
             if live is not None:
                 live.stop()

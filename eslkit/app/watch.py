@@ -24,7 +24,6 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.app.keys import keyboard
 from eslkit.app.runtime import drop_stdout, link_lost, open_unless_stopped, resync_stats, stop_on_signals, until_stopped
 from eslkit.errors import OutputError
 from eslkit.event import Event
@@ -241,21 +240,10 @@ class WatchEngine:
                         redirect_stdout=False, redirect_stderr=False)
             if not console.is_terminal:  # --format table into a file: just the last screenful
                 self._final_console, live = console, None
-        # The table's keys, when someone can type them (stdin a terminal).
-        typing = live is not None and sys.stdin is not None and sys.stdin.isatty()
-        reading: list[asyncio.Future] = []
         try:
-            with keyboard() if typing else contextlib.nullcontext() as keys:
-                def start() -> None:
-                    if keys is not None:
-                        self.snapshot.view = TableView()
-                        reading.append(asyncio.ensure_future(self._read_keys(keys)))
-                    if live is not None:
-                        live.start(refresh=True)
-
-                # The key reader is cancelled inside `keyboard()`, before the terminal is given back.
-                failed = await until_stopped(self.ingest(), self._tick(live), self._stop, self.stop, start=start,
-                                             also=lambda: [self._channels_task, *reading])
+            # The table's keys, when someone can type them (stdin a terminal).
+            failed = await until_stopped(self.ingest(), self._tick(live), self._stop, self.stop, live=live,
+                                         read_keys=self._read_keys, also=lambda: [self._channels_task])
         finally:
             console = self._final_console
             if live is not None:
@@ -279,7 +267,7 @@ class WatchEngine:
 
     async def _read_keys(self, keys) -> None:
         """The live table's keys: q quits like Ctrl-C; the others change the view."""
-        view = self.snapshot.view
+        view = self.snapshot.view = TableView()
         async for key in keys:
             if view.key(key, tuple(self.rows)):
                 self.stop()
