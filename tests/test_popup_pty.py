@@ -55,6 +55,17 @@ class Screen:
             except pexpect.TIMEOUT:
                 continue
 
+    def wait_after(self, mark: str, needle: str, timeout: float = 20.0) -> None:
+        """``needle`` shown after the last ``mark`` (the rest of a panel being drawn)."""
+        deadline = time.monotonic() + timeout
+        while needle not in self.text[self.text.rindex(mark):]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needle!r} not shown after {mark!r}; last output: {self.text[-600:]!r}")
+            try:
+                self.raw += self.child.read_nonblocking(65536, timeout=0.2)
+            except pexpect.TIMEOUT:
+                continue
+
     def until_eof(self, timeout: float = 20.0) -> None:
         self.child.expect(pexpect.EOF, timeout=timeout)
         self.raw += self.child.before or ""
@@ -81,7 +92,7 @@ def test_panel_in_a_terminal_against_the_simulator():
                 screen.wait_for(shown)  # the panel may still be drawing its lines
             screen.wait_for("1001 · Connected")
             screen.wait_for("1001 · Ended")
-            assert "NORMAL_CLEARING" in screen.text[screen.text.rindex("1001 · Ended"):]
+            screen.wait_after("1001 · Ended", "NORMAL_CLEARING")  # the panel may still be drawing its lines
             screen.wait_for("Recent calls")
         finally:
             rest = stop(child)
