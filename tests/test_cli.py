@@ -140,3 +140,11 @@ def test_popup_ext_header_is_the_extension_header_and_match_still_works_with_a_n
     for command in ("popup", "serve"):
         helptext = run(command, "--help").stdout
         assert "--ext-header" in helptext and "--match" not in helptext
+
+
+@pytest.mark.parametrize("args", [["watch"], ["popup", "--ext", "1002"], ["wallboard"]])
+def test_replay_and_from_together_get_one_sentence_in_every_command(args):
+    r = run(*args, "--replay", str(CAPTURE), "--from", "mqtt://127.0.0.1:1")
+    assert r.returncode == 2, r.stderr
+    assert "give either --replay FILE or --from URL, not both." in " ".join(r.stderr.split())
+    assert "Traceback" not in r.stderr

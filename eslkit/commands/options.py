@@ -60,6 +60,20 @@ TimeoutOpt = Annotated[
     typer.Option("--timeout", min=0.1, help="Seconds to wait for the connection and for replies.",
                  rich_help_panel=_PANEL),
 ]
+EventsFromOpt = Annotated[
+    Optional[str],
+    typer.Option("--from", metavar="URL",
+                 help="Read the events `eslkit relay` publishes to a broker (mqtt://HOST:PORT\\[/PREFIX], "
+                      "amqp://USER@HOST:PORT/VHOST) instead of a switch."),
+]
+
+
+def one_source(replay, from_url) -> None:
+    """--replay and --from each replace the switch: one at a time."""
+    if replay is not None and from_url is not None:
+        raise typer.BadParameter("give either --replay FILE or --from URL, not both.", param_hint="--from")
+
+
 PopupFromOpt = Annotated[
     Optional[str],
     typer.Option("--from", metavar="URL",

@@ -18,7 +18,7 @@ from eslkit.calls import POPUP_EVENTS
 from eslkit.commands.options import (AllowDestOpt, AuditOpt, ContactsOpt, ContextOpt, ExtHeaderOpt, HostOpt,
                                     OldMatchOpt, PasswordOpt, PopupFromOpt, PortOpt, ProfileOpt, ReplaySpeedOpt,
                                     TimeoutOpt, check_control_options, connection_settings, ext_header, parse_exts,
-                                    parse_speed)
+                                    one_source, parse_speed)
 from eslkit.contacts import load_contacts
 from eslkit.errors import TemplateError
 from eslkit.sources import EslSource, open_source
@@ -109,8 +109,7 @@ def popup(
     [bold]eslkit popup --ext 1001 --control[/]                      (phone keys: hold, transfer, hang up…)
     """
     exts = parse_exts(ext, [] if exec_cmd else exec_args or [])
-    if replay is not None and from_url is not None:
-        raise typer.BadParameter("give --replay FILE or --from URL, not both", param_hint="--from")
+    one_source(replay, from_url)
     fmt = format or default_format()
     if control and (replay is not None or fmt is not PopupFormat.panel):
         raise typer.BadParameter("the keys need the panel on a terminal and a live switch or broker "

@@ -10,6 +10,7 @@ import typer
 
 from eslkit.commands.options import (
     DayStartOpt,
+    EventsFromOpt,
     HostOpt,
     PasswordOpt,
     PortOpt,
@@ -22,6 +23,7 @@ from eslkit.commands.options import (
     WarnWaitOpt,
     call_centre_stats,
     connection_settings,
+    one_source,
     parse_speed,
 )
 
@@ -42,9 +44,7 @@ def wallboard(
     replay: Annotated[Optional[Path], typer.Option("--replay", metavar="FILE",
         help="Read a recording (watch --record) or a raw ESL transcript instead of a switch.")] = None,
     speed: ReplaySpeedOpt = None,
-    from_url: Annotated[Optional[str], typer.Option("--from", metavar="URL",
-        help="Read the events `eslkit relay` publishes to a broker (mqtt://HOST:PORT\\[/PREFIX], "
-             "amqp://USER@HOST:PORT/VHOST).")] = None,
+    from_url: EventsFromOpt = None,
     reconnect: ReconnectOpt = True,
     host: HostOpt = None,
     port: PortOpt = None,
@@ -68,8 +68,7 @@ def wallboard(
         raise typer.BadParameter(f"{format!r} is not rich or json.", param_hint="--format")
     fmt = app.BoardFormat(format) if format else app.default_format()
     stats = call_centre_stats(service_level, day_start)
-    if replay is not None and from_url is not None:
-        raise typer.BadParameter("give either --replay or --from, not both.", param_hint="--from")
+    one_source(replay, from_url)
     if speed is not None and replay is None:
         raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
     source = open_source(

@@ -13,6 +13,7 @@ from rich.console import Console
 from eslkit.app import watch as app
 from eslkit.app.watch import OutputFormat, WireFormat
 from eslkit.commands.options import (
+    EventsFromOpt,
     HostOpt,
     PasswordOpt,
     PortOpt,
@@ -22,6 +23,7 @@ from eslkit.commands.options import (
     TimeoutOpt,
     connection_settings,
     parse_header_filters,
+    one_source,
     parse_speed,
 )
 from eslkit.sources import EslSource, open_source
@@ -76,9 +78,7 @@ def watch(
         help="With --record: add to an existing recording.")] = False,
     replay: Annotated[Optional[Path], typer.Option("--replay", metavar="FILE",
         help="Read a recording (--record) or a raw ESL transcript instead of a switch.")] = None,
-    from_url: Annotated[Optional[str], typer.Option("--from", metavar="URL",
-        help="Read the events `eslkit relay` publishes to a broker (mqtt://HOST:PORT\\[/PREFIX], "
-             "amqp://USER@HOST:PORT/VHOST) instead of a switch.")] = None,
+    from_url: EventsFromOpt = None,
     speed: ReplaySpeedOpt = None,
     stats: Annotated[bool, typer.Option("--stats",
         help="Show call statistics; with --format json, print a final stats object.")] = False,
@@ -102,8 +102,7 @@ def watch(
     """
     if count is not None and count < 1:  # older typers skip min= on Optional options
         raise typer.BadParameter("must be at least 1.", param_hint="--count")
-    if replay is not None and from_url is not None:
-        raise typer.BadParameter("give either --replay or --from, not both.", param_hint="--from")
+    one_source(replay, from_url)
     if append and record is None:
         raise typer.BadParameter("--append only applies to --record FILE.", param_hint="--append")
     if speed is not None and replay is None:
