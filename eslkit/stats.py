@@ -36,7 +36,7 @@ import math
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, time as day_time, timedelta
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, NamedTuple, Optional
 
 from eslkit.calls import CallTracker, LegView
 from eslkit.calls import _num  # a positive number of a header, or None (mod_callcenter's times)
@@ -164,6 +164,12 @@ class StatsSnapshot:
 # --- the bookkeeping -------------------------------------------------------------------------
 
 
+class Known(NamedTuple):
+    """What the engine knew when it asked the switch (`CallCentreStats.known`)."""
+    channels: frozenset  # the tracker's (`CallTracker.known`)
+    fed: int  # events fed so far
+
+
 class _Totals:
     """Counts since eslkit started (never reset: Prometheus counters read them)."""
 
@@ -186,6 +192,9 @@ class _Queue:
         # key -> (joined, number, name, the caller's call uuid)
         self.waiting: dict[str, tuple[float, Optional[str], Optional[str], Optional[str]]] = {}
         self.talking: dict[str, float] = {}  # key -> answered at
+        # key -> "answered" / "gone", lately: the switch's list, asked before these events
+        # and read after them, must not bring a caller back (see `listed`)
+        self.past: OrderedDict[str, str] = OrderedDict()
         self.agents: set[str] = set()
         self.totals = _Totals()
         self.new_day()
@@ -201,6 +210,7 @@ class _Queue:
              call: Optional[str] = None) -> bool:
         if key in self.waiting or key in self.talking:
             return False
+        self.past.pop(key, None)  # back in the queue (mod_fifo: the same caller again)
         self.waiting[key] = (when, number, name, call or key)
         self.offered += 1
         self.totals.offered += 1
@@ -224,10 +234,12 @@ class _Queue:
         bisect.insort(self.waits, wait)
         _observe(self.totals, "wait", wait, WAIT_BUCKETS)
         self.talking[key] = when
+        self._went(key, "answered")
         return wait
 
     def leave(self, key: str, gave_up: bool) -> bool:
         """The caller left unanswered: abandoned (`gave_up`) or missed."""
+        self._went(key, "gone")
         if self.waiting.pop(key, None) is None:
             return False
         if gave_up:
@@ -240,11 +252,24 @@ class _Queue:
 
     def hang_up(self, key: str, when: float, talk: Optional[float] = None) -> None:
         start = self.talking.pop(key, None)
+        self._went(key, "gone")  # also when its answer came before eslkit looked
         if start is None:
             return
         talk = max(when - start, 0.0) if talk is None else talk
         bisect.insort(self.talks, talk)
         _observe(self.totals, "talk", talk, TALK_BUCKETS)
+
+    def _went(self, key: str, where: str) -> None:
+        self.past[key] = where
+        self.past.move_to_end(key)
+        while len(self.past) > _KEEP_DECIDED:
+            self.past.popitem(last=False)
+
+    def stale(self, key: str, state: Optional[str]) -> bool:
+        """A row of the switch's list that the events since have overtaken: "Waiting" for a
+        caller seen answered or gone, "Answered" for one seen hung up."""
+        where = self.past.get(key)
+        return where == "gone" or (where == "answered" and state in ("Waiting", "Trying"))
 
     def figures(self, now: Optional[float]) -> QueueFigures:
         waits = sorted(((now or j) - j, num or "", nam or "") for j, num, nam, _ in self.waiting.values())
@@ -272,6 +297,7 @@ class _Agent:
         self.status: Optional[str] = None  # mod_callcenter's
         self.cc_state: Optional[str] = None
         self.wrap_up = 0.0  # mod_callcenter's wrap_up_time (agent list)
+        self.told = 0  # `CallCentreStats._fed` at its last status or state event
         self.last_end: Optional[float] = None  # its last queue call ended
         self.legs: dict[str, LegView] = {}  # its calls up now
         self.queues: set[str] = set()
@@ -367,10 +393,12 @@ class CallCentreStats:
         self._rang_unseen: dict[str, bool] = {}  # agent legs first seen ringing in a resync -> a queue's
         self.calls_answered = self.calls_missed = self.calls_busy = 0
         self._ring_total, self._ring_count = 0.0, 0  # the answering phones' ring times today: their mean only
+        self._fed = 0  # events fed: when an agent's state was last told, against when the switch was asked
 
     # --- feeding ---------------------------------------------------------------------------
 
     def feed(self, event: Event) -> None:
+        self._fed += 1
         ts = event.timestamp
         if ts is not None:
             self._clock(ts)
@@ -447,6 +475,7 @@ class CallCentreStats:
             if not agent_name:
                 return
             agent = self._cc_agent(agent_name)
+            agent.told = self._fed
             if action == "agent-status-change":
                 agent.status = event.get("CC-Agent-Status") or agent.status
             elif action == "agent-state-change":
@@ -698,20 +727,21 @@ class CallCentreStats:
 
     # --- what the switch says is up (on connect, after a reconnect) ----------------------------
 
-    def known(self) -> frozenset:
-        """The channels followed now: pass it to `resync` with answers asked after this."""
-        return self.tracker.known()
+    def known(self) -> Known:
+        """What is known now: pass it to `resync` with the answers asked after this."""
+        return Known(self.tracker.known(), self._fed)
 
-    def resync(self, state: "SwitchState", now: float, known: Optional[Iterable[str]] = None) -> None:
+    def resync(self, state: "SwitchState", now: float, known: Optional[Known] = None) -> None:
         """Take what the switch lists now (`eslkit.switch_state.ask_switch`): the calls up, the
         callers waiting in each queue, every mod_callcenter agent's status.  A caller eslkit
         had waiting that the switch no longer lists left while eslkit could not see: what
         became of it is unknown, so it is taken out of today's offered calls.  `known`: the
         tracker's channels when the question was asked (`CallTracker.known`)."""
         self._clock(now)
+        asked = self._fed if known is None else known.fed
         if state.channels is not None:
             before = self.tracker.known()
-            changes = self.tracker.resync(state.channels, now, known=known)
+            changes = self.tracker.resync(state.channels, now, known=None if known is None else known.channels)
             # A phone already ringing when eslkit looked: what rings it (a queue's offer, a
             # ring group) is not known yet; its later events say (see _call_leg).
             for leg in changes:
@@ -723,6 +753,8 @@ class CallCentreStats:
             if not name:
                 continue
             agent = self._cc_agent(name)
+            if agent.told > asked:  # its events since the question are newer than this row
+                continue
             agent.status = row.get("status") or agent.status
             agent.cc_state = row.get("state") or agent.cc_state
             agent.wrap_up = _num(row.get("wrap_up_time")) or 0.0
@@ -758,6 +790,8 @@ class CallCentreStats:
     def _listed(self, queue: _Queue, key: str, state: Optional[str], joined: Optional[float],
                 bridged: Optional[float], number: Optional[str], name: Optional[str], call: Optional[str],
                 now: float) -> None:
+        if queue.stale(key, state):
+            return
         if state in ("Waiting", "Trying"):
             if queue.join(key, joined or now, number, name, call):
                 self._open_call(call, module=True)

@@ -247,3 +247,36 @@ def test_a_phone_ringing_when_eslkit_looks_is_counted_once():
     assert (snap.calls.answered, snap.calls.missed, snap.calls.busy, snap.calls.waiting) == (2, 0, 0, 0)
     assert snap.agent("1002@default").answered == 1
     assert not stats._rang_unseen and not stats._calls
+
+
+def test_a_list_answered_before_the_events_that_follow_it_is_not_taken_for_news():
+    """The question on connect has several parts, asked one after the other while events go
+    on being read: the queue's member list can say "6209 Waiting" and be applied after
+    6209's answer and hangup were seen (a loaded machine, `serve` in CI).  The stale row
+    must not bring 6209 back as a caller waiting for ever, nor count it offered twice."""
+    from eslkit.calls import POPUP_EVENTS
+
+    stats = CallCentreStats()
+
+    async def follow(sim, rest) -> None:
+        async with Connection("127.0.0.1", sim.port, "ClueCon") as conn:
+            await conn.subscribe(POPUP_EVENTS)
+            known = stats.known()
+            state = await ask_switch(conn)  # 6208 talking, 6209 waiting
+            sim.call_soon(rest)
+            await feed_until_quiet(conn, stats, 2)  # the flow is over: 6209 answered, both ended
+            stats.resync(state, time.time(), known=known)  # the answer, applied late
+
+    async def run(fn) -> None:
+        fn()
+
+    with sim_in_thread(speed=None) as sim:
+        first, rest = _two_callers(sim.server)
+        sim.call(run(first))
+        asyncio.run(follow(sim, rest))
+    stats.tick(stats.now + 60)
+    snap = stats.snapshot()
+    q = snap.queue("2000@default")
+    assert (q.waiting, q.offered, q.answered) == (0, 1, 1), q
+    assert all(not queue.talking for queue in stats.queues.values())
+    assert all(a.state != "talking" for a in snap.agents), snap.agents

@@ -17,6 +17,7 @@ from eslkit.app.keys import keyboard
 from eslkit.calls import CallTracker, LegView
 from eslkit.errors import EslkitError, OutputError
 from eslkit.sources.base import Source
+from eslkit.stats import Known
 from eslkit.switch_state import CHANNELS, EVERYTHING, SwitchState, ask_switch
 
 __all__ = ["stop_on_signals", "open_unless_stopped", "until_stopped", "SwitchClock", "ask", "channels_up",
@@ -213,8 +214,8 @@ def link_lost(source: Source, reason: str, heading: str) -> tuple[str, str]:
 class Resyncs(Protocol):
     """Statistics that take what the switch lists (`CallCentreStats`, watch's `CallStats`)."""
 
-    def known(self) -> frozenset: ...
-    def resync(self, state: SwitchState, now: float, known: Optional[Iterable[str]] = None) -> None: ...
+    def known(self) -> Known: ...
+    def resync(self, state: SwitchState, now: float, known: Optional[Known] = None) -> None: ...
 
 
 async def resync_stats(source: Source, stats: Resyncs, now: Callable[[], Optional[float]]) -> bool:

@@ -22,7 +22,7 @@ from rich.text import Text
 
 from eslkit.event import Event
 from eslkit.switch_state import SwitchState
-from eslkit.stats import CallCentreStats
+from eslkit.stats import CallCentreStats, Known
 from eslkit.safe_text import safe_text
 
 
@@ -73,10 +73,10 @@ class CallStats:
                 self.channels[uuid] = call
                 self.call_legs[call] = self.call_legs.get(call, 0) + 1
 
-    def known(self) -> frozenset:
+    def known(self) -> Known:
         return self.engine.known()
 
-    def resync(self, state: SwitchState, now: float, known=None) -> None:
+    def resync(self, state: SwitchState, now: float, known: Optional[Known] = None) -> None:
         """What the switch says is up when watch connects (`eslkit.app.runtime.resync_stats`)."""
         if state.channels is not None:
             self.channels_up(state.channels)
