@@ -143,7 +143,7 @@ def render(board: Wallboard, width: int) -> list[str]:
     return console.file.getvalue().split("\n")
 
 
-def test_the_board_at_80_and_160_columns():
+def test_the_board_at_80_to_160_columns():
     stats = CallCentreStats()
     for event in capture_events("1.10.12-b/scenario_two_callers_plain.raw"):
         stats.feed(event)
@@ -157,9 +157,15 @@ def test_the_board_at_80_and_160_columns():
     row = next(line for line in narrow if line.lstrip().startswith("2000@default"))
     assert row.split()[1:6] == ["1", "0:02", "2", "1", "0"]  # waiting, longest, offered, answered, abandoned
     assert "Talking" in text and "Ringing" not in text.split("Agents")[0]
+    assert narrow[0].startswith("eslkit wallboard") and "Queues" in narrow[1]  # the head: one line
     wide = render(Wallboard(snap), 160)
     assert any("Wait p90" in line for line in wide) and any("callcenter" in line for line in wide)
     assert not any("Wait p90" in line for line in narrow)
+    for width in (139, 140, 149, 150, 151):  # every column shown only where the names still fit
+        lines = render(Wallboard(snap, source="127.0.0.1:8021", status="connected to 127.0.0.1:8021"), width)
+        assert max(len(line) for line in lines) <= width
+        row = next(line for line in lines if "2000@" in line)
+        assert row.split()[0] == "2000@default", (width, row)
 
 
 def test_thresholds_and_hostile_names():

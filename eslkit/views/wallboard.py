@@ -65,7 +65,7 @@ class WallboardView:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         b = self.board
         snap = b.snapshot.narrowed(b.queues)
-        wide = options.max_width >= 140
+        wide = options.max_width >= 150  # every column of both tables, names unclipped
         queues, agents = snap.queues, snap.agents
         head = Text.assemble(
             ("eslkit wallboard", "esl.title"), ("  ", ""), safe_text(b.source, "esl.label", max_len=60),
@@ -73,6 +73,7 @@ class WallboardView:
             ("  since ", "esl.label"), (_clock(snap.since), "esl.value"),
             ("  ", ""), (b.status or ("connected" if b.connected else "disconnected"),
                          "esl.connected" if b.connected else "esl.disconnected"),
+            no_wrap=True, overflow="ellipsis",  # one line: the tables below keep their place
         )
         parts = [head, self._queues(queues, wide), self._agents(agents, wide)]
         calls = snap.calls
