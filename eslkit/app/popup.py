@@ -35,7 +35,7 @@ from rich.text import Text
 
 from eslkit.actions import ExecAction, UrlAction
 from eslkit.app.keys import keyboard
-from eslkit.app.runtime import SwitchClock, link_lost, resync, run_on, stop_on_signals, unregistered
+from eslkit.app.runtime import SwitchClock, link_lost, link_text, resync, run_on, stop_on_signals, unregistered
 from eslkit.calls import CallTracker, LegView
 from eslkit.errors import OutputError, TemplateError
 from eslkit.event import Event
@@ -200,14 +200,7 @@ class PopupEngine:
 
     def _link(self, status: ConnectionStatus) -> None:
         self.connected = status.state == "connected"
-        where = self.source.description
-        if not self.source.live:  # a file: nothing to reconnect to
-            self.connection = where if self.connected else f"end of {where}"
-        elif self.connected:
-            self.connection = f"connected to {where}"
-        else:
-            said = status.reason.strip() or f"disconnected from {where}"
-            self.connection = f"reconnecting — {said}" if self.source.reconnects else said
+        self.connection = link_text(self.source, status)
         for listener in list(self._listeners):
             listener(status)
         if self.connected:  # on connect and after each reconnect

@@ -16,12 +16,14 @@ from typing import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Optio
 from eslkit.app.keys import keyboard
 from eslkit.calls import CallTracker, LegView
 from eslkit.errors import EslkitError, OutputError
+from eslkit.safe_text import visible
 from eslkit.sources.base import Source
 from eslkit.stats import Known
+from eslkit.status import ConnectionStatus
 from eslkit.switch_state import CHANNELS, EVERYTHING, SwitchState, ask_switch
 
 __all__ = ["stop_on_signals", "open_unless_stopped", "until_stopped", "SwitchClock", "ask", "channels_up",
-           "unregistered", "resync", "resync_stats", "link_lost", "drop_stdout", "run_on", "run_main"]
+           "unregistered", "resync", "resync_stats", "link_text", "link_lost", "drop_stdout", "run_on", "run_main"]
 
 
 # After a Ctrl-C, a run that has not finished within this many seconds says how to quit at once.
@@ -199,6 +201,19 @@ async def resync(source: Source, tracker: CallTracker, now: Callable[[], Optiona
     known = tracker.known()  # what was up before asking: a leg that begins meanwhile is kept
     rows = await channels_up(source)
     return [] if rows is None else tracker.resync(rows, now(), known=known)
+
+
+def link_text(source: Source, status: "ConnectionStatus") -> str:
+    """The link in a screen's status line (popup panel, wallboard): "connected to …" (with
+    the gap after a reconnect), "reconnecting — <why>", or for a file its name / its end."""
+    where = source.description
+    connected = status.state == "connected"
+    if not source.live:  # a file: nothing to reconnect to
+        return where if connected else f"end of {where}"
+    if connected:
+        return f"connected to {where}" + ("" if status.gap is None else f" (back after {status.gap:.0f}s)")
+    said = visible(status.reason.strip() or f"disconnected from {where}", 120)
+    return f"reconnecting — {said}" if source.reconnects else said
 
 
 def link_lost(source: Source, reason: str, heading: str) -> tuple[str, str]:

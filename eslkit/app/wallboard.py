@@ -29,11 +29,10 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.app.runtime import SwitchClock, resync_stats, run_on, until_stopped
+from eslkit.app.runtime import SwitchClock, link_text, resync_stats, run_on, until_stopped
 from eslkit.calls import LegView
 from eslkit.errors import OutputError
 from eslkit.event import Event
-from eslkit.safe_text import visible
 from eslkit.sources.base import Item, Source
 from eslkit.stats import CallCentreStats, StatsSnapshot
 from eslkit.status import ConnectionStatus
@@ -148,17 +147,9 @@ class WallboardEngine:
 
     def _link(self, status: ConnectionStatus) -> None:
         self.connected = status.state == "connected"
-        where = self.source.description
-        if not self.source.live:  # a file: nothing to reconnect to
-            self.status = where if self.connected else f"end of {where}"
-        elif self.connected:
-            self.status = f"connected to {where}"
-            if status.gap is not None:
-                self.status += f" (back after {status.gap:.0f}s)"
-        else:
-            self.status = "reconnecting — " + visible(status.reason or f"disconnected from {where}", 120)
-            if self.fmt is BoardFormat.json:
-                self.err.out(f"eslkit: {self.status}", highlight=False)
+        self.status = link_text(self.source, status)
+        if not self.connected and self.source.live and self.fmt is BoardFormat.json:
+            self.err.out(f"eslkit: {self.status}", highlight=False)
         if self.connected:  # on connect and after each reconnect, as the popup does
             if self._resyncing is not None:
                 self._resyncing.cancel()
