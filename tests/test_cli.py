@@ -44,6 +44,23 @@ def test_every_command_has_help_with_an_example(name):
     assert f"eslkit {name}" in result.stdout  # an example line using the command
 
 
+@pytest.mark.parametrize("name", ["", *COMMANDS])
+def test_help_reads_whole_at_80_columns(name):
+    """At 80 columns, an example line is never cut in two, and a command's summary in the
+    list of commands is one sentence wrapped as a paragraph, not broken where the source was."""
+    out = subprocess.run([*EXE, *([name] if name else []), "--help"], capture_output=True, text=True, timeout=60,
+                         env={**ENV, "COLUMNS": "80"}).stdout
+    lines = out.split("\n")
+    for line, after in zip(lines, lines[1:]):
+        if line.startswith(" eslkit "):
+            assert not after.startswith(" ") or after.startswith(" eslkit ") or not after.strip(), (line, after)
+    if not name:
+        summaries = [line for line in lines if line.startswith("│ ") and len(line) == 80]
+        for line, after in zip(summaries, summaries[1:]):
+            if after[2:12].strip() == "":  # the summary goes on: the line before was full
+                assert len(line[13:].rstrip()) > 50, (line, after)
+
+
 def test_unknown_option_is_a_usage_error_without_traceback():
     result = run("watch", "--no-such-option")
     assert result.returncode == 2

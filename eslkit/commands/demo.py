@@ -34,10 +34,10 @@ def demo(
 
     [bold]eslkit demo[/]
     [bold]eslkit demo --format json --speed 4[/]
-    [bold]eslkit demo --scenario hold[/]      (one flow, again and again; see eslkit sim --help)
-    [bold]eslkit demo --control[/]            (phone keys: hold, transfer, hang up a call, dial one)
-    [bold]eslkit demo --web[/]                (agent 1001's page in the browser, as eslkit serve shows it)
-    [bold]eslkit demo --web --control[/]      (the page's buttons: hold, transfer, hang up, dial)
+    [bold]eslkit demo --scenario hold[/]      (one flow again and again: eslkit sim --help)
+    [bold]eslkit demo --control[/]            (phone keys: hold, transfer, hang up, dial)
+    [bold]eslkit demo --web[/]                (1001's page in the browser, as in serve)
+    [bold]eslkit demo --web --control[/]      (with the page's buttons)
     """
     fmt = format or default_format()
     if control and not web and fmt is not PopupFormat.panel:

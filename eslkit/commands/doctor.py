@@ -24,8 +24,9 @@ def doctor(
     wheel: Annotated[Optional[Path], typer.Option("--wheel", metavar="DIR", help="Check for `build --wheel DIR` (default: --install).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", metavar="DIR", help="Check for `build --out DIR` (default: --install).")] = None,
 ) -> None:
-    """Will `eslkit build` work with these options?  Checks swig, compilers, the Python headers and the
-    tree, and rehearses swig and a test extension; exit 1 if any check fails.
+    """Will `eslkit build` work with these options? Checks, with the fix for each failure.
+
+    Checks swig, the compilers, the Python headers and the tree, and rehearses swig and a test extension; exit 1 if any check fails.
 
     Example: [bold]eslkit doctor --src /usr/local/src/freeswitch --python .venv/bin/python[/]
     """

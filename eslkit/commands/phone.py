@@ -23,9 +23,9 @@ phone = typer.Typer(
     switch's events that prove it happened (docs/phone.md).
 
     [bold]eslkit phone dial --ext 1001 6208[/]        (1001's phone rings, then 6208)
-    [bold]eslkit phone transfer --ext 1001 1002[/]    (1001: call from 6208 transferred to 1002)
-    [bold]eslkit phone hold --ext 1001[/]             (then: eslkit phone unhold --ext 1001)
-    [bold]eslkit phone hangup --ext 1001 --via mqtt://broker:1883[/]   (through relay --control)
+    [bold]eslkit phone transfer --ext 1001 1002[/]    (1001's caller goes to 1002)
+    [bold]eslkit phone hold --ext 1001[/]             (then: phone unhold --ext 1001)
+    [bold]eslkit phone hangup --ext 1001 --via mqtt://broker:1883[/]   (relay --control)
     """,
     no_args_is_help=True,
     rich_markup_mode="rich",

@@ -102,11 +102,11 @@ def popup(
 
     [bold]eslkit popup --ext 1001[/]
     [bold]eslkit popup --ext 1001,1002 --contacts contacts.csv[/]
-    [bold]eslkit popup --ext 1001 --open-url 'https://crm.example/search?phone={caller_number}'[/]
+    [bold]eslkit popup --ext 1001 --open-url 'https://crm.example/?q={caller_number}'[/]
     [bold]eslkit popup --ext 1001 --exec notify-send 'Call from {caller_name}'[/]
     [bold]eslkit popup --ext 1001 --format json --replay calls.jsonl[/]
-    [bold]eslkit popup --ext 1001 --from mqtt://broker:1883[/]      (what eslkit relay publishes)
-    [bold]eslkit popup --ext 1001 --control[/]                      (phone keys: hold, transfer, hang up…)
+    [bold]eslkit popup --ext 1001 --from mqtt://broker:1883[/]   (what relay publishes)
+    [bold]eslkit popup --ext 1001 --control[/]   (phone keys: hold, transfer, hang up…)
     """
     exts = parse_exts(ext, [] if exec_cmd else exec_args or [])
     one_source(replay, from_url)

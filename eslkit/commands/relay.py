@@ -97,7 +97,7 @@ def relay(
     """Hand the switch's events and every agent's popup states to MQTT or RabbitMQ.
 
     [bold]eslkit relay --to mqtt://broker:1883[/]
-    [bold]eslkit relay --to mqtts://broker:8883 --username relay --password-env MQTT_PASSWORD --tls-ca ca.pem[/]
+    [bold]eslkit relay --to mqtts://relay@broker:8883 --password-env MQTT_PASSWORD[/]
     [bold]eslkit relay --to amqp://relay@rabbit:5672/ --password-env AMQP_PASSWORD[/]
     [bold]eslkit relay --to mqtt://127.0.0.1:1883 --replay calls.jsonl[/]
 

@@ -62,9 +62,10 @@ def serve(
 
     [bold]eslkit passwd users.txt alice --ext 1001[/]      (asks for alice's password)
     [bold]eslkit serve --users users.txt[/]
-    [bold]eslkit serve --users users.txt --contacts contacts.csv --open-url 'https://crm.example/?phone={caller_number}'[/]
-    [bold]eslkit serve --users users.txt --from mqtt://broker:1883[/]   (what eslkit relay publishes)
-    [bold]eslkit serve --users users.txt --control --audit audit.jsonl[/]   (buttons: hang up, hold, transfer, dial)
+    [bold]eslkit serve --users users.txt --contacts contacts.csv[/]
+    [bold]eslkit serve --users users.txt --open-url 'https://crm/?q={caller_number}'[/]
+    [bold]eslkit serve --users users.txt --from mqtt://broker:1883[/]   (relay's states)
+    [bold]eslkit serve --users users.txt --control --audit audit.jsonl[/]   (buttons)
     """
     from eslkit.actions import UrlAction
     from eslkit.app.popup_control import open_actor

@@ -52,10 +52,11 @@ def wallboard(
     profile: ProfileOpt = None,
     timeout: TimeoutOpt = 5.0,
 ) -> None:
-    """A live wallboard for supervisors: queues (waiting, longest wait, answered, abandoned,
-    service level) and agents (state, calls, talk time); q or Ctrl-C stops. Definitions: docs/stats.md.
+    """A live wallboard for supervisors: what every queue and agent is doing, today.
 
-    [bold]eslkit wallboard[/]                     the switch of your profile or ESL_PASSWORD
+    Queues: waiting, longest wait, answered, abandoned, service level. Agents: state, calls, talk time. q or Ctrl-C stops; definitions: docs/stats.md.
+
+    [bold]eslkit wallboard[/]              (the switch of your profile, or ESL_PASSWORD)
     [bold]eslkit wallboard --queue support@default --warn-wait 45[/]
     [bold]eslkit wallboard --format json --interval 10 | jq .queues[/]
     [bold]eslkit wallboard --replay today.jsonl --format json[/]
