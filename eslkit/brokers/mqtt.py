@@ -26,7 +26,7 @@ from urllib.parse import unquote
 from eslkit.brokers import mqtt_wire
 from eslkit.brokers.buffer import Buffer, Message
 from eslkit.brokers.outbox import WindowedPublisher
-from eslkit.brokers.urls import not_installed, password_from_env, split_broker_url
+from eslkit.brokers.urls import not_installed, password_from_env, split_broker_url, tls_context
 from eslkit.errors import BrokerError
 from eslkit.event import Event
 
@@ -322,7 +322,7 @@ class MqttPublisher(WindowedPublisher):
     async def start(self) -> None:
         """Connect; raise BrokerError when the broker cannot be reached or refuses us."""
         self._loop = asyncio.get_running_loop()
-        self._ssl = _tls_context(self.settings) if self.settings.tls else None
+        self._ssl = tls_context(self.settings.tls_ca) if self.settings.tls else None
         await self._open()
         self._keeping = asyncio.ensure_future(self._keepalive())
 
@@ -479,14 +479,6 @@ class _Link(asyncio.Protocol):
         if not self.connack.done():
             self.connack.set_exception(exc or ConnectionResetError("the broker closed the connection"))
         self.publisher._lost(self, exc)
-
-
-def _tls_context(settings: MqttSettings) -> ssl.SSLContext:
-    try:
-        return ssl.create_default_context(cafile=settings.tls_ca)
-    except (OSError, ssl.SSLError) as exc:
-        raise BrokerError(f"Cannot use the CA file {settings.tls_ca!r}: {exc}.",
-                          "Give a PEM file with --tls-ca.") from None
 
 
 class MqttSubscriber:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import shlex
+import ssl
 import sys
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from eslkit.errors import BrokerError
 
-__all__ = ["PASSWORD_ENV", "not_installed", "password_from_env", "safe_url", "split_broker_url", "split_query"]
+__all__ = ["PASSWORD_ENV", "not_installed", "password_from_env", "safe_url", "split_broker_url", "split_query",
+           "tls_context"]
 
 PASSWORD_ENV = "ESLKIT_BROKER_PASSWORD"
 
@@ -25,6 +27,14 @@ def not_installed(what: str, requirement: str) -> BrokerError:
     (a .venv, pipx or the system), which ``pip install 'eslkit[mqtt]'`` would not."""
     return BrokerError(f"The {what} support is not installed in the Python eslkit runs on.",
                        f"{shlex.quote(sys.executable)} -m pip install '{requirement}'")
+
+
+def tls_context(tls_ca: str | None) -> ssl.SSLContext:
+    """The TLS context for mqtts:// and amqps://: the system's CAs, or the PEM file of --tls-ca."""
+    try:
+        return ssl.create_default_context(cafile=tls_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise BrokerError(f"Cannot use the CA file {tls_ca!r}: {exc}.", "Give a PEM file with --tls-ca.") from None
 
 
 def password_from_env(var: str | None) -> str | None:
