@@ -243,9 +243,10 @@ def test_watch_from_mqtt_prints_what_watch_prints_for_the_switch(mosquitto, capt
 
 
 @pytest.mark.parametrize("args, module, requirement", [
-    # The relay publishes to MQTT with eslkit's own writer; reading from MQTT takes paho.
+    # The relay publishes with eslkit's own MQTT and AMQP writers; reading from a broker takes
+    # paho or pika.
     (["popup", "--ext", "1001", "--from", "mqtt://127.0.0.1:1"], "paho", "paho-mqtt>=2.0"),
-    (["relay", "--to", "amqp://127.0.0.1:1"], "pika", "pika>=1.3"),
+    (["popup", "--ext", "1001", "--from", "amqp://127.0.0.1:1"], "pika", "pika>=1.3"),
 ])
 def test_missing_broker_library_fix_is_the_command_for_this_python(captures, args, module, requirement):
     import shlex
@@ -267,6 +268,21 @@ def test_missing_broker_library_fix_is_the_command_for_this_python(captures, arg
     check = subprocess.run([*shlex.split(fix), "--dry-run", "--no-index"], capture_output=True, text=True,
                            timeout=120)
     assert check.returncode == 0 and "already satisfied" in check.stdout, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("module, url", [("paho", "mqtt://127.0.0.1:1"), ("pika", "amqp://127.0.0.1:1")])
+def test_relay_publishes_without_the_broker_library(captures, module, url):
+    """`relay --to` needs neither paho nor pika: it gets as far as the broker (here: none)."""
+    import subprocess
+    import sys
+
+    args = ["relay", "--to", url, "--replay", str(captures / f"{QUEUE}.raw")]
+    run_relay = (f"import sys; sys.modules[{module!r}] = None; from eslkit.cli import main; "
+                 f"sys.argv = ['eslkit', *{args!r}]; main()")
+    done = subprocess.run([sys.executable, "-c", run_relay], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 13, done.stderr
+    assert "Connection refused." in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "not installed" not in done.stderr
 
 
 def test_the_readme_set_up_installs_the_brokers_relay_needs():

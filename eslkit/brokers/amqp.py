@@ -34,7 +34,7 @@ from eslkit.backoff import Backoff
 from eslkit.brokers.buffer import Buffer, Message
 from eslkit.brokers.outbox import WindowedPublisher
 from eslkit.brokers import amqp_wire
-from eslkit.brokers.urls import not_installed, password_from_env, split_broker_url, tls_context
+from eslkit.brokers.urls import connect_reason, not_installed, password_from_env, split_broker_url, tls_context
 from eslkit.errors import BrokerError
 from eslkit.event import Event
 
@@ -262,8 +262,7 @@ class AmqpPublisher(WindowedPublisher):
         except asyncio.TimeoutError:
             raise self._silent() from None
         except (OSError, ssl.SSLError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-            raise BrokerError(f"Cannot reach RabbitMQ at {settings.where}: {reason}.") from None
+            raise BrokerError(f"Cannot reach RabbitMQ at {settings.where}: {connect_reason(exc)}.") from None
         try:
             await asyncio.wait_for(self._handshake(link), self.connect_timeout)
         except asyncio.TimeoutError:
@@ -548,6 +547,7 @@ class AmqpSubscriber:
             _close_quietly(conn)
 
     def start(self, deliver: Callable[[str, bytes], None], link: Callable[[str, str], None]) -> None:
+        _pika()  # missing: one clear error here, not a traceback in the thread and a 20 s wait
         error: list[BaseException] = []
 
         def run() -> None:

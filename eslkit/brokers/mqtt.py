@@ -26,7 +26,7 @@ from urllib.parse import unquote
 from eslkit.brokers import mqtt_wire
 from eslkit.brokers.buffer import Buffer, Message
 from eslkit.brokers.outbox import WindowedPublisher
-from eslkit.brokers.urls import not_installed, password_from_env, split_broker_url, tls_context
+from eslkit.brokers.urls import connect_reason, not_installed, password_from_env, split_broker_url, tls_context
 from eslkit.errors import BrokerError
 from eslkit.event import Event
 
@@ -198,8 +198,7 @@ def make_client(settings: MqttSettings, *, clean_session: bool = True, on_messag
 
 
 def connect_error(settings: MqttSettings, exc: BaseException) -> BrokerError:
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-    return BrokerError(f"Cannot reach the MQTT broker at {settings.where}: {reason}.")
+    return BrokerError(f"Cannot reach the MQTT broker at {settings.where}: {connect_reason(exc)}.")
 
 
 def refused_error(settings: MqttSettings, reason: Any) -> BrokerError:

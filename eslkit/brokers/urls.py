@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from eslkit.errors import BrokerError
 
-__all__ = ["PASSWORD_ENV", "not_installed", "password_from_env", "safe_url", "split_broker_url", "split_query",
+__all__ = ["PASSWORD_ENV", "connect_reason", "not_installed", "password_from_env", "safe_url", "split_broker_url", "split_query",
            "tls_context"]
 
 PASSWORD_ENV = "ESLKIT_BROKER_PASSWORD"
@@ -27,6 +27,14 @@ def not_installed(what: str, requirement: str) -> BrokerError:
     (a .venv, pipx or the system), which ``pip install 'eslkit[mqtt]'`` would not."""
     return BrokerError(f"The {what} support is not installed in the Python eslkit runs on.",
                        f"{shlex.quote(sys.executable)} -m pip install '{requirement}'")
+
+
+def connect_reason(exc: BaseException) -> str:
+    """Why a broker could not be reached, in the system's words ("Connection refused"):
+    asyncio's own message, "Connect call failed (host, port)", only repeats the URL."""
+    if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.errno:  # SSL's are its own codes
+        return os.strerror(exc.errno)
+    return str(exc) or type(exc).__name__
 
 
 def tls_context(tls_ca: str | None) -> ssl.SSLContext:
