@@ -15,13 +15,14 @@ from eslkit.calls import CallTracker
 from eslkit.brokers.amqp import AmqpPublisher, key_part, parse_amqp_url, routing_key
 from eslkit.brokers.buffer import Buffer
 from eslkit.sources.broker import open_broker_source
+from tests.support.brokers import AMQP_PASSWORD_ENV
 from tests.support.sim import ESLKIT
 from tests.support.sources import capture_events, from_list
 from tests.test_relay_mqtt import run
 
 pytestmark = pytest.mark.slow
 
-ENV = "ESLKIT_TEST_AMQP_PW"
+ENV = AMQP_PASSWORD_ENV  # the amqp_env fixture puts the password there
 
 
 def test_key_parts_are_encoded_like_mod_amqp():
@@ -30,12 +31,6 @@ def test_key_parts_are_encoded_like_mod_amqp():
     assert key_part("sofia::register") == "sofia%3A%3Aregister"
     assert key_part("a.b c#*") == "a%2Eb+c%23%2A"
     assert key_part("é") == "%C3%A9"
-
-
-@pytest.fixture
-def amqp_env(rabbitmq, monkeypatch):
-    monkeypatch.setenv(ENV, rabbitmq.password)
-    return rabbitmq
 
 
 def queue(rabbitmq, *keys, durable=False, name=""):

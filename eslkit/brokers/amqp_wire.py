@@ -65,7 +65,7 @@ def longstr(raw: bytes) -> bytes:
 
 
 def table(values: dict) -> bytes:
-    """A field table with RabbitMQ's types: text as 'S', bytes 'x', bool 't', int 'l', float 'd', dict 'F'."""
+    """A field table with RabbitMQ's types: text as 'S', bytes 'x', bool 't', int 'l', dict 'F'."""
     out = bytearray()
     for name, value in values.items():
         out += shortstr(name)
@@ -77,12 +77,8 @@ def table(values: dict) -> bytes:
             out += b"x" + longstr(value)
         elif isinstance(value, int):
             out += b"l" + struct.pack("!q", value)
-        elif isinstance(value, float):
-            out += b"d" + struct.pack("!d", value)
         elif isinstance(value, dict):
             out += b"F" + table(value)
-        elif value is None:
-            out += b"V"
         else:
             raise TypeError(f"a header value of type {type(value).__name__} cannot be sent")
     return longstr(bytes(out))

@@ -171,7 +171,8 @@ class Mosquitto:
 class RabbitMQ:
     """One RabbitMQ node with its own epmd, ports, Mnesia and logs in a temp dir."""
 
-    def __init__(self, directory: Path, *, user: str = "eslkit", password: str = "relay-secret"):
+    def __init__(self, directory: Path, *, user: str = "eslkit", password: str = "relay-secret",
+                 tls: tuple[Path, Path, Path] | None = None):
         self._ready = False
         self.dir = Path(directory)
         self.host = "127.0.0.1"
@@ -192,6 +193,14 @@ class RabbitMQ:
             f"default_pass = {password}\n"
             "loopback_users = none\n"
         )
+        self.tls_port = free_port() if tls else None
+        if tls:  # an amqps:// listener beside the plain one
+            ca, cert, key = tls
+            with (self.dir / "rabbitmq.conf").open("a") as conf:
+                conf.write(f"listeners.ssl.default = {self.host}:{self.tls_port}\n"
+                           f"ssl_options.cacertfile = {ca}\nssl_options.certfile = {cert}\n"
+                           f"ssl_options.keyfile = {key}\nssl_options.verify = verify_none\n"
+                           "ssl_options.fail_if_no_peer_cert = false\n")
         self.env = dict(
             os.environ,
             HOME=str(self.dir / "home"),
@@ -248,6 +257,9 @@ class RabbitMQ:
         if not wait_for_port("127.0.0.1", self.port, timeout, self.proc):
             self.stop()
             raise RuntimeError(f"rabbitmq did not start on port {self.port}: {self.log()}")
+        if self.tls_port and not wait_for_port("127.0.0.1", self.tls_port, timeout, self.proc):
+            self.stop()
+            raise RuntimeError(f"rabbitmq did not listen for TLS on port {self.tls_port}: {self.log()}")
         return self
 
     def stop(self) -> None:
@@ -320,6 +332,16 @@ def rabbitmq():
             yield broker
         finally:
             broker.close()
+
+
+AMQP_PASSWORD_ENV = "ESLKIT_TEST_AMQP_PW"
+
+
+@pytest.fixture
+def amqp_env(rabbitmq, monkeypatch):
+    """The session's RabbitMQ, its password in AMQP_PASSWORD_ENV (for --password-env)."""
+    monkeypatch.setenv(AMQP_PASSWORD_ENV, rabbitmq.password)
+    return rabbitmq
 
 
 class MqttCollector:
