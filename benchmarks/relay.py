@@ -30,7 +30,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from benchmarks.harness import Figure
+from benchmarks.harness import Figure, cpu_seconds
 
 TARGET = 10_000  # events/s, the issue's bound for a call centre's firehose
 WINDOW = 1000
@@ -244,21 +244,69 @@ def _amqp_bare(broker, payloads: list[bytes]) -> float:
     return state["end"] - state["start"]
 
 
+def _amqp_writer(broker, payloads: list[bytes]) -> float:
+    """eslkit's AMQP writer alone (the second anchor): `AmqpPublisher` handed the JSON
+    lines as ready messages, nothing else to do, until every one is confirmed."""
+    from eslkit.brokers.amqp import AmqpPublisher, parse_amqp_url
+    from eslkit.brokers.buffer import Buffer, Message
+
+    async def go() -> float:
+        sink = AmqpPublisher(parse_amqp_url(broker.url(), password_env="ESLKIT_BENCH_AMQP_PW"),
+                             Buffer(len(payloads) + 10), client_id="bench-writer")
+        await sink.start()
+        start = time.perf_counter()
+        for payload in payloads:
+            sink.send(Message("bench.EVENT._.x", payload, "event", {}))
+        if not await sink.drain(600):
+            raise RuntimeError(f"eslkit's writer: {sink.unconfirmed} of {len(payloads)} not confirmed")
+        elapsed = time.perf_counter() - start
+        await sink.close()
+        return elapsed
+
+    return asyncio.run(go())
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and everything under it (RabbitMQ: a script, then beam.smp)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += cpu_seconds(p)
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:  # it ended meanwhile
+            continue
+    return total
+
+
+def _timed(broker, run):
+    """(run's result, RabbitMQ's CPU seconds, this process's CPU seconds) while it ran."""
+    broker_cpu, own = _tree_cpu(broker.proc.pid), time.process_time()
+    result = run()
+    return result, _tree_cpu(broker.proc.pid) - broker_cpu, time.process_time() - own
+
+
 def _amqp_rep(broker, frames, payloads) -> dict:
     from eslkit.brokers.amqp import AmqpPublisher, parse_amqp_url
     from eslkit.brokers.buffer import Buffer
 
     n = len(frames)
-    _amqp_queue(broker)
-    bare = _amqp_bare(broker, payloads)
-    bare_kept = _amqp_queue(broker)
     os.environ["ESLKIT_BENCH_AMQP_PW"] = broker.password
+    _amqp_queue(broker)
+    bare, bare_broker, _ = _timed(broker, lambda: _amqp_bare(broker, payloads))
+    bare_kept = _amqp_queue(broker)
+    writer, writer_broker, writer_own = _timed(broker, lambda: _amqp_writer(broker, payloads))
+    writer_kept = _amqp_queue(broker)
     sink = AmqpPublisher(parse_amqp_url(broker.url(), password_env="ESLKIT_BENCH_AMQP_PW"), Buffer(n + 1000),
                          client_id="bench-relay")
-    elapsed, summary = asyncio.run(_relay(sink, frames))
+    (elapsed, summary), relay_broker, relay_own = _timed(broker, lambda: asyncio.run(_relay(sink, frames)))
     kept = _amqp_queue(broker)
+    us = 1e6 / n
     return {"anchor": n / bare, "value": n / elapsed, "kept": kept, "anchor_kept": bare_kept,
-            "complete": summary.complete, "line": summary.line()}
+            "complete": summary.complete and writer_kept >= n, "line": summary.line(),
+            "writer": n / writer, "rabbitmq_us": [round(c * us) for c in (bare_broker, writer_broker, relay_broker)],
+            "own_us": [round(writer_own * us), round(relay_own * us)]}
 
 
 # --- the rows -----------------------------------------------------------------------------
@@ -272,13 +320,23 @@ def _figure(key: str, label: str, anchor_label: str, reps: list[dict], n: int) -
     load = os.getloadavg()
     runs = ", ".join(f"{r['value']:,.0f}" for r in reps)
     anchors = ", ".join(f"{r['anchor']:,.0f}" for r in reps)
+    checks, note = {}, ""
+    if "writer" in reps[0]:  # AMQP: eslkit's writer alone, and where the CPU went
+        checks = {"writer_runs": [round(r["writer"]) for r in reps],
+                  "ratio_to_writer": round(statistics.median(r["value"] / r["writer"] for r in reps), 2),
+                  "rabbitmq_cpu_us_per_message(pika, writer, relay)": [r["rabbitmq_us"] for r in reps],
+                  "eslkit_cpu_us_per_message(writer, relay)": [r["own_us"] for r in reps]}
+        writers = ", ".join(f"{r['writer']:,.0f}" for r in reps)
+        note = (f"; eslkit's writer alone {writers} "
+                f"(relay/writer {checks['ratio_to_writer']:.2f}×); RabbitMQ's CPU a message "
+                f"{statistics.median(r['rabbitmq_us'][2] for r in reps):.0f} µs")
     return Figure(key, label, value=value, unit="ev/s", anchor_label=anchor_label, anchor=anchor, ratio=ratio,
                   target=f"≥ {TARGET:,} ev/s, 0 lost", passed=complete and value >= TARGET,
                   checks={"events": n, "runs": [round(r["value"]) for r in reps],
                           "anchor_runs": [round(r["anchor"]) for r in reps],
                           "lost": lost, "anchor_lost": [max(0, n - r["anchor_kept"]) for r in reps],
-                          "summary": reps[-1]["line"], "load_average": [round(x, 2) for x in load]},
-                  note=f"runs {runs} ev/s; anchor {anchors}; load average {load[0]:.1f}")
+                          "summary": reps[-1]["line"], "load_average": [round(x, 2) for x in load], **checks},
+                  note=f"runs {runs} ev/s; anchor {anchors}{note}; load average {load[0]:.1f}")
 
 
 def measure(count: int, reps: int, timeout: float = 600) -> list[Figure]:
