@@ -9,7 +9,7 @@ import pytest
 # The simulated switch fixtures (`sim`: in a thread; `sim_process`: `eslkit sim` as a process).
 from tests.support.sim import sim, sim_process  # noqa: F401
 # Real brokers started by the tests (session-wide: one Mosquitto, one RabbitMQ for the whole run).
-from tests.support.brokers import amqp_env, fresh_mosquitto, mosquitto, rabbitmq  # noqa: F401
+from tests.support.brokers import amqp_env, fresh_mosquitto, mosquitto, rabbitmq, tls_files  # noqa: F401
 # The C ESL module and eslkit.ESL side by side, for the difference suite (tests/test_esl_*.py).
 from tests.support.esl_pair import esl_modules  # noqa: F401
 

@@ -137,14 +137,10 @@ def test_a_connection_closed_by_rabbitmq_reconnects_and_loses_nothing(amqp_env):
         conn.close()
 
 
-def test_amqps_with_a_private_ca(tmp_path, monkeypatch):
-    import shutil
+def test_amqps_with_a_private_ca(tmp_path, tls_files, monkeypatch):
+    from tests.support.brokers import RabbitMQ
 
-    from tests.support.brokers import RabbitMQ, make_tls_files
-
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is not installed: no certificate for the TLS broker (scripts/setup installs it)")
-    ca, cert, key = make_tls_files(tmp_path / "tls")
+    ca, cert, key = tls_files
     broker = RabbitMQ(tmp_path / "tls-broker", tls=(ca, cert, key)).start()
     try:
         conn, ch, q = queue(broker, "tls.#")

@@ -172,14 +172,10 @@ def test_documented_mosquitto_acl_lets_each_agent_read_only_its_own_topics(tmp_p
         broker.stop()
 
 
-def test_mqtts_with_a_private_ca(tmp_path, captures):
-    import shutil
+def test_mqtts_with_a_private_ca(tmp_path, tls_files, captures):
+    from tests.support.brokers import Mosquitto
 
-    from tests.support.brokers import Mosquitto, make_tls_files
-
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed: no certificate for the TLS broker")
-    ca, cert, key = make_tls_files(tmp_path / "tls")
+    ca, cert, key = tls_files
     broker = Mosquitto(tmp_path / "tls-broker", tls=(ca, cert, key)).start()
     try:
         import paho.mqtt.client as mqtt

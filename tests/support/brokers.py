@@ -92,6 +92,14 @@ def make_tls_files(directory: Path) -> tuple[Path, Path, Path]:
     return ca, cert, key
 
 
+@pytest.fixture
+def tls_files(tmp_path) -> tuple[Path, Path, Path]:
+    """make_tls_files in the test's own directory: (CA, server certificate, key)."""
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is not installed: no certificate for a TLS broker (scripts/setup --test installs it)")
+    return make_tls_files(tmp_path / "tls")
+
+
 class Mosquitto:
     """One Mosquitto on 127.0.0.1:<free port>, persistent so that a restart keeps
     durable subscriptions and the messages queued for them."""
