@@ -137,6 +137,48 @@ def test_a_connection_closed_by_rabbitmq_reconnects_and_loses_nothing(amqp_env):
         conn.close()
 
 
+def test_a_silent_broker_is_noticed_by_the_heartbeat_and_nothing_is_lost(amqp_env):
+    """RabbitMQ's bytes stop arriving while ours still reach it (so RabbitMQ closes nothing):
+    after two heartbeat periods of silence the publisher drops the link itself, reconnects,
+    and sends again what was never confirmed."""
+    from tests.support.net import CutProxy
+
+    conn, ch, q = queue(amqp_env, "silent.#")
+
+    async def go():
+        proxy = await CutProxy(amqp_env.host, amqp_env.port).start()
+        settings = parse_amqp_url(f"amqp://{amqp_env.user}@127.0.0.1:{proxy.port}/", password_env=ENV)
+        sink = AmqpPublisher(settings, Buffer(100), client_id="wire-silent", reconnect_delay=(0.2, 0.2),
+                             connect_timeout=2, heartbeat=1)
+        try:
+            await sink.start()
+            assert sink._link.heartbeat == 1
+            sink.send(Message("silent.a", b'{"n": 0}', "event", {}))
+            assert await sink.drain(5)
+            proxy.silence_broker()
+            sink.send(Message("silent.a", b'{"n": 1}', "event", {}))  # its confirm is never heard
+            start = time.monotonic()
+            while not sink.disconnects and time.monotonic() - start < 10:
+                await asyncio.sleep(0.05)
+            noticed, why = time.monotonic() - start, sink.last_error
+            assert sink.unconfirmed == 1 and not sink.connected
+            proxy.cut()  # the next connection goes through
+            assert await sink.drain(15)
+            await sink.close()
+            return sink, noticed, why
+        finally:
+            await proxy.close()
+
+    try:
+        sink, noticed, why = run(go(), timeout=60)
+        assert sink.disconnects == 1 and "for 2 s (heartbeat)" in why, why
+        assert 2 <= noticed < 4
+        got = drain(ch, q, 10 ** 9, timeout=3)
+        assert {body["n"] for _, body, _ in got} == {0, 1}
+    finally:
+        conn.close()
+
+
 def test_amqps_with_a_private_ca(tmp_path, tls_files, monkeypatch):
     from tests.support.brokers import RabbitMQ
 

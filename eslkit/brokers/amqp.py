@@ -172,6 +172,12 @@ def open_error(settings: AmqpSettings, exc: BaseException) -> BrokerError:
     return BrokerError(f"Cannot reach RabbitMQ at {settings.where}: {reason}.")
 
 
+CHANNEL = 1
+MAX_FRAME = 131072  # RabbitMQ's default frame_max: an event's JSON fits in one body frame
+HEARTBEAT = 30  # seconds, at most (the broker may ask for less)
+BLOCKED_TIMEOUT = 30  # seconds RabbitMQ may block the connection before we reconnect
+
+
 class AmqpPublisher(WindowedPublisher):
     """The relay's AMQP side; the same face as MqttPublisher.
 
@@ -189,9 +195,10 @@ class AmqpPublisher(WindowedPublisher):
 
     def __init__(self, settings: AmqpSettings, buffer: Buffer[Message], *, client_id: str | None = None,
                  reconnect_delay: tuple[float, float] = (1.0, 30.0), connect_timeout: float = 10.0,
-                 window: int = 1000):
+                 window: int = 1000, heartbeat: int = HEARTBEAT):
         super().__init__(buffer, window=window, reconnect_delay=reconnect_delay, connect_timeout=connect_timeout)
         self.settings = settings
+        self.heartbeat = heartbeat  # seconds, at most: the broker may ask for less
         self.client_id = client_id or f"eslkit-relay-{socket.gethostname()}"
         self.status_key = AMQP_STATUS_KEY.format(client_id=short_key_part(self.client_id))
         self._link: _Link | None = None
@@ -295,7 +302,7 @@ class AmqpPublisher(WindowedPublisher):
         link.stage = "login"
         channel_max, frame_max, heartbeat = amqp_wire.tune_of(await link.expect(amqp_wire.CONNECTION_TUNE))
         link.frame_max = min(frame_max or MAX_FRAME, MAX_FRAME)
-        link.heartbeat = min(heartbeat, HEARTBEAT) if heartbeat else HEARTBEAT
+        link.heartbeat = min(heartbeat, self.heartbeat) if heartbeat else self.heartbeat
         write(amqp_wire.tune_ok(channel_max, link.frame_max, link.heartbeat))
         link.stage = "vhost"
         write(amqp_wire.connection_open(settings.vhost))
@@ -347,15 +354,16 @@ class AmqpPublisher(WindowedPublisher):
         and so is one that blocks us (a memory or disk alarm) for BLOCKED_TIMEOUT, as pika did."""
         while True:
             link = self._link
-            await asyncio.sleep((link.heartbeat if link is not None else HEARTBEAT) / 2)
+            await asyncio.sleep((link.heartbeat if link is not None else self.heartbeat) / 2)
             link = self._link
             if link is None or not link.up:
                 continue
             now = time.monotonic()
             if now - link.heard > 2 * link.heartbeat:
+                link.why = f"nothing heard from RabbitMQ for {2 * link.heartbeat} s (heartbeat)"
                 link.transport.abort()
             elif link.blocked is not None and now - link.blocked > BLOCKED_TIMEOUT:
-                self.last_error = f"RabbitMQ blocked the connection for more than {BLOCKED_TIMEOUT} s"
+                link.why = f"RabbitMQ blocked the connection for more than {BLOCKED_TIMEOUT} s"
                 link.transport.abort()
             else:
                 link.transport.write(amqp_wire.HEARTBEAT_FRAME)
@@ -410,10 +418,6 @@ class AmqpPublisher(WindowedPublisher):
 
 
 MAX_ATTEMPTS = 5
-CHANNEL = 1
-MAX_FRAME = 131072  # RabbitMQ's default frame_max: an event's JSON fits in one body frame
-HEARTBEAT = 30  # seconds, at most (the broker may ask for less)
-BLOCKED_TIMEOUT = 30  # seconds RabbitMQ may block the connection before we reconnect
 
 
 class _Link(asyncio.Protocol):
@@ -426,7 +430,7 @@ class _Link(asyncio.Protocol):
         self.up = False
         self.stage = "start"  # the handshake step waiting for an answer: says why a refusal came
         self.frame_max = amqp_wire.FRAME_MIN_SIZE
-        self.heartbeat = HEARTBEAT
+        self.heartbeat = publisher.heartbeat
         self.heard = time.monotonic()
         self.blocked: float | None = None  # when RabbitMQ blocked us (Connection.Blocked)
         self.why = "closed by the broker"

@@ -43,6 +43,7 @@ class CutProxy:
         self.port = 0
         self._server = None
         self._frozen = False
+        self._deaf = False  # the broker's bytes dropped, the client's still forwarded
         self._pairs: list = []
 
     async def start(self) -> "CutProxy":
@@ -58,24 +59,29 @@ class CutProxy:
         up_reader, up_writer = await asyncio.open_connection(*self.target)
         self._pairs.append((writer, up_writer))
 
-        async def pipe(src, dst):
+        async def pipe(src, dst, from_broker):
             with contextlib.suppress(OSError, ConnectionError):
                 while data := await src.read(65536):
-                    if not self._frozen:
+                    if not self._frozen and not (from_broker and self._deaf):
                         dst.write(data)
             dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
 
     def freeze(self) -> None:
         self._frozen = True
+
+    def silence_broker(self) -> None:
+        """Drop what the broker sends, keep forwarding what the client sends: the broker
+        stays content, the client hears nothing (only its own heartbeat check notices)."""
+        self._deaf = True
 
     def cut(self) -> None:
         for client, upstream in self._pairs:
             client.close()
             upstream.close()
         self._pairs.clear()
-        self._frozen = False
+        self._frozen = self._deaf = False
 
     async def close(self) -> None:
         self.cut()
