@@ -275,7 +275,7 @@ class AmqpPublisher(WindowedPublisher):
         except asyncio.TimeoutError:
             link.transport.abort()
             raise self._silent() from None
-        except BrokerError:
+        except (BrokerError, asyncio.CancelledError):  # cancelled: close() while reconnecting
             link.transport.abort()
             raise
         self._publish = amqp_wire.Publish(CHANNEL, settings.exchange, link.frame_max)
