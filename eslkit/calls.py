@@ -51,12 +51,12 @@ import json
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, NamedTuple, Optional, Union
 
 from eslkit.event import Event
 
 __all__ = [
-    "CallTracker", "LegView", "popup_record", "RECORD_KEYS", "POPUP_EVENTS",
+    "CallTracker", "Known", "LegView", "popup_record", "RECORD_KEYS", "POPUP_EVENTS",
     "EXT_HEADERS", "outcome_for", "live_channels", "live_uuids", "leg_from_record",
 ]
 
@@ -210,6 +210,7 @@ class _Channel:
         "queue", "cc_name", "cc_number", "joined", "left", "created", "answered_at", "up", "held", "bridged_to",
         "ended_at", "cause", "state", "emitted", "shown", "ready", "direction", "other_number", "other_name",
         "far_number", "transfer", "transferred_from", "dialed", "last_seen", "contact_done", "contact", "call_key",
+        "held_told",
     )
 
     def __init__(self, uuid: str):
@@ -240,6 +241,7 @@ class _Channel:
         self.answered_at: Optional[float] = None
         self.up = False  # answered, at a time nobody told (learned from `show channels`)
         self.held = False
+        self.held_told = 0  # `CallTracker._holds` at its last hold or unhold event
         self.bridged_to: Optional[str] = None
         self.ended_at: Optional[float] = None
         self.cause: Optional[str] = None
@@ -302,6 +304,12 @@ def _row_event(row: dict) -> Event:
     return Event(headers)
 
 
+class Known(NamedTuple):
+    """What the tracker knew when it asked the switch (`CallTracker.known`)."""
+    channels: frozenset  # the channels it followed
+    holds: int  # hold and unhold events fed so far
+
+
 class CallTracker:
     """Follows agent legs for the watched extensions (all agent legs if `exts` is None).
 
@@ -338,6 +346,7 @@ class CallTracker:
         self._history_len = history
         self._history: dict[str, deque] = {}
         self._forgotten: deque = deque(maxlen=1000)
+        self._holds = 0  # hold and unhold events fed: which of them came after a question (`known`)
         self._calls: dict[str, set] = {}  # call uuid -> uuids of its agent legs
 
     # --- reading state ---------------------------------------------------------------
@@ -356,10 +365,11 @@ class CallTracker:
         out = [leg for h in self._history.values() for leg in h]
         return sorted(out, key=lambda leg: leg.ended_at or 0.0, reverse=True)
 
-    def known(self) -> frozenset:
-        """The channels the tracker knows now: pass it to `resync` with the answer of a
-        `show channels` asked after this, so that a leg that began in between is kept."""
-        return frozenset(self._channels)
+    def known(self) -> Known:
+        """What the tracker knows now: pass it to `resync` with the answer of a `show channels`
+        asked after this, so that a leg that began in between is kept and a hold seen in
+        between is not undone."""
+        return Known(frozenset(self._channels), self._holds)
 
     def __len__(self) -> int:
         return len(self._channels)
@@ -410,6 +420,8 @@ class CallTracker:
             touched += self._bridge(event, when)
         elif name in _HOLD_EVENTS:
             ch.held = _HOLD_EVENTS[name]
+            self._holds += 1
+            ch.held_told = self._holds
             touched += [c for c in (self._channels.get(ch.bridged_to or ""),) if c is not None]
         if name == "CHANNEL_ANSWER" and ch.answered_at is None:
             ch.answered_at = _usec(event.get("Caller-Channel-Answered-Time")) or when
@@ -439,21 +451,24 @@ class CallTracker:
         return changes
 
     def resync(self, live: Iterable[Union[dict, str]], now: Optional[float] = None, *,
-               known: Optional[Iterable[str]] = None) -> list[LegView]:
+               known: Optional[Known] = None) -> list[LegView]:
         """What the switch has up, from `show channels as json` (on connect and after a reconnect).
 
         `live` holds its rows (`live_channels`), or just their uuids.  A leg the
         tracker was following that is no longer up ends: events lost while the link
         was down are gone for good, so it ends with outcome `answered` if the agent
         had answered, else `failed`, and no cause.  Only the legs in `known` (what
-        the tracker knew when it asked, see `known()`) can end this way.  A leg the
-        tracker did not know (a call already up when it started) is shown at once,
-        ringing or answered; its true times come with its later events.
+        the tracker knew when it asked, see `known()`) can end this way, and a row's
+        hold state is older than a hold or unhold event fed since then (the events go
+        on being read while the answer is on its way).  A leg the tracker did not know
+        (a call already up when it started) is shown at once, ringing or answered; its
+        true times come with its later events.
         """
         now = self.now if now is None else now
         rows = [row if isinstance(row, dict) else {"uuid": row} for row in live]
         up = {row.get("uuid") for row in rows}
-        asked = None if known is None else set(known)
+        asked = None if known is None else known.channels
+        holds = self._holds if known is None else known.holds
         changes: list[LegView] = []
         for ch in list(self._channels.values()):
             if ch.uuid in up or ch.ended_at is not None or (asked is not None and ch.uuid not in asked):
@@ -468,6 +483,8 @@ class CallTracker:
                 changes += self._learn_row(row, now)
                 continue
             held = _UP_STATES.get(str(row.get("callstate") or ""))
+            if held is not None and ch.held_told > holds:
+                held = ch.held  # a hold or unhold seen since the question is newer than this row
             if ch.ended_at is None and held is not None and (ch.answered_at is None and not ch.up or held != ch.held):
                 ch.up, ch.held = True, held  # answered, or put on hold, while the link was down
                 self._update(ch, changes, now)

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, time as day_time, timedelta
 from typing import TYPE_CHECKING, Iterable, NamedTuple, Optional
 
-from eslkit.calls import CallTracker, LegView
+from eslkit.calls import CallTracker, Known as TrackerKnown, LegView
 from eslkit.calls import _num  # a positive number of a header, or None (mod_callcenter's times)
 from eslkit.event import Event
 from eslkit.subscription import Subscription
@@ -166,7 +166,7 @@ class StatsSnapshot:
 
 class Known(NamedTuple):
     """What the engine knew when it asked the switch (`CallCentreStats.known`)."""
-    channels: frozenset  # the tracker's (`CallTracker.known`)
+    tracker: TrackerKnown  # the call tracker's (`CallTracker.known`)
     fed: int  # events fed so far
 
 
@@ -735,13 +735,13 @@ class CallCentreStats:
         """Take what the switch lists now (`eslkit.switch_state.ask_switch`): the calls up, the
         callers waiting in each queue, every mod_callcenter agent's status.  A caller eslkit
         had waiting that the switch no longer lists left while eslkit could not see: what
-        became of it is unknown, so it is taken out of today's offered calls.  `known`: the
-        tracker's channels when the question was asked (`CallTracker.known`)."""
+        became of it is unknown, so it is taken out of today's offered calls.  `known`:
+        what the engine knew when the question was asked (`known`)."""
         self._clock(now)
         asked = self._fed if known is None else known.fed
         if state.channels is not None:
-            before = self.tracker.known()
-            changes = self.tracker.resync(state.channels, now, known=None if known is None else known.channels)
+            before = self.tracker.known().channels
+            changes = self.tracker.resync(state.channels, now, known=None if known is None else known.tracker)
             # A phone already ringing when eslkit looked: what rings it (a queue's offer, a
             # ring group) is not known yet; its later events say (see _call_leg).
             for leg in changes:

@@ -474,3 +474,58 @@ def test_watch_stats_learns_the_channels_already_up():
     assert (stats.active_calls, stats.active_channels) == (0, 0)
     stats.channels_up(rows)  # a stale answer, read after the channels went: nothing comes back
     assert stats.active_channels == 0
+
+
+def test_a_hold_fed_after_the_question_is_not_undone_by_the_answer():
+    """`show channels` answered before 1001 put the caller on hold, and the answer taken after
+    the hold was seen (a loaded machine: the popup engine reads events while the answer
+    waits its turn): the stale ACTIVE row must not take the hold back, nor tell it."""
+    import asyncio
+    import time
+
+    from eslkit.calls import POPUP_EVENTS, live_channels
+    from eslkit.client import Connection
+    from eslkit.event import Event
+    from eslkit.sim.fastpath import CallEvent, CallValues
+    from eslkit.sim.scenarios import fresh_uuids, load_scenario
+    from tests.support.sim import sim_in_thread
+
+    tracker = CallTracker({"1001"})
+
+    def fire(server, until_from: float, until: float):
+        scenario = load_scenario("hold")  # 1001 answers at 3 s, holds the caller at 4.58 s
+        values = CallValues(int(time.time()) * 1_000_000 + scenario.start_fraction_us,
+                            fresh_uuids(scenario.uuids), server.core_uuid, None)
+        talking = [t for t in scenario.templates if t.at <= until_from]
+        holding = [t for t in scenario.templates if until_from < t.at <= until]
+
+        def play(templates):
+            for template in templates:
+                server.fire(CallEvent(template, values, server.next_seq()))
+        return (lambda: play(talking)), (lambda: play(holding))
+
+    def legs() -> list:
+        return [(leg.state, leg.on_hold) for leg in tracker.active("1001")]
+
+    async def feed_until(events, done) -> None:
+        while not done():
+            item = await events.__anext__()
+            if isinstance(item, Event):
+                tracker.feed(item)
+
+    async def follow(sim, talk, hold) -> list:
+        async with Connection("127.0.0.1", sim.port, "ClueCon") as conn:
+            await conn.subscribe(POPUP_EVENTS)
+            events = conn.events().__aiter__()
+            sim.call_soon(talk)
+            await asyncio.wait_for(feed_until(events, lambda: legs() == [("answered", False)]), 30)
+            known = tracker.known()
+            rows = live_channels(await conn.api("show channels as json"))  # 1001 talking
+            sim.call_soon(hold)
+            await asyncio.wait_for(feed_until(events, lambda: legs() == [("answered", True)]), 30)
+            return tracker.resync(rows, known=known)  # the answer, taken late
+
+    with sim_in_thread(speed=None) as sim:
+        talk, hold = fire(sim.server, 4.0, 4.6)
+        late = asyncio.run(follow(sim, talk, hold))
+    assert late == [] and legs() == [("answered", True)]
