@@ -195,6 +195,9 @@ class _Queue:
         # key -> "answered" / "gone", lately: the switch's list, asked before these events
         # and read after them, must not bring a caller back (see `listed`)
         self.past: OrderedDict[str, str] = OrderedDict()
+        # key -> `CallCentreStats._fed` at its join or answer event: a caller who joined after
+        # the switch's list was asked is not on it, and has not left (see `_unlisted`)
+        self.told: dict[str, int] = {}
         self.agents: set[str] = set()
         self.totals = _Totals()
         self.new_day()
@@ -207,20 +210,24 @@ class _Queue:
         self.talks: list[float] = []
 
     def join(self, key: str, when: float, number: Optional[str], name: Optional[str],
-             call: Optional[str] = None) -> bool:
+             call: Optional[str] = None, told: int = 0) -> bool:
         if key in self.waiting or key in self.talking:
             return False
         self.past.pop(key, None)  # back in the queue (mod_fifo: the same caller again)
+        if told:
+            self.told[key] = told
         self.waiting[key] = (when, number, name, call or key)
         self.offered += 1
         self.totals.offered += 1
         return True
 
-    def answer(self, key: str, when: float, joined: Optional[float] = None) -> Optional[float]:
+    def answer(self, key: str, when: float, joined: Optional[float] = None, told: int = 0) -> Optional[float]:
         """The caller `key` is talking to an agent; returns the wait."""
         entry = self.waiting.pop(key, None)
         if entry is None and joined is None:
             return None
+        if told:
+            self.told[key] = told
         start = entry[0] if entry is not None else joined
         if entry is None:  # joined before we saw it (or on another day): count it now
             self.offered += 1
@@ -240,6 +247,7 @@ class _Queue:
     def leave(self, key: str, gave_up: bool) -> bool:
         """The caller left unanswered: abandoned (`gave_up`) or missed."""
         self._went(key, "gone")
+        self.told.pop(key, None)
         if self.waiting.pop(key, None) is None:
             return False
         if gave_up:
@@ -253,6 +261,7 @@ class _Queue:
     def hang_up(self, key: str, when: float, talk: Optional[float] = None) -> None:
         start = self.talking.pop(key, None)
         self._went(key, "gone")  # also when its answer came before eslkit looked
+        self.told.pop(key, None)
         if start is None:
             return
         talk = max(when - start, 0.0) if talk is None else talk
@@ -490,14 +499,15 @@ class CallCentreStats:
         queue = self._queue(queue_name, "callcenter")
         caller = event.get("CC-Member-Session-UUID")
         if action in ("member-queue-start", "member-queue-resume"):
-            if queue.join(member, when, event.get("CC-Member-CID-Number"), event.get("CC-Member-CID-Name"), caller):
+            if queue.join(member, when, event.get("CC-Member-CID-Number"), event.get("CC-Member-CID-Name"), caller,
+                          told=self._fed):
                 self._open_call(caller, module=True)
         elif action == "agent-offering" and agent_name:
             queue.agents.add(agent_name)
             self._cc_agent(agent_name).queues.add(queue_name)
         elif action == "bridge-agent-start":
             joined = _num(event.get("CC-Member-Joined-Time"))
-            if queue.answer(member, when, joined) is not None:
+            if queue.answer(member, when, joined, told=self._fed) is not None:
                 self._call_answered(caller)
             if agent_name:
                 agent = self._cc_agent(agent_name)
@@ -565,14 +575,14 @@ class CallCentreStats:
         when = event.timestamp or self.now or 0.0
         if action == "push":
             queue = self._queue(name, "fifo")
-            if queue.join(caller, when, event.caller_number, event.caller_name):
+            if queue.join(caller, when, event.caller_number, event.caller_name, told=self._fed):
                 self._open_call(caller, module=True)
             return
         queue = self.queues.get((name, "fifo"))
         if queue is None:
             return  # e.g. mod_fifo's own manual_calls: no caller ever joins it
         if action == "bridge-caller-start":
-            if queue.answer(caller, when) is not None:
+            if queue.answer(caller, when, told=self._fed) is not None:
                 self._call_answered(caller)
         elif action == "bridge-caller-stop":
             talk = _num(event.get("FIFO-Caller-Talk-Time-us"))
@@ -776,7 +786,7 @@ class CallCentreStats:
                 self._listed(self._queue(queue, "callcenter"), key, row.get("state"), _num(row.get("joined_epoch")),
                              _num(row.get("bridge_epoch")), row.get("cid_number"), row.get("cid_name"),
                              row.get("session_uuid"), now)
-            self._unlisted("callcenter", listed)
+            self._unlisted("callcenter", listed, asked)
         if state.fifos is not None:
             listed = set()
             for fifo in state.fifos:
@@ -785,7 +795,7 @@ class CallCentreStats:
                     listed.add(caller["uuid"])
                     self._listed(queue, caller["uuid"], "Waiting", caller.get("since"), None, caller.get("number"),
                                  caller.get("name"), caller["uuid"], now)
-            self._unlisted("fifo", listed)
+            self._unlisted("fifo", listed, asked)
 
     def _listed(self, queue: _Queue, key: str, state: Optional[str], joined: Optional[float],
                 bridged: Optional[float], number: Optional[str], name: Optional[str], call: Optional[str],
@@ -803,16 +813,21 @@ class CallCentreStats:
             elif key not in queue.talking:
                 queue.talking[key] = bridged or now  # answered before eslkit looked: its talk only
 
-    def _unlisted(self, kind: str, listed: set) -> None:
+    def _unlisted(self, kind: str, listed: set, asked: int) -> None:
+        """Callers the switch's list (asked when `asked` events were fed) leaves out left
+        while eslkit could not see, unless their events since then are newer than the list."""
         for queue in self.queues.values():
             if queue.kind != kind:
                 continue
-            for key in [k for k in queue.waiting if k not in listed]:
+            told = queue.told
+            for key in [k for k in queue.waiting if k not in listed and told.get(k, 0) <= asked]:
                 call = queue.waiting.pop(key)[3]
+                told.pop(key, None)
                 queue.offered = max(queue.offered - 1, 0)
                 self._calls.pop(call or "", None)
-            for key in [k for k in queue.talking if k not in listed]:
+            for key in [k for k in queue.talking if k not in listed and told.get(k, 0) <= asked]:
                 del queue.talking[key]
+                told.pop(key, None)
 
     # --- reading ------------------------------------------------------------------------------
 

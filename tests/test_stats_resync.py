@@ -5,6 +5,7 @@ v1.10.12), and a statistics engine that starts mid-call is right at once."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import pytest
@@ -154,19 +155,20 @@ def test_after_a_load_nothing_is_left_over():
     assert all(not a.legs for a in stats.agents.values())
 
 
-def _two_callers(server):
-    """The two-callers flow's events, split at 4 s: 6208 talks to 1001, 6209 waits."""
+def _two_callers(server, *at: float):
+    """The two-callers flow's events in parts, split at the seconds `at` (at 4 s: 6208 talks
+    to 1001, 6209 waits; at 0.5 s: only 6208 is in the queue, 6209 joins at 1 s)."""
     scenario = load_scenario("two-callers")
     values = CallValues(int(time.time()) * 1_000_000 + scenario.start_fraction_us,
                         fresh_uuids(scenario.uuids), server.core_uuid, None)
-    before = [t for t in scenario.templates if t.at <= 4.0]
-    after = [t for t in scenario.templates if t.at > 4.0]
+    bounds = [-1.0, *(at or (4.0,)), math.inf]
+    parts = [[t for t in scenario.templates if start < t.at <= end] for start, end in zip(bounds, bounds[1:])]
 
     def fire(templates):
         for template in templates:
             server.fire(CallEvent(template, values, server.next_seq()))
 
-    return (lambda: fire(before)), (lambda: fire(after))
+    return [lambda part=part: fire(part) for part in parts]
 
 
 def test_the_wallboard_asks_on_connect_and_again_after_a_reconnect():
@@ -273,3 +275,32 @@ def test_a_list_answered_before_the_events_that_follow_it_is_not_taken_for_news(
     assert (q.waiting, q.offered, q.answered) == (0, 1, 1), q
     assert all(not queue.talking for queue in stats.queues.values())
     assert all(a.state != "talking" for a in snap.agents), snap.agents
+
+
+def test_a_caller_who_joins_after_the_question_is_not_taken_out_by_the_answer():
+    """The other way round: the member list is asked when only 6208 is in the queue, and
+    applied after 6209's join was seen (`serve` and the wallboard ask on connect while the
+    events go on).  6209 is not on that list because it was not there yet — not because it
+    left while eslkit could not see: it still waits, and it was offered."""
+    from eslkit.calls import POPUP_EVENTS
+
+    stats = CallCentreStats()
+
+    async def follow(sim, joins) -> None:
+        async with Connection("127.0.0.1", sim.port, "ClueCon") as conn:
+            await conn.subscribe(POPUP_EVENTS)
+            known = stats.known()
+            state = await ask_switch(conn)  # 6208 alone in the queue
+            sim.call_soon(joins)
+            await feed_until_quiet(conn, stats, 2)  # 6209 joined; 1001 answered 6208
+            stats.resync(state, time.time(), known=known)  # the answer, applied late
+
+    async def run(fn) -> None:
+        fn()
+
+    with sim_in_thread(speed=None) as sim:  # no scenario of its own: only the flow below
+        first, joins, _ = _two_callers(sim.server, 0.5, 4.0)
+        sim.call(run(first))
+        asyncio.run(follow(sim, joins))
+    q = stats.snapshot().queue("2000@default")
+    assert (q.waiting, [c.number for c in q.callers], q.offered, q.answered) == (1, ["6209"], 2, 1), q
