@@ -481,28 +481,13 @@ def test_a_hold_fed_after_the_question_is_not_undone_by_the_answer():
     the hold was seen (a loaded machine: the popup engine reads events while the answer
     waits its turn): the stale ACTIVE row must not take the hold back, nor tell it."""
     import asyncio
-    import time
 
     from eslkit.calls import POPUP_EVENTS, live_channels
     from eslkit.client import Connection
     from eslkit.event import Event
-    from eslkit.sim.fastpath import CallEvent, CallValues
-    from eslkit.sim.scenarios import fresh_uuids, load_scenario
-    from tests.support.sim import sim_in_thread
+    from tests.support.sim import scenario_in_parts, sim_in_thread
 
     tracker = CallTracker({"1001"})
-
-    def fire(server, until_from: float, until: float):
-        scenario = load_scenario("hold")  # 1001 answers at 3 s, holds the caller at 4.58 s
-        values = CallValues(int(time.time()) * 1_000_000 + scenario.start_fraction_us,
-                            fresh_uuids(scenario.uuids), server.core_uuid, None)
-        talking = [t for t in scenario.templates if t.at <= until_from]
-        holding = [t for t in scenario.templates if until_from < t.at <= until]
-
-        def play(templates):
-            for template in templates:
-                server.fire(CallEvent(template, values, server.next_seq()))
-        return (lambda: play(talking)), (lambda: play(holding))
 
     def legs() -> list:
         return [(leg.state, leg.on_hold) for leg in tracker.active("1001")]
@@ -526,6 +511,6 @@ def test_a_hold_fed_after_the_question_is_not_undone_by_the_answer():
             return tracker.resync(rows, known=known)  # the answer, taken late
 
     with sim_in_thread(speed=None) as sim:
-        talk, hold = fire(sim.server, 4.0, 4.6)
+        talk, hold, _ = scenario_in_parts(sim.server, "hold", 4.0, 4.6)  # answered at 3 s, held at 4.58 s
         late = asyncio.run(follow(sim, talk, hold))
     assert late == [] and legs() == [("answered", True)]

@@ -145,9 +145,6 @@ def test_a_caller_waiting_shows_at_once_and_counts_as_waiting():
     (serve's wallboard asks the switch on connect, as `eslkit wallboard` does)."""
     from tests.test_stats_resync import _two_callers
 
-    async def fire(fn) -> None:
-        fn()
-
     async def main(port: int):
         from eslkit.app.serve import ServeRun
         from eslkit.app.popup import PopupEngine
@@ -174,7 +171,7 @@ def test_a_caller_waiting_shows_at_once_and_counts_as_waiting():
 
     with sim_in_thread(speed=None) as sim:
         first, _ = _two_callers(sim.server)
-        sim.call(fire(first))  # 6208 talks to 1001, 6209 waits: before serve connects
+        sim.run(first)  # 6208 talks to 1001, 6209 waits: before serve connects
         data = run(main(sim.port))
     q = queue(data)
     assert (q["waiting"], [c["number"] for c in q["callers"]]) == (1, ["6209"])

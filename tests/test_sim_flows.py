@@ -19,7 +19,7 @@ import pytest
 from eslkit.protocol import EventFrame
 from eslkit.sim import derive
 from eslkit.sim.scenarios import CALL_SCENARIOS, MIXES, SCENARIOS, load_scenario
-from tests.support.sim import ESLKIT, sim_in_thread
+from tests.support.sim import ESLKIT, scenario_in_parts, sim_in_thread
 from tests.test_calls_flows import (
     CALLER_B, answered_call, lost_race, rec, shown,
     by_ext as popups,  # the records per extension, following every agent (as relay does)
@@ -229,18 +229,17 @@ def test_demo_plays_the_morning(tmp_path):
 
 
 @contextlib.contextmanager
-def mid_call(name: str, event: str, speed: float = 1.0):
-    """The simulator (password PASSWORD) playing `name`, once its `event` has been fired."""
+def mid_call(name: str, at: float):
+    """The simulator (password PASSWORD) with one call of `name` played up to `at` seconds,
+    and the function that plays the rest of it at once: the test runs it once the client it
+    starts has shown the call (a client that takes seconds to start on a loaded machine must
+    not find the call over, or past the moment the test is about)."""
     from tests.test_hardening_restart import PASSWORD
 
-    with sim_in_thread(password=PASSWORD, scenario=name, speed=speed, autostart=False) as sim:
-        watcher = talk(sim.host, sim.port, f"auth {PASSWORD}\n\nevent plain {event}\n\n".encode())
-        sim.call_soon(sim.server.spawn, sim.server.play(name))
-        watcher.read_until(lambda: any(isinstance(f, EventFrame) for f in watcher.frames), timeout=10)
-        try:
-            yield sim, watcher
-        finally:
-            watcher.close()
+    with sim_in_thread(password=PASSWORD, speed=None) as sim:  # no scenario of its own
+        before, rest = scenario_in_parts(sim.server, name, at)
+        sim.run(before)
+        yield sim, lambda: sim.run(rest)
 
 
 def test_popup_started_mid_call_shows_it_at_once_and_ends_it_right():
@@ -249,9 +248,11 @@ def test_popup_started_mid_call_shows_it_at_once_and_ends_it_right():
     with the caller; the hangup ends it answered, with the times the events carry."""
     from tests.test_hardening_restart import child  # ESL_PASSWORD in its environment
 
-    with mid_call("fifo", "CHANNEL_BRIDGE") as (sim, _):
+    with mid_call("fifo", 3.1) as (sim, rest):  # 1002 answered at 3.08 s; 1001's leg is gone
         popup = child("popup", "--port", str(sim.port), "--ext", "1002,1001", "--format", "json")
         try:
+            assert popup.wait_for(lambda: popup.records(), 30), popup.err  # from show channels
+            rest()
             assert popup.wait_for(lambda: any(r["state"] == "ended" for r in popup.records()), 15), popup.err
         finally:
             popup.stop()
@@ -270,9 +271,11 @@ def test_relay_started_mid_call_publishes_it_at_once_to_the_agent(mosquitto):
     from tests.test_hardening_restart import child
 
     popups = MqttCollector(mosquitto, "freeswitch/+/agents/1001/popup")
-    with mid_call("hold", "CHANNEL_HOLD") as (sim, _):
+    with mid_call("hold", 5.0) as (sim, rest):  # on hold from 4.58 s, taken off at 6.58 s
         relay = child("relay", "--port", str(sim.port), "--to", mosquitto.url, "--client-id", "mid-call")
         try:
+            assert popups.wait_for(lambda m: m, 30), relay.err  # from show channels
+            rest()
             assert popups.wait_for(lambda m: any(b'"ended"' in p for _, p, _ in m), 20), relay.err
         finally:
             assert relay.stop(signal.SIGTERM) == 0, relay.err
@@ -319,18 +322,23 @@ def test_sim_help_lists_every_flow():
 def test_watch_stats_started_mid_call_counts_the_call_already_up():
     """`eslkit watch --stats` connecting during the hold call: the call is active at once
     (from `show channels as json`) and counted answered when it ends, not missed."""
-    from tests.test_hardening_restart import child
+    from tests.test_hardening_restart import PASSWORD, child
 
-    with mid_call("hold", "CHANNEL_BRIDGE", speed=2.0) as (sim, watcher):
-        watch = child("watch", "--port", str(sim.port), "--stats", "--format", "json", "--quiet")
+    def asked(frames) -> bool:
+        return any(isinstance(f, EventFrame) and f.event.name == "API"
+                   and f.event.get("API-Command-Argument") == "channels as json" for f in frames)
+
+    with mid_call("hold", 3.1) as (sim, rest):  # 1001 talks to 6208 (bridged at 3.02 s)
+        switch = talk(sim.host, sim.port, f"auth {PASSWORD}\n\nevent plain API\n\n".encode())
+        watch = child("watch", "--port", str(sim.port), "--stats", "--format", "json")
         try:
-            bridge = next(f.event for f in watcher.frames if isinstance(f, EventFrame))
-            bridged = {bridge.unique_id, bridge.other_leg_uuid}  # the caller and 1001, up
-            watcher.sock.sendall(b"event plain CHANNEL_DESTROY\n\n")
-            watcher.read_until(lambda: bridged <= {f.event.unique_id for f in watcher.frames
-                                                   if isinstance(f, EventFrame) and f.event.name == "CHANNEL_DESTROY"},
-                               timeout=15)
+            switch.read_until(lambda: asked(switch.frames), timeout=30)  # watch asked what is up
+            rest()
+            # watch has read the call's end itself (the test's own connection could be ahead of it)
+            assert watch.wait_for(lambda: [r.get("Event-Name") for r in watch.records()].count("CHANNEL_DESTROY") >= 2,
+                                  30), watch.err
         finally:
+            switch.close()
             assert watch.stop() == 0, watch.err
     stats = json.loads(watch.out[-1])["stats"]
     assert (stats["calls_answered"], stats["calls_missed"], stats["calls_busy"]) == (1, 0, 0)

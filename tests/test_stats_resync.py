@@ -5,7 +5,6 @@ v1.10.12), and a statistics engine that starts mid-call is right at once."""
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 
 import pytest
@@ -17,7 +16,7 @@ from eslkit.sim.fastpath import CallEvent, CallValues
 from eslkit.sim.queues import AGENT_COLUMNS, MEMBER_COLUMNS, QUEUE_COLUMNS
 from eslkit.sim.scenarios import fresh_uuids, load_scenario
 from eslkit.stats import CallCentreStats
-from tests.support.sim import sim_in_thread
+from tests.support.sim import scenario_in_parts, sim_in_thread
 
 
 def play_until(server, name: str, until: float, numbers=None):
@@ -158,17 +157,7 @@ def test_after_a_load_nothing_is_left_over():
 def _two_callers(server, *at: float):
     """The two-callers flow's events in parts, split at the seconds `at` (at 4 s: 6208 talks
     to 1001, 6209 waits; at 0.5 s: only 6208 is in the queue, 6209 joins at 1 s)."""
-    scenario = load_scenario("two-callers")
-    values = CallValues(int(time.time()) * 1_000_000 + scenario.start_fraction_us,
-                        fresh_uuids(scenario.uuids), server.core_uuid, None)
-    bounds = [-1.0, *(at or (4.0,)), math.inf]
-    parts = [[t for t in scenario.templates if start < t.at <= end] for start, end in zip(bounds, bounds[1:])]
-
-    def fire(templates):
-        for template in templates:
-            server.fire(CallEvent(template, values, server.next_seq()))
-
-    return [lambda part=part: fire(part) for part in parts]
+    return scenario_in_parts(server, "two-callers", *(at or (4.0,)))
 
 
 def test_the_wallboard_asks_on_connect_and_again_after_a_reconnect():
@@ -238,12 +227,9 @@ def _asked_mid_call(late: bool) -> CallCentreStats:
             if late:
                 stats.resync(state, time.time(), known=known)
 
-    async def run(fn) -> None:
-        fn()
-
     with sim_in_thread(speed=None) as sim:  # no scenario of its own: only the flow below
         first, rest = _two_callers(sim.server)
-        sim.call(run(first))
+        sim.run(first)
         asyncio.run(follow(sim, rest))
     stats.tick(stats.now + 60)
     return stats
@@ -295,12 +281,9 @@ def test_a_caller_who_joins_after_the_question_is_not_taken_out_by_the_answer():
             await feed_until_quiet(conn, stats, 2)  # 6209 joined; 1001 answered 6208
             stats.resync(state, time.time(), known=known)  # the answer, applied late
 
-    async def run(fn) -> None:
-        fn()
-
     with sim_in_thread(speed=None) as sim:  # no scenario of its own: only the flow below
         first, joins, _ = _two_callers(sim.server, 0.5, 4.0)
-        sim.call(run(first))
+        sim.run(first)
         asyncio.run(follow(sim, joins))
     q = stats.snapshot().queue("2000@default")
     assert (q.waiting, [c.number for c in q.callers], q.offered, q.answered) == (1, ["6209"], 2, 1), q

@@ -19,6 +19,13 @@ As a real process, exactly as a user runs it (``.venv/bin/eslkit sim --port N``)
 
 Both pick a free port, wait until it accepts connections, and stop the
 simulator at the end (the process with SIGINT, then SIGKILL after a timeout).
+A scenario can also be fired in parts, when the test says (``scenario_in_parts``)::
+
+    with sim_in_thread(speed=None) as sim:    # no scenario of its own
+        talking, rest = scenario_in_parts(sim.server, "hold", 4.0)
+        sim.call_soon(talking)                # 1001 talks to 6208
+        ...                                   # a client connects, asks the switch
+        sim.call_soon(rest)                   # then the hold, the unhold, the hangup
 Fixtures: ``sim`` (thread, queue scenario at full speed) and ``sim_process``.
 """
 
@@ -26,17 +33,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Coroutine, Iterator, NamedTuple
+from typing import Any, Callable, Coroutine, Iterator, NamedTuple
 
 import pytest
 
 from eslkit.sim import SimServer
+from eslkit.sim.fastpath import CallEvent, CallValues
+from eslkit.sim.scenarios import fresh_uuids, load_scenario
 from tests.support.cli import EXE
 from tests.support.net import free_port, wait_for_port
 
@@ -73,6 +83,12 @@ class ThreadedSim:
 
     def call_soon(self, fn, *args) -> None:
         self.loop.call_soon_threadsafe(fn, *args)
+
+    def run(self, fn, *args) -> Any:
+        """``fn(*args)`` on the simulator's loop, waited for (a part of `scenario_in_parts`)."""
+        async def now() -> Any:
+            return fn(*args)
+        return self.call(now())
 
     def subscribed(self) -> int:
         """How many connections listen for events now (authenticated and subscribed)."""
@@ -155,6 +171,24 @@ def sim_subprocess(*args: str, host: str = "127.0.0.1", password: str = "ClueCon
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def scenario_in_parts(server: SimServer, name: str, *at: float) -> list[Callable[[], None]]:
+    """The events of one call of scenario ``name`` cut at the seconds ``at``: one function per
+    part that fires it at once, with the times of a call that started now (run them on the
+    simulator's loop: ``sim.call_soon(part)``).  A test decides when each part happens (after
+    a client connected, after it asked the switch) instead of racing the scenario's clock."""
+    scenario = load_scenario(name)
+    values = CallValues(int(time.time()) * 1_000_000 + scenario.start_fraction_us,
+                        fresh_uuids(scenario.uuids), server.core_uuid, None)
+    bounds = [-math.inf, *at, math.inf]
+    parts = [[t for t in scenario.templates if start < t.at <= end] for start, end in zip(bounds, bounds[1:])]
+
+    def fire(templates) -> None:
+        for template in templates:
+            server.fire(CallEvent(template, values, server.next_seq()))
+
+    return [lambda part=part: fire(part) for part in parts]
 
 
 @pytest.fixture
