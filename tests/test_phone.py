@@ -28,14 +28,25 @@ class ApiLog:
     """A connection subscribed to API events: what the switch was asked to do (and to
     CHANNEL_BRIDGE, to know when a far party answered: the popup has no record for it)."""
 
-    def __init__(self, sim):
+    def __init__(self, sim, password: str = "ClueCon"):
         self.client = Client(*sim)
         self.client.read_until(lambda: self.client.frames)
-        self.client.sock.sendall(b"auth ClueCon\n\nevent plain API CHANNEL_BRIDGE\n\n")
+        self.client.sock.sendall(f"auth {password}\n\nevent plain API CHANNEL_BRIDGE\n\n".encode())
         self.client.read_until(lambda: len(self.client.frames) >= 3)
 
     def events(self, name: str) -> list:
         return [f.event for f in self.client.frames if isinstance(f, EventFrame) and f.event.name == name]
+
+    def asked(self, command: str) -> int:
+        """How many times the switch was asked ``command`` (e.g. "show channels as json") so far."""
+        return sum(f"{e.get('API-Command')} {e.get('API-Command-Argument') or ''}".strip() == command
+                   for e in self.events("API"))
+
+    def wait_asked(self, command: str, count: int = 1, timeout: float = 30.0) -> None:
+        """Until the switch has answered ``command`` ``count`` times (a client's question on
+        connect: what it shows next is what it learnt from the answer, or later events)."""
+        self.client.read_until(lambda: self.asked(command) >= count, timeout=timeout)
+        assert self.asked(command) >= count, f"the switch was asked {command!r} {self.asked(command)} times"
 
     def wait_bridged(self, count: int = 1) -> None:
         self.client.read_until(lambda: len(self.events("CHANNEL_BRIDGE")) >= count, timeout=10)

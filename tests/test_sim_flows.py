@@ -323,22 +323,19 @@ def test_watch_stats_started_mid_call_counts_the_call_already_up():
     """`eslkit watch --stats` connecting during the hold call: the call is active at once
     (from `show channels as json`) and counted answered when it ends, not missed."""
     from tests.test_hardening_restart import PASSWORD, child
-
-    def asked(frames) -> bool:
-        return any(isinstance(f, EventFrame) and f.event.name == "API"
-                   and f.event.get("API-Command-Argument") == "channels as json" for f in frames)
+    from tests.test_phone import ApiLog
 
     with mid_call("hold", 3.1) as (sim, rest):  # 1001 talks to 6208 (bridged at 3.02 s)
-        switch = talk(sim.host, sim.port, f"auth {PASSWORD}\n\nevent plain API\n\n".encode())
+        switch = ApiLog(sim, PASSWORD)
         watch = child("watch", "--port", str(sim.port), "--stats", "--format", "json")
         try:
-            switch.read_until(lambda: asked(switch.frames), timeout=30)  # watch asked what is up
+            switch.wait_asked("show channels as json")  # watch asked what is up
             rest()
             # watch has read the call's end itself (the test's own connection could be ahead of it)
             assert watch.wait_for(lambda: [r.get("Event-Name") for r in watch.records()].count("CHANNEL_DESTROY") >= 2,
                                   30), watch.err
         finally:
-            switch.close()
+            switch.client.close()
             assert watch.stop() == 0, watch.err
     stats = json.loads(watch.out[-1])["stats"]
     assert (stats["calls_answered"], stats["calls_missed"], stats["calls_busy"]) == (1, 0, 0)
