@@ -193,12 +193,12 @@ def test_answer_from_the_computer(popup) -> None:
     with sim_in_thread(speed=0.2) as slow:  # the phone would ring 15 s
         watching = Popup(slow, "1001")
         try:
+            dialled = time.monotonic()  # the phone rings from after this: its own answer comes 15 s later
             assert phone(slow, "dial", "--ext", "1001", "6208").returncode == 0
             watching.wait(ext="1001", state="ringing")
-            started = time.monotonic()
             done = phone(slow, "answer", "--ext", "1001")
             assert (done.returncode, done.stdout) == (0, "1001: outgoing call answered\n"), done.stderr
-            assert time.monotonic() - started < 5
+            assert time.monotonic() - dialled < 15  # the answer proven before the ring's end: the talk event's
             watching.wait(ext="1001", state="answered")
         finally:
             watching.stop()
