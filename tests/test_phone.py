@@ -15,7 +15,6 @@ import time
 import pytest
 
 from eslkit.protocol import EventFrame
-from tests.support.brokers import wait_connected
 from tests.support.sim import ESLKIT, sim_in_thread
 from tests.test_sim_protocol import Client
 
@@ -66,12 +65,13 @@ class Popup:
     """`eslkit popup --format json` as a process, its records as they come."""
 
     def __init__(self, sim, exts: str):
+        listening = sim.subscribed()
         self.proc = subprocess.Popen([*EXE, "popup", "--ext", exts, "--format", "json", "--host", sim.host,
                                       "--port", str(sim.port)], env=ENV, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         self.records: list[dict] = []
         threading.Thread(target=self._read, daemon=True).start()
-        assert wait_connected(self.proc.pid, sim.port)
+        sim.wait_subscribed(listening + 1)  # it takes the events from now on (and asks what is up)
 
     def _read(self) -> None:
         for line in self.proc.stdout:

@@ -55,7 +55,7 @@ def sim():
 
 @pytest.fixture
 def relay(agents, sim, tmp_path):
-    with control_relay(agents.url(), agents.password, agents.port, sim, tmp_path / "audit.jsonl") as proc:
+    with control_relay(agents.url(), agents.password, sim, tmp_path / "audit.jsonl") as proc:
         yield proc
 
 

@@ -83,7 +83,7 @@ def test_serve_from_mqtt_with_control_acts_through_relay_control(tmp_path, monke
     port = free_port()
     try:
         with sim_in_thread(speed=5.0) as sim, \
-                control_relay(f"mqtt://relay@127.0.0.1:{broker.port}", accounts["relay"], broker.port, sim,
+                control_relay(f"mqtt://relay@127.0.0.1:{broker.port}", accounts["relay"], sim,
                               tmp_path / "audit.jsonl") as relay, \
                 Running("serve", "--users", users, "--listen", f"127.0.0.1:{port}", "--control", "--from",
                         f"mqtt://serve@127.0.0.1:{broker.port}/freeswitch/+", env={"ESLKIT_BROKER_PASSWORD": "serve-pw"}) as serve:

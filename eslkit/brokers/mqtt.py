@@ -243,6 +243,43 @@ def start_client(client, settings: MqttSettings, first: FirstConnect, timeout: f
         raise refused_error(settings, first.reason)
 
 
+def start_subscribed(client, settings: MqttSettings, topics: list, what: str,
+                     on_connect: Callable[[Any], None] | None = None, timeout: float = 10.0) -> list:
+    """Blocking: `start_client`, with ``client`` subscribed to ``topics`` on every connect (a
+    clean session forgets them; ``on_connect(reason)`` is told of each connect too); returns
+    the broker's reason codes once it has confirmed the first subscription (SUBACK): what is
+    published to those topics before then does not reach us, so only then is a subscriber ready."""
+    first = FirstConnect()
+    confirmed = threading.Event()
+    reasons: list = []
+
+    def connected(client, userdata, flags, reason, properties):
+        first.set(not reason.is_failure, reason)
+        if not reason.is_failure:
+            client.subscribe(topics)
+        if on_connect is not None:
+            on_connect(reason)
+
+    def subscribed(client, userdata, mid, codes, properties):
+        if not confirmed.is_set():
+            reasons.extend(codes)
+            confirmed.set()
+
+    client.on_connect = connected
+    client.on_subscribe = subscribed
+    start_client(client, settings, first, timeout)
+    if not confirmed.wait(timeout):
+        client.loop_stop()
+        client.disconnect()
+        raise BrokerError(f"The MQTT broker at {settings.where} did not confirm the subscription to {what}.")
+    return reasons
+
+
+def refused(reasons: list) -> bool:
+    """A SUBACK that refused a topic (the broker's ACL)."""
+    return any(getattr(r, "is_failure", False) for r in reasons)
+
+
 class MqttPublisher(WindowedPublisher):
     """The relay's MQTT side: topics, the status topic, and the publishing itself.
 
@@ -492,15 +529,12 @@ class MqttSubscriber:
         self._client = None
 
     def start(self, deliver: Callable[[str, bytes], None], link: Callable[[str, str], None]) -> None:
-        first = FirstConnect()
+        """Returns once the broker confirmed the subscription (nothing published after is missed)."""
         state = {"up": False}
 
-        def on_connect(client, userdata, flags, reason, properties):
-            first.set(not reason.is_failure, reason)
+        def on_connect(reason):
             if reason.is_failure:
                 return
-            # A clean session forgets subscriptions: subscribe again on every connect.
-            client.subscribe([(t, self.qos) for t in self.topics])
             if state["up"] is None:
                 link("connected", f"connected again to {self.settings.where}")
             state["up"] = True
@@ -514,11 +548,11 @@ class MqttSubscriber:
             deliver(msg.topic, msg.payload)
 
         client = make_client(self.settings, on_message=on_message, clean_session=not self.persistent)
-        client.on_connect = on_connect
         client.on_disconnect = on_disconnect
         client.reconnect_delay_set(1, 30)
         self._client = client
-        start_client(client, self.settings, first, 10.0)
+        start_subscribed(client, self.settings, [(t, self.qos) for t in self.topics], "the relay's topics",
+                         on_connect)
 
     def stop(self) -> None:
         if self._client is not None:

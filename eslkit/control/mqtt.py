@@ -22,7 +22,7 @@ from typing import Callable, Optional, Sequence
 
 from eslkit.control.requests import Desk, Requester, parse_reply
 from eslkit.errors import BrokerError
-from eslkit.brokers.mqtt import FirstConnect, MqttSettings, make_client, start_client, topic_part
+from eslkit.brokers.mqtt import MqttSettings, make_client, refused, start_subscribed, topic_part
 
 CONTROL_TOPIC = "freeswitch/+/agents/+/control"
 ANY_SWITCH = "-"
@@ -51,23 +51,23 @@ class MqttDesk:
         self._task: Optional[asyncio.Task] = None
 
     async def start(self) -> None:
+        """Returns once the broker confirmed the subscription: the relay says it is relaying
+        only then, and a request sent after that line is not lost."""
         loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue(QUEUE)
-        first = FirstConnect()
-
-        def on_connect(client, userdata, flags, reason, properties):
-            first.set(not reason.is_failure, reason)
-            if not reason.is_failure:
-                client.subscribe(CONTROL_TOPIC, qos=self.qos)  # again after each reconnect (clean session)
 
         def on_message(client, userdata, msg):
             loop.call_soon_threadsafe(self._put, msg.topic, msg.payload)
 
         client = make_client(self.settings, on_message=on_message)
-        client.on_connect = on_connect
         client.reconnect_delay_set(1, 30)
         self._client = client
-        await asyncio.to_thread(start_client, client, self.settings, first, 10.0)
+        reasons = await asyncio.to_thread(start_subscribed, client, self.settings, [(CONTROL_TOPIC, self.qos)],
+                                          "the control requests")
+        if refused(reasons):
+            raise BrokerError(f"The MQTT broker at {self.settings.where} refused to let "
+                              f"{self.settings.username or 'the relay'} read the agents' control requests.",
+                              "Check the broker's ACL (docs/phone.md).")
         self._task = asyncio.ensure_future(self._serve())
 
     def _put(self, topic: str, payload: bytes) -> None:
@@ -116,17 +116,7 @@ class MqttControl(Requester):
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
-        first = FirstConnect()
-        subscribed: asyncio.Future = self._loop.create_future()
         replies = [(control_topic(self.settings.prefix or "freeswitch/+", ext) + "/reply", 1) for ext in self.exts]
-
-        def on_connect(client, userdata, flags, reason, properties):
-            first.set(not reason.is_failure, reason)
-            if not reason.is_failure:
-                client.subscribe(replies)
-
-        def on_subscribe(client, userdata, mid, reasons, properties):
-            self._loop.call_soon_threadsafe(lambda: subscribed.done() or subscribed.set_result(reasons))
 
         def on_message(client, userdata, msg):
             reply = parse_reply(msg.payload)
@@ -134,16 +124,9 @@ class MqttControl(Requester):
                 self._loop.call_soon_threadsafe(self.answer, reply)
 
         client = make_client(self.settings, on_message=on_message)
-        client.on_connect = on_connect
-        client.on_subscribe = on_subscribe
         self._client = client
-        await asyncio.to_thread(start_client, client, self.settings, first, 10.0)
-        try:
-            reasons = await asyncio.wait_for(subscribed, 10.0)
-        except asyncio.TimeoutError:
-            raise BrokerError(f"The MQTT broker at {self.settings.where} did not confirm the subscription to "
-                              "the control replies.") from None
-        if any(getattr(r, "is_failure", False) for r in reasons):
+        reasons = await asyncio.to_thread(start_subscribed, client, self.settings, replies, "the control replies")
+        if refused(reasons):
             raise BrokerError(f"The MQTT broker at {self.settings.where} refused to let "
                               f"{self.settings.username or 'this user'} read the control replies of "
                               f"{', '.join(self.exts)}.", "Check the broker's ACL (docs/phone.md).")
