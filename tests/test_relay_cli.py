@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.support.brokers import MqttCollector, wait_connected
+from tests.support.brokers import MqttCollector
 from tests.support.cli import Running, eslkit
 
 pytestmark = pytest.mark.slow
@@ -221,11 +221,13 @@ def test_watch_from_mqtt_prints_what_watch_prints_for_the_switch(mosquitto, capt
     direct = eslkit("watch", "--replay", str(cap), "--format", "json")
     assert direct.returncode == 0, direct.stderr
     want = [json.loads(line) for line in direct.stdout.splitlines()]
+    topic = "freeswitch/vm/events/#"
+    listening = mosquitto.subscriptions(topic)
     watcher = Running("watch", "--from", f"{mosquitto.url}/freeswitch/vm", "--format", "json",
                       "--count", len(want))
     try:
         # The broker keeps nothing for a fresh session: wait until it is subscribed.
-        assert wait_connected(watcher.proc.pid, mosquitto.port)
+        mosquitto.wait_subscribed(topic, listening + 1)
         relayed = eslkit("relay", "--to", mosquitto.url, "--replay", str(cap), "--client-id", "cli-watch-from")
         assert relayed.returncode == 0, relayed.stderr
         watcher.proc.wait(30)  # --count: it ends by itself

@@ -19,7 +19,7 @@ import pytest
 
 from eslkit.event import Event
 from eslkit.sources.broker import open_broker_source
-from tests.support.brokers import MqttCollector, wait_connected
+from tests.support.brokers import MqttCollector
 from tests.support.cli import Running
 from tests.support.sim import ESLKIT, sim_in_thread
 
@@ -231,12 +231,14 @@ def test_the_popup_command_from_mqtt_prints_what_popup_on_the_switch_prints(mosq
             "direct": ["popup", "--ext", "1001,1002", "--format", "json", *where],
             "broker": ["popup", "--ext", "1001,1002", "--format", "json", "--from", f"{mosquitto.url}/freeswitch/+"],
         }
+        topic = "freeswitch/+/agents/1002/popup"  # the last of the popup's subscriptions
+        listening = mosquitto.subscriptions(topic)
         # The desktop gets no ESL password at all.
         started = {name: Running(*cmd, env={"ESL_PASSWORD": "ClueCon"} if name != "broker" else None)
                    for name, cmd in procs.items()}
         try:
             sim.wait_subscribed(2)  # the relay and the popup: only then are the calls played
-            assert wait_connected(started["broker"].proc.pid, mosquitto.port)
+            mosquitto.wait_subscribed(topic, listening + 1)  # and the popup on the broker's side
             sim.call(sim.server.play("queue"))
             for name in ("direct", "broker"):
                 assert started[name].wait_for(lambda n=name: len(started[n].out) >= 5, 20), started[name].out

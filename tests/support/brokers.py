@@ -32,25 +32,6 @@ RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 EPMD = shutil.which("epmd") or "/usr/bin/epmd"
 
 
-def wait_connected(pid: int, port: int, timeout: float = 20.0) -> bool:
-    """Has process `pid` an established TCP connection to port `port`? (Linux /proc)
-    Then give it a moment to subscribe: CONNECT and SUBSCRIBE are a few round trips."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")}
-        except OSError:
-            inodes = set()
-        with open("/proc/net/tcp") as fh:
-            for line in fh.readlines()[1:]:
-                f = line.split()
-                if f[2].endswith(f":{port:04X}") and f[3] == "01" and f[9] in inodes:
-                    time.sleep(0.3)
-                    return True
-        time.sleep(0.05)
-    return False
-
-
 def _stop(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
     """Stop a process we started, and its process group (its own children)."""
     if proc is None or proc.poll() is not None:
@@ -123,6 +104,7 @@ class Mosquitto:
             "log_type error",
             "log_type warning",
             "log_type notice",
+            "log_type subscribe",  # `subscriptions`: a test waits until a client listens
             "max_queued_messages 100000",
             "max_inflight_messages 100",
         ]
@@ -166,6 +148,20 @@ class Mosquitto:
         time.sleep(down_for)
         # The port may linger a moment in the kernel; mosquitto sets SO_REUSEADDR.
         self.start()
+
+    def subscriptions(self, topic: str) -> int:
+        """How many subscriptions to exactly ``topic`` the broker has taken so far (its log)."""
+        log = self.dir / "mosquitto.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return sum(line.endswith(f" {topic}") and ": " in line for line in text.splitlines())
+
+    def wait_subscribed(self, topic: str, count: int, timeout: float = 30.0) -> None:
+        """Until the broker has taken ``count`` subscriptions to ``topic``: a message published
+        to it from then on reaches the client that subscribed (a connection alone does not say so)."""
+        deadline = time.monotonic() + timeout
+        while self.subscriptions(topic) < count:
+            assert time.monotonic() < deadline, f"{self.subscriptions(topic)} of {count} subscriptions to {topic}"
+            time.sleep(0.05)
 
     def log(self) -> str:
         out = []
