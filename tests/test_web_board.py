@@ -31,9 +31,9 @@ def test_cards_are_the_calls_up_and_those_ended_in_the_last_30_seconds():
     assert [x.leg_uuid for x in board.calls("1001")] == ["c", "b"]
     now[0] += 25
     assert [x.leg_uuid for x in board.calls("1001")] == ["c"]
-    assert [x.leg_uuid for x in board.day("1001")] == ["b", "a"]
+    assert [x["leg_uuid"] for x in board.day("1001")] == ["b", "a"]
     board.publish(leg(uuid="b", state="ended", at=NOON - 10))  # told twice: still one call
-    assert [x.leg_uuid for x in board.day("1001")] == ["b", "a"]
+    assert [x["leg_uuid"] for x in board.day("1001")] == ["b", "a"]
 
 
 def test_the_day_starts_at_midnight():
@@ -41,7 +41,7 @@ def test_the_day_starts_at_midnight():
     board = CallBoard(["1001"], now=lambda: now[0])
     board.publish(leg(uuid="yesterday", state="ended", at=NOON - 13 * 3600))
     board.publish(leg(uuid="today", state="ended", at=NOON - 3600))
-    assert [x.leg_uuid for x in board.day("1001")] == ["today"]
+    assert [x["leg_uuid"] for x in board.day("1001")] == ["today"]
 
 
 def test_extensions_nobody_may_see_are_not_kept():
@@ -107,21 +107,37 @@ def test_the_json_carries_no_markup_and_no_raw_control_character():
 
 
 def test_the_day_lists_are_bounded_on_the_whole_board_oldest_first():
-    # A thousand agents' day must not grow without end: day_total calls in all, the
-    # board's oldest going first, each extension's newest kept.
+    # A thousand agents' day must not grow without end: day_bytes in all, the board's
+    # oldest going first, each extension's newest kept.
+    one = CallBoard(["1001"], now=lambda: NOON)
+    one.publish(leg(uuid="c00", state="ended", at=NOON - 100))
+    cost = one.day_bytes  # one call's entry (all the calls below take the same)
     now = [NOON]
-    board = CallBoard(["1001", "1002", "1003"], now=lambda: now[0], day_size=4, day_total=6)
+    board = CallBoard(["1001", "1002", "1003"], now=lambda: now[0], day_size=4, day_bytes=6 * cost + cost // 2)
     for i in range(30):
         ext = ("1001", "1002", "1003")[i % 3] if i < 20 else "1001"
         board.publish(leg(ext=ext, uuid=f"c{i:02}", state="ended", at=NOON - 100 + i))
-    days = {ext: [x.leg_uuid for x in board.day(ext)] for ext in board.exts}
-    assert sum(map(len, days.values())) == 6
+    days = {ext: [x["leg_uuid"] for x in board.day(ext)] for ext in board.exts}
+    assert sum(map(len, days.values())) == 6 and board.day_bytes == 6 * cost
     assert days["1001"] == ["c29", "c28", "c27", "c26"]  # its own bound: day_size
     assert days["1002"] == ["c19"] and days["1003"] == ["c17"]  # the board's oldest went first
     for i in range(100):  # one busy extension, past its own bound again and again
         board.publish(leg(ext="1001", uuid=f"d{i:03}", state="ended", at=NOON - 50 + i * 0.1))
     assert [len(board.day(ext)) for ext in board.exts] == [4, 1, 1]
     assert len(board._ended_order) <= 2 * 6 + 64  # what remembers the order is bounded too
+
+
+def test_a_day_entry_is_compact_and_gives_back_the_record():
+    # 20,000 calls a day on a board: each kept as its record's values in JSON (~500 bytes with
+    # what holds them), not as a LegView and its strings (~800); the record comes back whole.
+    board = CallBoard(["1001"], now=lambda: NOON)
+    ended = leg(uuid="6b1c1f5e-0d33-4f39-9a4e-3f0f2a1b9c77", state="ended", at=NOON - 60, answered_at=NOON - 58,
+                queue="support@default", hangup_cause="NORMAL_CLEARING", other_name="Zoë <b>&",
+                contact={"name": "Zoë", "url": "https://crm/1"})
+    board.publish(ended)
+    assert board.day("1001") == [popup_record(ended)]
+    assert board.snapshot(["1001"])["day"] == [popup_record(ended)]
+    assert board.day_held == 1 and board.day_bytes < 600
 
 
 def test_a_closed_stream_is_forgotten_by_every_extension_it_read():

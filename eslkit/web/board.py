@@ -3,7 +3,7 @@
     board = CallBoard(["1001", "1002"], now=engine_clock, crm_url=url_action.url)
     board.publish(leg)                     # each LegView change and ConnectionStatus of the engine
     board.calls("1001")                    # the cards: calls up, and those ended in the last 30 s
-    board.day("1001")                      # the day's ended calls, newest first
+    board.day("1001")                      # the day's ended calls (records), newest first
     async with board.subscribe(["1001"]) as stream:
         async for name, data in stream:    # ("snapshot", {...}) first, then ("leg", record), ...
             ...
@@ -36,17 +36,19 @@ import random
 import time
 from collections import deque
 from datetime import datetime
-from typing import AsyncIterator, Callable, Iterable, Optional, Union
+from typing import AsyncIterator, Callable, Iterable, NamedTuple, Optional, Union
 
 from eslkit.calls import LegView, popup_record
 from eslkit.status import ConnectionStatus
 from eslkit.views.popup import SHOW_ENDED_FOR
 
-__all__ = ["CallBoard", "Stream", "SHOW_ENDED_FOR", "CLOCK_EVERY", "DAY_SIZE", "DAY_TOTAL", "encode"]
+__all__ = ["CallBoard", "Stream", "SHOW_ENDED_FOR", "CLOCK_EVERY", "DAY_SIZE", "DAY_BYTES", "encode"]
 
 CLOCK_EVERY = 15.0  # seconds between a stream's clock messages
 DAY_SIZE = 500  # ended calls kept per extension for "today"
-DAY_TOTAL = 20_000  # and on the whole board (~1 kB each): a thousand agents' day stays bounded
+DAY_BYTES = 10_000_000  # and on the whole board: ~20,000 calls of ~500 bytes (a thousand agents)
+_RECORD_KEYS = tuple(popup_record(LegView(ext="", state="", leg_uuid="", call_uuid="")))
+_ENTRY_COST = 220  # bytes a day entry takes besides its values' text (tuple, float, uuid, deque slots)
 QUEUE_SIZE = 256
 Message = tuple  # (event name, JSON text)
 
@@ -58,6 +60,28 @@ def encode(data) -> str:
     """JSON in ASCII only, with < > & escaped too: no raw control or bidi character travels,
     and no reader that mistakes it for HTML finds markup in it (any JSON reader decodes them)."""
     return json.dumps(data, ensure_ascii=True, separators=(",", ":")).translate(_HTML)
+
+
+class _Ended(NamedTuple):
+    """A call on a day list, compact: its record's values as JSON text (~300 bytes, where the
+    LegView and its strings took ~800)."""
+
+    ended_at: float
+    ext: str
+    leg_uuid: str
+    values: bytes  # encode(list of the record's values), ASCII
+
+    def record(self) -> dict:
+        return dict(zip(_RECORD_KEYS, json.loads(self.values)))
+
+    @property
+    def cost(self) -> int:
+        return len(self.values) + _ENTRY_COST
+
+
+def _ended(leg: LegView, ext: str) -> _Ended:
+    values = encode(list(popup_record(leg).values())).encode("ascii")
+    return _Ended(leg.ended_at or 0.0, ext, leg.leg_uuid, values)
 
 
 def _since(leg: LegView) -> Optional[float]:
@@ -114,20 +138,23 @@ class CallBoard:
 
     def __init__(self, exts: Iterable[str], *, now: Callable[[], float] = time.time,
                  crm_url: Optional[Callable[[LegView], str]] = None, day_size: int = DAY_SIZE,
-                 day_total: int = DAY_TOTAL):
+                 day_bytes: int = DAY_BYTES):
         self.exts = tuple(exts)
         self.now = now
         self.crm_url = crm_url
         self.connected = False
         self.link_text = "connecting"
         self.published = 0
+        self._ext = {ext: ext for ext in self.exts}  # one string per extension, for the day entries
         self._legs: dict[str, dict[str, LegView]] = {ext: {} for ext in self.exts}  # by leg uuid
-        self._ended: dict[str, deque] = {ext: deque(maxlen=day_size) for ext in self.exts}
-        # Every call put on a day list, oldest first: the board's oldest goes when it holds day_total
-        # (one no longer on its list, gone at midnight or past day_size, is passed over).
-        self._ended_order: deque = deque()
-        self._day_total = day_total
-        self._day_held = 0  # calls on the day lists now
+        self._ended: dict[str, deque[_Ended]] = {ext: deque() for ext in self.exts}  # newest first
+        self._day_size = day_size
+        # Every call put on a day list, oldest first: the board's oldest goes when they take more
+        # than day_bytes (one no longer on its list, gone at midnight or past day_size, is passed over).
+        self._ended_order: deque[_Ended] = deque()
+        self._day_bytes = day_bytes
+        self.day_held = 0  # calls on the day lists now
+        self.day_bytes = 0  # and what they take
         self._crm: dict[str, str] = {}  # leg uuid -> CRM link
         self._since: dict[str, Optional[float]] = {}  # leg uuid -> when its timer started
         self._streams: set[Stream] = set()
@@ -165,23 +192,28 @@ class CallBoard:
                 stream.put(message)
 
     def _day_add(self, leg: LegView) -> None:
-        ended = self._ended[leg.ext]
-        if any(old.leg_uuid == leg.leg_uuid for old in ended):
+        day = self._ended[leg.ext]
+        if any(old.leg_uuid == leg.leg_uuid for old in day):
             return
-        if len(ended) < (ended.maxlen or 0):
-            self._day_held += 1  # else the extension's own oldest made room
-        ended.appendleft(leg)
+        entry = _ended(leg, self._ext[leg.ext])
+        day.appendleft(entry)
+        self._held(entry, +1)
+        if len(day) > self._day_size:
+            self._held(day.pop(), -1)
         order = self._ended_order
-        order.append(leg)
-        while self._day_held > self._day_total:
+        order.append(entry)
+        while self.day_bytes > self._day_bytes and order:
             oldest = order.popleft()
             day = self._ended[oldest.ext]
             if day and day[-1] is oldest:
-                day.pop()
-                self._day_held -= 1
-        if len(order) > 2 * self._day_total + 64:  # too many passed over: only what is held
-            order = self._ended_order = deque(sorted((x for day in self._ended.values() for x in day),
-                                                      key=lambda x: x.ended_at or 0))
+                self._held(day.pop(), -1)
+        if len(order) > 2 * self.day_held + 64:  # too many passed over: only what is held
+            self._ended_order = deque(sorted((x for day in self._ended.values() for x in day),
+                                             key=lambda x: x.ended_at))
+
+    def _held(self, entry: _Ended, sign: int) -> None:
+        self.day_held += sign
+        self.day_bytes += sign * entry.cost
 
     def link(self, connected: bool, text: str) -> None:
         self.connected = connected
@@ -213,25 +245,29 @@ class CallBoard:
         ended = [leg for leg in legs if leg.state == "ended" and now - (leg.ended_at or now) <= SHOW_ENDED_FOR]
         return up + ended
 
-    def day(self, ext: str) -> list[LegView]:
-        """The calls of ``ext`` that ended today (the switch's clock, this machine's time zone)."""
-        ended = self._ended.get(ext)
-        if not ended:
+    def day(self, ext: str) -> list[dict]:
+        """The records of the calls of ``ext`` that ended today (the switch's clock, this
+        machine's time zone), newest first."""
+        return [entry.record() for entry in self._today(ext)]
+
+    def _today(self, ext: str) -> list[_Ended]:
+        day = self._ended.get(ext)
+        if not day:
             return []
         midnight = datetime.fromtimestamp(self.now()).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-        while ended and (ended[-1].ended_at or 0) < midnight:
-            ended.pop()
-            self._day_held -= 1
-        return list(ended)
+        while day and day[-1].ended_at < midnight:
+            self._held(day.pop(), -1)
+        return list(day)
 
     def snapshot(self, exts: Iterable[str]) -> dict:
         calls = [leg for ext in sorted(exts) for leg in self.calls(ext)]
-        day = sorted((leg for ext in exts for leg in self.day(ext)), key=lambda leg: leg.ended_at or 0, reverse=True)
+        day = sorted((entry for ext in exts for entry in self._today(ext)), key=lambda entry: entry.ended_at,
+                     reverse=True)
         return {
             "now": self.now(),
             "link": {"connected": self.connected, "text": self.link_text},
             "calls": [popup_record(leg) for leg in calls],
-            "day": [popup_record(leg) for leg in day],
+            "day": [entry.record() for entry in day],
             "crm": {leg.leg_uuid: self._crm[leg.leg_uuid] for leg in calls if leg.leg_uuid in self._crm},
             "since": {leg.leg_uuid: self._since[leg.leg_uuid] for leg in calls
                       if self._since.get(leg.leg_uuid) is not None},
