@@ -319,7 +319,9 @@ class CallTracker:
     bounded: an ended channel is forgotten `linger` seconds after its end, a leg
     still ringing after `ring_timeout` seconds or any channel silent for
     `idle_timeout` seconds expires (its end event was lost), and at most
-    `max_channels` channels are remembered.
+    `max_channels` channels are remembered.  `history` ended legs are kept per
+    extension for `recent()`; 0 keeps none, where nothing shows them (a relay, the
+    wallboard's figures): a switch's thousands of extensions would each hold ten legs.
     """
 
     def __init__(
@@ -883,6 +885,8 @@ class CallTracker:
         return replace(view, **changes) if changes else view
 
     def _remember(self, view: LegView) -> None:
+        if not self._history_len:
+            return
         h = self._history.get(view.ext)
         if h is None:
             h = self._history[view.ext] = deque(maxlen=self._history_len)

@@ -385,7 +385,7 @@ class CallCentreStats:
         self.day_start_time = day_start
         self.tz = tz
         self.grace = grace
-        self.tracker = tracker if tracker is not None else CallTracker()
+        self.tracker = tracker if tracker is not None else CallTracker(history=0)  # no recent() here
         self.now: Optional[float] = None  # the latest switch time seen
         self.started: Optional[float] = None
         self._day_start: Optional[float] = None

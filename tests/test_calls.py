@@ -345,3 +345,18 @@ def test_ext_for_names_the_agent_an_event_belongs_to(captures):
     assert ("CHANNEL_CREATE", "inbound", None) in owners
     assert ("CHANNEL_BRIDGE", "inbound", "1001") in owners
     assert ("CHANNEL_HANGUP_COMPLETE", "inbound", "1001") in owners
+
+
+def test_history_0_keeps_no_ended_leg_where_nothing_shows_them(captures):
+    # The relay's and the wallboard's trackers follow every extension of the switch: ten
+    # ended legs kept for each, never shown, were ~8 MB for a thousand agents.
+    from eslkit.stats import CallCentreStats
+
+    events = capture_events(captures / "scenario_queue_plain.raw")
+    tracker, changes = track(events, history=0)
+    assert summary(changes) == QUEUE_EXPECTED  # the same legs, the same states
+    assert tracker.recent() == [] and tracker._history == {}
+    stats = CallCentreStats()
+    for event in events:
+        stats.feed(event)
+    assert stats.tracker.recent() == []

@@ -99,7 +99,8 @@ class RelayedLegs:
             self._ended[leg.leg_uuid] = None
             if len(self._ended) > self.ENDED_KEPT:
                 del self._ended[next(iter(self._ended))]
-            self._history.setdefault(leg.ext, deque(maxlen=self._history_len)).append(leg)
+            if self._history_len:
+                self._history.setdefault(leg.ext, deque(maxlen=self._history_len)).append(leg)
         else:
             self._legs[leg.leg_uuid] = leg
         return leg
@@ -115,11 +116,12 @@ class PopupEngine:
     """One popup session: source → call tracker (or a relay's states) → leg changes."""
 
     def __init__(self, source: Source, exts: Sequence[str], *, match: Optional[str] = None,
-                 lookup: Optional[Callable[[str], Optional[dict]]] = None):
+                 lookup: Optional[Callable[[str], Optional[dict]]] = None, history: int = 10):
+        # history: ended legs kept per extension for the panel's "recent" (serve has its day lists: 0)
         self.source = source
         self.exts = tuple(exts)
-        self.tracker = CallTracker(exts, match=match, lookup=lookup)
-        self.relayed = RelayedLegs(exts, lookup=lookup)
+        self.tracker = CallTracker(exts, match=match, lookup=lookup, history=history)
+        self.relayed = RelayedLegs(exts, lookup=lookup, history=history)
         self.clock = SwitchClock(lambda: max(self.tracker.now, self.relayed.now))
         self.connection = f"connecting to {source.description}"
         self.connected = False

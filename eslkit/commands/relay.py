@@ -126,7 +126,7 @@ def relay(
     events = "every event" if names == ["ALL"] else ", ".join(names) + " events"
     if header:
         events += " where " + " or ".join(header)
-    engine = RelayEngine(source, sink, tracker=CallTracker(), select=Subscription(names, parse_header_filters(header)),
+    engine = RelayEngine(source, sink, tracker=CallTracker(history=0), select=Subscription(names, parse_header_filters(header)),
                          status_interval=status_interval, drain_timeout=drain_timeout, notice=notice,
                          events=events + " (and every agent's popup states)")
     if control:

@@ -82,7 +82,8 @@ def serve(
     settings = connection_settings(host, port, password, profile, timeout) if from_url is None else None
     source = open_source(from_url=from_url, popup_exts=people.exts,
                          live=lambda: EslSource(settings, names=POPUP_EVENTS, reconnect=True))
-    engine = PopupEngine(source, people.exts, match=ext_header(header, match, "serve"), lookup=lookup)
+    engine = PopupEngine(source, people.exts, match=ext_header(header, match, "serve"), lookup=lookup,
+                         history=0)  # the pages show the board's day lists, not the panel's recent legs
 
     async def body() -> None:  # the source is open: the buttons' controller may use its connection
         actor = await open_actor(engine, people.exts, from_url=from_url, allow=allow_dest, context=context,
