@@ -116,6 +116,7 @@ def measure(agents: int, seconds: float, cps: float, timeout: float) -> list[Fig
                 time.sleep(0.2)
             out, err = client.communicate(timeout=60)
             result = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"error": err[-300:]}
+            close_cpu = _settled_cpu(serve.pid, cpu0 + (cpu or 0), timeout)
         finally:
             if tap is not None:
                 tap.stopped = True
@@ -133,7 +134,7 @@ def measure(agents: int, seconds: float, cps: float, timeout: float) -> list[Fig
     common = {"agents": agents, "cps": cps, "ready": ready, "connected": result.get("connected"),
               "failed_streams": result.get("failed"), "errors": result.get("errors"),
               "resyncs": result.get("resyncs"), "messages": result.get("messages"), "loadavg": uptime,
-              "serve_cpu_s": cpu, "seconds": seconds, "stderr": serve_err[-300:]}
+              "serve_cpu_s": cpu, "close_cpu_s": close_cpu, "seconds": seconds, "stderr": serve_err[-300:]}
     latency.checks = dict(common, ringing_legs=len(wanted), delivered=len(latencies), lost=lost)
     if latencies:
         latency.value = _percentile(latencies, 0.99)
@@ -154,6 +155,21 @@ def measure(agents: int, seconds: float, cps: float, timeout: float) -> list[Fig
         memory.note = (f"serve RSS {rss_before / 1e6:.1f} MB with no stream open → peak "
                        f"{max(samples) / 1e6:.1f} MB with {result.get('connected')} open")
     return [latency, memory]
+
+
+def _settled_cpu(pid: int, since: float, timeout: float) -> float:
+    """serve's CPU seconds from `since` (its total then) until the closed streams are done
+    with: its CPU time grows no faster than the load alone needs (under 30 % of a core)
+    for a second."""
+    deadline = time.monotonic() + timeout
+    last = _cpu(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = _cpu(pid)
+        if now - last < 0.3:
+            return now - since
+        last = now
+    return _cpu(pid) - since
 
 
 def _cpu(pid: int) -> float:
