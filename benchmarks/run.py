@@ -63,7 +63,7 @@ def main(argv=None) -> int:
         from benchmarks import serve_fanout
 
         figures += serve_fanout.measure(agents=50 if smoke else 1000, seconds=3 if smoke else 20, cps=30,
-                                        timeout=timeout)
+                                        timeout=timeout, reps=reps)
     if "relay" in sections:
         from benchmarks import relay
 

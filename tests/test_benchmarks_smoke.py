@@ -86,7 +86,7 @@ def test_serve_fanout_reached_every_agent(smoke):
     f = smoke["figures"]["serve_fanout_p99"]["checks"]
     assert f["connected"] == f["agents"] and f["failed_streams"] == 0, f
     assert f["ringing_legs"] > 0 and f["delivered"] == f["ringing_legs"] and f["lost"] == 0, f
-    assert smoke["figures"]["serve_agent_memory"]["value"] is not None
+    assert f["close_cpu_s"] is not None and smoke["figures"]["serve_agent_memory"]["value"] is not None
 
 
 def test_memory_figures_ran_to_the_end(smoke):
