@@ -38,7 +38,7 @@ from collections import deque
 from datetime import datetime
 from typing import AsyncIterator, Callable, Iterable, NamedTuple, Optional, Union
 
-from eslkit.calls import LegView, popup_record
+from eslkit.calls import RECORD_KEYS, LegView, popup_record
 from eslkit.status import ConnectionStatus
 from eslkit.views.popup import SHOW_ENDED_FOR
 
@@ -47,7 +47,6 @@ __all__ = ["CallBoard", "Stream", "SHOW_ENDED_FOR", "CLOCK_EVERY", "DAY_SIZE", "
 CLOCK_EVERY = 15.0  # seconds between a stream's clock messages
 DAY_SIZE = 500  # ended calls kept per extension for "today"
 DAY_BYTES = 10_000_000  # and on the whole board: ~20,000 calls of ~500 bytes (a thousand agents)
-_RECORD_KEYS = tuple(popup_record(LegView(ext="", state="", leg_uuid="", call_uuid="")))
 _ENTRY_COST = 220  # bytes a day entry takes besides its values' text (tuple, float, uuid, deque slots)
 QUEUE_SIZE = 256
 Message = tuple  # (event name, JSON text)
@@ -72,7 +71,7 @@ class _Ended(NamedTuple):
     values: bytes  # encode(list of the record's values), ASCII
 
     def record(self) -> dict:
-        return dict(zip(_RECORD_KEYS, json.loads(self.values)))
+        return dict(zip(RECORD_KEYS, json.loads(self.values)))
 
     @property
     def cost(self) -> int:
@@ -80,7 +79,8 @@ class _Ended(NamedTuple):
 
 
 def _ended(leg: LegView, ext: str) -> _Ended:
-    values = encode(list(popup_record(leg).values())).encode("ascii")
+    record = popup_record(leg)
+    values = encode([record[key] for key in RECORD_KEYS]).encode("ascii")
     return _Ended(leg.ended_at or 0.0, ext, leg.leg_uuid, values)
 
 
