@@ -32,6 +32,7 @@ def main(argv=None) -> int:
     ap.add_argument("--smoke", action="store_true", help="tiny N, one repetition, no verdicts that matter")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5; 1 with --smoke)")
     ap.add_argument("--count", type=int, default=None, help="events per throughput run (default 100,000)")
+    ap.add_argument("--calls", type=int, default=None, help="T10: simulated calls per command (default 100,000)")
     ap.add_argument("--only", action="append", choices=SECTIONS, help="run only these sections")
     ap.add_argument("--client", action="append", metavar="KEY",
                     help="throughput: only this client (and the C anchor), e.g. watch_json")
@@ -76,7 +77,8 @@ def main(argv=None) -> int:
                                   timeout=timeout if smoke else 1800)
         from benchmarks import day_memory
 
-        figures += day_memory.measure(calls=300 if smoke else 100_000, timeout=timeout if smoke else 1800)
+        figures += day_memory.measure(calls=300 if smoke else (args.calls or 100_000),
+                                      timeout=timeout if smoke else 3600)
     if "sim" in sections:
         from benchmarks import simload
 
