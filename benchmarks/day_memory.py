@@ -6,13 +6,17 @@ the warm-up, the first fifth of the run (20,000 calls of 100,000): what is bound
 fills within it — serve's day lists (10 MB, ~10,000 calls), the popup panel's ten recent
 legs per extension (~5,000 calls), the trackers' 60 s of ended channels — so what grows
 after it grows with the day.  The checks also give the RSS a tenth of the way in and at
-the middle, to show the filling.  The run ends when the command has had nothing to do for
-2 s (its CPU time stands still).
+the middle, to show the filling.  The run ends when the simulator has started every call's
+channels (its `status`: three a call, the caller and two agents) and the command has then
+had nothing to do for 2 s (its CPU time stands still): a loaded machine can starve the
+simulator for seconds, which alone must not end the run.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import socket
 import subprocess
 import tempfile
 import threading
@@ -24,6 +28,7 @@ from benchmarks.memory import _rss
 from benchmarks.simload import _free_port, _wait_listening
 
 AGENTS = 1000
+CHANNELS_PER_CALL = 3  # the load scenario's queue call: the caller's channel and two agents' legs
 WARM_UP = 0.2  # the first fifth of the run: the bounded windows fill (see above)
 EXTS = [str(1001 + i) for i in range(AGENTS)]
 
@@ -58,7 +63,7 @@ def run(name: str, calls: int, timeout: float, broker=None) -> Figure:
             ended_legs = [0]  # popup's JSON lines: every agent leg must end (two a call)
             counter = threading.Thread(target=_count_ended, args=(proc.stdout, ended_legs), daemon=True)
             counter.start()
-            samples, still = [], 0
+            samples, still, made = [], 0, 0
             deadline = time.monotonic() + timeout
             cpu = 0.0
             while proc.poll() is None and time.monotonic() < deadline:
@@ -66,7 +71,10 @@ def run(name: str, calls: int, timeout: float, broker=None) -> Figure:
                 rss, now_cpu = _rss(proc.pid), cpu_seconds(proc.pid)
                 if rss:
                     samples.append((time.monotonic(), rss))
-                still = still + 1 if now_cpu - cpu < 0.01 and len(samples) > 25 else 0
+                if made < CHANNELS_PER_CALL * calls and len(samples) % 5 == 0:
+                    made = _sessions(sim_port)
+                done = made >= CHANNELS_PER_CALL * calls
+                still = still + 1 if done and now_cpu - cpu < 0.01 else 0
                 cpu = now_cpu
                 if still >= 10:
                     break
@@ -76,10 +84,11 @@ def run(name: str, calls: int, timeout: float, broker=None) -> Figure:
                 stop(proc)
             stop(sim)
         err = proc.stderr.read().decode("utf-8", "replace") if proc is not None else ""
-    fig.checks = {"calls": calls, "agents": AGENTS, "ended_legs": ended_legs[0] if name == "popup" else None, "samples": len(samples), "cpu_s": cpu, "ended_early": ended,
+    fig.checks = {"calls": calls, "agents": AGENTS, "sim_channels": made, "ended_legs": ended_legs[0] if name == "popup" else None, "samples": len(samples), "cpu_s": cpu, "ended_early": ended,
                   "loadavg": Path("/proc/loadavg").read_text().split()[:3], "stderr": err[-300:]}
-    if len(samples) < 20 or ended is not None:
-        fig.note = f"{name} ended too soon or never settled ({len(samples)} samples): {err[-200:]}"
+    if len(samples) < 20 or ended is not None or made < CHANNELS_PER_CALL * calls:
+        fig.note = (f"{name} ended too soon or never settled ({len(samples)} samples, the simulator made "
+                    f"{made:,} of {CHANNELS_PER_CALL * calls:,} channels): {err[-200:]}")
         return fig
     samples = samples[:-10]  # the idle tail
     t0, t1 = samples[0][0], samples[-1][0]
@@ -98,6 +107,25 @@ def run(name: str, calls: int, timeout: float, broker=None) -> Figure:
                 f"in {t1 - t0:.0f} s, {cpu:.0f} s CPU")
     fig.passed = fig.value <= 10 and (name != "popup" or ended_legs[0] == 2 * calls)
     return fig
+
+
+def _sessions(port: int) -> int:
+    """The simulator's channels since it started (`api status`, as FreeSWITCH says it)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.settimeout(5)
+            reply = b""
+            sock.recv(4096)  # auth/request
+            sock.sendall(f"auth {PASSWORD_ENV['ESL_PASSWORD']}\n\napi status\n\n".encode())
+            while b"since startup" not in reply:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                reply += data
+    except OSError:
+        return 0
+    found = re.search(rb"(\d+) session\(s\) since startup", reply)
+    return int(found.group(1)) if found else 0
 
 
 def _count_ended(stream, count: list) -> None:
