@@ -141,6 +141,10 @@ def _once(agents: int, seconds: float, cps: float, timeout: float) -> tuple[Figu
                                        "--seconds", str(seconds)],
                                       cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             ready = json.loads(client.stdout.readline() or "{}")
+            # Its last line (every ringing card: ~100 kB) must not wait for us in a full pipe.
+            output: list = []
+            reader = threading.Thread(target=lambda: output.append(client.stdout.read()), daemon=True)
+            reader.start()
             tap = RingTap(sim_port)
             tap.start()
             t_open = time.monotonic()
@@ -151,7 +155,9 @@ def _once(agents: int, seconds: float, cps: float, timeout: float) -> tuple[Figu
                 if cpu is None and time.monotonic() >= t_close:
                     cpu = _cpu(serve.pid) - cpu0  # the streams' window, not their closing
                 time.sleep(0.2)
-            out, err = client.communicate(timeout=60)
+            client.wait(60)
+            reader.join(60)
+            out, err = (output[0] if output else ""), client.stderr.read()
             result = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"error": err[-300:]}
             close_cpu = _settled_cpu(serve.pid, cpu0 + (cpu or 0), timeout)
         finally:
