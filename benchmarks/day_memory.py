@@ -46,7 +46,11 @@ def _command(name: str, sim_port: int, tmp: Path, broker) -> list[str]:
     return ["relay", "--to", f"mqtt://127.0.0.1:{broker.port}", *esl]
 
 
-def run(name: str, calls: int, timeout: float, broker=None) -> Figure:
+IDLE = 2.0  # seconds the command's CPU time must stand still, once every call has started
+MIN_SAMPLES = 10  # of the run itself (the idle tail left out): a tenth, a fifth and the last tenth apart
+
+
+def run(name: str, calls: int, timeout: float, broker=None, interval: float = 0.2) -> Figure:
     fig = Figure(f"day_{name}", f"T10 RSS growth of {name} over {calls:,} calls ({AGENTS:,} agents)", unit="MB",
                  target="≤ 10 MB")
     env = dict(os.environ, **PASSWORD_ENV)
@@ -67,16 +71,16 @@ def run(name: str, calls: int, timeout: float, broker=None) -> Figure:
             deadline = time.monotonic() + timeout
             cpu = 0.0
             while proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.2)
+                time.sleep(interval)
                 rss, now_cpu = _rss(proc.pid), cpu_seconds(proc.pid)
                 if rss:
                     samples.append((time.monotonic(), rss))
-                if made < CHANNELS_PER_CALL * calls and len(samples) % 5 == 0:
+                if made < CHANNELS_PER_CALL * calls and len(samples) % max(1, round(1 / interval)) == 0:
                     made = _sessions(sim_port)
                 done = made >= CHANNELS_PER_CALL * calls
                 still = still + 1 if done and now_cpu - cpu < 0.01 else 0
                 cpu = now_cpu
-                if still >= 10:
+                if still * interval >= IDLE:
                     break
             ended = proc.poll()
         finally:
@@ -84,13 +88,14 @@ def run(name: str, calls: int, timeout: float, broker=None) -> Figure:
                 stop(proc)
             stop(sim)
         err = proc.stderr.read().decode("utf-8", "replace") if proc is not None else ""
-    fig.checks = {"calls": calls, "agents": AGENTS, "sim_channels": made, "ended_legs": ended_legs[0] if name == "popup" else None, "samples": len(samples), "cpu_s": cpu, "ended_early": ended,
+    samples = samples[:len(samples) - still]  # the idle tail
+    fig.checks = {"calls": calls, "agents": AGENTS, "sim_channels": made, "ended_legs": ended_legs[0] if name == "popup" else None,
+                  "samples": len(samples), "interval": interval, "cpu_s": cpu, "ended_early": ended,
                   "loadavg": Path("/proc/loadavg").read_text().split()[:3], "stderr": err[-300:]}
-    if len(samples) < 20 or ended is not None or made < CHANNELS_PER_CALL * calls:
+    if len(samples) < MIN_SAMPLES or ended is not None or made < CHANNELS_PER_CALL * calls:
         fig.note = (f"{name} ended too soon or never settled ({len(samples)} samples, the simulator made "
                     f"{made:,} of {CHANNELS_PER_CALL * calls:,} channels): {err[-200:]}")
         return fig
-    samples = samples[:-10]  # the idle tail
     t0, t1 = samples[0][0], samples[-1][0]
 
     def at(fraction: float) -> int:
@@ -134,8 +139,10 @@ def _count_ended(stream, count: list) -> None:
             count[0] += 1
 
 
-def measure(calls: int, timeout: float, only=("serve", "popup", "relay")) -> list[Figure]:
-    figures = [run(name, calls, timeout) for name in only if name != "relay"]
+def measure(calls: int, timeout: float, only=("serve", "popup", "relay"), interval: float = 0.2) -> list[Figure]:
+    """`interval`: seconds between RSS samples (the smoke form's few calls are over in a
+    second on a quick machine: it samples more often)."""
+    figures = [run(name, calls, timeout, interval=interval) for name in only if name != "relay"]
     if "relay" in only:
         from tests.support.brokers import Mosquitto
 
@@ -143,7 +150,7 @@ def measure(calls: int, timeout: float, only=("serve", "popup", "relay")) -> lis
             mosquitto = Mosquitto(Path(d) / "mqtt")
             mosquitto.start()
             try:
-                figures.append(run("relay", calls, timeout, broker=mosquitto))
+                figures.append(run("relay", calls, timeout, broker=mosquitto, interval=interval))
             finally:
                 mosquitto.stop()
     return figures

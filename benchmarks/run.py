@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         from benchmarks import day_memory
 
         figures += day_memory.measure(calls=300 if smoke else (args.calls or 100_000),
-                                      timeout=timeout if smoke else 3600)
+                                      timeout=timeout if smoke else 3600, interval=0.02 if smoke else 0.2)
     if "sim" in sections:
         from benchmarks import simload
 

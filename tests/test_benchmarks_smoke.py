@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.day_memory import MIN_SAMPLES
+
 ROOT = Path(__file__).resolve().parent.parent
 
 FIGURES = [
@@ -96,7 +98,7 @@ def test_memory_figures_ran_to_the_end(smoke):
     assert tracker["changes"] == {"ringing": 300, "answered": 300, "ended": 300}
     for key in ("day_serve", "day_popup", "day_relay"):
         day = smoke["figures"][key]["checks"]
-        assert day["ended_early"] is None and day["samples"] >= 20, day
+        assert day["ended_early"] is None and day["samples"] >= MIN_SAMPLES, day
     assert smoke["figures"]["day_popup"]["checks"]["ended_legs"] == 2 * 300  # every agent leg of every call
 
 
