@@ -78,6 +78,11 @@ class _Fatal:
 QueueItem = Union[Event, ConnectionStatus, LogData]
 
 
+def _read_its_end(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class Connection:
     def __init__(
         self,
@@ -201,7 +206,11 @@ class Connection:
         self._frames.clear()
         try:
             # One deadline for the whole handshake: a server dripping a byte at a time cannot stretch it.
-            await asyncio.wait_for(self._handshake(), self.timeout)
+            handshake = asyncio.ensure_future(self._handshake())
+            # Cancelled (close() during a reconnect), wait_for leaves the handshake's own
+            # end unread: read it, or asyncio prints "Task exception was never retrieved".
+            handshake.add_done_callback(_read_its_end)
+            await asyncio.wait_for(handshake, self.timeout)
         except asyncio.TimeoutError:
             self._drop_socket()
             raise ConnectTimeout(f"{self.address} did not complete the greeting and auth within "
@@ -221,18 +230,28 @@ class Connection:
         if not isinstance(greeting, AuthRequest):
             raise ProtocolError(f"{self.address} did not greet with auth/request; "
                                 "it does not look like mod_event_socket.")
-        self._writer.write(encode_command(f"auth {self._password}"))
+        self._open_writer().write(encode_command(f"auth {self._password}"))
         reply = await self._read_frame(self.timeout)
         if not isinstance(reply, CommandReply):
             raise ProtocolError(f"{self.address} answered auth with {reply.content_type or 'garbage'}.")
         if not reply.ok:
             raise AuthError(f"The switch at {self.address} rejected the password ({reply.reply_text}).")
 
+    def _open_writer(self) -> asyncio.StreamWriter:
+        """The socket's writer, unless close() took it away meanwhile: a cancel that arrives as
+        a read completes is swallowed by wait_for, and the handshake or restore goes on."""
+        if self._writer is None:
+            raise Disconnected("The connection was closed.")
+        return self._writer
+
     async def _read_frame(self, timeout: float) -> Frame:
         """Read one frame directly (before the reader task runs: greeting, auth, restore)."""
         while not self._frames:
             try:
-                data = await asyncio.wait_for(self._reader.read(READ_SIZE), timeout)
+                reader = self._reader
+                if reader is None:  # close() took the socket while we waited (see _open_writer)
+                    raise Disconnected("The connection was closed.")
+                data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
             except asyncio.TimeoutError:
                 raise CommandTimeout(f"{self.address} sent nothing for {timeout:g} s during the handshake.") from None
             except OSError as exc:
@@ -262,6 +281,9 @@ class Connection:
             lost_at = time.monotonic()
             self.state = ConnState.RECONNECTING
             fatal = await self._reconnect()
+            if self.state is ConnState.CLOSED:  # closed while reconnecting (a cancel wait_for swallowed)
+                self._drop_socket()
+                return
             if fatal is not None:
                 self.state = ConnState.CLOSED
                 self._put(_Fatal(fatal))
@@ -361,6 +383,8 @@ class Connection:
             self._delays = self.backoff.delays()
         for delay in self._delays:
             await asyncio.sleep(delay)
+            if self.state is ConnState.CLOSED:
+                return None
             try:
                 await self._open()
                 await self._restore()
@@ -379,7 +403,7 @@ class Connection:
         if self.subscriptions:
             commands.append(f"event {self.format} {' '.join(self.subscriptions)}")
         for command in commands:
-            self._writer.write(encode_command(command))
+            self._open_writer().write(encode_command(command))
             while True:
                 frame = await self._read_frame(self.timeout)
                 if isinstance(frame, (CommandReply, ApiResponse)):

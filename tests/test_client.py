@@ -530,3 +530,48 @@ def test_close_while_events_stream_never_hangs():
                 await conn.close()
                 assert time.monotonic() - started < 1.5
     run(main(), timeout=60)
+
+
+def test_close_while_the_subscriptions_are_restored_ends_quietly():
+    """Ctrl-C while a reconnect is restoring the filters and the subscription (the switch
+    hangs up straight after each): close() can land while a reply is read — when the read
+    completes in the same turn, asyncio's wait_for swallows the cancel — and the reader task
+    must then end quietly, not write to the socket close() took away (an AttributeError
+    traceback on the way out of `popup`, seen in CI)."""
+    import random
+
+    async def hang_up_after_subscribing(reader, writer):
+        writer.write(auth_request())
+        await read_command(reader)
+        writer.write(command_reply("+OK accepted"))
+        while True:
+            cmd = await read_command(reader)
+            if not cmd:
+                return
+            writer.write(command_reply("+OK"))
+            if cmd.startswith(b"event"):
+                await writer.drain()
+                writer.close()
+                return
+
+    async def main():
+        rng = random.Random(7)
+        problems = []
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: problems.append(context))
+        async with serve(hang_up_after_subscribing) as port:
+            for _ in range(40):
+                conn = Connection(port=port, reconnect=True, backoff=Backoff(initial=0.001, factor=1, cap=0.001, jitter=0))
+                await conn.connect()
+                for header in ("Caller-Destination-Number", "Caller-Caller-ID-Number", "variable_sip_to_user"):
+                    await conn.filter(header, "1001")
+                await conn.subscribe(["CHANNEL_CREATE", "CHANNEL_ANSWER"])
+                await asyncio.sleep(rng.uniform(0.0, 0.03))
+                task = conn._task
+                await conn.close()
+                await asyncio.wait({task}, timeout=5)
+                assert task.done()
+                if not task.cancelled():
+                    assert task.exception() is None, repr(task.exception())
+        assert not problems, problems
+    run(main(), timeout=120)
