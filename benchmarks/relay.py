@@ -165,9 +165,6 @@ def _mqtt_rep(broker, frames, payloads) -> dict:
 # --- AMQP ---------------------------------------------------------------------------------
 
 QUEUE = "eslkit-bench-relay"
-# The subscriber's queue: a durable classic queue of version 2, RabbitMQ's default since 3.13
-# (an opt-in on Debian 12's 3.10); ESLKIT_BENCH_QUEUE_VERSION=1 measures the older kind.
-QUEUE_VERSION = int(os.environ.get("ESLKIT_BENCH_QUEUE_VERSION", "2"))
 
 
 def _amqp_queue(broker) -> int:
@@ -181,7 +178,7 @@ def _amqp_queue(broker) -> int:
     try:
         ch = conn.channel()
         ch.exchange_declare("freeswitch", exchange_type="topic", durable=True)
-        ch.queue_declare(QUEUE, durable=True, arguments={"x-queue-version": QUEUE_VERSION})
+        ch.queue_declare(QUEUE, durable=True)
         ch.queue_bind(QUEUE, "freeswitch", routing_key="#")
         ch.basic_qos(prefetch_count=1000)
         events = 0
@@ -328,12 +325,11 @@ def _figure(key: str, label: str, anchor_label: str, reps: list[dict], n: int) -
         checks = {"writer_runs": [round(r["writer"]) for r in reps],
                   "ratio_to_writer": round(statistics.median(r["value"] / r["writer"] for r in reps), 2),
                   "rabbitmq_cpu_us_per_message(pika, writer, relay)": [r["rabbitmq_us"] for r in reps],
-                  "eslkit_cpu_us_per_message(writer, relay)": [r["own_us"] for r in reps],
-                  "queue_version": QUEUE_VERSION}
+                  "eslkit_cpu_us_per_message(writer, relay)": [r["own_us"] for r in reps]}
         writers = ", ".join(f"{r['writer']:,.0f}" for r in reps)
         note = (f"; eslkit's writer alone {writers} "
                 f"(relay/writer {checks['ratio_to_writer']:.2f}×); RabbitMQ's CPU a message "
-                f"{statistics.median(r['rabbitmq_us'][2] for r in reps):.0f} µs; classic queue v{QUEUE_VERSION}")
+                f"{statistics.median(r['rabbitmq_us'][2] for r in reps):.0f} µs")
     return Figure(key, label, value=value, unit="ev/s", anchor_label=anchor_label, anchor=anchor, ratio=ratio,
                   target=f"≥ {TARGET:,} ev/s, 0 lost", passed=complete and value >= TARGET,
                   checks={"events": n, "runs": [round(r["value"]) for r in reps],
