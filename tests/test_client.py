@@ -22,7 +22,7 @@ from eslkit.errors import (
 from eslkit.event import Event
 from eslkit.protocol import auth_request, command_reply, event_frame
 from tests.conftest import CAPTURES
-from tests.support.transcript_server import read_command, serve, transcript_handler
+from tests.support.transcript_server import greet, read_command, serve, transcript_handler
 
 
 def run(coro, timeout=20):
@@ -175,9 +175,7 @@ def test_bgapi_resolves_through_background_job():
 def test_bgapi_with_own_job_uuid():
     """A tiny switch that answers bgapi like the capture does, echoing our Job-UUID."""
     async def switch(reader, writer):
-        writer.write(auth_request())
-        await read_command(reader)
-        writer.write(command_reply("+OK accepted"))
+        await greet(reader, writer)
         while True:
             cmd = await read_command(reader)
             if not cmd:
@@ -202,9 +200,7 @@ def test_bgapi_with_own_job_uuid():
 
 def test_api_timeout_then_late_reply_is_not_misattributed():
     async def slow(reader, writer):
-        writer.write(auth_request())
-        await read_command(reader)
-        writer.write(command_reply("+OK accepted"))
+        await greet(reader, writer)
         await read_command(reader)          # api first -> answered late
         cmd2 = read_command(reader)
         await asyncio.sleep(0.6)
@@ -273,9 +269,7 @@ def test_shutdown_notice_reason_is_reported():
 
 def test_close_mid_frame_is_reported_not_hung():
     async def cut(reader, writer):
-        writer.write(auth_request())
-        await read_command(reader)
-        writer.write(command_reply("+OK accepted"))
+        await greet(reader, writer)
         await read_command(reader)
         writer.write(command_reply("+OK event listener enabled plain"))
         writer.write(b"Content-Length: 500\nContent-Type: text/event-plain\n\nEvent-Name: CHAN")
@@ -301,9 +295,7 @@ def test_reconnect_resubscribes_refilters_and_reports_gap():
         """Each connection: handshake, answer commands, send one event, then drop the link."""
         n = len(sessions)
         sessions.append([])
-        writer.write(auth_request())
-        await read_command(reader)
-        writer.write(command_reply("+OK accepted"))
+        await greet(reader, writer)
         while True:
             try:
                 cmd = await asyncio.wait_for(read_command(reader), 0.3)
@@ -404,9 +396,7 @@ def test_slow_drip_greeting_is_bounded_by_the_timeout():
 
 def test_stall_mid_frame_ends_the_session():
     async def stall(reader, writer):
-        writer.write(auth_request())
-        await read_command(reader)
-        writer.write(command_reply("+OK accepted"))
+        await greet(reader, writer)
         await read_command(reader)
         writer.write(command_reply("+OK event listener enabled plain"))
         writer.write(b"Content-Length: 500\nContent-Type: text/event-plain\n\nEvent-Na")
@@ -429,9 +419,7 @@ def test_stall_mid_frame_ends_the_session():
 
 def test_api_reply_that_never_comes_times_out():
     async def mute(reader, writer):
-        writer.write(auth_request())
-        await read_command(reader)
-        writer.write(command_reply("+OK accepted"))
+        await greet(reader, writer)
         await asyncio.sleep(30)
 
     async def main():
@@ -446,9 +434,7 @@ def test_api_reply_that_never_comes_times_out():
 
 def test_garbage_mid_session_ends_or_reconnects():
     async def liar(reader, writer):
-        writer.write(auth_request())
-        await read_command(reader)
-        writer.write(command_reply("+OK accepted"))
+        await greet(reader, writer)
         await read_command(reader)
         writer.write(command_reply("+OK event listener enabled plain"))
         writer.write(b"\x00\x01 binary junk \xff\n\n")
@@ -471,9 +457,7 @@ def test_disconnects_in_a_loop_back_off_and_close_promptly():
 
     async def flapping(reader, writer):
         accepted.append(time.monotonic())
-        writer.write(auth_request())
-        await read_command(reader)
-        writer.write(command_reply("+OK accepted"))
+        await greet(reader, writer)
         await writer.drain()
         writer.close()
 
@@ -503,9 +487,7 @@ def test_disconnects_in_a_loop_back_off_and_close_promptly():
 def test_close_while_events_stream_never_hangs():
     """Regression: a cancel lost inside wait_for left close() waiting for ever."""
     async def firehose(reader, writer):
-        writer.write(auth_request())
-        await read_command(reader)
-        writer.write(command_reply("+OK accepted"))
+        await greet(reader, writer)
         await read_command(reader)
         writer.write(command_reply("+OK event listener enabled plain"))
         frame = event_frame(Event([("Event-Name", "HEARTBEAT"), ("Event-Info", "x" * 3000)]))
@@ -541,9 +523,7 @@ def test_close_while_the_subscriptions_are_restored_ends_quietly():
     import random
 
     async def hang_up_after_subscribing(reader, writer):
-        writer.write(auth_request())
-        await read_command(reader)
-        writer.write(command_reply("+OK accepted"))
+        await greet(reader, writer)
         while True:
             cmd = await read_command(reader)
             if not cmd:

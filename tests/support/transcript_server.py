@@ -12,7 +12,7 @@ import contextlib
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from eslkit.protocol import ApiResponse, CommandReply, Parser
+from eslkit.protocol import ApiResponse, CommandReply, Parser, auth_request, command_reply
 
 
 def _wire(frame) -> bytes:
@@ -64,6 +64,13 @@ async def serve(handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], 
         for task in list(tasks):
             task.cancel()
         await server.wait_closed()
+
+
+async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A tiny switch's handshake: auth/request, read the client's auth, accept it."""
+    writer.write(auth_request())
+    await read_command(reader)
+    writer.write(command_reply("+OK accepted"))
 
 
 async def read_command(reader: asyncio.StreamReader) -> bytes:
