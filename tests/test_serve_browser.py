@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from eslkit.sim.scenarios import DATA
+from eslkit.sim.data import read_data
 from tests.support.browser import chromium
 from tests.support.serve import PASSWORDS, serve_process, write_users
 from tests.support.sim import free_port, sim_in_thread
@@ -213,7 +213,7 @@ def test_another_agents_page_and_stream_are_refused(tmp_path):
 
 
 def test_a_hostile_caller_name_is_shown_as_text(tmp_path):
-    scenario = json.loads((DATA / "queue.json").read_text())
+    scenario = read_data("queue")
     for event in scenario["events"]:
         event["headers"] = [[k, v.replace("Caller ~~CALLER~~", HOSTILE) if isinstance(v, str) else v]
                             for k, v in event["headers"]]

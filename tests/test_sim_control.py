@@ -22,7 +22,7 @@ from eslkit.sim import derive_moves
 from eslkit.sim.derive import call_events
 from eslkit.sim.fastpath import CallEvent, CallValues
 from eslkit.sim.legs import Legs
-from eslkit.sim.moves import DATA
+from eslkit.sim.data import data_text
 from eslkit.sim.scenarios import CALL_SCENARIOS, fresh_uuids, load_scenario
 from tests.support.sim import sim_in_thread
 from tests.test_sim_protocol import Client
@@ -35,7 +35,7 @@ DURATIONS = re.compile(r"variable_(.*sec|.*msec|.*usec|mduration|uduration|durat
 
 
 def test_moves_file_is_derived_from_the_captures(captures: Path) -> None:
-    assert DATA.read_text(encoding="utf-8") == derive_moves.dump(derive_moves.build(captures.parent))
+    assert data_text("moves") == derive_moves.dump(derive_moves.build(captures.parent))
 
 
 class Switch:

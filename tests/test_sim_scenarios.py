@@ -13,7 +13,8 @@ import pytest
 from eslkit.protocol import ApiResponse, EventFrame, Parser
 from eslkit.sim import derive
 from eslkit.sim.fastpath import CallValues
-from eslkit.sim.scenarios import DATA, LoadSpec, load_scenario
+from eslkit.sim.data import data_text, read_data
+from eslkit.sim.scenarios import LoadSpec, load_scenario
 from tests.support.sim import sim_in_thread
 from tests.test_sim_protocol import Client, talk
 
@@ -37,7 +38,7 @@ def channel_events(events) -> list:
 
 def test_data_files_are_derived_from_the_captures(captures: Path) -> None:
     for filename, data in derive.build_all(captures).items():
-        assert (DATA / filename).read_text(encoding="utf-8") == derive.dump(data), filename
+        assert data_text(Path(filename).stem) == derive.dump(data), filename
 
 
 @pytest.mark.parametrize("name,capture", [("queue", "scenario_queue_plain.raw"),
@@ -202,7 +203,7 @@ def test_bad_scenarios_are_clear_errors(bad: str) -> None:
 
 
 def test_scenario_file_and_loop(tmp_path: Path) -> None:
-    custom = json.loads((DATA / "noanswer.json").read_text())
+    custom = read_data("noanswer")
     custom["name"] = "mine"
     path = tmp_path / "mine.json"
     path.write_text(json.dumps(custom))

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Optional
 
 from eslkit.sim import obey
+from eslkit.sim.data import read_data
 from eslkit.sim.switch import Switch
 
 VERSION = "1.10.12-release"
@@ -32,7 +32,7 @@ _static: Optional[dict] = None
 def _static_api() -> dict:
     global _static
     if _static is None:
-        _static = json.loads((Path(__file__).parent / "scenarios" / "api.json").read_text())
+        _static = read_data("api")
     return _static
 
 

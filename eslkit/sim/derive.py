@@ -2,10 +2,10 @@
 
     python -m eslkit.sim.derive tests/data/fs-captures/1.10.12
 
-writes ``eslkit/sim/scenarios/*.json``: one scenario per call flow of the
+writes ``eslkit/sim/scenarios/*.json.gz``: one scenario per call flow of the
 captures there and in ``../1.10.12-b`` (queue, noanswer, fifo, ...), the flows
 built from them (busy, busy-queue, abandon, call-waiting, contact-alias,
-callcenter: see `eslkit.sim.construct`), and ``api.json``.  Each scenario
+callcenter: see `eslkit.sim.construct`), and ``api.json.gz``.  Each scenario
 keeps the captured call's events exactly (names, header names, order, count,
 values), with the parts that must be fresh on every run replaced by tokens the
 runtime fills in:
@@ -34,8 +34,8 @@ from typing import Any
 
 from eslkit.protocol import ApiResponse, EventFrame, Parser
 from eslkit.sim import construct
+from eslkit.sim.data import write_data
 
-HERE = Path(__file__).parent / "scenarios"
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 LOCAL_RE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
@@ -303,9 +303,8 @@ def dump(data: dict) -> str:
 
 def main(argv: list[str]) -> int:
     captures = Path(argv[1] if len(argv) > 1 else "tests/data/fs-captures/1.10.12")
-    HERE.mkdir(exist_ok=True)
     for filename, data in build_all(captures).items():
-        (HERE / filename).write_text(dump(data), encoding="utf-8")
+        write_data(Path(filename).stem, dump(data))
     return 0
 
 

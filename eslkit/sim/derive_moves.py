@@ -3,7 +3,7 @@ an api command acts on a call (uuid_hold, uuid_transfer, uuid_kill, originate).
 
     python -m eslkit.sim.derive_moves tests/data/fs-captures
 
-writes ``eslkit/sim/scenarios/moves.json``.  A move is the captured events of a stretch of a
+writes ``eslkit/sim/scenarios/moves.json.gz``.  A move is the captured events of a stretch of a
 call, each tied to a role (``A``: the leg the command names, ``B``: the leg bridged to it,
 ``N``: a leg the move makes, ...) and cut into phases (``ring``, ``answer``, ...) that
 `eslkit.sim.obey` starts when the command, a phone or a timer says so.  A step keeps the
@@ -33,10 +33,10 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
+from eslkit.sim.data import write_data
 from eslkit.sim.derive import _Tokenizer, call_events
 from eslkit.sim.legs import STANDARD, LegState, hangup_variables
 
-HERE = Path(__file__).parent / "scenarios"
 SECOND_SET = "1.10.12-b"
 NUMBER_TOKEN_RE = re.compile(r"~~(CALLER|CALLERB|AGENT1|AGENT2)~~")
 PAST_TIME_RE = re.compile(r"~~(US|S|LOCAL|GMT|RFC)-\d+~~")
@@ -376,7 +376,7 @@ def dump(data: dict) -> str:
 
 def main(argv: list[str]) -> int:
     captures = Path(argv[1] if len(argv) > 1 else "tests/data/fs-captures")
-    (HERE / "moves.json").write_text(dump(build(captures)), encoding="utf-8")
+    write_data("moves", dump(build(captures)))
     return 0
 
 

@@ -1,5 +1,5 @@
 """Moves: what the simulated switch does when an api command acts on a call, played from
-what a real FreeSWITCH did (``scenarios/moves.json``, made by `eslkit.sim.derive_moves`).
+what a real FreeSWITCH did (``scenarios/moves.json.gz``, made by `eslkit.sim.derive_moves`).
 
 A move's steps are captured events, each tied to a role (``A``: the leg the command
 names, ``B``: the leg bridged to it, ``N``/``F``: a leg the move makes, ``K``/``P``: the
@@ -14,20 +14,18 @@ copied from the live legs it is tied to.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Optional
 
 from eslkit.event import Event
+from eslkit.sim.data import read_data
 from eslkit.sim.fastpath import CallValues
 from eslkit.sim.legs import STANDARD, LegState, hangup_variables
 from eslkit.sim.scenarios import recorded_clock
 from eslkit.sim.switch import Switch
 
-DATA = Path(__file__).parent / "scenarios" / "moves.json"
 UUID_TOKEN_RE = re.compile(r"~~(U\d+)~~")
 
 
@@ -69,7 +67,7 @@ _moves: Optional[dict[str, Move]] = None
 def moves() -> dict[str, Move]:
     global _moves
     if _moves is None:
-        data = json.loads(DATA.read_text(encoding="utf-8"))["moves"]
+        data = read_data("moves")["moves"]
         _moves = {name: _move(name, m) for name, m in data.items()}
     return _moves
 

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Optional, Union
 
 from eslkit.errors import InputFileError
+from eslkit.sim.data import read_data
 from eslkit.sim.fastpath import Burst, CallEvent, CallValues, Template
 from eslkit.sim.switch import Switch
 
-DATA = Path(__file__).parent / "scenarios"
 # The built-in calls, one per call-centre flow: derived from a real capture, or (*) built
 # from one with the facts the captures' READMEs give (eslkit.sim.construct).
 SCENARIOS = {
@@ -146,7 +146,7 @@ def load_scenario(name: Union[str, Path]) -> Union[Scenario, LoadSpec]:
         return spec
     if text in CALL_SCENARIOS:
         if text not in _cache:
-            _cache[text] = Scenario.from_data(json.loads((DATA / f"{text}.json").read_text()), text)
+            _cache[text] = Scenario.from_data(read_data(text), text)
         return _cache[text]
     path = Path(text)
     if not path.is_file():
