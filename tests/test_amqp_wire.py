@@ -12,7 +12,7 @@ from eslkit.brokers import amqp_wire
 from eslkit.brokers.amqp import AmqpPublisher, parse_amqp_url
 from eslkit.brokers.buffer import Buffer, Message
 from eslkit.errors import BrokerError
-from tests.test_relay_amqp import ENV, drain, queue
+from tests.test_relay_amqp import ENV, drain
 from tests.test_relay_mqtt import run
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ def sink_for(rabbitmq, **kw) -> AmqpPublisher:
 def test_frames_pika_reads_back_as_sent(amqp_env):
     """Bodies from empty to several frames long (RabbitMQ's frame_max is 128 kB), every header
     type, the properties pika used to send."""
-    conn, ch, q = queue(amqp_env, "wire.#")
+    conn, ch, q = amqp_env.queue("wire.#")
     big = bytes(range(256)) * 1200  # 307,200 bytes: three body frames
     headers = {"ext": "1001", "n": -(2 ** 40), "ok": True, "raw": b"\x00\xff", "t": {"a": "é"}}
     sent = [("wire.empty", b"", {}), ("wire.big", big, {"ext": "1001"}), ("wire.headers", b"{}", headers),
@@ -89,7 +89,7 @@ def test_a_virtual_host_not_allowed_is_one_clear_error(amqp_env):
 
 
 def test_an_exchange_of_another_type_is_one_clear_error(amqp_env):
-    conn, ch, _ = queue(amqp_env)
+    conn, ch, _ = amqp_env.queue()
     ch.exchange_declare("eslkit-direct", exchange_type="direct", durable=True)
     conn.close()
     settings = parse_amqp_url(amqp_env.url(), password_env=ENV, exchange="eslkit-direct")
@@ -109,7 +109,7 @@ def test_nothing_listening_is_one_clear_error():
 def test_a_connection_closed_by_rabbitmq_reconnects_and_loses_nothing(amqp_env):
     """Connection.Close from the broker (an operator's close_connection: 320 CONNECTION_FORCED)
     mid-stream: Close-Ok, reconnect, everything unconfirmed sent again."""
-    conn, ch, q = queue(amqp_env, "forced.#")
+    conn, ch, q = amqp_env.queue("forced.#")
     n = 3000
 
     async def go():
@@ -143,7 +143,7 @@ def test_a_silent_broker_is_noticed_by_the_heartbeat_and_nothing_is_lost(amqp_en
     and sends again what was never confirmed."""
     from tests.support.net import CutProxy
 
-    conn, ch, q = queue(amqp_env, "silent.#")
+    conn, ch, q = amqp_env.queue("silent.#")
 
     async def go():
         proxy = await CutProxy(amqp_env.host, amqp_env.port).start()
@@ -185,7 +185,7 @@ def test_amqps_with_a_private_ca(tmp_path, tls_files, monkeypatch):
     ca, cert, key = tls_files
     broker = RabbitMQ(tmp_path / "tls-broker", tls=(ca, cert, key)).start()
     try:
-        conn, ch, q = queue(broker, "tls.#")
+        conn, ch, q = broker.queue("tls.#")
         url = f"amqps://{broker.user}@127.0.0.1:{broker.tls_port}/"
         monkeypatch.setenv(ENV, broker.password)
 

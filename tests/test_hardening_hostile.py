@@ -417,17 +417,9 @@ def test_relay_survives_a_topic_too_long_for_mqtt(tmp_path, mosquitto):  # noqa:
 
 @pytest.mark.slow
 def test_relay_survives_a_routing_key_too_long_for_amqp(tmp_path, rabbitmq):  # noqa: F811
-    import pika
-
     recording = long_value_recording(tmp_path / "long.jsonl")
-    params = pika.ConnectionParameters(rabbitmq.host, rabbitmq.port, "/",
-                                       pika.PlainCredentials(rabbitmq.user, rabbitmq.password))
-    conn = pika.BlockingConnection(params)
+    conn, ch, q = rabbitmq.queue("vm.#")
     try:
-        ch = conn.channel()
-        ch.exchange_declare("freeswitch", exchange_type="topic", durable=True)
-        q = ch.queue_declare("", exclusive=True).method.queue
-        ch.queue_bind(q, "freeswitch", routing_key="vm.#")
         proc = subprocess.run([str(ESLKIT), "relay", "--to", rabbitmq.url(), "--password-env", "HOSTILE_AMQP_PW",
                                "--replay", str(recording), "--drain-timeout", "3"], capture_output=True,
                               timeout=60, env=env(HOSTILE_AMQP_PW=rabbitmq.password))

@@ -33,21 +33,6 @@ def test_key_parts_are_encoded_like_mod_amqp():
     assert key_part("é") == "%C3%A9"
 
 
-def queue(rabbitmq, *keys, durable=False, name=""):
-    """A test consumer's own queue bound to the exchange; returns (connection, channel, queue name)."""
-    import pika
-
-    params = pika.ConnectionParameters(rabbitmq.host, rabbitmq.port, "/",
-                                       pika.PlainCredentials(rabbitmq.user, rabbitmq.password))
-    conn = pika.BlockingConnection(params)
-    ch = conn.channel()
-    ch.exchange_declare("freeswitch", exchange_type="topic", durable=True)
-    q = ch.queue_declare(name, durable=durable, exclusive=not durable, auto_delete=not durable).method.queue
-    for key in keys:
-        ch.queue_bind(q, "freeswitch", routing_key=key)
-    return conn, ch, q
-
-
 def drain(ch, q, want: int, timeout: float = 15.0):
     import time
 
@@ -70,8 +55,8 @@ def sink_for(rabbitmq, **kw) -> AmqpPublisher:
 
 def test_events_carry_mod_amqp_routing_keys_in_order(amqp_env, captures):
     events = capture_events(captures, "scenario_queue_plain") + capture_events(captures, "agents_register_plain")
-    conn, ch, q = queue(amqp_env, "*.*.*.*")
-    answers_conn, answers, aq = queue(amqp_env, "*.CHANNEL_ANSWER.#")
+    conn, ch, q = amqp_env.queue("*.*.*.*")
+    answers_conn, answers, aq = amqp_env.queue("*.CHANNEL_ANSWER.#")
     try:
         summary = run(Relay(from_list(events), sink_for(amqp_env)).run(), timeout=60)
         assert summary.received == len(events) == summary.published_events and summary.complete
@@ -92,7 +77,7 @@ def test_events_carry_mod_amqp_routing_keys_in_order(amqp_env, captures):
 
 def test_popup_states_on_per_agent_keys_match_popup_json(amqp_env, captures):
     cap = captures / "scenario_queue_plain.raw"
-    conn, ch, q = queue(amqp_env, "*.agents.1001.popup")
+    conn, ch, q = amqp_env.queue("*.agents.1001.popup")
     try:
         done = subprocess.run([str(ESLKIT), "relay", "--to", amqp_env.url(), "--password-env", ENV,
                                "--replay", str(cap), "--client-id", "amqp-cli"],
@@ -150,7 +135,7 @@ def test_wrong_password_is_one_clear_error(rabbitmq, monkeypatch):
 def test_rabbitmq_restart_mid_stream_loses_nothing(amqp_env, captures):
     events = capture_events(captures, "scenario_queue_plain")
     # A durable queue, bound before, keeps the persistent messages across the restart.
-    conn, ch, q = queue(amqp_env, "#", durable=True, name="eslkit-restart-test")
+    conn, ch, q = amqp_env.queue("#", durable=True, name="eslkit-restart-test")
     conn.close()
     third = len(events) // 3
 
@@ -172,7 +157,7 @@ def test_rabbitmq_restart_mid_stream_loses_nothing(amqp_env, captures):
     summary, sink = run(scenario(), timeout=120)
     assert summary.complete and summary.received == len(events)
     assert sink.disconnects >= 1 and sink.connects >= 2
-    conn, ch, q = queue(amqp_env, durable=True, name="eslkit-restart-test")
+    conn, ch, q = amqp_env.queue(durable=True, name="eslkit-restart-test")
     try:
         got = drain(ch, q, len(events) + 5, timeout=5)
         bodies = [body for key, body, _ in got if not key.startswith("relay.")]
@@ -192,7 +177,7 @@ def test_status_messages_and_popup_from_amqp(amqp_env, captures):
     from eslkit.sources.broker import open_broker_source
 
     events = capture_events(captures, "scenario_queue_plain")
-    conn, ch, q = queue(amqp_env, "relay.*.status")
+    conn, ch, q = amqp_env.queue("relay.*.status")
 
     async def scenario():
         source = open_broker_source(amqp_env.url() + f"?password_env={ENV}", popup_exts=["1002"])
@@ -241,7 +226,7 @@ def test_routing_keys_are_cut_at_255_bytes_as_mod_amqp_cuts_them():
 def test_a_message_rabbitmq_cannot_take_is_counted_and_the_next_still_goes(amqp_env):
     from eslkit.brokers.buffer import Message
 
-    conn, ch, q = queue(amqp_env, "refuse.#")
+    conn, ch, q = amqp_env.queue("refuse.#")
     said = []
     try:
         async def go():
@@ -269,7 +254,7 @@ def test_a_dead_link_at_full_speed_loses_nothing_and_keeps_the_order(amqp_env, c
     from tests.test_relay_mqtt import numbered, through_a_dying_link
 
     events = numbered(capture_events(captures, "scenario_queue_plain"), 40)  # 3,520 events
-    conn, ch, q = queue(amqp_env, "vm.#")
+    conn, ch, q = amqp_env.queue("vm.#")
 
     def make_sink(port):
         settings = parse_amqp_url(f"amqp://{amqp_env.user}@127.0.0.1:{port}/", password_env=ENV)

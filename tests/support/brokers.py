@@ -280,6 +280,21 @@ class RabbitMQ:
         time.sleep(down_for)
         self.start()
 
+    def queue(self, *keys: str, durable: bool = False, name: str = ""):
+        """A consumer's own queue bound to the relay's exchange (``freeswitch``, topic) with
+        ``keys``; returns (pika BlockingConnection, channel, queue name).  Not durable: an
+        exclusive, auto-deleted queue with a name the broker chooses."""
+        import pika
+
+        params = pika.ConnectionParameters(self.host, self.port, "/", pika.PlainCredentials(self.user, self.password))
+        conn = pika.BlockingConnection(params)
+        ch = conn.channel()
+        ch.exchange_declare("freeswitch", exchange_type="topic", durable=True)
+        q = ch.queue_declare(name, durable=durable, exclusive=not durable, auto_delete=not durable).method.queue
+        for key in keys:
+            ch.queue_bind(q, "freeswitch", routing_key=key)
+        return conn, ch, q
+
     def log(self) -> str:
         p = self.dir / "server.log"
         return p.read_text(errors="replace")[-3000:] if p.exists() else ""
