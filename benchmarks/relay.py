@@ -4,10 +4,10 @@
 
 Each repetition, per broker, in this process one after the other:
 
-- **the anchor**: a bare publisher of the same library with nothing else to do — paho
-  publishing the events' JSON (made before the clock starts) at QoS 1, or pika publishing
-  them with asynchronous publisher confirms, 1,000 in flight — until every message is
-  acknowledged;
+- **the anchor**: a bare publisher of the same library with nothing else to do, publishing
+  the very messages the relay publishes (topic or routing key, headers and JSON body, made
+  before the clock starts by the relay's own engine) — paho at QoS 1, or pika with
+  asynchronous publisher confirms, 1,000 in flight — until every message is acknowledged;
 - **the relay**: eslkit's `RelayEngine` with the call tracker, as `eslkit relay --to URL`
   builds it, reading the real 1.10.12 capture events as `event json ALL` frames (the
   firehose's corpus) from bytes through eslkit's parser, until every message is confirmed.
@@ -56,8 +56,44 @@ def _events_from_bytes(frames: list[bytes]):
                 yield frame.event
 
 
-def _payloads(frames: list[bytes]) -> list[bytes]:
-    return [e.json_line().encode() for e in _events_from_bytes(frames)]
+def _messages(publisher_class, frames: list[bytes]) -> list:
+    """What the relay hands a publisher of this class for these frames (events and popup
+    states, not its status), collected by its own engine: the anchors publish the same
+    messages, so the broker does the same work for both."""
+    from eslkit.app.relay import RelayEngine
+    from eslkit.brokers.buffer import Buffer
+    from eslkit.calls import CallTracker
+    from eslkit.sources import EventsSource
+
+    class Collector(publisher_class):  # the broker's own addresses; takes instead of publishing
+        async def start(self):
+            self._loop = asyncio.get_running_loop()
+
+        def _pump(self):
+            self._pumping = False
+            for message in self.buffer.take_many(len(self.buffer), timeout=0):
+                collected.append(message)
+                self.published[message.kind] += 1
+
+    collected: list = []
+    sink = Collector(*_settings(publisher_class), Buffer(len(frames) * 2))
+
+    async def run():
+        await sink.start()
+        await RelayEngine(EventsSource(_events_from_bytes(frames)), sink, tracker=CallTracker()).run()
+
+    asyncio.run(run())
+    return collected
+
+
+def _settings(publisher_class) -> tuple:
+    """Where a collector's addresses come from (no broker is reached)."""
+    from eslkit.brokers.amqp import parse_amqp_url
+    from eslkit.brokers.mqtt import parse_mqtt_url
+
+    if publisher_class.__name__.startswith("Mqtt"):
+        return (parse_mqtt_url("mqtt://127.0.0.1:1883"),)
+    return (parse_amqp_url("amqp://eslkit@127.0.0.1:5672/"),)
 
 
 async def _relay(sink, frames: list[bytes]) -> tuple[float, object]:
@@ -121,13 +157,13 @@ def _mqtt_kept(broker, want: int, quiet: float = 2.0) -> int:
     return got[0]
 
 
-def _mqtt_bare(broker, payloads: list[bytes]) -> float:
+def _mqtt_bare(broker, messages: list) -> float:
     done = threading.Event()
     acked = [0]
 
     def on_publish(c, u, mid, reason, properties):
         acked[0] += 1
-        if acked[0] == len(payloads):
+        if acked[0] == len(messages):
             done.set()
 
     client = _mqtt_client(broker, "bench-bare")
@@ -137,8 +173,8 @@ def _mqtt_bare(broker, payloads: list[bytes]) -> float:
     client.connect(broker.host, broker.port)
     client.loop_start()
     start = time.perf_counter()
-    for payload in payloads:
-        client.publish("freeswitch/bench/events/EVENT/-", payload, qos=1)
+    for message in messages:
+        client.publish(message.address, message.payload, qos=1)
     done.wait(600)
     elapsed = time.perf_counter() - start
     client.disconnect()
@@ -146,13 +182,13 @@ def _mqtt_bare(broker, payloads: list[bytes]) -> float:
     return elapsed
 
 
-def _mqtt_rep(broker, frames, payloads) -> dict:
+def _mqtt_rep(broker, frames, messages) -> dict:
     from eslkit.brokers.buffer import Buffer
     from eslkit.brokers.mqtt import MqttPublisher, parse_mqtt_url
 
     n = len(frames)
-    _mqtt_session(broker, "freeswitch/bench/#")
-    bare = _mqtt_bare(broker, payloads)
+    _mqtt_session(broker, "freeswitch/+/events/#")
+    bare = _mqtt_bare(broker, messages)
     bare_kept = _mqtt_kept(broker, n)
     _mqtt_session(broker, "freeswitch/+/events/#")
     sink = MqttPublisher(parse_mqtt_url(broker.url, client_id="bench-relay"), Buffer(n + 1000), qos=1)
@@ -170,16 +206,8 @@ QUEUE = "eslkit-bench-relay"
 def _amqp_queue(broker) -> int:
     """The durable queue bound to everything: how many events it holds (not popup states or
     the relay's status), taking them all out."""
-    import pika
-
-    params = pika.ConnectionParameters(broker.host, broker.port, "/",
-                                       pika.PlainCredentials(broker.user, broker.password))
-    conn = pika.BlockingConnection(params)
+    conn, ch, _ = broker.queue("#", durable=True, name=QUEUE)
     try:
-        ch = conn.channel()
-        ch.exchange_declare("freeswitch", exchange_type="topic", durable=True)
-        ch.queue_declare(QUEUE, durable=True)
-        ch.queue_bind(QUEUE, "freeswitch", routing_key="#")
         ch.basic_qos(prefetch_count=1000)
         events = 0
         for method, _, _ in ch.consume(QUEUE, auto_ack=True, inactivity_timeout=1.0):
@@ -193,17 +221,21 @@ def _amqp_queue(broker) -> int:
         conn.close()
 
 
-def _amqp_bare(broker, payloads: list[bytes]) -> float:
+def _amqp_bare(broker, messages: list) -> float:
     """pika alone: SelectConnection, confirm mode, WINDOW messages in flight."""
     import pika
 
     state = {"sent": 0, "acked": 0, "start": 0.0, "end": 0.0}
-    props = pika.BasicProperties(content_type="text/json", delivery_mode=2)
+    # The relay's properties: its content type, persistent, its headers (the agent's extension), a timestamp.
+    now = int(time.time())
+    props = [pika.BasicProperties(content_type="text/json", delivery_mode=2, headers=m.headers or None, timestamp=now)
+             for m in messages]
     outstanding: deque = deque()  # delivery tags not yet confirmed (confirms may come out of order)
 
     def publish_more(ch):
-        while state["sent"] < len(payloads) and len(outstanding) < WINDOW:
-            ch.basic_publish("freeswitch", "bench.EVENT._.x", payloads[state["sent"]], properties=props)
+        while state["sent"] < len(messages) and len(outstanding) < WINDOW:
+            message = messages[state["sent"]]
+            ch.basic_publish("freeswitch", message.address, message.payload, properties=props[state["sent"]])
             state["sent"] += 1
             outstanding.append(state["sent"])
 
@@ -216,7 +248,7 @@ def _amqp_bare(broker, payloads: list[bytes]) -> float:
         elif tag in outstanding:
             outstanding.remove(tag)
             state["acked"] += 1
-        if state["acked"] >= len(payloads):
+        if state["acked"] >= len(messages):
             state["end"] = time.perf_counter()
             conn.close()
         else:
@@ -240,25 +272,25 @@ def _amqp_bare(broker, payloads: list[bytes]) -> float:
     conn.ioloop.call_later(600, lambda: failed(conn, "no confirms for 600 s"))
     conn.ioloop.start()
     if not state["end"]:
-        raise RuntimeError(f"bare pika: {state['acked']} of {len(payloads)} confirmed ({state.get('error')})")
+        raise RuntimeError(f"bare pika: {state['acked']} of {len(messages)} confirmed ({state.get('error')})")
     return state["end"] - state["start"]
 
 
-def _amqp_writer(broker, payloads: list[bytes]) -> float:
-    """eslkit's AMQP writer alone (the second anchor): `AmqpPublisher` handed the JSON
-    lines as ready messages, nothing else to do, until every one is confirmed."""
+def _amqp_writer(broker, messages: list) -> float:
+    """eslkit's AMQP writer alone (the second anchor): `AmqpPublisher` handed the relay's
+    messages ready made, nothing else to do, until every one is confirmed."""
     from eslkit.brokers.amqp import AmqpPublisher, parse_amqp_url
-    from eslkit.brokers.buffer import Buffer, Message
+    from eslkit.brokers.buffer import Buffer
 
     async def go() -> float:
         sink = AmqpPublisher(parse_amqp_url(broker.url(), password_env="ESLKIT_BENCH_AMQP_PW"),
-                             Buffer(len(payloads) + 10), client_id="bench-writer")
+                             Buffer(len(messages) + 10), client_id="bench-writer")
         await sink.start()
         start = time.perf_counter()
-        for payload in payloads:
-            sink.send(Message("bench.EVENT._.x", payload, "event", {}))
+        for message in messages:
+            sink.send(message)
         if not await sink.drain(600):
-            raise RuntimeError(f"eslkit's writer: {sink.unconfirmed} of {len(payloads)} not confirmed")
+            raise RuntimeError(f"eslkit's writer: {sink.unconfirmed} of {len(messages)} not confirmed")
         elapsed = time.perf_counter() - start
         await sink.close()
         return elapsed
@@ -287,16 +319,16 @@ def _timed(broker, run):
     return result, _tree_cpu(broker.proc.pid) - broker_cpu, time.process_time() - own
 
 
-def _amqp_rep(broker, frames, payloads) -> dict:
+def _amqp_rep(broker, frames, messages) -> dict:
     from eslkit.brokers.amqp import AmqpPublisher, parse_amqp_url
     from eslkit.brokers.buffer import Buffer
 
     n = len(frames)
     os.environ["ESLKIT_BENCH_AMQP_PW"] = broker.password
     _amqp_queue(broker)
-    bare, bare_broker, _ = _timed(broker, lambda: _amqp_bare(broker, payloads))
+    bare, bare_broker, _ = _timed(broker, lambda: _amqp_bare(broker, messages))
     bare_kept = _amqp_queue(broker)
-    writer, writer_broker, writer_own = _timed(broker, lambda: _amqp_writer(broker, payloads))
+    writer, writer_broker, writer_own = _timed(broker, lambda: _amqp_writer(broker, messages))
     writer_kept = _amqp_queue(broker)
     sink = AmqpPublisher(parse_amqp_url(broker.url(), password_env="ESLKIT_BENCH_AMQP_PW"), Buffer(n + 1000),
                          client_id="bench-relay")
@@ -339,30 +371,40 @@ def _figure(key: str, label: str, anchor_label: str, reps: list[dict], n: int) -
                   note=f"runs {runs} ev/s; anchor {anchors}{note}; load average {load[0]:.1f}")
 
 
+def _mosquitto(d: Path):
+    from tests.support.brokers import Mosquitto
+
+    broker = Mosquitto(d / "mqtt")
+    # The durable session's queue in memory, unbounded: the tests' broker writes its whole
+    # store to disk every second, which at this rate measures the disk, not the relay.
+    broker.config.write_text(broker.config.read_text().replace("persistence true", "persistence false")
+                             .replace("max_queued_messages 100000", "max_queued_messages 0"))
+    return broker.start()
+
+
+def _rabbitmq(d: Path):
+    from tests.support.brokers import RabbitMQ
+
+    return RabbitMQ(d / "amqp").start()
+
+
 def measure(count: int, reps: int, timeout: float = 600) -> list[Figure]:
-    from tests.support.brokers import Mosquitto, RabbitMQ
+    from eslkit.brokers.amqp import AmqpPublisher
+    from eslkit.brokers.mqtt import MqttPublisher
 
     frames = _frames(count)
-    payloads = _payloads(frames)
+    rows = (("relay_mqtt", "T8 relay → Mosquitto, QoS 1 (events confirmed)", "bare paho",
+             _mosquitto, MqttPublisher, _mqtt_rep, "stop"),
+            ("relay_amqp", "T8 relay → RabbitMQ, publisher confirms", "bare pika",
+             _rabbitmq, AmqpPublisher, _amqp_rep, "close"))
     figures = []
     with tempfile.TemporaryDirectory(prefix="eslkit-bench-relay-") as d:
-        mosquitto = Mosquitto(Path(d) / "mqtt")
-        # The durable session's queue in memory, unbounded: the tests' broker writes its whole
-        # store to disk every second, which at this rate measures the disk, not the relay.
-        mosquitto.config.write_text(mosquitto.config.read_text().replace("persistence true", "persistence false")
-                                    .replace("max_queued_messages 100000", "max_queued_messages 0"))
-        mosquitto.start()
-        try:
-            rows = [_mqtt_rep(mosquitto, frames, payloads) for _ in range(reps)]
-        finally:
-            mosquitto.stop()
-        figures.append(_figure("relay_mqtt", "T8 relay → Mosquitto, QoS 1 (events confirmed)",
-                               "bare paho", rows, count))
-        rabbit = RabbitMQ(Path(d) / "amqp").start()
-        try:
-            rows = [_amqp_rep(rabbit, frames, payloads) for _ in range(reps)]
-        finally:
-            rabbit.close()
-        figures.append(_figure("relay_amqp", "T8 relay → RabbitMQ, publisher confirms",
-                               "bare pika", rows, count))
+        for key, label, anchor, start, publisher_class, rep, stop in rows:
+            messages = _messages(publisher_class, frames)
+            broker = start(Path(d))
+            try:
+                runs = [rep(broker, frames, messages) for _ in range(reps)]
+            finally:
+                getattr(broker, stop)()
+            figures.append(_figure(key, label, anchor, runs, count))
     return figures
