@@ -23,7 +23,7 @@ _VALUE = r"(?:%s|\[(?:%s(?:,%s)%s)?\])" % (_STRING, _STRING, _STRING, _ANY)
 # Matched against the text with its escapes removed, so a string cannot hold a quote.
 _OBJECT = re.compile(r"\{(?:%s:%s(?:,%s:%s)%s)?\}" % (_NAME, _VALUE, _NAME, _VALUE, _ANY))
 _CONTROL = bytes(range(32))  # never raw in a JSON string; the escaped forms are fine
-_ESCAPED = frozenset('"/bfnrt')  # the escapes that stand for one character (not \uXXXX)
+_ESCAPE = re.compile(r'\\["\\/bfnrt]')  # the escapes that stand for one character (not \uXXXX)
 
 
 def is_compact_event(text: str) -> bool:
@@ -41,17 +41,7 @@ def is_compact_event(text: str) -> bool:
 
 
 def _without_escapes(text: str) -> str | None:
-    """The text with each escape sequence removed, or None for a bad or ``\\u`` escape."""
-    pieces = iter(text.split("\\"))
-    kept = [next(pieces)]
-    for piece in pieces:
-        if piece:
-            if piece[0] not in _ESCAPED:
-                return None
-            kept.append(piece[1:])
-        else:  # "\\\\": an escaped backslash; the next piece continues the string
-            after = next(pieces, None)
-            if after is None:
-                return None
-            kept.append(after)
-    return "".join(kept)
+    """The text with each escape sequence removed, or None for a bad or ``\\u`` escape
+    (a backslash is left over)."""
+    text = _ESCAPE.sub("", text)  # left to right, as a JSON reader pairs "\\\\" and '\\"'
+    return None if "\\" in text else text

@@ -106,6 +106,7 @@ class RelayEngine:
         self.publisher = publisher
         self.tracker = tracker
         self.select = select or Subscription(["ALL"])
+        self._wants = None if self.select.everything else self.select.wants  # None: every event
         self.status_interval = status_interval
         self.drain_timeout = drain_timeout
         self.notice = notice  # one line for the operator (stderr)
@@ -187,7 +188,7 @@ class RelayEngine:
         tracker = self.tracker
         changes = tracker.feed(item) if tracker is not None else []
         self.clock.tick()
-        if self.select.wants(item):
+        if self._wants is None or self._wants(item):
             ext = tracker.ext_for(item) if tracker is not None else None
             headers = {"ext": ext} if ext else {}
             self.publisher.send(Message(self.publisher.event_address(item, ext), _payload(item), "event", headers))

@@ -27,6 +27,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable, Sequence
 from urllib.parse import unquote
 
@@ -46,6 +47,7 @@ _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 _SAFE_WORD = re.compile(r"[A-Za-z0-9~_-]+")
 
 
+@lru_cache(maxsize=4096)  # host and event names again and again, each call's uuid ~20 times
 def key_part(value: str | None) -> str:
     """One routing-key word, encoded as mod_amqp's amqp_util_encode does; empty → ``_``."""
     if not value:
