@@ -395,6 +395,7 @@ class CallCentreStats:
         self._claimed: dict[str, str] = {}  # extension -> the mod_callcenter agent it is
         self._leg_agent: dict[str, str] = {}  # agent leg uuid -> its mod_callcenter agent
         self._calls: dict[str, _Call] = {}  # caller uuid -> call not decided yet
+        self._idle: set[str] = set()  # the calls of ring groups no phone rings for (idle_since set)
         self._decided: "OrderedDict[str, bool]" = OrderedDict()  # caller uuid -> answered
         self._group_talks: dict[str, _Queue] = {}  # answering leg -> its ring group
         self._counted: set[str] = set()  # agent legs already counted as answered
@@ -432,7 +433,7 @@ class CallCentreStats:
         self.legs(self.tracker.feed(event))
         if name == "CHANNEL_HANGUP_COMPLETE":
             self._leg_agent.pop(event.unique_id or "", None)  # its agent is known by now, or never
-        if self._calls and self.now is not None:
+        if self._idle and self.now is not None:
             self._decide_idle(self.now)
 
     def legs(self, views: Iterable[LegView]) -> None:
@@ -678,9 +679,12 @@ class CallCentreStats:
             call.gave_up = call.gave_up or (leg.outcome == "missed" and leg.hangup_cause in _CALLER_GAVE_UP)
             if not call.legs:
                 call.idle_since = leg.ended_at or self.now
+                if not call.module:
+                    self._idle.add(key)
             return
         call.legs.add(leg.leg_uuid)
         call.idle_since = None
+        self._idle.discard(key)
         if leg.state == "answered":
             if leg.ring_seconds is not None:
                 self._rang(leg.ring_seconds)
@@ -696,14 +700,14 @@ class CallCentreStats:
         return call
 
     def _call_answered(self, key: Optional[str]) -> None:
-        call = self._calls.pop(key or "", None)
+        call = self._forget_call(key)
         if call is None:
             return
         self.calls_answered += 1
         self._decide(key, True)
 
     def _call_unanswered(self, key: Optional[str]) -> None:
-        call = self._calls.pop(key or "", None)
+        call = self._forget_call(key)
         if call is None:
             return
         if call.busy:
@@ -718,9 +722,17 @@ class CallCentreStats:
             call.queue.leave(key, call.gave_up or bool(call.legs) or cause in _CALLER_GAVE_UP)
         self._call_unanswered(key)
 
+    def _forget_call(self, key: Optional[str]) -> Optional[_Call]:
+        self._idle.discard(key or "")
+        return self._calls.pop(key or "", None)
+
     def _decide_idle(self, now: float) -> None:
-        for key, call in list(self._calls.items()):
-            if not call.module and call.idle_since is not None and now - call.idle_since >= self.grace:
+        # Only the idle calls, not every open one: this runs on every event.
+        for key in list(self._idle):
+            call = self._calls.get(key)
+            if call is None:  # never kept (already decided)
+                self._idle.discard(key)
+            elif now - call.idle_since >= self.grace:
                 self._caller_gone(key, call, None)
 
     def _decide(self, key: str, answered: bool) -> None:
@@ -823,7 +835,7 @@ class CallCentreStats:
                 call = queue.waiting.pop(key)[3]
                 told.pop(key, None)
                 queue.offered = max(queue.offered - 1, 0)
-                self._calls.pop(call or "", None)
+                self._forget_call(call)
             for key in [k for k in queue.talking if k not in listed and told.get(k, 0) <= asked]:
                 del queue.talking[key]
                 told.pop(key, None)
