@@ -34,6 +34,7 @@ from eslkit.control import AuditLog, Controller, Policy
 from eslkit.control.requests import Desk
 from eslkit.errors import DeliveryIncomplete
 from eslkit.event import Event
+from eslkit.sizes import size_text
 from eslkit.sources.base import Source
 from eslkit.status import ConnectionStatus
 from eslkit.subscription import Subscription, event_words
@@ -166,7 +167,13 @@ class RelayEngine:
                 self._say(f"broker connected again; sending {self.publisher.unconfirmed} buffered messages")
         else:
             self._broker_down = True
-            self._say(f"broker connection lost; buffering up to {self.publisher.buffer.limit} messages")
+            self._say(f"broker connection lost; buffering up to {self._bounds()}, then dropping the oldest")
+
+    def _bounds(self) -> str:
+        """The outbox's bounds as the operator gave them: "100000 messages or 256 MB"."""
+        buffer = self.publisher.buffer
+        bounds = f"{buffer.limit} messages"
+        return bounds if buffer.max_bytes is None else f"{bounds} or {size_text(buffer.max_bytes)}"
 
     def stop(self) -> None:
         """Finish: stop reading, deliver what is buffered, say what happened."""

@@ -65,10 +65,12 @@ def _unknown(url: str) -> BrokerError:
 def publisher(to: str, *, topic: Optional[str] = None, popup_topic: Optional[str] = None,
               status_topic: Optional[str] = None, qos: int = 1, client_id: Optional[str] = None,
               username: Optional[str] = None, password_env: Optional[str] = None, tls_ca: Optional[str] = None,
-              exchange: str = "freeswitch", buffer: int = 100_000) -> Publisher:
-    """The publisher for ``relay --to URL``, with an outbox of ``buffer`` messages."""
+              exchange: str = "freeswitch", buffer: int = 100_000,
+              buffer_bytes: Optional[int] = 256_000_000) -> Publisher:
+    """The publisher for ``relay --to URL``, with an outbox of at most ``buffer`` messages
+    and ``buffer_bytes`` bytes (payloads and addresses)."""
     scheme = urlsplit(to).scheme
-    outbox: Buffer = Buffer(buffer)
+    outbox: Buffer = Buffer(buffer, buffer_bytes)
     if scheme in ("mqtt", "mqtts"):
         from eslkit.brokers.mqtt import EVENT_TOPIC, POPUP_TOPIC, STATUS_TOPIC, MqttPublisher, parse_mqtt_url
 

@@ -1,9 +1,12 @@
 """The relay's outbox: bounded, ordered, drops the oldest and counts it.
 
 The relay keeps reading the switch while the broker is away, so something
-has to hold the messages meanwhile.  Memory must stay bounded, and when the
-bound is hit the *oldest* message goes (a desktop wants the newest state of a
-call) — never silently: every drop is counted and reported.
+has to hold the messages meanwhile.  Memory must stay bounded — in messages and,
+with ``max_bytes``, in bytes — and when either bound is hit the *oldest* message
+goes (a desktop wants the newest state of a call) — never silently: every drop
+is counted and reported.  The newest message always stays, even one larger than
+the byte bound on its own: every message passes through here, also while the
+broker is up, and a bound meant for outages must not refuse what it would take.
 
 Filled from the asyncio side, drained by a sink's publishing thread, so it is
 thread-safe.  A publisher ``take()``s one message, and if the broker goes away
@@ -15,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Generic, Iterable, TypeVar
+from typing import Any, Callable, Generic, Iterable, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -33,29 +36,42 @@ class Message:
     headers: dict = field(default_factory=dict)
 
 
-class Buffer(Generic[T]):
-    """A FIFO of at most ``limit`` items; adding to a full one drops the oldest."""
+def message_size(message: Message) -> int:
+    """What the outbox counts for a message: its payload and its address, what the relay
+    holds (an address is ASCII but for a rare hostname: a character is a byte)."""
+    return len(message.payload) + len(message.address)
 
-    def __init__(self, limit: int):
+
+class Buffer(Generic[T]):
+    """A FIFO of at most ``limit`` items and, with ``max_bytes``, at most that many bytes
+    as ``size`` counts them; adding to a full one drops the oldest."""
+
+    def __init__(self, limit: int, max_bytes: Optional[int] = None,
+                 size: Callable[[T], int] = message_size):
         if limit < 1:
             raise ValueError("the buffer limit must be at least 1")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError("the buffer's byte bound must be at least 1")
         self.limit = limit
+        self.max_bytes = max_bytes
+        self._size = size if max_bytes is not None else None  # no byte bound: nothing to count
         self._items: deque[T] = deque()
         self._cond = threading.Condition()
         self._closed = False
         self.added = 0
         self.dropped = 0
         self.high_water = 0
+        self.bytes = 0  # a running total of what is held (with max_bytes), so each put and take is O(1)
 
     def put(self, item: T) -> T | None:
-        """Append; return the item dropped to make room, if any."""
+        """Append; return the oldest item dropped to make room, if any (the byte bound may
+        drop several: each is counted in ``dropped``)."""
         with self._cond:
-            dropped = None
-            if len(self._items) >= self.limit:
-                dropped = self._items.popleft()
-                self.dropped += 1
             self._items.append(item)
+            if self._size is not None:
+                self.bytes += self._size(item)
             self.added += 1
+            dropped = self._trim()
             self.high_water = max(self.high_water, len(self._items))
             self._cond.notify()
             return dropped
@@ -63,14 +79,28 @@ class Buffer(Generic[T]):
     def put_back(self, items: Iterable[T]) -> None:
         """Return unconfirmed items to the front, in their original order.
 
-        If that overflows the bound, the oldest still go first (counted)."""
+        If that overflows either bound, the oldest still go first (counted)."""
         items = list(items)
         with self._cond:
             self._items.extendleft(reversed(items))
-            while len(self._items) > self.limit:
-                self._items.popleft()
-                self.dropped += 1
+            if self._size is not None:
+                self.bytes += sum(map(self._size, items))
+            self._trim()
             self._cond.notify()
+
+    def _trim(self) -> T | None:
+        """Drop the oldest (counted) until both bounds hold; the newest always stays.
+        Returns the first dropped, if any."""
+        items, first = self._items, None
+        while len(items) > self.limit or (self._size is not None and self.bytes > self.max_bytes
+                                          and len(items) > 1):
+            oldest = items.popleft()
+            self.dropped += 1
+            if self._size is not None:
+                self.bytes -= self._size(oldest)
+            if first is None:
+                first = oldest
+        return first
 
     def take(self, timeout: float | None = None) -> T | None:
         """The oldest item, waiting up to ``timeout`` seconds; None if none came
@@ -79,7 +109,10 @@ class Buffer(Generic[T]):
             if not self._items and not self._closed:
                 self._cond.wait(timeout)
             if self._items:
-                return self._items.popleft()
+                item = self._items.popleft()
+                if self._size is not None:
+                    self.bytes -= self._size(item)
+                return item
             return None
 
     def take_many(self, most: int, timeout: float | None = None) -> list[T]:
@@ -88,7 +121,10 @@ class Buffer(Generic[T]):
             if not self._items and not self._closed:
                 self._cond.wait(timeout)
             items = self._items
-            return [items.popleft() for _ in range(min(most, len(items)))]
+            taken = [items.popleft() for _ in range(min(most, len(items)))]
+            if self._size is not None:
+                self.bytes -= sum(map(self._size, taken))
+            return taken
 
     def peek_all(self) -> list[T]:
         with self._cond:
@@ -108,7 +144,9 @@ class Buffer(Generic[T]):
         return len(self._items)
 
     def stats(self) -> dict[str, Any]:
-        return {"buffered": len(self._items), "dropped": self.dropped, "high_water": self.high_water}
+        return {"buffered": len(self._items), "bytes": self.bytes, "dropped": self.dropped,
+                "high_water": self.high_water}
 
     def __repr__(self) -> str:
-        return f"<Buffer {len(self._items)}/{self.limit} dropped={self.dropped}>"
+        held = f" {self.bytes}/{self.max_bytes} bytes" if self.max_bytes is not None else ""
+        return f"<Buffer {len(self._items)}/{self.limit}{held} dropped={self.dropped}>"

@@ -25,6 +25,7 @@ from eslkit.commands.options import (
     parse_speed,
 )
 from eslkit.safe_text import visible
+from eslkit.sizes import parse_size
 from eslkit.sources import EslSource, open_source
 from eslkit.subscription import Subscription, checked_event_words
 
@@ -68,6 +69,9 @@ def relay(
         help="AMQP topic exchange.")] = "freeswitch",
     buffer: Annotated[int, typer.Option("--buffer", min=1, metavar="N", rich_help_panel=_BROKER,
         help="Messages kept while the broker is away; beyond that the oldest are dropped (and counted).")] = 100_000,
+    buffer_bytes: Annotated[str, typer.Option("--buffer-bytes", metavar="SIZE", rich_help_panel=_BROKER,
+        help="Bytes kept while the broker is away (256MB, 1GB, 512kB, bytes; ~4 kB an event): whichever "
+             "of --buffer and this is reached first drops the oldest (counted).")] = "256MB",
     drain_timeout: Annotated[float, typer.Option("--drain-timeout", min=0, metavar="SECONDS",
         help="At exit, how long to wait for the broker to confirm what is buffered.")] = 10.0,
     status_interval: Annotated[float, typer.Option("--status-interval", min=0.5, metavar="SECONDS",
@@ -110,11 +114,16 @@ def relay(
         raise typer.BadParameter("--allow-dest, --context and --audit go with --control.", param_hint="--control")
     if control and replay is not None:
         raise typer.BadParameter("--control needs a live switch, not --replay.", param_hint="--control")
+    try:
+        max_bytes = parse_size(buffer_bytes)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--buffer-bytes") from None
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     names = checked_event_words(filter or ()) or ["ALL"]
     sink = publisher(to, topic=topic, popup_topic=popup_topic, status_topic=status_topic, qos=qos,
                      client_id=client_id, username=username, password_env=password_env,
-                     tls_ca=str(tls_ca) if tls_ca else None, exchange=exchange, buffer=buffer)
+                     tls_ca=str(tls_ca) if tls_ca else None, exchange=exchange, buffer=buffer,
+                     buffer_bytes=max_bytes)
     settings = connection_settings(host, port, password, profile, timeout, console=err) if replay is None else None
     # format json: each event is published as the switch wrote it, not decoded and encoded again.
     source = open_source(replay=replay, speed=parse_speed(speed),
