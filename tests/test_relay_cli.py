@@ -81,7 +81,7 @@ def test_last_will_says_offline_when_the_relay_dies(mosquitto, captures):
 def test_broker_gone_at_exit_is_reported_not_silent(fresh_mosquitto, captures):
     sub = MqttCollector(fresh_mosquitto, "freeswitch/relay/cli-gone/status")
     relay = Running("relay", "--to", fresh_mosquitto.url, "--replay", captures / f"{QUEUE}.raw",
-                    "--speed", "4", "--client-id", "cli-gone", "--drain-timeout", "1")
+                    "--speed", "4", "--client-id", "cli-gone", "--drain-timeout", "1", "--buffer-bytes", "64MiB")
     try:
         assert sub.wait_for(lambda m: len(m) >= 1)
         sub.close()
@@ -89,7 +89,7 @@ def test_broker_gone_at_exit_is_reported_not_silent(fresh_mosquitto, captures):
         relay.proc.wait(30)  # the replay ends; nothing takes what is left
         code, err = relay.stop(), "\n".join(relay.err)
         assert code == 16, err
-        assert "broker connection lost" in err
+        assert "broker connection lost; buffering up to 100000 messages or 64 MiB, then dropping the oldest" in err
         assert "not confirmed by the broker" in err and "did not reach the broker" in err
     finally:
         relay.kill()
@@ -214,6 +214,18 @@ def test_bad_options_are_usage_errors_before_any_connection():
     bad_template = eslkit("relay", "--to", "mqtt://127.0.0.1:1", "--topic", "x/{nope}", "--replay", "x")
     assert bad_template.returncode == 13 and "{nope}" in bad_template.stderr
     assert "Traceback" not in bad_header.stderr + bad_scheme.stderr + bad_template.stderr
+    for size in ("12XB", "0", "-1MB"):
+        bad_size = eslkit("relay", "--to", "mqtt://127.0.0.1:1", "--buffer-bytes", size, "--replay", "x")
+        said = " ".join(bad_size.stderr.replace("│", " ").split())
+        assert bad_size.returncode == 2 and f"Invalid value for --buffer-bytes: '{size}' is not a size" in said
+        assert "(e.g. 256MB)" in said and "Traceback" not in bad_size.stderr
+
+
+def test_help_says_both_bounds_of_the_outbox():
+    done = eslkit("relay", "--help", env={"COLUMNS": "200"})
+    assert done.returncode == 0
+    text = " ".join(done.stderr.replace("│", " ").split() + done.stdout.replace("│", " ").split())
+    assert "--buffer N" in text and "--buffer-bytes SIZE" in text and "[default: 256MB]" in text
 
 
 def test_watch_from_mqtt_prints_what_watch_prints_for_the_switch(mosquitto, captures):

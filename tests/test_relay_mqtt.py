@@ -12,7 +12,7 @@ from eslkit.event import Event
 from eslkit.app.relay import RelayEngine as Relay
 from eslkit.calls import CallTracker
 from eslkit.subscription import Subscription
-from eslkit.brokers.buffer import Buffer
+from eslkit.brokers.buffer import Buffer, Message
 from eslkit.brokers.mqtt import MqttPublisher, parse_mqtt_url
 from tests.support.brokers import MqttCollector
 from tests.support.sources import capture_events, from_list
@@ -415,5 +415,64 @@ def test_a_dead_link_at_full_speed_loses_nothing_and_keeps_the_order(mosquitto, 
                 seen.add(payload)
                 order.append(json.loads(payload)["Event-Sequence"])
         assert order == [str(i + 1) for i in range(len(events))]
+    finally:
+        sub.close()
+
+
+def test_byte_bound_drops_the_oldest_counts_exactly_and_the_newest_arrive_in_order(fresh_mosquitto, captures):
+    """`relay --buffer-bytes`: the broker is stopped, the relay reads a whole call, the outbox
+    keeps the newest messages that fit in the bytes, drops and counts the rest, and hands the
+    kept ones over in order when the broker is back."""
+    from eslkit.brokers import publisher
+    from eslkit.brokers.buffer import message_size
+    from eslkit.sizes import size_text
+
+    events = capture_events(captures, "scenario_queue_plain")
+    status_topic = "freeswitch/relay/relay-bytes/status"
+    sub = MqttCollector(fresh_mosquitto, ["freeswitch/vm/#", status_topic], client_id="desk-bytes",
+                        clean_session=False)
+    address = publisher(fresh_mosquitto.url).event_address
+    sizes = [message_size(Message(address(ev, None), ev.to_json().encode())) for ev in events]
+    # Room for the newest 12 events and a bit, not for a 13th: the bytes bound, not the count.
+    bound = sum(sizes[-12:]) + min(sizes) // 2
+    assert sum(sizes[-13:]) > bound
+    sink = publisher(fresh_mosquitto.url, client_id="relay-bytes", buffer_bytes=bound)
+    sink.reconnect_delay = (0.2, 0.2)
+    assert sink.buffer.limit == 100_000 and sink.buffer.max_bytes == bound
+    notices: list[str] = []
+
+    async def scenario():
+        async def gate(i):
+            if i == 1:  # the first event is delivered; then the broker goes away
+                assert await sink.drain(10)
+                await asyncio.to_thread(fresh_mosquitto.stop)
+                while sink.connected:
+                    await asyncio.sleep(0.05)
+
+        relay = Relay(from_list(events, gate, every=1), sink, drain_timeout=20, notice=notices.append)
+        task = asyncio.ensure_future(relay.run())
+        while relay.received < len(events):
+            await asyncio.sleep(0.05)
+        assert len(sink.buffer) == 12 and sink.buffer.bytes == sum(sizes[-12:]) <= bound
+        assert relay.counters()["dropped"] == len(events) - 13
+        await asyncio.to_thread(fresh_mosquitto.start)
+        return await task
+
+    try:
+        summary = run(scenario(), timeout=60)
+        assert summary.received == len(events) == 88
+        assert summary.dropped == 75 and "dropped 75" in summary.line()
+        assert summary.published_events == 13 and summary.unconfirmed == 0 and summary.broker_disconnects == 1
+        said = f"broker connection lost; buffering up to 100000 messages or {size_text(bound)}, then dropping the oldest"
+        assert said in notices, notices
+        # At least once: the subscriber may get a message twice across the restart; first arrivals in order.
+        assert sub.wait_for(lambda m: len({p for t, p, _ in m if "/events/" in t}) >= 13, timeout=20)
+        got = [json.loads(p) for p in dict.fromkeys(p for t, p, _ in sub.messages if "/events/" in t)]
+        assert got == [ev.to_dict() for ev in [events[0], *events[-12:]]]
+        # The final status message counts the drops as the summary does.
+        assert sub.wait_for(lambda m: any(t == status_topic and json.loads(p)["state"] == "offline"
+                                          for t, p, _ in m), timeout=20)
+        final = [json.loads(p) for t, p, _ in sub.messages if t == status_topic][-1]
+        assert final["dropped"] == 75 and final["buffered"] == 0
     finally:
         sub.close()
