@@ -55,6 +55,7 @@ class Buffer(Generic[T]):
         self.limit = limit
         self.max_bytes = max_bytes
         self._size = size if max_bytes is not None else None  # no byte bound: nothing to count
+        self._bound = max_bytes if max_bytes is not None else float("inf")
         self._items: deque[T] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -67,12 +68,13 @@ class Buffer(Generic[T]):
         """Append; return the oldest item dropped to make room, if any (the byte bound may
         drop several: each is counted in ``dropped``)."""
         with self._cond:
-            self._items.append(item)
+            items = self._items
+            items.append(item)
             if self._size is not None:
                 self.bytes += self._size(item)
             self.added += 1
-            dropped = self._trim()
-            self.high_water = max(self.high_water, len(self._items))
+            dropped = self._trim() if len(items) > self.limit or self.bytes > self._bound else None
+            self.high_water = max(self.high_water, len(items))
             self._cond.notify()
             return dropped
 
@@ -92,8 +94,7 @@ class Buffer(Generic[T]):
         """Drop the oldest (counted) until both bounds hold; the newest always stays.
         Returns the first dropped, if any."""
         items, first = self._items, None
-        while len(items) > self.limit or (self._size is not None and self.bytes > self.max_bytes
-                                          and len(items) > 1):
+        while len(items) > self.limit or (self.bytes > self._bound and len(items) > 1):
             oldest = items.popleft()
             self.dropped += 1
             if self._size is not None:
