@@ -151,7 +151,8 @@ class DeliveryIncomplete(BrokerError):
     """`eslkit relay` ended with messages dropped or never confirmed by the broker."""
 
     exit_code = 16
-    default_fix = "Raise --buffer, keep the broker reachable, or give it longer with --drain-timeout."
+    default_fix = ("Raise --buffer-bytes (and --buffer), keep the broker reachable, or give it longer with "
+                   "--drain-timeout.")
 
 
 # --- the build ----------------------------------------------------------------
