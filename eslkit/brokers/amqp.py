@@ -47,11 +47,21 @@ _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 _SAFE_WORD = re.compile(r"[A-Za-z0-9~_-]+")
 
 
-@lru_cache(maxsize=4096)  # host and event names again and again, each call's uuid ~20 times
 def key_part(value: str | None) -> str:
     """One routing-key word, encoded as mod_amqp's amqp_util_encode does; empty → ``_``."""
     if not value:
         return "_"
+    # Host and event names come again and again, a call's uuid ~20 times: short words are
+    # remembered (only short ones, so that the cache stays small whatever the switch sends).
+    return _short_word(value) if len(value) <= 100 else _encoded_word(value)
+
+
+@lru_cache(maxsize=4096)
+def _short_word(value: str) -> str:
+    return _encoded_word(value)
+
+
+def _encoded_word(value: str) -> str:
     if _SAFE_WORD.fullmatch(value):  # names, UUIDs, host names without dots: as they are
         return value
     out = []
