@@ -80,7 +80,7 @@ def _messages(publisher_class, frames: list[bytes]) -> list:
 
     async def run():
         await sink.start()
-        await RelayEngine(EventsSource(_events_from_bytes(frames)), sink, tracker=CallTracker()).run()
+        await RelayEngine(EventsSource(_events_from_bytes(frames)), sink, tracker=CallTracker(history=0)).run()
 
     asyncio.run(run())
     return collected
@@ -103,7 +103,7 @@ async def _relay(sink, frames: list[bytes]) -> tuple[float, object]:
 
     await sink.start()
     sink.start = _already  # the engine must not connect a second time
-    engine = RelayEngine(EventsSource(_events_from_bytes(frames)), sink, tracker=CallTracker(), drain_timeout=600)
+    engine = RelayEngine(EventsSource(_events_from_bytes(frames)), sink, tracker=CallTracker(history=0), drain_timeout=600)
     start = time.perf_counter()
     summary = await engine.run()
     return time.perf_counter() - start, summary
