@@ -56,10 +56,11 @@ def _events_from_bytes(frames: list[bytes]):
                 yield frame.event
 
 
-def _messages(publisher_class, frames: list[bytes]) -> list:
+def _messages(publisher_class, settings, frames: list[bytes]) -> list:
     """What the relay hands a publisher of this class for these frames (events and popup
     states, not its status), collected by its own engine: the anchors publish the same
-    messages, so the broker does the same work for both."""
+    messages, so the broker does the same work for both.  ``settings``: the broker's
+    (no broker is reached; only its addresses are made)."""
     from eslkit.app.relay import RelayEngine
     from eslkit.brokers.buffer import Buffer
     from eslkit.calls import CallTracker
@@ -76,7 +77,7 @@ def _messages(publisher_class, frames: list[bytes]) -> list:
                 self.published[message.kind] += 1
 
     collected: list = []
-    sink = Collector(*_settings(publisher_class), Buffer(len(frames) * 2))
+    sink = Collector(settings, Buffer(len(frames) * 2))
 
     async def run():
         await sink.start()
@@ -84,16 +85,6 @@ def _messages(publisher_class, frames: list[bytes]) -> list:
 
     asyncio.run(run())
     return collected
-
-
-def _settings(publisher_class) -> tuple:
-    """Where a collector's addresses come from (no broker is reached)."""
-    from eslkit.brokers.amqp import parse_amqp_url
-    from eslkit.brokers.mqtt import parse_mqtt_url
-
-    if publisher_class.__name__.startswith("Mqtt"):
-        return (parse_mqtt_url("mqtt://127.0.0.1:1883"),)
-    return (parse_amqp_url("amqp://eslkit@127.0.0.1:5672/"),)
 
 
 async def _relay(sink, frames: list[bytes]) -> tuple[float, object]:
@@ -389,18 +380,18 @@ def _rabbitmq(d: Path):
 
 
 def measure(count: int, reps: int, timeout: float = 600) -> list[Figure]:
-    from eslkit.brokers.amqp import AmqpPublisher
-    from eslkit.brokers.mqtt import MqttPublisher
+    from eslkit.brokers.amqp import AmqpPublisher, parse_amqp_url
+    from eslkit.brokers.mqtt import MqttPublisher, parse_mqtt_url
 
     frames = _frames(count)
-    rows = (("relay_mqtt", "T8 relay → Mosquitto, QoS 1 (events confirmed)", "bare paho",
-             _mosquitto, MqttPublisher, _mqtt_rep, "stop"),
-            ("relay_amqp", "T8 relay → RabbitMQ, publisher confirms", "bare pika",
-             _rabbitmq, AmqpPublisher, _amqp_rep, "close"))
+    rows = (("relay_mqtt", "T8 relay → Mosquitto, QoS 1 (events confirmed)", "bare paho", _mosquitto,
+             MqttPublisher, parse_mqtt_url("mqtt://127.0.0.1:1883"), _mqtt_rep, "stop"),
+            ("relay_amqp", "T8 relay → RabbitMQ, publisher confirms", "bare pika", _rabbitmq,
+             AmqpPublisher, parse_amqp_url("amqp://eslkit@127.0.0.1:5672/"), _amqp_rep, "close"))
     figures = []
     with tempfile.TemporaryDirectory(prefix="eslkit-bench-relay-") as d:
-        for key, label, anchor, start, publisher_class, rep, stop in rows:
-            messages = _messages(publisher_class, frames)
+        for key, label, anchor, start, publisher_class, settings, rep, stop in rows:
+            messages = _messages(publisher_class, settings, frames)
             broker = start(Path(d))
             try:
                 runs = [rep(broker, frames, messages) for _ in range(reps)]

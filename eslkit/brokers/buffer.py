@@ -8,8 +8,8 @@ is counted and reported.  The newest message always stays, even one larger than
 the byte bound on its own: every message passes through here, also while the
 broker is up, and a bound meant for outages must not refuse what it would take.
 
-Filled from the asyncio side, drained by a sink's publishing thread, so it is
-thread-safe.  A publisher ``take()``s one message, and if the broker goes away
+Filled and drained on the relay's event loop (both publishers run there); it stays
+thread-safe, with a lock, for a caller that drains it from a thread.  A publisher ``take()``s one message, and if the broker goes away
 before confirming it, ``put_back()`` returns it to the front, keeping order.
 """
 

@@ -79,9 +79,9 @@ def sdist_path() -> Path:
     """The cached sdist tarball, downloaded with pip the first time (hash pinned).
 
     pip prepares an sdist's metadata even for `pip download`; it does so in an
-    isolated build environment that it fills from the index.  (With
-    --no-build-isolation it would use this venv's setuptools, which without
-    `wheel` fails with "invalid command 'bdist_wheel'" on a fresh machine.)
+    isolated build environment that it fills from the index.  That isolation is
+    kept on purpose: without it pip would use this venv's setuptools, which without
+    `wheel` fails with "invalid command 'bdist_wheel'" on a fresh machine.
     """
     target = cache_dir() / SDIST_FILE
     if target.exists():
