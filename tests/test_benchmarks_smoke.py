@@ -25,7 +25,7 @@ FIGURES = [
     "c_esl", "c_esl_json", "pure_esl", "pure_esl_json", "greenswitch", "genesis", "bare_socket",
     "eslkit_client", "watch_quiet", "watch_json", "latency_floor", "popup_p99", "serve_card_p99", "serve_fanout_p99",
     "serve_agent_memory", "relay_mqtt",
-    "relay_amqp", "watch_rss",
+    "relay_amqp", "relay_amqp_v1", "watch_rss",
     "tracker_memory", "day_serve", "day_popup", "day_relay", "sim_one", "sim_many", "build_second", "build_standalone",
 ]
 THROUGHPUT = FIGURES[:10]
@@ -115,7 +115,7 @@ def test_build_figures_built_and_found_nothing_to_do(smoke):
     assert standalone["errors"] == [] and standalone["commands"] >= 10
 
 
-@pytest.mark.parametrize("key", ["relay_mqtt", "relay_amqp"])
+@pytest.mark.parametrize("key", ["relay_mqtt", "relay_amqp", "relay_amqp_v1"])
 def test_the_relay_and_its_anchor_delivered_every_event(smoke, key):
     checks = smoke["figures"][key]["checks"]
     assert checks["lost"] == [0] and checks["anchor_lost"] == [0], checks
