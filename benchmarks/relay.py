@@ -20,8 +20,8 @@ started for the run on free loopback ports and stopped after.
 
 RabbitMQ is measured twice, each on a broker of its own: the queue a classic queue version
 2 — recommended since RabbitMQ 3.13, the default from 4.0, the only one from 4.3 — and
-version 1, the default of the RabbitMQ 3.10 Debian 12 ships.  The queue is the consumer's choice, not the
-relay's; it sets most of RabbitMQ's cost a message.
+version 1, the default of the RabbitMQ 3.10 Debian 12 ships.  The queue is the consumer's
+choice, not the relay's, and changes RabbitMQ's CPU a message (docs/performance.md, T8).
 """
 
 from __future__ import annotations
