@@ -190,7 +190,7 @@ HEARTBEAT = 30  # seconds, at most (the broker may ask for less)
 BLOCKED_TIMEOUT = 30  # seconds RabbitMQ may block the connection before we reconnect
 # Messages published and not yet confirmed.  RabbitMQ confirms a persistent message only
 # once its queue has it on disk, in batches; with 1,000 in flight the relay often sat
-# waiting for them (docs/performance.md: 4,000 relayed 8–17 % more a second).  After a
+# waiting for them (docs/performance.md: 4,000 relayed 4–12 % more a second).  After a
 # lost link at most this many are sent again (at-least-once): ~17 MB of the switch's events.
 WINDOW = 4000
 
