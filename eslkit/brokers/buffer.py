@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterable, Optional, TypeVar
+from typing import Callable, Generic, Iterable, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -143,10 +143,6 @@ class Buffer(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
-
-    def stats(self) -> dict[str, Any]:
-        return {"buffered": len(self._items), "bytes": self.bytes, "dropped": self.dropped,
-                "high_water": self.high_water}
 
     def __repr__(self) -> str:
         held = f" {self.bytes}/{self.max_bytes} bytes" if self.max_bytes is not None else ""
