@@ -395,7 +395,7 @@ class CallCentreStats:
         self._claimed: dict[str, str] = {}  # extension -> the mod_callcenter agent it is
         self._leg_agent: dict[str, str] = {}  # agent leg uuid -> its mod_callcenter agent
         self._calls: dict[str, _Call] = {}  # caller uuid -> call not decided yet
-        self._idle: set[str] = set()  # the calls of ring groups no phone rings for (idle_since set)
+        self._idle: set[str] = set()  # of `_calls`: ring groups' calls no phone rings for (idle_since set)
         self._decided: "OrderedDict[str, bool]" = OrderedDict()  # caller uuid -> answered
         self._group_talks: dict[str, _Queue] = {}  # answering leg -> its ring group
         self._counted: set[str] = set()  # agent legs already counted as answered
@@ -679,7 +679,7 @@ class CallCentreStats:
             call.gave_up = call.gave_up or (leg.outcome == "missed" and leg.hangup_cause in _CALLER_GAVE_UP)
             if not call.legs:
                 call.idle_since = leg.ended_at or self.now
-                if not call.module:
+                if not call.module and self._calls.get(key or "") is call:  # a call still open
                     self._idle.add(key)
             return
         call.legs.add(leg.leg_uuid)
@@ -729,10 +729,8 @@ class CallCentreStats:
     def _decide_idle(self, now: float) -> None:
         # Only the idle calls, not every open one: this runs on every event.
         for key in list(self._idle):
-            call = self._calls.get(key)
-            if call is None:  # never kept (already decided)
-                self._idle.discard(key)
-            elif now - call.idle_since >= self.grace:
+            call = self._calls[key]
+            if now - call.idle_since >= self.grace:
                 self._caller_gone(key, call, None)
 
     def _decide(self, key: str, answered: bool) -> None:
