@@ -31,9 +31,10 @@ def test_key_parts_are_encoded_like_mod_amqp():
     assert key_part("sofia::register") == "sofia%3A%3Aregister"
     assert key_part("a.b c#*") == "a%2Eb+c%23%2A"
     assert key_part("é") == "%C3%A9"
-    # Short words are remembered, long ones encoded each time: the same answer either way.
-    assert key_part("a.b" * 40) == "a%2Eb" * 40 and key_part("a.b" * 30) == "a%2Eb" * 30
-    assert key_part("a.b" * 30) == "a%2Eb" * 30
+    # Words of up to 100 characters are remembered, longer ones encoded each time: the same
+    # answer either way, also for a short word asked again (from the cache).
+    for word in ("a.b" * 40, "a.b" * 30, "a.b" * 30):
+        assert key_part(word) == "a%2Eb" * (len(word) // 3)
 
 
 def drain(ch, q, want: int, timeout: float = 15.0):
