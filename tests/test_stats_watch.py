@@ -34,6 +34,10 @@ def test_the_filtered_capture():
     assert (stats["calls_answered"], stats["calls_missed"], stats["calls_busy"]) == (1, 0, 0)
     (q,) = stats["queues"]
     assert (q["name"], q["kind"], q["offered"], q["answered"]) == ("2000", "group", 1, 1)
+    # The popup-style subscription has no CHANNEL_DESTROY: 1001's leg ends with its
+    # CHANNEL_HANGUP_COMPLETE (NORMAL_CLEARING at 446.234334), the last event of the capture.
+    # Nothing is up any more (it said 1 channel, 1 call forever).
+    assert (stats["active_channels"], stats["active_calls"]) == (0, 0)
 
 
 def test_queues_and_agents_in_the_final_object():

@@ -1,8 +1,8 @@
 """``watch --stats``: event counts, and call statistics from `eslkit.stats`.
 
 `CallStats` counts events per name and the channels alive (CHANNEL_CREATE to
-CHANNEL_DESTROY, by ``Unique-ID``; a call is the channels sharing the
-``Channel-Call-UUID`` they were created with), and feeds every event to the
+CHANNEL_HANGUP_COMPLETE or CHANNEL_DESTROY, by ``Unique-ID``; a call is the
+channels sharing the ``Channel-Call-UUID`` they were created with), and feeds every event to the
 call-centre statistics engine (`eslkit.stats.CallCentreStats`), the one the
 wallboard and /metrics use: calls answered, missed and busy and the mean ring
 time are its *all calls* figures, and it knows the queues and agents
@@ -24,6 +24,11 @@ from eslkit.event import Event
 from eslkit.switch_state import SwitchState
 from eslkit.stats import CallCentreStats, Known
 from eslkit.safe_text import safe_text
+
+
+# A channel is up until its CHANNEL_HANGUP_COMPLETE or CHANNEL_DESTROY, whichever comes:
+# a popup-style subscription (and the filtered capture) has no CHANNEL_DESTROY.
+_GONE = {"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"}
 
 
 class CallStats:
@@ -53,7 +58,7 @@ class CallStats:
                 call = event.get("Channel-Call-UUID") or uuid
                 self.channels[uuid] = call
                 self.call_legs[call] = self.call_legs.get(call, 0) + 1
-        elif name == "CHANNEL_DESTROY":
+        elif name in _GONE:
             self._gone.append(uuid)
             call = self.channels.pop(uuid, None)
             if call is not None:
