@@ -159,6 +159,150 @@ def test_records_always_carry_the_new_fields_and_one_kind_of_number(capture):
                 assert record[key] is None or type(record[key]) is float, (key, record[key])
 
 
+# --- when, what was dialled, which queue, how long, which legs: by hand from the events -----
+
+# Per record: (state, time of day the state began, dialed, queue, ring_seconds, talk_seconds,
+# the caller whose leg is the call, which of the extension's phone legs it is).  The times are
+# the Event-Date-Timestamp / Caller-Channel-*-Time values quoted; `call_uuid` is the Unique-ID
+# of that caller's sofia/external leg (the agent's own leg for click-to-dial), `leg_uuid` the
+# Unique-ID of the extension's Nth sofia/internal leg.  A ring group has no queue module: the
+# number dialled (2000) is in `dialed`, `queue` stays null (docs/popup.md).
+DETAILS = {
+    # created 883.527556, 1001 answered 886.527550, 1002 LOSE_RACE 886.547551, 1001 hangup 891.567568
+    "1.10.12/scenario_queue_plain.raw": {
+        "1001": [("ringing", "04:38:03.527", "2000", None, None, None, "6208", 0),
+                 ("answered", "04:38:06.527", "2000", None, 3.0, None, "6208", 0),
+                 ("ended", "04:38:11.567", "2000", None, 3.0, 5.0, "6208", 0)],
+        "1002": [("ringing", "04:38:03.527", "2000", None, None, None, "6208", 0),
+                 ("ended", "04:38:06.547", "2000", None, 3.0, None, "6208", 0)]},
+    # created 909.667588, answered 912.687550, hangup 917.727554 (1002: 912.687550)
+    "1.10.12/scenario_queue_json.raw": {
+        "1001": [("ringing", "04:38:29.667", "2000", None, None, None, "6208", 0),
+                 ("answered", "04:38:32.687", "2000", None, 3.0, None, "6208", 0),
+                 ("ended", "04:38:37.727", "2000", None, 3.0, 5.0, "6208", 0)],
+        "1002": [("ringing", "04:38:29.667", "2000", None, None, None, "6208", 0),
+                 ("ended", "04:38:32.687", "2000", None, 3.0, None, "6208", 0)]},
+    # created 935.827555, answered 938.827569, hangup 943.867557 (1002: 938.847557)
+    "1.10.12/scenario_queue_xml.raw": {
+        "1001": [("ringing", "04:38:55.827", "2000", None, None, None, "6208", 0),
+                 ("answered", "04:38:58.827", "2000", None, 3.0, None, "6208", 0),
+                 ("ended", "04:39:03.867", "2000", None, 3.0, 5.0, "6208", 0)],
+        "1002": [("ringing", "04:38:55.827", "2000", None, None, None, "6208", 0),
+                 ("ended", "04:38:58.847", "2000", None, 3.0, None, "6208", 0)]},
+    # 6208 dials 1002: created 895.587553, ORIGINATOR_CANCEL 901.647576
+    "1.10.12/scenario_noanswer_plain.raw": {
+        "1002": [("ringing", "04:38:15.587", "1002", None, None, None, "6208", 0),
+                 ("ended", "04:38:21.647", "1002", None, 6.1, None, "6208", 0)]},
+    # 437.174328 → 440.194315 → 446.234334 (only 1001's leg passed the filter: no caller leg seen,
+    # its Channel-Call-UUID / Other-Leg-Unique-ID name the caller)
+    "1.10.12/scenario_queue_plain_filtered_1001_with_api.raw": {
+        "1001": [("ringing", "04:47:17.174", "2000", None, None, None, "other", 0),
+                 ("answered", "04:47:20.194", "2000", None, 3.0, None, "other", 0),
+                 ("ended", "04:47:26.234", "2000", None, 3.0, 6.0, "other", 0)]},
+    # mod_fifo 2000: agent legs created 528.722126; 1002 answered 531.722127, hung up 537.342139;
+    # 1001 LOSE_RACE 531.762124
+    "1.10.12-b/scenario_fifo_1002_plain.raw": {
+        "1001": [("ringing", "11:28:48.722", "2000", "2000", None, None, "6208", 0),
+                 ("ended", "11:28:51.762", "2000", "2000", 3.0, None, "6208", 0)],
+        "1002": [("ringing", "11:28:48.722", "2000", "2000", None, None, "6208", 0),
+                 ("answered", "11:28:51.722", "2000", "2000", 3.0, None, "6208", 0),
+                 ("ended", "11:28:57.342", "2000", "2000", 3.0, 5.6, "6208", 0)]},
+    # created 559.722126; 1002 answered 562.722124, hung up 568.022127; 1001 LOSE_RACE 562.762125
+    "1.10.12-b/scenario_fifo_1002_json.raw": {
+        "1001": [("ringing", "11:29:19.722", "2000", "2000", None, None, "6208", 0),
+                 ("ended", "11:29:22.762", "2000", "2000", 3.0, None, "6208", 0)],
+        "1002": [("ringing", "11:29:19.722", "2000", "2000", None, None, "6208", 0),
+                 ("answered", "11:29:22.722", "2000", "2000", 3.0, None, "6208", 0),
+                 ("ended", "11:29:28.022", "2000", "2000", 3.0, 5.3, "6208", 0)]},
+    # mod_callcenter 2000@default, loopback contacts: the phones' legs carry Caller-Channel-
+    # Created-Time 614.862131 (1002's CHANNEL_CREATE comes at 614.882117); 1002 answered
+    # 617.882142, hung up 623.862134; 1001's phone ORIGINATOR_CANCEL 617.922131
+    "1.10.12-b/scenario_callcenter_loopback_1002_plain.raw": {
+        "1001": [("ringing", "11:30:14.862", "2000", "2000@default", None, None, "6208", 0),
+                 ("ended", "11:30:17.922", "2000", "2000@default", 3.1, None, "6208", 0)],
+        "1002": [("ringing", "11:30:14.882", "2000", "2000@default", None, None, "6208", 0),
+                 ("answered", "11:30:17.882", "2000", "2000@default", 3.0, None, "6208", 0),
+                 ("ended", "11:30:23.862", "2000", "2000@default", 3.0, 6.0, "6208", 0)]},
+    # 6208's offers 347.942120: 1001 answered 350.942128, hung up 356.922127; 1002 LOSE_RACE
+    # 350.962126; 6209 offered to 1002 351.062125, answered 355.562115, hung up 362.922125
+    "1.10.12-b/scenario_two_callers_plain.raw": {
+        "1001": [("ringing", "11:25:47.942", "2000", "2000@default", None, None, "6208", 0),
+                 ("answered", "11:25:50.942", "2000", "2000@default", 3.0, None, "6208", 0),
+                 ("ended", "11:25:56.922", "2000", "2000@default", 3.0, 6.0, "6208", 0)],
+        "1002": [("ringing", "11:25:47.942", "2000", "2000@default", None, None, "6208", 0),
+                 ("ended", "11:25:50.962", "2000", "2000@default", 3.0, None, "6208", 0),
+                 ("ringing", "11:25:51.062", "2000", "2000@default", None, None, "6209", 1),
+                 ("answered", "11:25:55.562", "2000", "2000@default", 4.5, None, "6209", 1),
+                 ("ended", "11:26:02.922", "2000", "2000@default", 4.5, 7.4, "6209", 1)]},
+    # created 315.862130; 1001 answered 318.882127, transferred away (hung up) 321.922126;
+    # 1002's first leg LOSE_RACE 318.882127; its second leg created 321.922126 (the caller's leg,
+    # same call, destination now 1002: dialled is still what the caller dialled, 2000),
+    # answered 323.922244, hung up 326.402125
+    "1.10.12-b/scenario_blind_transfer_plain.raw": {
+        "1001": [("ringing", "11:25:15.862", "2000", None, None, None, "6208", 0),
+                 ("answered", "11:25:18.882", "2000", None, 3.0, None, "6208", 0),
+                 ("ended", "11:25:21.922", "2000", None, 3.0, 3.0, "6208", 0)],
+        "1002": [("ringing", "11:25:15.862", "2000", None, None, None, "6208", 0),
+                 ("ended", "11:25:18.882", "2000", None, 3.0, None, "6208", 0),
+                 ("ringing", "11:25:21.922", "2000", None, None, None, "6208", 1),
+                 ("answered", "11:25:23.922", "2000", None, 2.0, None, "6208", 1),
+                 ("ended", "11:25:26.402", "2000", None, 2.0, 2.5, "6208", 1)]},
+    # created 392.062130, 1001 answered 395.062125, held 396.642126, unheld 398.642126, hung up
+    # 401.602146; 1002 LOSE_RACE 395.082125
+    "1.10.12-b/scenario_hold_plain.raw": {
+        "1001": [("ringing", "11:26:32.062", "2000", None, None, None, "6208", 0),
+                 ("answered", "11:26:35.062", "2000", None, 3.0, None, "6208", 0),
+                 ("answered", "11:26:36.642", "2000", None, 3.0, None, "6208", 0),
+                 ("answered", "11:26:38.642", "2000", None, 3.0, None, "6208", 0),
+                 ("ended", "11:26:41.602", "2000", None, 3.0, 6.5, "6208", 0)],
+        "1002": [("ringing", "11:26:32.062", "2000", None, None, None, "6208", 0),
+                 ("ended", "11:26:35.082", "2000", None, 3.0, None, "6208", 0)]},
+    # click-to-dial: 1001's leg created 405.762131, answered 408.762145; the far leg (6208)
+    # created 408.782119; 1001's CHANNEL_HANGUP 414.782127 (its Hangup-Time 414.802129)
+    "1.10.12-b/scenario_agent_outbound_plain.raw": {
+        "1001": [("ringing", "11:26:45.762", None, None, None, None, "own", 0),
+                 ("answered", "11:26:48.762", None, None, 3.0, None, "own", 0),
+                 ("answered", "11:26:48.782", "6208", None, 3.0, None, "own", 0),
+                 ("ended", "11:26:54.782", "6208", None, 3.0, 6.0, "own", 0)]},
+}
+
+
+def legs_of(capture: str) -> tuple[dict, dict]:
+    """Read straight from the events: each caller's sofia/external leg (by its number), and each
+    extension's sofia/internal legs in the order they were created."""
+    callers: dict[str, str] = {}
+    phones: dict[str, list] = {}
+    for e in events(capture):
+        if e.event_name != "CHANNEL_CREATE":
+            continue
+        name = e.get("Channel-Name") or ""
+        if name.startswith("sofia/external/") and e.direction == "inbound":
+            callers[name.split("/")[2].split("@")[0]] = e.unique_id
+        elif name.startswith("sofia/internal/"):
+            phones.setdefault(name.split("/")[2].split("@")[0], []).append(e.unique_id)
+            callers.setdefault("other", e.get("Channel-Call-UUID"))
+    return callers, phones
+
+
+def test_every_capture_has_its_details_checked():
+    assert set(DETAILS) == set(EXPECTED)
+    for capture, by_ext in DETAILS.items():
+        for ext in EXTS:
+            assert len(by_ext.get(ext, [])) == len(EXPECTED[capture][ext]), (capture, ext)
+
+
+@pytest.mark.parametrize("capture,ext", [(c, e) for c in DETAILS for e in DETAILS[c]])
+def test_times_number_dialled_queue_and_legs_of_every_record(popup_json, capture, ext):
+    callers, phones = legs_of(capture)
+    callers["own"] = phones.get(ext, [None])[0]
+    day = "2026-11-26T" if capture.startswith("1.10.12/") else "2026-12-01T"  # the captures' dates (UTC)
+    got = [(r["state"], r["time"], r["dialed"], r["queue"], r["ring_seconds"], r["talk_seconds"],
+            r["call_uuid"], r["leg_uuid"]) for r in popup_json(capture, ext)]
+    want = [(state, f"{day}{at}Z", dialed, queue, ring, talk, callers[caller], phones[ext][nth])
+            for state, at, dialed, queue, ring, talk, caller, nth in DETAILS[capture][ext]]
+    assert got == want
+
+
 # --- calls already up when the tracker starts ------------------------------------------------
 
 
