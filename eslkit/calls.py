@@ -476,13 +476,14 @@ class CallTracker:
             if ch.uuid in up or ch.ended_at is not None or (asked is not None and ch.uuid not in asked):
                 continue
             changes += self._end_lost(ch, now)
+        new: list[_Channel] = []  # reported once the rows are paired: a bridge may name the call
         for row in rows:
             uuid = row.get("uuid")
             if len(row) < 2 or not isinstance(uuid, str) or uuid in self._forgotten:
                 continue
             ch = self._channels.get(uuid)
             if ch is None:
-                changes += self._learn_row(row, now)
+                new += self._learn_row(row, now)
                 continue
             held = _UP_STATES.get(str(row.get("callstate") or ""))
             if held is not None and ch.held_told > holds:
@@ -491,6 +492,8 @@ class CallTracker:
                 ch.up, ch.held = True, held  # answered, or put on hold, while the link was down
                 self._update(ch, changes, now)
         self._pair(rows)
+        for ch in new:
+            self._update(ch, changes, now)
         return changes
 
     def _pair(self, rows: list[dict]) -> None:
@@ -505,8 +508,11 @@ class CallTracker:
             pair = [self._channels.get(u) for u in legs]
             if len(pair) == 2 and None not in pair and pair[0].bridged_to is None and pair[1].bridged_to is None:
                 pair[0].bridged_to, pair[1].bridged_to = pair[1].uuid, pair[0].uuid
+                self._join(pair[0], pair[1])
+                self._join(pair[1], pair[0])
 
-    def _learn_row(self, row: dict, now: float) -> list[LegView]:
+    def _learn_row(self, row: dict, now: float) -> list[_Channel]:
+        """A channel first known from its row; returns the channels to report."""
         ch = self._channel(row["uuid"])
         ch.last_seen = now
         held = _UP_STATES.get(str(row.get("callstate") or ""))
@@ -515,10 +521,7 @@ class CallTracker:
         touched = [ch] + self._learn(ch, _row_event(row), now)
         ch.ready = True
         ch.exact = False  # created_epoch is whole seconds: its events will say to the µs
-        changes: list[LegView] = []
-        for leg in touched:
-            self._update(leg, changes, now)
-        return changes
+        return touched
 
     def _end_lost(self, ch: _Channel, now: float) -> list[LegView]:
         """End a leg whose end was never seen: `answered` if the agent had answered,
@@ -607,8 +610,9 @@ class CallTracker:
         # Whom a leg rings is in its first events (a caller's leg: only those); an outbound leg
         # may say it later while it rings, never once answered: the far party of an agent's
         # call, transferred on, runs a bridge to another user and gets its variable_dialed_user.
+        if ch.queue is None:  # a leg first seen in `show channels` (no variables there) learns it later
+            ch.queue = _cap(event.get("variable_cc_queue") or event.get("variable_fifo_name"))
         if not ch.emitted and (first or not ch.ready or ch.outbound and ch.answered_at is None and not ch.up):
-            ch.queue = ch.queue or _cap(event.get("variable_cc_queue") or event.get("variable_fifo_name"))
             self._learn_ext(ch, event)
         return others
 
@@ -658,14 +662,18 @@ class CallTracker:
         for this, other in ((a, b), (b, a)):
             ch = self._channel(this)
             ch.bridged_to = other
-            # A leg bridged to a channel it did not come from (mod_fifo, mod_callcenter
-            # agents originated without a caller) now belongs to that call.
-            if ch.outbound and ch.parent is None and not self._channels[other].outbound:
-                ch.parent = other
+            self._join(ch, self._channels[other])
             if ch.answered_at is None and ch.outbound:
                 ch.answered_at = _usec(event.get("Caller-Channel-Bridged-Time")) or when
             self._handed_over(ch, self._channels[other])
         return [self._channels[u] for u in (a, b) if u != event.unique_id]
+
+    @staticmethod
+    def _join(ch: _Channel, partner: _Channel) -> None:
+        """A leg bridged to a channel it did not come from (mod_fifo, mod_callcenter agents
+        originated without a caller) now belongs to that call."""
+        if ch.outbound and ch.parent is None and not partner.outbound:
+            ch.parent = partner.uuid
 
     def _handed_over(self, ch: _Channel, partner: _Channel) -> None:
         """An agent talking to someone, now bridged to a channel of another call: an attended

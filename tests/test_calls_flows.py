@@ -337,6 +337,64 @@ def test_a_call_already_up_appears_from_show_channels_and_ends_with_its_true_tim
     assert [(r["ring_seconds"], r["talk_seconds"]) for r in got] == [(None, None), (3.0, None), (3.0, 6.0)]
 
 
+def rows_after(capture: str, cut: int) -> list[dict]:
+    """What `show channels as json` lists right after event `cut` of a capture, a CHANNEL_BRIDGE:
+    a row per channel up, its columns from that channel's latest event (`initial_*` from its
+    first CHANNEL_CREATE).  FreeSWITCH's core db sets `call_uuid` of both bridged legs to the
+    bridge event's Channel-Call-UUID (src/switch_core_sqldb.c, v1.10.12)."""
+    created: dict[str, object] = {}
+    last: dict[str, object] = {}
+    for e in events(capture)[:cut + 1]:
+        if e.unique_id and e.event_name.startswith("CHANNEL_"):
+            if e.event_name == "CHANNEL_CREATE":
+                created.setdefault(e.unique_id, e)
+            last[e.unique_id] = e
+            if e.event_name == "CHANNEL_DESTROY":
+                del last[e.unique_id]
+    bridge = events(capture)[cut]
+    bridged = {bridge.get("Bridge-A-Unique-ID"), bridge.get("Bridge-B-Unique-ID")}
+    rows = []
+    for uuid, e in last.items():
+        f = created[uuid]
+        call_uuid = bridge.call_uuid if uuid in bridged else e.call_uuid
+        rows.append({
+            "uuid": uuid, "direction": e.direction, "name": e.get("Channel-Name"),
+            "created_epoch": str(int(e.get("Caller-Channel-Created-Time")) // 1_000_000),
+            "cid_name": e.get("Caller-Caller-ID-Name"), "cid_num": e.get("Caller-Caller-ID-Number"),
+            "initial_cid_name": f.get("Caller-Caller-ID-Name"), "initial_cid_num": f.get("Caller-Caller-ID-Number"),
+            "dest": e.get("Caller-Destination-Number"), "initial_dest": f.get("Caller-Destination-Number"),
+            "presence_id": e.get("Channel-Presence-ID") or "", "callee_name": e.get("Caller-Callee-ID-Name") or "",
+            "callee_num": e.get("Caller-Callee-ID-Number") or "", "callstate": e.get("Channel-Call-State"),
+            "call_uuid": call_uuid})
+    return rows
+
+
+@pytest.mark.parametrize("capture,ext,bridged_on", [
+    ("1.10.12-b/scenario_two_callers_plain.raw", "1001", "caller"),  # mod_callcenter: BRIDGE on the caller's leg
+    ("1.10.12-b/scenario_fifo_1002_plain.raw", "1002", "agent"),  # mod_fifo: BRIDGE on the agent's leg
+])
+def test_a_queue_call_already_up_shows_its_call_number_dialled_and_queue(capture, ext, bridged_on):
+    """A popup connecting just after the queue bridged the caller to the agent: the rows of
+    `show channels` have no variables, but the records must name the same call, number dialled
+    and queue as when the whole call was seen (DETAILS), at the latest when it ends."""
+    evs = events(capture)
+    cut = next(i for i, e in enumerate(evs) if e.event_name == "CHANNEL_BRIDGE")
+    bridge = evs[cut]
+    rows = rows_after(capture, cut)
+    caller = next(r["uuid"] for r in rows if r["direction"] == "inbound")
+    assert (bridge.call_uuid == caller) == (bridged_on == "caller")
+    tracker = CallTracker({ext})
+    got = [popup_record(leg) for leg in tracker.resync(rows, now=bridge.timestamp, known=tracker.known())]
+    for e in evs[cut + 1:]:
+        got += [popup_record(leg) for leg in tracker.feed(e)]
+    whole = [r for r in DETAILS[capture][ext] if r[0] != "ringing"]
+    assert [r["state"] for r in got] == [r[0] for r in whole]
+    assert {r["call_uuid"] for r in got} == {caller}  # one call, the caller's, on every record
+    assert [r["dialed"] for r in got] == ["2000"] * len(got)
+    assert got[-1]["queue"] == whole[-1][3]
+    assert (got[-1]["outcome"], got[-1]["ring_seconds"], got[-1]["talk_seconds"]) == ("answered",) + whole[-1][4:6]
+
+
 def test_rows_of_a_call_in_progress_answered_and_on_hold():
     """`show channels` rows of calls up: an answered leg shows answered at once (its answer
     time is not in the rows), a HELD one on hold; a fifo leg flipped to the agent's own
