@@ -262,6 +262,10 @@ def test_popup_started_mid_call_shows_it_at_once_and_ends_it_right():
     assert got[-1][:6] == ("1002", "ended", "answered", "6208", "Caller 6208", "incoming")
     assert got[-1][7:] == (3.0, 5.6)  # the capture's own times: 3.0 s ring, 5.6 s talk
     assert len(got) == 2  # 1001's leg was gone already: nothing to show for it
+    # the caller's call (the rows tie the fifo agent to it only by call_uuid), and its queue by the end
+    records = popup.records()
+    assert len({r["call_uuid"] for r in records}) == 1 and records[0]["call_uuid"] != records[0]["leg_uuid"]
+    assert [r["dialed"] for r in records] == ["2000", "2000"] and got[-1][6] == "2000"
 
 
 def test_relay_started_mid_call_publishes_it_at_once_to_the_agent(mosquitto):
