@@ -576,6 +576,10 @@ class CallTracker:
                 ch.loopback = (event.channel_name or "").startswith("loopback/")
         if ch.loopback and ch.loopback_peer is None:
             ch.loopback_peer = event.get("variable_other_loopback_leg_uuid")
+        # An agent leg known from `show channels` alone so far (its row names no originator:
+        # mod_callcenter's offers): its next event does.  Not a caller's leg: after a bridge
+        # its events call the agent leg its originator (mod_fifo).
+        rows_only = not ch.exact and ch.outbound
         # The times the switch wrote, not when the event came: they are right even
         # for a call that was already up when the tracker started.
         if not ch.exact:
@@ -587,7 +591,7 @@ class CallTracker:
             return []  # an agent leg's last words (e.g. a changed Channel-Call-UUID) change nothing
         ch.destination = ch.destination or _cap(event.destination)
         others: list[_Channel] = []
-        if ch.parent is None and (first or not ch.ready):
+        if ch.parent is None and (first or not ch.ready or rows_only):
             ch.parent = _originator(event)
             if ch.parent and event.get("Other-Type") == "originator":
                 ch.origin_dest = _cap(event.get("Other-Leg-Destination-Number"))

@@ -338,25 +338,38 @@ def test_a_call_already_up_appears_from_show_channels_and_ends_with_its_true_tim
 
 
 def rows_after(capture: str, cut: int) -> list[dict]:
-    """What `show channels as json` lists right after event `cut` of a capture, a CHANNEL_BRIDGE:
-    a row per channel up, its columns from that channel's latest event (`initial_*` from its
-    first CHANNEL_CREATE).  FreeSWITCH's core db sets `call_uuid` of both bridged legs to the
-    bridge event's Channel-Call-UUID (src/switch_core_sqldb.c, v1.10.12)."""
+    """What `show channels as json` lists right after event `cut` of a capture: a row per
+    channel up, its columns from that channel's latest event (`initial_*` from its
+    CHANNEL_CREATE), its `call_uuid` as FreeSWITCH's core db keeps it (src/switch_core_sqldb.c,
+    v1.10.12): the Channel-Call-UUID of its CHANNEL_ORIGINATE; on a CHANNEL_BRIDGE, both legs
+    get the bridge event's; a CHANNEL_UNBRIDGE gives each its own uuid back."""
     created: dict[str, object] = {}
     last: dict[str, object] = {}
+    call: dict[str, str] = {}
+    gone: set = set()
     for e in events(capture)[:cut + 1]:
-        if e.unique_id and e.event_name.startswith("CHANNEL_"):
-            if e.event_name == "CHANNEL_CREATE":
-                created.setdefault(e.unique_id, e)
-            last[e.unique_id] = e
-            if e.event_name == "CHANNEL_DESTROY":
-                del last[e.unique_id]
-    bridge = events(capture)[cut]
-    bridged = {bridge.get("Bridge-A-Unique-ID"), bridge.get("Bridge-B-Unique-ID")}
+        uuid, name = e.unique_id, e.event_name
+        if not uuid or not name.startswith("CHANNEL_") or uuid in gone:
+            continue
+        if name == "CHANNEL_CREATE":
+            created.setdefault(uuid, e)
+            call.setdefault(uuid, "")
+        elif name == "CHANNEL_ORIGINATE":
+            call[uuid] = e.call_uuid
+        elif name == "CHANNEL_BRIDGE":
+            for leg in (e.get("Bridge-A-Unique-ID"), e.get("Bridge-B-Unique-ID")):
+                call[leg] = e.call_uuid
+        elif name == "CHANNEL_UNBRIDGE":
+            for leg, value in list(call.items()):
+                if value == e.call_uuid:
+                    call[leg] = leg
+        last[uuid] = e
+        if name == "CHANNEL_DESTROY":  # its row is deleted (the CS_DESTROY state event after it changes nothing)
+            del last[uuid]
+            gone.add(uuid)
     rows = []
     for uuid, e in last.items():
         f = created[uuid]
-        call_uuid = bridge.call_uuid if uuid in bridged else e.call_uuid
         rows.append({
             "uuid": uuid, "direction": e.direction, "name": e.get("Channel-Name"),
             "created_epoch": str(int(e.get("Caller-Channel-Created-Time")) // 1_000_000),
@@ -365,7 +378,7 @@ def rows_after(capture: str, cut: int) -> list[dict]:
             "dest": e.get("Caller-Destination-Number"), "initial_dest": f.get("Caller-Destination-Number"),
             "presence_id": e.get("Channel-Presence-ID") or "", "callee_name": e.get("Caller-Callee-ID-Name") or "",
             "callee_num": e.get("Caller-Callee-ID-Number") or "", "callstate": e.get("Channel-Call-State"),
-            "call_uuid": call_uuid})
+            "call_uuid": call.get(uuid, "")})
     return rows
 
 
@@ -393,6 +406,28 @@ def test_a_queue_call_already_up_shows_its_call_number_dialled_and_queue(capture
     assert [r["dialed"] for r in got] == ["2000"] * len(got)
     assert got[-1]["queue"] == whole[-1][3]
     assert (got[-1]["outcome"], got[-1]["ring_seconds"], got[-1]["talk_seconds"]) == ("answered",) + whole[-1][4:6]
+
+
+def test_a_mod_callcenter_offer_already_ringing_is_the_callers_call_from_its_next_event():
+    """A popup connecting while mod_callcenter offers 6209 to 1002 (two_callers): the row of
+    1002's leg names no caller (its call_uuid is its own: mod_callcenter originates agents on
+    their own), so the ringing record cannot; the leg's next event carries
+    variable_cc_member_session_uuid: from then on it is 6209's call, dialled 2000, queue 2000@default."""
+    capture = "1.10.12-b/scenario_two_callers_plain.raw"
+    evs = events(capture)
+    callers, phones = legs_of(capture)
+    offer = phones["1002"][1]
+    cut = next(i for i, e in enumerate(evs) if e.unique_id == offer and e.event_name == "CHANNEL_ORIGINATE")
+    rows = rows_after(capture, cut)
+    assert next(r["call_uuid"] for r in rows if r["uuid"] == offer) == offer
+    tracker = CallTracker({"1002"})
+    got = [popup_record(leg) for leg in tracker.resync(rows, now=evs[cut].timestamp, known=tracker.known())]
+    for e in evs[cut + 1:]:
+        got += [popup_record(leg) for leg in tracker.feed(e)]
+    assert [(r["state"], r["leg_uuid"], r["caller_number"]) for r in got] == [
+        ("ringing", offer, "6209"), ("answered", offer, "6209"), ("ended", offer, "6209")]
+    assert [(r["call_uuid"], r["dialed"], r["queue"]) for r in got[1:]] == [(callers["6209"], "2000", "2000@default")] * 2
+    assert (got[-1]["ring_seconds"], got[-1]["talk_seconds"]) == (4.5, 7.4)
 
 
 def test_rows_of_a_call_in_progress_answered_and_on_hold():
