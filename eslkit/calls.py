@@ -576,6 +576,10 @@ class CallTracker:
                 ch.loopback = (event.channel_name or "").startswith("loopback/")
         if ch.loopback and ch.loopback_peer is None:
             ch.loopback_peer = event.get("variable_other_loopback_leg_uuid")
+            peer = self._channels.get(ch.loopback_peer or "")
+            if peer is not None and (peer.phone_behind or ch.phone_behind):
+                # the pair learned late (`show channels` rows do not pair them): one phone behind both
+                ch.phone_behind = peer.phone_behind = True
         # An agent leg known from `show channels` alone so far (its row names no originator:
         # mod_callcenter's offers): its next event does.  Not a caller's leg: after a bridge
         # its events call the agent leg its originator (mod_fifo).
@@ -815,7 +819,7 @@ class CallTracker:
             ch.caller_number = own or _first(c.cc_number for c in chain) or root.caller_number
             ch.caller_name = (ch.caller_name if own else None) or _first(c.cc_name for c in chain) or root.caller_name
             ch.other_number, ch.other_name = ch.caller_number, ch.caller_name
-            ch.dialed = root.destination if root is not ch else ch.origin_dest
+            ch.dialed = _dialed(root) if root is not ch else ch.origin_dest
         if ch.transfer is not None:
             callee, rdnis = ch.transfer
             before = self._channels.get(root.bridged_to or "") if root is not ch else None
@@ -871,7 +875,7 @@ class CallTracker:
             ch.contact_done = True
             ch.contact = self.lookup(ch.other_number)
         if ch.dialed is None and ch.direction == "incoming" and root is not ch:
-            ch.dialed = root.destination  # the call became known later (a bridge, a queue event)
+            ch.dialed = _dialed(root)  # the call became known later (a bridge, a queue event)
         view = LegView(
             ext=ch.ext or "",
             state=ch.state or "ringing",
@@ -920,6 +924,12 @@ def _first(values: Iterable[Optional[str]]) -> Optional[str]:
         if value:
             return value
     return None
+
+
+def _dialed(root: _Channel) -> Optional[str]:
+    """What the caller dialled: the destination of the call's first channel.  A loopback
+    leg's is the agent it rings (a call first seen in `show channels`, its caller not known yet)."""
+    return None if root.loopback else root.destination
 
 
 def _originator(event: Event) -> Optional[str]:

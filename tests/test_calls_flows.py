@@ -430,6 +430,33 @@ def test_a_mod_callcenter_offer_already_ringing_is_the_callers_call_from_its_nex
     assert (got[-1]["ring_seconds"], got[-1]["talk_seconds"]) == (4.5, 7.4)
 
 
+def test_loopback_contacts_already_ringing_show_the_phones_not_the_loopback_legs():
+    """A popup for every agent connecting while mod_callcenter's loopback contacts ring both
+    phones (callcenter_loopback_1002): the rows list loopback/100X-a and -b and the phones' legs,
+    but not which -a pairs with which -b (their next events say).  Only the phones' legs are
+    popups, with the outcomes of the whole call; once the call is known (the legs' next events)
+    it is the caller's, dialled 2000, in queue 2000@default — never the loopback leg's
+    destination (the agent's own number)."""
+    capture = "1.10.12-b/scenario_callcenter_loopback_1002_plain.raw"
+    evs = events(capture)
+    callers, phones = legs_of(capture)
+    cut = next(i for i, e in enumerate(evs) if e.unique_id == phones["1002"][0] and e.event_name == "CHANNEL_ORIGINATE")
+    rows = rows_after(capture, cut)
+    assert sum(r["name"].startswith("loopback/") for r in rows) == 4
+    tracker = CallTracker(None)
+    got = [popup_record(leg) for leg in tracker.resync(rows, now=evs[cut].timestamp, known=tracker.known())]
+    for e in evs[cut + 1:]:
+        got += [popup_record(leg) for leg in tracker.feed(e)]
+    for ext in EXTS:
+        mine = [r for r in got if r["ext"] == ext]
+        assert [(r["state"], r["outcome"]) for r in mine] == [(r["state"], r["outcome"]) for r in EXPECTED[capture][ext]]
+        assert {r["leg_uuid"] for r in mine} == set(phones[ext])
+        assert mine[0]["dialed"] is None  # not known yet: not the loopback leg's 1001 or 1002
+        assert [(r["call_uuid"], r["dialed"], r["queue"]) for r in mine[1:]] == [
+            (callers["6208"], "2000", "2000@default")] * (len(mine) - 1)
+    assert [(r["ring_seconds"], r["talk_seconds"]) for r in got if r["state"] == "ended"] == [(3.1, None), (3.0, 6.0)]
+
+
 def test_rows_of_a_call_in_progress_answered_and_on_hold():
     """`show channels` rows of calls up: an answered leg shows answered at once (its answer
     time is not in the rows), a HELD one on hold; a fifo leg flipped to the agent's own
