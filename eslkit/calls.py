@@ -671,7 +671,8 @@ class CallTracker:
             ch = self._channel(this)
             ch.bridged_to = other
             self._join(ch, self._channels[other])
-            if ch.answered_at is None and ch.outbound:
+            if ch.answered_at is None and ch.outbound and not ch.up:
+                # (a leg `show channels` says is up has its answer time in its own next event)
                 ch.answered_at = _usec(event.get("Caller-Channel-Bridged-Time")) or when
             self._handed_over(ch, self._channels[other])
         return [self._channels[u] for u in (a, b) if u != event.unique_id]

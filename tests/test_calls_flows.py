@@ -408,6 +408,23 @@ def test_a_queue_call_already_up_shows_its_call_number_dialled_and_queue(capture
     assert (got[-1]["outcome"], got[-1]["ring_seconds"], got[-1]["talk_seconds"]) == ("answered",) + whole[-1][4:6]
 
 
+def test_a_call_already_up_ends_with_the_answer_time_its_own_leg_carries():
+    """A popup connecting just after 1001 answered 6208 (two_callers: 350.942128), before
+    mod_callcenter bridged them (351.002128): the rows have no answer time, and the bridge is
+    not when 1001 answered.  1001's own hangup carries Caller-Channel-Answered-Time
+    (created 347.942120, hung up 356.922127): 3.0 s ring, 6.0 s talk — not 3.1 and 5.9."""
+    capture = "1.10.12-b/scenario_two_callers_plain.raw"
+    evs = events(capture)
+    cut = next(i for i, e in enumerate(evs) if e.event_name == "CHANNEL_BRIDGE") - 1
+    assert evs[cut].timestamp > 1796124350.942128  # 1001 is answered, not yet bridged
+    tracker = CallTracker({"1001"})
+    got = [popup_record(leg) for leg in tracker.resync(rows_after(capture, cut), now=evs[cut].timestamp)]
+    for e in evs[cut + 1:]:
+        got += [popup_record(leg) for leg in tracker.feed(e)]
+    assert [(r["state"], r["ring_seconds"], r["talk_seconds"]) for r in got] == [
+        ("answered", None, None), ("ended", 3.0, 6.0)]
+
+
 def test_a_mod_callcenter_offer_already_ringing_is_the_callers_call_from_its_next_event():
     """A popup connecting while mod_callcenter offers 6209 to 1002 (two_callers): the row of
     1002's leg names no caller (its call_uuid is its own: mod_callcenter originates agents on
