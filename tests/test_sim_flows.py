@@ -95,6 +95,25 @@ def test_a_derived_flow_plays_its_capture(name):
         ext: comparable(r) for ext, r in theirs.items()}
 
 
+@pytest.mark.parametrize("name", sorted(DERIVED))
+def test_a_derived_flow_gives_its_captures_wallboard(name):
+    """The statistics engine (wallboard, watch --stats, /metrics) on the simulated flow and on
+    the real call: the same queues, agents and all-calls figures at the end."""
+    from eslkit.stats import CallCentreStats
+
+    def figures(events) -> dict:
+        stats = CallCentreStats()
+        for event in events:
+            stats.feed(event)
+        stats.tick(stats.now + 60)  # a minute later: nothing left undecided
+        snap = stats.snapshot().to_dict()
+        return {k: v for k, v in snap.items() if k not in ("time", "day_start", "since")}
+
+    real = figures(derive.call_events((DATA / DERIVED[name]).read_bytes()))
+    assert real["agents"]  # every flow rings someone
+    assert figures(play(name)) == real
+
+
 @pytest.mark.parametrize("name", sorted(BUILT))
 def test_a_built_flow_gives_the_popups_its_facts_imply(name):
     got = popups(play(name))
