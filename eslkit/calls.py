@@ -618,9 +618,11 @@ class CallTracker:
         # Whom a leg rings is in its first events (a caller's leg: only those); an outbound leg
         # may say it later while it rings, never once answered: the far party of an agent's
         # call, transferred on, runs a bridge to another user and gets its variable_dialed_user.
-        if ch.queue is None:  # a leg first seen in `show channels` (no variables there) learns it later
+        learn = not ch.emitted and (first or not ch.ready or ch.outbound and ch.answered_at is None and not ch.up)
+        if ch.queue is None and (learn or ch.emitted):
+            # (an agent leg shown from `show channels`, which has no variables, finds it later)
             ch.queue = _cap(event.get("variable_cc_queue") or event.get("variable_fifo_name"))
-        if not ch.emitted and (first or not ch.ready or ch.outbound and ch.answered_at is None and not ch.up):
+        if learn:
             self._learn_ext(ch, event)
         return others
 
