@@ -114,6 +114,25 @@ def test_passwd_refuses_a_short_password_and_an_agent_without_extension(tmp_path
     assert "Traceback" not in short.stderr + noext.stderr
 
 
+def test_passwd_refuses_a_file_that_is_not_a_users_file_before_asking_and_leaves_it_alone(tmp_path):
+    # A slip of the argument order (contacts.csv, /etc/passwd): the file must come out
+    # byte for byte and mode for mode as it was, not with a user appended and mode 600.
+    other = tmp_path / "contacts.csv"
+    other.write_text("number,name\n6208,Ada Lovelace\n")
+    other.chmod(0o644)
+    done = eslkit("passwd", str(other), "bob", "--ext", "1001", input="long-enough-pw\n")
+    assert done.returncode == 11 and "contacts.csv, line 1" in done.stderr and "users file" in done.stderr
+    assert other.read_text() == "number,name\n6208,Ada Lovelace\n" and stat.S_IMODE(other.stat().st_mode) == 0o644
+    nofolder = eslkit("passwd", str(tmp_path / "no" / "users.txt"), "bob", "--ext", "1001", input="long-enough-pw\n")
+    assert nofolder.returncode == 11 and "There is no folder" in nofolder.stderr
+    badname = eslkit("passwd", str(tmp_path / "users.txt"), "bob:x", "--ext", "1001", input="long-enough-pw\n")
+    assert badname.returncode == 2 and "may hold only letters" in badname.stderr
+    nopassword = eslkit("passwd", str(tmp_path / "users.txt"), "bob", "--ext", "1001", input="")
+    assert nopassword.returncode == 11 and "No password on standard input" in nopassword.stderr
+    assert not (tmp_path / "users.txt").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["contacts.csv"]
+    assert "Traceback" not in done.stderr + nofolder.stderr + badname.stderr + nopassword.stderr
+
+
 # --- sessions, CSRF and the brake ----------------------------------------------------------
 
 

@@ -33,15 +33,30 @@ def passwd(
     [bold]eslkit passwd users.txt sam --supervisor[/]
     [bold]eslkit passwd users.txt crm-1001 --ext 1001 --token[/]
     """
-    from eslkit.web.users import User, hash_password, hash_token, load_users, new_token, parse_line, save_user
+    from eslkit.web.users import (User, hash_password, hash_token, load_users, new_token, parse_line, save_user,
+                                  valid_name)
 
     exts = tuple(parse_exts(ext)) if ext else ()
     role = "supervisor" if supervisor else "agent"
+    # Everything that can be wrong is said before a password is typed: the name, and a FILE
+    # that is not a users file (contacts.csv, /etc/passwd) or has no folder.
+    if not valid_name(name):
+        raise typer.BadParameter(f"{name[:40]!r} may hold only letters, digits and _ . @ + -.", param_hint="NAME")
+    if file.exists():
+        try:
+            users = load_users(file, need_agents=False)
+        except InputFileError as exc:
+            raise InputFileError(str(exc), "eslkit passwd writes only to a users file of eslkit serve: give the name "
+                                           "of a new file, or correct that line.") from None
+    elif not file.parent.is_dir():
+        raise InputFileError(f"There is no folder {str(file.parent)!r} for the users file.",
+                             "Create the folder first, or give a path in one that exists.")
+    else:
+        users = None
     if not exts and not supervisor:
-        if file.exists():  # a new password for a user already there keeps its extensions
-            known = load_users(file, need_agents=False).get(name)
-            if known is not None:
-                exts, role = known.exts, known.role
+        known = users.get(name) if users is not None else None
+        if known is not None:  # a new password for a user already there keeps its extensions
+            exts, role = known.exts, known.role
         if not exts and role == "agent":
             raise typer.BadParameter("give the agent's extension, e.g. --ext 1001", param_hint="--ext")
     secret_text = None
@@ -63,7 +78,11 @@ def passwd(
 
 def _ask_password(name: str) -> str:
     if not sys.stdin.isatty():
-        password = sys.stdin.readline().rstrip("\r\n")
+        line = sys.stdin.readline()
+        if not line:
+            raise InputFileError("No password on standard input.",
+                                 f"Type it at a terminal, or pipe it in: printf '%s\\n' \"$PW\" | eslkit passwd FILE {name}")
+        password = line.rstrip("\r\n")
     else:
         password = getpass.getpass(f"Password for {name}: ")
         if getpass.getpass("Again: ") != password:

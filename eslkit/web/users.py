@@ -39,7 +39,7 @@ from typing import Iterable, Optional
 
 from eslkit.errors import InputFileError
 
-__all__ = ["User", "Users", "allowed", "may_act", "hash_password", "hash_token", "new_token", "load_users",
+__all__ = ["User", "Users", "allowed", "may_act", "valid_name", "hash_password", "hash_token", "new_token", "load_users",
            "save_user", "ROLES"]
 
 ROLES = ("agent", "supervisor")
@@ -164,6 +164,11 @@ def hash_token(token: str) -> str:
 # --- the file ----------------------------------------------------------------------------
 
 
+def valid_name(name: str) -> bool:
+    """A login name: letters, digits and _ . @ + - (never ':', the file's separator)."""
+    return bool(_NAME.match(name))
+
+
 def parse_line(line: str, where: str) -> Optional[User]:
     text = line.strip()
     if not text or text.startswith("#"):
@@ -172,7 +177,7 @@ def parse_line(line: str, where: str) -> Optional[User]:
     if len(parts) != 4:
         raise InputFileError(f"{where}: expected name:role:extensions:secret, found {len(parts)} field(s).", _FIX)
     name, role, exts_text, secret = (part.strip() for part in parts)
-    if not _NAME.match(name):
+    if not valid_name(name):
         raise InputFileError(f"{where}: the name {name[:40]!r} may hold only letters, digits and _ . @ + -.", _FIX)
     if role not in ROLES:
         raise InputFileError(f"{where}: the role of {name} is {role[:20]!r}, not agent or supervisor.", _FIX)
@@ -238,14 +243,16 @@ def save_user(path: Path, user: User) -> bool:
             new = False
     if new:
         lines.append(line)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent or "."))
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent or "."))
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write("\n".join(lines) + "\n")
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise InputFileError(f"Cannot write the users file {str(path)!r}: {exc.strerror or exc}.",
                              "Check that its folder is writable.") from None
     return new
