@@ -227,6 +227,24 @@ def test_closed_pipe_ends_quietly(captures, tmp_path):
     assert proc.returncode == 0 and err == ""
 
 
+@pytest.mark.parametrize("command", [
+    ["popup", "--ext", "1001", "--format", "panel"],
+    ["watch", "--format", "table"],
+    ["wallboard", "--format", "rich"],
+])
+def test_a_screen_into_a_closed_pipe_ends_quietly_with_exit_0(captures, command):
+    """`eslkit popup --format panel --replay … | head -1`: Rich's own answer to a reader
+    that went away is exit 1 without a word; eslkit's is 0, as for JSON lines.  The reader
+    here is gone before the first byte, so every write meets the closed pipe."""
+    proc = subprocess.Popen([*EXE, *command, "--replay", str(captures / "scenario_queue_plain.raw")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=30)
+    # Only watch's summary line may be said (it goes to stderr, which is still open).
+    assert proc.returncode == 0 and all(line.startswith("eslkit watch: ") for line in err.splitlines()), err
+
+
 def test_open_url_through_the_browser_python_would_use(captures, tmp_path):
     """--open-url ends in webbrowser.open; $BROWSER points it at a recorder script."""
     out = tmp_path / "opened.txt"

@@ -35,7 +35,8 @@ from rich.text import Text
 
 from eslkit.actions import ExecAction, UrlAction
 from eslkit.app.keys import keyboard
-from eslkit.app.runtime import SwitchClock, link_lost, link_text, resync, run_on, stop_on_signals, unregistered
+from eslkit.app.runtime import (ScreenConsole, SwitchClock, link_lost, link_text, resync, run_on, stop_on_signals,
+                                unregistered)
 from eslkit.calls import CallTracker, LegView
 from eslkit.errors import OutputError, TemplateError
 from eslkit.event import Event
@@ -373,7 +374,7 @@ async def show(engine: PopupEngine, *, fmt: PopupFormat = PopupFormat.panel, act
     if fmt is PopupFormat.panel:
         # Whole frames: Ctrl-C during a write blocked on a slow terminal must not leave half
         # a colour code behind (OutputStream writes the rest, as for JSON lines).
-        live = Live(get_renderable=view, console=console or Console(
+        live = Live(get_renderable=view, console=console or ScreenConsole(
             file=OutputStream(sys.stdout.buffer), force_terminal=sys.stdout.isatty(), theme=THEME,
             highlight=False), auto_refresh=False, redirect_stdout=False, redirect_stderr=False, transient=False)
 

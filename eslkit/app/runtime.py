@@ -13,6 +13,8 @@ import threading
 import time
 from typing import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Optional, Protocol, Sequence
 
+from rich.console import Console
+
 from eslkit.app.keys import keyboard
 from eslkit.calls import CallTracker, LegView
 from eslkit.errors import EslkitError, OutputError
@@ -23,7 +25,7 @@ from eslkit.status import ConnectionStatus
 from eslkit.switch_state import CHANNELS, EVERYTHING, SwitchState, ask_switch
 
 __all__ = ["stop_on_signals", "open_unless_stopped", "until_stopped", "SwitchClock", "ask", "channels_up",
-           "unregistered", "resync", "resync_stats", "link_text", "link_lost", "drop_stdout", "run_on", "run_main"]
+           "unregistered", "resync", "resync_stats", "link_text", "link_lost", "drop_stdout", "ScreenConsole", "run_on", "run_main"]
 
 
 # After a Ctrl-C, a run that has not finished within this many seconds says how to quit at once.
@@ -250,6 +252,16 @@ def drop_stdout() -> None:
     still holds (the reader went away, or the disk is full)."""
     with contextlib.suppress(OSError, ValueError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+class ScreenConsole(Console):
+    """The console of a screen (popup's panel, watch's table, the wallboard) on stdout.
+    Rich ends the process with exit 1 when the reader goes away (``| head``); eslkit's
+    rule is exit 0 and no word, as for JSON lines: print nothing more, and finish."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        drop_stdout()
 
 
 def run_on(source: Source, body: Callable[[], Awaitable[None]]) -> None:

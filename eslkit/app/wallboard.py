@@ -29,7 +29,7 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.app.runtime import SwitchClock, link_text, resync_stats, run_on, until_stopped
+from eslkit.app.runtime import ScreenConsole, SwitchClock, link_text, resync_stats, run_on, until_stopped
 from eslkit.calls import LegView
 from eslkit.errors import OutputError
 from eslkit.event import Event
@@ -215,7 +215,7 @@ class WallboardEngine:
         if self.fmt is BoardFormat.rich:
             # Follow the real terminal size (and its resizes) even if COLUMNS/LINES are exported.
             environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-            console = self.console or Console(theme=THEME, highlight=False, _environ=environ)
+            console = self.console or ScreenConsole(theme=THEME, highlight=False, _environ=environ)
             if console.is_terminal:
                 live = Live(get_renderable=self.view, console=console, auto_refresh=False, screen=True,
                             redirect_stdout=False, redirect_stderr=False, transient=False)

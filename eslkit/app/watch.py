@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from eslkit.app.runtime import drop_stdout, link_lost, open_unless_stopped, resync_stats, stop_on_signals, until_stopped
+from eslkit.app.runtime import ScreenConsole, drop_stdout, link_lost, open_unless_stopped, resync_stats, stop_on_signals, until_stopped
 from eslkit.errors import OutputError
 from eslkit.event import Event
 from eslkit.recording import Recorder
@@ -234,7 +234,7 @@ class WatchEngine:
         if self.fmt is OutputFormat.table and not self.quiet:
             # Follow the real terminal size (and its resizes) even if COLUMNS/LINES are exported.
             environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-            console = Console(theme=THEME, highlight=False, _environ=environ)
+            console = ScreenConsole(theme=THEME, highlight=False, _environ=environ)
             live = Live(WatchScreen(self.make_snapshot, self.columns), console=console,
                         auto_refresh=False, screen=True, transient=False,
                         redirect_stdout=False, redirect_stderr=False)
