@@ -78,8 +78,9 @@ def test_allow_option_rejects_other_addresses() -> None:
 @pytest.mark.parametrize("args,code,text", [
     (["--speed", "fast"], 2, "is not a number or max"),
     (["--speed", "-1"], 2, "give a number above 0"),  # 0 is max, as in every --speed
-    (["--allow", "10.0.0.300/8"], 2, "is not an address or CIDR"),
+    (["--allow", "10.0.0.300/8"], 2, "Invalid value for --allow: '10.0.0.300/8' is not an address or CIDR"),
     (["--scenario", "nosuch"], 11, "There is no scenario called 'nosuch'"),
+    (["--scenario", "nosuch"], 11, "idle (no calls but those clients place)"),  # the fix names every choice
     (["--scenario", "load:cps=-1"], 11, "The load generator needs"),
     (["--replay", "/nonexistent/x.raw"], 11, "There is no file /nonexistent/x.raw"),
     (["--password", ""], 2, "always requires a password"),

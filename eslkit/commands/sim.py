@@ -25,7 +25,8 @@ def _cidrs(values: List[str]) -> List[str]:
             try:
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
-                raise typer.BadParameter(f"{item!r} is not an address or CIDR such as 127.0.0.1/32.") from None
+                raise typer.BadParameter(f"{item!r} is not an address or CIDR such as 127.0.0.1/32.",
+                                         param_hint="--allow") from None
             out.append(item)
     return out
 

@@ -153,7 +153,7 @@ def load_scenario(name: Union[str, Path]) -> Union[Scenario, LoadSpec]:
         raise InputFileError(
             f"There is no scenario called {text!r} and no such file.",
             f"Use one of {', '.join((*CALL_SCENARIOS, *MIXES))}, load[:calls=N,cps=X,concurrent=N,agents=N], "
-            "or a scenario file.",
+            "idle (no calls but those clients place), or a scenario file.",
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
