@@ -251,6 +251,11 @@ class Recorder:
         try:
             self._fh = _open_for_recording(self.path, append)
         except FileExistsError:
+            if not _is_recording(self.path):  # contacts.csv for calls.csv: --append is no way out
+                raise InputFileError(
+                    f"{self.path} already exists and is not an eslkit recording; eslkit never overwrites a file.",
+                    f"Record to a new file (e.g. --record {_free_name(self.path)}).",
+                ) from None
             raise InputFileError(
                 f"{self.path} already holds a recording; eslkit never overwrites one.",
                 f"Add --append to add to it, or record to a new file (e.g. --record {_free_name(self.path)}).",
@@ -297,6 +302,13 @@ class Recorder:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _is_recording(path: Path) -> bool:
+    try:
+        return file_kind(path) == RECORDING
+    except InputFileError:
+        return False
 
 
 def _open_for_recording(path: Path, append: bool):

@@ -125,6 +125,19 @@ def test_record_refuses_to_overwrite_a_recording(captures: Path, tmp_path: Path)
     assert rec.read_bytes() == before
 
 
+def test_record_refuses_any_other_file_without_calling_it_a_recording(captures: Path, tmp_path: Path):
+    """--record contacts.csv (a slip): refused, untouched, and not told to --append to it."""
+    other = tmp_path / "contacts.csv"
+    other.write_text("number,name\n6208,Ada Lovelace\n")
+    r = _record("--replay", captures / "greeting.raw", "--record", other, "-n", 1)
+    assert r.returncode == 11, r.stderr
+    assert r.stderr.splitlines() == [
+        f"eslkit: {other} already exists and is not an eslkit recording; eslkit never overwrites a file.",
+        f"  fix: Record to a new file (e.g. --record {tmp_path}/contacts-2.csv).",
+    ]
+    assert other.read_text() == "number,name\n6208,Ada Lovelace\n"
+
+
 def test_record_append_adds_whole_lines_even_after_a_cut_off_one(captures: Path, tmp_path: Path):
     rec = tmp_path / "calls.jsonl"
     assert _record("--replay", captures / "scenario_queue_plain.raw", "--record", rec).returncode == 0
