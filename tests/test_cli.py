@@ -61,6 +61,34 @@ def test_help_reads_whole_at_80_columns(name):
                 assert len(line[13:].rstrip()) > 50, (line, after)
 
 
+def _helps():
+    import typer.main
+
+    from eslkit import cli
+    for name in COMMANDS:
+        cli._register(name)
+
+    def walk(group, prefix):
+        for name, command in group.commands.items():
+            yield prefix + name, command
+            if hasattr(command, "commands"):
+                yield from walk(command, prefix + name + " ")
+    return list(walk(typer.main.get_command(cli.app), ""))
+
+
+def test_help_paragraphs_are_not_broken_where_the_source_line_ran_past_80_columns():
+    """Rich keeps a help text's line breaks: a source line longer than the 78 columns of the
+    help box wraps, and the break after it then leaves a stub ("contact," alone on a line).
+    Every line that a paragraph goes on after fits; a paragraph's last line may wrap."""
+    import re
+
+    long = []
+    for name, command in _helps():
+        lines = [re.sub(r"\[/?[a-z ]*\]", "", line.strip()) for line in (command.help or "").splitlines()]
+        long += [(name, line) for line, after in zip(lines, lines[1:]) if len(line) > 78 and after]
+    assert long == []
+
+
 def test_unknown_option_is_a_usage_error_without_traceback():
     result = run("watch", "--no-such-option")
     assert result.returncode == 2

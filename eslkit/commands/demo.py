@@ -28,9 +28,9 @@ def demo(
 ) -> None:
     """See screen popups right now: a simulated switch plays a morning in a call centre for 1001 and 1002.
 
-    Queue calls, a busy agent, an abandoned call, mod_fifo, hold, click-to-dial, a transfer,
-    call waiting...: every outcome within the first minute, over and over. No FreeSWITCH
-    needed; Ctrl-C to stop.
+    Queue calls, a busy agent, an abandoned call, mod_fifo, hold, click-to-dial,
+    a transfer, call waiting...: every outcome within the first minute, over and
+    over. No FreeSWITCH needed; Ctrl-C to stop.
 
     [bold]eslkit demo[/]
     [bold]eslkit demo --format json --speed 4[/]

@@ -19,8 +19,8 @@ phone = typer.Typer(
     name="phone",
     help="""Control an agent's phone from the computer: dial, hang up, transfer, hold, answer.
 
-    Only the extension's own calls, as the call tracker sees them; each action waits for the
-    switch's events that prove it happened (docs/phone.md).
+    Only the extension's own calls, as the call tracker sees them; each action
+    waits for the switch's events that prove it happened (docs/phone.md).
 
     [bold]eslkit phone dial --ext 1001 6208[/]        (1001's phone rings, then 6208)
     [bold]eslkit phone transfer --ext 1001 1002[/]    (1001's caller goes to 1002)

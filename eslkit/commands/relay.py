@@ -105,8 +105,9 @@ def relay(
     [bold]eslkit relay --to amqp://relay@rabbit:5672/ --password-env AMQP_PASSWORD[/]
     [bold]eslkit relay --to mqtt://127.0.0.1:1883 --replay calls.jsonl[/]
 
-    Desktops then run [bold]eslkit popup --ext 1001 --from mqtt://broker:1883[/]; with [bold]--control[/]
-    also [bold]eslkit phone hold --ext 1001 --via mqtt://broker:1883[/] (docs/phone.md).
+    Desktops then run [bold]eslkit popup --ext 1001 --from mqtt://broker:1883[/];
+    with [bold]--control[/] also [bold]eslkit phone hold --ext 1001 --via mqtt://broker:1883[/]
+    (docs/phone.md).
     """
     if speed is not None and replay is None:
         raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")

@@ -55,10 +55,11 @@ def serve(
 ) -> None:
     """Each agent's screen popup as a live page in the browser, behind a login.
 
-    Agents open http://HOST:PORT/agent/EXT: a card when the phone rings (caller, contact,
-    queue, CRM link), the talk timer, how it ended, the day's calls; pushed as it happens.
-    A CRM can read the same records from the JSON API and event stream (docs/serve.md).
-    Supervisors get the wallboard (/wallboard) and Prometheus its metrics (/metrics).
+    Agents open http://HOST:PORT/agent/EXT: a card when the phone rings (caller,
+    contact, queue, CRM link), the talk timer, how it ended, the day's calls;
+    pushed as it happens. A CRM can read the same records from the JSON API and
+    event stream (docs/serve.md). Supervisors get the wallboard (/wallboard) and
+    Prometheus its metrics (/metrics).
 
     [bold]eslkit passwd users.txt alice --ext 1001[/]      (asks for alice's password)
     [bold]eslkit serve --users users.txt[/]
