@@ -34,6 +34,7 @@ from eslkit.errors import (
     ConnectTimeout,
     Disconnected,
     EslkitError,
+    LocalProtocolError,
     ProtocolError,
 )
 from eslkit.event import Event
@@ -97,6 +98,10 @@ class Connection:
         backoff: Backoff | None = None,
     ):
         self.host, self.port = host, port
+        if "\n" in password or "\r" in password:  # refused here, as encode_command would, but unquoted
+            raise LocalProtocolError("The ESL password holds a newline or carriage return; eslkit never sends it.",
+                                     "Give the password of event_socket.conf.xml on one line (ESL_PASSWORD, "
+                                     "a profile or --password).")
         self._password = password
         self.timeout = timeout
         self.reconnect = reconnect
