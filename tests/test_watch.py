@@ -384,6 +384,13 @@ def test_table_format_into_a_file_is_one_final_screen(captures):
     assert b"\x1b[?1049h" not in r.stdout  # no alternate screen when not on a terminal
 
 
+def test_columns_that_name_no_column_give_the_default_table(captures):
+    """--columns ',,' (or a variable that came out empty) drew a table with no column at all."""
+    r = run_cli("--replay", captures / "scenario_noanswer_plain.raw", "--format", "table", "--columns", ",,")
+    out = r.stdout.decode()
+    assert r.returncode == 0 and "Event" in out and "Dir" in out and "CHANNEL_HANGUP" in out
+
+
 def test_the_table_keys_page_search_and_quit():
     from eslkit.app.keys import decode
     from eslkit.views.table_keys import TableView

@@ -46,12 +46,10 @@ _QUIET = {"HEARTBEAT", "RE_SCHEDULE", "API", "MODULE_LOAD", "CHANNEL_STATE", "CO
 
 def parse_columns(spec: Optional[str]) -> list[str]:
     """``"time,event,Caller-Caller-ID-Number"`` → column keys; known names are case-insensitive."""
-    if not spec:
+    words = (spec or "").replace(",", " ").split()
+    if not words:  # "" or ",,": no column named, the default ones (not a table of none)
         return list(DEFAULT_COLUMNS)
-    out = []
-    for word in spec.replace(",", " ").split():
-        out.append(word.lower() if word.lower() in COLUMNS else word)
-    return out
+    return [word.lower() if word.lower() in COLUMNS else word for word in words]
 
 
 def event_style(event: Event) -> str:
