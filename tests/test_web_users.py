@@ -133,6 +133,27 @@ def test_passwd_refuses_a_file_that_is_not_a_users_file_before_asking_and_leaves
     assert "Traceback" not in done.stderr + nofolder.stderr + badname.stderr + nopassword.stderr
 
 
+@pytest.mark.parametrize("key,code,said", [("C-d", 11, "No password was typed"), ("C-c", 130, "")])
+def test_passwd_at_a_terminal_ctrl_d_or_ctrl_c_at_the_prompt(tmp_path, key, code, said):
+    """Ctrl-D at the password prompt ended with click's bare "Aborted." (exit 1); both keys
+    now end the prompt's line, leave no file, and Ctrl-D says what happened."""
+    import sys
+
+    from tests.test_watch_tty import Tmux
+
+    path = tmp_path / "users.txt"
+    tmux = Tmux(f"cd {tmp_path} && env HOME=/nonexistent {sys.executable} -m eslkit passwd {path} alice "
+                "--ext 1001; echo EXIT=$?; sleep 30", 100, 10)
+    try:
+        tmux.wait_for(lambda lines: lines[0].startswith("Password for alice:"))
+        tmux.keys(key)
+        lines = tmux.wait_for(lambda lines: any(line.startswith("EXIT=") for line in lines))
+    finally:
+        tmux.kill()
+    assert lines[0].rstrip() == "Password for alice:"  # what follows is on a line of its own
+    assert f"EXIT={code}" in lines and said in "\n".join(lines) and not path.exists()
+
+
 # --- sessions, CSRF and the brake ----------------------------------------------------------
 
 

@@ -84,8 +84,16 @@ def _ask_password(name: str) -> str:
                                  f"Type it at a terminal, or pipe it in: printf '%s\\n' \"$PW\" | eslkit passwd FILE {name}")
         password = line.rstrip("\r\n")
     else:
-        password = getpass.getpass(f"Password for {name}: ")
-        if getpass.getpass("Again: ") != password:
+        try:
+            password = getpass.getpass(f"Password for {name}: ")
+            again = getpass.getpass("Again: ")
+        except (EOFError, KeyboardInterrupt) as exc:  # Ctrl-D or Ctrl-C at the prompt
+            sys.stderr.write("\n")  # end the prompt's line: what follows starts on its own
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise InputFileError("No password was typed; the file is unchanged.",
+                                 f"Run eslkit passwd again and type {name}'s password twice.") from None
+        if again != password:
             raise InputFileError("The two passwords differ.", "Run eslkit passwd again and type the same one twice.")
     if len(password) < 8:
         raise InputFileError("That password is shorter than 8 characters.", "Choose a longer one.")
