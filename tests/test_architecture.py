@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1] / "eslkit"
 
 # Lowest first.  A module may import from its own package and from lower ranks only.
 LAYERS = [
-    ("errors", "_headers", "_compact_json", "status", "safe_text", "backoff", "sizes", "__init__"),
+    ("errors", "_headers", "_compact_json", "status", "safe_text", "backoff", "sizes", "causes", "__init__"),
     ("event",),
     ("protocol", "subscription", "config"),
     ("client", "calls", "recording", "contacts", "libesl"),

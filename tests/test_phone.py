@@ -166,6 +166,10 @@ def test_refused_requests_never_reach_the_switch(sim, popup) -> None:
         (["dial", "--ext", "1001}user/1002", "6208"], 43, "is not an extension"),
         (["unhold", "--ext", "1001"], 42, "is not on hold"),
         (["answer", "--ext", "1001"], 42, "is not ringing"),
+        # A mistyped cause: the switch would hang up with NORMAL_UNSPECIFIED and eslkit say "hung up".
+        (["hangup", "--ext", "1001", "--cause", "NORMAL_CLEARNG"], 43,
+         "'NORMAL_CLEARNG' is not a FreeSWITCH hangup cause (did you mean NORMAL_CLEARING?)."),
+        (["hangup", "--ext", "1002", "--cause", "normal clearing"], 43, "is not a FreeSWITCH hangup cause"),
     ]
     for args, code, sentence in refused:
         done = phone(sim, *args)
@@ -176,6 +180,10 @@ def test_refused_requests_never_reach_the_switch(sim, popup) -> None:
         assert done.stdout == ""
     assert api.acting() == before  # not one of them reached the switch
     assert popup.records[-1]["state"] == "answered"  # the call is untouched
+    done = phone(sim, "hangup", "--ext", "1001", "--cause", "CALL_REJECTED")
+    assert done.returncode == 0, done.stderr
+    popup.wait(ext="1001", state="ended", hangup_cause="CALL_REJECTED")
+    assert api.acting()[-1] == f"uuid_kill {mine['leg_uuid']} CALL_REJECTED"
 
 
 def test_json_result_of_a_refusal(sim) -> None:

@@ -35,6 +35,7 @@ changes: on hold, off hold, ended, answered, a new outgoing leg) and raises
 from __future__ import annotations
 
 import asyncio
+import difflib
 import enum
 import json
 import os
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 from eslkit.calls import LegView
+from eslkit.causes import CAUSES
 from eslkit.control.limit import Limiter, RateLimit
 from eslkit.errors import (
     ActionTimeout,
@@ -141,9 +143,19 @@ NUMBER = re.compile(r"[0-9*#+]{1,32}")
 SAFE = re.compile(r"[A-Za-z0-9*#+._-]{1,64}")
 EXTENSION = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 CONTEXT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-CAUSE = re.compile(r"[A-Z_]{1,40}")
 UUID = re.compile(r"[0-9a-fA-F-]{8,64}")
 ENDPOINT = re.compile(r"[A-Za-z0-9/_.:@-]*\{number\}[A-Za-z0-9/_.:@-]*")
+
+
+def _cause(cause: Optional[str]) -> Optional[str]:
+    """A hangup cause the switch knows, or None (uuid_kill's own NORMAL_CLEARING): the switch
+    would turn any other word into NORMAL_UNSPECIFIED without a word, and say the call ended."""
+    if cause is None or cause in CAUSES:
+        return cause
+    close = difflib.get_close_matches(cause.upper(), CAUSES, n=1)
+    raise BadNumber(f"{_shown(cause)} is not a FreeSWITCH hangup cause"
+                    + (f" (did you mean {close[0]}?)." if close else "."),
+                    "Use e.g. NORMAL_CLEARING, USER_BUSY or CALL_REJECTED (docs/phone.md).")
 
 
 def _shown(text: str, limit: int = 60) -> str:
@@ -434,18 +446,16 @@ class Controller:
                          lambda leg: leg.ext == ext and leg.leg_uuid not in known and leg.direction == "outgoing",
                          lambda leg: f"{ext}: dialling {number} — {ext}'s phone is ringing; answer it to place "
                                      "the call", background=True)
-        # What the agent typed is checked first: a bad destination is refused as such, call or not.
+        # What the agent typed is checked first: a bad destination or cause is refused as such, call or not.
         destination = policy.number(request.target, "destination") if request.action is Action.transfer else None
+        cause = _cause(request.cause) if request.action is Action.hangup else None
         leg = authorise(request, self.legs(ext))
         uuid = leg.leg_uuid
         if not UUID.fullmatch(uuid):
             raise NotAllowed(f"{ext}'s leg {_shown(uuid, 40)} is not a uuid eslkit will send.")
         about = _describe(leg)
         if request.action is Action.hangup:
-            cause = request.cause or "NORMAL_CLEARING"
-            if not CAUSE.fullmatch(cause):
-                raise BadNumber(f"{_shown(cause)} is not a hangup cause.", "Use e.g. NORMAL_CLEARING or USER_BUSY.")
-            return _Plan(f"uuid_kill {uuid}" + (f" {cause}" if request.cause else ""), uuid, None,
+            return _Plan(f"uuid_kill {uuid}" + (f" {cause}" if cause else ""), uuid, None,
                          lambda v: v.leg_uuid == uuid and v.state == "ended",
                          lambda v: f"{ext}: {about} hung up")
         if request.action is Action.hold:
