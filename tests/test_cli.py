@@ -89,6 +89,14 @@ def test_help_paragraphs_are_not_broken_where_the_source_line_ran_past_80_column
     assert long == []
 
 
+@pytest.mark.parametrize("command", [["watch"], ["popup", "--ext", "1001"], ["wallboard"],
+                                     ["relay", "--to", "mqtt://127.0.0.1:1"]])
+def test_speed_without_a_replay_is_refused_by_every_command_that_has_it(command):
+    """popup took --speed 2 on a live switch without a word, where watch refused it."""
+    result = run(*command, "--speed", "2", "--port", "1")
+    assert result.returncode == 2 and "--speed only applies to --replay" in " ".join(result.stderr.split())
+
+
 def test_unknown_option_is_a_usage_error_without_traceback():
     result = run("watch", "--no-such-option")
     assert result.returncode == 2

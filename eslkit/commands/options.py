@@ -68,10 +68,12 @@ EventsFromOpt = Annotated[
 ]
 
 
-def one_source(replay, from_url) -> None:
-    """--replay and --from each replace the switch: one at a time."""
+def one_source(replay, from_url, speed=None) -> None:
+    """--replay and --from each replace the switch: one at a time; --speed is a replay's."""
     if replay is not None and from_url is not None:
         raise typer.BadParameter("give either --replay FILE or --from URL, not both.", param_hint="--from")
+    if speed is not None and replay is None:
+        raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
 
 
 PopupFromOpt = Annotated[

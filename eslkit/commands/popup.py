@@ -109,7 +109,7 @@ def popup(
     [bold]eslkit popup --ext 1001 --control[/]   (phone keys: hold, transfer, hang up…)
     """
     exts = parse_exts(ext, [] if exec_cmd else exec_args or [])
-    one_source(replay, from_url)
+    one_source(replay, from_url, speed)
     fmt = format or default_format()
     if control and (replay is not None or fmt is not PopupFormat.panel):
         raise typer.BadParameter("the keys need the panel on a terminal and a live switch or broker "

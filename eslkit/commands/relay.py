@@ -21,6 +21,7 @@ from eslkit.commands.options import (
     ReplaySpeedOpt,
     TimeoutOpt,
     connection_settings,
+    one_source,
     parse_header_filters,
     parse_speed,
 )
@@ -109,8 +110,7 @@ def relay(
     with [bold]--control[/] also [bold]eslkit phone hold --ext 1001 --via mqtt://broker:1883[/]
     (docs/phone.md).
     """
-    if speed is not None and replay is None:
-        raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
+    one_source(replay, None, speed)
     if not control and (allow_dest or context or audit):
         raise typer.BadParameter("--allow-dest, --context and --audit go with --control.", param_hint="--control")
     if control and replay is not None:

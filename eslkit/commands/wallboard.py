@@ -69,9 +69,7 @@ def wallboard(
         raise typer.BadParameter(f"{format!r} is not rich or json.", param_hint="--format")
     fmt = app.BoardFormat(format) if format else app.default_format()
     stats = call_centre_stats(service_level, day_start)
-    one_source(replay, from_url)
-    if speed is not None and replay is None:
-        raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
+    one_source(replay, from_url, speed)
     source = open_source(
         replay=replay, speed=parse_speed(speed), from_url=from_url,
         # What the call tracker and the queue modules say: nothing else is needed.

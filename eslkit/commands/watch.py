@@ -102,11 +102,9 @@ def watch(
     """
     if count is not None and count < 1:  # older typers skip min= on Optional options
         raise typer.BadParameter("must be at least 1.", param_hint="--count")
-    one_source(replay, from_url)
+    one_source(replay, from_url, speed)
     if append and record is None:
         raise typer.BadParameter("--append only applies to --record FILE.", param_hint="--append")
-    if speed is not None and replay is None:
-        raise typer.BadParameter("--speed only applies to --replay.", param_hint="--speed")
     names = checked_event_words(filter or ()) or ["ALL"]
     header_filters = parse_header_filters(header)
     matches = parse_matches(match)
