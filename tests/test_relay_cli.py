@@ -213,7 +213,11 @@ def test_bad_options_are_usage_errors_before_any_connection():
     assert bad_scheme.returncode == 13 and "not a broker URL" in bad_scheme.stderr
     bad_template = eslkit("relay", "--to", "mqtt://127.0.0.1:1", "--topic", "x/{nope}", "--replay", "x")
     assert bad_template.returncode == 13 and "{nope}" in bad_template.stderr
-    assert "Traceback" not in bad_header.stderr + bad_scheme.stderr + bad_template.stderr
+    # --from's ?password_env= in --to was dropped without a word: the relay logged in anonymous.
+    query = eslkit("relay", "--to", "mqtt://127.0.0.1:1?password_env=RELAY_PW", "--replay", "x")
+    assert query.returncode == 13 and "relay --to takes nothing after '?'" in query.stderr
+    assert "--password-env VAR" in query.stderr
+    assert "Traceback" not in bad_header.stderr + bad_scheme.stderr + bad_template.stderr + query.stderr
     for size in ("12XB", "0", "-1MB"):
         bad_size = eslkit("relay", "--to", "mqtt://127.0.0.1:1", "--buffer-bytes", size, "--replay", "x")
         said = " ".join(bad_size.stderr.replace("│", " ").split())

@@ -69,7 +69,11 @@ def publisher(to: str, *, topic: Optional[str] = None, popup_topic: Optional[str
               buffer_bytes: Optional[int] = 256_000_000) -> Publisher:
     """The publisher for ``relay --to URL``, with an outbox of at most ``buffer`` messages
     and ``buffer_bytes`` bytes (payloads and addresses)."""
-    scheme = urlsplit(to).scheme
+    parts = urlsplit(to)
+    if parts.query:  # ?password_env=/?client_id= are --from's; the relay has options for both
+        raise BrokerError(f"relay --to takes nothing after '?' in its URL ({safe_url(to)!r}).",
+                          "Name the password's variable with --password-env VAR and the client with --client-id ID.")
+    scheme = parts.scheme
     outbox: Buffer = Buffer(buffer, buffer_bytes)
     if scheme in ("mqtt", "mqtts"):
         from eslkit.brokers.mqtt import EVENT_TOPIC, POPUP_TOPIC, STATUS_TOPIC, MqttPublisher, parse_mqtt_url
