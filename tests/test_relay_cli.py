@@ -217,6 +217,10 @@ def test_bad_options_are_usage_errors_before_any_connection():
     query = eslkit("relay", "--to", "mqtt://127.0.0.1:1?password_env=RELAY_PW", "--replay", "x")
     assert query.returncode == 13 and "relay --to takes nothing after '?'" in query.stderr
     assert "--password-env VAR" in query.stderr
+    # --from's own way: the error names the variable, not an option that was never given.
+    unset = eslkit("watch", "--from", "mqtt://127.0.0.1:1?password_env=NO_SUCH_VAR_Y")
+    assert unset.returncode == 13 and unset.stderr.startswith(
+        "eslkit: The environment variable NO_SUCH_VAR_Y, named to hold the broker password, is not set.")
     assert "Traceback" not in bad_header.stderr + bad_scheme.stderr + bad_template.stderr + query.stderr
     for size in ("12XB", "0", "-1MB"):
         bad_size = eslkit("relay", "--to", "mqtt://127.0.0.1:1", "--buffer-bytes", size, "--replay", "x")

@@ -52,7 +52,7 @@ def password_from_env(var: str | None) -> str | None:
     value = os.environ.get(var)
     if value is None:
         raise BrokerError(
-            f"The environment variable {var} named by --password-env is not set.",
+            f"The environment variable {var}, named to hold the broker password, is not set.",
             f"export {var}=... (the broker password) before starting eslkit.",
         )
     return value
