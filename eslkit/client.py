@@ -279,8 +279,8 @@ class Connection:
                 self._ready.set()
             if self.state is ConnState.CLOSED:
                 return
-            if not self.reconnect:
-                self._put(_Fatal(Disconnected(reason)))
+            if not self.reconnect:  # the default fix says "reconnects by itself": not this time
+                self._put(_Fatal(Disconnected(reason, "The switch may be restarting: run this again once it is back.")))
                 return
             self._put(ConnectionStatus("disconnected", reason))
             lost_at = time.monotonic()

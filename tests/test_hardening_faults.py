@@ -127,6 +127,7 @@ def test_watch_without_reconnect_ends_with_the_documented_code(act, code, words)
     assert words in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and r.stdout == ""
     assert "eslkit: " in r.stderr and "fix:" in r.stderr
+    assert "unless --no-reconnect" not in r.stderr  # the fix does not advise what was given
     assert elapsed < 15
 
 
