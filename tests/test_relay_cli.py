@@ -91,6 +91,7 @@ def test_broker_gone_at_exit_is_reported_not_silent(fresh_mosquitto, captures):
         assert code == 16, err
         assert "broker connection lost; buffering up to 100000 messages or 64 MiB, then dropping the oldest" in err
         assert "not confirmed by the broker" in err and "did not reach the broker" in err
+        assert "(0 dropped from a full buffer" in err and "--buffer-bytes" not in err.split("fix: ")[-1]
     finally:
         relay.kill()
 

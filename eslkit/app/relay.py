@@ -394,7 +394,9 @@ def run(engine: RelayEngine, console: Optional[Console] = None) -> Optional[Summ
             lost = summary.dropped + summary.unconfirmed + summary.rejected
             raise DeliveryIncomplete(
                 f"{lost} messages did not reach the broker ({summary.dropped} dropped from a full buffer, "
-                f"{summary.unconfirmed} not confirmed, {summary.rejected} refused as not publishable)."
+                f"{summary.unconfirmed} not confirmed, {summary.rejected} refused as not publishable).",
+                # A bigger buffer only helps when it overflowed.
+                None if summary.dropped else "Keep the broker reachable, or give it longer with --drain-timeout.",
             )
         raise DeliveryIncomplete(
             f"{summary.source_dropped} events were dropped before the relay could read them.",
