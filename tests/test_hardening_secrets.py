@@ -143,12 +143,12 @@ def test_esl_password_never_in_timeout_or_refused_errors(tmp_path):
 
 
 def test_a_password_with_a_newline_is_refused_without_being_quoted(tmp_path):
-    """ESL_PASSWORD from a file with its newline (`export ESL_PASSWORD="$(cat pw; echo)"`):
-    refused before a byte is sent, as any command with a newline is — but that refusal
-    quoted the whole `auth PASSWORD` line."""
+    """ESL_PASSWORD=$(cat pw.txt) of a file with Windows line ends keeps the \r: refused
+    before a byte is sent, as any command with a line break is — but that refusal quoted
+    the whole `auth PASSWORD` line."""
     with sim_in_thread(password=SECRET) as sim:
-        for command in (("watch", "--format", "json"), ("popup", "--ext", "1001", "--format", "json")):
-            done = eslkit(tmp_path, *command, "--port", str(sim.port), ESL_PASSWORD=SECRET + "\n")
+        for command, end in ((("watch", "--format", "json"), "\r"), (("popup", "--ext", "1001", "--format", "json"), "\n")):
+            done = eslkit(tmp_path, *command, "--port", str(sim.port), ESL_PASSWORD=SECRET + end)
             assert done.returncode == 2 and "password holds a newline" in done.stderr, done.stderr
             assert_hidden(SECRET, done.stdout, done.stderr)
 
