@@ -29,7 +29,7 @@ from typing import Iterator, NamedTuple, Optional, Union
 
 from eslkit.errors import EslkitError, InputFileError, OutputError
 from eslkit.event import Event, ascii_json
-from eslkit.protocol import DisconnectNotice, EventFrame, Parser, RudeRejection
+from eslkit.protocol import CommandReply, DisconnectNotice, EventFrame, Parser, RudeRejection
 from eslkit.status import ConnectionStatus
 
 __all__ = ["Entry", "RECORDING", "TRANSCRIPT", "Damage", "file_kind", "read", "Recorder"]
@@ -172,6 +172,7 @@ def _transcript(path: Path) -> Iterator[Entry]:
     parser = Parser()
     offset = 0  # where the next frame starts in the file (the timeline counts bytes)
     last: Optional[float] = None
+    bye = False  # the switch has answered the recorder's own `exit`
     with _opened(path) as fh:
         while True:
             data = fh.read(_CHUNK)
@@ -191,7 +192,11 @@ def _transcript(path: Path) -> Iterator[Entry]:
                     else:
                         last = event.timestamp
                     yield Entry(last, event, (frame.content_type.rsplit("-", 1)[-1], frame.body))
+                elif isinstance(frame, CommandReply):
+                    bye = frame.reply_text == "+OK bye"
                 elif isinstance(frame, (DisconnectNotice, RudeRejection)):
+                    if bye:
+                        continue  # the goodbye after the recorder's `exit`: the recording ends, nothing was lost
                     reason = frame.text.strip().splitlines()
                     yield Entry(None, ConnectionStatus("disconnected", reason[0] if reason else "disconnected"))
             if not data:

@@ -223,11 +223,23 @@ def test_the_simulator_serves_a_damaged_recording_and_warns(captures: Path, tmp_
 
 @pytest.mark.parametrize("command", [["watch", "--format", "json"], ["popup", "--ext", "1002", "--format", "json"]])
 def test_a_transcripts_disconnect_notice_is_not_a_reconnect(captures: Path, command):
-    """The switch's "Disconnected, goodbye." inside a transcript is what the recorded switch
-    did: a file does not reconnect, so nothing says "reconnecting"."""
-    raw = captures.parent / "1.10.12-b" / "scenario_fifo_1002_plain.raw"
-    assert b"text/disconnect-notice" in raw.read_bytes()
+    """The switch's disconnect notice inside a transcript is what the recorded switch did
+    (here: it was shut down): a file does not reconnect, so nothing says "reconnecting"."""
+    raw = captures / "fs_stopped_while_connected.raw"
+    assert b"Reply-Text: +OK bye" not in raw.read_bytes()
     r = eslkit(*command, "--replay", raw, env={"HOME": "/nonexistent"})
     assert r.returncode == 0, r.stderr
-    assert "eslkit: in the recording, the link was lost: Disconnected, goodbye.\n" in r.stderr
+    assert "eslkit: in the recording, the link was lost: The system is being shut down.\n" in r.stderr
     assert "reconnecting" not in r.stderr
+
+
+@pytest.mark.parametrize("command", [["watch", "--format", "json"], ["popup", "--ext", "1002", "--format", "json"]])
+def test_the_goodbye_after_the_recorders_exit_is_the_end_not_a_lost_link(captures: Path, command):
+    """A capture ends with the recorder's own `exit`: the switch's "+OK bye" and its
+    "Disconnected, goodbye." notice.  Nothing was lost, so nothing says so."""
+    raw = captures.parent / "1.10.12-b" / "scenario_fifo_1002_plain.raw"
+    data = raw.read_bytes()
+    assert data.index(b"Reply-Text: +OK bye") < data.index(b"text/disconnect-notice")
+    r = eslkit(*command, "--replay", raw, env={"HOME": "/nonexistent"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() and "lost" not in r.stderr and "goodbye" not in r.stderr, r.stderr

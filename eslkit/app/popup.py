@@ -193,6 +193,8 @@ class PopupEngine:
                     self._changed(leg)
             elif isinstance(item, ConnectionStatus):
                 self._link(item)
+        if not self.source.live:  # a file played to its end (a recording need not say so)
+            self.connected, self.connection = False, link_text(self.source, ConnectionStatus("disconnected"))
 
     def _changed(self, leg: LegView) -> None:
         self.changes += 1

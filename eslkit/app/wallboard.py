@@ -110,6 +110,8 @@ class WallboardEngine:
     async def _ingest(self) -> None:
         async for item in self.source:
             self.take(item)
+        if not self.source.live:  # a file played to its end (a recording need not say so)
+            self.connected, self.status = False, link_text(self.source, ConnectionStatus("disconnected"))
 
     def take(self, item: Item) -> None:
         """One item of the source: `run()` hands it its own; a server that runs another
