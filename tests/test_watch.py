@@ -204,12 +204,16 @@ def test_bad_options_are_usage_errors(captures, args, fragment):
 # --- record, then replay what was recorded ------------------------------------------------------
 
 
-def test_record_then_replay_gives_the_same_json(captures, tmp_path):
+@pytest.mark.parametrize("capture, links", [
+    ("scenario_queue_xml.raw", ["connected"]),  # ends with the recorder's exit: nothing lost
+    ("fs_stopped_while_connected.raw", ["connected", "disconnected"]),  # the switch shut down
+])
+def test_record_then_replay_gives_the_same_json(captures, tmp_path, capture, links):
     rec = tmp_path / "calls.jsonl"
-    first = watch("--replay", captures / "scenario_queue_xml.raw", "--record", rec, "--format", "json")
+    first = watch("--replay", captures / capture, "--record", rec, "--format", "json")
     lines = [json.loads(x) for x in rec.read_text().splitlines()]
     assert all(set(x) in ({"time", "event"}, {"time", "status"}) for x in lines)
-    assert [x["status"]["state"] for x in lines if "status" in x] == ["connected", "disconnected"]
+    assert [x["status"]["state"] for x in lines if "status" in x] == links
     again = watch("--replay", rec, "--format", "json")
     assert again.stdout == first.stdout
 
