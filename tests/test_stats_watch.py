@@ -77,3 +77,21 @@ def test_blind_spots_read_the_subscription_as_the_switch_does():
     only_fifo = blind_spots(["switch_event_channel_create", "channel_answer", "CHANNEL_HANGUP_COMPLETE",
                              "CUSTOM", "callcenter::info"])
     assert only_fifo == ["mod_fifo queues need CUSTOM fifo::info: not subscribed, so those queues are not counted"]
+
+
+def test_a_late_row_of_a_channel_gone_long_ago_is_still_stale():
+    """`watch --stats` remembers the last 1,000 channels that ended, so that a `show channels`
+    row answered late is not counted as up.  A channel ends once, though two events say so
+    (CHANNEL_HANGUP_COMPLETE, then CHANNEL_DESTROY): 600 channels fill 600 places, not 1,200."""
+    from eslkit.views.stats import CallStats
+    from tests.test_calls_flows import chan
+
+    stats = CallStats()
+    for i in range(600):
+        uuid = f"leg-{i}"
+        stats.add(chan("CHANNEL_CREATE", uuid, i))
+        stats.add(chan("CHANNEL_HANGUP_COMPLETE", uuid, i + 1))
+        stats.add(chan("CHANNEL_DESTROY", uuid, i + 1))
+    assert (stats.active_channels, stats.active_calls) == (0, 0)
+    stats.channels_up([{"uuid": "leg-0", "call_uuid": "leg-0"}, {"uuid": "leg-new", "call_uuid": "leg-new"}])
+    assert (stats.active_channels, stats.active_calls) == (1, 1)  # only the channel really up

@@ -59,8 +59,9 @@ class CallStats:
                 self.channels[uuid] = call
                 self.call_legs[call] = self.call_legs.get(call, 0) + 1
         elif name in _GONE:
-            self._gone.append(uuid)
             call = self.channels.pop(uuid, None)
+            if call is not None or uuid not in self._gone:  # once a channel: both events may come
+                self._gone.append(uuid)
             if call is not None:
                 left = self.call_legs.get(call, 1) - 1
                 if left > 0:
