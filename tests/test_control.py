@@ -158,3 +158,14 @@ def test_a_limiter_forgets_the_oldest_extensions() -> None:
 def test_a_rate_limit_that_lets_nothing_through_is_refused(burst: int, per: float) -> None:
     with pytest.raises(BadNumber, match="lets nothing through"):
         RateLimit(burst, per)
+
+
+def test_the_newest_hangup_causes_of_the_switch_are_accepted():
+    """FreeSWITCH 1.10.12's cause chart ends with INVALID_IDENTITY, STALE_DATE and REJECT_ALL
+    (823–825, switch_types.h): a hangup with one of them goes to the switch as given."""
+    from eslkit.causes import CAUSES
+    from eslkit.control import _cause
+
+    for name, code in (("INVALID_IDENTITY", 823), ("STALE_DATE", 824), ("REJECT_ALL", 825)):
+        assert _cause(name) == name and CAUSES[name] == code
+    assert len(set(CAUSES.values())) == len(CAUSES)  # one name a code, as the chart has them
